@@ -1,0 +1,33 @@
+# The two set-up commands of the README. Each installs what is missing first (cached).
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+SHELL_SCRIPTS := tools/install.sh .ci/run utils/parse_options.sh egs/TEMPLATE/asr1/asr.sh \
+	egs/synth/asr1/run.sh egs/synth/asr1/path.sh egs/synth/asr1/cmd.sh egs/synth/asr1/local/data.sh
+
+.PHONY: install demo test lint format test-slow clean-demo
+
+install:
+	bash tools/install.sh
+
+# Embedded synthetic corpus (LibriSpeech layout), end to end to a WER table.
+demo: install
+	cd egs/synth/asr1 && ./run.sh --corpus_size demo
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	shellcheck -x $(SHELL_SCRIPTS)
+
+format: install
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+test: install lint
+	$(PY) -m pytest -q -m "not slow" tests
+
+test-slow: install
+	$(PY) -m pytest -q -m slow tests
+
+clean-demo:
+	rm -rf egs/synth/asr1/{data,exp,corpus}
