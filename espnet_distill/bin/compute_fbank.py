@@ -1,0 +1,56 @@
+"""Stage 2 steps: fbank features (split -> extract jobs -> combine), global CMVN, Kaldi data dirs.
+
+Usage (asr.sh runs these):
+    python -m espnet_distill.bin.compute_fbank split --manifest-dir data/manifests \\
+        --part dev-clean --nj 4 --out-dir data/fbank/dev-clean
+    utils/run.pl JOB=1:4 data/fbank/dev-clean/log/fbank.JOB.log \\
+        python -m espnet_distill.bin.compute_fbank extract --out-dir data/fbank/dev-clean --job JOB
+    python -m espnet_distill.bin.compute_fbank combine --out-dir data/fbank/dev-clean --nj 4 \\
+        --part dev-clean --kaldi-dir data/dev_clean [--cmvn data/fbank/cmvn.npz]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from espnet_distill.data import features
+from espnet_distill.utils import setup_logging
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="step", required=True)
+    p = sub.add_parser("split", help="split a part's cuts into N lists")
+    p.add_argument("--manifest-dir", type=Path, required=True)
+    p.add_argument("--part", required=True)
+    p.add_argument("--nj", type=int, required=True)
+    p.add_argument("--out-dir", type=Path, required=True)
+    p.add_argument("--prefix", default="librispeech")
+    p = sub.add_parser("extract", help="one job: fbank for the cuts of split/cuts.JOB.jsonl.gz")
+    p.add_argument("--out-dir", type=Path, required=True)
+    p.add_argument("--job", type=int, required=True)
+    p = sub.add_parser("combine", help="join the jobs, export the Kaldi data dir, optional CMVN")
+    p.add_argument("--out-dir", type=Path, required=True)
+    p.add_argument("--nj", type=int, required=True)
+    p.add_argument("--part", required=True)
+    p.add_argument("--kaldi-dir", type=Path, required=True)
+    p.add_argument("--cmvn", type=Path, help="compute global CMVN stats from this part into FILE")
+    args = parser.parse_args(argv)
+    setup_logging()
+    if args.step == "split":
+        nj = features.split_cuts(args.manifest_dir, args.part, args.nj, args.out_dir, args.prefix)
+        print(nj)  # the number of jobs actually made (fewer when there are fewer cuts)
+    elif args.step == "extract":
+        features.extract(args.out_dir / "split" / f"cuts.{args.job}.jsonl.gz", args.out_dir, args.job)
+    else:
+        cuts = features.combine(args.out_dir, args.nj, args.part)
+        features.export_kaldi_dir(cuts, args.kaldi_dir)
+        if args.cmvn:
+            features.compute_global_cmvn(cuts, args.cmvn)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Corpus synthesis, lhotse manifests, features and data loading."""

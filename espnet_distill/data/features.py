@@ -1,0 +1,139 @@
+"""Stage 2: 80-d log-mel fbank with lhotse (lilcom storage), global CMVN, Kaldi-style data dirs.
+
+Work is split like Kaldi's: ``split`` writes N cut lists, N ``extract`` jobs run through run.pl or
+slurm.pl, ``combine`` joins their outputs. A cut whose audio cannot be decoded is skipped and listed
+in the job's rejected file (nothing is dropped silently).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import kaldiio
+import numpy as np
+import torch
+from lhotse import (
+    CutSet,
+    Fbank,
+    FbankConfig,
+    LilcomChunkyWriter,
+    RecordingSet,
+    SupervisionSet,
+    load_manifest_lazy,
+)
+from lhotse.kaldi import export_to_kaldi
+from tqdm import tqdm
+
+from espnet_distill.utils import atomic_write_text
+
+log = logging.getLogger(__name__)
+
+NUM_MEL_BINS = 80
+
+
+def fbank_extractor(num_mel_bins: int = NUM_MEL_BINS) -> Fbank:
+    """Kaldi-compatible fbank: 25 ms window, 10 ms shift, povey window, no dither."""
+    return Fbank(FbankConfig(num_mel_bins=num_mel_bins, dither=0.0, snip_edges=False))
+
+
+def kaldi_dir_name(part: str) -> str:
+    """'train-clean-100' -> 'train_clean_100' (Kaldi/ESPnet data dir names)."""
+    return part.replace("-", "_")
+
+
+def split_cuts(manifest_dir: Path, part: str, nj: int, out_dir: Path, prefix: str = "librispeech") -> int:
+    """Cuts of one part (one per supervision) split into ``nj`` lists ``split/cuts.J.jsonl.gz``."""
+    recordings = load_manifest_lazy(manifest_dir / f"{prefix}_recordings_{part}.jsonl.gz")
+    supervisions = load_manifest_lazy(manifest_dir / f"{prefix}_supervisions_{part}.jsonl.gz")
+    cuts = CutSet.from_manifests(recordings=recordings, supervisions=supervisions).trim_to_supervisions(
+        keep_overlapping=False
+    )
+    cuts = cuts.to_eager()
+    nj = max(1, min(nj, len(cuts)))
+    (out_dir / "split").mkdir(parents=True, exist_ok=True)
+    for j, piece in enumerate(cuts.split(nj), start=1):
+        piece.to_file(out_dir / "split" / f"cuts.{j}.jsonl.gz")
+    return nj
+
+
+def extract(cuts_file: Path, out_dir: Path, job: int) -> None:
+    """One job: fbank for each cut -> ``feats.J.lca`` (lilcom) + ``cuts.J.jsonl.gz``."""
+    torch.set_num_threads(1)
+    extractor = fbank_extractor()
+    cuts = CutSet.from_file(cuts_file)
+    done_cuts, rejected = [], []
+    # The cut list is written last and atomically: it marks the job as finished; a partial
+    # archive from a killed job is simply overwritten by the rerun.
+    with LilcomChunkyWriter(out_dir / f"feats.{job}.lca") as storage:
+        for cut in tqdm(cuts, desc=f"fbank job {job}", mininterval=5):
+            try:
+                done_cuts.append(cut.compute_and_store_features(extractor, storage))
+            except Exception as err:  # noqa: BLE001  # any decode error: skip the cut, say why
+                source = cut.recording.sources[0].source if cut.has_recording else cut.id
+                rejected.append(f"{source}: cannot compute features ({type(err).__name__}: {err})")
+                log.warning("skipping %s", rejected[-1])
+    atomic_write_text(out_dir / f"rejected.{job}.txt", "".join(f"{r}\n" for r in rejected))
+    final = out_dir / f"cuts.{job}.jsonl.gz"
+    tmp = final.with_name(f".tmp.{final.name}")
+    CutSet.from_cuts(done_cuts).to_file(tmp)
+    tmp.replace(final)
+    log.info("job %d: %d cuts with features, %d rejected", job, len(done_cuts), len(rejected))
+
+
+def combine(out_dir: Path, nj: int, part: str) -> CutSet:
+    """Join the jobs' cuts into ``cuts_<part>.jsonl.gz`` and their rejects into ``rejected.txt``."""
+    cuts = CutSet.from_cuts(c for j in range(1, nj + 1) for c in CutSet.from_file(out_dir / f"cuts.{j}.jsonl.gz"))
+    rejected = "".join((out_dir / f"rejected.{j}.txt").read_text() for j in range(1, nj + 1))
+    atomic_write_text(out_dir / "rejected.txt", rejected)
+    final = out_dir.parent / f"cuts_{part}.jsonl.gz"
+    tmp = final.with_name(f".tmp.{final.name}")
+    cuts.to_file(tmp)
+    tmp.replace(final)
+    n_rej = len(rejected.splitlines())
+    log.info("%s: %d cuts with features, %d rejected (%s)", part, len(cuts), n_rej, out_dir / "rejected.txt")
+    return cuts
+
+
+def compute_global_cmvn(cuts: CutSet, out: Path) -> dict[str, np.ndarray]:
+    """Per-dimension mean and standard deviation over all frames of ``cuts`` -> ``out`` (npz)."""
+    total = None
+    total_sq = None
+    frames = 0
+    for cut in tqdm(cuts, desc="global CMVN", mininterval=5):
+        feats = cut.load_features().astype(np.float64)
+        total = feats.sum(0) if total is None else total + feats.sum(0)
+        total_sq = (feats**2).sum(0) if total_sq is None else total_sq + (feats**2).sum(0)
+        frames += feats.shape[0]
+    if frames == 0:
+        raise ValueError("cannot compute CMVN: no frames")
+    mean = total / frames
+    std = np.sqrt(np.maximum(total_sq / frames - mean**2, 1e-10))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".tmp.{out.stem}.npz")
+    np.savez(tmp, mean=mean.astype(np.float32), std=std.astype(np.float32), frames=frames)
+    tmp.replace(out)
+    return {"mean": mean, "std": std}
+
+
+def export_kaldi_dir(cuts: CutSet, data_dir: Path) -> None:
+    """wav.scp, text, utt2spk, spk2utt (lhotse's exporter) and feats.scp/ark (kaldiio) for ``cuts``."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    recordings = RecordingSet.from_recordings(c.recording for c in cuts)
+    supervisions = SupervisionSet.from_segments(s for c in cuts for s in c.supervisions)
+    export_to_kaldi(recordings, supervisions, data_dir, map_underscores_to=None, prefix_spk_id=False)
+    # lhotse pipes every file through ffmpeg; Kaldi's LibriSpeech recipe decodes FLAC with flac.
+    wav_scp = []
+    for rec in sorted(recordings, key=lambda r: r.id):
+        src = rec.sources[0].source
+        wav_scp.append(f"{rec.id} flac -c -d -s {src} |" if src.endswith(".flac") else f"{rec.id} {src}")
+    atomic_write_text(data_dir / "wav.scp", "\n".join(wav_scp) + "\n")
+    spk2utt: dict[str, list[str]] = {}
+    for sup in sorted(supervisions, key=lambda s: s.id):
+        spk2utt.setdefault(sup.speaker, []).append(sup.id)
+    atomic_write_text(
+        data_dir / "spk2utt", "".join(f"{spk} {' '.join(utts)}\n" for spk, utts in sorted(spk2utt.items()))
+    )
+    with kaldiio.WriteHelper(f"ark,scp:{data_dir.resolve()}/feats.ark,{data_dir}/feats.scp") as writer:
+        for cut in sorted(cuts, key=lambda c: c.supervisions[0].id):
+            writer(cut.supervisions[0].id, cut.load_features())

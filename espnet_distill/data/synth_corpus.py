@@ -1,0 +1,404 @@
+"""Offline synthetic speech corpus in LibriSpeech's on-disk layout.
+
+Speech comes from espeak-ng (English voices x voice variants) and flite voices, each synthetic
+speaker with its own pitch and rate and its own channel made with sox (band limits, a two-band
+equaliser, reverberation) plus additive coloured noise at a seeded SNR. Text comes from Debian's
+fortunes, normalised like LibriSpeech; dev and test sentences are held out of the training text
+and of the LM text. The layout is LibriSpeech's, so ``lhotse.recipes.prepare_librispeech`` reads it::
+
+    <out>/LibriSpeech/SPEAKERS.TXT
+    <out>/LibriSpeech/<split>/<spk>/<chapter>/<spk>-<chapter>.trans.txt
+    <out>/LibriSpeech/<split>/<spk>/<chapter>/<spk>-<chapter>-<utt:04d>.flac
+    <out>/librispeech-lm-norm.txt.gz        (LM text: every sentence not in dev/test)
+    <out>/synth_speakers.json               (the speaker profiles, for reproducibility)
+
+Splits: train-clean-100 (training), dev-clean, test-clean; speaker-disjoint.
+
+Usage:
+    python -m espnet_distill.data.synth_corpus --size tiny --out corpus/tiny --nj 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import gzip
+import json
+import logging
+import os
+import random
+import shlex
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import zlib
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+from tqdm import tqdm
+
+from espnet_distill.data.text import FORTUNE_DIR, load_sentences
+from espnet_distill.utils import REPO_ROOT, atomic_write_text
+
+log = logging.getLogger(__name__)
+
+SAMPLE_RATE = 16000
+SPLITS = ("train-clean-100", "dev-clean", "test-clean")
+ESPEAK_VOICES = (
+    "en-us",
+    "en-gb",
+    "en-gb-scotland",
+    "en-gb-x-rp",
+    "en-gb-x-gbclan",
+    "en-gb-x-gbcwmd",
+    "en-029",
+    "en-us-nyc",
+)
+FLITE_VOICES = {"kal": "M", "kal16": "M", "awb": "M", "rms": "M", "slt": "F"}
+
+
+@dataclasses.dataclass(frozen=True)
+class CorpusSize:
+    """Speakers per split and utterances per speaker; every size uses the same generator."""
+
+    speakers: tuple[int, int, int]  # train, dev, test
+    utts_per_speaker: tuple[int, int, int]
+    held_out_sentences: int  # per held-out split (dev, test)
+
+
+SIZES = {
+    # a few minutes: for tests
+    "tiny": CorpusSize((6, 2, 2), (8, 5, 5), 40),
+    # about 1 hour of training speech
+    "demo": CorpusSize((44, 5, 5), (14, 16, 16), 400),
+    # about 10 hours of training speech
+    "full": CorpusSize((44, 5, 5), (135, 40, 40), 1000),
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class Speaker:
+    """One synthetic speaker: a TTS voice, its prosody and its recording channel."""
+
+    id: int
+    sex: str
+    engine: str  # espeak-ng or flite
+    voice: str
+    variant: str  # espeak-ng voice variant ('' for flite)
+    pitch: float  # espeak-ng -p (0-99) or flite mean F0 in Hz
+    rate: float  # espeak-ng words per minute or flite duration stretch
+    highpass_hz: int
+    lowpass_hz: int
+    eq: tuple[tuple[int, float, float], ...]  # (centre Hz, width in octaves, gain dB)
+    reverberance: int  # sox reverb 0-100 (0: no reverb)
+    room_scale: int
+    snr_db: float
+    noise_color: float  # 0 white .. 1 brown
+
+
+def espeak_variants() -> list[tuple[str, str]]:
+    """(variant file name, sex) for every espeak-ng voice variant, sorted."""
+    out = subprocess.run(
+        ["espeak-ng", "--voices=variant"], capture_output=True, text=True, check=True
+    ).stdout
+    variants = []
+    for line in out.splitlines()[1:]:
+        fields = line.split()
+        if len(fields) >= 5 and fields[4].startswith("!v/"):
+            sex = fields[2].split("/")[-1] or "M"
+            variants.append((fields[4][3:], "F" if sex == "F" else "M"))
+    return sorted(set(variants))
+
+
+def make_speakers(n: int, seed: int) -> list[Speaker]:
+    """``n`` distinct speaker profiles, the same list for the same seed (prefixes agree)."""
+    rng = random.Random(seed)
+    variants = espeak_variants()
+    voices: list[tuple[str, str, str, str]] = [
+        ("flite", v, "", sex) for v, sex in sorted(FLITE_VOICES.items())
+    ]
+    combos = [(v, var, sex) for v in ESPEAK_VOICES for var, sex in variants]
+    rng.shuffle(combos)
+    voices += [("espeak-ng", v, var, sex) for v, var, sex in combos]
+    # Interleave flite voices among the espeak-ng ones so that every split gets some.
+    order = voices[5:]
+    for i, v in enumerate(voices[:5]):
+        order.insert(min(len(order), 1 + i * 9), v)
+    speakers = []
+    for i in range(n):
+        engine, voice, variant, sex = order[i % len(order)]
+        srng = random.Random(f"{seed}-speaker-{i}")
+        if engine == "espeak-ng":
+            pitch, rate = srng.uniform(25, 75), srng.uniform(135, 185)
+        else:
+            pitch = srng.uniform(90, 130) if sex == "M" else srng.uniform(150, 210)
+            rate = srng.uniform(0.9, 1.15)
+        speakers.append(
+            Speaker(
+                id=100 + 17 * i,
+                sex=sex,
+                engine=engine,
+                voice=voice,
+                variant=variant,
+                pitch=round(pitch, 1),
+                rate=round(rate, 3),
+                highpass_hz=srng.choice([60, 100, 150, 200]),
+                lowpass_hz=srng.choice([3800, 5000, 6500, 7600]),
+                eq=tuple(
+                    (srng.choice([300, 700, 1200, 2500, 4000]), 1.0, round(srng.uniform(-8, 8), 1))
+                    for _ in range(2)
+                ),
+                reverberance=srng.choice([0, 0, 20, 35, 50]),
+                room_scale=srng.choice([20, 40, 70]),
+                snr_db=round(srng.uniform(12, 30), 1),
+                noise_color=round(srng.random(), 2),
+            )
+        )
+    return speakers
+
+
+def plan_corpus(size: str, seed: int, sentences: list[str]) -> tuple[list[dict], list[str], dict]:
+    """Decide every utterance: returns (utterances, LM text sentences, speaker table).
+
+    Dev and test sentences are drawn first from a seeded shuffle and removed from the pool used for
+    training utterances and from the LM text, so no test sentence is ever seen in training.
+    """
+    cfg = SIZES[size]
+    rng = random.Random(seed)
+    pool = list(sentences)
+    rng.shuffle(pool)
+    held = {
+        "test-clean": pool[: cfg.held_out_sentences],
+        "dev-clean": pool[cfg.held_out_sentences : 2 * cfg.held_out_sentences],
+    }
+    train_pool = pool[2 * cfg.held_out_sentences :]
+    n_spk = sum(cfg.speakers)
+    speakers = make_speakers(n_spk, seed)
+    # Speaker-disjoint splits: train speakers first, then dev, then test.
+    bounds = np.cumsum((0,) + cfg.speakers)
+    utts: list[dict] = []
+    table = {}
+    for split_idx, split in enumerate(SPLITS):
+        split_speakers = speakers[bounds[split_idx] : bounds[split_idx + 1]]
+        text_pool = train_pool if split == "train-clean-100" else held[split]
+        urng = random.Random(f"{seed}-{split}")
+        cursor = urng.randrange(len(text_pool))
+        for spk in split_speakers:
+            table[spk.id] = (spk, split)
+            n_utt = cfg.utts_per_speaker[split_idx]
+            chapters = (spk.id * 10 + 1, spk.id * 10 + 2)
+            for u in range(n_utt):
+                n_sent = 1 if urng.random() < 0.5 else 2
+                text = " ".join(text_pool[(cursor + k) % len(text_pool)] for k in range(n_sent))
+                cursor += n_sent
+                chapter = chapters[u % 2]
+                utts.append(
+                    {
+                        "split": split,
+                        "speaker": spk.id,
+                        "chapter": chapter,
+                        "id": f"{spk.id}-{chapter}-{u // 2:04d}",
+                        "text": text,
+                        "seed": zlib.crc32(f"{seed}-{split}-{spk.id}-{u}".encode()),
+                    }
+                )
+    return utts, train_pool, table
+
+
+def utt_path(root: Path, utt: dict) -> Path:
+    return (
+        root / "LibriSpeech" / utt["split"] / str(utt["speaker"]) / str(utt["chapter"]) / f"{utt['id']}.flac"
+    )
+
+
+def _tts_command(spk: Speaker, text: str, wav: Path, rng: random.Random) -> list[str]:
+    spoken = text.lower()
+    if spk.engine == "espeak-ng":
+        voice = f"{spk.voice}+{spk.variant}" if spk.variant else spk.voice
+        pitch = min(99, max(0, spk.pitch + rng.uniform(-4, 4)))
+        rate = spk.rate * rng.uniform(0.95, 1.05)
+        return ["espeak-ng", "-v", voice, "-p", f"{pitch:.0f}", "-s", f"{rate:.0f}", "-w", str(wav), spoken]
+    f0 = spk.pitch * rng.uniform(0.95, 1.05)
+    stretch = spk.rate * rng.uniform(0.96, 1.04)
+    return [
+        "flite", "-voice", spk.voice,
+        "--setf", f"int_f0_target_mean={f0:.0f}",
+        "--setf", f"duration_stretch={stretch:.3f}",
+        "-t", spoken, "-o", str(wav),
+    ]  # fmt: skip
+
+
+def _channel_effects(spk: Speaker) -> list[str]:
+    effects = ["rate", "-v", str(SAMPLE_RATE), "channels", "1"]
+    effects += ["highpass", str(spk.highpass_hz), "lowpass", str(spk.lowpass_hz)]
+    for freq, width, gain in spk.eq:
+        effects += ["equalizer", str(freq), f"{width}o", str(gain)]
+    if spk.reverberance > 0:
+        effects += ["reverb", str(spk.reverberance), "50", str(spk.room_scale)]
+    effects += ["norm", "-3"]
+    return effects
+
+
+def _coloured_noise(n: int, color: float, rng: np.random.Generator) -> np.ndarray:
+    white = rng.standard_normal(n)
+    brown = np.cumsum(white)
+    brown -= np.convolve(brown, np.ones(801) / 801, mode="same")  # remove the random walk's drift
+    brown /= brown.std() + 1e-9
+    return (1 - color) * white + color * brown
+
+
+def synthesize_utterance(spk: Speaker, utt: dict, out: Path, workdir: Path) -> float:
+    """TTS -> sox channel -> noise at the speaker's SNR -> FLAC (written atomically). Returns seconds."""
+    rng = random.Random(utt["seed"])
+    raw, chan = workdir / "raw.wav", workdir / "chan.wav"
+    subprocess.run(_tts_command(spk, utt["text"], raw, rng), check=True, capture_output=True)
+    subprocess.run(["sox", "-R", str(raw), "-b", "16", str(chan), *_channel_effects(spk)], check=True, capture_output=True)
+    audio, sr = sf.read(chan, dtype="float64")
+    assert sr == SAMPLE_RATE, f"sox produced {sr} Hz"
+    nrng = np.random.default_rng(utt["seed"])
+    noise = _coloured_noise(len(audio), spk.noise_color, nrng)
+    snr_db = spk.snr_db + rng.uniform(-2, 2)
+    gain = np.sqrt(np.mean(audio**2) / (np.mean(noise**2) * 10 ** (snr_db / 10)))
+    audio = audio + gain * noise
+    peak = np.abs(audio).max()
+    if peak > 0.99:
+        audio *= 0.99 / peak
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(out.name + ".tmp")
+    sf.write(tmp, audio.astype(np.float32), SAMPLE_RATE, format="FLAC", subtype="PCM_16")
+    os.replace(tmp, out)
+    return len(audio) / SAMPLE_RATE
+
+
+def run_worker(plan_file: Path) -> None:
+    """Synthesise the utterances of one job's plan; finished files are skipped (resumable)."""
+    header, *utts = [json.loads(line) for line in plan_file.read_text().splitlines()]
+    root = Path(header["root"])
+    speakers = {s["id"]: Speaker(**{**s, "eq": tuple(map(tuple, s["eq"]))}) for s in header["speakers"]}
+    failed = 0
+    with tempfile.TemporaryDirectory() as tmp:
+        for utt in utts:
+            out = utt_path(root, utt)
+            if out.is_file():
+                continue
+            try:
+                synthesize_utterance(speakers[utt["speaker"]], utt, out, Path(tmp))
+            except (subprocess.CalledProcessError, OSError, RuntimeError) as err:
+                detail = getattr(err, "stderr", b"") or b""
+                print(f"FAILED {utt['id']}: {err} {detail.decode(errors='replace').strip()}", flush=True)
+                failed += 1
+    print(f"synthesised {len(utts) - failed} of {len(utts)} utterances, {failed} failed", flush=True)
+    if failed:
+        sys.exit(1)
+
+
+def _write_layout(root: Path, utts: list[dict], table: dict) -> dict[str, int]:
+    """trans.txt files (only utterances whose audio exists) and SPEAKERS.TXT; returns counts."""
+    by_chapter: dict[Path, list[str]] = {}
+    minutes: dict[int, float] = {}
+    missing = 0
+    for utt in utts:
+        path = utt_path(root, utt)
+        if not path.is_file():
+            missing += 1
+            continue
+        by_chapter.setdefault(path.parent, []).append(f"{utt['id']} {utt['text']}")
+        minutes[utt["speaker"]] = minutes.get(utt["speaker"], 0.0) + sf.info(path).duration / 60
+    for chapter_dir, lines in by_chapter.items():
+        name = f"{chapter_dir.parent.name}-{chapter_dir.name}.trans.txt"
+        atomic_write_text(chapter_dir / name, "\n".join(sorted(lines)) + "\n")
+    rows = [";ID  |SEX| SUBSET           |MINUTES| NAME"]
+    for spk_id, (spk, split) in sorted(table.items()):
+        name = f"{spk.engine}:{spk.voice}{'+' + spk.variant if spk.variant else ''}"
+        rows.append(f"{spk_id:<5}| {spk.sex} | {split:<16} | {minutes.get(spk_id, 0):5.2f} | {name}")
+    atomic_write_text(root / "LibriSpeech" / "SPEAKERS.TXT", "\n".join(rows) + "\n")
+    return {"written": len(utts) - missing, "missing": missing}
+
+
+def generate(
+    out: Path,
+    size: str = "tiny",
+    seed: int = 1234,
+    nj: int = 2,
+    cmd: str | None = None,
+    fortune_dir: Path = FORTUNE_DIR,
+) -> Path:
+    """Generate (or finish) the corpus under ``out``; returns the LibriSpeech dir.
+
+    Synthesis runs as ``nj`` jobs through ``cmd`` (run.pl by default) with a progress bar over
+    files written. A finished corpus has ``out/.done``; a rerun resumes where synthesis stopped.
+    """
+    if size not in SIZES:
+        raise ValueError(f"unknown corpus size '{size}', expected one of {sorted(SIZES)}")
+    out = Path(out)
+    done = out / ".done"
+    if done.is_file():
+        log.info("%s is complete (%s); nothing to do", out, done)
+        return out / "LibriSpeech"
+    for tool in ("espeak-ng", "flite", "sox"):
+        if shutil.which(tool) is None:
+            raise FileNotFoundError(f"{tool} not found on PATH: run tools/install.sh")
+    sentences = load_sentences(fortune_dir)
+    utts, lm_sentences, table = plan_corpus(size, seed, sentences)
+    jobs_dir = out / "synth_jobs"
+    jobs_dir.mkdir(parents=True, exist_ok=True)
+    header = {
+        "root": str(out.resolve()),
+        "speakers": [dataclasses.asdict(spk) for spk, _ in table.values()],
+    }
+    for j in range(nj):
+        lines = [json.dumps(header)] + [json.dumps(u) for u in utts[j::nj]]
+        (jobs_dir / f"plan.{j + 1}.jsonl").write_text("\n".join(lines) + "\n")
+    cmd = cmd or str(REPO_ROOT / "utils" / "run.pl")
+    argv = shlex.split(cmd) + [
+        f"JOB=1:{nj}",
+        str(jobs_dir / "log" / "synth.JOB.log"),
+        sys.executable, "-m", "espnet_distill.data.synth_corpus", "worker",
+        str(jobs_dir / "plan.JOB.jsonl"),
+    ]  # fmt: skip
+    log.info("synthesising %d utterances with %d jobs: %s", len(utts), nj, shlex.join(argv))
+    proc = subprocess.Popen(argv)
+    paths = [utt_path(out, u) for u in utts]
+    with tqdm(total=len(paths), desc=f"synthesising {size} corpus", unit="utt") as bar:
+        while True:
+            finished = proc.poll() is not None
+            n_done = sum(p.is_file() for p in paths)
+            bar.update(n_done - bar.n)
+            if finished:
+                break
+            time.sleep(1.0)
+    counts = _write_layout(out, utts, table)
+    if proc.returncode != 0 or counts["missing"]:
+        raise RuntimeError(
+            f"synthesis of {counts['missing']} utterances failed; see {jobs_dir}/log/synth.*.log "
+            "(rerun to retry only those)"
+        )
+    with gzip.open(out / "librispeech-lm-norm.txt.gz", "wt") as f:
+        f.write("\n".join(lm_sentences) + "\n")
+    atomic_write_text(out / "synth_speakers.json", json.dumps(header["speakers"], indent=1))
+    atomic_write_text(done, f"size={size} seed={seed} utterances={counts['written']}\n")
+    return out / "LibriSpeech"
+
+
+def main(argv: list[str] | None = None) -> None:
+    if argv is None:
+        argv = sys.argv[1:]
+    if argv[:1] == ["worker"]:
+        run_worker(Path(argv[1]))
+        return
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", type=Path, required=True, help="corpus root to create")
+    parser.add_argument("--size", choices=sorted(SIZES), default="tiny")
+    parser.add_argument("--seed", type=int, default=1234)
+    parser.add_argument("--nj", type=int, default=2, help="parallel synthesis jobs")
+    parser.add_argument("--cmd", default=None, help="job runner (default: utils/run.pl)")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    generate(args.out, args.size, args.seed, args.nj, args.cmd)
+
+
+if __name__ == "__main__":
+    main()

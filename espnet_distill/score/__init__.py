@@ -1,0 +1,1 @@
+"""espnet_distill.score."""
