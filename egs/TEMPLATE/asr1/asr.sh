@@ -1,0 +1,198 @@
+#!/usr/bin/env bash
+# The stage engine of every ASR recipe (ESPnet egs2 style). A corpus's run.sh sets options and
+# calls this script; every option below can also be given on the command line (--name value).
+#
+# Stages (numbers are part of the interface, see README.md):
+#   1 manifests (lhotse; local/data.sh first, e.g. to synthesise the embedded corpus)
+#   2 fbank 80-d (lhotse, lilcom) + global CMVN + Kaldi data dirs
+#   3 lang dir: sentencepiece BPE
+#   4 alignments and frame targets          (not in this recipe yet: skipped)
+#   5 unit LMs and word n-gram               (not in this recipe yet: skipped)
+#   6 acoustic model training (Lightning, resumable)
+#   7 decoding graphs                        (not in this recipe yet: skipped)
+#   8 decoding (CTC greedy)
+#   9 scoring: WER, sclite alignments, 95% CI, RESULTS.md
+# Each stage leaves a .done marker (or its final file) and is skipped when rerun; --force true
+# redoes the stages in --stage..--stop_stage.
+set -euo pipefail
+
+log() {
+  local fname=${BASH_SOURCE[1]##*/}
+  echo -e "$(date '+%Y-%m-%dT%H:%M:%S') (${fname}:${BASH_LINENO[0]}:${FUNCNAME[1]}) $*"
+}
+echo "$0 $*"
+SECONDS=0
+
+# ---------------------------------------------------------------- configuration
+stage=1                  # first stage to run
+stop_stage=9             # last stage to run
+force=false              # redo finished stages in stage..stop_stage
+nj=2                     # parallel jobs for data preparation
+ngpu=0                   # GPUs for training (0: CPU)
+num_nodes=1              # nodes for multi-node training
+seed=1234                # random seed of training
+corpus_dir=              # LibriSpeech-layout dir holding the split folders
+local_data_opts=         # options passed to local/data.sh
+train_set=train-clean-100  # training split (lhotse part name)
+valid_set=dev-clean      # validation split
+test_sets="test-clean dev-clean"  # splits to decode and score
+data_dir=data            # where manifests, features and lang dirs go
+exp_dir=exp              # where experiments go
+bpe_vocab_size=256       # sentencepiece BPE vocabulary size
+bpe_extra_text=          # extra sentences (plain or .gz) for the BPE model, e.g. LM text
+asr_config=conf/train_ctc_conformer.yaml  # acoustic model config
+tag=                     # experiment name suffix (default: the config file name)
+train_overrides=         # extra config overrides, e.g. "train.max_epochs=3 optim.lr=0.001"
+results_title="ASR results"  # title of RESULTS.md
+results_notes=           # markdown placed in RESULTS.md after the environment
+results_file=            # where RESULTS.md goes (default: <exp_dir>/RESULTS.md)
+
+help_message="Usage: $0 [options]
+  Runs the ASR recipe stages --stage..--stop_stage."
+. ./path.sh
+. ./cmd.sh
+. utils/parse_options.sh
+
+[ $# -eq 0 ] || { log "Error: unexpected arguments: $*"; exit 1; }
+[ -n "${tag}" ] || tag=$(basename "${asr_config}" .yaml)
+[ -n "${results_file}" ] || results_file=${exp_dir}/RESULTS.md
+am_dir=${exp_dir}/am_${tag}
+lang_dir=${data_dir}/lang_bpe_${bpe_vocab_size}
+fbank_dir=${data_dir}/fbank
+manifest_dir=${data_dir}/manifests
+# shellcheck disable=SC2206
+all_sets=(${train_set} ${valid_set} ${test_sets})
+mapfile -t all_sets < <(printf '%s\n' "${all_sets[@]}" | awk '!seen[$0]++')
+
+# Usage: is_done MARKER -> true if the stage's marker exists and --force is not set
+is_done() { [ "${force}" = false ] && [ -f "$1" ]; }
+stage_time() { echo -e "$1\t$2\t$((SECONDS - $3))" >> "${exp_dir}/stage_times.tsv"; }
+mkdir -p "${exp_dir}"
+
+# ---------------------------------------------------------------- stages
+if [ "${stage}" -le 1 ] && [ "${stop_stage}" -ge 1 ]; then
+  log "Stage 1: lhotse manifests for ${all_sets[*]}"
+  t0=${SECONDS}
+  if is_done "${manifest_dir}/.done"; then
+    log "  ${manifest_dir}/.done exists: skipping"
+  else
+    if [ -x local/data.sh ]; then
+      # shellcheck disable=SC2086
+      local/data.sh ${local_data_opts}
+    fi
+    [ -n "${corpus_dir}" ] || { log "Error: --corpus_dir is not set"; exit 1; }
+    [ "${force}" = true ] && rm -f "${manifest_dir}"/*.jsonl.gz
+    python -m espnet_distill.bin.prepare_manifests --corpus-dir "${corpus_dir}" \
+      --parts "${all_sets[@]}" --output-dir "${manifest_dir}"
+    touch "${manifest_dir}/.done"
+  fi
+  stage_time 1 manifests "${t0}"
+fi
+
+if [ "${stage}" -le 2 ] && [ "${stop_stage}" -ge 2 ]; then
+  log "Stage 2: fbank features, global CMVN (from ${train_set}), Kaldi data dirs"
+  t0=${SECONDS}
+  for part in "${all_sets[@]}"; do
+    out=${fbank_dir}/${part}
+    if is_done "${out}/.done"; then
+      log "  ${part}: done, skipping"
+      continue
+    fi
+    n=$(python -m espnet_distill.bin.compute_fbank split --manifest-dir "${manifest_dir}" \
+      --part "${part}" --nj "${nj}" --out-dir "${out}")
+    # shellcheck disable=SC2154
+    ${train_cmd} JOB=1:"${n}" "${out}/log/fbank.JOB.log" \
+      python -m espnet_distill.bin.compute_fbank extract --out-dir "${out}" --job JOB
+    cmvn_opt=()
+    [ "${part}" = "${train_set}" ] && cmvn_opt=(--cmvn "${fbank_dir}/cmvn.npz")
+    python -m espnet_distill.bin.compute_fbank combine --out-dir "${out}" --nj "${n}" \
+      --part "${part}" --kaldi-dir "${data_dir}/${part//-/_}" "${cmvn_opt[@]}"
+    touch "${out}/.done"
+  done
+  stage_time 2 fbank "${t0}"
+fi
+
+if [ "${stage}" -le 3 ] && [ "${stop_stage}" -ge 3 ]; then
+  log "Stage 3: BPE lang dir ${lang_dir}"
+  t0=${SECONDS}
+  if is_done "${lang_dir}/.done"; then
+    log "  ${lang_dir}/.done exists: skipping"
+  else
+    extra=()
+    [ -n "${bpe_extra_text}" ] && extra=(--extra-text "${bpe_extra_text}")
+    python -m espnet_distill.bin.prepare_bpe --text "${data_dir}/${train_set//-/_}/text" \
+      --vocab-size "${bpe_vocab_size}" --lang-dir "${lang_dir}" "${extra[@]}"
+    touch "${lang_dir}/.done"
+  fi
+  stage_time 3 lang "${t0}"
+fi
+
+if [ "${stage}" -le 4 ] && [ "${stop_stage}" -ge 4 ]; then
+  log "Stage 4: alignments and frame targets: not part of this recipe yet, skipped"
+fi
+
+if [ "${stage}" -le 5 ] && [ "${stop_stage}" -ge 5 ]; then
+  log "Stage 5: unit LMs and word n-gram: not part of this recipe yet, skipped"
+fi
+
+if [ "${stage}" -le 6 ] && [ "${stop_stage}" -ge 6 ]; then
+  log "Stage 6: training ${am_dir} with ${asr_config}"
+  t0=${SECONDS}
+  if is_done "${am_dir}/model.pt"; then
+    log "  ${am_dir}/model.pt exists: skipping"
+  else
+    [ "${force}" = true ] && rm -rf "${am_dir}"
+    mkdir -p "${am_dir}"
+    cp "${asr_config}" "${am_dir}/$(basename "${asr_config}")"
+    overrides=()
+    # shellcheck disable=SC2206
+    [ -n "${train_overrides}" ] && overrides=(--override ${train_overrides})
+    log "  progress: tail -f ${am_dir}/train.log (a killed run resumes from its last checkpoint)"
+    # shellcheck disable=SC2154
+    ${cuda_cmd} --gpu "${ngpu}" "${am_dir}/train.log" \
+      python -m espnet_distill.bin.train_ctc --config "${asr_config}" \
+      --train-cuts "${fbank_dir}/cuts_${train_set}.jsonl.gz" \
+      --valid-cuts "${fbank_dir}/cuts_${valid_set}.jsonl.gz" \
+      --lang-dir "${lang_dir}" --cmvn "${fbank_dir}/cmvn.npz" --exp-dir "${am_dir}" \
+      --ngpu "${ngpu}" --num-nodes "${num_nodes}" --seed "${seed}" "${overrides[@]}"
+    grep -E "averaging|parameters" "${am_dir}/train.log" | sed 's/^/  /' || true
+  fi
+  stage_time 6 train "${t0}"
+fi
+
+if [ "${stage}" -le 7 ] && [ "${stop_stage}" -ge 7 ]; then
+  log "Stage 7: decoding graphs: not part of this recipe yet, skipped"
+fi
+
+if [ "${stage}" -le 8 ] && [ "${stop_stage}" -ge 8 ]; then
+  log "Stage 8: CTC greedy decoding of ${test_sets}"
+  t0=${SECONDS}
+  for part in ${test_sets}; do
+    dir=${am_dir}/decode_${part}_greedy
+    if is_done "${dir}/.done"; then
+      log "  ${dir}: done, skipping"
+      continue
+    fi
+    # shellcheck disable=SC2154
+    ${decode_cmd} "${dir}/decode.log" python -m espnet_distill.bin.decode_ctc \
+      --model "${am_dir}/model.pt" --lang-dir "${lang_dir}" \
+      --cuts "${fbank_dir}/cuts_${part}.jsonl.gz" --out-dir "${dir}"
+    touch "${dir}/.done"
+  done
+  stage_time 8 decode "${t0}"
+fi
+
+if [ "${stage}" -le 9 ] && [ "${stop_stage}" -ge 9 ]; then
+  log "Stage 9: scoring and RESULTS.md"
+  t0=${SECONDS}
+  for part in ${test_sets}; do
+    dir=${am_dir}/decode_${part}_greedy
+    python -m espnet_distill.bin.score --ref "${data_dir}/${part//-/_}/text" --hyp "${dir}/text" \
+      --out-dir "${dir}/score" --name "${part}" | sed "s|^|  ${part}: |"
+  done
+  python -m espnet_distill.bin.make_results --exp-dir "${exp_dir}" --out "${results_file}" \
+    --title "${results_title}" --notes "${results_notes}"
+  stage_time 9 score "${t0}"
+fi
+
+log "Successfully finished. [elapsed=${SECONDS}s]"

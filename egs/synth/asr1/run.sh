@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Embedded synthetic corpus (LibriSpeech layout): BPE CTC Conformer, greedy decoding, WER table.
+#   ./run.sh                       # demo size (about 1 h of training speech)
+#   ./run.sh --corpus_size tiny    # a few minutes of speech (tests)
+#   ./run.sh --stage 3             # from the lang dir on; finished stages are skipped
+set -euo pipefail
+
+corpus_size=demo   # tiny | demo | full
+corpus_seed=1234   # seed of the synthetic corpus
+asr_config=conf/train_ctc_conformer.yaml
+
+# Options of this file first; everything else goes to asr.sh.
+args=()
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --corpus_size) corpus_size=$2; shift 2 ;;
+    --corpus_seed) corpus_seed=$2; shift 2 ;;
+    --asr_config) asr_config=$2; shift 2 ;;
+    *) args+=("$1"); shift ;;
+  esac
+done
+[ "${corpus_size}" = tiny ] && asr_config=${asr_config/conformer.yaml/conformer_tiny.yaml}
+results_file=RESULTS.md
+[ "${corpus_size}" = demo ] || results_file=RESULTS_${corpus_size}.md
+
+./asr.sh \
+  --corpus_dir "corpus/${corpus_size}/LibriSpeech" \
+  --local_data_opts "--size ${corpus_size} --seed ${corpus_seed}" \
+  --data_dir "data/${corpus_size}" \
+  --exp_dir "exp/${corpus_size}" \
+  --bpe_extra_text "corpus/${corpus_size}/librispeech-lm-norm.txt.gz" \
+  --asr_config "${asr_config}" \
+  --results_file "${results_file}" \
+  --results_title "synth asr1 (${corpus_size} corpus)" \
+  "${args[@]}"

@@ -1,0 +1,48 @@
+"""Stage 3 (subword part): train the sentencepiece BPE model and write data/lang_bpe_<N>.
+
+Usage:
+    python -m espnet_distill.bin.prepare_bpe --text data/train_clean_100/text \\
+        --vocab-size 256 --lang-dir data/lang_bpe_256 [--extra-text corpus/demo/lm.txt.gz]
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import sys
+from pathlib import Path
+
+from espnet_distill.lang.bpe import train_bpe
+from espnet_distill.utils import setup_logging
+
+
+def read_kaldi_text(path: Path) -> list[str]:
+    """Transcripts of a Kaldi ``text`` file (first field is the utterance id)."""
+    out = []
+    for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        fields = line.split(maxsplit=1)
+        if len(fields) != 2:
+            raise ValueError(f"{path}:{lineno}: expected '<utt-id> <transcript>', got {line!r}")
+        out.append(fields[1])
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--text", type=Path, required=True, help="Kaldi text file of the training set")
+    parser.add_argument("--extra-text", type=Path, help="plain (optionally .gz) sentences, e.g. LM text")
+    parser.add_argument("--vocab-size", type=int, required=True)
+    parser.add_argument("--lang-dir", type=Path, required=True)
+    args = parser.parse_args(argv)
+    setup_logging()
+    texts = read_kaldi_text(args.text)
+    if args.extra_text:
+        opener = gzip.open if args.extra_text.suffix == ".gz" else open
+        with opener(args.extra_text, "rt", encoding="utf-8") as f:
+            texts += [line.strip() for line in f if line.strip()]
+    train_bpe(texts, args.lang_dir, args.vocab_size)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

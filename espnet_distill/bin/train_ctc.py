@@ -1,0 +1,48 @@
+"""Stage 6: train a CTC acoustic model (Lightning; resumes from exp-dir/checkpoints/last.ckpt).
+
+Usage:
+    python -m espnet_distill.bin.train_ctc --config conf/train_ctc_conformer.yaml \\
+        --train-cuts data/fbank/cuts_train-clean-100.jsonl.gz \\
+        --valid-cuts data/fbank/cuts_dev-clean.jsonl.gz --lang-dir data/lang_bpe_256 \\
+        --cmvn data/fbank/cmvn.npz --exp-dir exp/am_ctc_conformer [--override train.max_epochs=3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+from pathlib import Path
+
+import yaml
+
+from espnet_distill.train.ctc_trainer import DEFAULT_CONFIG, apply_overrides, merge_config, train
+from espnet_distill.utils import setup_logging
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", type=Path, required=True)
+    parser.add_argument("--train-cuts", type=Path, required=True)
+    parser.add_argument("--valid-cuts", type=Path, required=True)
+    parser.add_argument("--lang-dir", type=Path, required=True)
+    parser.add_argument("--cmvn", type=Path, required=True)
+    parser.add_argument("--exp-dir", type=Path, required=True)
+    parser.add_argument("--ngpu", type=int, default=0)
+    parser.add_argument("--num-nodes", type=int, default=1)
+    parser.add_argument("--seed", type=int, help="overrides train.seed")
+    parser.add_argument("--override", nargs="*", default=[], help="section.key=value (YAML value)")
+    args = parser.parse_args(argv)
+    setup_logging()
+    config = merge_config(DEFAULT_CONFIG, yaml.safe_load(args.config.read_text()) or {})
+    overrides = list(args.override) + ([f"train.seed={args.seed}"] if args.seed is not None else [])
+    config = apply_overrides(config, overrides)
+    args.exp_dir.mkdir(parents=True, exist_ok=True)
+    cmd = shlex.join([sys.executable, "-m", "espnet_distill.bin.train_ctc", *(argv or sys.argv[1:])])
+    (args.exp_dir / "train.sh").write_text(f"#!/usr/bin/env bash\n# the exact command of this run\n{cmd}\n")
+    train(config, args.exp_dir, args.train_cuts, args.valid_cuts, args.lang_dir, args.cmvn, args.ngpu, args.num_nodes)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

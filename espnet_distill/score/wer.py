@@ -1,0 +1,169 @@
+"""WER scoring: kaldialign alignments, sclite-style reports, bootstrap confidence intervals.
+
+The alignment is kaldialign's (Levenshtein with Kaldi's tie-breaking), never hand-written. Each
+utterance gets sclite's ``pra`` block (REF/HYP with errors in upper case, correct words lower case),
+and the corpus WER gets a 95% bootstrap interval over utterances (Bisani and Ney, ICASSP 2004).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import kaldialign
+import numpy as np
+
+from espnet_distill.utils import atomic_write_text
+
+log = logging.getLogger(__name__)
+
+EPS = "*"
+
+
+@dataclass
+class UttScore:
+    id: str
+    ref: list[str]
+    hyp: list[str]
+    alignment: list[tuple[str, str]]
+    corr: int = 0
+    sub: int = 0
+    dele: int = 0
+    ins: int = 0
+
+    @property
+    def errors(self) -> int:
+        return self.sub + self.dele + self.ins
+
+
+@dataclass
+class CorpusScore:
+    utts: list[UttScore]
+    missing_hyps: list[str] = field(default_factory=list)
+    extra_hyps: list[str] = field(default_factory=list)
+
+    def totals(self) -> dict[str, float]:
+        words = sum(len(u.ref) for u in self.utts)
+        corr, sub, dele, ins = (sum(getattr(u, k) for u in self.utts) for k in ("corr", "sub", "dele", "ins"))
+        snt_err = sum(u.errors > 0 for u in self.utts)
+        pct = (lambda x: 100.0 * x / words) if words else (lambda x: 0.0)
+        return {
+            "snt": len(self.utts),
+            "wrd": words,
+            "corr": pct(corr),
+            "sub": pct(sub),
+            "del": pct(dele),
+            "ins": pct(ins),
+            "err": pct(sub + dele + ins),
+            "s_err": 100.0 * snt_err / max(1, len(self.utts)),
+            "n_err": sub + dele + ins,
+        }
+
+
+def score_utterance(utt_id: str, ref: list[str], hyp: list[str]) -> UttScore:
+    ali = kaldialign.align(ref, hyp, EPS)
+    s = UttScore(utt_id, ref, hyp, ali)
+    for r, h in ali:
+        if r == h:
+            s.corr += 1
+        elif r == EPS:
+            s.ins += 1
+        elif h == EPS:
+            s.dele += 1
+        else:
+            s.sub += 1
+    return s
+
+
+def score_corpus(refs: dict[str, str], hyps: dict[str, str]) -> CorpusScore:
+    """Score every reference; a reference with no hypothesis counts as all deletions (and is listed)."""
+    missing = sorted(set(refs) - set(hyps))
+    extra = sorted(set(hyps) - set(refs))
+    if missing:
+        log.warning("%d references have no hypothesis (scored as deletions), e.g. %s", len(missing), missing[0])
+    if extra:
+        log.warning("%d hypotheses have no reference (ignored), e.g. %s", len(extra), extra[0])
+    utts = [score_utterance(u, refs[u].split(), hyps.get(u, "").split()) for u in sorted(refs)]
+    return CorpusScore(utts, missing, extra)
+
+
+def bootstrap_ci(
+    errors: np.ndarray, words: np.ndarray, n_boot: int = 1000, seed: int = 0, level: float = 0.95
+) -> tuple[float, float]:
+    """Percentile bootstrap interval of the corpus WER (%), resampling utterances."""
+    errors = np.asarray(errors, dtype=np.float64)
+    words = np.asarray(words, dtype=np.float64)
+    if len(errors) == 0 or words.sum() == 0:
+        return (0.0, 0.0)
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, len(errors), size=(n_boot, len(errors)))
+    wer = 100.0 * errors[idx].sum(1) / np.maximum(words[idx].sum(1), 1)
+    lo, hi = np.percentile(wer, [100 * (1 - level) / 2, 100 * (1 + level) / 2])
+    return float(lo), float(hi)
+
+
+def sclite_block(u: UttScore) -> str:
+    """One utterance as in sclite's ``pra`` output."""
+    ref_row, hyp_row, eval_row = [], [], []
+    for r, h in u.alignment:
+        if r == h:
+            r_tok, h_tok, op = r.lower(), h.lower(), ""
+        elif r == EPS:
+            r_tok, h_tok, op = "*" * len(h), h.upper(), "I"
+        elif h == EPS:
+            r_tok, h_tok, op = r.upper(), "*" * len(r), "D"
+        else:
+            r_tok, h_tok, op = r.upper(), h.upper(), "S"
+        width = max(len(r_tok), len(h_tok), len(op))
+        ref_row.append(r_tok.ljust(width))
+        hyp_row.append(h_tok.ljust(width))
+        eval_row.append(op.ljust(width))
+    return (
+        f"id: ({u.id})\n"
+        f"Scores: (#C #S #D #I) {u.corr} {u.sub} {u.dele} {u.ins}\n"
+        f"REF:  {' '.join(ref_row)}\n"
+        f"HYP:  {' '.join(hyp_row)}\n"
+        f"Eval: {' '.join(eval_row).rstrip()}\n"
+    )
+
+
+def write_report(score: CorpusScore, out_dir: Path, name: str = "") -> dict:
+    """``result.txt`` (summary + per-utterance alignments), ``wer.json``, ``per_utt.tsv``."""
+    tot = score.totals()
+    lo, hi = bootstrap_ci(np.array([u.errors for u in score.utts]), np.array([len(u.ref) for u in score.utts]))
+    tot.update({"ci_low": lo, "ci_high": hi, "missing_hyps": len(score.missing_hyps), "name": name})
+    header = (
+        f"%WER {tot['err']:.2f} [ {tot['n_err']} / {tot['wrd']}, "
+        f"{sum(u.ins for u in score.utts)} ins, {sum(u.dele for u in score.utts)} del, "
+        f"{sum(u.sub for u in score.utts)} sub ] 95% CI [{lo:.2f}, {hi:.2f}]\n"
+        f"%SER {tot['s_err']:.2f} [ {sum(u.errors > 0 for u in score.utts)} / {tot['snt']} ]\n"
+    )
+    if score.missing_hyps:
+        header += f"# {len(score.missing_hyps)} utterances had no hypothesis: {' '.join(score.missing_hyps)}\n"
+    blocks = "\n".join(sclite_block(u) for u in score.utts)
+    atomic_write_text(out_dir / "result.txt", header + "\n" + blocks)
+    atomic_write_text(
+        out_dir / "per_utt.tsv",
+        "id\tref_words\tcorr\tsub\tdel\tins\n"
+        + "".join(f"{u.id}\t{len(u.ref)}\t{u.corr}\t{u.sub}\t{u.dele}\t{u.ins}\n" for u in score.utts),
+    )
+    atomic_write_text(out_dir / "wer.json", json.dumps(tot, indent=1))
+    return tot
+
+
+def read_text_file(path: Path) -> dict[str, str]:
+    """Kaldi ``text``: ``<id> <words...>``; an id alone means an empty transcript."""
+    out = {}
+    for lineno, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        fields = line.split(maxsplit=1)
+        if fields[0] in out:
+            raise ValueError(f"{path}:{lineno}: duplicate id {fields[0]}")
+        out[fields[0]] = fields[1] if len(fields) > 1 else ""
+    return out
+
+
+__all__ = ["UttScore", "CorpusScore", "score_corpus", "bootstrap_ci", "write_report", "read_text_file", "asdict"]
