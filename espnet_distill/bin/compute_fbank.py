@@ -20,7 +20,9 @@ from espnet_distill.utils import setup_logging
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     sub = parser.add_subparsers(dest="step", required=True)
     p = sub.add_parser("split", help="split a part's cuts into N lists")
     p.add_argument("--manifest-dir", type=Path, required=True)
@@ -43,7 +45,9 @@ def main(argv: list[str] | None = None) -> int:
         nj = features.split_cuts(args.manifest_dir, args.part, args.nj, args.out_dir, args.prefix)
         print(nj)  # the number of jobs actually made (fewer when there are fewer cuts)
     elif args.step == "extract":
-        features.extract(args.out_dir / "split" / f"cuts.{args.job}.jsonl.gz", args.out_dir, args.job)
+        features.extract(
+            args.out_dir / "split" / f"cuts.{args.job}.jsonl.gz", args.out_dir, args.job
+        )
     else:
         cuts = features.combine(args.out_dir, args.nj, args.part)
         features.export_kaldi_dir(cuts, args.kaldi_dir)

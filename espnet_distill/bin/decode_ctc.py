@@ -27,7 +27,9 @@ from espnet_distill.utils import atomic_write_text, setup_logging
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--model", type=Path, required=True)
     parser.add_argument("--lang-dir", type=Path, required=True)
     parser.add_argument("--cuts", type=Path, required=True)
@@ -37,7 +39,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     setup_logging()
     args.out_dir.mkdir(parents=True, exist_ok=True)
-    cmd = shlex.join([sys.executable, "-m", "espnet_distill.bin.decode_ctc", *(argv or sys.argv[1:])])
+    cmd = shlex.join(
+        [sys.executable, "-m", "espnet_distill.bin.decode_ctc", *(argv or sys.argv[1:])]
+    )
     atomic_write_text(args.out_dir / "decode.sh", f"#!/usr/bin/env bash\n{cmd}\n")
     model, _ = load_model(args.model, args.device)
     tokenizer = BpeTokenizer(args.lang_dir / "bpe.model")
@@ -47,11 +51,16 @@ def main(argv: list[str] | None = None) -> int:
     for batch in tqdm(loader, desc=f"decoding {args.cuts.name}", unit="batch"):
         feats, lens = batch["feats"].to(args.device), batch["feat_lens"].to(args.device)
         log_probs, out_lens = model.log_probs(feats, lens)
-        for utt, ids in zip(batch["ids"], greedy_ctc(log_probs, out_lens, tokenizer.blank_id), strict=True):
+        for utt, ids in zip(
+            batch["ids"], greedy_ctc(log_probs, out_lens, tokenizer.blank_id), strict=True
+        ):
             hyps[utt] = tokenizer.decode(ids)
         audio_seconds += float(lens.sum()) * 0.01
     elapsed = time.perf_counter() - start
-    atomic_write_text(args.out_dir / "text", "".join(f"{u} {h}\n".rstrip(" \n") + "\n" for u, h in sorted(hyps.items())))
+    atomic_write_text(
+        args.out_dir / "text",
+        "".join(f"{u} {h}\n".rstrip(" \n") + "\n" for u, h in sorted(hyps.items())),
+    )
     atomic_write_text(args.out_dir / "rtf.txt", f"{elapsed / max(audio_seconds, 1e-9):.4f}\n")
     print(f"decoded {len(hyps)} utterances, RTF {elapsed / max(audio_seconds, 1e-9):.4f}")
     return 0

@@ -28,9 +28,15 @@ def read_kaldi_text(path: Path) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--text", type=Path, required=True, help="Kaldi text file of the training set")
-    parser.add_argument("--extra-text", type=Path, help="plain (optionally .gz) sentences, e.g. LM text")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--text", type=Path, required=True, help="Kaldi text file of the training set"
+    )
+    parser.add_argument(
+        "--extra-text", type=Path, help="plain (optionally .gz) sentences, e.g. LM text"
+    )
     parser.add_argument("--vocab-size", type=int, required=True)
     parser.add_argument("--lang-dir", type=Path, required=True)
     args = parser.parse_args(argv)

@@ -21,7 +21,9 @@ from espnet_distill.utils import setup_logging
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--corpus-dir", type=Path, required=True)
     parser.add_argument("--parts", nargs="+", required=True)
     parser.add_argument("--output-dir", type=Path, required=True)

@@ -16,14 +16,18 @@ from espnet_distill.utils import setup_logging
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--ref", type=Path, required=True)
     parser.add_argument("--hyp", type=Path, required=True)
     parser.add_argument("--out-dir", type=Path, required=True)
     parser.add_argument("--name", default="")
     args = parser.parse_args(argv)
     setup_logging()
-    tot = write_report(score_corpus(read_text_file(args.ref), read_text_file(args.hyp)), args.out_dir, args.name)
+    tot = write_report(
+        score_corpus(read_text_file(args.ref), read_text_file(args.hyp)), args.out_dir, args.name
+    )
     print(
         f"%WER {tot['err']:.2f} [{tot['ci_low']:.2f}, {tot['ci_high']:.2f}] "
         f"(sub {tot['sub']:.2f} del {tot['del']:.2f} ins {tot['ins']:.2f}) on {tot['snt']} utts, {tot['wrd']} words"

@@ -21,7 +21,9 @@ from espnet_distill.utils import setup_logging
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--config", type=Path, required=True)
     parser.add_argument("--train-cuts", type=Path, required=True)
     parser.add_argument("--valid-cuts", type=Path, required=True)
@@ -38,9 +40,22 @@ def main(argv: list[str] | None = None) -> int:
     overrides = list(args.override) + ([f"train.seed={args.seed}"] if args.seed is not None else [])
     config = apply_overrides(config, overrides)
     args.exp_dir.mkdir(parents=True, exist_ok=True)
-    cmd = shlex.join([sys.executable, "-m", "espnet_distill.bin.train_ctc", *(argv or sys.argv[1:])])
-    (args.exp_dir / "train.sh").write_text(f"#!/usr/bin/env bash\n# the exact command of this run\n{cmd}\n")
-    train(config, args.exp_dir, args.train_cuts, args.valid_cuts, args.lang_dir, args.cmvn, args.ngpu, args.num_nodes)
+    cmd = shlex.join(
+        [sys.executable, "-m", "espnet_distill.bin.train_ctc", *(argv or sys.argv[1:])]
+    )
+    (args.exp_dir / "train.sh").write_text(
+        f"#!/usr/bin/env bash\n# the exact command of this run\n{cmd}\n"
+    )
+    train(
+        config,
+        args.exp_dir,
+        args.train_cuts,
+        args.valid_cuts,
+        args.lang_dir,
+        args.cmvn,
+        args.ngpu,
+        args.num_nodes,
+    )
     return 0
 
 

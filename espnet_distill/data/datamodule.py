@@ -34,7 +34,12 @@ class AsrDataset(Dataset):
         cuts = cuts.sort_by_duration(ascending=False)
         feats, feat_lens = collate_features(cuts)
         texts = [" ".join(s.text for s in c.supervisions) for c in cuts]
-        batch = {"feats": feats, "feat_lens": feat_lens, "ids": [c.id for c in cuts], "texts": texts}
+        batch = {
+            "feats": feats,
+            "feat_lens": feat_lens,
+            "ids": [c.id for c in cuts],
+            "texts": texts,
+        }
         if self.tokenizer is not None:
             labels = [torch.tensor(self.tokenizer.encode(t), dtype=torch.long) for t in texts]
             batch["ys"] = pad_sequence(labels, batch_first=True, padding_value=-1)
@@ -61,7 +66,12 @@ def make_loader(
         cuts = cuts.filter(lambda c: c.duration <= max_cut_duration)
     if train:
         sampler = DynamicBucketingSampler(
-            cuts, max_duration=max_duration, shuffle=True, num_buckets=10, seed=seed, drop_last=False
+            cuts,
+            max_duration=max_duration,
+            shuffle=True,
+            num_buckets=10,
+            seed=seed,
+            drop_last=False,
         )
     else:
         sampler = SimpleCutSampler(cuts, max_duration=max_duration, shuffle=False)

@@ -42,13 +42,15 @@ def kaldi_dir_name(part: str) -> str:
     return part.replace("-", "_")
 
 
-def split_cuts(manifest_dir: Path, part: str, nj: int, out_dir: Path, prefix: str = "librispeech") -> int:
+def split_cuts(
+    manifest_dir: Path, part: str, nj: int, out_dir: Path, prefix: str = "librispeech"
+) -> int:
     """Cuts of one part (one per supervision) split into ``nj`` lists ``split/cuts.J.jsonl.gz``."""
     recordings = load_manifest_lazy(manifest_dir / f"{prefix}_recordings_{part}.jsonl.gz")
     supervisions = load_manifest_lazy(manifest_dir / f"{prefix}_supervisions_{part}.jsonl.gz")
-    cuts = CutSet.from_manifests(recordings=recordings, supervisions=supervisions).trim_to_supervisions(
-        keep_overlapping=False
-    )
+    cuts = CutSet.from_manifests(
+        recordings=recordings, supervisions=supervisions
+    ).trim_to_supervisions(keep_overlapping=False)
     cuts = cuts.to_eager()
     nj = max(1, min(nj, len(cuts)))
     (out_dir / "split").mkdir(parents=True, exist_ok=True)
@@ -71,7 +73,10 @@ def extract(cuts_file: Path, out_dir: Path, job: int) -> None:
                 done_cuts.append(cut.compute_and_store_features(extractor, storage))
             except Exception as err:  # noqa: BLE001  # any decode error: skip the cut, say why
                 source = cut.recording.sources[0].source if cut.has_recording else cut.id
-                rejected.append(f"{source}: cannot compute features ({type(err).__name__}: {err})")
+                detail = " ".join(str(err).split())[:300]  # one line, however long the error
+                rejected.append(
+                    f"{source}: cannot compute features ({type(err).__name__}: {detail})"
+                )
                 log.warning("skipping %s", rejected[-1])
     atomic_write_text(out_dir / f"rejected.{job}.txt", "".join(f"{r}\n" for r in rejected))
     final = out_dir / f"cuts.{job}.jsonl.gz"
@@ -83,7 +88,9 @@ def extract(cuts_file: Path, out_dir: Path, job: int) -> None:
 
 def combine(out_dir: Path, nj: int, part: str) -> CutSet:
     """Join the jobs' cuts into ``cuts_<part>.jsonl.gz`` and their rejects into ``rejected.txt``."""
-    cuts = CutSet.from_cuts(c for j in range(1, nj + 1) for c in CutSet.from_file(out_dir / f"cuts.{j}.jsonl.gz"))
+    cuts = CutSet.from_cuts(
+        c for j in range(1, nj + 1) for c in CutSet.from_file(out_dir / f"cuts.{j}.jsonl.gz")
+    )
     rejected = "".join((out_dir / f"rejected.{j}.txt").read_text() for j in range(1, nj + 1))
     atomic_write_text(out_dir / "rejected.txt", rejected)
     final = out_dir.parent / f"cuts_{part}.jsonl.gz"
@@ -91,7 +98,13 @@ def combine(out_dir: Path, nj: int, part: str) -> CutSet:
     cuts.to_file(tmp)
     tmp.replace(final)
     n_rej = len(rejected.splitlines())
-    log.info("%s: %d cuts with features, %d rejected (%s)", part, len(cuts), n_rej, out_dir / "rejected.txt")
+    log.info(
+        "%s: %d cuts with features, %d rejected (%s)",
+        part,
+        len(cuts),
+        n_rej,
+        out_dir / "rejected.txt",
+    )
     return cuts
 
 
@@ -121,19 +134,26 @@ def export_kaldi_dir(cuts: CutSet, data_dir: Path) -> None:
     data_dir.mkdir(parents=True, exist_ok=True)
     recordings = RecordingSet.from_recordings(c.recording for c in cuts)
     supervisions = SupervisionSet.from_segments(s for c in cuts for s in c.supervisions)
-    export_to_kaldi(recordings, supervisions, data_dir, map_underscores_to=None, prefix_spk_id=False)
+    export_to_kaldi(
+        recordings, supervisions, data_dir, map_underscores_to=None, prefix_spk_id=False
+    )
     # lhotse pipes every file through ffmpeg; Kaldi's LibriSpeech recipe decodes FLAC with flac.
     wav_scp = []
     for rec in sorted(recordings, key=lambda r: r.id):
         src = rec.sources[0].source
-        wav_scp.append(f"{rec.id} flac -c -d -s {src} |" if src.endswith(".flac") else f"{rec.id} {src}")
+        wav_scp.append(
+            f"{rec.id} flac -c -d -s {src} |" if src.endswith(".flac") else f"{rec.id} {src}"
+        )
     atomic_write_text(data_dir / "wav.scp", "\n".join(wav_scp) + "\n")
     spk2utt: dict[str, list[str]] = {}
     for sup in sorted(supervisions, key=lambda s: s.id):
         spk2utt.setdefault(sup.speaker, []).append(sup.id)
     atomic_write_text(
-        data_dir / "spk2utt", "".join(f"{spk} {' '.join(utts)}\n" for spk, utts in sorted(spk2utt.items()))
+        data_dir / "spk2utt",
+        "".join(f"{spk} {' '.join(utts)}\n" for spk, utts in sorted(spk2utt.items())),
     )
-    with kaldiio.WriteHelper(f"ark,scp:{data_dir.resolve()}/feats.ark,{data_dir}/feats.scp") as writer:
+    with kaldiio.WriteHelper(
+        f"ark,scp:{data_dir.resolve()}/feats.ark,{data_dir}/feats.scp"
+    ) as writer:
         for cut in sorted(cuts, key=lambda c: c.supervisions[0].id):
             writer(cut.supervisions[0].id, cut.load_features())

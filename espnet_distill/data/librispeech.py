@@ -55,7 +55,10 @@ def _check_line(part_dir: Path, trans: Path, lineno: int, raw: bytes) -> tuple[s
     try:
         line = raw.decode("utf-8")
     except UnicodeDecodeError as err:
-        return None, f"{where}: transcript line is not valid UTF-8 ({err.reason} at byte {err.start})"
+        return (
+            None,
+            f"{where}: transcript line is not valid UTF-8 ({err.reason} at byte {err.start})",
+        )
     fields = line.strip().split(maxsplit=1)
     if not fields:
         return None, f"{where}: blank line"
@@ -65,6 +68,8 @@ def _check_line(part_dir: Path, trans: Path, lineno: int, raw: bytes) -> tuple[s
     audio = part_dir / Path(utt_id.replace("-", "/")).parent / f"{utt_id}.flac"
     if not audio.is_file():
         return None, f"{audio}: audio file missing"
+    if audio.stat().st_size == 0:
+        return None, f"{audio}: empty audio file (0 bytes)"
     try:
         info = sf.info(audio)
     except (sf.LibsndfileError, RuntimeError, OSError) as err:
@@ -74,7 +79,9 @@ def _check_line(part_dir: Path, trans: Path, lineno: int, raw: bytes) -> tuple[s
     return line, ""
 
 
-def prepare_part(corpus_dir: Path, part: str, output_dir: Path, prefix: str = "librispeech") -> PartReport:
+def prepare_part(
+    corpus_dir: Path, part: str, output_dir: Path, prefix: str = "librispeech"
+) -> PartReport:
     """Write ``<prefix>_{recordings,supervisions}_<part>.jsonl.gz`` and ``rejected_<part>.txt``."""
     part_dir = Path(corpus_dir) / part
     report = PartReport(part)

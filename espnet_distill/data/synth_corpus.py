@@ -210,7 +210,12 @@ def plan_corpus(size: str, seed: int, sentences: list[str]) -> tuple[list[dict],
 
 def utt_path(root: Path, utt: dict) -> Path:
     return (
-        root / "LibriSpeech" / utt["split"] / str(utt["speaker"]) / str(utt["chapter"]) / f"{utt['id']}.flac"
+        root
+        / "LibriSpeech"
+        / utt["split"]
+        / str(utt["speaker"])
+        / str(utt["chapter"])
+        / f"{utt['id']}.flac"
     )
 
 
@@ -220,7 +225,18 @@ def _tts_command(spk: Speaker, text: str, wav: Path, rng: random.Random) -> list
         voice = f"{spk.voice}+{spk.variant}" if spk.variant else spk.voice
         pitch = min(99, max(0, spk.pitch + rng.uniform(-4, 4)))
         rate = spk.rate * rng.uniform(0.95, 1.05)
-        return ["espeak-ng", "-v", voice, "-p", f"{pitch:.0f}", "-s", f"{rate:.0f}", "-w", str(wav), spoken]
+        return [
+            "espeak-ng",
+            "-v",
+            voice,
+            "-p",
+            f"{pitch:.0f}",
+            "-s",
+            f"{rate:.0f}",
+            "-w",
+            str(wav),
+            spoken,
+        ]
     f0 = spk.pitch * rng.uniform(0.95, 1.05)
     stretch = spk.rate * rng.uniform(0.96, 1.04)
     return [
@@ -255,7 +271,11 @@ def synthesize_utterance(spk: Speaker, utt: dict, out: Path, workdir: Path) -> f
     rng = random.Random(utt["seed"])
     raw, chan = workdir / "raw.wav", workdir / "chan.wav"
     subprocess.run(_tts_command(spk, utt["text"], raw, rng), check=True, capture_output=True)
-    subprocess.run(["sox", "-R", str(raw), "-b", "16", str(chan), *_channel_effects(spk)], check=True, capture_output=True)
+    subprocess.run(
+        ["sox", "-R", str(raw), "-b", "16", str(chan), *_channel_effects(spk)],
+        check=True,
+        capture_output=True,
+    )
     audio, sr = sf.read(chan, dtype="float64")
     assert sr == SAMPLE_RATE, f"sox produced {sr} Hz"
     nrng = np.random.default_rng(utt["seed"])
@@ -277,7 +297,9 @@ def run_worker(plan_file: Path) -> None:
     """Synthesise the utterances of one job's plan; finished files are skipped (resumable)."""
     header, *utts = [json.loads(line) for line in plan_file.read_text().splitlines()]
     root = Path(header["root"])
-    speakers = {s["id"]: Speaker(**{**s, "eq": tuple(map(tuple, s["eq"]))}) for s in header["speakers"]}
+    speakers = {
+        s["id"]: Speaker(**{**s, "eq": tuple(map(tuple, s["eq"]))}) for s in header["speakers"]
+    }
     failed = 0
     with tempfile.TemporaryDirectory() as tmp:
         for utt in utts:
@@ -288,9 +310,14 @@ def run_worker(plan_file: Path) -> None:
                 synthesize_utterance(speakers[utt["speaker"]], utt, out, Path(tmp))
             except (subprocess.CalledProcessError, OSError, RuntimeError) as err:
                 detail = getattr(err, "stderr", b"") or b""
-                print(f"FAILED {utt['id']}: {err} {detail.decode(errors='replace').strip()}", flush=True)
+                print(
+                    f"FAILED {utt['id']}: {err} {detail.decode(errors='replace').strip()}",
+                    flush=True,
+                )
                 failed += 1
-    print(f"synthesised {len(utts) - failed} of {len(utts)} utterances, {failed} failed", flush=True)
+    print(
+        f"synthesised {len(utts) - failed} of {len(utts)} utterances, {failed} failed", flush=True
+    )
     if failed:
         sys.exit(1)
 
@@ -313,7 +340,9 @@ def _write_layout(root: Path, utts: list[dict], table: dict) -> dict[str, int]:
     rows = [";ID  |SEX| SUBSET           |MINUTES| NAME"]
     for spk_id, (spk, split) in sorted(table.items()):
         name = f"{spk.engine}:{spk.voice}{'+' + spk.variant if spk.variant else ''}"
-        rows.append(f"{spk_id:<5}| {spk.sex} | {split:<16} | {minutes.get(spk_id, 0):5.2f} | {name}")
+        rows.append(
+            f"{spk_id:<5}| {spk.sex} | {split:<16} | {minutes.get(spk_id, 0):5.2f} | {name}"
+        )
     atomic_write_text(root / "LibriSpeech" / "SPEAKERS.TXT", "\n".join(rows) + "\n")
     return {"written": len(utts) - missing, "missing": missing}
 
@@ -389,14 +418,18 @@ def main(argv: list[str] | None = None) -> None:
     if argv[:1] == ["worker"]:
         run_worker(Path(argv[1]))
         return
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--out", type=Path, required=True, help="corpus root to create")
     parser.add_argument("--size", choices=sorted(SIZES), default="tiny")
     parser.add_argument("--seed", type=int, default=1234)
     parser.add_argument("--nj", type=int, default=2, help="parallel synthesis jobs")
     parser.add_argument("--cmd", default=None, help="job runner (default: utils/run.pl)")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     generate(args.out, args.size, args.seed, args.nj, args.cmd)
 
 

@@ -70,5 +70,7 @@ def load_sentences(fortune_dir: Path = FORTUNE_DIR) -> list[str]:
             norm = normalize_sentence(raw)
             if norm:
                 sentences.add(norm)
-    log.info("%d distinct sentences from %d fortune files in %s", len(sentences), n_files, fortune_dir)
+    log.info(
+        "%d distinct sentences from %d fortune files in %s", len(sentences), n_files, fortune_dir
+    )
     return sorted(sentences)

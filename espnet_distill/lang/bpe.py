@@ -19,7 +19,9 @@ BLANK = "<blk>"
 UNK = "<unk>"
 
 
-def train_bpe(texts: list[str], lang_dir: Path, vocab_size: int, seed_sentences: int = 2_000_000) -> Path:
+def train_bpe(
+    texts: list[str], lang_dir: Path, vocab_size: int, seed_sentences: int = 2_000_000
+) -> Path:
     """Train the BPE model on ``texts`` (one sentence each) and write the lang dir."""
     lang_dir.mkdir(parents=True, exist_ok=True)
     train_file = lang_dir / "transcript_words.txt"
@@ -45,12 +47,19 @@ def train_bpe(texts: list[str], lang_dir: Path, vocab_size: int, seed_sentences:
     sp = spm.SentencePieceProcessor(model_file=f"{prefix}.model")
     assert sp.piece_to_id(BLANK) == 0, "the CTC blank must be id 0"
     atomic_write_text(
-        lang_dir / "tokens.txt", "".join(f"{sp.id_to_piece(i)} {i}\n" for i in range(sp.get_piece_size()))
+        lang_dir / "tokens.txt",
+        "".join(f"{sp.id_to_piece(i)} {i}\n" for i in range(sp.get_piece_size())),
     )
     words = sorted({w for t in texts for w in t.split()})
     table = ["<eps> 0", "!SIL 1", f"{UNK} 2"] + [f"{w} {i + 3}" for i, w in enumerate(words)]
     atomic_write_text(lang_dir / "words.txt", "\n".join(table) + "\n")
-    log.info("BPE %d trained on %d sentences (%d word types) -> %s", vocab_size, len(texts), len(words), lang_dir)
+    log.info(
+        "BPE %d trained on %d sentences (%d word types) -> %s",
+        vocab_size,
+        len(texts),
+        len(words),
+        lang_dir,
+    )
     return lang_dir / "bpe.model"
 
 

@@ -46,7 +46,9 @@ class CorpusScore:
 
     def totals(self) -> dict[str, float]:
         words = sum(len(u.ref) for u in self.utts)
-        corr, sub, dele, ins = (sum(getattr(u, k) for u in self.utts) for k in ("corr", "sub", "dele", "ins"))
+        corr, sub, dele, ins = (
+            sum(getattr(u, k) for u in self.utts) for k in ("corr", "sub", "dele", "ins")
+        )
         snt_err = sum(u.errors > 0 for u in self.utts)
         pct = (lambda x: 100.0 * x / words) if words else (lambda x: 0.0)
         return {
@@ -82,7 +84,11 @@ def score_corpus(refs: dict[str, str], hyps: dict[str, str]) -> CorpusScore:
     missing = sorted(set(refs) - set(hyps))
     extra = sorted(set(hyps) - set(refs))
     if missing:
-        log.warning("%d references have no hypothesis (scored as deletions), e.g. %s", len(missing), missing[0])
+        log.warning(
+            "%d references have no hypothesis (scored as deletions), e.g. %s",
+            len(missing),
+            missing[0],
+        )
     if extra:
         log.warning("%d hypotheses have no reference (ignored), e.g. %s", len(extra), extra[0])
     utts = [score_utterance(u, refs[u].split(), hyps.get(u, "").split()) for u in sorted(refs)]
@@ -132,7 +138,9 @@ def sclite_block(u: UttScore) -> str:
 def write_report(score: CorpusScore, out_dir: Path, name: str = "") -> dict:
     """``result.txt`` (summary + per-utterance alignments), ``wer.json``, ``per_utt.tsv``."""
     tot = score.totals()
-    lo, hi = bootstrap_ci(np.array([u.errors for u in score.utts]), np.array([len(u.ref) for u in score.utts]))
+    lo, hi = bootstrap_ci(
+        np.array([u.errors for u in score.utts]), np.array([len(u.ref) for u in score.utts])
+    )
     tot.update({"ci_low": lo, "ci_high": hi, "missing_hyps": len(score.missing_hyps), "name": name})
     header = (
         f"%WER {tot['err']:.2f} [ {tot['n_err']} / {tot['wrd']}, "
@@ -147,7 +155,9 @@ def write_report(score: CorpusScore, out_dir: Path, name: str = "") -> dict:
     atomic_write_text(
         out_dir / "per_utt.tsv",
         "id\tref_words\tcorr\tsub\tdel\tins\n"
-        + "".join(f"{u.id}\t{len(u.ref)}\t{u.corr}\t{u.sub}\t{u.dele}\t{u.ins}\n" for u in score.utts),
+        + "".join(
+            f"{u.id}\t{len(u.ref)}\t{u.corr}\t{u.sub}\t{u.dele}\t{u.ins}\n" for u in score.utts
+        ),
     )
     atomic_write_text(out_dir / "wer.json", json.dumps(tot, indent=1))
     return tot
@@ -166,4 +176,12 @@ def read_text_file(path: Path) -> dict[str, str]:
     return out
 
 
-__all__ = ["UttScore", "CorpusScore", "score_corpus", "bootstrap_ci", "write_report", "read_text_file", "asdict"]
+__all__ = [
+    "UttScore",
+    "CorpusScore",
+    "score_corpus",
+    "bootstrap_ci",
+    "write_report",
+    "read_text_file",
+    "asdict",
+]

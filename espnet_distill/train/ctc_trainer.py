@@ -75,6 +75,7 @@ def build_model(config: dict, vocab_size: int) -> CtcAcousticModel:
         encoder=m["encoder"],
         encoder_conf=m.get("encoder_conf"),
         specaug_conf=m.get("specaug_conf"),
+        subsampling_conf=m.get("subsampling_conf"),
     )
 
 
@@ -137,7 +138,12 @@ def train(
     stats = np.load(cmvn_file)
     module.model.set_cmvn(torch.from_numpy(stats["mean"]), torch.from_numpy(stats["std"]))
     n_params = sum(p.numel() for p in module.model.parameters())
-    log.info("model: %s encoder, %.2fM parameters, vocab %d", config["model"]["encoder"], n_params / 1e6, tokenizer.vocab_size)
+    log.info(
+        "model: %s encoder, %.2fM parameters, vocab %d",
+        config["model"]["encoder"],
+        n_params / 1e6,
+        tokenizer.vocab_size,
+    )
     train_dl = make_loader(
         train_cuts, tokenizer, tc["max_duration"], train=True, seed=tc["seed"],
         num_workers=tc["num_workers"], max_cut_duration=tc["max_cut_duration"],

@@ -49,7 +49,9 @@ results_file=            # where RESULTS.md goes (default: <exp_dir>/RESULTS.md)
 
 help_message="Usage: $0 [options]
   Runs the ASR recipe stages --stage..--stop_stage."
+# shellcheck source=/dev/null
 . ./path.sh
+# shellcheck source=/dev/null
 . ./cmd.sh
 . utils/parse_options.sh
 

@@ -1,0 +1,96 @@
+"""Acoustic-model training: the loss goes down, checkpoints resume, decoding runs."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import yaml
+
+from espnet_distill.data.datamodule import make_loader
+from espnet_distill.lang.bpe import BpeTokenizer
+from espnet_distill.models.ctc_am import greedy_ctc
+from espnet_distill.train import ctc_trainer
+from espnet_distill.train.ctc_trainer import (
+    DEFAULT_CONFIG,
+    apply_overrides,
+    load_model,
+    merge_config,
+    train,
+)
+
+from .conftest import REPO
+
+TINY_CONF = REPO / "egs" / "synth" / "asr1" / "conf" / "train_ctc_conformer_tiny.yaml"
+
+
+def _config(**overrides) -> dict:
+    cfg = merge_config(DEFAULT_CONFIG, yaml.safe_load(TINY_CONF.read_text()))
+    return apply_overrides(cfg, [f"{k}={v}" for k, v in overrides.items()])
+
+
+def _dataset_loss(model, data) -> float:
+    tok = BpeTokenizer(data / "lang_bpe_64" / "bpe.model")
+    loader = make_loader(
+        data / "fbank" / "cuts_train-clean-100.jsonl.gz", tok, 60, train=False, num_workers=0
+    )
+    model.eval()
+    with torch.no_grad():
+        losses = [
+            float(model(b["feats"], b["feat_lens"], b["ys"], b["ys_lens"])[0]) for b in loader
+        ]
+    return float(np.mean(losses))
+
+
+def _train(data, exp, cfg):
+    return train(
+        cfg, exp, data / "fbank" / "cuts_train-clean-100.jsonl.gz", data / "fbank" / "cuts_dev-clean.jsonl.gz",
+        data / "lang_bpe_64", data / "fbank" / "cmvn.npz",
+    )  # fmt: skip
+
+
+def test_training_decreases_loss_and_resumes_from_checkpoint(tiny_features, tmp_path, monkeypatch):
+    exp = tmp_path / "am"
+    cfg = _config(**{"train.max_epochs": 2, "train.average_best": 1, "optim.lr": 0.003})
+    model_file = _train(tiny_features, exp, cfg)
+    first = torch.load(exp / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
+    assert first["epoch"] == 1 and first["global_step"] > 0
+
+    # loss of the trained model vs the same architecture at its initialisation (same seed)
+    trained, _ = load_model(model_file)
+    torch.manual_seed(cfg["train"]["seed"])
+    init = ctc_trainer.build_model(cfg, trained.ctc.ctc_lo.out_features)
+    init.set_cmvn(trained.cmvn_mean, trained.cmvn_std)
+    assert _dataset_loss(trained, tiny_features) < 0.8 * _dataset_loss(init, tiny_features)
+
+    # resume: a longer run picks up last.ckpt and trains only the missing epoch
+    calls = []
+    original = ctc_trainer.CtcLitModule.training_step
+    monkeypatch.setattr(
+        ctc_trainer.CtcLitModule,
+        "training_step",
+        lambda self, b, i: calls.append(i) or original(self, b, i),
+    )
+    model_file.unlink()
+    _train(tiny_features, exp, apply_overrides(cfg, ["train.max_epochs=3"]))
+    second = torch.load(exp / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
+    # only the third epoch's steps ran (from scratch, 3 epochs would be 1.5x the first run's steps)
+    assert 0 < len(calls) == second["global_step"] - first["global_step"]
+    assert len(calls) < 0.75 * first["global_step"]
+    assert yaml.safe_load((exp / "config.yaml").read_text())["train"]["max_epochs"] == 3
+
+
+def test_greedy_ctc_merges_repeats_and_drops_blanks():
+    # frames: a a _ a b b _ _ c  (blank = 0) -> a a b c
+    seq = [1, 1, 0, 1, 2, 2, 0, 0, 3]
+    log_probs = torch.log(torch.nn.functional.one_hot(torch.tensor([seq]), 4).float() * 0.97 + 0.01)
+    assert greedy_ctc(log_probs, torch.tensor([9])) == [[1, 1, 2, 3]]
+    assert greedy_ctc(log_probs, torch.tensor([4])) == [[1, 1]]
+
+
+def test_light_subsampling_lengths_match_outputs():
+    from espnet_distill.models.ctc_am import LightConv2dSubsampling
+
+    sub = LightConv2dSubsampling(80, 32)
+    for t in (7, 8, 100, 101):
+        x, lens = sub(torch.randn(2, t, 80), torch.tensor([t, t]))
+        assert x.shape[1] == lens[0] == ((t - 1) // 2 - 1) // 2

@@ -1,0 +1,67 @@
+"""WER scoring against independent implementations (jiwer) and hand-checked examples."""
+
+from __future__ import annotations
+
+import random
+
+import jiwer
+import numpy as np
+import pytest
+
+from espnet_distill.score.wer import bootstrap_ci, sclite_block, score_corpus, score_utterance
+
+
+def _random_words(rng: random.Random, n: int) -> str:
+    vocab = ["A", "B", "C", "D", "EE", "FFF"]
+    return " ".join(rng.choice(vocab) for _ in range(n))
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_corpus_wer_equals_jiwer_on_random_strings(seed):
+    rng = random.Random(seed)
+    refs = {f"u{i}": _random_words(rng, rng.randint(1, 15)) for i in range(40)}
+    hyps = {u: _random_words(rng, rng.randint(0, 15)) for u in refs}
+    tot = score_corpus(refs, hyps).totals()
+    ids = sorted(refs)
+    # jiwer cannot take empty hypotheses in a list; score those by hand as all deletions.
+    out = jiwer.process_words(
+        [refs[u] for u in ids], [hyps[u] if hyps[u] else "<empty>" for u in ids]
+    )
+    n_words = sum(len(refs[u].split()) for u in ids)
+    errors = out.substitutions + out.deletions + out.insertions
+    # Each "<empty>" placeholder aligns as 1 substitution + (n-1) deletions: still n errors.
+    assert tot["n_err"] == errors
+    assert tot["err"] == pytest.approx(100.0 * errors / n_words)
+    assert tot["wrd"] == n_words
+
+
+def test_hand_checked_alignment_and_sclite_block():
+    u = score_utterance(
+        "utt1", "THE CAT SAT ON THE MAT".split(), "THE BAT SAT THE MAT TODAY".split()
+    )
+    assert (u.corr, u.sub, u.dele, u.ins) == (4, 1, 1, 1)
+    block = sclite_block(u)
+    assert "Scores: (#C #S #D #I) 4 1 1 1" in block
+    ref_line = next(line for line in block.splitlines() if line.startswith("REF:"))
+    hyp_line = next(line for line in block.splitlines() if line.startswith("HYP:"))
+    assert ref_line.split()[1:] == ["the", "CAT", "sat", "ON", "the", "mat", "*****"]
+    assert hyp_line.split()[1:] == ["the", "BAT", "sat", "**", "the", "mat", "TODAY"]
+
+
+def test_missing_hypothesis_counts_as_deletions():
+    s = score_corpus({"a": "X Y", "b": "Z"}, {"a": "X Y"})
+    assert s.missing_hyps == ["b"]
+    assert s.totals()["n_err"] == 1
+
+
+def test_bootstrap_interval_brackets_the_estimate_and_is_seeded():
+    rng = np.random.default_rng(0)
+    words = rng.integers(5, 30, size=200)
+    errors = rng.binomial(words, 0.2)
+    wer = 100 * errors.sum() / words.sum()
+    lo, hi = bootstrap_ci(errors, words, seed=3)
+    assert lo < wer < hi
+    assert (lo, hi) == bootstrap_ci(errors, words, seed=3)
+    # Width shrinks roughly with sqrt(n): 4x the utterances, about half the width.
+    lo4, hi4 = bootstrap_ci(np.tile(errors, 4), np.tile(words, 4), seed=3)
+    assert 0.35 < (hi4 - lo4) / (hi - lo) < 0.65
