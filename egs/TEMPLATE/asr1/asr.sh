@@ -189,8 +189,13 @@ if [ "${stage}" -le 9 ] && [ "${stop_stage}" -ge 9 ]; then
   t0=${SECONDS}
   for part in ${test_sets}; do
     dir=${am_dir}/decode_${part}_greedy
+    if is_done "${dir}/score/.done"; then
+      log "  ${dir}/score: done, skipping"
+      continue
+    fi
     python -m espnet_distill.bin.score --ref "${data_dir}/${part//-/_}/text" --hyp "${dir}/text" \
       --out-dir "${dir}/score" --name "${part}" | sed "s|^|  ${part}: |"
+    touch "${dir}/score/.done"
   done
   python -m espnet_distill.bin.make_results --exp-dir "${exp_dir}" --out "${results_file}" \
     --title "${results_title}" --notes "${results_notes}"

@@ -1,6 +1,6 @@
 # shellcheck shell=bash
 # Puts the project's venv, KenLM binaries and Kaldi-style utils on PATH (sourced by asr.sh).
-MAIN_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../../.." && pwd)
+MAIN_ROOT=${MAIN_ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../../.." && pwd)}
 export MAIN_ROOT
 if [ ! -x "${MAIN_ROOT}/.venv/bin/python" ]; then
   echo "path.sh: ${MAIN_ROOT}/.venv is missing: run 'make install' (tools/install.sh) first" >&2

@@ -1,0 +1,66 @@
+"""The synth recipe end to end on the tiny corpus, and a rerun from stage 3 that redoes nothing."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+
+from .conftest import REPO
+
+RECIPE = REPO / "egs" / "synth" / "asr1"
+
+
+def _recipe_copy(tmp_path, corpus_root):
+    """A recipe dir outside the repo (symlinks as in egs/), reusing the session's tiny corpus."""
+    d = tmp_path / "asr1"
+    d.mkdir()
+    for name in ("run.sh", "path.sh", "cmd.sh"):
+        shutil.copy(RECIPE / name, d / name)
+    for name in ("local", "conf"):
+        shutil.copytree(RECIPE / name, d / name)
+    (d / "utils").symlink_to(REPO / "utils")
+    (d / "asr.sh").symlink_to(REPO / "egs" / "TEMPLATE" / "asr1" / "asr.sh")
+    (d / "corpus").mkdir()
+    (d / "corpus" / "tiny").symlink_to(corpus_root)
+    return d
+
+
+def _run(d, *args):
+    env = dict(os.environ, MAIN_ROOT=str(REPO))
+    r = subprocess.run(
+        ["./run.sh", "--corpus_size", "tiny", *args], cwd=d, env=env, capture_output=True, text=True
+    )
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    return r.stdout + r.stderr
+
+
+def test_tiny_recipe_end_to_end_then_rerun_from_stage_3(tiny_corpus, tmp_path):
+    d = _recipe_copy(tmp_path, tiny_corpus)
+    out = _run(d)
+    results = (d / "RESULTS_tiny.md").read_text()
+    assert "## WER: test-clean" in results and "## WER: dev-clean" in results
+    row = next(
+        ln
+        for ln in results.splitlines()
+        if ln.startswith("|am_train_ctc_conformer_tiny/decode_test-clean")
+    )
+    assert row.split("|")[2] == "10"  # #Snt: all 10 tiny test utterances scored
+    am = d / "exp" / "tiny" / "am_train_ctc_conformer_tiny"
+    result_txt = (am / "decode_test-clean_greedy" / "score" / "result.txt").read_text()
+    assert result_txt.startswith("%WER") and result_txt.count("\nREF:") == 10
+    for set_name in ("train_clean_100", "dev_clean", "test_clean"):
+        kaldi = d / "data" / "tiny" / set_name
+        assert all(
+            (kaldi / f).is_file() for f in ("wav.scp", "text", "utt2spk", "spk2utt", "feats.scp")
+        )
+    assert "Successfully finished" in out
+
+    watched = [am / "model.pt", d / "data" / "tiny" / "fbank" / "cuts_test-clean.jsonl.gz",
+               d / "data" / "tiny" / "lang_bpe_256" / "bpe.model", am / "decode_test-clean_greedy" / "text"]  # fmt: skip
+    mtimes = [p.stat().st_mtime_ns for p in watched]
+    out = _run(d, "--stage", "3")
+    assert "Stage 1" not in out and "Stage 2" not in out
+    assert "Stage 3" in out and "skipping" in out
+    assert "Stage 6: training" in out and "model.pt exists: skipping" in out
+    assert [p.stat().st_mtime_ns for p in watched] == mtimes  # nothing finished was redone
