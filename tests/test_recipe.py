@@ -57,7 +57,7 @@ def test_tiny_recipe_end_to_end_then_rerun_from_stage_3(tiny_corpus, tmp_path):
     assert "Successfully finished" in out
 
     watched = [am / "model.pt", d / "data" / "tiny" / "fbank" / "cuts_test-clean.jsonl.gz",
-               d / "data" / "tiny" / "lang_bpe_256" / "bpe.model", am / "decode_test-clean_greedy" / "text"]  # fmt: skip
+               d / "data" / "tiny" / "lang_bpe_100" / "bpe.model", am / "decode_test-clean_greedy" / "text"]  # fmt: skip
     mtimes = [p.stat().st_mtime_ns for p in watched]
     out = _run(d, "--stage", "3")
     assert "Stage 1" not in out and "Stage 2" not in out

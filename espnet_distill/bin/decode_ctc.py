@@ -1,29 +1,69 @@
-"""Stage 8: CTC greedy (best-path) decoding of a cut manifest with an averaged model.
+"""Stage 8: CTC decoding of a cut manifest with an averaged model.
 
-Writes ``<out-dir>/text`` (Kaldi format hypotheses) and ``decode.sh`` (the exact command).
+Methods: ``greedy`` (best path) and ``beam_lm`` (prefix beam search with word n-gram fusion).
+With ``--tune-ref`` (the dev set's Kaldi text) and several ``--lm-weights``/``--word-bonuses``, every
+combination is decoded and scored, ``grid.tsv`` lists them and ``best.yaml`` keeps the best one; the
+test sets are then decoded with ``--best-from <dev decode dir>/best.yaml``. The network runs once per
+utterance; the search reuses its outputs for every combination.
+
+Writes ``<out-dir>/text`` (Kaldi format hypotheses), ``decode.sh`` (the exact command), ``rtf.txt``.
 
 Usage:
-    python -m espnet_distill.bin.decode_ctc --model exp/am_ctc_conformer/model.pt \\
-        --lang-dir data/lang_bpe_256 --cuts data/fbank/cuts_test-clean.jsonl.gz \\
-        --out-dir exp/am_ctc_conformer/decode_test-clean_greedy
+    python -m espnet_distill.bin.decode_ctc --model exp/am/model.pt --lang-dir data/lang_bpe_100 \\
+        --cuts data/fbank/cuts_test-clean.jsonl.gz --out-dir exp/am/decode_test-clean_greedy
+    python -m espnet_distill.bin.decode_ctc ... --method beam_lm --lm data/lm/word_3gram.bin \\
+        --cuts data/fbank/cuts_dev-clean.jsonl.gz --tune-ref data/dev_clean/text \\
+        --lm-weights 0.3 0.6 0.9 --word-bonuses 0 1 2 --out-dir exp/am/decode_dev-clean_beam_lm
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import shlex
 import sys
 import time
 from pathlib import Path
 
 import torch
+import yaml
 from tqdm import tqdm
 
 from espnet_distill.data.datamodule import make_loader
+from espnet_distill.decode.ctc_beam import CtcPrefixBeamSearch, WordLmScorer
 from espnet_distill.lang.bpe import BpeTokenizer
 from espnet_distill.models.ctc_am import greedy_ctc
+from espnet_distill.score.wer import read_text_file, score_corpus
 from espnet_distill.train.ctc_trainer import load_model
 from espnet_distill.utils import atomic_write_text, setup_logging
+
+
+def network_outputs(
+    model_file: Path, cuts: Path, device: str, max_duration: float
+) -> tuple[dict, float]:
+    """{utt id: (T', V) log-probs as numpy}, and the audio duration in seconds."""
+    model, _ = load_model(model_file, device)
+    loader = make_loader(cuts, None, max_duration, train=False, num_workers=0)
+    outputs, seconds = {}, 0.0
+    for batch in tqdm(loader, desc=f"network {cuts.name}", unit="batch"):
+        feats, lens = batch["feats"].to(device), batch["feat_lens"].to(device)
+        log_probs, out_lens = model.log_probs(feats, lens)
+        for utt, lp, n in zip(batch["ids"], log_probs.cpu(), out_lens.tolist(), strict=True):
+            outputs[utt] = lp[:n].numpy()
+        seconds += float(lens.sum()) * 0.01
+    return outputs, seconds
+
+
+def search(outputs: dict, decoder, tokenizer: BpeTokenizer, desc: str) -> dict[str, str]:
+    hyps = {}
+    for utt, lp in tqdm(sorted(outputs.items()), desc=desc, unit="utt", mininterval=2):
+        ids = (
+            decoder(lp)
+            if decoder is not None
+            else greedy_ctc(torch.from_numpy(lp)[None], torch.tensor([len(lp)]))[0]
+        )
+        hyps[utt] = tokenizer.decode(ids)
+    return hyps
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -34,38 +74,88 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--lang-dir", type=Path, required=True)
     parser.add_argument("--cuts", type=Path, required=True)
     parser.add_argument("--out-dir", type=Path, required=True)
+    parser.add_argument("--method", choices=["greedy", "beam_lm"], default="greedy")
+    parser.add_argument("--lm", type=Path, help="KenLM word n-gram (binary or ARPA) for beam_lm")
+    parser.add_argument("--beam", type=int, default=10)
+    parser.add_argument("--lm-weights", type=float, nargs="+", default=[0.5])
+    parser.add_argument("--word-bonuses", type=float, nargs="+", default=[1.0])
+    parser.add_argument(
+        "--tune-ref", type=Path, help="reference text: choose the best weights on it"
+    )
+    parser.add_argument("--best-from", type=Path, help="best.yaml of a tuning run: use its weights")
     parser.add_argument("--max-duration", type=float, default=300.0)
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args(argv)
     setup_logging()
+    if args.method == "beam_lm" and (args.lm is None or not args.lm.is_file()):
+        print(
+            f"decode_ctc: --method beam_lm needs an existing --lm file, got {args.lm}",
+            file=sys.stderr,
+        )
+        return 1
     args.out_dir.mkdir(parents=True, exist_ok=True)
     cmd = shlex.join(
         [sys.executable, "-m", "espnet_distill.bin.decode_ctc", *(argv or sys.argv[1:])]
     )
     atomic_write_text(args.out_dir / "decode.sh", f"#!/usr/bin/env bash\n{cmd}\n")
-    model, _ = load_model(args.model, args.device)
     tokenizer = BpeTokenizer(args.lang_dir / "bpe.model")
-    loader = make_loader(args.cuts, None, args.max_duration, train=False, num_workers=0)
-    hyps: dict[str, str] = {}
-    audio_seconds, start = 0.0, time.perf_counter()
-    for batch in tqdm(loader, desc=f"decoding {args.cuts.name}", unit="batch"):
-        feats, lens = batch["feats"].to(args.device), batch["feat_lens"].to(args.device)
-        log_probs, out_lens = model.log_probs(feats, lens)
-        for utt, ids in zip(
-            batch["ids"], greedy_ctc(log_probs, out_lens, tokenizer.blank_id), strict=True
-        ):
-            hyps[utt] = tokenizer.decode(ids)
-        audio_seconds += float(lens.sum()) * 0.01
+    start = time.perf_counter()
+    outputs, seconds = network_outputs(args.model, args.cuts, args.device, args.max_duration)
+
+    if args.method == "greedy":
+        hyps = search(outputs, None, tokenizer, "greedy")
+        chosen = {}
+    else:
+        lm = WordLmScorer(str(args.lm))
+        pieces = [tokenizer.sp.id_to_piece(i) for i in range(tokenizer.vocab_size)]
+        if args.best_from:
+            best = yaml.safe_load(args.best_from.read_text())
+            grid = [(best["lm_weight"], best["word_bonus"])]
+        else:
+            grid = list(itertools.product(args.lm_weights, args.word_bonuses))
+        if len(grid) > 1 and args.tune_ref is None:
+            print(
+                "decode_ctc: several weight combinations need --tune-ref to choose one",
+                file=sys.stderr,
+            )
+            return 1
+        results = []
+        for weight, bonus in grid:
+            decoder = CtcPrefixBeamSearch(
+                pieces, tokenizer.blank_id, args.beam, lm=lm, lm_weight=weight, word_bonus=bonus
+            )
+            hyps = search(
+                outputs, decoder, tokenizer, f"beam lm_weight={weight} word_bonus={bonus}"
+            )
+            wer = (
+                score_corpus(read_text_file(args.tune_ref), hyps).totals()["err"]
+                if args.tune_ref
+                else float("nan")
+            )
+            results.append((wer, weight, bonus, hyps))
+        if args.tune_ref:
+            atomic_write_text(
+                args.out_dir / "grid.tsv",
+                "lm_weight\tword_bonus\twer\n"
+                + "".join(f"{w}\t{b}\t{e:.2f}\n" for e, w, b, _ in results),
+            )
+        wer, weight, bonus, hyps = min(results, key=lambda r: (r[0], r[1], r[2]))
+        chosen = {"lm_weight": weight, "word_bonus": bonus, "beam": args.beam, "lm": str(args.lm)}
+        if args.tune_ref:
+            chosen["tuned_on"] = str(args.tune_ref)
+            chosen["tuned_wer"] = round(wer, 2)
+        atomic_write_text(args.out_dir / "best.yaml", yaml.safe_dump(chosen, sort_keys=False))
     elapsed = time.perf_counter() - start
     atomic_write_text(
-        args.out_dir / "text",
-        "".join(f"{u} {h}\n".rstrip(" \n") + "\n" for u, h in sorted(hyps.items())),
+        args.out_dir / "text", "".join(f"{u} {h}".rstrip() + "\n" for u, h in sorted(hyps.items()))
     )
-    atomic_write_text(args.out_dir / "rtf.txt", f"{elapsed / max(audio_seconds, 1e-9):.4f}\n")
-    print(f"decoded {len(hyps)} utterances, RTF {elapsed / max(audio_seconds, 1e-9):.4f}")
+    rtf = elapsed / max(seconds, 1e-9)
+    atomic_write_text(args.out_dir / "rtf.txt", f"{rtf:.4f}\n")
+    print(
+        f"decoded {len(hyps)} utterances with {args.method} {chosen or ''} RTF {rtf:.4f} (all settings tried)"
+    )
     return 0
 
 
 if __name__ == "__main__":
-    torch.set_num_threads(max(1, torch.get_num_threads()))
     sys.exit(main())

@@ -25,7 +25,7 @@ from lhotse import (
 from lhotse.kaldi import export_to_kaldi
 from tqdm import tqdm
 
-from espnet_distill.utils import atomic_write_text
+from espnet_distill.utils import atomic_output, atomic_write_text
 
 log = logging.getLogger(__name__)
 
@@ -80,9 +80,8 @@ def extract(cuts_file: Path, out_dir: Path, job: int) -> None:
                 log.warning("skipping %s", rejected[-1])
     atomic_write_text(out_dir / f"rejected.{job}.txt", "".join(f"{r}\n" for r in rejected))
     final = out_dir / f"cuts.{job}.jsonl.gz"
-    tmp = final.with_name(f".tmp.{final.name}")
-    CutSet.from_cuts(done_cuts).to_file(tmp)
-    tmp.replace(final)
+    with atomic_output(final) as tmp:
+        CutSet.from_cuts(done_cuts).to_file(tmp)
     log.info("job %d: %d cuts with features, %d rejected", job, len(done_cuts), len(rejected))
 
 
@@ -94,9 +93,8 @@ def combine(out_dir: Path, nj: int, part: str) -> CutSet:
     rejected = "".join((out_dir / f"rejected.{j}.txt").read_text() for j in range(1, nj + 1))
     atomic_write_text(out_dir / "rejected.txt", rejected)
     final = out_dir.parent / f"cuts_{part}.jsonl.gz"
-    tmp = final.with_name(f".tmp.{final.name}")
-    cuts.to_file(tmp)
-    tmp.replace(final)
+    with atomic_output(final) as tmp:
+        cuts.to_file(tmp)
     n_rej = len(rejected.splitlines())
     log.info(
         "%s: %d cuts with features, %d rejected (%s)",
@@ -122,10 +120,8 @@ def compute_global_cmvn(cuts: CutSet, out: Path) -> dict[str, np.ndarray]:
         raise ValueError("cannot compute CMVN: no frames")
     mean = total / frames
     std = np.sqrt(np.maximum(total_sq / frames - mean**2, 1e-10))
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".tmp.{out.stem}.npz")
-    np.savez(tmp, mean=mean.astype(np.float32), std=std.astype(np.float32), frames=frames)
-    tmp.replace(out)
+    with atomic_output(out) as tmp:
+        np.savez(tmp, mean=mean.astype(np.float32), std=std.astype(np.float32), frames=frames)
     return {"mean": mean, "std": std}
 
 

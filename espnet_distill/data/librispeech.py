@@ -17,7 +17,7 @@ from lhotse import RecordingSet, SupervisionSet
 from lhotse.qa import fix_manifests, validate_recordings_and_supervisions
 from lhotse.recipes.librispeech import parse_utterance
 
-from espnet_distill.utils import atomic_write_text
+from espnet_distill.utils import atomic_output, atomic_write_text
 
 log = logging.getLogger(__name__)
 
@@ -112,9 +112,8 @@ def prepare_part(
     # Write to temporary names and rename: the manifests' existence marks the part as done.
     for manifest, kind in ((supervision_set, "supervisions"), (recording_set, "recordings")):
         final = output_dir / f"{prefix}_{kind}_{part}.jsonl.gz"
-        tmp = final.with_name(f".tmp.{final.name}")
-        manifest.to_file(tmp)
-        tmp.replace(final)
+        with atomic_output(final) as tmp:
+            manifest.to_file(tmp)
     report.kept = len(supervision_set)
     log.info(
         "%s: kept %d utterances, rejected %d (listed in %s)",

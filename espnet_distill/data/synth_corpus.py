@@ -25,7 +25,6 @@ import dataclasses
 import gzip
 import json
 import logging
-import os
 import random
 import shlex
 import shutil
@@ -41,7 +40,7 @@ import soundfile as sf
 from tqdm import tqdm
 
 from espnet_distill.data.text import FORTUNE_DIR, load_sentences
-from espnet_distill.utils import REPO_ROOT, atomic_write_text
+from espnet_distill.utils import REPO_ROOT, atomic_output, atomic_write_text
 
 log = logging.getLogger(__name__)
 
@@ -286,10 +285,8 @@ def synthesize_utterance(spk: Speaker, utt: dict, out: Path, workdir: Path) -> f
     peak = np.abs(audio).max()
     if peak > 0.99:
         audio *= 0.99 / peak
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".tmp")
-    sf.write(tmp, audio.astype(np.float32), SAMPLE_RATE, format="FLAC", subtype="PCM_16")
-    os.replace(tmp, out)
+    with atomic_output(out) as tmp:
+        sf.write(tmp, audio.astype(np.float32), SAMPLE_RATE, format="FLAC", subtype="PCM_16")
     return len(audio) / SAMPLE_RATE
 
 

@@ -1,1 +1,1 @@
-"""espnet_distill.decode."""
+"""Decoding: CTC greedy and prefix beam search with word n-gram fusion."""

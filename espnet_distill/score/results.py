@@ -9,6 +9,8 @@ from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
+import yaml
+
 from espnet_distill.utils import REPO_ROOT, atomic_write_text
 
 
@@ -79,6 +81,22 @@ def write_results(exp_root: Path, out: Path, title: str, notes: str = "") -> str
             ]
     if commands:
         lines += ["## Training commands", *commands, ""]
+    settings = []
+    for best in sorted(exp_root.glob("*/decode_*/best.yaml")):
+        chosen = yaml.safe_load(best.read_text())
+        where = f", tuned on `{chosen['tuned_on']}`" if "tuned_on" in chosen else ""
+        settings.append(
+            f"- {best.parent.parent.name}/{best.parent.name}: lm_weight {chosen['lm_weight']}, "
+            f"word_bonus {chosen['word_bonus']}, beam {chosen['beam']}, LM `{chosen['lm']}`{where}"
+        )
+    if settings:
+        lines += [
+            "## Decoding settings",
+            "",
+            "beam_lm: CTC prefix beam search with word n-gram fusion.",
+            *settings,
+            "",
+        ]
     for test_set, rows in collect(exp_root).items():
         lines += [
             f"## WER: {test_set}",

@@ -22,6 +22,7 @@ from lightning.pytorch.loggers import TensorBoardLogger
 from espnet_distill.data.datamodule import make_loader
 from espnet_distill.lang.bpe import BpeTokenizer
 from espnet_distill.models.ctc_am import CtcAcousticModel
+from espnet_distill.utils import atomic_output
 
 log = logging.getLogger(__name__)
 
@@ -182,10 +183,9 @@ def train(
         raise RuntimeError(f"no checkpoint was saved in {ckpt_dir}")
     log.info("averaging %d best checkpoints: %s", len(best), ", ".join(Path(b).name for b in best))
     state = average_checkpoints([Path(b) for b in best])
-    tmp = final.with_name(".tmp.model.pt")
-    torch.save({"config": config, "vocab_size": tokenizer.vocab_size, "state_dict": state,
+    with atomic_output(final) as tmp:
+        torch.save({"config": config, "vocab_size": tokenizer.vocab_size, "state_dict": state,
                 "averaged": [Path(b).name for b in best]}, tmp)  # fmt: skip
-    tmp.replace(final)
     return final
 
 

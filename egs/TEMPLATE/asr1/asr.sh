@@ -7,10 +7,10 @@
 #   2 fbank 80-d (lhotse, lilcom) + global CMVN + Kaldi data dirs
 #   3 lang dir: sentencepiece BPE
 #   4 alignments and frame targets          (not in this recipe yet: skipped)
-#   5 unit LMs and word n-gram               (not in this recipe yet: skipped)
+#   5 word n-gram (KenLM lmplz) on --word_lm_text; unit LMs come with the KD recipe
 #   6 acoustic model training (Lightning, resumable)
 #   7 decoding graphs                        (not in this recipe yet: skipped)
-#   8 decoding (CTC greedy)
+#   8 decoding: CTC greedy; CTC prefix beam search + word n-gram, weights tuned on --valid_set
 #   9 scoring: WER, sclite alignments, 95% CI, RESULTS.md
 # Each stage leaves a .done marker (or its final file) and is skipped when rerun; --force true
 # redoes the stages in --stage..--stop_stage.
@@ -43,6 +43,11 @@ bpe_extra_text=          # extra sentences (plain or .gz) for the BPE model, e.g
 asr_config=conf/train_ctc_conformer.yaml  # acoustic model config
 tag=                     # experiment name suffix (default: the config file name)
 train_overrides=         # extra config overrides, e.g. "train.max_epochs=3 optim.lr=0.001"
+word_lm_text=            # sentences for the word n-gram (plain or .gz; never test text)
+word_lm_order=3          # n-gram order
+beam=10                  # beam of the CTC prefix beam search
+lm_weights="0.3 0.5 0.7 0.9"  # LM weights tried on --valid_set
+word_bonuses="0.5 1.5 2.5"    # word insertion bonuses tried on --valid_set
 results_title="ASR results"  # title of RESULTS.md
 results_notes=           # markdown placed in RESULTS.md after the environment
 results_file=            # where RESULTS.md goes (default: <exp_dir>/RESULTS.md)
@@ -133,8 +138,21 @@ if [ "${stage}" -le 4 ] && [ "${stop_stage}" -ge 4 ]; then
   log "Stage 4: alignments and frame targets: not part of this recipe yet, skipped"
 fi
 
+lm_dir=${data_dir}/lm
+word_lm=${lm_dir}/word_${word_lm_order}gram.bin
 if [ "${stage}" -le 5 ] && [ "${stop_stage}" -ge 5 ]; then
-  log "Stage 5: unit LMs and word n-gram: not part of this recipe yet, skipped"
+  t0=${SECONDS}
+  if [ -z "${word_lm_text}" ]; then
+    log "Stage 5: no --word_lm_text: no word n-gram (unit LMs come with the KD recipe)"
+  elif is_done "${word_lm}"; then
+    log "Stage 5: ${word_lm} exists: skipping"
+  else
+    log "Stage 5: word ${word_lm_order}-gram on ${word_lm_text} (KenLM)"
+    # shellcheck disable=SC2086
+    python -m espnet_distill.bin.train_word_ngram --text ${word_lm_text} \
+      --order "${word_lm_order}" --out-dir "${lm_dir}"
+  fi
+  stage_time 5 word_lm "${t0}"
 fi
 
 if [ "${stage}" -le 6 ] && [ "${stop_stage}" -ge 6 ]; then
@@ -166,29 +184,49 @@ if [ "${stage}" -le 7 ] && [ "${stop_stage}" -ge 7 ]; then
   log "Stage 7: decoding graphs: not part of this recipe yet, skipped"
 fi
 
+decode_methods=greedy
+[ -f "${word_lm}" ] && decode_methods="greedy beam_lm"
 if [ "${stage}" -le 8 ] && [ "${stop_stage}" -ge 8 ]; then
-  log "Stage 8: CTC greedy decoding of ${test_sets}"
+  log "Stage 8: decoding ${test_sets} (${decode_methods})"
   t0=${SECONDS}
-  for part in ${test_sets}; do
-    dir=${am_dir}/decode_${part}_greedy
-    if is_done "${dir}/.done"; then
-      log "  ${dir}: done, skipping"
-      continue
-    fi
-    # shellcheck disable=SC2154
-    ${decode_cmd} "${dir}/decode.log" python -m espnet_distill.bin.decode_ctc \
-      --model "${am_dir}/model.pt" --lang-dir "${lang_dir}" \
-      --cuts "${fbank_dir}/cuts_${part}.jsonl.gz" --out-dir "${dir}"
-    touch "${dir}/.done"
+  tune_dir=${am_dir}/decode_${valid_set}_beam_lm
+  for method in ${decode_methods}; do
+    # the beam_lm weights are chosen on the valid set first, then used for every test set
+    parts=${test_sets}
+    [ "${method}" = beam_lm ] && parts="${valid_set} ${test_sets}"
+    for part in ${parts}; do
+      dir=${am_dir}/decode_${part}_${method}
+      if is_done "${dir}/.done"; then
+        log "  ${dir}: done, skipping"
+        continue
+      fi
+      opts=()
+      if [ "${method}" = beam_lm ]; then
+        opts=(--method beam_lm --lm "${word_lm}" --beam "${beam}")
+        if [ "${part}" = "${valid_set}" ]; then
+          # shellcheck disable=SC2206
+          opts+=(--tune-ref "${data_dir}/${part//-/_}/text" --lm-weights ${lm_weights} --word-bonuses ${word_bonuses})
+        else
+          opts+=(--best-from "${tune_dir}/best.yaml")
+        fi
+      fi
+      # shellcheck disable=SC2154
+      ${decode_cmd} "${dir}/decode.log" python -m espnet_distill.bin.decode_ctc \
+        --model "${am_dir}/model.pt" --lang-dir "${lang_dir}" \
+        --cuts "${fbank_dir}/cuts_${part}.jsonl.gz" --out-dir "${dir}" "${opts[@]}"
+      touch "${dir}/.done"
+    done
   done
+  [ -f "${tune_dir}/best.yaml" ] && log "  beam_lm weights chosen on ${valid_set}: $(tr '\n' ' ' < "${tune_dir}/best.yaml")"
   stage_time 8 decode "${t0}"
 fi
 
 if [ "${stage}" -le 9 ] && [ "${stop_stage}" -ge 9 ]; then
   log "Stage 9: scoring and RESULTS.md"
   t0=${SECONDS}
-  for part in ${test_sets}; do
-    dir=${am_dir}/decode_${part}_greedy
+  for dir in "${am_dir}"/decode_*_*/; do
+    dir=${dir%/}
+    part=$(basename "${dir}" | sed -E 's/^decode_(.*)_(greedy|beam_lm)$/\1/')
     if is_done "${dir}/score/.done"; then
       log "  ${dir}/score: done, skipping"
       continue

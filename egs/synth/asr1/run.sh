@@ -7,6 +7,7 @@ set -euo pipefail
 
 corpus_size=demo   # tiny | demo | full
 corpus_seed=1234   # seed of the synthetic corpus
+bpe_vocab_size=100 # small: 1 h of speech has few examples of each of a large vocabulary
 asr_config=conf/train_ctc_conformer.yaml
 
 # Options of this file first; everything else goes to asr.sh.
@@ -16,6 +17,7 @@ while [ $# -gt 0 ]; do
     --corpus_size) corpus_size=$2; shift 2 ;;
     --corpus_seed) corpus_seed=$2; shift 2 ;;
     --asr_config) asr_config=$2; shift 2 ;;
+    --bpe_vocab_size) bpe_vocab_size=$2; shift 2 ;;
     *) args+=("$1"); shift ;;
   esac
 done
@@ -29,7 +31,9 @@ results_file=RESULTS.md
   --data_dir "data/${corpus_size}" \
   --exp_dir "exp/${corpus_size}" \
   --bpe_extra_text "corpus/${corpus_size}/librispeech-lm-norm.txt.gz" \
+  --word_lm_text "corpus/${corpus_size}/librispeech-lm-norm.txt.gz" \
   --asr_config "${asr_config}" \
+  --bpe_vocab_size "${bpe_vocab_size}" \
   --results_file "${results_file}" \
   --results_title "synth asr1 (${corpus_size} corpus)" \
   "${args[@]}"

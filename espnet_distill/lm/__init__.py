@@ -1,0 +1,1 @@
+"""Language models: word n-grams (KenLM); unit LMs come with the cross-modal KD recipe."""
