@@ -54,7 +54,10 @@ def network_outputs(
     return outputs, seconds
 
 
-def search(outputs: dict, decoder, tokenizer: BpeTokenizer, desc: str) -> dict[str, str]:
+def search(
+    outputs: dict, decoder: CtcPrefixBeamSearch | None, tokenizer: BpeTokenizer, desc: str
+) -> dict[str, str]:
+    """Hypothesis text per utterance: greedy when ``decoder`` is None."""
     hyps = {}
     for utt, lp in tqdm(sorted(outputs.items()), desc=desc, unit="utt", mininterval=2):
         ids = (
