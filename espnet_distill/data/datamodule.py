@@ -47,6 +47,16 @@ class AsrDataset(Dataset):
         return batch
 
 
+class _MaxDuration:
+    """Picklable cut filter (a lambda would break DataLoader workers that fork)."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+
+    def __call__(self, cut: object) -> bool:
+        return cut.duration <= self.seconds
+
+
 def _worker_init(_: int) -> None:
     torch.set_num_threads(1)
 
@@ -63,7 +73,7 @@ def make_loader(
     """DataLoader over a cut manifest. Training: duration-bucketed, shuffled with ``seed``."""
     cuts = CutSet.from_file(cuts_file)
     if max_cut_duration:
-        cuts = cuts.filter(lambda c: c.duration <= max_cut_duration)
+        cuts = cuts.filter(_MaxDuration(max_cut_duration))
     if train:
         sampler = DynamicBucketingSampler(
             cuts,
