@@ -12,6 +12,7 @@ A batch is a dict::
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import torch
@@ -22,6 +23,8 @@ from torch.nn.utils.rnn import pad_sequence
 from torch.utils.data import DataLoader, Dataset
 
 from espnet_distill.lang.bpe import BpeTokenizer
+
+log = logging.getLogger(__name__)
 
 
 class AsrDataset(Dataset):
@@ -73,7 +76,11 @@ def make_loader(
     """DataLoader over a cut manifest. Training: duration-bucketed, shuffled with ``seed``."""
     cuts = CutSet.from_file(cuts_file)
     if max_cut_duration:
-        cuts = cuts.filter(_MaxDuration(max_cut_duration))
+        n_before = len(cuts)
+        cuts = cuts.filter(_MaxDuration(max_cut_duration)).to_eager()
+        if len(cuts) < n_before:
+            log.warning("%s: %d of %d cuts are longer than %.1f s and are not used for training",
+                        cuts_file, n_before - len(cuts), n_before, max_cut_duration)  # fmt: skip
     if train:
         sampler = DynamicBucketingSampler(
             cuts,
