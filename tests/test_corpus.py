@@ -92,3 +92,6 @@ def test_normalize_sentence_like_librispeech():
     )  # digits are not spoken reliably
     assert normalize_sentence("x = y + 1; print(x)") is None
     assert normalize_sentence("Too short") is None
+    # abbreviations are written as the synthesiser speaks them, or the sentence is dropped
+    assert normalize_sentence("Mr. Smith met Dr. Who today") == "MISTER SMITH MET DOCTOR WHO TODAY"
+    assert normalize_sentence("He lives on Main St. in town") is None

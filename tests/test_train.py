@@ -94,3 +94,13 @@ def test_light_subsampling_lengths_match_outputs():
     for t in (7, 8, 100, 101):
         x, lens = sub(torch.randn(2, t, 80), torch.tensor([t, t]))
         assert x.shape[1] == lens[0] == ((t - 1) // 2 - 1) // 2
+
+
+def test_linear_warmup_decay_schedule_by_hand():
+    from espnet_distill.train.ctc_trainer import LinearWarmupDecay
+
+    f = LinearWarmupDecay(warmup=4, total=10)
+    # steps are 0-based: step s uses factor min((s+1)/4, (10-(s+1))/6)
+    assert [round(f(s), 4) for s in range(10)] == [
+        0.25, 0.5, 0.75, 1.0, 0.8333, 0.6667, 0.5, 0.3333, 0.1667, 0.0,
+    ]  # fmt: skip

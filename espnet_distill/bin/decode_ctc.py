@@ -1,8 +1,9 @@
 """Stage 8: CTC decoding of a cut manifest with an averaged model.
 
-Methods: ``greedy`` (best path) and ``beam_lm`` (prefix beam search with word n-gram fusion).
-With ``--tune-ref`` (the dev set's Kaldi text) and several ``--lm-weights``/``--word-bonuses``, every
-combination is decoded and scored, ``grid.tsv`` lists them and ``best.yaml`` keeps the best one; the
+Methods: ``greedy`` (best path), ``beam_lm`` (prefix beam search with word n-gram fusion) and
+``tlg`` (WFST search over the TLG graph of stage 7; words only from its lexicon).
+With ``--tune-ref`` (the dev set's Kaldi text) and several ``--lm-weights``/``--word-bonuses`` (for
+``tlg``: ``--acoustic-scales``), every combination is decoded and scored, ``grid.tsv`` lists them and ``best.yaml`` keeps the best one; the
 test sets are then decoded with ``--best-from <dev decode dir>/best.yaml``. The network runs once per
 utterance; the search reuses its outputs for every combination.
 
@@ -14,6 +15,8 @@ Usage:
     python -m espnet_distill.bin.decode_ctc ... --method beam_lm --lm data/lm/word_3gram.bin \\
         --cuts data/fbank/cuts_dev-clean.jsonl.gz --tune-ref data/dev_clean/text \\
         --lm-weights 0.3 0.6 0.9 --word-bonuses 0 1 2 --out-dir exp/am/decode_dev-clean_beam_lm
+    python -m espnet_distill.bin.decode_ctc ... --method tlg --graph-dir data/graph_tlg_3gram \
+        --acoustic-scales 0.8 1.0 1.2 --tune-ref data/dev_clean/text --out-dir ...
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from tqdm import tqdm
 
 from espnet_distill.data.datamodule import make_loader
 from espnet_distill.decode.ctc_beam import CtcPrefixBeamSearch, WordLmScorer
+from espnet_distill.graph.tlg import TlgDecoder
 from espnet_distill.lang.bpe import BpeTokenizer
 from espnet_distill.models.ctc_am import greedy_ctc
 from espnet_distill.score.wer import read_text_file, score_corpus
@@ -69,6 +73,15 @@ def search(
     return hyps
 
 
+def search_tlg(outputs: dict, decoder: TlgDecoder, acoustic_scale: float) -> dict[str, str]:
+    """Hypothesis text per utterance from the WFST search."""
+    desc = f"tlg acoustic_scale={acoustic_scale}"
+    return {
+        utt: " ".join(decoder(lp, acoustic_scale))
+        for utt, lp in tqdm(sorted(outputs.items()), desc=desc, unit="utt", mininterval=2)
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -77,9 +90,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--lang-dir", type=Path, required=True)
     parser.add_argument("--cuts", type=Path, required=True)
     parser.add_argument("--out-dir", type=Path, required=True)
-    parser.add_argument("--method", choices=["greedy", "beam_lm"], default="greedy")
+    parser.add_argument("--method", choices=["greedy", "beam_lm", "tlg"], default="greedy")
     parser.add_argument("--lm", type=Path, help="KenLM word n-gram (binary or ARPA) for beam_lm")
     parser.add_argument("--beam", type=int, default=10)
+    parser.add_argument("--graph-dir", type=Path, help="TLG graph dir (stage 7) for tlg")
+    parser.add_argument("--graph-beam", type=float, default=16.0, help="WFST search beam")
+    parser.add_argument("--max-active", type=int, default=7000, help="WFST search max. states")
+    parser.add_argument("--acoustic-scales", type=float, nargs="+", default=[1.0])
     parser.add_argument("--lm-weights", type=float, nargs="+", default=[0.5])
     parser.add_argument("--word-bonuses", type=float, nargs="+", default=[1.0])
     parser.add_argument(
@@ -96,6 +113,12 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 1
+    if args.method == "tlg" and (
+        args.graph_dir is None or not (args.graph_dir / "TLG.fst").is_file()
+    ):
+        print(f"decode_ctc: --method tlg needs --graph-dir with TLG.fst, got {args.graph_dir}",
+              file=sys.stderr)  # fmt: skip
+        return 1
     args.out_dir.mkdir(parents=True, exist_ok=True)
     cmd = shlex.join(
         [sys.executable, "-m", "espnet_distill.bin.decode_ctc", *(argv or sys.argv[1:])]
@@ -109,11 +132,12 @@ def main(argv: list[str] | None = None) -> int:
         hyps = search(outputs, None, tokenizer, "greedy")
         chosen = {}
     else:
-        lm = WordLmScorer(str(args.lm))
-        pieces = [tokenizer.sp.id_to_piece(i) for i in range(tokenizer.vocab_size)]
         if args.best_from:
             best = yaml.safe_load(args.best_from.read_text())
-            grid = [(best["lm_weight"], best["word_bonus"])]
+            keys = ["acoustic_scale"] if args.method == "tlg" else ["lm_weight", "word_bonus"]
+            grid = [tuple(best[k] for k in keys)]
+        elif args.method == "tlg":
+            grid = [(a,) for a in args.acoustic_scales]
         else:
             grid = list(itertools.product(args.lm_weights, args.word_bonuses))
         if len(grid) > 1 and args.tune_ref is None:
@@ -122,28 +146,43 @@ def main(argv: list[str] | None = None) -> int:
                 file=sys.stderr,
             )
             return 1
+        if args.method == "tlg":
+            names = ("acoustic_scale",)
+            tlg = TlgDecoder(args.graph_dir, args.graph_beam, args.max_active)
+            settings = {"graph": str(args.graph_dir), "graph_beam": args.graph_beam,
+                        "max_active": args.max_active}  # fmt: skip
+        else:
+            names = ("lm_weight", "word_bonus")
+            lm = WordLmScorer(str(args.lm))
+            pieces = [tokenizer.sp.id_to_piece(i) for i in range(tokenizer.vocab_size)]
+            settings = {"beam": args.beam, "lm": str(args.lm)}
         results = []
-        for weight, bonus in grid:
-            decoder = CtcPrefixBeamSearch(
-                pieces, tokenizer.blank_id, args.beam, lm=lm, lm_weight=weight, word_bonus=bonus
-            )
-            hyps = search(
-                outputs, decoder, tokenizer, f"beam lm_weight={weight} word_bonus={bonus}"
-            )
+        for combo in grid:
+            if args.method == "tlg":
+                hyps = search_tlg(outputs, tlg, combo[0])
+            else:
+                weight, bonus = combo
+                decoder = CtcPrefixBeamSearch(
+                    pieces, tokenizer.blank_id, args.beam, lm=lm, lm_weight=weight,
+                    word_bonus=bonus,
+                )  # fmt: skip
+                desc = f"beam lm_weight={weight} word_bonus={bonus}"
+                hyps = search(outputs, decoder, tokenizer, desc)
             wer = (
                 score_corpus(read_text_file(args.tune_ref), hyps).totals()["err"]
                 if args.tune_ref
                 else float("nan")
             )
-            results.append((wer, weight, bonus, hyps))
+            results.append((wer, combo, hyps))
         if args.tune_ref:
             atomic_write_text(
                 args.out_dir / "grid.tsv",
-                "lm_weight\tword_bonus\twer\n"
-                + "".join(f"{w}\t{b}\t{e:.2f}\n" for e, w, b, _ in results),
+                "\t".join([*names, "wer"])
+                + "\n"
+                + "".join("\t".join([*map(str, c), f"{e:.2f}"]) + "\n" for e, c, _ in results),
             )
-        wer, weight, bonus, hyps = min(results, key=lambda r: (r[0], r[1], r[2]))
-        chosen = {"lm_weight": weight, "word_bonus": bonus, "beam": args.beam, "lm": str(args.lm)}
+        wer, combo, hyps = min(results, key=lambda r: (r[0], r[1]))
+        chosen = {**dict(zip(names, combo, strict=True)), **settings}
         if args.tune_ref:
             chosen["tuned_on"] = str(args.tune_ref)
             chosen["tuned_wer"] = round(wer, 2)

@@ -21,6 +21,11 @@ _ATTRIBUTION = re.compile(r"^\s*(--|-- |\u2014)")
 
 log = logging.getLogger(__name__)
 
+# The synthesiser reads these abbreviations as the full word; LibriSpeech writes the full word.
+_EXPANSIONS = {"MR": "MISTER", "MRS": "MISSUS", "DR": "DOCTOR", "VS": "VERSUS", "JR": "JUNIOR"}
+# Read differently by different voices (street/saint, company/C O): such sentences are dropped.
+_AMBIGUOUS = {"ST", "CO", "INC", "LTD", "ETC"}
+
 
 def normalize_sentence(raw: str, min_words: int = 4, max_words: int = 20) -> str | None:
     """Return the LibriSpeech-style form of ``raw`` or None if it cannot be spoken cleanly.
@@ -34,7 +39,9 @@ def normalize_sentence(raw: str, min_words: int = 4, max_words: int = 20) -> str
     text = raw.upper().replace("-", " ")
     text = re.sub(r"[^A-Z' ]", " ", text)
     words = [w.strip("'") for w in text.split()]
-    words = [w for w in words if w]
+    words = [_EXPANSIONS.get(w, w) for w in words if w]
+    if _AMBIGUOUS.intersection(words):
+        return None
     if not min_words <= len(words) <= max_words:
         return None
     if any(len(w) > 18 for w in words):

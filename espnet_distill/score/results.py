@@ -85,15 +85,17 @@ def write_results(exp_root: Path, out: Path, title: str, notes: str = "") -> str
     for best in sorted(exp_root.glob("*/decode_*/best.yaml")):
         chosen = yaml.safe_load(best.read_text())
         where = f", tuned on `{chosen['tuned_on']}`" if "tuned_on" in chosen else ""
-        settings.append(
-            f"- {best.parent.parent.name}/{best.parent.name}: lm_weight {chosen['lm_weight']}, "
-            f"word_bonus {chosen['word_bonus']}, beam {chosen['beam']}, LM `{chosen['lm']}`{where}"
-        )
+        skip = {"tuned_on", "tuned_wer"}
+        described = ", ".join(f"{k} `{v}`" for k, v in chosen.items() if k not in skip)
+        settings.append(f"- {best.parent.parent.name}/{best.parent.name}: {described}{where}")
     if settings:
         lines += [
             "## Decoding settings",
             "",
-            "beam_lm: CTC prefix beam search with word n-gram fusion.",
+            "greedy: CTC best path. beam_lm: CTC prefix beam search with word n-gram shallow fusion.",
+            "tlg: WFST search (kaldi-decoder) over T o L o G (CTC topology, BPE lexicon, word",
+            "n-gram); only lexicon words can be output. Weights were chosen on the dev set.",
+            "",
             *settings,
             "",
         ]

@@ -28,7 +28,9 @@ log = logging.getLogger(__name__)
 
 DEFAULT_CONFIG: dict = {
     "model": {"encoder": "conformer", "encoder_conf": {}, "specaug_conf": None},
-    "optim": {"lr": 2e-3, "weight_decay": 1e-6, "warmup_steps": 500},
+    # scheduler: "warmuplr" (ESPnet's Noam-style inverse square root decay) or "linear" (warm-up,
+    # then linear decay to zero at the last step: better when the budget is a fixed few epochs)
+    "optim": {"lr": 2e-3, "weight_decay": 1e-6, "warmup_steps": 500, "scheduler": "warmuplr"},
     "train": {
         "max_epochs": 20,
         "max_duration": 200.0,
@@ -36,6 +38,9 @@ DEFAULT_CONFIG: dict = {
         "grad_clip": 5.0,
         "num_workers": 1,
         "average_best": 5,
+        # which epochs to average: "valid_loss" (the best by validation loss) or "last" (the last
+        # ones, icefall's habit: with a schedule that decays to zero they are the best trained)
+        "average_by": "valid_loss",
         "seed": 1234,
         "precision": "32-true",
     },
@@ -81,10 +86,11 @@ def build_model(config: dict, vocab_size: int) -> CtcAcousticModel:
 
 
 class CtcLitModule(L.LightningModule):
-    def __init__(self, config: dict, vocab_size: int) -> None:
+    def __init__(self, config: dict, vocab_size: int, total_steps: int | None = None) -> None:
         super().__init__()
         self.config = config
         self.model = build_model(config, vocab_size)
+        self.total_steps = total_steps
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         loss, _ = self.model(batch["feats"], batch["feat_lens"], batch["ys"], batch["ys_lens"])
@@ -100,8 +106,31 @@ class CtcLitModule(L.LightningModule):
     def configure_optimizers(self) -> dict:
         o = self.config["optim"]
         opt = torch.optim.AdamW(self.parameters(), lr=o["lr"], weight_decay=o["weight_decay"])
-        sched = WarmupLR(opt, warmup_steps=o["warmup_steps"])
+        kind = o.get("scheduler", "warmuplr")
+        if kind == "warmuplr":
+            sched = WarmupLR(opt, warmup_steps=o["warmup_steps"])
+        elif kind == "linear":
+            if not self.total_steps:
+                raise ValueError("optim.scheduler=linear needs the number of training steps")
+            sched = torch.optim.lr_scheduler.LambdaLR(
+                opt, LinearWarmupDecay(o["warmup_steps"], self.total_steps)
+            )
+        else:
+            raise ValueError(f"optim.scheduler: unknown '{kind}', expected warmuplr or linear")
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+
+class LinearWarmupDecay:
+    """LR factor: linear warm-up over ``warmup`` steps, then linear decay to 0 at ``total``."""
+
+    def __init__(self, warmup: int, total: int) -> None:
+        self.warmup, self.total = max(1, warmup), max(total, warmup + 1)
+
+    def __call__(self, step: int) -> float:
+        step += 1
+        if step <= self.warmup:
+            return step / self.warmup
+        return max(0.0, (self.total - step) / (self.total - self.warmup))
 
 
 def average_checkpoints(paths: list[Path]) -> dict[str, torch.Tensor]:
@@ -135,27 +164,35 @@ def train(
     tc = config["train"]
     L.seed_everything(tc["seed"], workers=True)
     tokenizer = BpeTokenizer(lang_dir / "bpe.model")
-    module = CtcLitModule(config, tokenizer.vocab_size)
-    stats = np.load(cmvn_file)
-    module.model.set_cmvn(torch.from_numpy(stats["mean"]), torch.from_numpy(stats["std"]))
-    n_params = sum(p.numel() for p in module.model.parameters())
-    log.info(
-        "model: %s encoder, %.2fM parameters, vocab %d",
-        config["model"]["encoder"],
-        n_params / 1e6,
-        tokenizer.vocab_size,
-    )
     train_dl = make_loader(
         train_cuts, tokenizer, tc["max_duration"], train=True, seed=tc["seed"],
         num_workers=tc["num_workers"], max_cut_duration=tc["max_cut_duration"],
     )  # fmt: skip
+    # Batches per epoch vary a little with the shuffle; epoch 0's count sets the LR schedule.
+    train_dl.sampler.set_epoch(0)
+    steps_per_epoch = sum(1 for _ in train_dl.sampler)
+    module = CtcLitModule(config, tokenizer.vocab_size, steps_per_epoch * tc["max_epochs"])
+    stats = np.load(cmvn_file)
+    module.model.set_cmvn(torch.from_numpy(stats["mean"]), torch.from_numpy(stats["std"]))
+    n_params = sum(p.numel() for p in module.model.parameters())
+    log.info(
+        "model: %s encoder, %.2fM parameters, vocab %d; %d batches per epoch",
+        config["model"]["encoder"],
+        n_params / 1e6,
+        tokenizer.vocab_size,
+        steps_per_epoch,
+    )
     valid_dl = make_loader(valid_cuts, tokenizer, tc["max_duration"], train=False, num_workers=0)
     ckpt_dir = exp_dir / "checkpoints"
+    average_by = tc.get("average_by", "valid_loss")
+    if average_by not in ("valid_loss", "last"):
+        raise ValueError(f"train.average_by: unknown '{average_by}', expected valid_loss or last")
     checkpoint = ModelCheckpoint(
         dirpath=ckpt_dir,
         filename="epoch{epoch:03d}-valid_loss{valid_loss:.3f}",
         auto_insert_metric_name=False,
-        monitor="valid_loss",
+        monitor="valid_loss" if average_by == "valid_loss" else "epoch",
+        mode="min" if average_by == "valid_loss" else "max",
         save_top_k=tc["average_best"],
         save_last=True,
     )
@@ -179,9 +216,16 @@ def train(
         log.info("resuming from %s", last)
     trainer.fit(module, train_dl, valid_dl, ckpt_path=str(last) if last.is_file() else None)
     best = sorted(checkpoint.best_k_models, key=lambda p: float(checkpoint.best_k_models[p]))
+    if average_by == "last":
+        best = best[::-1]
     if not best:
         raise RuntimeError(f"no checkpoint was saved in {ckpt_dir}")
-    log.info("averaging %d best checkpoints: %s", len(best), ", ".join(Path(b).name for b in best))
+    log.info(
+        "averaging %d checkpoints (by %s): %s",
+        len(best),
+        average_by,
+        ", ".join(Path(b).name for b in best),
+    )
     state = average_checkpoints([Path(b) for b in best])
     with atomic_output(final) as tmp:
         torch.save({"config": config, "vocab_size": tokenizer.vocab_size, "state_dict": state,

@@ -9,8 +9,9 @@
 #   4 alignments and frame targets          (not in this recipe yet: skipped)
 #   5 word n-gram (KenLM lmplz) on --word_lm_text; unit LMs come with the KD recipe
 #   6 acoustic model training (Lightning, resumable)
-#   7 decoding graphs                        (not in this recipe yet: skipped)
-#   8 decoding: CTC greedy; CTC prefix beam search + word n-gram, weights tuned on --valid_set
+#   7 decoding graph TLG (kaldifst: CTC topology o BPE lexicon o word n-gram)
+#   8 decoding: CTC greedy; CTC prefix beam search + word n-gram; WFST search over TLG;
+#     LM weights / acoustic scales tuned on --valid_set, then applied to --test_sets
 #   9 scoring: WER, sclite alignments, 95% CI, RESULTS.md
 # Each stage leaves a .done marker (or its final file) and is skipped when rerun; --force true
 # redoes the stages in --stage..--stop_stage.
@@ -48,6 +49,8 @@ word_lm_order=3          # n-gram order
 beam=10                  # beam of the CTC prefix beam search
 lm_weights="0.3 0.5 0.7 0.9"  # LM weights tried on --valid_set
 word_bonuses="0.5 1.5 2.5"    # word insertion bonuses tried on --valid_set
+acoustic_scales="0.8 1.0 1.2 1.5"  # TLG acoustic scales tried on --valid_set
+graph_beam=16            # TLG search beam
 results_title="ASR results"  # title of RESULTS.md
 results_notes=           # markdown placed in RESULTS.md after the environment
 results_file=            # where RESULTS.md goes (default: <exp_dir>/RESULTS.md)
@@ -140,6 +143,7 @@ fi
 
 lm_dir=${data_dir}/lm
 word_lm=${lm_dir}/word_${word_lm_order}gram.bin
+graph_dir=${data_dir}/graph_tlg_bpe_${bpe_vocab_size}_${word_lm_order}gram
 if [ "${stage}" -le 5 ] && [ "${stop_stage}" -ge 5 ]; then
   t0=${SECONDS}
   if [ -z "${word_lm_text}" ]; then
@@ -181,19 +185,30 @@ if [ "${stage}" -le 6 ] && [ "${stop_stage}" -ge 6 ]; then
 fi
 
 if [ "${stage}" -le 7 ] && [ "${stop_stage}" -ge 7 ]; then
-  log "Stage 7: decoding graphs: not part of this recipe yet, skipped"
+  t0=${SECONDS}
+  if [ ! -f "${word_lm}" ]; then
+    log "Stage 7: no word n-gram (--word_lm_text not given): no TLG graph"
+  elif is_done "${graph_dir}/TLG.fst"; then
+    log "Stage 7: ${graph_dir}/TLG.fst exists: skipping"
+  else
+    log "Stage 7: TLG graph ${graph_dir}"
+    python -m espnet_distill.bin.compile_graph --lang-dir "${lang_dir}" \
+      --arpa "${word_lm%.bin}.arpa" --out-dir "${graph_dir}"
+  fi
+  stage_time 7 graph "${t0}"
 fi
 
 decode_methods=greedy
-[ -f "${word_lm}" ] && decode_methods="greedy beam_lm"
+[ -f "${word_lm}" ] && decode_methods="${decode_methods} beam_lm"
+[ -f "${graph_dir}/TLG.fst" ] && decode_methods="${decode_methods} tlg"
 if [ "${stage}" -le 8 ] && [ "${stop_stage}" -ge 8 ]; then
   log "Stage 8: decoding ${test_sets} (${decode_methods})"
   t0=${SECONDS}
-  tune_dir=${am_dir}/decode_${valid_set}_beam_lm
   for method in ${decode_methods}; do
-    # the beam_lm weights are chosen on the valid set first, then used for every test set
+    # tuned methods choose their weights on the valid set first, then use them for every test set
+    tune_dir=${am_dir}/decode_${valid_set}_${method}
     parts=${test_sets}
-    [ "${method}" = beam_lm ] && parts="${valid_set} ${test_sets}"
+    [ "${method}" != greedy ] && parts="${valid_set} ${test_sets}"
     for part in ${parts}; do
       dir=${am_dir}/decode_${part}_${method}
       if is_done "${dir}/.done"; then
@@ -201,11 +216,15 @@ if [ "${stage}" -le 8 ] && [ "${stop_stage}" -ge 8 ]; then
         continue
       fi
       opts=()
-      if [ "${method}" = beam_lm ]; then
-        opts=(--method beam_lm --lm "${word_lm}" --beam "${beam}")
+      case ${method} in
+        beam_lm) opts=(--method beam_lm --lm "${word_lm}" --beam "${beam}") ;;
+        tlg) opts=(--method tlg --graph-dir "${graph_dir}" --graph-beam "${graph_beam}") ;;
+      esac
+      if [ "${method}" != greedy ]; then
         if [ "${part}" = "${valid_set}" ]; then
           # shellcheck disable=SC2206
-          opts+=(--tune-ref "${data_dir}/${part//-/_}/text" --lm-weights ${lm_weights} --word-bonuses ${word_bonuses})
+          opts+=(--tune-ref "${data_dir}/${part//-/_}/text" --lm-weights ${lm_weights}
+                 --word-bonuses ${word_bonuses} --acoustic-scales ${acoustic_scales})
         else
           opts+=(--best-from "${tune_dir}/best.yaml")
         fi
@@ -216,8 +235,10 @@ if [ "${stage}" -le 8 ] && [ "${stop_stage}" -ge 8 ]; then
         --cuts "${fbank_dir}/cuts_${part}.jsonl.gz" --out-dir "${dir}" "${opts[@]}"
       touch "${dir}/.done"
     done
+    if [ -f "${tune_dir}/best.yaml" ]; then
+      log "  ${method} settings chosen on ${valid_set}: $(tr '\n' ' ' < "${tune_dir}/best.yaml")"
+    fi
   done
-  [ -f "${tune_dir}/best.yaml" ] && log "  beam_lm weights chosen on ${valid_set}: $(tr '\n' ' ' < "${tune_dir}/best.yaml")"
   stage_time 8 decode "${t0}"
 fi
 
@@ -226,7 +247,7 @@ if [ "${stage}" -le 9 ] && [ "${stop_stage}" -ge 9 ]; then
   t0=${SECONDS}
   for dir in "${am_dir}"/decode_*_*/; do
     dir=${dir%/}
-    part=$(basename "${dir}" | sed -E 's/^decode_(.*)_(greedy|beam_lm)$/\1/')
+    part=$(basename "${dir}" | sed -E 's/^decode_(.*)_(greedy|beam_lm|tlg)$/\1/')
     if is_done "${dir}/score/.done"; then
       log "  ${dir}/score: done, skipping"
       continue
