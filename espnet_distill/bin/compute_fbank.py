@@ -30,6 +30,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--nj", type=int, required=True)
     p.add_argument("--out-dir", type=Path, required=True)
     p.add_argument("--prefix", default="librispeech")
+    p.add_argument("--speed-perturb", type=float, nargs="*", default=[],
+                   help="add speed-perturbed copies, e.g. 0.9 1.1")  # fmt: skip
     p = sub.add_parser("extract", help="one job: fbank for the cuts of split/cuts.JOB.jsonl.gz")
     p.add_argument("--out-dir", type=Path, required=True)
     p.add_argument("--job", type=int, required=True)
@@ -42,7 +44,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     setup_logging()
     if args.step == "split":
-        nj = features.split_cuts(args.manifest_dir, args.part, args.nj, args.out_dir, args.prefix)
+        nj = features.split_cuts(
+            args.manifest_dir, args.part, args.nj, args.out_dir, args.prefix,
+            tuple(args.speed_perturb),
+        )  # fmt: skip
         print(nj)  # the number of jobs actually made (fewer when there are fewer cuts)
     elif args.step == "extract":
         features.extract(

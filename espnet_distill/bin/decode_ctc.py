@@ -73,11 +73,13 @@ def search(
     return hyps
 
 
-def search_tlg(outputs: dict, decoder: TlgDecoder, acoustic_scale: float) -> dict[str, str]:
+def search_tlg(
+    outputs: dict, decoder: TlgDecoder, acoustic_scale: float, blank_penalty: float
+) -> dict[str, str]:
     """Hypothesis text per utterance from the WFST search."""
-    desc = f"tlg acoustic_scale={acoustic_scale}"
+    desc = f"tlg acoustic_scale={acoustic_scale} blank_penalty={blank_penalty}"
     return {
-        utt: " ".join(decoder(lp, acoustic_scale))
+        utt: " ".join(decoder(lp, acoustic_scale, blank_penalty))
         for utt, lp in tqdm(sorted(outputs.items()), desc=desc, unit="utt", mininterval=2)
     }
 
@@ -97,6 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--graph-beam", type=float, default=16.0, help="WFST search beam")
     parser.add_argument("--max-active", type=int, default=7000, help="WFST search max. states")
     parser.add_argument("--acoustic-scales", type=float, nargs="+", default=[1.0])
+    parser.add_argument("--blank-penalties", type=float, nargs="+", default=[0.0])
     parser.add_argument("--lm-weights", type=float, nargs="+", default=[0.5])
     parser.add_argument("--word-bonuses", type=float, nargs="+", default=[1.0])
     parser.add_argument(
@@ -134,10 +137,14 @@ def main(argv: list[str] | None = None) -> int:
     else:
         if args.best_from:
             best = yaml.safe_load(args.best_from.read_text())
-            keys = ["acoustic_scale"] if args.method == "tlg" else ["lm_weight", "word_bonus"]
+            keys = (
+                ["acoustic_scale", "blank_penalty"]
+                if args.method == "tlg"
+                else ["lm_weight", "word_bonus"]
+            )
             grid = [tuple(best[k] for k in keys)]
         elif args.method == "tlg":
-            grid = [(a,) for a in args.acoustic_scales]
+            grid = list(itertools.product(args.acoustic_scales, args.blank_penalties))
         else:
             grid = list(itertools.product(args.lm_weights, args.word_bonuses))
         if len(grid) > 1 and args.tune_ref is None:
@@ -147,7 +154,7 @@ def main(argv: list[str] | None = None) -> int:
             )
             return 1
         if args.method == "tlg":
-            names = ("acoustic_scale",)
+            names = ("acoustic_scale", "blank_penalty")
             tlg = TlgDecoder(args.graph_dir, args.graph_beam, args.max_active)
             settings = {"graph": str(args.graph_dir), "graph_beam": args.graph_beam,
                         "max_active": args.max_active}  # fmt: skip
@@ -159,7 +166,7 @@ def main(argv: list[str] | None = None) -> int:
         results = []
         for combo in grid:
             if args.method == "tlg":
-                hyps = search_tlg(outputs, tlg, combo[0])
+                hyps = search_tlg(outputs, tlg, *combo)
             else:
                 weight, bonus = combo
                 decoder = CtcPrefixBeamSearch(

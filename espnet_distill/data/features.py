@@ -43,15 +43,28 @@ def kaldi_dir_name(part: str) -> str:
 
 
 def split_cuts(
-    manifest_dir: Path, part: str, nj: int, out_dir: Path, prefix: str = "librispeech"
+    manifest_dir: Path,
+    part: str,
+    nj: int,
+    out_dir: Path,
+    prefix: str = "librispeech",
+    speed_factors: tuple[float, ...] = (),
 ) -> int:
-    """Cuts of one part (one per supervision) split into ``nj`` lists ``split/cuts.J.jsonl.gz``."""
+    """Cuts of one part (one per supervision) split into ``nj`` lists ``split/cuts.J.jsonl.gz``.
+
+    ``speed_factors`` (e.g. 0.9 1.1) add speed-perturbed copies of every cut (Kaldi's and ESPnet's
+    ``speed_perturb``: tempo and pitch change together); their ids end in ``_sp<factor>``.
+    """
     recordings = load_manifest_lazy(manifest_dir / f"{prefix}_recordings_{part}.jsonl.gz")
     supervisions = load_manifest_lazy(manifest_dir / f"{prefix}_supervisions_{part}.jsonl.gz")
     cuts = CutSet.from_manifests(
         recordings=recordings, supervisions=supervisions
     ).trim_to_supervisions(keep_overlapping=False)
     cuts = cuts.to_eager()
+    originals = cuts
+    for factor in speed_factors:
+        if factor != 1.0:
+            cuts = cuts + originals.perturb_speed(factor)
     nj = max(1, min(nj, len(cuts)))
     (out_dir / "split").mkdir(parents=True, exist_ok=True)
     for j, piece in enumerate(cuts.split(nj), start=1):
@@ -137,9 +150,12 @@ def export_kaldi_dir(cuts: CutSet, data_dir: Path) -> None:
     wav_scp = []
     for rec in sorted(recordings, key=lambda r: r.id):
         src = rec.sources[0].source
-        wav_scp.append(
-            f"{rec.id} flac -c -d -s {src} |" if src.endswith(".flac") else f"{rec.id} {src}"
-        )
+        entry = f"flac -c -d -s {src} |" if src.endswith(".flac") else src
+        speeds = [t.factor for t in rec.transforms or [] if type(t).__name__ == "Speed"]
+        if speeds:  # speed-perturbed copy: the same sox pipe as Kaldi's perturb_data_dir_speed.sh
+            entry = entry if entry.endswith("|") else f"cat {entry} |"
+            entry += "".join(f" sox -t wav - -t wav - speed {f} |" for f in speeds)
+        wav_scp.append(f"{rec.id} {entry}")
     atomic_write_text(data_dir / "wav.scp", "\n".join(wav_scp) + "\n")
     spk2utt: dict[str, list[str]] = {}
     for sup in sorted(supervisions, key=lambda s: s.id):

@@ -145,15 +145,23 @@ class TlgDecoder:
         opts = kaldi_decoder.FasterDecoderOptions(beam=beam, max_active=max_active)
         self.decoder = kaldi_decoder.FasterDecoder(self.graph, opts)
 
-    def __call__(self, log_probs: np.ndarray, acoustic_scale: float = 1.0) -> list[str]:
+    def __call__(
+        self, log_probs: np.ndarray, acoustic_scale: float = 1.0, blank_penalty: float = 0.0
+    ) -> list[str]:
         """(T, V) log-probs -> words of the best path (empty if no final state was reached)."""
-        return self.decode_with_cost(log_probs, acoustic_scale)[0]
+        return self.decode_with_cost(log_probs, acoustic_scale, blank_penalty)[0]
 
     def decode_with_cost(
-        self, log_probs: np.ndarray, acoustic_scale: float = 1.0
+        self, log_probs: np.ndarray, acoustic_scale: float = 1.0, blank_penalty: float = 0.0
     ) -> tuple[list[str], float]:
-        """Words of the best path and its graph cost (the negated natural-log LM probability)."""
-        scaled = np.ascontiguousarray(log_probs * acoustic_scale, dtype=np.float32)
+        """Words of the best path and its graph cost (the negated natural-log LM probability).
+
+        ``blank_penalty`` is subtracted from the blank's log-probability (icefall/sherpa's
+        blank penalty): a positive value trades deletions for insertions.
+        """
+        scaled = np.array(log_probs, dtype=np.float32)
+        scaled[:, 0] -= blank_penalty
+        scaled = np.ascontiguousarray(scaled * acoustic_scale)
         self.decoder.decode(kaldi_decoder.DecodableCtc(scaled))
         ok, lattice = self.decoder.get_best_path()
         if not ok:

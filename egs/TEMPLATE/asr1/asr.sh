@@ -36,6 +36,7 @@ corpus_dir=              # LibriSpeech-layout dir holding the split folders
 local_data_opts=         # options passed to local/data.sh
 train_set=train-clean-100  # training split (lhotse part name)
 valid_set=dev-clean      # validation split
+speed_perturb_factors=   # e.g. "0.9 1.0 1.1": speed-perturbed copies of the training set
 test_sets="test-clean dev-clean"  # splits to decode and score
 data_dir=data            # where manifests, features and lang dirs go
 exp_dir=exp              # where experiments go
@@ -49,7 +50,8 @@ word_lm_order=3          # n-gram order
 beam=10                  # beam of the CTC prefix beam search
 lm_weights="0.3 0.5 0.7 0.9"  # LM weights tried on --valid_set
 word_bonuses="0.5 1.5 2.5"    # word insertion bonuses tried on --valid_set
-acoustic_scales="0.8 1.0 1.2 1.5"  # TLG acoustic scales tried on --valid_set
+acoustic_scales="0.8 1.0 1.2"  # TLG acoustic scales tried on --valid_set
+blank_penalties="0 2 4"  # TLG blank penalties tried on --valid_set (more: fewer deletions)
 graph_beam=16            # TLG search beam
 results_title="ASR results"  # title of RESULTS.md
 results_notes=           # markdown placed in RESULTS.md after the environment
@@ -108,8 +110,11 @@ if [ "${stage}" -le 2 ] && [ "${stop_stage}" -ge 2 ]; then
       log "  ${part}: done, skipping"
       continue
     fi
+    sp_opt=()
+    # shellcheck disable=SC2206
+    [ "${part}" = "${train_set}" ] && [ -n "${speed_perturb_factors}" ] && sp_opt=(--speed-perturb ${speed_perturb_factors})
     n=$(python -m espnet_distill.bin.compute_fbank split --manifest-dir "${manifest_dir}" \
-      --part "${part}" --nj "${nj}" --out-dir "${out}")
+      --part "${part}" --nj "${nj}" --out-dir "${out}" "${sp_opt[@]}")
     # shellcheck disable=SC2154
     ${train_cmd} JOB=1:"${n}" "${out}/log/fbank.JOB.log" \
       python -m espnet_distill.bin.compute_fbank extract --out-dir "${out}" --job JOB
@@ -224,7 +229,8 @@ if [ "${stage}" -le 8 ] && [ "${stop_stage}" -ge 8 ]; then
         if [ "${part}" = "${valid_set}" ]; then
           # shellcheck disable=SC2206
           opts+=(--tune-ref "${data_dir}/${part//-/_}/text" --lm-weights ${lm_weights}
-                 --word-bonuses ${word_bonuses} --acoustic-scales ${acoustic_scales})
+                 --word-bonuses ${word_bonuses} --acoustic-scales ${acoustic_scales}
+                 --blank-penalties ${blank_penalties})
         else
           opts+=(--best-from "${tune_dir}/best.yaml")
         fi

@@ -8,6 +8,7 @@ set -euo pipefail
 corpus_size=demo   # tiny | demo | full
 corpus_seed=1234   # seed of the synthetic corpus
 bpe_vocab_size=100 # small: 1 h of speech has few examples of each of a large vocabulary
+speed_perturb_factors="0.9 1.0 1.1"  # Kaldi/ESPnet speed perturbation of the training set
 asr_config=conf/train_ctc_conformer.yaml
 
 # Options of this file first; everything else goes to asr.sh.
@@ -18,6 +19,7 @@ while [ $# -gt 0 ]; do
     --corpus_seed) corpus_seed=$2; shift 2 ;;
     --asr_config) asr_config=$2; shift 2 ;;
     --bpe_vocab_size) bpe_vocab_size=$2; shift 2 ;;
+    --speed_perturb_factors) speed_perturb_factors=$2; shift 2 ;;
     *) args+=("$1"); shift ;;
   esac
 done
@@ -34,6 +36,7 @@ results_file=RESULTS.md
   --word_lm_text "corpus/${corpus_size}/librispeech-lm-norm.txt.gz" \
   --asr_config "${asr_config}" \
   --bpe_vocab_size "${bpe_vocab_size}" \
+  --speed_perturb_factors "${speed_perturb_factors}" \
   --results_file "${results_file}" \
   --results_title "synth asr1 (${corpus_size} corpus)" \
   "${args[@]}"
