@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 import torch
 import yaml
@@ -48,10 +50,21 @@ def _train(data, exp, cfg):
     )  # fmt: skip
 
 
-def test_training_decreases_loss_and_resumes_from_checkpoint(tiny_features, tmp_path, monkeypatch):
+def test_training_decreases_loss_and_resumes_from_checkpoint(
+    tiny_features, tmp_path, monkeypatch, caplog
+):
     exp = tmp_path / "am"
     cfg = _config(**{"train.max_epochs": 2, "train.average_best": 1, "optim.lr": 0.003})
-    model_file = _train(tiny_features, exp, cfg)
+    with caplog.at_level(logging.INFO, logger="espnet_distill.train.progress"):
+        model_file = _train(tiny_features, exp, cfg)
+    # not a terminal: plain progress lines with the measured epoch length instead of a tqdm bar
+    lines = [r.getMessage() for r in caplog.records if r.name == "espnet_distill.train.progress"]
+    per_epoch = [m for m in lines if m.startswith("epoch 2/2 batch")]
+    assert (
+        per_epoch
+        and per_epoch[-1].split()[3].split("/")[0] == per_epoch[-1].split()[3].split("/")[1]
+    )
+    assert any(m.startswith("epoch 2 valid_loss") for m in lines)
     first = torch.load(exp / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
     assert first["epoch"] == 1 and first["global_step"] > 0
 

@@ -26,7 +26,12 @@ import kaldifst
 import kaldilm
 import numpy as np
 
-from espnet_distill.graph.lexicon import add_disambig_symbols, bpe_lexicon, read_symbol_table
+from espnet_distill.graph.lexicon import (
+    add_disambig_symbols,
+    bpe_lexicon,
+    lexicon_fst_text,
+    read_symbol_table,
+)
 from espnet_distill.utils import atomic_output, atomic_write_text
 
 log = logging.getLogger(__name__)
@@ -42,23 +47,6 @@ def ctc_topo_text(vocab_size: int) -> str:
             olabel = k + 1 if (k != i and k != 0) else 0
             lines.append(f"{i} {k} {k + 1} {olabel}")
         lines.append(f"{i}")
-    return "\n".join(lines) + "\n"
-
-
-def lexicon_fst_text(lexicon: list[tuple[str, list[str]]], token_ids: dict[str, int],
-                     word_ids: dict[str, int]) -> str:  # fmt: skip
-    """L without silence: state 0 is start, loop and final; one path of pieces per word."""
-    lines, next_state = [], 1
-    for word, pron in lexicon:
-        src = 0
-        for j, piece in enumerate(pron):
-            dst = 0 if j == len(pron) - 1 else next_state
-            if dst:
-                next_state += 1
-            olabel = word_ids[word] if j == 0 else 0
-            lines.append(f"{src} {dst} {token_ids[piece]} {olabel}")
-            src = dst
-    lines.append("0")
     return "\n".join(lines) + "\n"
 
 

@@ -22,6 +22,7 @@ from lightning.pytorch.loggers import TensorBoardLogger
 from espnet_distill.data.datamodule import make_loader
 from espnet_distill.lang.bpe import BpeTokenizer
 from espnet_distill.models.ctc_am import CtcAcousticModel
+from espnet_distill.train.progress import progress_callbacks
 from espnet_distill.utils import atomic_output
 
 log = logging.getLogger(__name__)
@@ -196,6 +197,7 @@ def train(
         save_top_k=tc["average_best"],
         save_last=True,
     )
+    progress, show_bar = progress_callbacks(steps_per_epoch)
     trainer = L.Trainer(
         default_root_dir=exp_dir,
         accelerator="gpu" if ngpu > 0 else "cpu",
@@ -204,7 +206,8 @@ def train(
         max_epochs=tc["max_epochs"],
         gradient_clip_val=tc["grad_clip"],
         precision=tc["precision"],
-        callbacks=[checkpoint],
+        callbacks=[checkpoint, *progress],
+        enable_progress_bar=show_bar,
         logger=TensorBoardLogger(exp_dir, name="tensorboard", version=""),
         use_distributed_sampler=False,  # lhotse samplers shard by rank themselves
         num_sanity_val_steps=0,

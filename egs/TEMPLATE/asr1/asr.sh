@@ -5,7 +5,7 @@
 # Stages (numbers are part of the interface, see README.md):
 #   1 manifests (lhotse; local/data.sh first, e.g. to synthesise the embedded corpus)
 #   2 fbank 80-d (lhotse, lilcom) + global CMVN + Kaldi data dirs
-#   3 lang dir: sentencepiece BPE
+#   3 lang dirs: sentencepiece BPE; phones (CMUdict + espeak-ng G2P, topo, L.fst)
 #   4 alignments and frame targets          (not in this recipe yet: skipped)
 #   5 word n-gram (KenLM lmplz) on --word_lm_text; unit LMs come with the KD recipe
 #   6 acoustic model training (Lightning, resumable)
@@ -42,6 +42,10 @@ data_dir=data            # where manifests, features and lang dirs go
 exp_dir=exp              # where experiments go
 bpe_vocab_size=256       # sentencepiece BPE vocabulary size
 bpe_extra_text=          # extra sentences (plain or .gz) for the BPE model, e.g. LM text
+hmm_num_states=3         # HMM states per phone (phone lang dir topology)
+hmm_num_sil_states=3     # HMM states of silence phones
+sil_prob=0.5             # optional silence probability between words (L.fst)
+position_dependent_phones=false  # Kaldi's _B/_I/_E/_S word-position phones
 asr_config=conf/train_ctc_conformer.yaml  # acoustic model config
 tag=                     # experiment name suffix (default: the config file name)
 train_overrides=         # extra config overrides, e.g. "train.max_epochs=3 optim.lr=0.001"
@@ -70,6 +74,7 @@ help_message="Usage: $0 [options]
 [ -n "${results_file}" ] || results_file=${exp_dir}/RESULTS.md
 am_dir=${exp_dir}/am_${tag}
 lang_dir=${data_dir}/lang_bpe_${bpe_vocab_size}
+phone_lang_dir=${data_dir}/lang_phone
 fbank_dir=${data_dir}/fbank
 manifest_dir=${data_dir}/manifests
 # shellcheck disable=SC2206
@@ -138,6 +143,17 @@ if [ "${stage}" -le 3 ] && [ "${stop_stage}" -ge 3 ]; then
     python -m espnet_distill.bin.prepare_bpe --text "${data_dir}/${train_set//-/_}/text" \
       --vocab-size "${bpe_vocab_size}" --lang-dir "${lang_dir}" "${extra[@]}"
     touch "${lang_dir}/.done"
+  fi
+  log "Stage 3: phone lang dir ${phone_lang_dir} (CMUdict + espeak-ng G2P, L.fst)"
+  if is_done "${phone_lang_dir}/.done"; then
+    log "  ${phone_lang_dir}/.done exists: skipping"
+  else
+    pos_opt=()
+    [ "${position_dependent_phones}" = true ] && pos_opt=(--position-dependent)
+    python -m espnet_distill.bin.prepare_lang --words "${lang_dir}/words.txt" \
+      --lang-dir "${phone_lang_dir}" --num-states "${hmm_num_states}" \
+      --num-sil-states "${hmm_num_sil_states}" --sil-prob "${sil_prob}" "${pos_opt[@]}"
+    touch "${phone_lang_dir}/.done"
   fi
   stage_time 3 lang "${t0}"
 fi
