@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 
@@ -55,12 +56,20 @@ def test_tiny_recipe_end_to_end_then_rerun_from_stage_3(tiny_corpus, tmp_path):
             (kaldi / f).is_file() for f in ("wav.scp", "text", "utt2spk", "spk2utt", "feats.scp")
         )
     assert "Successfully finished" in out
+    align = d / "exp" / "tiny" / "align"
+    assert (d / "data" / "tiny" / "lang_phone" / "L.fst").is_file()
+    n_targets = len((align / "targets" / "senone.scp").read_text().splitlines())
+    n_failed = len((align / "failed.txt").read_text().splitlines())
+    n_train = int(re.search(r"(\d+) training utterances", (align / "align.log").read_text())[1])
+    assert n_targets + n_failed == 3 * n_train  # speed-perturbed copies aligned too
 
     watched = [am / "model.pt", d / "data" / "tiny" / "fbank" / "cuts_test-clean.jsonl.gz",
-               d / "data" / "tiny" / "lang_bpe_100" / "bpe.model", am / "decode_test-clean_greedy" / "text"]  # fmt: skip
+               d / "data" / "tiny" / "lang_bpe_100" / "bpe.model", am / "decode_test-clean_greedy" / "text",
+               d / "data" / "tiny" / "lang_phone" / "L.fst", align / "targets" / "senone.ark"]  # fmt: skip
     mtimes = [p.stat().st_mtime_ns for p in watched]
     out = _run(d, "--stage", "3")
     assert "Stage 1" not in out and "Stage 2" not in out
     assert "Stage 3" in out and "skipping" in out
     assert "Stage 6: training" in out and "model.pt exists: skipping" in out
+    assert "Stage 4: " in out and "targets/.done exists: skipping" in out
     assert [p.stat().st_mtime_ns for p in watched] == mtimes  # nothing finished was redone

@@ -6,7 +6,8 @@
 #   1 manifests (lhotse; local/data.sh first, e.g. to synthesise the embedded corpus)
 #   2 fbank 80-d (lhotse, lilcom) + global CMVN + Kaldi data dirs
 #   3 lang dirs: sentencepiece BPE; phones (CMUdict + espeak-ng G2P, topo, L.fst)
-#   4 alignments and frame targets          (not in this recipe yet: skipped)
+#   4 GMM-HMM alignment (flat-start monophones -> triphone tree): senone/monophone/subword
+#     frame targets (kaldiio ark/scp)
 #   5 word n-gram (KenLM lmplz) on --word_lm_text; unit LMs come with the KD recipe
 #   6 acoustic model training (Lightning, resumable)
 #   7 decoding graph TLG (kaldifst: CTC topology o BPE lexicon o word n-gram)
@@ -46,6 +47,9 @@ hmm_num_states=3         # HMM states per phone (phone lang dir topology)
 hmm_num_sil_states=3     # HMM states of silence phones
 sil_prob=0.5             # optional silence probability between words (L.fst)
 position_dependent_phones=false  # Kaldi's _B/_I/_E/_S word-position phones
+num_leaves=500           # senones: leaves of the triphone decision tree (stage 4)
+mono_iters=10            # monophone GMM-HMM EM iterations
+tri_iters=10             # triphone GMM-HMM EM iterations
 asr_config=conf/train_ctc_conformer.yaml  # acoustic model config
 tag=                     # experiment name suffix (default: the config file name)
 train_overrides=         # extra config overrides, e.g. "train.max_epochs=3 optim.lr=0.001"
@@ -158,8 +162,24 @@ if [ "${stage}" -le 3 ] && [ "${stop_stage}" -ge 3 ]; then
   stage_time 3 lang "${t0}"
 fi
 
+align_dir=${exp_dir}/align
 if [ "${stage}" -le 4 ] && [ "${stop_stage}" -ge 4 ]; then
-  log "Stage 4: alignments and frame targets: not part of this recipe yet, skipped"
+  t0=${SECONDS}
+  if is_done "${align_dir}/targets/.done"; then
+    log "Stage 4: ${align_dir}/targets/.done exists: skipping"
+  else
+    log "Stage 4: GMM-HMM mono -> tri (${num_leaves} senones) alignment, frame targets"
+    log "  progress: tail -f ${align_dir}/align.log (reruns resume after the last finished system)"
+    mkdir -p "${align_dir}"
+    ${train_cmd} "${align_dir}/align.log" \
+      python -m espnet_distill.bin.align --lang-dir "${phone_lang_dir}" \
+        --cuts "${fbank_dir}/cuts_${train_set}.jsonl.gz" --bpe-model "${lang_dir}/bpe.model" \
+        --exp-dir "${align_dir}" --nj "${nj}" --num-leaves "${num_leaves}" \
+        --mono-iters "${mono_iters}" --tri-iters "${tri_iters}"
+    grep -E "tree:|targets for|iter ${tri_iters}:|iter ${tri_iters} " "${align_dir}/align.log" \
+      | sed 's/^/  /' || true
+  fi
+  stage_time 4 align "${t0}"
 fi
 
 lm_dir=${data_dir}/lm

@@ -1,0 +1,114 @@
+"""Frame targets in three units from an HMM alignment, and senone sequences from text alone.
+
+Units (one vocabulary file each, ``<targets>/units/<unit>.txt``):
+
+- ``senone``: the tree leaf (pdf id) of every 10 ms frame;
+- ``monophone``: the position-independent phone of every frame (``SIL``, ``SPN``, ARPAbet);
+- ``subword``: the BPE piece of every frame. Word spans come from the phone alignment (the
+  phones are split into the transcript's words by their lexicon pronunciations); a word's frames
+  are shared among its pieces in proportion to their letters; silence frames get ``<blk>`` (0).
+
+:func:`senones_from_text` gives the senone sequence of a sentence with no audio (lexicon ->
+phones -> triphone windows -> tree -> one pdf per HMM state), what the senone LM trains on.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from espnet_distill.align.hmm import TransitionModel, phone_segments
+from espnet_distill.align.topology import Topology
+from espnet_distill.align.tree import Tree
+
+
+def split_words(phones: list[str], words: list[str],
+                prons: dict[str, list[list[str]]]) -> list[tuple[int, int]] | None:  # fmt: skip
+    """Split a phone sequence (no silences) into ``words``: (first, end) phone index per word.
+
+    Tries each word's pronunciations (dynamic programming over positions); None if no split
+    spells the sequence.
+    """
+    memo: dict[tuple[int, int], list[tuple[int, int]] | None] = {}
+
+    def solve(w: int, i: int) -> list[tuple[int, int]] | None:
+        if w == len(words):
+            return [] if i == len(phones) else None
+        key = (w, i)
+        if key not in memo:
+            memo[key] = None
+            for pron in prons.get(words[w], []):
+                j = i + len(pron)
+                if phones[i:j] == pron:
+                    rest = solve(w + 1, j)
+                    if rest is not None:
+                        memo[key] = [(i, j), *rest]
+                        break
+        return memo[key]
+
+    return solve(0, 0)
+
+
+def frame_targets(
+    tids: np.ndarray,
+    tm: TransitionModel,
+    words: list[str],
+    prons: dict[str, list[list[str]]],
+    phone_names: dict[int, str],
+    monophone_ids: dict[str, int],
+    pieces_of: dict[str, list[tuple[int, int]]],
+    silence: set[str],
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(senone, monophone, subword) id per frame of one utterance's alignment.
+
+    ``pieces_of``: word -> [(piece id, letters)]; ``prons`` with base (position-free) phones.
+    Raises ValueError if the aligned phones do not spell the words (a lexicon mismatch).
+    """
+    from espnet_distill.lang.phone_lang import base_phone
+
+    senone = tm.tid_pdf[tids].astype(np.int32)
+    segs = phone_segments(tids, tm)
+    base = [base_phone(phone_names[p]) for p, _, _ in segs]
+    monophone = np.empty(len(tids), dtype=np.int32)
+    for (_, s, e), name in zip(segs, base, strict=True):
+        monophone[s:e] = monophone_ids[name]
+    subword = np.zeros(len(tids), dtype=np.int32)
+    speech = [k for k, name in enumerate(base) if name not in silence or name == "SPN"]
+    spans = split_words([base[k] for k in speech], words, prons)
+    if spans is None:
+        raise ValueError(f"aligned phones {' '.join(base)} do not spell '{' '.join(words)}'")
+    for word, (i, j) in zip(words, spans, strict=True):
+        start, end = segs[speech[i]][1], segs[speech[j - 1]][2]
+        pieces = pieces_of[word]
+        letters = np.array([max(1, n) for _, n in pieces], dtype=float)
+        bounds = start + np.round(np.cumsum(letters) / letters.sum() * (end - start)).astype(int)
+        prev = start
+        for (piece, _), b in zip(pieces, bounds, strict=True):
+            subword[prev:b] = piece
+            prev = b
+    return senone, monophone, subword
+
+
+def senones_from_phones(phones: list[int], tree: Tree, topology: Topology) -> list[int]:
+    """One pdf per HMM state of a phone sequence (utterance-edge context 0 at both ends)."""
+    padded = [0, *phones, 0]
+    out = []
+    for k, phone in enumerate(phones):
+        window = tuple(padded[k : k + 3]) if tree.context_width == 3 else (phone,)
+        for st in topology.states(phone):
+            if st.pdf_class is not None:
+                out.append(tree.pdf(window, st.pdf_class))
+    return out
+
+
+def senones_from_text(words: list[str], prons: dict[str, list[list[str]]],
+                      phone_ids: dict[str, int], tree: Tree, topology: Topology,
+                      edge_silence: str | None = "SIL") -> list[int]:  # fmt: skip
+    """Senone (pdf) sequence of a sentence: first pronunciations, one pdf per HMM state.
+
+    ``edge_silence`` is the phone assumed before and after the sentence (recordings start and
+    end in silence); None leaves the utterance-edge context there instead.
+    """
+    phones = [phone_ids[p] for w in words for p in prons[w][0]]
+    if edge_silence:
+        phones = [phone_ids[edge_silence], *phones, phone_ids[edge_silence]]
+    return senones_from_phones(phones, tree, topology)

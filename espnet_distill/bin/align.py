@@ -1,0 +1,194 @@
+"""Stage 4: GMM-HMM alignment (monophone -> triphone tree) and frame targets in three units.
+
+Trains on the original-speed training cuts (speed-perturbed copies ``*_sp<f>`` are aligned, not
+trained on, as Kaldi aligns ``train_sp`` with a GMM trained on ``train``), then aligns every cut
+of ``--cuts`` with the triphone system and writes, under ``--exp-dir``:
+
+- ``mono/``, ``tri/``: ``tree.json`` + readable ``tree.txt``, ``final.npz``, ``train_log.tsv``,
+  ``ali.npz`` (transition ids per utterance; a rerun resumes after the last finished system)
+- ``targets/{senone,monophone,subword}.{ark,scp}`` (kaldiio int32 vectors, one per cut) and
+  ``targets/units/{senone,monophone,subword}.txt``
+- ``failed.txt``: cuts not aligned, with the reason (also counted in the log)
+
+Usage:
+    python -m espnet_distill.bin.align --lang-dir data/lang_phone \\
+        --cuts data/fbank/cuts_train-clean-100.jsonl.gz --bpe-model data/lang_bpe_100/bpe.model \\
+        --exp-dir exp/align [--nj 2] [--num-leaves 500] [--mono-iters 10] [--tri-iters 10]
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+import kaldiio
+import numpy as np
+from lhotse import CutSet
+
+from espnet_distill.align.features import load_align_features
+from espnet_distill.align.hmm import Alignment
+from espnet_distill.align.targets import frame_targets
+from espnet_distill.align.trainer import Aligner, GmmSystem, Lang, train_mono, train_tri
+from espnet_distill.lang.bpe import BpeTokenizer
+from espnet_distill.lang.phone_lang import SIL, SPN, base_phone
+from espnet_distill.utils import atomic_output, atomic_write_text, setup_logging
+
+log = logging.getLogger(__name__)
+
+
+def is_original_speed(cut: object) -> bool:
+    """Not a speed-perturbed copy (lhotse ids ``<id>_sp<factor>``)."""
+    return "_sp" not in cut.id
+
+
+def _save_alis(alis: dict[str, Alignment], path: Path) -> None:
+    with atomic_output(path) as tmp, open(tmp, "wb") as f:
+        np.savez(f, **{uid: a.tids for uid, a in alis.items()})
+
+
+def _load_alis(path: Path) -> dict[str, Alignment]:
+    blob = np.load(path)
+    return {uid: Alignment(blob[uid], 0.0) for uid in blob.files}
+
+
+def read_lexicon(path: Path) -> dict[str, list[list[str]]]:
+    """Word -> pronunciations of a Kaldi lexicon.txt (a clear error on a bad line)."""
+    out: dict[str, list[list[str]]] = {}
+    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        fields = line.split()
+        if len(fields) < 2:
+            raise ValueError(f"{path}:{n}: expected 'word phone...', got {line!r}")
+        out.setdefault(fields[0], []).append(fields[1:])
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--lang-dir", type=Path, required=True)
+    parser.add_argument("--cuts", type=Path, required=True, help="training cuts with fbank")
+    parser.add_argument("--bpe-model", type=Path, required=True)
+    parser.add_argument("--exp-dir", type=Path, required=True)
+    parser.add_argument("--nj", type=int, default=2)
+    parser.add_argument("--mono-iters", type=int, default=10)
+    parser.add_argument("--mono-totgauss", type=int, default=1000)
+    parser.add_argument("--tri-iters", type=int, default=10)
+    parser.add_argument("--num-leaves", type=int, default=500)
+    parser.add_argument("--tri-totgauss", type=int, default=3000)
+    parser.add_argument("--no-phone-classes", action="store_true",
+                        help="questions from phone clustering only (no ARPAbet class table)")  # fmt: skip
+    args = parser.parse_args(argv)
+    setup_logging()
+    for path in (args.lang_dir / "L.fst", args.cuts, args.bpe_model):
+        if not path.exists():
+            print(f"align: {path} does not exist", file=sys.stderr)
+            return 1
+    lang = Lang.load(args.lang_dir)
+    names = {i: p for p, i in lang.phones.items()}
+    cuts = CutSet.from_file(args.cuts)
+    train_cuts = cuts.filter(is_original_speed).to_eager()
+    log.info("computing MFCC+deltas of %d training cuts", len(train_cuts))
+    feats = load_align_features(train_cuts)
+    utts, n_oov = {}, 0
+    for cut in train_cuts:
+        ids, oov = lang.word_ids(" ".join(s.text for s in cut.supervisions).split())
+        n_oov += oov
+        utts[cut.id] = (ids, feats[cut.id])
+    log.info("%d training utterances, %d OOV words mapped to <unk>", len(utts), n_oov)
+    aligner = Aligner(lang, utts, nj=args.nj)
+
+    mono_dir, tri_dir = args.exp_dir / "mono", args.exp_dir / "tri"
+    if (mono_dir / "ali.npz").is_file():
+        log.info("%s exists: monophone system is trained", mono_dir / "ali.npz")
+        mono, mono_alis = GmmSystem.load(mono_dir, lang), _load_alis(mono_dir / "ali.npz")
+    else:
+        mono, mono_alis = train_mono(lang, aligner, args.mono_iters, args.mono_totgauss)
+        mono.save(mono_dir)
+        atomic_write_text(mono_dir / "tree.txt", mono.tree.dump(names))
+        _save_alis(mono_alis, mono_dir / "ali.npz")
+    if (tri_dir / "ali.npz").is_file():
+        log.info("%s exists: triphone system is trained", tri_dir / "ali.npz")
+        tri = GmmSystem.load(tri_dir, lang)
+    else:
+        tri, tri_alis, totals = train_tri(
+            lang, aligner, mono, mono_alis, args.num_leaves, args.tri_totgauss, args.tri_iters,
+            use_phone_classes=not args.no_phone_classes, phone_names=names,
+        )  # fmt: skip
+        tri.save(tri_dir)
+        atomic_write_text(tri_dir / "tree.txt", tri.tree.dump(names))
+        atomic_write_text(tri_dir / "tree_stats.tsv",
+                          "".join(f"{k}\t{v:.6g}\n" for k, v in totals.items()))  # fmt: skip
+        _save_alis(tri_alis, tri_dir / "ali.npz")
+
+    if aligner.failed:
+        log.info("%d training cuts could not be aligned at some iteration (see the log)",
+                 len(aligner.failed))  # fmt: skip
+    write_targets(args, lang, tri, cuts, names)
+    return 0
+
+
+def write_targets(args: argparse.Namespace, lang: Lang, tri: GmmSystem, cuts: CutSet,
+                  names: dict[int, str]) -> None:  # fmt: skip
+    """Align every cut (speed-perturbed copies too) with ``tri`` and write the three targets."""
+    out = args.exp_dir / "targets"
+    if (out / ".done").is_file():
+        log.info("%s exists: targets are written", out / ".done")
+        return
+    (out / "units").mkdir(parents=True, exist_ok=True)
+    log.info("aligning all %d cuts with the triphone system", len(cuts))
+    feats = load_align_features(cuts)
+    utts = {}
+    for cut in cuts:
+        utts[cut.id] = (lang.word_ids(" ".join(s.text for s in cut.supervisions).split())[0],
+                        feats[cut.id])  # fmt: skip
+    aligner = Aligner(lang, utts, nj=args.nj)
+    alis, *_ = aligner.iteration(tri, True, None, "final alignment")
+    failed = dict(aligner.failed)
+
+    lexicon = read_lexicon(args.lang_dir / "lexicon.txt")
+    prons = {w: [[base_phone(p) for p in pron] for pron in ps] for w, ps in lexicon.items()}
+    mono_units = list(dict.fromkeys([SIL, SPN] + [base_phone(names[p]) for p in lang.real_phones]))
+    monophone_ids = {p: i for i, p in enumerate(mono_units)}
+    tok = BpeTokenizer(args.bpe_model)
+    pieces_of: dict[str, list[tuple[int, int]]] = {}
+    senone_w = kaldiio.WriteHelper(f"ark,scp:{out / 'senone.ark'},{out / 'senone.scp'}")
+    mono_w = kaldiio.WriteHelper(f"ark,scp:{out / 'monophone.ark'},{out / 'monophone.scp'}")
+    sub_w = kaldiio.WriteHelper(f"ark,scp:{out / 'subword.ark'},{out / 'subword.scp'}")
+    written = 0
+    with senone_w, mono_w, sub_w:
+        for cut in cuts:
+            if cut.id not in alis:
+                continue
+            words = [w if w in prons else "<unk>" for s in cut.supervisions for w in s.text.split()]
+            for w in words:
+                if w not in pieces_of:
+                    ids = tok.encode(w)
+                    pieces_of[w] = [(i, len(tok.sp.id_to_piece(i).lstrip("\u2581"))) for i in ids]
+            try:
+                senone, mono, sub = frame_targets(alis[cut.id].tids, tri.tm, words, prons, names,
+                                                  monophone_ids, pieces_of, {SIL, SPN})  # fmt: skip
+            except ValueError as err:
+                failed[cut.id] = str(err)
+                continue
+            senone_w(cut.id, senone)
+            mono_w(cut.id, mono)
+            sub_w(cut.id, sub)
+            written += 1
+    atomic_write_text(out / "units" / "senone.txt",
+                      "".join(f"s{i} {i}\n" for i in range(tri.tree.num_pdfs)))  # fmt: skip
+    atomic_write_text(out / "units" / "monophone.txt",
+                      "".join(f"{p} {i}\n" for p, i in monophone_ids.items()))  # fmt: skip
+    atomic_write_text(out / "units" / "subword.txt",
+                      "".join(f"{tok.sp.id_to_piece(i)} {i}\n" for i in range(tok.vocab_size)))  # fmt: skip
+    atomic_write_text(args.exp_dir / "failed.txt",
+                      "".join(f"{u}\t{why}\n" for u, why in sorted(failed.items())))  # fmt: skip
+    log.info("targets for %d of %d cuts (%d not aligned, see %s); %d senones", written, len(cuts),
+             len(cuts) - written, args.exp_dir / "failed.txt", tri.tree.num_pdfs)  # fmt: skip
+    (out / ".done").touch()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

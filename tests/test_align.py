@@ -1,0 +1,265 @@
+"""Stage 4 GMM-HMM aligner: GMMs, trees, Viterbi alignment and frame targets."""
+
+from __future__ import annotations
+
+import math
+
+import kaldiio
+import numpy as np
+import pytest
+import sentencepiece as spm
+
+from espnet_distill.align.features import add_deltas, dct_matrix
+from espnet_distill.align.gmm import GmmSet
+from espnet_distill.align.hmm import align_utterance, phone_segments, training_graph
+from espnet_distill.align.targets import senones_from_phones, senones_from_text, split_words
+from espnet_distill.align.trainer import GmmSystem, Lang
+from espnet_distill.align.tree import build_tree, gaussian_loglike
+from espnet_distill.bin import align as align_cli
+from espnet_distill.bin.prepare_lang import main as prepare_lang_main
+
+
+def test_gmm_loglikes_match_a_direct_computation():
+    rng = np.random.default_rng(0)
+    means, var = rng.normal(size=(3, 4)), rng.uniform(0.5, 2.0, size=(3, 4))
+    weights = np.array([0.3, 0.7, 1.0])
+    gmm = GmmSet(means, var, weights, np.array([0, 0, 1]), 2)
+    x = rng.normal(size=(5, 4))
+
+    def log_normal(v, m, s2):
+        return -0.5 * np.sum(np.log(2 * np.pi * s2) + (v - m) ** 2 / s2, axis=-1)
+
+    direct0 = np.logaddexp(np.log(0.3) + log_normal(x, means[0], var[0]),
+                           np.log(0.7) + log_normal(x, means[1], var[1]))  # fmt: skip
+    direct1 = log_normal(x, means[2], var[2])
+    np.testing.assert_allclose(gmm.loglikes(x), np.stack([direct0, direct1], 1), rtol=1e-4)
+
+
+def test_gmm_update_recovers_sample_statistics_and_mixup_splits():
+    rng = np.random.default_rng(1)
+    a, b = rng.normal(2.0, 0.5, size=(400, 3)), rng.normal(-1.0, 1.5, size=(300, 3))
+    gmm = GmmSet.single(np.zeros(3), np.ones(3), 2)
+    stats = gmm.new_stats()
+    feats = np.vstack([a, b])
+    pdfs = np.array([0] * 400 + [1] * 300)
+    gmm.accumulate(stats, feats, pdfs)
+    gmm.update(stats, var_floor=np.full(3, 1e-3))
+    np.testing.assert_allclose(gmm.means[0], a.mean(0), atol=1e-5)
+    np.testing.assert_allclose(gmm.vars[1], b.var(0), rtol=1e-4)
+    gmm.mixup(4, np.array([400.0, 300.0]))
+    assert gmm.num_gauss() == 4 and np.bincount(gmm.owner).tolist() == [2, 2]
+    assert np.allclose(np.bincount(gmm.owner, weights=gmm.weights), 1.0)
+
+
+def test_dct_is_orthonormal_and_deltas_of_a_ramp_are_its_slope():
+    d = dct_matrix(80, 80)
+    np.testing.assert_allclose(d @ d.T, np.eye(80), atol=1e-5)
+    ramp = np.arange(20, dtype=np.float32)[:, None] * 0.5
+    out = add_deltas(ramp)
+    assert out.shape == (20, 3)
+    np.testing.assert_allclose(out[4:-4, 1], 0.5, atol=1e-6)  # slope away from the edges
+    np.testing.assert_allclose(out[6:-6, 2], 0.0, atol=1e-6)
+
+
+def test_tree_gains_likelihood_respects_max_leaves_and_finds_the_context_question():
+    rng = np.random.default_rng(2)
+    phone_sets = [[1], [2], [3], [4]]
+    windows, classes, counts, sums, sums2 = [], [], [], [], []
+    for left in (1, 2, 3, 4):
+        for right in (1, 2, 3, 4):
+            # the centre phone 2's first state depends on whether the left phone is 1 or 3
+            mean = 3.0 if left in (1, 3) else -3.0
+            x = rng.normal(mean, 1.0, size=(200, 2))
+            windows.append((left, 2, right))
+            classes.append(0)
+            counts.append(len(x))
+            sums.append(x.sum(0))
+            sums2.append((x**2).sum(0))
+    args = (np.array(windows), np.array(classes), np.array(counts, float), np.array(sums),
+            np.array(sums2), phone_sets)  # fmt: skip
+    questions = [frozenset({1, 3}), frozenset({1, 2}), frozenset({4})]
+    tree, totals = build_tree(*args, questions, set(), max_leaves=3, min_count=50)
+    assert totals["leaf_loglike"] > totals["root_loglike"]
+    assert tree.num_pdfs <= 3
+    root = tree.roots[(1, 0)]
+    assert root.position == 0 and root.phones == frozenset({1, 3})
+    assert tree.pdf((1, 2, 4), 0) != tree.pdf((2, 2, 4), 0)
+    # the gain is the likelihood of the split stats minus the parent's, computed directly
+    yes = [i for i, w in enumerate(windows) if w[0] in (1, 3)]
+    no = [i for i in range(len(windows)) if i not in yes]
+
+    def ll(rows):
+        return gaussian_loglike(sum(counts[i] for i in rows), sum(sums[i] for i in rows),
+                                sum(sums2[i] for i in rows), 1e-3)  # fmt: skip
+
+    one, _ = build_tree(*args, questions, set(), max_leaves=2, min_count=50)
+    assert one.num_pdfs == 2
+    assert ll(yes) + ll(no) > ll(range(len(windows)))
+    # no split when max_leaves is the number of roots
+    none, t0 = build_tree(*args, questions, set(), max_leaves=1, min_count=50)
+    assert none.num_pdfs == 1 and t0["leaf_loglike"] == pytest.approx(t0["root_loglike"])
+
+
+def test_split_words_tries_pronunciation_variants():
+    prons = {"A": [["AH"], ["EY"]], "CAT": [["K", "AE", "T"]], "AT": [["AE", "T"]]}
+    assert split_words(["EY", "K", "AE", "T"], ["A", "CAT"], prons) == [(0, 1), (1, 4)]
+    assert split_words(["EY", "AE", "T"], ["A", "AT"], prons) == [(0, 1), (1, 3)]
+    assert split_words(["K", "AE"], ["CAT"], prons) is None
+
+
+@pytest.fixture(scope="module")
+def aligned(tiny_features, tmp_path_factory):
+    """Stage 4 run on the tiny corpus: (exp dir, lang dir, cuts file, bpe model)."""
+    out = tmp_path_factory.mktemp("align")
+    lang = out / "lang_phone"
+    assert prepare_lang_main(["--words", str(tiny_features / "lang_bpe_64" / "words.txt"),
+                              "--lang-dir", str(lang)]) == 0  # fmt: skip
+    cuts = tiny_features / "fbank" / "cuts_train-clean-100.jsonl.gz"
+    bpe = tiny_features / "lang_bpe_64" / "bpe.model"
+    exp = out / "exp"
+    argv = ["--lang-dir", str(lang), "--cuts", str(cuts), "--bpe-model", str(bpe),
+            "--exp-dir", str(exp), "--mono-iters", "6", "--tri-iters", "4", "--num-leaves", "150",
+            "--tri-totgauss", "400", "--mono-totgauss", "300"]  # fmt: skip
+    assert align_cli.main(argv) == 0
+    return exp, lang, cuts, bpe
+
+
+@pytest.fixture(scope="module")
+def pdf_phones(aligned):
+    """pdf -> (base phone name, pdf class), from the tree root that holds the pdf."""
+    exp, lang_dir, _, _ = aligned
+    lang = Lang.load(lang_dir)
+    tree = GmmSystem.load(exp / "tri", lang).tree
+    names = {i: p for p, i in lang.phones.items()}
+    return {pdf: (names[tree.phone_sets[set_idx][0]], pdf_class)
+            for (set_idx, pdf_class) in tree.roots
+            for pdf in tree.pdfs_of_root((set_idx, pdf_class))}  # fmt: skip
+
+
+def _states(senones: np.ndarray) -> list[int]:
+    """State sequence of a senone frame sequence: every HMM state has its own pdfs, so merging
+    repeated frames recovers each state visit exactly."""
+    return [int(x) for i, x in enumerate(senones) if i == 0 or x != senones[i - 1]]
+
+
+def test_em_training_increases_likelihood(aligned):
+    exp, *_ = aligned
+    for system in ("mono", "tri"):
+        rows = (exp / system / "train_log.tsv").read_text().splitlines()
+        header = rows[0].split("\t")
+        lls = [float(r.split("\t")[header.index("avg_loglike")]) for r in rows[1:]]
+        assert lls[-1] > lls[0] + 1.0, (system, lls)
+    assert "leaves" in (exp / "tri" / "tree.txt").read_text()
+
+
+def test_alignment_path_cost_and_topology(aligned, tiny_features):
+    """FasterDecoder's path: its cost equals the sum recomputed from the transition ids."""
+    exp, lang_dir, cuts_file, _ = aligned
+    from lhotse import CutSet
+
+    from espnet_distill.align.features import load_align_features
+
+    lang = Lang.load(lang_dir)
+    tri = GmmSystem.load(exp / "tri", lang)
+    cuts = CutSet.from_file(cuts_file).subset(first=3).to_eager()
+    feats = load_align_features(cuts)
+    for cut in cuts:
+        words, _ = lang.word_ids(cut.supervisions[0].text.split())
+        graph = training_graph(lang.L, words, tri.tm, tri.tree)
+        ll = tri.gmm.loglikes(feats[cut.id])
+        ali = align_utterance(graph, ll, tri.tm)
+        assert ali is not None and len(ali.tids) == len(ll)
+        segs = phone_segments(ali.tids, tri.tm)
+        assert segs[-1][2] == len(ll)
+        assert all(e - s >= 3 for _, s, e in segs)  # 3 emitting states, no skips
+        # states advance 0 -> 1 -> 2 inside each phone
+        for _, s, e in segs:
+            states = tri.tm.tid_state[ali.tids[s:e]]
+            assert (np.diff(states) >= 0).all() and states[0] == 0 and states[-1] == 2
+        acoustic = -0.1 * ll[np.arange(len(ll)), tri.tm.tid_pdf[ali.tids]].sum()
+        # graph cost (transitions, lexicon silence choices) is what remains; it is positive
+        assert ali.cost - acoustic > 0
+
+
+def test_targets_spell_the_transcripts(aligned, pdf_phones):
+    exp, lang_dir, cuts_file, bpe = aligned
+    from lhotse import CutSet
+
+    cuts = CutSet.from_file(cuts_file)
+    sp = spm.SentencePieceProcessor(model_file=str(bpe))
+    subword = kaldiio.load_scp(str(exp / "targets" / "subword.scp"))
+    senone = kaldiio.load_scp(str(exp / "targets" / "senone.scp"))
+    mono = kaldiio.load_scp(str(exp / "targets" / "monophone.scp"))
+    failed = (exp / "failed.txt").read_text().splitlines()
+    assert len(subword) + len(failed) == len(cuts)
+    assert len(subword) >= 0.9 * len(cuts)
+    units = dict(
+        line.split()
+        for line in (exp / "targets" / "units" / "monophone.txt").read_text().splitlines()
+    )
+    id2mono = {int(i): p for p, i in units.items()}
+    lexicon = align_cli.read_lexicon(lang_dir / "lexicon.txt")
+    for cut in list(cuts)[:10]:
+        if cut.id not in subword:
+            continue
+        n = cut.features.num_frames
+        assert len(subword[cut.id]) == len(senone[cut.id]) == len(mono[cut.id]) == n
+        s = subword[cut.id]
+        pieces = [int(x) for i, x in enumerate(s) if x != 0 and (i == 0 or x != s[i - 1])]
+        ref = sp.encode(cut.supervisions[0].text)
+        # frame targets cannot show a piece repeated back to back ("P P" in SUPPOSED)
+        assert pieces == [x for i, x in enumerate(ref) if i == 0 or x != ref[i - 1]]
+        # senones are exact state boundaries (each HMM state has its own pdfs): the phone of
+        # every first state, from the tree root holding its pdf, must spell the words
+        sen = senone[cut.id]
+        assert [id2mono[int(x)] for x in mono[cut.id]] == [pdf_phones[int(x)][0] for x in sen]
+        phones = [pdf_phones[x][0] for x in _states(sen) if pdf_phones[x][1] == 0]
+        phones = [p for p in phones if p != "SIL"]
+        words = cut.supervisions[0].text.split()
+        assert split_words(phones, words, lexicon) is not None
+
+
+def test_senones_from_text_match_the_alignment_inside_the_sentence(aligned, pdf_phones):
+    exp, lang_dir, cuts_file, _ = aligned
+    from lhotse import CutSet
+
+    lang = Lang.load(lang_dir)
+    tri = GmmSystem.load(exp / "tri", lang)
+    lexicon = align_cli.read_lexicon(lang_dir / "lexicon.txt")
+    senone = kaldiio.load_scp(str(exp / "targets" / "senone.scp"))
+    checked = 0
+    for cut in CutSet.from_file(cuts_file):
+        if cut.id not in senone:
+            continue
+        words = cut.supervisions[0].text.split()
+        states = _states(senone[cut.id])
+        speech = [k for k, x in enumerate(states) if pdf_phones[x][0] != "SIL"]
+        inner = states[speech[0] : speech[-1] + 1]
+        phones = [pdf_phones[x][0] for x in inner if pdf_phones[x][1] == 0]
+        # the tree gives back every state of the aligned phones, silences and edges included
+        all_phones = [lang.phones[pdf_phones[x][0]] for x in states if pdf_phones[x][1] == 0]
+        assert senones_from_phones(all_phones, tri.tree, lang.topology) == states
+        if phones != [p for w in words for p in lexicon[w][0]]:
+            continue  # an inner pause or another pronunciation: other phones, other context
+        text = senones_from_text(words, lexicon, lang.phones, tri.tree, lang.topology)
+        assert len(inner) == len(text) - 6  # text adds one silence at each end
+        # away from the first and last phone, whose context depends on leading/trailing pauses
+        assert text[6:-6] == inner[3:-3]
+        checked += 1
+    assert checked >= 1
+
+
+def test_too_short_utterance_is_skipped_and_named(aligned, tmp_path):
+    exp, lang_dir, _, _ = aligned
+    from espnet_distill.align.trainer import Aligner
+
+    lang = Lang.load(lang_dir)
+    tri = GmmSystem.load(exp / "tri", lang)
+    words, _ = lang.word_ids("THE".split())
+    long_words, _ = lang.word_ids(("THE " * 20).split())
+    feats = np.zeros((40, tri.gmm.dim), dtype=np.float32)
+    aligner = Aligner(lang, {"ok": (words, feats), "short": (long_words, feats[:10])})
+    alis = aligner.equal_align_all(tri)
+    assert "ok" in alis and "short" not in alis
+    assert "too short (10 frames)" in aligner.failed["short"]
+    assert math.isfinite(tri.gmm.loglikes(feats).max())
