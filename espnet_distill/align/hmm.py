@@ -56,6 +56,9 @@ class TransitionModel:
             dst.append(topology.states(phone)[state].transitions[k][0])
         self.tid_dst = np.array(dst)
         self.tid_self_loop = self.tid_dst == self.tid_state
+        self.loop_tid = np.full(len(tuples), -1)  # each tuple's self-loop tid (-1: none)
+        for tid in np.nonzero(self.tid_self_loop)[0]:
+            self.loop_tid[self.tid_tuple[tid]] = tid
         final = [-1] + [len(topology.states(self.tid_phone[i])) - 1 for i in range(1, n)]
         self.tid_ends_phone = self.tid_dst == np.array(final)
         self.log_probs = np.zeros(n)

@@ -22,14 +22,11 @@ Usage:
 from __future__ import annotations
 
 import argparse
-import itertools
-import shlex
 import sys
 import time
 from pathlib import Path
 
 import torch
-import yaml
 from tqdm import tqdm
 
 from espnet_distill.data.datamodule import make_loader
@@ -37,9 +34,9 @@ from espnet_distill.decode.ctc_beam import CtcPrefixBeamSearch, WordLmScorer
 from espnet_distill.graph.tlg import TlgDecoder
 from espnet_distill.lang.bpe import BpeTokenizer
 from espnet_distill.models.ctc_am import greedy_ctc
-from espnet_distill.score.wer import read_text_file, score_corpus
 from espnet_distill.train.ctc_trainer import load_model
-from espnet_distill.utils import atomic_write_text, setup_logging
+from espnet_distill.decode.tuning import tune, weight_grid, write_command, write_hypotheses
+from espnet_distill.utils import setup_logging
 
 
 def network_outputs(
@@ -122,11 +119,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"decode_ctc: --method tlg needs --graph-dir with TLG.fst, got {args.graph_dir}",
               file=sys.stderr)  # fmt: skip
         return 1
-    args.out_dir.mkdir(parents=True, exist_ok=True)
-    cmd = shlex.join(
-        [sys.executable, "-m", "espnet_distill.bin.decode_ctc", *(argv or sys.argv[1:])]
-    )
-    atomic_write_text(args.out_dir / "decode.sh", f"#!/usr/bin/env bash\n{cmd}\n")
+    write_command(args.out_dir, "espnet_distill.bin.decode_ctc", argv)
     tokenizer = BpeTokenizer(args.lang_dir / "bpe.model")
     start = time.perf_counter()
     outputs, seconds = network_outputs(args.model, args.cuts, args.device, args.max_duration)
@@ -135,71 +128,37 @@ def main(argv: list[str] | None = None) -> int:
         hyps = search(outputs, None, tokenizer, "greedy")
         chosen = {}
     else:
-        if args.best_from:
-            best = yaml.safe_load(args.best_from.read_text())
-            keys = (
-                ["acoustic_scale", "blank_penalty"]
-                if args.method == "tlg"
-                else ["lm_weight", "word_bonus"]
-            )
-            grid = [tuple(best[k] for k in keys)]
-        elif args.method == "tlg":
-            grid = list(itertools.product(args.acoustic_scales, args.blank_penalties))
-        else:
-            grid = list(itertools.product(args.lm_weights, args.word_bonuses))
-        if len(grid) > 1 and args.tune_ref is None:
-            print(
-                "decode_ctc: several weight combinations need --tune-ref to choose one",
-                file=sys.stderr,
-            )
-            return 1
         if args.method == "tlg":
             names = ("acoustic_scale", "blank_penalty")
+            values = (args.acoustic_scales, args.blank_penalties)
             tlg = TlgDecoder(args.graph_dir, args.graph_beam, args.max_active)
             settings = {"graph": str(args.graph_dir), "graph_beam": args.graph_beam,
                         "max_active": args.max_active}  # fmt: skip
+
+            def decode(scale: float, penalty: float) -> dict[str, str]:
+                return search_tlg(outputs, tlg, scale, penalty)
         else:
             names = ("lm_weight", "word_bonus")
+            values = (args.lm_weights, args.word_bonuses)
             lm = WordLmScorer(str(args.lm))
             pieces = [tokenizer.sp.id_to_piece(i) for i in range(tokenizer.vocab_size)]
             settings = {"beam": args.beam, "lm": str(args.lm)}
-        results = []
-        for combo in grid:
-            if args.method == "tlg":
-                hyps = search_tlg(outputs, tlg, *combo)
-            else:
-                weight, bonus = combo
+
+            def decode(weight: float, bonus: float) -> dict[str, str]:
                 decoder = CtcPrefixBeamSearch(
                     pieces, tokenizer.blank_id, args.beam, lm=lm, lm_weight=weight,
                     word_bonus=bonus,
                 )  # fmt: skip
-                desc = f"beam lm_weight={weight} word_bonus={bonus}"
-                hyps = search(outputs, decoder, tokenizer, desc)
-            wer = (
-                score_corpus(read_text_file(args.tune_ref), hyps).totals()["err"]
-                if args.tune_ref
-                else float("nan")
-            )
-            results.append((wer, combo, hyps))
-        if args.tune_ref:
-            atomic_write_text(
-                args.out_dir / "grid.tsv",
-                "\t".join([*names, "wer"])
-                + "\n"
-                + "".join("\t".join([*map(str, c), f"{e:.2f}"]) + "\n" for e, c, _ in results),
-            )
-        wer, combo, hyps = min(results, key=lambda r: (r[0], r[1]))
-        chosen = {**dict(zip(names, combo, strict=True)), **settings}
-        if args.tune_ref:
-            chosen["tuned_on"] = str(args.tune_ref)
-            chosen["tuned_wer"] = round(wer, 2)
-        atomic_write_text(args.out_dir / "best.yaml", yaml.safe_dump(chosen, sort_keys=False))
-    elapsed = time.perf_counter() - start
-    atomic_write_text(
-        args.out_dir / "text", "".join(f"{u} {h}".rstrip() + "\n" for u, h in sorted(hyps.items()))
-    )
-    rtf = elapsed / max(seconds, 1e-9)
-    atomic_write_text(args.out_dir / "rtf.txt", f"{rtf:.4f}\n")
+                return search(outputs, decoder, tokenizer,
+                              f"beam lm_weight={weight} word_bonus={bonus}")  # fmt: skip
+
+        try:
+            grid = weight_grid(names, values, args.best_from)
+            hyps, chosen = tune(grid, names, decode, args.tune_ref, args.out_dir, settings)
+        except ValueError as err:
+            print(f"decode_ctc: {err}", file=sys.stderr)
+            return 1
+    rtf = write_hypotheses(args.out_dir, hyps, time.perf_counter() - start, seconds)
     print(
         f"decoded {len(hyps)} utterances with {args.method} {chosen or ''} RTF {rtf:.4f} (all settings tried)"
     )

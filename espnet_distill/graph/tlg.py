@@ -1,7 +1,7 @@
 """TLG decoding graphs for CTC subword models (kaldifst) and their search (kaldi-decoder).
 
 T is the standard CTC topology over the BPE tokens (one state per token, blank at id 0), L spells
-every word with its pieces, G is the word n-gram (ARPA -> FST with kaldilm). The construction is
+every word with its pieces, G is the word n-gram (ARPA -> FST, :mod:`espnet_distill.graph.arpa`). The construction is
 icefall/sherpa's for kaldifst: L o G is determinized and minimized, T gets self-loops that emit the
 disambiguation symbols L o G still reads, T o LG is determinized.
 
@@ -23,9 +23,9 @@ from pathlib import Path
 
 import kaldi_decoder
 import kaldifst
-import kaldilm
 import numpy as np
 
+from espnet_distill.graph.arpa import arpa_to_fst
 from espnet_distill.graph.lexicon import (
     add_disambig_symbols,
     bpe_lexicon,
@@ -85,11 +85,7 @@ def compile_tlg(lang_dir: Path, arpa: Path, out_dir: Path) -> Path:
     L = kaldifst.compile(lexicon_fst_text(lexicon_disambig, token_labels, word_ids))
     # G's back-off arcs read #0: L passes #0 (token side) to #0 (word side) everywhere.
     kaldifst.add_self_loops(L, isyms=[first_disambig], osyms=[word_ids["#0"]])
-    G = kaldifst.compile(
-        kaldilm.arpa2fst(
-            str(arpa), disambig_symbol="#0", read_symbol_table=str(out_dir / "words.txt")
-        )
-    )
+    G = arpa_to_fst(arpa, word_ids)
     kaldifst.arcsort(L, sort_type="olabel")
     kaldifst.arcsort(G, sort_type="ilabel")
     LG = kaldifst.compose(L, G)

@@ -48,13 +48,17 @@ def _cpu_count() -> int:
 
 
 def collect(exp_root: Path) -> dict[str, list[tuple[str, dict]]]:
-    """{test set: [(row name, wer.json), ...]} from exp/*/decode_<set>_<method>/score/wer.json."""
+    """{test set: [(row name, wer.json), ...]} from exp/**/decode_<set>_<method>/score/wer.json.
+
+    Row names are the decode dir relative to ``exp_root`` (``am_<tag>/decode_...`` for networks,
+    ``align/tri/decode_..._hclg`` for the stage-4 GMM-HMM).
+    """
     tables: dict[str, list[tuple[str, dict]]] = {}
-    for wer_file in sorted(exp_root.glob("*/decode_*/score/wer.json")):
+    for wer_file in sorted(exp_root.glob("**/decode_*/score/wer.json")):
         decode_dir = wer_file.parent.parent
         stats = json.loads(wer_file.read_text())
         test_set = stats.get("name") or decode_dir.name.removeprefix("decode_").rsplit("_", 1)[0]
-        row = f"{decode_dir.parent.name}/{decode_dir.name}"
+        row = decode_dir.relative_to(exp_root).as_posix()
         tables.setdefault(test_set, []).append((row, stats))
     return tables
 
@@ -82,19 +86,21 @@ def write_results(exp_root: Path, out: Path, title: str, notes: str = "") -> str
     if commands:
         lines += ["## Training commands", *commands, ""]
     settings = []
-    for best in sorted(exp_root.glob("*/decode_*/best.yaml")):
+    for best in sorted(exp_root.glob("**/decode_*/best.yaml")):
         chosen = yaml.safe_load(best.read_text())
         where = f", tuned on `{chosen['tuned_on']}`" if "tuned_on" in chosen else ""
         skip = {"tuned_on", "tuned_wer"}
         described = ", ".join(f"{k} `{v}`" for k, v in chosen.items() if k not in skip)
-        settings.append(f"- {best.parent.parent.name}/{best.parent.name}: {described}{where}")
+        settings.append(f"- {best.parent.relative_to(exp_root).as_posix()}: {described}{where}")
     if settings:
         lines += [
             "## Decoding settings",
             "",
             "greedy: CTC best path. beam_lm: CTC prefix beam search with word n-gram shallow fusion.",
             "tlg: WFST search (kaldi-decoder) over T o L o G (CTC topology, BPE lexicon, word",
-            "n-gram); only lexicon words can be output. Weights were chosen on the dev set.",
+            "n-gram); only lexicon words can be output. hclg: WFST search over H o C o L o G",
+            "(HMM, triphone context, phone lexicon, word n-gram) with the stage-4 triphone",
+            "GMM-HMM (Kaldi's tri1 baseline). Weights were chosen on the dev set.",
             "",
             *settings,
             "",

@@ -61,6 +61,7 @@ word_bonuses="0.5 1.5 2.5"    # word insertion bonuses tried on --valid_set
 acoustic_scales="0.8 1.0 1.2"  # TLG acoustic scales tried on --valid_set
 blank_penalties="0 2 4"  # TLG blank penalties tried on --valid_set (more: fewer deletions)
 graph_beam=16            # TLG search beam
+gmm_acoustic_scales="0.06 0.08 0.1"  # GMM-HMM HCLG acoustic scales tried on --valid_set
 results_title="ASR results"  # title of RESULTS.md
 results_notes=           # markdown placed in RESULTS.md after the environment
 results_file=            # where RESULTS.md goes (default: <exp_dir>/RESULTS.md)
@@ -185,6 +186,8 @@ fi
 lm_dir=${data_dir}/lm
 word_lm=${lm_dir}/word_${word_lm_order}gram.bin
 graph_dir=${data_dir}/graph_tlg_bpe_${bpe_vocab_size}_${word_lm_order}gram
+hclg_dir=${data_dir}/graph_hclg_${word_lm_order}gram
+tri_dir=${align_dir}/tri
 if [ "${stage}" -le 5 ] && [ "${stop_stage}" -ge 5 ]; then
   t0=${SECONDS}
   if [ -z "${word_lm_text}" ]; then
@@ -236,6 +239,15 @@ if [ "${stage}" -le 7 ] && [ "${stop_stage}" -ge 7 ]; then
     python -m espnet_distill.bin.compile_graph --lang-dir "${lang_dir}" \
       --arpa "${word_lm%.bin}.arpa" --out-dir "${graph_dir}"
   fi
+  if [ ! -f "${word_lm}" ] || [ ! -f "${tri_dir}/tree.json" ]; then
+    log "Stage 7: no word n-gram or no stage-4 triphone tree: no HCLG graph"
+  elif is_done "${hclg_dir}/HCLG.fst"; then
+    log "Stage 7: ${hclg_dir}/HCLG.fst exists: skipping"
+  else
+    log "Stage 7: HCLG graph ${hclg_dir} (tree of ${tri_dir})"
+    python -m espnet_distill.bin.compile_graph --kind hclg --lang-dir "${phone_lang_dir}" \
+      --align-dir "${align_dir}" --arpa "${word_lm%.bin}.arpa" --out-dir "${hclg_dir}"
+  fi
   stage_time 7 graph "${t0}"
 fi
 
@@ -281,15 +293,31 @@ if [ "${stage}" -le 8 ] && [ "${stop_stage}" -ge 8 ]; then
       log "  ${method} settings chosen on ${valid_set}: $(tr '\n' ' ' < "${tune_dir}/best.yaml")"
     fi
   done
+  # the stage-4 triphone GMM-HMM over HCLG: Kaldi's tri1 baseline row
+  if [ -f "${hclg_dir}/HCLG.fst" ]; then
+    for part in ${valid_set} ${test_sets}; do
+      dir=${tri_dir}/decode_${part}_hclg
+      is_done "${dir}/.done" && { log "  ${dir}: done, skipping"; continue; }
+      opts=(--best-from "${tri_dir}/decode_${valid_set}_hclg/best.yaml")
+      # shellcheck disable=SC2206
+      [ "${part}" = "${valid_set}" ] && opts=(--tune-ref "${data_dir}/${part//-/_}/text"
+                                            --acoustic-scales ${gmm_acoustic_scales})
+      ${decode_cmd} "${dir}/decode.log" python -m espnet_distill.bin.decode_hclg \
+        --align-dir "${align_dir}" --lang-dir "${phone_lang_dir}" --graph-dir "${hclg_dir}" \
+        --cuts "${fbank_dir}/cuts_${part}.jsonl.gz" --out-dir "${dir}" "${opts[@]}"
+      touch "${dir}/.done"
+    done
+  fi
   stage_time 8 decode "${t0}"
 fi
 
 if [ "${stage}" -le 9 ] && [ "${stop_stage}" -ge 9 ]; then
   log "Stage 9: scoring and RESULTS.md"
   t0=${SECONDS}
-  for dir in "${am_dir}"/decode_*_*/; do
+  for dir in "${am_dir}"/decode_*_*/ "${tri_dir}"/decode_*_*/; do
     dir=${dir%/}
-    part=$(basename "${dir}" | sed -E 's/^decode_(.*)_(greedy|beam_lm|tlg)$/\1/')
+    [ -f "${dir}/text" ] || continue
+    part=$(basename "${dir}" | sed -E 's/^decode_(.*)_(greedy|beam_lm|tlg|hclg)$/\1/')
     if is_done "${dir}/score/.done"; then
       log "  ${dir}/score: done, skipping"
       continue

@@ -1,0 +1,203 @@
+"""HCLG decoding graphs for senone (hybrid / GMM) models, built the way Kaldi's mkgraph.sh does.
+
+1. ``LG = L_disambig o G``, determinized (``determinize_star``) and minimized;
+2. ``CLG``: kaldifst's ``compose_context`` (triphone context, ``ilabels`` = context windows);
+3. ``Ha``: per window, its HMM's *forward* transition ids in order (no self-loops), the window
+   on the first arc; disambiguation windows (``#n`` and Kaldi's ``#-1``) become self-loops on the
+   hub state with their own labels;
+4. ``HCLGa = Ha o CLG``, determinized, disambiguation labels turned into epsilons, minimized;
+5. self-loops added with Kaldi's *reordering*: a state's visit is its forward transition id on the
+   arc entering it, then that state's self-loops at the destination. States entered by arcs of
+   different HMM states are split first, so every state with a self-loop has one entering kind.
+   Transition probabilities use Kaldi's scales (transition 1.0, self-loop 0.1).
+
+Input labels of HCLG are transition ids (1-based; see :class:`~espnet_distill.align.hmm.
+TransitionModel`): a decodable gives column ``tid - 1`` the score of the tid's pdf.
+
+Usage (stage 7)::
+
+    python -m espnet_distill.bin.compile_graph --kind hclg --lang-dir data/lang_phone \\
+        --align-dir exp/align/tri --arpa data/lm/word_3gram.arpa --out-dir data/graph_hclg_3gram
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from pathlib import Path
+
+import kaldi_decoder
+import kaldifst
+import numpy as np
+
+from espnet_distill.align.hmm import TransitionModel
+from espnet_distill.align.tree import Tree
+from espnet_distill.graph.arpa import arpa_to_fst
+from espnet_distill.graph.lexicon import read_symbol_table
+from espnet_distill.utils import atomic_output
+
+log = logging.getLogger(__name__)
+
+
+def _loop_and_forward_costs(tm: TransitionModel, self_loop_scale: float) -> tuple[dict, dict]:
+    """tuple index -> self-loop cost, forward tid -> cost (Kaldi's self-loop scaling)."""
+    loop_cost, fwd_cost = {}, {}
+    for i in range(len(tm.tuples)):
+        tids = np.nonzero(tm.tid_tuple == i)[0]
+        loops = [t for t in tids if tm.tid_self_loop[t]]
+        p_loop = math.exp(tm.log_probs[loops[0]]) if loops else 0.0
+        stay = max(1.0 - p_loop, 1e-10)
+        if loops:
+            loop_cost[i] = -self_loop_scale * tm.log_probs[loops[0]]
+        for t in tids:
+            if not tm.tid_self_loop[t]:
+                fwd_cost[int(t)] = -(tm.log_probs[t] - math.log(stay)) - self_loop_scale * math.log(
+                    stay
+                )
+    return loop_cost, fwd_cost
+
+
+def ha_text(windows: list[list[int]], tm: TransitionModel, tree: Tree, first_disambig: int,
+            fwd_cost: dict) -> tuple[str, int]:  # fmt: skip
+    """Ha (text) over compose_context's ``windows``; returns it and the number of disambig labels.
+
+    Only left-to-right topologies (one forward transition per state, in order) are supported here.
+    """
+    lines, next_state, n_disambig = [], 1, 0
+    for index, window in enumerate(windows):
+        if not window:
+            continue
+        if len(window) == 1 and window[0] <= 0:  # #n (as -n) or Kaldi's #-1 (as 0)
+            label = first_disambig + n_disambig
+            n_disambig += 1
+            lines.append(f"0 0 {label} {index}")
+            continue
+        phone = window[tree.central]
+        states = tm.topology.states(phone)
+        src, olabel = 0, index
+        emitting = [s for s, st in enumerate(states) if st.pdf_class is not None]
+        for k, s in enumerate(emitting):
+            st = states[s]
+            forward = [j for j, (dst, _) in enumerate(st.transitions) if dst != s]
+            if len(forward) != 1 or st.transitions[forward[0]][0] != s + 1:
+                raise ValueError(f"HCLG needs left-to-right HMMs; phone {phone} state {s} is not")
+            tid = tm.tid(phone, s, tree.pdf(window, st.pdf_class), forward[0])
+            dst = 0 if k == len(emitting) - 1 else next_state
+            if dst:
+                next_state += 1
+            lines.append(f"{src} {dst} {tid} {olabel} {fwd_cost[tid]}")
+            src, olabel = dst, 0
+    lines.append("0")
+    return "\n".join(lines) + "\n", n_disambig
+
+
+def add_self_loops_reordered(fst: kaldifst.StdVectorFst, tm: TransitionModel,
+                             loop_cost: dict) -> kaldifst.StdVectorFst:  # fmt: skip
+    """Split states by the HMM state of their entering arcs, then add self-loops (module doc)."""
+    n = fst.num_states
+    kind_of_arc = {}  # the HMM-state tuple of an arc's input label (-1 for epsilon)
+    incoming: list[set[int]] = [set() for _ in range(n)]
+    arcs = []
+    for s in range(n):
+        for arc in kaldifst.ArcIterator(fst, s):
+            kind = int(tm.tid_tuple[arc.ilabel]) if arc.ilabel > 0 else -1
+            arcs.append((s, arc.ilabel, arc.olabel, arc.weight.value, arc.nextstate, kind))
+            incoming[arc.nextstate].add(kind)
+    incoming[fst.start].add(-1)
+    # a state gets one copy per entering kind; copy 0 keeps the original id
+    copies: list[dict[int, int]] = []
+    next_id = n
+    for s in range(n):
+        kinds = sorted(incoming[s])
+        ids = {}
+        for j, kind in enumerate(kinds):
+            if j == 0:
+                ids[kind] = s
+            else:
+                ids[kind] = next_id
+                next_id += 1
+        copies.append(ids)
+    lines = []
+    for s, ilabel, olabel, weight, dst, kind in arcs:
+        target = copies[dst][kind]
+        for src in copies[s].values():
+            lines.append(f"{src} {target} {ilabel} {olabel} {weight}")
+    for s in range(n):
+        final = fst.final(s).value
+        for kind, copy in copies[s].items():
+            if kind >= 0 and kind in loop_cost:
+                lines.append(f"{copy} {copy} {tm.loop_tid[kind]} 0 {loop_cost[kind]}")
+            if math.isfinite(final):
+                lines.append(f"{copy} {final}")
+    start = fst.start
+    text = "\n".join(
+        [line for line in lines if line.split()[0] == str(start)]
+        + [line for line in lines if line.split()[0] != str(start)]
+    )
+    return kaldifst.compile(text + "\n")
+
+
+def compile_hclg(lang_dir: Path, tree: Tree, tm: TransitionModel, arpa: Path, out_dir: Path,
+                 self_loop_scale: float = 0.1) -> Path:  # fmt: skip
+    """Write ``<out_dir>/HCLG.fst`` and ``words.txt`` (see module doc); returns HCLG's path."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    phones = read_symbol_table(lang_dir / "phones.txt")
+    words_file = lang_dir / "words.txt"
+    (out_dir / "words.txt").write_text(words_file.read_text())
+    disambig_phones = [i for p, i in phones.items() if p.startswith("#")]
+    L = kaldifst.StdVectorFst.read(str(lang_dir / "L_disambig.fst"))
+    kaldifst.arcsort(L, sort_type="olabel")
+    G = arpa_to_fst(arpa, read_symbol_table(words_file))
+    kaldifst.arcsort(G, sort_type="ilabel")
+    LG = kaldifst.compose(L, G)
+    kaldifst.determinize_star(LG)
+    kaldifst.minimize_encoded(LG)
+    kaldifst.arcsort(LG, sort_type="ilabel")
+    CLG, windows = kaldifst.compose_context(disambig_phones, tree.context_width, tree.central, LG)
+    kaldifst.arcsort(CLG, sort_type="ilabel")
+
+    loop_cost, fwd_cost = _loop_and_forward_costs(tm, self_loop_scale)
+    first_disambig = tm.num_tids + 1
+    text, n_disambig = ha_text(windows, tm, tree, first_disambig, fwd_cost)
+    Ha = kaldifst.compile(text)
+    kaldifst.arcsort(Ha, sort_type="olabel")
+    HCLGa = kaldifst.compose(Ha, CLG)
+    kaldifst.determinize_star(HCLGa)
+    for state in kaldifst.StateIterator(HCLGa):
+        for arc in kaldifst.ArcIterator(HCLGa, state):
+            if arc.ilabel >= first_disambig:
+                arc.ilabel = 0
+    kaldifst.minimize_encoded(HCLGa)
+    HCLG = add_self_loops_reordered(HCLGa, tm, loop_cost)
+    kaldifst.arcsort(HCLG, sort_type="ilabel")
+    graph = out_dir / "HCLG.fst"
+    with atomic_output(graph) as tmp:
+        HCLG.write(str(tmp))
+    n_arcs = sum(HCLG.num_arcs(s) for s in range(HCLG.num_states))
+    log.info("HCLG: LG %d states, CLG %d windows, HCLG %d states, %d arcs -> %s",
+             LG.num_states, len(windows), HCLG.num_states, n_arcs, graph)  # fmt: skip
+    return graph
+
+
+class HclgDecoder:
+    """1-best WFST search of per-pdf scores over HCLG (kaldi-decoder's FasterDecoder)."""
+
+    def __init__(self, graph_dir: Path, tm: TransitionModel, beam: float = 13.0,
+                 max_active: int = 7000) -> None:  # fmt: skip
+        self.graph = kaldifst.StdVectorFst.read(str(graph_dir / "HCLG.fst"))
+        words = read_symbol_table(graph_dir / "words.txt")
+        self.id2word = {i: w for w, i in words.items()}
+        self.tm = tm
+        opts = kaldi_decoder.FasterDecoderOptions(beam=beam, max_active=max_active)
+        self.decoder = kaldi_decoder.FasterDecoder(self.graph, opts)
+
+    def __call__(self, pdf_scores: np.ndarray, acoustic_scale: float = 0.1) -> list[str]:
+        """(T, num_pdfs) log-likelihoods (or log posterior - log prior) -> words."""
+        scores = np.ascontiguousarray(pdf_scores[:, self.tm.tid_pdf[1:]] * acoustic_scale,
+                                      dtype=np.float32)  # fmt: skip
+        self.decoder.decode(kaldi_decoder.DecodableCtc(scores))
+        ok, lattice = self.decoder.get_best_path()
+        if not ok:
+            return []
+        _, _, olabels, _ = kaldifst.get_linear_symbol_sequence(lattice)
+        return [self.id2word[i] for i in olabels if i != 0]
