@@ -95,7 +95,6 @@ def add_self_loops_reordered(fst: kaldifst.StdVectorFst, tm: TransitionModel,
                              loop_cost: dict) -> kaldifst.StdVectorFst:  # fmt: skip
     """Split states by the HMM state of their entering arcs, then add self-loops (module doc)."""
     n = fst.num_states
-    kind_of_arc = {}  # the HMM-state tuple of an arc's input label (-1 for epsilon)
     incoming: list[set[int]] = [set() for _ in range(n)]
     arcs = []
     for s in range(n):
