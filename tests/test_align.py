@@ -118,8 +118,8 @@ def aligned(tiny_features, tmp_path_factory):
     bpe = tiny_features / "lang_bpe_64" / "bpe.model"
     exp = out / "exp"
     argv = ["--lang-dir", str(lang), "--cuts", str(cuts), "--bpe-model", str(bpe),
-            "--exp-dir", str(exp), "--mono-iters", "6", "--tri-iters", "4", "--num-leaves", "150",
-            "--tri-totgauss", "400", "--mono-totgauss", "300"]  # fmt: skip
+            "--exp-dir", str(exp), "--mono-iters", "6", "--tri-iters", "6", "--num-leaves", "150",
+            "--tri-totgauss", "400", "--mono-totgauss", "300", "--mono-subset", "30"]  # fmt: skip
     assert align_cli.main(argv) == 0
     return exp, lang, cuts, bpe
 

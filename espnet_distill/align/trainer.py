@@ -114,7 +114,7 @@ _JOB_DATA: dict = {}  # lang and utterances, shared with forked job processes
 
 def _iteration_job(args: tuple) -> tuple:
     """One job's share of an EM iteration: (re-)align, then accumulate GMM/transition stats."""
-    system, uids, realign, given = args
+    system, uids, realign, given, accumulate = args
     torch.set_num_threads(1)
     lang, utts = _JOB_DATA["lang"], _JOB_DATA["utts"]
     stats = system.gmm.new_stats()
@@ -138,6 +138,8 @@ def _iteration_job(args: tuple) -> tuple:
         else:
             ali = given[uid]
         alis[uid] = ali
+        if not accumulate:
+            continue
         total_ll += system.gmm.accumulate(stats, feats, system.tm.tid_pdf[ali.tids], gauss_ll)
         tid_counts += np.bincount(ali.tids, minlength=len(tid_counts))
         frames += len(feats)
@@ -155,11 +157,13 @@ class Aligner:
         self.failed: dict[str, str] = {}
 
     def iteration(self, system: GmmSystem, realign: bool, alis: dict[str, Alignment] | None,
-                  desc: str) -> tuple[dict[str, Alignment], dict, np.ndarray, float, int]:  # fmt: skip
-        """Alignments (new if ``realign``) and summed stats of one EM iteration."""
+                  desc: str, accumulate: bool = True,
+                  ) -> tuple[dict[str, Alignment], dict, np.ndarray, float, int]:  # fmt: skip
+        """Alignments (new if ``realign``) and summed stats of one EM iteration (none if not
+        ``accumulate``: alignment only)."""
         uids = list(self.utts) if realign else [u for u in self.utts if u in (alis or {})]
         chunks = [uids[j :: self.nj] for j in range(self.nj)]
-        jobs = [(system, c, realign, None if realign else {u: alis[u] for u in c})
+        jobs = [(system, c, realign, None if realign else {u: alis[u] for u in c}, accumulate)
                 for c in chunks]  # fmt: skip
         _JOB_DATA.update(lang=self.lang, utts=self.utts)
         if self.nj == 1:
@@ -167,7 +171,7 @@ class Aligner:
         else:
             with multiprocessing.get_context("fork").Pool(self.nj) as pool:
                 results = list(tqdm(pool.imap(_iteration_job, jobs), total=len(jobs), desc=desc,
-                                    leave=False))  # fmt: skip
+                                    leave=False, disable=None))  # fmt: skip
         out_alis: dict[str, Alignment] = {}
         stats = system.gmm.new_stats()
         tid_counts = np.zeros(system.tm.num_tids + 1)
@@ -217,7 +221,8 @@ def train_gmm_iterations(system: GmmSystem, aligner: Aligner, alis: dict[str, Al
                          var_floor: np.ndarray, name: str) -> dict[str, Alignment]:  # fmt: skip
     """EM iterations with Viterbi re-alignment and Gaussian growth; returns the last alignment."""
     start_gauss = system.gmm.num_gauss()
-    for it in tqdm(range(1, num_iters + 1), desc=f"{name} GMM-HMM", leave=False):
+    # one log line per iteration; tqdm only on a terminal (disable=None)
+    for it in tqdm(range(1, num_iters + 1), desc=f"{name} GMM-HMM", leave=False, disable=None):
         realign = it in realign_iters
         alis, stats, tid_counts, total_ll, frames = aligner.iteration(
             system, realign, alis, f"{name} iter {it}"

@@ -73,6 +73,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--bpe-model", type=Path, required=True)
     parser.add_argument("--exp-dir", type=Path, required=True)
     parser.add_argument("--nj", type=int, default=2)
+    parser.add_argument("--mono-subset", type=int, default=0,
+                        help="train monophones on the N shortest utterances (Kaldi's habit); 0: all")  # fmt: skip
     parser.add_argument("--mono-iters", type=int, default=10)
     parser.add_argument("--mono-totgauss", type=int, default=1000)
     parser.add_argument("--tri-iters", type=int, default=10)
@@ -105,7 +107,16 @@ def main(argv: list[str] | None = None) -> int:
         log.info("%s exists: monophone system is trained", mono_dir / "ali.npz")
         mono, mono_alis = GmmSystem.load(mono_dir, lang), _load_alis(mono_dir / "ali.npz")
     else:
-        mono, mono_alis = train_mono(lang, aligner, args.mono_iters, args.mono_totgauss)
+        mono_aligner = aligner
+        if 0 < args.mono_subset < len(utts):
+            shortest = sorted(utts, key=lambda u: (len(utts[u][1]), u))[: args.mono_subset]
+            mono_aligner = Aligner(lang, {u: utts[u] for u in shortest}, nj=args.nj)
+            log.info("monophones on the %d shortest utterances", len(shortest))
+        mono, mono_alis = train_mono(lang, mono_aligner, args.mono_iters, args.mono_totgauss)
+        if mono_aligner is not aligner:
+            # the triphone tree needs the monophone alignment of every training utterance
+            mono_alis, *_ = aligner.iteration(mono, True, None, "mono alignment of all",
+                                              accumulate=False)  # fmt: skip
         mono.save(mono_dir)
         atomic_write_text(mono_dir / "tree.txt", mono.tree.dump(names))
         _save_alis(mono_alis, mono_dir / "ali.npz")
@@ -145,7 +156,7 @@ def write_targets(args: argparse.Namespace, lang: Lang, tri: GmmSystem, cuts: Cu
         utts[cut.id] = (lang.word_ids(" ".join(s.text for s in cut.supervisions).split())[0],
                         feats[cut.id])  # fmt: skip
     aligner = Aligner(lang, utts, nj=args.nj)
-    alis, *_ = aligner.iteration(tri, True, None, "final alignment")
+    alis, *_ = aligner.iteration(tri, True, None, "final alignment", accumulate=False)
     failed = dict(aligner.failed)
 
     lexicon = read_lexicon(args.lang_dir / "lexicon.txt")

@@ -29,6 +29,7 @@ from pathlib import Path
 import kaldi_decoder
 import kaldifst
 import numpy as np
+from kaldifst.lib._kaldifst import _ArcIteratorStdVectorFst as _ArcIterator
 
 from espnet_distill.align.hmm import TransitionModel
 from espnet_distill.align.tree import Tree
@@ -93,47 +94,53 @@ def ha_text(windows: list[list[int]], tm: TransitionModel, tree: Tree, first_dis
 
 def add_self_loops_reordered(fst: kaldifst.StdVectorFst, tm: TransitionModel,
                              loop_cost: dict) -> kaldifst.StdVectorFst:  # fmt: skip
-    """Split states by the HMM state of their entering arcs, then add self-loops (module doc)."""
+    """Split states by the HMM state of their entering arcs, then add self-loops (module doc).
+
+    Works in place (the graph has millions of arcs): one pass reads every arc, numpy finds the
+    states entered by several kinds, and only those arcs and states are touched again.
+    """
     n = fst.num_states
-    incoming: list[set[int]] = [set() for _ in range(n)]
-    arcs = []
+    src, pos, dst, ilab = [], [], [], []
     for s in range(n):
-        for arc in kaldifst.ArcIterator(fst, s):
-            kind = int(tm.tid_tuple[arc.ilabel]) if arc.ilabel > 0 else -1
-            arcs.append((s, arc.ilabel, arc.olabel, arc.weight.value, arc.nextstate, kind))
-            incoming[arc.nextstate].add(kind)
-    incoming[fst.start].add(-1)
-    # a state gets one copy per entering kind; copy 0 keeps the original id
-    copies: list[dict[int, int]] = []
-    next_id = n
-    for s in range(n):
-        kinds = sorted(incoming[s])
-        ids = {}
-        for j, kind in enumerate(kinds):
-            if j == 0:
-                ids[kind] = s
-            else:
-                ids[kind] = next_id
-                next_id += 1
-        copies.append(ids)
-    lines = []
-    for s, ilabel, olabel, weight, dst, kind in arcs:
-        target = copies[dst][kind]
-        for src in copies[s].values():
-            lines.append(f"{src} {target} {ilabel} {olabel} {weight}")
-    for s in range(n):
-        final = fst.final(s).value
-        for kind, copy in copies[s].items():
-            if kind >= 0 and kind in loop_cost:
-                lines.append(f"{copy} {copy} {tm.loop_tid[kind]} 0 {loop_cost[kind]}")
-            if math.isfinite(final):
-                lines.append(f"{copy} {final}")
-    start = fst.start
-    text = "\n".join(
-        [line for line in lines if line.split()[0] == str(start)]
-        + [line for line in lines if line.split()[0] != str(start)]
-    )
-    return kaldifst.compile(text + "\n")
+        it = _ArcIterator(fst, s)
+        k = 0
+        while not it.done:
+            arc = it.value
+            src.append(s)
+            pos.append(k)
+            dst.append(arc.nextstate)
+            ilab.append(arc.ilabel)
+            it.next()
+            k += 1
+    dst_a = np.array(dst, dtype=np.int64)
+    ilab_a = np.array(ilab)
+    kind = np.where(ilab_a > 0, tm.tid_tuple[np.maximum(ilab_a, 0)], -1).astype(np.int64)
+    # distinct (state, entering kind) pairs; the start state is also entered "from nowhere" (-1)
+    pairs = np.unique(np.concatenate([np.stack([dst_a, kind], 1), [[fst.start, -1]]]), axis=0)
+    first = np.ones(len(pairs), dtype=bool)
+    first[1:] = pairs[1:, 0] != pairs[:-1, 0]
+    # the first (smallest) kind of a state keeps its id, every other kind gets a copy
+    copy_of: dict[tuple[int, int], int] = {}
+    for state, k in pairs[~first]:
+        copy_of[(int(state), int(k))] = fst.add_state()
+    if copy_of:
+        span = int(kind.max()) + 2
+        codes = np.array([st * span + k + 1 for st, k in copy_of])
+        moved = np.nonzero(np.isin(dst_a * span + kind + 1, codes))[0]
+        for i in moved.tolist():
+            it = _ArcIterator(fst, src[i])
+            it.seek(pos[i])
+            it.value.nextstate = copy_of[(dst[i], int(kind[i]))]
+        for (state, _), new in copy_of.items():
+            for arc in kaldifst.ArcIterator(fst, state):
+                fst.add_arc(new, kaldifst.StdArc(arc.ilabel, arc.olabel, arc.weight, arc.nextstate))
+            fst.set_final(new, fst.final(state))
+    kind_of_state = {int(st): int(k) for st, k in pairs[first]}
+    kind_of_state.update({new: k for (_, k), new in copy_of.items()})
+    for state, k in kind_of_state.items():
+        if k >= 0 and k in loop_cost:
+            fst.add_arc(state, kaldifst.StdArc(int(tm.loop_tid[k]), 0, float(loop_cost[k]), state))
+    return fst
 
 
 def compile_hclg(lang_dir: Path, tree: Tree, tm: TransitionModel, arpa: Path, out_dir: Path,

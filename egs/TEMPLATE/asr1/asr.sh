@@ -49,6 +49,7 @@ sil_prob=0.5             # optional silence probability between words (L.fst)
 position_dependent_phones=false  # Kaldi's _B/_I/_E/_S word-position phones
 num_leaves=500           # senones: leaves of the triphone decision tree (stage 4)
 mono_iters=10            # monophone GMM-HMM EM iterations
+mono_subset=0            # monophones on the N shortest training utterances (0: all)
 tri_iters=10             # triphone GMM-HMM EM iterations
 asr_config=conf/train_ctc_conformer.yaml  # acoustic model config
 tag=                     # experiment name suffix (default: the config file name)
@@ -61,7 +62,7 @@ word_bonuses="0.5 1.5 2.5"    # word insertion bonuses tried on --valid_set
 acoustic_scales="0.8 1.0 1.2"  # TLG acoustic scales tried on --valid_set
 blank_penalties="0 2 4"  # TLG blank penalties tried on --valid_set (more: fewer deletions)
 graph_beam=16            # TLG search beam
-gmm_acoustic_scales="0.06 0.08 0.1"  # GMM-HMM HCLG acoustic scales tried on --valid_set
+gmm_acoustic_scales="0.05 0.07 0.1"  # GMM-HMM HCLG acoustic scales tried on --valid_set
 results_title="ASR results"  # title of RESULTS.md
 results_notes=           # markdown placed in RESULTS.md after the environment
 results_file=            # where RESULTS.md goes (default: <exp_dir>/RESULTS.md)
@@ -176,7 +177,7 @@ if [ "${stage}" -le 4 ] && [ "${stop_stage}" -ge 4 ]; then
       python -m espnet_distill.bin.align --lang-dir "${phone_lang_dir}" \
         --cuts "${fbank_dir}/cuts_${train_set}.jsonl.gz" --bpe-model "${lang_dir}/bpe.model" \
         --exp-dir "${align_dir}" --nj "${nj}" --num-leaves "${num_leaves}" \
-        --mono-iters "${mono_iters}" --tri-iters "${tri_iters}"
+        --mono-iters "${mono_iters}" --mono-subset "${mono_subset}" --tri-iters "${tri_iters}"
     grep -E "tree:|targets for|iter ${tri_iters}:|iter ${tri_iters} " "${align_dir}/align.log" \
       | sed 's/^/  /' || true
   fi

@@ -1,0 +1,69 @@
+"""HCLG decoding speed: real-time factor of the WFST search, and the graph's size.
+
+Runs on a finished recipe (stages 4 and 7): decodes a test set with the stage-4 triphone GMM-HMM
+over HCLG, timing the acoustic scoring and the search separately; the real-time factor is
+seconds of compute per second of audio, measured in one run on the same utterances.
+
+Usage:
+    python bench/hclg_rtf.py --recipe egs/synth/asr1 --size demo [--part test-clean]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import kaldifst
+import yaml
+from lhotse import CutSet
+
+from espnet_distill.align.features import load_align_features
+from espnet_distill.align.trainer import GmmSystem, Lang
+from espnet_distill.graph.hclg import HclgDecoder
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    parser.add_argument("--recipe", type=Path, default=Path("egs/synth/asr1"))
+    parser.add_argument("--size", default="demo")
+    parser.add_argument("--part", default="test-clean")
+    parser.add_argument("--order", type=int, default=3)
+    args = parser.parse_args()
+    r = args.recipe.resolve()
+    data, exp = r / "data" / args.size, r / "exp" / args.size
+    graph_dir = data / f"graph_hclg_{args.order}gram"
+    best = exp / "align" / "tri" / "decode_dev-clean_hclg" / "best.yaml"
+    scale = yaml.safe_load(best.read_text())["acoustic_scale"] if best.is_file() else 0.1
+    lang = Lang.load(data / "lang_phone")
+    tri = GmmSystem.load(exp / "align" / "tri", lang)
+    import os
+
+    os.chdir(r)  # cut manifests hold paths relative to the recipe
+    cuts = CutSet.from_file(data / "fbank" / f"cuts_{args.part}.jsonl.gz").to_eager()
+    audio = sum(c.duration for c in cuts)
+    t0 = time.perf_counter()
+    feats = load_align_features(cuts)
+    scores = {c.id: tri.gmm.loglikes(feats[c.id]) for c in cuts}
+    t_acoustic = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    decoder = HclgDecoder(graph_dir, tri.tm)
+    t_load = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    for s in scores.values():
+        decoder(s, scale)
+    t_search = time.perf_counter() - t0
+    graph = decoder.graph
+    arcs = sum(graph.num_arcs(s) for s in range(graph.num_states))
+    size_mb = (graph_dir / "HCLG.fst").stat().st_size / 2**20
+    print(f"HCLG {graph_dir}: {graph.num_states} states, {arcs} arcs, {size_mb:.1f} MB "
+          f"(loaded in {t_load:.1f} s)")  # fmt: skip
+    print(f"{args.part}: {len(cuts)} utterances, {audio:.0f} s of audio, acoustic scale {scale}")
+    print(f"RTF search only: {t_search / audio:.4f}  (target <= 0.05)")
+    print(f"RTF GMM scoring + search: {(t_search + t_acoustic) / audio:.4f}")
+    assert isinstance(graph, kaldifst.StdVectorFst)
+
+
+if __name__ == "__main__":
+    main()
