@@ -30,12 +30,15 @@ def main() -> None:
     parser.add_argument("--size", default="demo")
     parser.add_argument("--part", default="test-clean")
     parser.add_argument("--order", type=int, default=3)
+    parser.add_argument("--beam", type=float, help="search beam (default: the recipe's)")
     args = parser.parse_args()
     r = args.recipe.resolve()
     data, exp = r / "data" / args.size, r / "exp" / args.size
     graph_dir = data / f"graph_hclg_{args.order}gram"
     best = exp / "align" / "tri" / "decode_dev-clean_hclg" / "best.yaml"
-    scale = yaml.safe_load(best.read_text())["acoustic_scale"] if best.is_file() else 0.1
+    chosen = yaml.safe_load(best.read_text()) if best.is_file() else {}
+    scale = chosen.get("acoustic_scale", 0.1)
+    beam = float(args.beam or chosen.get("graph_beam", 11.0))
     lang = Lang.load(data / "lang_phone")
     tri = GmmSystem.load(exp / "align" / "tri", lang)
     import os
@@ -48,7 +51,7 @@ def main() -> None:
     scores = {c.id: tri.gmm.loglikes(feats[c.id]) for c in cuts}
     t_acoustic = time.perf_counter() - t0
     t0 = time.perf_counter()
-    decoder = HclgDecoder(graph_dir, tri.tm)
+    decoder = HclgDecoder(graph_dir, tri.tm, beam)
     t_load = time.perf_counter() - t0
     t0 = time.perf_counter()
     for s in scores.values():
@@ -59,7 +62,8 @@ def main() -> None:
     size_mb = (graph_dir / "HCLG.fst").stat().st_size / 2**20
     print(f"HCLG {graph_dir}: {graph.num_states} states, {arcs} arcs, {size_mb:.1f} MB "
           f"(loaded in {t_load:.1f} s)")  # fmt: skip
-    print(f"{args.part}: {len(cuts)} utterances, {audio:.0f} s of audio, acoustic scale {scale}")
+    print(f"{args.part}: {len(cuts)} utterances, {audio:.0f} s of audio, acoustic scale {scale}, "
+          f"beam {beam}")  # fmt: skip
     print(f"RTF search only: {t_search / audio:.4f}  (target <= 0.05)")
     print(f"RTF GMM scoring + search: {(t_search + t_acoustic) / audio:.4f}")
     assert isinstance(graph, kaldifst.StdVectorFst)

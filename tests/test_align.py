@@ -294,3 +294,31 @@ def test_hclg_decoding_with_the_trained_gmm_reproduces_training_transcripts(alig
     # a wrong graph (context, HMM or self-loop construction) gives WERs near 100%
     print(f"HCLG + tiny GMM on 15 training utterances: WER {errors / words:.3f}, {exact} exact")
     assert errors / words < 0.12 and exact >= 7
+
+
+def test_frame_targets_load_in_the_lhotse_datamodule(aligned, tiny_features, caplog):
+    from espnet_distill.data.datamodule import make_loader
+
+    exp, _, cuts_file, _ = aligned
+    scps = {u: exp / "targets" / f"{u}.scp" for u in ("senone", "monophone", "subword")}
+    # drop one cut's targets: the loader must leave it out and say so
+    lines = scps["senone"].read_text().splitlines()
+    partial = exp / "senone_partial.scp"
+    partial.write_text("\n".join(lines[1:]) + "\n")
+    dropped = lines[0].split()[0]
+    with caplog.at_level("WARNING"):
+        loader = make_loader(cuts_file, None, 60.0, train=False, num_workers=0,
+                             targets={**scps, "senone": partial})  # fmt: skip
+    assert any("1 of" in r.getMessage() and "senone" in r.getMessage() for r in caplog.records)
+    reference = {u: kaldiio.load_scp(str(p)) for u, p in scps.items()}
+    seen = 0
+    for batch in loader:
+        assert dropped not in batch["ids"]
+        for i, uid in enumerate(batch["ids"]):
+            n = int(batch["feat_lens"][i])
+            for unit in scps:
+                got = batch[f"{unit}_targets"][i]
+                assert got[:n].tolist() == reference[unit][uid].tolist()
+                assert (got[n:] == -1).all()
+            seen += 1
+    assert seen == len(lines) - 1

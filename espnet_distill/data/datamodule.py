@@ -8,6 +8,8 @@ A batch is a dict::
     ys_lens    (B,)       long
     ids        list[str]          supervision ids
     texts      list[str]          reference transcripts
+    <unit>_targets (B, T) long    frame targets of stage 4 (``targets={unit: scp}``), padded
+                                  with -1; one per 10 ms fbank frame
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+import kaldiio
 import torch
 from lhotse import CutSet
 from lhotse.dataset import DynamicBucketingSampler, SimpleCutSampler
@@ -30,8 +33,26 @@ log = logging.getLogger(__name__)
 class AsrDataset(Dataset):
     """Maps a CutSet (one batch chosen by a lhotse sampler) to padded tensors."""
 
-    def __init__(self, tokenizer: BpeTokenizer | None) -> None:
+    def __init__(self, tokenizer: BpeTokenizer | None,
+                 targets: dict[str, Path] | None = None) -> None:  # fmt: skip
         self.tokenizer = tokenizer
+        self.target_files = dict(targets or {})
+        self._tables: dict | None = None  # opened lazily: one reader per DataLoader worker
+
+    def _frame_targets(self, cuts: CutSet, feat_lens: torch.Tensor) -> dict[str, torch.Tensor]:
+        if self._tables is None:
+            self._tables = {u: kaldiio.load_scp(str(p)) for u, p in self.target_files.items()}
+        out = {}
+        for unit, table in self._tables.items():
+            rows = []
+            for cut, n in zip(cuts, feat_lens.tolist(), strict=True):
+                ids = torch.from_numpy(table[cut.id].astype("int64"))
+                if len(ids) != n:
+                    raise ValueError(f"{self.target_files[unit]}: {cut.id} has {len(ids)} "
+                                     f"{unit} targets for {n} feature frames")  # fmt: skip
+                rows.append(ids)
+            out[f"{unit}_targets"] = pad_sequence(rows, batch_first=True, padding_value=-1)
+        return out
 
     def __getitem__(self, cuts: CutSet) -> dict:
         cuts = cuts.sort_by_duration(ascending=False)
@@ -47,6 +68,8 @@ class AsrDataset(Dataset):
             labels = [torch.tensor(self.tokenizer.encode(t), dtype=torch.long) for t in texts]
             batch["ys"] = pad_sequence(labels, batch_first=True, padding_value=-1)
             batch["ys_lens"] = torch.tensor([len(x) for x in labels], dtype=torch.long)
+        if self.target_files:
+            batch.update(self._frame_targets(cuts, feat_lens))
         return batch
 
 
@@ -58,6 +81,17 @@ class _MaxDuration:
 
     def __call__(self, cut: object) -> bool:
         return cut.duration <= self.seconds
+
+
+class _ScpKeys:
+    """Picklable filter: the cut has an entry in a Kaldi scp file."""
+
+    def __init__(self, scp: Path) -> None:
+        self.keys = {line.split(maxsplit=1)[0] for line in Path(scp).read_text().splitlines()
+                     if line.strip()}  # fmt: skip
+
+    def __call__(self, cut: object) -> bool:
+        return cut.id in self.keys
 
 
 def _worker_init(_: int) -> None:
@@ -72,9 +106,21 @@ def make_loader(
     seed: int = 0,
     num_workers: int = 1,
     max_cut_duration: float | None = None,
+    targets: dict[str, Path] | None = None,
 ) -> DataLoader:
-    """DataLoader over a cut manifest. Training: duration-bucketed, shuffled with ``seed``."""
+    """DataLoader over a cut manifest. Training: duration-bucketed, shuffled with ``seed``.
+
+    ``targets`` (unit -> scp of stage 4) adds frame targets; cuts without them (not aligned)
+    are left out and counted in the log.
+    """
     cuts = CutSet.from_file(cuts_file)
+    for unit, scp in (targets or {}).items():
+        have = _ScpKeys(scp)
+        n_before = len(cuts)
+        cuts = cuts.filter(have).to_eager()
+        if len(cuts) < n_before:
+            log.warning("%s: %d of %d cuts have no %s targets in %s and are not used",
+                        cuts_file, n_before - len(cuts), n_before, unit, scp)  # fmt: skip
     if max_cut_duration:
         n_before = len(cuts)
         cuts = cuts.filter(_MaxDuration(max_cut_duration)).to_eager()
@@ -93,7 +139,7 @@ def make_loader(
     else:
         sampler = SimpleCutSampler(cuts, max_duration=max_duration, shuffle=False)
     return DataLoader(
-        AsrDataset(tokenizer),
+        AsrDataset(tokenizer, targets),
         sampler=sampler,
         batch_size=None,
         num_workers=num_workers,
