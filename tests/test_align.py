@@ -322,3 +322,23 @@ def test_frame_targets_load_in_the_lhotse_datamodule(aligned, tiny_features, cap
                 assert (got[n:] == -1).all()
             seen += 1
     assert seen == len(lines) - 1
+
+
+def test_word_position_dependent_phones_align_and_spell_the_words(tiny_features, tmp_path):
+    """_B/_I/_E/_S phones: the tree roots group a phone's variants, targets stay position-free."""
+    lang = tmp_path / "lang_pos"
+    words = tiny_features / "lang_bpe_64" / "words.txt"
+    assert prepare_lang_main(["--words", str(words), "--lang-dir", str(lang),
+                              "--position-dependent"]) == 0  # fmt: skip
+    assert "AE_B AE_I AE_E AE_S" in (lang / "phones" / "sets.txt").read_text()
+    exp = tmp_path / "exp"
+    cuts = tiny_features / "fbank" / "cuts_train-clean-100.jsonl.gz"
+    argv = ["--lang-dir", str(lang), "--cuts", str(cuts), "--bpe-model",
+            str(tiny_features / "lang_bpe_64" / "bpe.model"), "--exp-dir", str(exp),
+            "--mono-iters", "4", "--tri-iters", "3", "--num-leaves", "150"]  # fmt: skip
+    assert align_cli.main(argv) == 0
+    units = (exp / "targets" / "units" / "monophone.txt").read_text().split()[::2]
+    assert "AE" in units and not any(u.endswith(("_B", "_I", "_E", "_S")) for u in units)
+    n_targets = len((exp / "targets" / "senone.scp").read_text().splitlines())
+    n_failed = len((exp / "failed.txt").read_text().splitlines())
+    assert n_failed <= 0.1 * (n_targets + n_failed)

@@ -109,14 +109,16 @@ def _walk_g(G: kaldifst.StdVectorFst, word_ids: list[int], backoff: int) -> floa
             cost += c
 
 
-def test_arpa_counts_and_g_scores_match_kenlm(tmp_path):
+@pytest.mark.parametrize("lm_order", [3, 4])
+def test_arpa_counts_and_g_scores_match_kenlm(tmp_path, lm_order):
     text = ["THE CAT SAT", "THE DOG SAT", "A CAT RAN", "THE CAT RAN AWAY", "A DOG SAT"]
     (tmp_path / "lm.txt").write_text("\n".join(text) + "\n")
-    binary = train_word_ngram([tmp_path / "lm.txt"], tmp_path / "lm", order=3)
-    arpa = tmp_path / "lm" / "word_3gram.arpa"
+    binary = train_word_ngram([tmp_path / "lm.txt"], tmp_path / "lm", order=lm_order)
+    arpa = tmp_path / "lm" / f"word_{lm_order}gram.arpa"
     order, ngrams = read_arpa(arpa)
+    assert order == lm_order
     # distinct n-grams of the text with sentence boundaries, counted independently
-    for n in (1, 2, 3):
+    for n in range(1, lm_order + 1):
         expected = set()
         for t in text:
             words = ["<s>", *t.split(), "</s>"]
