@@ -85,23 +85,23 @@ class TransitionModel:
             probs = np.maximum(tid_counts[tids] / total, floor)
             self.log_probs[tids] = np.log(probs / probs.sum())
 
+    def arc_costs(self, self_loop_scale: float = 0.1) -> np.ndarray:
+        """Graph cost of every tid with Kaldi's self-loop scaling (index 0 unused).
+
+        A self-loop costs ``-scale * log p_loop``; any other arc is renormalised without the
+        self-loop and pays ``-scale * log(1 - p_loop)`` instead (Kaldi's AddSelfLoops).
+        """
+        lp = self.log_probs
+        loop_tids = np.maximum(self.loop_tid, 0)
+        p_loop = np.where(self.loop_tid >= 0, np.exp(lp[loop_tids]), 0.0)  # per tuple
+        log_stay = np.log(np.maximum(1.0 - p_loop, 1e-10))[self.tid_tuple[1:]]  # per tid
+        costs = np.zeros(len(lp))
+        costs[1:] = np.where(self.tid_self_loop[1:], -self_loop_scale * lp[1:],
+                             -(lp[1:] - log_stay) - self_loop_scale * log_stay)  # fmt: skip
+        return costs
+
     def state_dict(self) -> dict[str, np.ndarray]:  # noqa: D102
         return {"log_probs": self.log_probs}
-
-
-def _arc_weights(tm: TransitionModel, tids: list[int], self_loop_scale: float) -> list[float]:
-    """Kaldi's self-loop scaling: self-loops scaled, other arcs renormalised without them."""
-    out = []
-    for tid in tids:
-        lp = tm.log_probs[tid]
-        if tm.tid_self_loop[tid]:
-            out.append(-self_loop_scale * lp)
-            continue
-        loop = [t for t in tids if tm.tid_self_loop[t]]
-        p_loop = math.exp(tm.log_probs[loop[0]]) if loop else 0.0
-        out.append(-(lp - math.log(max(1.0 - p_loop, 1e-10))
-                     + self_loop_scale * math.log(max(1.0 - p_loop, 1e-10))))  # fmt: skip
-    return out
 
 
 def h_transducer_text(tm: TransitionModel, tree: Tree, windows: list[list[int]],
@@ -112,6 +112,7 @@ def h_transducer_text(tm: TransitionModel, tree: Tree, windows: list[list[int]],
     window index, then its emitting states read transition ids until the final state.
     """
     lines, next_state = [], 1
+    costs = tm.arc_costs(self_loop_scale)
     for index, window in enumerate(windows):
         if not window or window[tree.central] <= 0:  # epsilon / disambiguation entries
             continue
@@ -128,10 +129,9 @@ def h_transducer_text(tm: TransitionModel, tree: Tree, windows: list[list[int]],
                 continue
             pdf = tree.pdf(window, st.pdf_class)
             tids = [tm.tid(phone, s, pdf, k) for k in range(len(st.transitions))]
-            for (dst, _), tid, w in zip(st.transitions, tids, _arc_weights(tm, tids, self_loop_scale),
-                                        strict=True):  # fmt: skip
+            for (dst, _), tid in zip(st.transitions, tids, strict=True):
                 target = 0 if states[dst].pdf_class is None else ids[dst]
-                lines.append(f"{ids[s]} {target} {tid} 0 {w}")
+                lines.append(f"{ids[s]} {target} {tid} 0 {costs[tid]}")
     lines.append("0")
     return "\n".join(lines) + "\n"
 

@@ -23,7 +23,6 @@ Usage (stage 7)::
 from __future__ import annotations
 
 import logging
-import math
 from pathlib import Path
 
 import kaldi_decoder
@@ -40,26 +39,8 @@ from espnet_distill.utils import atomic_output
 log = logging.getLogger(__name__)
 
 
-def _loop_and_forward_costs(tm: TransitionModel, self_loop_scale: float) -> tuple[dict, dict]:
-    """tuple index -> self-loop cost, forward tid -> cost (Kaldi's self-loop scaling)."""
-    loop_cost, fwd_cost = {}, {}
-    for i in range(len(tm.tuples)):
-        tids = np.nonzero(tm.tid_tuple == i)[0]
-        loops = [t for t in tids if tm.tid_self_loop[t]]
-        p_loop = math.exp(tm.log_probs[loops[0]]) if loops else 0.0
-        stay = max(1.0 - p_loop, 1e-10)
-        if loops:
-            loop_cost[i] = -self_loop_scale * tm.log_probs[loops[0]]
-        for t in tids:
-            if not tm.tid_self_loop[t]:
-                fwd_cost[int(t)] = -(tm.log_probs[t] - math.log(stay)) - self_loop_scale * math.log(
-                    stay
-                )
-    return loop_cost, fwd_cost
-
-
 def ha_text(windows: list[list[int]], tm: TransitionModel, tree: Tree, first_disambig: int,
-            fwd_cost: dict) -> tuple[str, int]:  # fmt: skip
+            costs: np.ndarray) -> tuple[str, int]:  # fmt: skip
     """Ha (text) over compose_context's ``windows``; returns it and the number of disambig labels.
 
     Only left-to-right topologies (one forward transition per state, in order) are supported here.
@@ -86,14 +67,14 @@ def ha_text(windows: list[list[int]], tm: TransitionModel, tree: Tree, first_dis
             dst = 0 if k == len(emitting) - 1 else next_state
             if dst:
                 next_state += 1
-            lines.append(f"{src} {dst} {tid} {olabel} {fwd_cost[tid]}")
+            lines.append(f"{src} {dst} {tid} {olabel} {costs[tid]}")
             src, olabel = dst, 0
     lines.append("0")
     return "\n".join(lines) + "\n", n_disambig
 
 
 def add_self_loops_reordered(fst: kaldifst.StdVectorFst, tm: TransitionModel,
-                             loop_cost: dict) -> kaldifst.StdVectorFst:  # fmt: skip
+                             costs: np.ndarray) -> kaldifst.StdVectorFst:  # fmt: skip
     """Split states by the HMM state of their entering arcs, then add self-loops (module doc).
 
     Works in place (the graph has millions of arcs): one pass reads every arc, numpy finds the
@@ -138,8 +119,9 @@ def add_self_loops_reordered(fst: kaldifst.StdVectorFst, tm: TransitionModel,
     kind_of_state = {int(st): int(k) for st, k in pairs[first]}
     kind_of_state.update({new: k for (_, k), new in copy_of.items()})
     for state, k in kind_of_state.items():
-        if k >= 0 and k in loop_cost:
-            fst.add_arc(state, kaldifst.StdArc(int(tm.loop_tid[k]), 0, float(loop_cost[k]), state))
+        if k >= 0 and tm.loop_tid[k] >= 0:
+            loop = int(tm.loop_tid[k])
+            fst.add_arc(state, kaldifst.StdArc(loop, 0, float(costs[loop]), state))
     return fst
 
 
@@ -162,9 +144,9 @@ def compile_hclg(lang_dir: Path, tree: Tree, tm: TransitionModel, arpa: Path, ou
     CLG, windows = kaldifst.compose_context(disambig_phones, tree.context_width, tree.central, LG)
     kaldifst.arcsort(CLG, sort_type="ilabel")
 
-    loop_cost, fwd_cost = _loop_and_forward_costs(tm, self_loop_scale)
+    costs = tm.arc_costs(self_loop_scale)
     first_disambig = tm.num_tids + 1
-    text, n_disambig = ha_text(windows, tm, tree, first_disambig, fwd_cost)
+    text, n_disambig = ha_text(windows, tm, tree, first_disambig, costs)
     Ha = kaldifst.compile(text)
     kaldifst.arcsort(Ha, sort_type="olabel")
     HCLGa = kaldifst.compose(Ha, CLG)
@@ -174,7 +156,7 @@ def compile_hclg(lang_dir: Path, tree: Tree, tm: TransitionModel, arpa: Path, ou
             if arc.ilabel >= first_disambig:
                 arc.ilabel = 0
     kaldifst.minimize_encoded(HCLGa)
-    HCLG = add_self_loops_reordered(HCLGa, tm, loop_cost)
+    HCLG = add_self_loops_reordered(HCLGa, tm, costs)
     kaldifst.arcsort(HCLG, sort_type="ilabel")
     graph = out_dir / "HCLG.fst"
     with atomic_output(graph) as tmp:
