@@ -54,3 +54,43 @@ def tiny_features(tiny_corpus, tmp_path_factory) -> Path:
     ]
     train_bpe(texts, data / "lang_bpe_64", 64)
     return data
+
+
+@pytest.fixture(scope="session")
+def aligned(tiny_features, tmp_path_factory):
+    """Stage 4 run on the tiny corpus (dev-clean aligned too): (exp dir, lang dir, cuts, bpe)."""
+    from espnet_distill.bin import align as align_cli
+    from espnet_distill.bin.prepare_lang import main as prepare_lang_main
+
+    out = tmp_path_factory.mktemp("align")
+    lang = out / "lang_phone"
+    assert prepare_lang_main(["--words", str(tiny_features / "lang_bpe_64" / "words.txt"),
+                              "--lang-dir", str(lang)]) == 0  # fmt: skip
+    cuts = tiny_features / "fbank" / "cuts_train-clean-100.jsonl.gz"
+    bpe = tiny_features / "lang_bpe_64" / "bpe.model"
+    exp = out / "exp"
+    argv = ["--lang-dir", str(lang), "--cuts", str(cuts), "--bpe-model", str(bpe),
+            "--extra-cuts", str(tiny_features / "fbank" / "cuts_dev-clean.jsonl.gz"),
+            "--exp-dir", str(exp), "--mono-iters", "6", "--tri-iters", "6", "--num-leaves", "150",
+            "--tri-totgauss", "400", "--mono-totgauss", "300", "--mono-subset", "30"]  # fmt: skip
+    assert align_cli.main(argv) == 0
+    return exp, lang, cuts, bpe
+
+
+@pytest.fixture(scope="session")
+def hclg_graph(aligned, tmp_path_factory) -> Path:
+    """HCLG of the tiny triphone tree with a word 3-gram of the training text (its dir)."""
+    from lhotse import CutSet
+
+    from espnet_distill.align.trainer import GmmSystem, Lang
+    from espnet_distill.graph.hclg import compile_hclg
+    from espnet_distill.lm.ngram import train_word_ngram
+
+    exp, lang_dir, cuts_file, _ = aligned
+    out = tmp_path_factory.mktemp("hclg")
+    texts = [c.supervisions[0].text for c in CutSet.from_file(cuts_file) if "_sp" not in c.id]
+    (out / "lm.txt").write_text("\n".join(texts) + "\n")
+    train_word_ngram([out / "lm.txt"], out / "lm", order=3)
+    tri = GmmSystem.load(exp / "tri", Lang.load(lang_dir))
+    compile_hclg(lang_dir, tri.tree, tri.tm, out / "lm" / "word_3gram.arpa", out / "graph")
+    return out / "graph"

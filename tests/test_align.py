@@ -108,23 +108,6 @@ def test_split_words_tries_pronunciation_variants():
 
 
 @pytest.fixture(scope="module")
-def aligned(tiny_features, tmp_path_factory):
-    """Stage 4 run on the tiny corpus: (exp dir, lang dir, cuts file, bpe model)."""
-    out = tmp_path_factory.mktemp("align")
-    lang = out / "lang_phone"
-    assert prepare_lang_main(["--words", str(tiny_features / "lang_bpe_64" / "words.txt"),
-                              "--lang-dir", str(lang)]) == 0  # fmt: skip
-    cuts = tiny_features / "fbank" / "cuts_train-clean-100.jsonl.gz"
-    bpe = tiny_features / "lang_bpe_64" / "bpe.model"
-    exp = out / "exp"
-    argv = ["--lang-dir", str(lang), "--cuts", str(cuts), "--bpe-model", str(bpe),
-            "--exp-dir", str(exp), "--mono-iters", "6", "--tri-iters", "6", "--num-leaves", "150",
-            "--tri-totgauss", "400", "--mono-totgauss", "300", "--mono-subset", "30"]  # fmt: skip
-    assert align_cli.main(argv) == 0
-    return exp, lang, cuts, bpe
-
-
-@pytest.fixture(scope="module")
 def pdf_phones(aligned):
     """pdf -> (base phone name, pdf class), from the tree root that holds the pdf."""
     exp, lang_dir, _, _ = aligned
@@ -185,7 +168,10 @@ def test_targets_spell_the_transcripts(aligned, pdf_phones):
     exp, lang_dir, cuts_file, bpe = aligned
     from lhotse import CutSet
 
-    cuts = CutSet.from_file(cuts_file)
+    # the training cuts and the valid cuts of --extra-cuts
+    cuts = CutSet.from_file(cuts_file) + CutSet.from_file(
+        cuts_file.with_name("cuts_dev-clean.jsonl.gz")
+    )
     sp = spm.SentencePieceProcessor(model_file=str(bpe))
     subword = kaldiio.load_scp(str(exp / "targets" / "subword.scp"))
     senone = kaldiio.load_scp(str(exp / "targets" / "senone.scp"))
@@ -265,23 +251,18 @@ def test_too_short_utterance_is_skipped_and_named(aligned, tmp_path):
     assert math.isfinite(tri.gmm.loglikes(feats).max())
 
 
-def test_hclg_decoding_with_the_trained_gmm_reproduces_training_transcripts(aligned, tmp_path):
+def test_hclg_decoding_with_the_trained_gmm_reproduces_training_transcripts(aligned, hclg_graph):
     """HCLG (Kaldi's mkgraph construction) + the tiny GMM system, LM on the training text."""
     from lhotse import CutSet
 
     from espnet_distill.align.features import load_align_features
-    from espnet_distill.graph.hclg import HclgDecoder, compile_hclg
-    from espnet_distill.lm.ngram import train_word_ngram
+    from espnet_distill.graph.hclg import HclgDecoder
 
     exp, lang_dir, cuts_file, _ = aligned
     cuts = CutSet.from_file(cuts_file).filter(align_cli.is_original_speed).to_eager()
     texts = [c.supervisions[0].text for c in cuts]
-    (tmp_path / "lm.txt").write_text("\n".join(texts) + "\n")
-    train_word_ngram([tmp_path / "lm.txt"], tmp_path / "lm", order=3)
-    lang = Lang.load(lang_dir)
-    tri = GmmSystem.load(exp / "tri", lang)
-    compile_hclg(lang_dir, tri.tree, tri.tm, tmp_path / "lm" / "word_3gram.arpa", tmp_path / "g")
-    decoder = HclgDecoder(tmp_path / "g", tri.tm)
+    tri = GmmSystem.load(exp / "tri", Lang.load(lang_dir))
+    decoder = HclgDecoder(hclg_graph, tri.tm)
     feats = load_align_features(cuts)
     import kaldialign
 
@@ -321,7 +302,12 @@ def test_frame_targets_load_in_the_lhotse_datamodule(aligned, tiny_features, cap
                 assert got[:n].tolist() == reference[unit][uid].tolist()
                 assert (got[n:] == -1).all()
             seen += 1
-    assert seen == len(lines) - 1
+    from lhotse import CutSet
+
+    assert seen == len(CutSet.from_file(cuts_file)) - 1
+    # --extra-cuts: the valid set is aligned too (the hybrid model's validation loss)
+    dev = CutSet.from_file(tiny_features / "fbank" / "cuts_dev-clean.jsonl.gz")
+    assert sum(c.id in reference["senone"] for c in dev) >= 0.9 * len(dev)
 
 
 def test_word_position_dependent_phones_align_and_spell_the_words(tiny_features, tmp_path):
@@ -342,3 +328,74 @@ def test_word_position_dependent_phones_align_and_spell_the_words(tiny_features,
     n_targets = len((exp / "targets" / "senone.scp").read_text().splitlines())
     n_failed = len((exp / "failed.txt").read_text().splitlines())
     assert n_failed <= 0.1 * (n_targets + n_failed)
+
+
+def test_tts_timings_parse_and_boundary_errors_by_hand(tmp_path):
+    from espnet_distill.align.quality import (
+        PhoneSegment,
+        compare_boundaries,
+        parse_flite_psdur,
+        read_festival_segs,
+        tts_to_arpabet,
+    )
+
+    segs = tmp_path / "a.segs"
+    segs.write_text("#\n0.1000 100 pau\n0.2000 100 hh\n0.3500 100 ax\n0.5000 100 pau\n"
+                    "0.6000 100 t\n")  # fmt: skip
+    ref = tts_to_arpabet(read_festival_segs(segs))
+    assert [(s.phone, s.start, s.end) for s in ref] == [
+        ("HH", 0.1, 0.2), ("AH", 0.2, 0.35), ("T", 0.5, 0.6)]  # fmt: skip
+    flite = parse_flite_psdur("pau:0.100 hh:0.200 ax:0.350 pau:0.500 t:0.600")
+    assert [(s.phone, s.end) for s in tts_to_arpabet(flite)] == [(s.phone, s.end) for s in ref]
+    # hypothesis: HH 10 ms late, AH ends 30 ms early, an extra phone, T starts 20 ms late
+    hyp = [PhoneSegment("HH", 0.11, 0.21), PhoneSegment("AH", 0.21, 0.32),
+           PhoneSegment("D", 0.32, 0.40), PhoneSegment("T", 0.52, 0.60)]  # fmt: skip
+    cmp = compare_boundaries(ref, hyp)
+    # HH start, HH-AH, AH end (before the pause), T start, T end: each boundary once
+    assert cmp.errors.tolist() == pytest.approx([0.01, 0.01, -0.03, 0.02, 0.0])
+    assert cmp.ref_phones == 3 and cmp.matched_phones == 3
+    bad = tmp_path / "bad.segs"
+    bad.write_text("#\n0.1 100 pau\nxyz 100 t\n")
+    with pytest.raises(ValueError, match=r"bad.segs:3"):
+        read_festival_segs(bad)
+    with pytest.raises(ValueError, match="phone:end_time"):
+        parse_flite_psdur("pau:0.1 t:0.05")
+
+
+@pytest.mark.parametrize("engine", ["festival", "flite"])
+def test_alignment_of_tts_audio_matches_the_engine_timings(aligned, tiny_features, tmp_path,
+                                                           engine):  # fmt: skip
+    """The tiny triphone system aligns fresh TTS audio close to the engine's own phone times."""
+    import shutil
+
+    import yaml
+
+    from espnet_distill.bin import eval_alignment
+
+    if shutil.which(engine) is None:
+        pytest.fail(f"{engine} is not installed: run tools/install.sh")
+    from lhotse import CutSet
+
+    exp, lang_dir, cuts_file, _ = aligned
+    # training sentences (all in the tiny lexicon), spoken by a voice or engine of its own
+    text = tmp_path / "text"
+    text.write_text(
+        "".join(f"{c.id} {c.supervisions[0].text}\n" for c in CutSet.from_file(cuts_file))
+    )
+    out = tmp_path / engine
+    argv = ["--engine", engine, "--align-dir", str(exp), "--lang-dir", str(lang_dir),
+            "--text", str(text), "--num-utts", "10",
+            "--out-dir", str(out), "--nj", "1"]  # fmt: skip
+    assert eval_alignment.main(argv) == 0
+    summary = yaml.safe_load((out / "summary.yaml").read_text())
+    errors = [
+        float(ln.split("\t")[1]) for ln in (out / "boundaries.tsv").read_text().splitlines()[1:]
+    ]
+    assert summary["boundaries"] == len(errors) > 100
+    assert summary["within_tolerance"] == pytest.approx(
+        sum(abs(e) <= 20 for e in errors) / len(errors), abs=1e-3)  # fmt: skip
+    # measured with the 4-minute tiny system: festival 50%, flite 48%; a broken time convention
+    # (frames of 25 ms, or off by a few frames) or a wrong phone mapping falls far below
+    print(f"{engine}: {summary}")
+    assert summary["within_tolerance"] > 0.35 and summary["phones_matched"] > 0.9
+    assert (out / "boundary_errors.png").stat().st_size > 1000

@@ -44,14 +44,14 @@ def test_tiny_recipe_end_to_end_then_rerun_from_stage_3(tiny_corpus, tmp_path):
     row = next(
         ln
         for ln in results.splitlines()
-        if ln.startswith("|am_train_ctc_conformer_tiny/decode_test-clean")
+        if ln.startswith("|am_train_conformer_ctc_senone_tiny/decode_test-clean")
     )
     assert row.split("|")[2] == "10"  # #Snt: all 10 tiny test utterances scored
     gmm_row = next(
         ln for ln in results.splitlines() if ln.startswith("|align/tri/decode_test-clean_hclg")
     )
     assert gmm_row.split("|")[2] == "10"  # the triphone GMM-HMM over HCLG
-    am = d / "exp" / "tiny" / "am_train_ctc_conformer_tiny"
+    am = d / "exp" / "tiny" / "am_train_conformer_ctc_senone_tiny"
     result_txt = (am / "decode_test-clean_greedy" / "score" / "result.txt").read_text()
     assert result_txt.startswith("%WER") and result_txt.count("\nREF:") == 10
     for set_name in ("train_clean_100", "dev_clean", "test_clean"):

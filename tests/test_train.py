@@ -10,9 +10,9 @@ import yaml
 
 from espnet_distill.data.datamodule import make_loader
 from espnet_distill.lang.bpe import BpeTokenizer
-from espnet_distill.models.ctc_am import greedy_ctc
-from espnet_distill.train import ctc_trainer
-from espnet_distill.train.ctc_trainer import (
+from espnet_distill.models.acoustic_model import greedy_ctc
+from espnet_distill.train import am_trainer
+from espnet_distill.train.am_trainer import (
     DEFAULT_CONFIG,
     apply_overrides,
     load_model,
@@ -22,7 +22,7 @@ from espnet_distill.train.ctc_trainer import (
 
 from .conftest import REPO
 
-TINY_CONF = REPO / "egs" / "synth" / "asr1" / "conf" / "train_ctc_conformer_tiny.yaml"
+TINY_CONF = REPO / "egs" / "synth" / "asr1" / "conf" / "train_conformer_ctc_senone_tiny.yaml"
 
 
 def _config(**overrides) -> dict:
@@ -38,7 +38,7 @@ def _dataset_loss(model, data) -> float:
     model.eval()
     with torch.no_grad():
         losses = [
-            float(model(b["feats"], b["feat_lens"], b["ys"], b["ys_lens"])[0]) for b in loader
+            float(model(b["feats"], b["feat_lens"], b["ys"], b["ys_lens"])["loss"]) for b in loader
         ]
     return float(np.mean(losses))
 
@@ -71,15 +71,15 @@ def test_training_decreases_loss_and_resumes_from_checkpoint(
     # loss of the trained model vs the same architecture at its initialisation (same seed)
     trained, _ = load_model(model_file)
     torch.manual_seed(cfg["train"]["seed"])
-    init = ctc_trainer.build_model(cfg, trained.ctc.ctc_lo.out_features)
+    init = am_trainer.build_model(cfg, trained.ctc.ctc_lo.out_features)
     init.set_cmvn(trained.cmvn_mean, trained.cmvn_std)
     assert _dataset_loss(trained, tiny_features) < 0.8 * _dataset_loss(init, tiny_features)
 
     # resume: a longer run picks up last.ckpt and trains only the missing epoch
     calls = []
-    original = ctc_trainer.CtcLitModule.training_step
+    original = am_trainer.AmLitModule.training_step
     monkeypatch.setattr(
-        ctc_trainer.CtcLitModule,
+        am_trainer.AmLitModule,
         "training_step",
         lambda self, b, i: calls.append(i) or original(self, b, i),
     )
@@ -101,7 +101,7 @@ def test_greedy_ctc_merges_repeats_and_drops_blanks():
 
 
 def test_light_subsampling_lengths_match_outputs():
-    from espnet_distill.models.ctc_am import LightConv2dSubsampling
+    from espnet_distill.models.acoustic_model import LightConv2dSubsampling
 
     sub = LightConv2dSubsampling(80, 32)
     for t in (7, 8, 100, 101):
@@ -110,7 +110,7 @@ def test_light_subsampling_lengths_match_outputs():
 
 
 def test_linear_warmup_decay_schedule_by_hand():
-    from espnet_distill.train.ctc_trainer import LinearWarmupDecay
+    from espnet_distill.train.am_trainer import LinearWarmupDecay
 
     f = LinearWarmupDecay(warmup=4, total=10)
     # steps are 0-based: step s uses factor min((s+1)/4, (10-(s+1))/6)

@@ -2,7 +2,8 @@
 
 Trains on the original-speed training cuts (speed-perturbed copies ``*_sp<f>`` are aligned, not
 trained on, as Kaldi aligns ``train_sp`` with a GMM trained on ``train``), then aligns every cut
-of ``--cuts`` with the triphone system and writes, under ``--exp-dir``:
+of ``--cuts`` and ``--extra-cuts`` (the valid set) with the triphone system and writes, under
+``--exp-dir``:
 
 - ``mono/``, ``tri/``: ``tree.json`` + readable ``tree.txt``, ``final.npz``, ``train_log.tsv``,
   ``ali.npz`` (transition ids per utterance; a rerun resumes after the last finished system)
@@ -70,6 +71,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--lang-dir", type=Path, required=True)
     parser.add_argument("--cuts", type=Path, required=True, help="training cuts with fbank")
+    parser.add_argument("--extra-cuts", type=Path, nargs="*", default=[],
+                        help="also aligned by the final triphone system, never trained on "
+                        "(the valid set: validation loss of hybrid models)")  # fmt: skip
     parser.add_argument("--bpe-model", type=Path, required=True)
     parser.add_argument("--exp-dir", type=Path, required=True)
     parser.add_argument("--nj", type=int, default=2)
@@ -84,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="questions from phone clustering only (no ARPAbet class table)")  # fmt: skip
     args = parser.parse_args(argv)
     setup_logging()
-    for path in (args.lang_dir / "L.fst", args.cuts, args.bpe_model):
+    for path in (args.lang_dir / "L.fst", args.cuts, args.bpe_model, *args.extra_cuts):
         if not path.exists():
             print(f"align: {path} does not exist", file=sys.stderr)
             return 1
@@ -137,6 +141,8 @@ def main(argv: list[str] | None = None) -> int:
     if aligner.failed:
         log.info("%d training cuts could not be aligned at some iteration (see the log)",
                  len(aligner.failed))  # fmt: skip
+    for extra in args.extra_cuts:
+        cuts = cuts + CutSet.from_file(extra)
     write_targets(args, lang, tri, cuts, names)
     return 0
 

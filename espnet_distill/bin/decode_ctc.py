@@ -34,8 +34,8 @@ from espnet_distill.decode.ctc_beam import CtcPrefixBeamSearch, WordLmScorer
 from espnet_distill.decode.tuning import tune, weight_grid, write_command, write_hypotheses
 from espnet_distill.graph.tlg import TlgDecoder
 from espnet_distill.lang.bpe import BpeTokenizer
-from espnet_distill.models.ctc_am import greedy_ctc
-from espnet_distill.train.ctc_trainer import load_model
+from espnet_distill.models.acoustic_model import greedy_ctc
+from espnet_distill.train.am_trainer import load_model
 from espnet_distill.utils import setup_logging
 
 

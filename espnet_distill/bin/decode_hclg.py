@@ -1,4 +1,6 @@
-"""Stage 8: WFST decoding over HCLG with a senone model (today: the stage-4 triphone GMM-HMM).
+"""Stage 8: WFST decoding over HCLG with a senone model: the stage-4 triphone GMM-HMM, or with
+``--model`` a hybrid neural network (stage 6, ``model.senone_head``) whose log posteriors minus log
+priors are the pseudo log-likelihoods. Both use the stage-4 transition model (``tri/``).
 
 The acoustic scale (1 / LM weight, Kaldi's LMWT sweep) is chosen on ``--tune-ref`` from
 ``--acoustic-scales``; test sets reuse it with ``--best-from``. Writes the decode dir files of
@@ -9,6 +11,8 @@ Usage:
         --graph-dir data/graph_hclg_3gram --cuts data/fbank/cuts_dev-clean.jsonl.gz \\
         --tune-ref data/dev_clean/text --acoustic-scales 0.07 0.1 0.13 \\
         --out-dir exp/align/tri/decode_dev-clean_hclg
+    python -m espnet_distill.bin.decode_hclg ... --model exp/am/model.pt \\
+        --out-dir exp/am/decode_dev-clean_hclg
 """
 
 from __future__ import annotations
@@ -18,14 +22,35 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 from lhotse import CutSet
 from tqdm import tqdm
 
 from espnet_distill.align.features import load_align_features
 from espnet_distill.align.trainer import GmmSystem, Lang
+from espnet_distill.data.datamodule import make_loader
 from espnet_distill.decode.tuning import tune, weight_grid, write_command, write_hypotheses
 from espnet_distill.graph.hclg import HclgDecoder
+from espnet_distill.train.am_trainer import load_model
 from espnet_distill.utils import setup_logging
+
+
+def hybrid_scores(model_file: Path, cuts: Path, num_pdfs: int, device: str,
+                  max_duration: float) -> dict[str, np.ndarray]:  # fmt: skip
+    """{utt id: (T, num_pdfs) pseudo log-likelihoods} of a network with a senone head."""
+    model, _ = load_model(model_file, device)
+    if model.senone_head is None:
+        raise ValueError("the model has no senone head (a CTC-only model decodes with decode_ctc)")
+    if model.senone_head.num_classes != num_pdfs:
+        raise ValueError(f"the model has {model.senone_head.num_classes} senones, the tree of "
+                         f"the graph {num_pdfs}")  # fmt: skip
+    loader = make_loader(cuts, None, max_duration, train=False, num_workers=0)
+    scores = {}
+    for batch in tqdm(loader, desc=f"network {cuts.name}", unit="batch"):
+        out, lens = model.senone_scores(batch["feats"].to(device), batch["feat_lens"].to(device))
+        for utt, s, n in zip(batch["ids"], out.cpu(), lens.tolist(), strict=True):
+            scores[utt] = s[:n].numpy()
+    return scores
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -37,6 +62,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--graph-dir", type=Path, required=True)
     parser.add_argument("--cuts", type=Path, required=True)
     parser.add_argument("--out-dir", type=Path, required=True)
+    parser.add_argument("--model", type=Path, help="hybrid network (default: the GMM of tri/)")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--max-duration", type=float, default=60.0, help="network batch (s)")
     parser.add_argument("--acoustic-scales", type=float, nargs="+", default=[0.1])
     parser.add_argument("--beam", type=float, default=13.0, help="search beam (11: 2x faster)")
     parser.add_argument("--max-active", type=int, default=7000)
@@ -44,7 +72,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--best-from", type=Path)
     args = parser.parse_args(argv)
     setup_logging()
-    for path in (args.graph_dir / "HCLG.fst", args.align_dir / "tri" / "final.npz", args.cuts):
+    inputs = [args.graph_dir / "HCLG.fst", args.align_dir / "tri" / "final.npz", args.cuts]
+    for path in inputs + ([args.model] if args.model else []):
         if not path.is_file():
             print(f"decode_hclg: {path} does not exist", file=sys.stderr)
             return 1
@@ -53,8 +82,17 @@ def main(argv: list[str] | None = None) -> int:
     lang = Lang.load(args.lang_dir)
     tri = GmmSystem.load(args.align_dir / "tri", lang)
     cuts = CutSet.from_file(args.cuts).to_eager()
-    feats = load_align_features(cuts)
-    scores = {c.id: tri.gmm.loglikes(feats[c.id]) for c in tqdm(cuts, desc="GMM log-likelihoods")}
+    if args.model:
+        try:
+            scores = hybrid_scores(args.model, args.cuts, tri.tree.num_pdfs, args.device,
+                                   args.max_duration)  # fmt: skip
+        except ValueError as err:
+            print(f"decode_hclg: {args.model}: {err}", file=sys.stderr)
+            return 1
+    else:
+        feats = load_align_features(cuts)
+        scores = {c.id: tri.gmm.loglikes(feats[c.id])
+                  for c in tqdm(cuts, desc="GMM log-likelihoods")}  # fmt: skip
     seconds = sum(c.duration for c in cuts)
     decoder = HclgDecoder(args.graph_dir, tri.tm, args.beam, args.max_active)
 
@@ -63,7 +101,8 @@ def main(argv: list[str] | None = None) -> int:
                 for uid, s in tqdm(sorted(scores.items()), desc=f"hclg scale={acoustic_scale}",
                                    mininterval=2)}  # fmt: skip
 
-    settings = {"model": "tri GMM-HMM", "graph": str(args.graph_dir), "graph_beam": args.beam,
+    model = f"hybrid {args.model}" if args.model else "tri GMM-HMM"
+    settings = {"model": model, "graph": str(args.graph_dir), "graph_beam": args.beam,
                 "max_active": args.max_active}  # fmt: skip
     try:
         grid = weight_grid(["acoustic_scale"], [args.acoustic_scales], args.best_from)

@@ -100,11 +100,32 @@ def write_results(exp_root: Path, out: Path, title: str, notes: str = "") -> str
             "tlg: WFST search (kaldi-decoder) over T o L o G (CTC topology, BPE lexicon, word",
             "n-gram); only lexicon words can be output. hclg: WFST search over H o C o L o G",
             "(HMM, triphone context, phone lexicon, word n-gram) with the stage-4 triphone",
-            "GMM-HMM (Kaldi's tri1 baseline). Weights were chosen on the dev set.",
+            "GMM-HMM (align/tri: Kaldi's tri1 baseline) or the network's senone head (am_*:",
+            "hybrid, log posterior - log prior). Weights were chosen on the dev set.",
             "",
             *settings,
             "",
         ]
+    quality = sorted(exp_root.glob("**/quality_*/summary.yaml"))
+    if quality:
+        lines += [
+            "## Alignment quality (stage 4)",
+            "",
+            "Triphone forced alignment of TTS audio vs the engine's own phone timings",
+            "(espnet_distill.bin.eval_alignment; Kaldi CTM times, signed error > 0: late).",
+            "",
+            "|alignment|engine|voice|#Utt|#Boundaries|within tol.|median abs|mean signed|matched|",
+            "|---|---|---|---|---|---|---|---|---|",
+        ]
+        for summary_file in quality:
+            q = yaml.safe_load(summary_file.read_text())
+            lines.append(
+                f"|{summary_file.parent.relative_to(exp_root).as_posix()}|{q['engine']}|{q['voice']}"
+                f"|{q['utterances']}|{q['boundaries']}|{q['within_tolerance']:.1%} "
+                f"(≤ {q['tolerance_ms']:g} ms)|{q['median_abs_error_ms']} ms"
+                f"|{q['mean_signed_error_ms']:+.1f} ms|{q['phones_matched']:.1%}|"
+            )
+        lines.append("")
     for test_set, rows in collect(exp_root).items():
         lines += [
             f"## WER: {test_set}",

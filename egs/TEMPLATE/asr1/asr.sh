@@ -51,7 +51,9 @@ num_leaves=500           # senones: leaves of the triphone decision tree (stage 
 mono_iters=10            # monophone GMM-HMM EM iterations
 mono_subset=0            # monophones on the N shortest training utterances (0: all)
 tri_iters=10             # triphone GMM-HMM EM iterations
-asr_config=conf/train_ctc_conformer.yaml  # acoustic model config
+align_eval_engines="festival flite"  # TTS engines whose phone timings check the alignment
+align_eval_utts=50       # valid-set sentences they synthesise for it
+asr_config=conf/train_conformer_ctc_senone.yaml  # acoustic model config
 tag=                     # experiment name suffix (default: the config file name)
 train_overrides=         # extra config overrides, e.g. "train.max_epochs=3 optim.lr=0.001"
 word_lm_text=            # sentences for the word n-gram (plain or .gz; never test text)
@@ -63,6 +65,8 @@ acoustic_scales="0.8 1.0 1.2"  # TLG acoustic scales tried on --valid_set
 blank_penalties="0 2 4"  # TLG blank penalties tried on --valid_set (more: fewer deletions)
 graph_beam=16            # TLG search beam
 gmm_acoustic_scales="0.05 0.07 0.1"  # GMM-HMM HCLG acoustic scales tried on --valid_set
+hybrid_acoustic_scales="0.07 0.1 0.14"  # hybrid (senone head) HCLG acoustic scales, same
+hclg_beam=13             # HCLG search beam
 results_title="ASR results"  # title of RESULTS.md
 results_notes=           # markdown placed in RESULTS.md after the environment
 results_file=            # where RESULTS.md goes (default: <exp_dir>/RESULTS.md)
@@ -176,11 +180,25 @@ if [ "${stage}" -le 4 ] && [ "${stop_stage}" -ge 4 ]; then
     ${train_cmd} "${align_dir}/align.log" \
       python -m espnet_distill.bin.align --lang-dir "${phone_lang_dir}" \
         --cuts "${fbank_dir}/cuts_${train_set}.jsonl.gz" --bpe-model "${lang_dir}/bpe.model" \
-        --exp-dir "${align_dir}" --nj "${nj}" --num-leaves "${num_leaves}" \
+        --extra-cuts "${fbank_dir}/cuts_${valid_set}.jsonl.gz" --exp-dir "${align_dir}" --nj "${nj}" --num-leaves "${num_leaves}" \
         --mono-iters "${mono_iters}" --mono-subset "${mono_subset}" --tri-iters "${tri_iters}"
     grep -E "tree:|targets for|iter ${tri_iters}:|iter ${tri_iters} " "${align_dir}/align.log" \
       | sed 's/^/  /' || true
   fi
+  # alignment quality: phone boundaries vs the timings festival and flite report for their audio
+  for engine in ${align_eval_engines}; do
+    out=${align_dir}/quality_${engine}
+    if is_done "${out}/summary.yaml"; then
+      log "  ${out}/summary.yaml exists: skipping"
+    elif ! command -v "${engine}" > /dev/null; then
+      log "  ${engine} is not installed: no alignment check against its timings"
+    else
+      python -m espnet_distill.bin.eval_alignment --engine "${engine}" --align-dir "${align_dir}" \
+        --lang-dir "${phone_lang_dir}" --text "${data_dir}/${valid_set//-/_}/text" \
+        --num-utts "${align_eval_utts}" --nj "${nj}" --out-dir "${out}" 2> "${out}.log" \
+        | sed 's/^/  /'
+    fi
+  done
   stage_time 4 align "${t0}"
 fi
 
@@ -214,12 +232,15 @@ if [ "${stage}" -le 6 ] && [ "${stop_stage}" -ge 6 ]; then
     mkdir -p "${am_dir}"
     cp "${asr_config}" "${am_dir}/$(basename "${asr_config}")"
     overrides=()
+    targets_opts=()
+    # a config with a hybrid senone head (model.senone_head) trains on the stage-4 alignment
+    [ -f "${align_dir}/targets/.done" ] && targets_opts=(--targets-dir "${align_dir}/targets")
     # shellcheck disable=SC2206
     [ -n "${train_overrides}" ] && overrides=(--override ${train_overrides})
     log "  progress: tail -f ${am_dir}/train.log (a killed run resumes from its last checkpoint)"
     # shellcheck disable=SC2154
     ${cuda_cmd} --gpu "${ngpu}" "${am_dir}/train.log" \
-      python -m espnet_distill.bin.train_ctc --config "${asr_config}" \
+      python -m espnet_distill.bin.train_am --config "${asr_config}" "${targets_opts[@]}" \
       --train-cuts "${fbank_dir}/cuts_${train_set}.jsonl.gz" \
       --valid-cuts "${fbank_dir}/cuts_${valid_set}.jsonl.gz" \
       --lang-dir "${lang_dir}" --cmvn "${fbank_dir}/cmvn.npz" --exp-dir "${am_dir}" \
@@ -294,19 +315,33 @@ if [ "${stage}" -le 8 ] && [ "${stop_stage}" -ge 8 ]; then
       log "  ${method} settings chosen on ${valid_set}: $(tr '\n' ' ' < "${tune_dir}/best.yaml")"
     fi
   done
-  # the stage-4 triphone GMM-HMM over HCLG: Kaldi's tri1 baseline row
+  # over HCLG: the stage-4 triphone GMM-HMM (Kaldi's tri1 baseline row) and, when the model has
+  # a senone head, the hybrid network (log posterior - log prior)
   if [ -f "${hclg_dir}/HCLG.fst" ]; then
-    for part in ${valid_set} ${test_sets}; do
-      dir=${tri_dir}/decode_${part}_hclg
-      is_done "${dir}/.done" && { log "  ${dir}: done, skipping"; continue; }
-      opts=(--best-from "${tri_dir}/decode_${valid_set}_hclg/best.yaml")
-      # shellcheck disable=SC2206
-      [ "${part}" = "${valid_set}" ] && opts=(--tune-ref "${data_dir}/${part//-/_}/text"
-                                            --acoustic-scales ${gmm_acoustic_scales})
-      ${decode_cmd} "${dir}/decode.log" python -m espnet_distill.bin.decode_hclg \
-        --align-dir "${align_dir}" --lang-dir "${phone_lang_dir}" --graph-dir "${hclg_dir}" \
-        --cuts "${fbank_dir}/cuts_${part}.jsonl.gz" --out-dir "${dir}" "${opts[@]}"
-      touch "${dir}/.done"
+    systems=gmm
+    has_senone_head="import sys, yaml; sys.exit(not yaml.safe_load(open(sys.argv[1]))['model'].get('senone_head'))"
+    python -c "${has_senone_head}" "${am_dir}/config.yaml" 2>/dev/null && systems="gmm hybrid"
+    for system in ${systems}; do
+      sys_dir=${tri_dir}; model_opts=(); scales=${gmm_acoustic_scales}
+      if [ "${system}" = hybrid ]; then
+        sys_dir=${am_dir}; model_opts=(--model "${am_dir}/model.pt")
+        scales=${hybrid_acoustic_scales}
+      fi
+      for part in ${valid_set} ${test_sets}; do
+        dir=${sys_dir}/decode_${part}_hclg
+        is_done "${dir}/.done" && { log "  ${dir}: done, skipping"; continue; }
+        opts=(--best-from "${sys_dir}/decode_${valid_set}_hclg/best.yaml")
+        # shellcheck disable=SC2206
+        [ "${part}" = "${valid_set}" ] && opts=(--tune-ref "${data_dir}/${part//-/_}/text"
+                                              --acoustic-scales ${scales})
+        ${decode_cmd} "${dir}/decode.log" python -m espnet_distill.bin.decode_hclg \
+          --align-dir "${align_dir}" --lang-dir "${phone_lang_dir}" --graph-dir "${hclg_dir}" \
+          --cuts "${fbank_dir}/cuts_${part}.jsonl.gz" --out-dir "${dir}" --beam "${hclg_beam}" \
+          "${model_opts[@]}" "${opts[@]}"
+        touch "${dir}/.done"
+      done
+      best=${sys_dir}/decode_${valid_set}_hclg/best.yaml
+      [ -f "${best}" ] && log "  ${system} HCLG settings chosen on ${valid_set}: $(tr '\n' ' ' < "${best}")"
     done
   fi
   stage_time 8 decode "${t0}"

@@ -9,7 +9,7 @@ corpus_size=demo   # tiny | demo | full
 corpus_seed=1234   # seed of the synthetic corpus
 bpe_vocab_size=100 # small: 1 h of speech has few examples of each of a large vocabulary
 speed_perturb_factors="0.9 1.0 1.1"  # Kaldi/ESPnet speed perturbation of the training set
-asr_config=conf/train_ctc_conformer.yaml
+asr_config=conf/train_conformer_ctc_senone.yaml
 # Decoding grids and GMM training sized for the demo's 20-minute budget (measured, see README):
 # the best settings of wider grids on dev-clean lie inside these.
 demo_opts=(--mono_subset 300 --lm_weights "0.3 0.5" --word_bonuses "1.5 2.5"
@@ -27,7 +27,7 @@ while [ $# -gt 0 ]; do
     *) args+=("$1"); shift ;;
   esac
 done
-[ "${corpus_size}" = tiny ] && asr_config=${asr_config/conformer.yaml/conformer_tiny.yaml}
+[ "${corpus_size}" = tiny ] && asr_config=${asr_config%.yaml}_tiny.yaml
 results_file=RESULTS.md
 [ "${corpus_size}" = demo ] || results_file=RESULTS_${corpus_size}.md
 

@@ -1,4 +1,5 @@
-"""Lightning training of the CTC acoustic model: checkpoints, resume, TensorBoard, progress bar.
+"""Lightning training of the acoustic model (CTC, hybrid senone, or both): checkpoints, resume,
+TensorBoard, progress bar.
 
 The experiment dir holds ``config.yaml`` (resolved), ``checkpoints/`` (the best epochs by valid loss
 and ``last.ckpt``), ``tensorboard/``, and finally ``model.pt``: the average of the best epochs'
@@ -11,24 +12,34 @@ import copy
 import logging
 from pathlib import Path
 
+import kaldiio
 import lightning as L
 import numpy as np
 import torch
 import yaml
 from espnet2.schedulers.warmup_lr import WarmupLR
+from lhotse import CutSet
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import TensorBoardLogger
 
 from espnet_distill.data.datamodule import make_loader
 from espnet_distill.lang.bpe import BpeTokenizer
-from espnet_distill.models.ctc_am import CtcAcousticModel
+from espnet_distill.models.acoustic_model import AcousticModel
 from espnet_distill.train.progress import progress_callbacks
 from espnet_distill.utils import atomic_output
 
 log = logging.getLogger(__name__)
 
 DEFAULT_CONFIG: dict = {
-    "model": {"encoder": "conformer", "encoder_conf": {}, "specaug_conf": None},
+    # ctc_weight 0: no CTC output. senone_head (e.g. {upsample: 4, weight: 1.0}): the hybrid
+    # senone output trained on the stage-4 alignment (needs the targets dir)
+    "model": {
+        "encoder": "conformer",
+        "encoder_conf": {},
+        "specaug_conf": None,
+        "ctc_weight": 1.0,
+        "senone_head": None,
+    },  # fmt: skip
     # scheduler: "warmuplr" (ESPnet's Noam-style inverse square root decay) or "linear" (warm-up,
     # then linear decay to zero at the last step: better when the budget is a fixed few epochs)
     "optim": {"lr": 2e-3, "weight_decay": 1e-6, "warmup_steps": 500, "scheduler": "warmuplr"},
@@ -74,35 +85,70 @@ def apply_overrides(config: dict, overrides: list[str]) -> dict:
     return config
 
 
-def build_model(config: dict, vocab_size: int) -> CtcAcousticModel:
+def build_model(config: dict, vocab_size: int, num_senones: int | None = None) -> AcousticModel:
     m = config["model"]
-    return CtcAcousticModel(
-        vocab_size=vocab_size,
+    head = m.get("senone_head") or {}
+    ctc_weight = m.get("ctc_weight", 1.0)
+    if head and num_senones is None:
+        raise ValueError("model.senone_head needs the number of senones (stage-4 targets)")
+    return AcousticModel(
+        vocab_size=vocab_size if ctc_weight > 0 else None,
         input_size=m.get("input_size", 80),
         encoder=m["encoder"],
         encoder_conf=m.get("encoder_conf"),
         specaug_conf=m.get("specaug_conf"),
         subsampling_conf=m.get("subsampling_conf"),
+        num_senones=num_senones if head else None,
+        senone_upsample=head.get("upsample", 4),
+        ctc_weight=ctc_weight,
+        senone_weight=head.get("weight", 1.0),
     )
 
 
-class CtcLitModule(L.LightningModule):
-    def __init__(self, config: dict, vocab_size: int, total_steps: int | None = None) -> None:
+def senone_counts(scp: Path, cut_ids: set[str], num_senones: int) -> np.ndarray:
+    """Frames of each senone in the stage-4 alignment of ``cut_ids`` (the prior's statistics)."""
+    counts = np.zeros(num_senones, dtype=np.int64)
+    for cut_id, ali in kaldiio.load_scp_sequential(str(scp)):
+        if cut_id in cut_ids:
+            if ali.size and (ali.min() < 0 or ali.max() >= num_senones):
+                raise ValueError(f"{scp}: {cut_id} has senone ids outside [0, {num_senones})")
+            counts += np.bincount(ali, minlength=num_senones)
+    return counts
+
+
+class AmLitModule(L.LightningModule):
+    def __init__(self, config: dict, vocab_size: int, total_steps: int | None = None,
+                 num_senones: int | None = None) -> None:  # fmt: skip
         super().__init__()
         self.config = config
-        self.model = build_model(config, vocab_size)
+        self.model = build_model(config, vocab_size, num_senones)
         self.total_steps = total_steps
 
-    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
-        loss, _ = self.model(batch["feats"], batch["feat_lens"], batch["ys"], batch["ys_lens"])
+    def _step(self, batch: dict, prefix: str) -> torch.Tensor:
+        out = self.model(batch["feats"], batch["feat_lens"], batch.get("ys"), batch.get("ys_lens"),
+                         batch.get("senone_targets"))  # fmt: skip
         bs = len(batch["ids"])
-        self.log("train_loss", loss, prog_bar=True, batch_size=bs)
-        self.log("lr", self.optimizers().param_groups[0]["lr"], prog_bar=False, batch_size=bs)
+        sync = prefix == "valid"
+        self.log(f"{prefix}_loss", out["loss"], prog_bar=True, batch_size=bs, sync_dist=sync)
+        for name in ("ctc", "senone"):
+            if (
+                name in out
+                and (self.model.ctc is not None) + (self.model.senone_head is not None) > 1
+            ):
+                self.log(f"{prefix}_{name}_loss", out[name], batch_size=bs, sync_dist=sync)
+        if "senone_frames" in out and out["senone_frames"] > 0:
+            acc = out["senone_correct"].float() / out["senone_frames"]
+            self.log(f"{prefix}_senone_acc", acc, prog_bar=sync,
+                     batch_size=int(out["senone_frames"]), sync_dist=sync)  # fmt: skip
+        return out["loss"]
+
+    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+        loss = self._step(batch, "train")
+        self.log("lr", self.optimizers().param_groups[0]["lr"], batch_size=len(batch["ids"]))
         return loss
 
     def validation_step(self, batch: dict, batch_idx: int) -> None:
-        loss, _ = self.model(batch["feats"], batch["feat_lens"], batch["ys"], batch["ys_lens"])
-        self.log("valid_loss", loss, prog_bar=True, batch_size=len(batch["ids"]), sync_dist=True)
+        self._step(batch, "valid")
 
     def configure_optimizers(self) -> dict:
         o = self.config["optim"]
@@ -154,8 +200,14 @@ def train(
     cmvn_file: Path,
     ngpu: int = 0,
     num_nodes: int = 1,
+    targets_dir: Path | None = None,
 ) -> Path:
-    """Train (or resume) and write ``exp_dir/model.pt``; returns its path."""
+    """Train (or resume) and write ``exp_dir/model.pt``; returns its path.
+
+    ``targets_dir``: stage 4's ``targets/`` (``senone.scp``, ``units/senone.txt``), needed by a
+    model with a senone head. Validation scores the senone output too when the valid cuts were
+    aligned in stage 4.
+    """
     exp_dir.mkdir(parents=True, exist_ok=True)
     final = exp_dir / "model.pt"
     if final.is_file():
@@ -165,25 +217,42 @@ def train(
     tc = config["train"]
     L.seed_everything(tc["seed"], workers=True)
     tokenizer = BpeTokenizer(lang_dir / "bpe.model")
+    targets, valid_targets, num_senones = {}, {}, None
+    if config["model"].get("senone_head"):
+        targets, valid_targets, num_senones = _senone_targets(targets_dir, valid_cuts)
     train_dl = make_loader(
         train_cuts, tokenizer, tc["max_duration"], train=True, seed=tc["seed"],
-        num_workers=tc["num_workers"], max_cut_duration=tc["max_cut_duration"],
+        num_workers=tc["num_workers"], max_cut_duration=tc["max_cut_duration"], targets=targets,
     )  # fmt: skip
     # Batches per epoch vary a little with the shuffle; epoch 0's count sets the LR schedule.
     train_dl.sampler.set_epoch(0)
     steps_per_epoch = sum(1 for _ in train_dl.sampler)
-    module = CtcLitModule(config, tokenizer.vocab_size, steps_per_epoch * tc["max_epochs"])
+    module = AmLitModule(config, tokenizer.vocab_size, steps_per_epoch * tc["max_epochs"],
+                         num_senones)  # fmt: skip
     stats = np.load(cmvn_file)
     module.model.set_cmvn(torch.from_numpy(stats["mean"]), torch.from_numpy(stats["std"]))
+    if num_senones is not None:
+        used = {c.id for c in CutSet.from_file(train_cuts)}
+        counts = senone_counts(targets["senone"], used, num_senones)
+        module.model.senone_head.set_prior(torch.from_numpy(counts))
+        log.info("senone prior from %d frames of %d cuts; %d of %d senones unseen",
+                 counts.sum(), len(used), int((counts == 0).sum()), num_senones)  # fmt: skip
     n_params = sum(p.numel() for p in module.model.parameters())
+    outputs = [f"CTC over {tokenizer.vocab_size} subwords"] if module.model.ctc is not None else []
+    if num_senones is not None:
+        outputs.append(f"{num_senones} senones (frame CE)")
     log.info(
-        "model: %s encoder, %.2fM parameters, vocab %d; %d batches per epoch",
+        "model: %s encoder, %.2fM parameters, outputs: %s; %d batches per epoch",
         config["model"]["encoder"],
         n_params / 1e6,
-        tokenizer.vocab_size,
+        " + ".join(outputs),
         steps_per_epoch,
     )
-    valid_dl = make_loader(valid_cuts, tokenizer, tc["max_duration"], train=False, num_workers=0)
+    if module.model.ctc is None and not valid_targets:
+        raise ValueError(f"a senone-only model validates on aligned valid cuts; stage 4 has no "
+                         f"alignment of {valid_cuts} (align.py --extra-cuts)")  # fmt: skip
+    valid_dl = make_loader(valid_cuts, tokenizer, tc["max_duration"], train=False, num_workers=0,
+                           targets=valid_targets)  # fmt: skip
     ckpt_dir = exp_dir / "checkpoints"
     average_by = tc.get("average_by", "valid_loss")
     if average_by not in ("valid_loss", "last"):
@@ -232,13 +301,33 @@ def train(
     state = average_checkpoints([Path(b) for b in best])
     with atomic_output(final) as tmp:
         torch.save({"config": config, "vocab_size": tokenizer.vocab_size, "state_dict": state,
-                "averaged": [Path(b).name for b in best]}, tmp)  # fmt: skip
+                    "num_senones": num_senones, "averaged": [Path(b).name for b in best]},
+                   tmp)  # fmt: skip
     return final
 
 
-def load_model(path: Path, device: str = "cpu") -> tuple[CtcAcousticModel, dict]:
+def _senone_targets(targets_dir: Path | None,
+                    valid_cuts: Path) -> tuple[dict[str, Path], dict[str, Path], int]:  # fmt: skip
+    """Train and valid target scps of the senone head, and the number of senones."""
+    if targets_dir is None:
+        raise ValueError("model.senone_head needs the stage-4 targets dir (--targets-dir)")
+    scp, units = targets_dir / "senone.scp", targets_dir / "units" / "senone.txt"
+    for path in (scp, units):
+        if not path.is_file():
+            raise FileNotFoundError(f"{path} does not exist (stage 4 writes it)")
+    num_senones = sum(1 for line in units.read_text().splitlines() if line.strip())
+    aligned = {line.split(maxsplit=1)[0] for line in scp.read_text().splitlines() if line.strip()}
+    valid_ids = {c.id for c in CutSet.from_file(valid_cuts)}
+    if valid_ids & aligned:
+        return {"senone": scp}, {"senone": scp}, num_senones
+    log.warning("%s has no alignment of the valid cuts %s: validation scores CTC only",
+                scp, valid_cuts)  # fmt: skip
+    return {"senone": scp}, {}, num_senones
+
+
+def load_model(path: Path, device: str = "cpu") -> tuple[AcousticModel, dict]:
     """The averaged model of :func:`train`, in eval mode, and its config."""
     blob = torch.load(path, map_location=device, weights_only=False)
-    model = build_model(blob["config"], blob["vocab_size"])
+    model = build_model(blob["config"], blob["vocab_size"], blob.get("num_senones"))
     model.load_state_dict(blob["state_dict"])
     return model.eval().to(device), blob["config"]

@@ -1,10 +1,12 @@
-"""Stage 6: train a CTC acoustic model (Lightning; resumes from exp-dir/checkpoints/last.ckpt).
+"""Stage 6: train an acoustic model: CTC, hybrid senone (frame CE on the stage-4 alignment) or
+both on one encoder (Lightning; resumes from exp-dir/checkpoints/last.ckpt).
 
 Usage:
-    python -m espnet_distill.bin.train_ctc --config conf/train_ctc_conformer.yaml \\
+    python -m espnet_distill.bin.train_am --config conf/train_conformer_ctc_senone.yaml \\
         --train-cuts data/fbank/cuts_train-clean-100.jsonl.gz \\
         --valid-cuts data/fbank/cuts_dev-clean.jsonl.gz --lang-dir data/lang_bpe_256 \\
-        --cmvn data/fbank/cmvn.npz --exp-dir exp/am_ctc_conformer [--override train.max_epochs=3]
+        --cmvn data/fbank/cmvn.npz --exp-dir exp/am_ctc_conformer [--override train.max_epochs=3] \\
+        [--targets-dir exp/align/targets]   # a config with model.senone_head needs it
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from pathlib import Path
 
 import yaml
 
-from espnet_distill.train.ctc_trainer import DEFAULT_CONFIG, apply_overrides, merge_config, train
+from espnet_distill.train.am_trainer import DEFAULT_CONFIG, apply_overrides, merge_config, train
 from espnet_distill.utils import setup_logging
 
 
@@ -30,6 +32,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--lang-dir", type=Path, required=True)
     parser.add_argument("--cmvn", type=Path, required=True)
     parser.add_argument("--exp-dir", type=Path, required=True)
+    parser.add_argument("--targets-dir", type=Path,
+                        help="stage-4 frame targets (for a model with a senone head)")  # fmt: skip
     parser.add_argument("--ngpu", type=int, default=0)
     parser.add_argument("--num-nodes", type=int, default=1)
     parser.add_argument("--seed", type=int, help="overrides train.seed")
@@ -40,22 +44,16 @@ def main(argv: list[str] | None = None) -> int:
     overrides = list(args.override) + ([f"train.seed={args.seed}"] if args.seed is not None else [])
     config = apply_overrides(config, overrides)
     args.exp_dir.mkdir(parents=True, exist_ok=True)
-    cmd = shlex.join(
-        [sys.executable, "-m", "espnet_distill.bin.train_ctc", *(argv or sys.argv[1:])]
-    )
+    cmd = shlex.join([sys.executable, "-m", "espnet_distill.bin.train_am", *(argv or sys.argv[1:])])
     (args.exp_dir / "train.sh").write_text(
         f"#!/usr/bin/env bash\n# the exact command of this run\n{cmd}\n"
     )
-    train(
-        config,
-        args.exp_dir,
-        args.train_cuts,
-        args.valid_cuts,
-        args.lang_dir,
-        args.cmvn,
-        args.ngpu,
-        args.num_nodes,
-    )
+    try:
+        train(config, args.exp_dir, args.train_cuts, args.valid_cuts, args.lang_dir, args.cmvn,
+              args.ngpu, args.num_nodes, args.targets_dir)  # fmt: skip
+    except (ValueError, FileNotFoundError) as err:
+        print(f"train_am: {err}", file=sys.stderr)
+        return 1
     return 0
 
 

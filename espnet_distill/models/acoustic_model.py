@@ -1,0 +1,245 @@
+"""Acoustic model: global CMVN -> SpecAugment -> espnet2 encoder -> CTC and/or senone outputs.
+
+Outputs (either or both; both is multi-task training on one encoder):
+- ``ctc``: espnet2's CTC layer over subwords (decoded by prefix search or over TLG);
+- ``senone_head``: the hybrid output, a senone softmax per 10 ms frame trained by frame
+  cross-entropy on the stage-4 alignment (:class:`FrameClassifier`); decoded over HCLG with
+  log posterior - log prior as pseudo log-likelihoods.
+
+The encoder (Conformer by default) and the CTC layer are espnet2's own modules; this class only
+wires them and keeps CMVN statistics and senone priors with the weights, so that decoding needs no
+extra files.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from espnet2.asr.ctc import CTC
+from espnet2.asr.encoder.conformer_encoder import ConformerEncoder
+from espnet2.asr.encoder.transformer_encoder import TransformerEncoder
+from espnet2.asr.specaug.specaug import SpecAug
+
+ENCODERS = {"conformer": ConformerEncoder, "transformer": TransformerEncoder}
+
+
+class LightConv2dSubsampling(torch.nn.Module):
+    """4x time subsampling with two narrow stride-2 convolutions, then a projection to ``odim``.
+
+    espnet2's Conv2dSubsampling uses ``odim`` channels in both convolutions; at odim=144 that layer
+    alone costs more than all Conformer blocks together on a CPU. Narrow convolutions (as icefall's
+    Zipformer front-end does) keep most of the benefit at a small fraction of the cost.
+    Shapes: (B, T, F), (B,) -> (B, T', odim), (B,) with T' = ((T - 1) // 2 - 1) // 2.
+    """
+
+    def __init__(self, idim: int, odim: int, channels: tuple[int, int] = (16, 32)) -> None:
+        super().__init__()
+        c1, c2 = channels
+        self.conv = torch.nn.Sequential(
+            torch.nn.Conv2d(1, c1, 3, 2),
+            torch.nn.ReLU(),
+            torch.nn.Conv2d(c1, c2, 3, 2),
+            torch.nn.ReLU(),
+        )
+        freq = ((idim - 1) // 2 - 1) // 2
+        self.out = torch.nn.Sequential(torch.nn.Linear(c2 * freq, odim), torch.nn.LayerNorm(odim))
+
+    def forward(self, x: torch.Tensor, lens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        x = self.conv(x.unsqueeze(1))  # (B, C, T', F')
+        b, c, t, f = x.shape
+        x = self.out(x.transpose(1, 2).reshape(b, t, c * f))
+        return x, ((lens - 1) // 2 - 1) // 2
+
+
+class FrameClassifier(torch.nn.Module):
+    """Per-frame softmax at the feature frame rate over a subsampled encoder (the hybrid output).
+
+    Each encoder frame predicts ``upsample`` consecutive 10 ms frames with one linear layer
+    (D -> upsample * C), so a 4x subsampled encoder still gives 10 ms senone posteriors, as a
+    3-state HMM topology needs (at 40 ms a phone could not be shorter than 120 ms).
+    ``log_prior`` (set from the training alignment's class counts) turns posteriors into Kaldi's
+    pseudo log-likelihoods.
+    Shapes: (B, T', D), (B,) -> logits (B, T' * upsample, C), lengths (B,).
+    """
+
+    def __init__(self, idim: int, num_classes: int, upsample: int = 4) -> None:
+        super().__init__()
+        self.num_classes, self.upsample = num_classes, upsample
+        self.linear = torch.nn.Linear(idim, upsample * num_classes)
+        self.register_buffer("log_prior", torch.full((num_classes,), -math.log(num_classes)))
+
+    def forward(
+        self, enc: torch.Tensor, enc_lens: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        b, t, _ = enc.shape
+        logits = self.linear(enc).view(b, t * self.upsample, self.num_classes)
+        return logits, enc_lens * self.upsample
+
+    def loss(self, logits: torch.Tensor, lens: torch.Tensor,
+             targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:  # fmt: skip
+        """Cross-entropy summed over frames / (batch size * upsample), i.e. per encoder frame on
+        the scale of CTC's per-utterance sum; also the number of correct and of scored frames.
+
+        ``targets`` (B, T) has one label per feature frame, -1 for padding. The encoder sees
+        T' = ((T - 1) // 2 - 1) // 2 frames, so the last T - upsample * T' (3 to 6) feature frames
+        have no output and are not scored.
+        """
+        n = logits.size(1)
+        targets = targets[:, :n]
+        if targets.size(1) < n:
+            raise ValueError(f"{targets.size(1)} frame targets for {n} outputs")
+        valid = torch.arange(n, device=lens.device)[None, :] < lens[:, None]
+        targets = targets.masked_fill(~valid, -1)
+        ce = torch.nn.functional.cross_entropy(
+            logits.reshape(-1, self.num_classes), targets.reshape(-1), ignore_index=-1,
+            reduction="sum",
+        )  # fmt: skip
+        scored = targets >= 0
+        correct = ((logits.argmax(-1) == targets) & scored).sum()
+        return ce / (logits.size(0) * self.upsample), correct, scored.sum()
+
+    def set_prior(self, counts: torch.Tensor, floor: float = 1.0) -> None:
+        """Log prior from class counts (each floored at ``floor`` so unseen classes stay finite)."""
+        counts = torch.as_tensor(counts, dtype=torch.float64).clamp(min=floor)
+        self.log_prior.copy_((counts / counts.sum()).log().float())
+
+    @torch.no_grad()
+    def pseudo_log_likelihoods(self, enc: torch.Tensor,
+                               enc_lens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
+        """log p(senone | x) - log p(senone): (B, T' * upsample, C) and lengths."""
+        logits, lens = self(enc, enc_lens)
+        return logits.log_softmax(-1) - self.log_prior, lens
+
+
+class AcousticModel(torch.nn.Module):
+    """Shapes: feats (B, T, F), feat_lens (B,) -> CTC log-probs (B, T', V), out_lens (B,);
+    senone scores (B, ~T, C) at the feature frame rate when the model has a senone head.
+
+    ``vocab_size`` None: no CTC output (a pure hybrid model); ``num_senones`` None: no senone head.
+    Loss: ``ctc_weight`` * CTC + ``senone_weight`` * frame CE (see :meth:`FrameClassifier.loss`).
+    """
+
+    def __init__(
+        self,
+        vocab_size: int | None,
+        input_size: int = 80,
+        encoder: str = "conformer",
+        encoder_conf: dict | None = None,
+        specaug_conf: dict | None = None,
+        ctc_dropout: float = 0.0,
+        subsampling_conf: dict | None = None,
+        num_senones: int | None = None,
+        senone_upsample: int = 4,
+        ctc_weight: float = 1.0,
+        senone_weight: float = 1.0,
+    ) -> None:
+        super().__init__()
+        if vocab_size is None and num_senones is None:
+            raise ValueError("an acoustic model needs a CTC output, a senone head or both")
+        if encoder not in ENCODERS:
+            raise ValueError(f"unknown encoder '{encoder}', expected one of {sorted(ENCODERS)}")
+        self.register_buffer("cmvn_mean", torch.zeros(input_size))
+        self.register_buffer("cmvn_std", torch.ones(input_size))
+        self.specaug = SpecAug(**specaug_conf) if specaug_conf else None
+        encoder_conf = dict(encoder_conf or {})
+        # Optional own front-end; then the espnet2 encoder gets input_layer=None (pos. enc. only).
+        self.subsampling = None
+        if subsampling_conf:
+            odim = encoder_conf.get("output_size", 256)
+            self.subsampling = LightConv2dSubsampling(
+                input_size, odim, tuple(subsampling_conf.get("channels", (16, 32)))
+            )
+            encoder_conf["input_layer"] = None
+            input_size = odim
+        self.encoder = ENCODERS[encoder](input_size=input_size, **encoder_conf)
+        self.ctc = (
+            CTC(odim=vocab_size, encoder_output_size=self.encoder.output_size(),
+                dropout_rate=ctc_dropout)
+            if vocab_size is not None else None
+        )  # fmt: skip
+        self.senone_head = (
+            FrameClassifier(self.encoder.output_size(), num_senones, senone_upsample)
+            if num_senones is not None else None
+        )  # fmt: skip
+        self.ctc_weight = ctc_weight if self.ctc is not None else 0.0
+        self.senone_weight = senone_weight if self.senone_head is not None else 0.0
+
+    def set_cmvn(self, mean: torch.Tensor, std: torch.Tensor) -> None:
+        self.cmvn_mean.copy_(torch.as_tensor(mean, dtype=torch.float32))
+        self.cmvn_std.copy_(torch.as_tensor(std, dtype=torch.float32))
+
+    def encode(
+        self, feats: torch.Tensor, feat_lens: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, T, F) -> encoder output (B, T', D) and its lengths."""
+        mask = (
+            torch.arange(feats.size(1), device=feats.device)[None, :] < feat_lens[:, None]
+        ).unsqueeze(-1)
+        feats = ((feats - self.cmvn_mean) / self.cmvn_std) * mask
+        if self.specaug is not None and self.training:
+            feats, feat_lens = self.specaug(feats, feat_lens)
+        if self.subsampling is not None:
+            feats, feat_lens = self.subsampling(feats, feat_lens)
+        enc, enc_lens, _ = self.encoder(feats, feat_lens)
+        return enc, enc_lens
+
+    def forward(
+        self,
+        feats: torch.Tensor,
+        feat_lens: torch.Tensor,
+        ys: torch.Tensor | None = None,
+        ys_lens: torch.Tensor | None = None,
+        senone_targets: torch.Tensor | None = None,
+    ) -> dict[str, torch.Tensor]:
+        """Losses: ``loss`` (the weighted sum), ``ctc`` (summed over each utterance, averaged over
+        the batch), ``senone`` (frame CE), ``senone_correct`` / ``senone_frames`` (accuracy counts).
+        An output whose labels are not given (None) is left out of the sum."""
+        enc, enc_lens = self.encode(feats, feat_lens)
+        out: dict[str, torch.Tensor] = {}
+        loss = enc.new_zeros(())
+        if self.ctc is not None and ys is not None:
+            out["ctc"] = self.ctc(enc, enc_lens, ys, ys_lens)
+            loss = loss + self.ctc_weight * out["ctc"]
+        if self.senone_head is not None and senone_targets is not None:
+            logits, lens = self.senone_head(enc, enc_lens)
+            out["senone"], out["senone_correct"], out["senone_frames"] = self.senone_head.loss(
+                logits, lens, senone_targets
+            )
+            loss = loss + self.senone_weight * out["senone"]
+        if not out:
+            raise ValueError(
+                "forward needs the labels of at least one output (ys or senone_targets)"
+            )
+        out["loss"] = loss
+        return out
+
+    @torch.no_grad()
+    def log_probs(
+        self, feats: torch.Tensor, feat_lens: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """CTC log-probs (B, T', V) and lengths."""
+        if self.ctc is None:
+            raise ValueError("this model has no CTC output (a senone-only hybrid model)")
+        enc, enc_lens = self.encode(feats, feat_lens)
+        return self.ctc.log_softmax(enc), enc_lens
+
+    @torch.no_grad()
+    def senone_scores(
+        self, feats: torch.Tensor, feat_lens: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Hybrid pseudo log-likelihoods (B, T' * upsample, num_senones) and lengths."""
+        if self.senone_head is None:
+            raise ValueError("this model has no senone head (set model.senone_head in the config)")
+        enc, enc_lens = self.encode(feats, feat_lens)
+        return self.senone_head.pseudo_log_likelihoods(enc, enc_lens)
+
+
+def greedy_ctc(log_probs: torch.Tensor, lens: torch.Tensor, blank_id: int = 0) -> list[list[int]]:
+    """Best path: argmax per frame, merge repeats, drop blanks. (B, T, V) -> label ids per utt."""
+    best = log_probs.argmax(-1)
+    out = []
+    for seq, n in zip(best, lens.tolist(), strict=True):
+        seq = torch.unique_consecutive(seq[:n]).tolist()
+        out.append([t for t in seq if t != blank_id])
+    return out
