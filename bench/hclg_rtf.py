@@ -1,11 +1,13 @@
 """HCLG decoding speed: real-time factor of the WFST search, and the graph's size.
 
-Runs on a finished recipe (stages 4 and 7): decodes a test set with the stage-4 triphone GMM-HMM
-over HCLG, timing the acoustic scoring and the search separately; the real-time factor is
-seconds of compute per second of audio, measured in one run on the same utterances.
+Runs on a finished recipe (stages 4, 6 and 7): decodes a test set over HCLG with the stage-4
+triphone GMM-HMM or (``--system hybrid``) the network's senone head, timing the acoustic scoring
+and the search separately; the real-time factor is seconds of compute per second of audio,
+measured in one run on the same utterances. The acoustic scale is the one the recipe chose on dev.
 
 Usage:
-    python bench/hclg_rtf.py --recipe egs/synth/asr1 --size demo [--part test-clean]
+    python bench/hclg_rtf.py --recipe egs/synth/asr1 --size demo [--part test-clean] \\
+        [--system hybrid --am am_train_conformer_ctc_senone] [--beam 11]
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from lhotse import CutSet
 
 from espnet_distill.align.features import load_align_features
 from espnet_distill.align.trainer import GmmSystem, Lang
+from espnet_distill.bin.decode_hclg import hybrid_scores
 from espnet_distill.graph.hclg import HclgDecoder
 
 
@@ -31,11 +34,15 @@ def main() -> None:
     parser.add_argument("--part", default="test-clean")
     parser.add_argument("--order", type=int, default=3)
     parser.add_argument("--beam", type=float, help="search beam (default: the recipe's)")
+    parser.add_argument("--system", choices=["gmm", "hybrid"], default="gmm")
+    parser.add_argument("--am", default="am_train_conformer_ctc_senone",
+                        help="experiment dir (under exp/<size>) of the hybrid network")  # fmt: skip
     args = parser.parse_args()
     r = args.recipe.resolve()
     data, exp = r / "data" / args.size, r / "exp" / args.size
     graph_dir = data / f"graph_hclg_{args.order}gram"
-    best = exp / "align" / "tri" / "decode_dev-clean_hclg" / "best.yaml"
+    system_dir = exp / "align" / "tri" if args.system == "gmm" else exp / args.am
+    best = system_dir / "decode_dev-clean_hclg" / "best.yaml"
     chosen = yaml.safe_load(best.read_text()) if best.is_file() else {}
     scale = chosen.get("acoustic_scale", 0.1)
     beam = float(args.beam or chosen.get("graph_beam", 13.0))
@@ -45,8 +52,12 @@ def main() -> None:
     cuts = CutSet.from_file(data / "fbank" / f"cuts_{args.part}.jsonl.gz").to_eager()
     audio = sum(c.duration for c in cuts)
     t0 = time.perf_counter()
-    feats = load_align_features(cuts)
-    scores = {c.id: tri.gmm.loglikes(feats[c.id]) for c in cuts}
+    if args.system == "gmm":
+        feats = load_align_features(cuts)
+        scores = {c.id: tri.gmm.loglikes(feats[c.id]) for c in cuts}
+    else:
+        cuts_file = data / "fbank" / f"cuts_{args.part}.jsonl.gz"
+        scores = hybrid_scores(system_dir / "model.pt", cuts_file, tri.tree.num_pdfs, "cpu", 60.0)
     t_acoustic = time.perf_counter() - t0
     t0 = time.perf_counter()
     decoder = HclgDecoder(graph_dir, tri.tm, beam)
@@ -60,10 +71,10 @@ def main() -> None:
     size_mb = (graph_dir / "HCLG.fst").stat().st_size / 2**20
     print(f"HCLG {graph_dir}: {graph.num_states} states, {arcs} arcs, {size_mb:.1f} MB "
           f"(loaded in {t_load:.1f} s)")  # fmt: skip
-    print(f"{args.part}: {len(cuts)} utterances, {audio:.0f} s of audio, acoustic scale {scale}, "
+    print(f"{args.system} system; {args.part}: {len(cuts)} utterances, {audio:.0f} s of audio, acoustic scale {scale}, "
           f"beam {beam}")  # fmt: skip
     print(f"RTF search only: {t_search / audio:.4f}  (target <= 0.05)")
-    print(f"RTF GMM scoring + search: {(t_search + t_acoustic) / audio:.4f}")
+    print(f"RTF {args.system} scoring + search: {(t_search + t_acoustic) / audio:.4f}")
 
 
 if __name__ == "__main__":

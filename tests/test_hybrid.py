@@ -11,11 +11,10 @@ import yaml
 from lhotse import CutSet
 
 from espnet_distill.bin import decode_hclg
-from espnet_distill.models.acoustic_model import FrameClassifier
+from espnet_distill.models.acoustic_model import FrameClassifier, build_model, load_model
 from espnet_distill.train.am_trainer import (
     DEFAULT_CONFIG,
     apply_overrides,
-    load_model,
     merge_config,
     senone_counts,
     train,
@@ -113,10 +112,9 @@ def test_hybrid_model_trains_on_the_alignment_and_decodes_over_hclg(
 
 
 def test_decode_hclg_refuses_a_model_without_a_senone_head(aligned, hclg_graph, tmp_path, capsys):
-    from espnet_distill.train.am_trainer import build_model
-
     exp, lang_dir, cuts_file, _ = aligned
     cfg = merge_config(DEFAULT_CONFIG, yaml.safe_load(TINY_CONF.read_text()))
+    cfg["model"]["senone_head"] = None
     model = build_model(cfg, 64)
     torch.save({"config": cfg, "vocab_size": 64, "state_dict": model.state_dict()},
                tmp_path / "ctc.pt")  # fmt: skip

@@ -51,6 +51,13 @@ def test_tiny_recipe_end_to_end_then_rerun_from_stage_3(tiny_corpus, tmp_path):
         ln for ln in results.splitlines() if ln.startswith("|align/tri/decode_test-clean_hclg")
     )
     assert gmm_row.split("|")[2] == "10"  # the triphone GMM-HMM over HCLG
+    hybrid_row = next(
+        ln
+        for ln in results.splitlines()
+        if ln.startswith("|am_train_conformer_ctc_senone_tiny/decode_test-clean_hclg")
+    )
+    assert hybrid_row.split("|")[2] == "10"  # the network's senone head over HCLG
+    assert "## Alignment quality (stage 4)" in results and "|align/quality_festival|" in results
     am = d / "exp" / "tiny" / "am_train_conformer_ctc_senone_tiny"
     result_txt = (am / "decode_test-clean_greedy" / "score" / "result.txt").read_text()
     assert result_txt.startswith("%WER") and result_txt.count("\nREF:") == 10
@@ -65,7 +72,8 @@ def test_tiny_recipe_end_to_end_then_rerun_from_stage_3(tiny_corpus, tmp_path):
     n_targets = len((align / "targets" / "senone.scp").read_text().splitlines())
     n_failed = len((align / "failed.txt").read_text().splitlines())
     n_train = int(re.search(r"(\d+) training utterances", (align / "align.log").read_text())[1])
-    assert n_targets + n_failed == 3 * n_train  # speed-perturbed copies aligned too
+    n_valid = len((d / "data" / "tiny" / "dev_clean" / "text").read_text().splitlines())
+    assert n_targets + n_failed == 3 * n_train + n_valid  # speed-perturbed copies, valid set too
 
     watched = [am / "model.pt", d / "data" / "tiny" / "fbank" / "cuts_test-clean.jsonl.gz",
                d / "data" / "tiny" / "lang_bpe_100" / "bpe.model", am / "decode_test-clean_greedy" / "text",

@@ -34,8 +34,7 @@ from espnet_distill.decode.ctc_beam import CtcPrefixBeamSearch, WordLmScorer
 from espnet_distill.decode.tuning import tune, weight_grid, write_command, write_hypotheses
 from espnet_distill.graph.tlg import TlgDecoder
 from espnet_distill.lang.bpe import BpeTokenizer
-from espnet_distill.models.acoustic_model import greedy_ctc
-from espnet_distill.train.am_trainer import load_model
+from espnet_distill.models.acoustic_model import greedy_ctc, load_model
 from espnet_distill.utils import setup_logging
 
 

@@ -31,7 +31,7 @@ from espnet_distill.align.trainer import GmmSystem, Lang
 from espnet_distill.data.datamodule import make_loader
 from espnet_distill.decode.tuning import tune, weight_grid, write_command, write_hypotheses
 from espnet_distill.graph.hclg import HclgDecoder
-from espnet_distill.train.am_trainer import load_model
+from espnet_distill.models.acoustic_model import load_model
 from espnet_distill.utils import setup_logging
 
 

@@ -14,6 +14,7 @@ extra files.
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import torch
 from espnet2.asr.ctc import CTC
@@ -233,6 +234,34 @@ class AcousticModel(torch.nn.Module):
             raise ValueError("this model has no senone head (set model.senone_head in the config)")
         enc, enc_lens = self.encode(feats, feat_lens)
         return self.senone_head.pseudo_log_likelihoods(enc, enc_lens)
+
+
+def build_model(config: dict, vocab_size: int, num_senones: int | None = None) -> AcousticModel:
+    m = config["model"]
+    head = m.get("senone_head") or {}
+    ctc_weight = m.get("ctc_weight", 1.0)
+    if head and num_senones is None:
+        raise ValueError("model.senone_head needs the number of senones (stage-4 targets)")
+    return AcousticModel(
+        vocab_size=vocab_size if ctc_weight > 0 else None,
+        input_size=m.get("input_size", 80),
+        encoder=m["encoder"],
+        encoder_conf=m.get("encoder_conf"),
+        specaug_conf=m.get("specaug_conf"),
+        subsampling_conf=m.get("subsampling_conf"),
+        num_senones=num_senones if head else None,
+        senone_upsample=head.get("upsample", 4),
+        ctc_weight=ctc_weight,
+        senone_weight=head.get("weight", 1.0),
+    )
+
+
+def load_model(path: Path, device: str = "cpu") -> tuple[AcousticModel, dict]:
+    """The averaged model of :func:`train`, in eval mode, and its config."""
+    blob = torch.load(path, map_location=device, weights_only=False)
+    model = build_model(blob["config"], blob["vocab_size"], blob.get("num_senones"))
+    model.load_state_dict(blob["state_dict"])
+    return model.eval().to(device), blob["config"]
 
 
 def greedy_ctc(log_probs: torch.Tensor, lens: torch.Tensor, blank_id: int = 0) -> list[list[int]]:

@@ -24,7 +24,7 @@ from lightning.pytorch.loggers import TensorBoardLogger
 
 from espnet_distill.data.datamodule import make_loader
 from espnet_distill.lang.bpe import BpeTokenizer
-from espnet_distill.models.acoustic_model import AcousticModel
+from espnet_distill.models.acoustic_model import build_model
 from espnet_distill.train.progress import progress_callbacks
 from espnet_distill.utils import atomic_output
 
@@ -83,26 +83,6 @@ def apply_overrides(config: dict, overrides: list[str]) -> dict:
             node = node.setdefault(p, {})
         node[leaf] = yaml.safe_load(value)
     return config
-
-
-def build_model(config: dict, vocab_size: int, num_senones: int | None = None) -> AcousticModel:
-    m = config["model"]
-    head = m.get("senone_head") or {}
-    ctc_weight = m.get("ctc_weight", 1.0)
-    if head and num_senones is None:
-        raise ValueError("model.senone_head needs the number of senones (stage-4 targets)")
-    return AcousticModel(
-        vocab_size=vocab_size if ctc_weight > 0 else None,
-        input_size=m.get("input_size", 80),
-        encoder=m["encoder"],
-        encoder_conf=m.get("encoder_conf"),
-        specaug_conf=m.get("specaug_conf"),
-        subsampling_conf=m.get("subsampling_conf"),
-        num_senones=num_senones if head else None,
-        senone_upsample=head.get("upsample", 4),
-        ctc_weight=ctc_weight,
-        senone_weight=head.get("weight", 1.0),
-    )
 
 
 def senone_counts(scp: Path, cut_ids: set[str], num_senones: int) -> np.ndarray:
@@ -323,11 +303,3 @@ def _senone_targets(targets_dir: Path | None,
     log.warning("%s has no alignment of the valid cuts %s: validation scores CTC only",
                 scp, valid_cuts)  # fmt: skip
     return {"senone": scp}, {}, num_senones
-
-
-def load_model(path: Path, device: str = "cpu") -> tuple[AcousticModel, dict]:
-    """The averaged model of :func:`train`, in eval mode, and its config."""
-    blob = torch.load(path, map_location=device, weights_only=False)
-    model = build_model(blob["config"], blob["vocab_size"], blob.get("num_senones"))
-    model.load_state_dict(blob["state_dict"])
-    return model.eval().to(device), blob["config"]

@@ -13,7 +13,8 @@ asr_config=conf/train_conformer_ctc_senone.yaml
 # Decoding grids and GMM training sized for the demo's 20-minute budget (measured, see README):
 # the best settings of wider grids on dev-clean lie inside these.
 demo_opts=(--mono_subset 300 --lm_weights "0.3 0.5" --word_bonuses "1.5 2.5"
-           --acoustic_scales "0.8 1.0" --blank_penalties "2 4" --gmm_acoustic_scales "0.05 0.07")
+           --acoustic_scales "0.8 1.0" --blank_penalties "2 4" --gmm_acoustic_scales "0.05 0.07"
+           --hybrid_acoustic_scales "0.1 0.14 0.2")
 
 # Options of this file first; everything else goes to asr.sh.
 args=()
