@@ -7,6 +7,7 @@ Usage:
         --valid-cuts data/fbank/cuts_dev-clean.jsonl.gz --lang-dir data/lang_bpe_256 \\
         --cmvn data/fbank/cmvn.npz --exp-dir exp/am_ctc_conformer [--override train.max_epochs=3] \\
         [--targets-dir exp/align/targets]   # a config with model.senone_head needs it
+        [--unit-lm-dir exp/unit_lm --phone-lang-dir data/lang_phone]   # KD heads need them
 """
 
 from __future__ import annotations
@@ -34,6 +35,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--exp-dir", type=Path, required=True)
     parser.add_argument("--targets-dir", type=Path,
                         help="stage-4 frame targets (for a model with a senone head)")  # fmt: skip
+    parser.add_argument("--unit-lm-dir", type=Path,
+                        help="stage-5 unit LMs <dir>/<unit>/model.pt (KD heads' teachers)")  # fmt: skip
+    parser.add_argument("--phone-lang-dir", type=Path, help="phone lang dir (for KD heads)")
     parser.add_argument("--ngpu", type=int, default=0)
     parser.add_argument("--num-nodes", type=int, default=1)
     parser.add_argument("--seed", type=int, help="overrides train.seed")
@@ -50,7 +54,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     try:
         train(config, args.exp_dir, args.train_cuts, args.valid_cuts, args.lang_dir, args.cmvn,
-              args.ngpu, args.num_nodes, args.targets_dir)  # fmt: skip
+              args.ngpu, args.num_nodes, args.targets_dir, args.unit_lm_dir,
+              args.phone_lang_dir)  # fmt: skip
     except (ValueError, FileNotFoundError) as err:
         print(f"train_am: {err}", file=sys.stderr)
         return 1

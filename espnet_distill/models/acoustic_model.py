@@ -22,6 +22,8 @@ from espnet2.asr.encoder.conformer_encoder import ConformerEncoder
 from espnet2.asr.encoder.transformer_encoder import TransformerEncoder
 from espnet2.asr.specaug.specaug import SpecAug
 
+from espnet_distill.kd.losses import kd_kl_sum, label_interpolation_sum
+
 ENCODERS = {"conformer": ConformerEncoder, "transformer": TransformerEncoder}
 
 
@@ -134,16 +136,31 @@ class AcousticModel(torch.nn.Module):
         senone_upsample: int = 4,
         ctc_weight: float = 1.0,
         senone_weight: float = 1.0,
+        kd_heads: dict[str, dict] | None = None,
+        label_interpolation: dict | None = None,
     ) -> None:
         super().__init__()
         if vocab_size is None and num_senones is None:
             raise ValueError("an acoustic model needs a CTC output, a senone head or both")
+        encoder_conf = dict(encoder_conf or {})
+        num_blocks = encoder_conf.get("num_blocks", 6)
+        self.kd_conf = {u: dict(c) for u, c in (kd_heads or {}).items()}
+        for unit, conf in self.kd_conf.items():
+            if not 1 <= conf["layer"] <= num_blocks:
+                raise ValueError(f"model.kd_heads.{unit}.layer must be in 1..{num_blocks} "
+                                 f"(encoder blocks), got {conf['layer']}")  # fmt: skip
+        # intermediate outputs of espnet2's encoder (normalised like the last one) for the heads
+        inner = sorted({c["layer"] for c in self.kd_conf.values() if c["layer"] < num_blocks})
+        if inner:
+            encoder_conf["interctc_layer_idx"] = inner
+        if label_interpolation and num_senones is None:
+            raise ValueError("model.label_interpolation works on the senone head (none configured)")
+        self.label_interpolation = dict(label_interpolation or {})
         if encoder not in ENCODERS:
             raise ValueError(f"unknown encoder '{encoder}', expected one of {sorted(ENCODERS)}")
         self.register_buffer("cmvn_mean", torch.zeros(input_size))
         self.register_buffer("cmvn_std", torch.ones(input_size))
         self.specaug = SpecAug(**specaug_conf) if specaug_conf else None
-        encoder_conf = dict(encoder_conf or {})
         # Optional own front-end; then the espnet2 encoder gets input_layer=None (pos. enc. only).
         self.subsampling = None
         if subsampling_conf:
@@ -165,6 +182,11 @@ class AcousticModel(torch.nn.Module):
         )  # fmt: skip
         self.ctc_weight = ctc_weight if self.ctc is not None else 0.0
         self.senone_weight = senone_weight if self.senone_head is not None else 0.0
+        # auxiliary outputs distilled from unit LMs (cross-modal KD), one per unit
+        self.kd_heads = torch.nn.ModuleDict({
+            unit: FrameClassifier(self.encoder.output_size(), c["num_units"], c.get("upsample", 4))
+            for unit, c in self.kd_conf.items()
+        })  # fmt: skip
 
     def set_cmvn(self, mean: torch.Tensor, std: torch.Tensor) -> None:
         self.cmvn_mean.copy_(torch.as_tensor(mean, dtype=torch.float32))
@@ -174,6 +196,13 @@ class AcousticModel(torch.nn.Module):
         self, feats: torch.Tensor, feat_lens: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """(B, T, F) -> encoder output (B, T', D) and its lengths."""
+        enc, enc_lens, _ = self.encode_layers(feats, feat_lens)
+        return enc, enc_lens
+
+    def encode_layers(
+        self, feats: torch.Tensor, feat_lens: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, dict[int, torch.Tensor]]:
+        """Like :meth:`encode`, plus {block index (1-based): output} of the KD heads' blocks."""
         mask = (
             torch.arange(feats.size(1), device=feats.device)[None, :] < feat_lens[:, None]
         ).unsqueeze(-1)
@@ -182,8 +211,13 @@ class AcousticModel(torch.nn.Module):
             feats, feat_lens = self.specaug(feats, feat_lens)
         if self.subsampling is not None:
             feats, feat_lens = self.subsampling(feats, feat_lens)
-        enc, enc_lens, _ = self.encoder(feats, feat_lens)
-        return enc, enc_lens
+        out, enc_lens, _ = self.encoder(feats, feat_lens)
+        layers: dict[int, torch.Tensor] = {}
+        if isinstance(out, tuple):  # espnet2 returns (last, [(block, output), ...])
+            out, inner = out
+            layers = dict(inner)
+        layers[len(self.encoder.encoders)] = out
+        return out, enc_lens, layers
 
     def forward(
         self,
@@ -192,11 +226,16 @@ class AcousticModel(torch.nn.Module):
         ys: torch.Tensor | None = None,
         ys_lens: torch.Tensor | None = None,
         senone_targets: torch.Tensor | None = None,
+        teachers: dict[str, tuple[torch.Tensor, torch.Tensor]] | None = None,
     ) -> dict[str, torch.Tensor]:
         """Losses: ``loss`` (the weighted sum), ``ctc`` (summed over each utterance, averaged over
-        the batch), ``senone`` (frame CE), ``senone_correct`` / ``senone_frames`` (accuracy counts).
+        the batch), ``senone`` (frame CE, or label interpolation with the senone teacher),
+        ``senone_correct`` / ``senone_frames`` (accuracy counts), ``kd_<unit>`` (each KD head's
+        T^2 KL to its teacher, per encoder frame). ``teachers``: unit -> (log-probs (B, T, V),
+        mask (B, T)) at the 10 ms frame rate (:class:`~espnet_distill.kd.teacher.LmTeacher`).
         An output whose labels are not given (None) is left out of the sum."""
-        enc, enc_lens = self.encode(feats, feat_lens)
+        enc, enc_lens, layers = self.encode_layers(feats, feat_lens)
+        teachers = teachers or {}
         out: dict[str, torch.Tensor] = {}
         loss = enc.new_zeros(())
         if self.ctc is not None and ys is not None:
@@ -207,13 +246,39 @@ class AcousticModel(torch.nn.Module):
             out["senone"], out["senone_correct"], out["senone_frames"] = self.senone_head.loss(
                 logits, lens, senone_targets
             )
+            if self.label_interpolation:
+                if "senone" not in teachers:
+                    raise ValueError("label interpolation needs the senone teacher")
+                out["senone"] = self._label_interpolation(logits, lens, senone_targets,
+                                                          teachers["senone"])  # fmt: skip
             loss = loss + self.senone_weight * out["senone"]
+        for unit, head in self.kd_heads.items():
+            if unit not in teachers:
+                continue
+            conf = self.kd_conf[unit]
+            logits, lens = head(layers[conf["layer"]], enc_lens)
+            teacher, mask = _crop_teacher(teachers[unit], logits.size(1), lens)
+            kd = kd_kl_sum(logits, teacher, mask, conf.get("temperature", 1.0))
+            out[f"kd_{unit}"] = kd / (logits.size(0) * head.upsample)
+            loss = loss + conf.get("weight", 1.0) * out[f"kd_{unit}"]
         if not out:
             raise ValueError(
                 "forward needs the labels of at least one output (ys or senone_targets)"
             )
         out["loss"] = loss
         return out
+
+    def _label_interpolation(self, logits: torch.Tensor, lens: torch.Tensor,
+                             targets: torch.Tensor,
+                             teacher: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:  # fmt: skip
+        n = logits.size(1)
+        valid = torch.arange(n, device=lens.device)[None, :] < lens[:, None]
+        targets = targets[:, :n].masked_fill(~valid, -1)
+        log_probs, mask = _crop_teacher(teacher, n, lens)
+        li = self.label_interpolation
+        total = label_interpolation_sum(logits, targets, log_probs, mask, li["weight"],
+                                        li.get("temperature", 1.0))  # fmt: skip
+        return total / (logits.size(0) * self.senone_head.upsample)
 
     @torch.no_grad()
     def log_probs(
@@ -236,12 +301,28 @@ class AcousticModel(torch.nn.Module):
         return self.senone_head.pseudo_log_likelihoods(enc, enc_lens)
 
 
-def build_model(config: dict, vocab_size: int, num_senones: int | None = None) -> AcousticModel:
+def _crop_teacher(teacher: tuple[torch.Tensor, torch.Tensor], n: int,
+                  lens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
+    """Teacher (log-probs, mask) at the feature frame rate cut to a head's ``n`` output frames
+    (the last 3-6 feature frames have no output) and masked beyond each utterance's outputs."""
+    log_probs, mask = teacher
+    valid = torch.arange(n, device=lens.device)[None, :] < lens[:, None]
+    return log_probs[:, :n], mask[:, :n] & valid
+
+
+def build_model(config: dict, vocab_size: int, num_senones: int | None = None,
+                unit_sizes: dict[str, int] | None = None) -> AcousticModel:  # fmt: skip
+    """The model of ``config["model"]``; ``unit_sizes`` (unit -> inventory size) for KD heads."""
     m = config["model"]
     head = m.get("senone_head") or {}
     ctc_weight = m.get("ctc_weight", 1.0)
     if head and num_senones is None:
         raise ValueError("model.senone_head needs the number of senones (stage-4 targets)")
+    kd_heads = {}
+    for unit, conf in (m.get("kd_heads") or {}).items():
+        if unit not in (unit_sizes or {}):
+            raise ValueError(f"model.kd_heads.{unit}: the size of the {unit} inventory is unknown")
+        kd_heads[unit] = {**conf, "num_units": unit_sizes[unit]}
     return AcousticModel(
         vocab_size=vocab_size if ctc_weight > 0 else None,
         input_size=m.get("input_size", 80),
@@ -253,13 +334,16 @@ def build_model(config: dict, vocab_size: int, num_senones: int | None = None) -
         senone_upsample=head.get("upsample", 4),
         ctc_weight=ctc_weight,
         senone_weight=head.get("weight", 1.0),
+        kd_heads=kd_heads,
+        label_interpolation=m.get("label_interpolation"),
     )
 
 
 def load_model(path: Path, device: str = "cpu") -> tuple[AcousticModel, dict]:
     """The averaged model of :func:`train`, in eval mode, and its config."""
     blob = torch.load(path, map_location=device, weights_only=False)
-    model = build_model(blob["config"], blob["vocab_size"], blob.get("num_senones"))
+    model = build_model(blob["config"], blob["vocab_size"], blob.get("num_senones"),
+                        blob.get("unit_sizes"))  # fmt: skip
     model.load_state_dict(blob["state_dict"])
     return model.eval().to(device), blob["config"]
 

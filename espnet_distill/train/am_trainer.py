@@ -23,7 +23,10 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import TensorBoardLogger
 
 from espnet_distill.data.datamodule import make_loader
+from espnet_distill.kd.teacher import LmTeacher
+from espnet_distill.kd.units import TextToUnits, UnitTables
 from espnet_distill.lang.bpe import BpeTokenizer
+from espnet_distill.lm.unit_lm import load_unit_lm
 from espnet_distill.models.acoustic_model import build_model
 from espnet_distill.train.progress import progress_callbacks
 from espnet_distill.utils import atomic_output
@@ -97,24 +100,31 @@ def senone_counts(scp: Path, cut_ids: set[str], num_senones: int) -> np.ndarray:
 
 
 class AmLitModule(L.LightningModule):
+    """``teachers``: unit -> frozen :class:`LmTeacher` of the KD heads / label interpolation
+    (kept in a plain dict: not parameters of this module, not in its checkpoints)."""
+
     def __init__(self, config: dict, vocab_size: int, total_steps: int | None = None,
-                 num_senones: int | None = None) -> None:  # fmt: skip
+                 num_senones: int | None = None, unit_sizes: dict[str, int] | None = None,
+                 teachers: dict[str, LmTeacher] | None = None) -> None:  # fmt: skip
         super().__init__()
         self.config = config
-        self.model = build_model(config, vocab_size, num_senones)
+        self.model = build_model(config, vocab_size, num_senones, unit_sizes)
         self.total_steps = total_steps
+        self.teachers = dict(teachers or {})
 
     def _step(self, batch: dict, prefix: str) -> torch.Tensor:
+        soft = {}
+        for unit, teacher in self.teachers.items():
+            if f"{unit}_targets" in batch:
+                soft[unit] = teacher(batch[f"{unit}_targets"])
         out = self.model(batch["feats"], batch["feat_lens"], batch.get("ys"), batch.get("ys_lens"),
-                         batch.get("senone_targets"))  # fmt: skip
+                         batch.get("senone_targets"), soft)  # fmt: skip
         bs = len(batch["ids"])
         sync = prefix == "valid"
         self.log(f"{prefix}_loss", out["loss"], prog_bar=True, batch_size=bs, sync_dist=sync)
-        for name in ("ctc", "senone"):
-            if (
-                name in out
-                and (self.model.ctc is not None) + (self.model.senone_head is not None) > 1
-            ):
+        several = (self.model.ctc is not None) + (self.model.senone_head is not None) + len(soft)
+        for name in ("ctc", "senone", *(f"kd_{u}" for u in self.model.kd_heads)):
+            if name in out and several > 1:
                 self.log(f"{prefix}_{name}_loss", out[name], batch_size=bs, sync_dist=sync)
         if "senone_frames" in out and out["senone_frames"] > 0:
             acc = out["senone_correct"].float() / out["senone_frames"]
@@ -181,12 +191,15 @@ def train(
     ngpu: int = 0,
     num_nodes: int = 1,
     targets_dir: Path | None = None,
+    unit_lm_dir: Path | None = None,
+    phone_lang_dir: Path | None = None,
 ) -> Path:
     """Train (or resume) and write ``exp_dir/model.pt``; returns its path.
 
-    ``targets_dir``: stage 4's ``targets/`` (``senone.scp``, ``units/senone.txt``), needed by a
-    model with a senone head. Validation scores the senone output too when the valid cuts were
-    aligned in stage 4.
+    ``targets_dir``: stage 4's ``targets/`` (``<unit>.scp``, ``units/<unit>.txt``), needed by a
+    model with a senone head or KD heads. Validation scores those outputs too when the valid cuts
+    were aligned in stage 4. KD heads and label interpolation need ``unit_lm_dir`` (stage 5's
+    ``<unit>/model.pt``) and ``phone_lang_dir`` (which frames are silence, per unit).
     """
     exp_dir.mkdir(parents=True, exist_ok=True)
     final = exp_dir / "model.pt"
@@ -197,9 +210,14 @@ def train(
     tc = config["train"]
     L.seed_everything(tc["seed"], workers=True)
     tokenizer = BpeTokenizer(lang_dir / "bpe.model")
-    targets, valid_targets, num_senones = {}, {}, None
-    if config["model"].get("senone_head"):
-        targets, valid_targets, num_senones = _senone_targets(targets_dir, valid_cuts)
+    m = config["model"]
+    kd_units = list(m.get("kd_heads") or {})
+    teacher_units = sorted(set(kd_units) | ({"senone"} if m.get("label_interpolation") else set()))
+    units = sorted(set(teacher_units) | ({"senone"} if m.get("senone_head") else set()))
+    targets, valid_targets, unit_sizes = _frame_targets(targets_dir, units, valid_cuts)
+    num_senones = unit_sizes.get("senone") if m.get("senone_head") else None
+    teachers = _teachers(teacher_units, unit_lm_dir, phone_lang_dir, targets_dir, lang_dir,
+                         unit_sizes)  # fmt: skip
     train_dl = make_loader(
         train_cuts, tokenizer, tc["max_duration"], train=True, seed=tc["seed"],
         num_workers=tc["num_workers"], max_cut_duration=tc["max_cut_duration"], targets=targets,
@@ -208,7 +226,7 @@ def train(
     train_dl.sampler.set_epoch(0)
     steps_per_epoch = sum(1 for _ in train_dl.sampler)
     module = AmLitModule(config, tokenizer.vocab_size, steps_per_epoch * tc["max_epochs"],
-                         num_senones)  # fmt: skip
+                         num_senones, unit_sizes, teachers)  # fmt: skip
     stats = np.load(cmvn_file)
     module.model.set_cmvn(torch.from_numpy(stats["mean"]), torch.from_numpy(stats["std"]))
     if num_senones is not None:
@@ -220,7 +238,11 @@ def train(
     n_params = sum(p.numel() for p in module.model.parameters())
     outputs = [f"CTC over {tokenizer.vocab_size} subwords"] if module.model.ctc is not None else []
     if num_senones is not None:
-        outputs.append(f"{num_senones} senones (frame CE)")
+        li = m.get("label_interpolation")
+        outputs.append(f"{num_senones} senones (frame CE"
+                       + (f", label interpolation {li['weight']} with the senone LM)" if li else ")"))  # fmt: skip
+    for unit, conf in (m.get("kd_heads") or {}).items():
+        outputs.append(f"KD head of the {unit} LM at block {conf['layer']}")
     log.info(
         "model: %s encoder, %.2fM parameters, outputs: %s; %d batches per epoch",
         config["model"]["encoder"],
@@ -281,25 +303,52 @@ def train(
     state = average_checkpoints([Path(b) for b in best])
     with atomic_output(final) as tmp:
         torch.save({"config": config, "vocab_size": tokenizer.vocab_size, "state_dict": state,
-                    "num_senones": num_senones, "averaged": [Path(b).name for b in best]},
+                    "num_senones": num_senones, "unit_sizes": unit_sizes,
+                    "averaged": [Path(b).name for b in best]},
                    tmp)  # fmt: skip
     return final
 
 
-def _senone_targets(targets_dir: Path | None,
-                    valid_cuts: Path) -> tuple[dict[str, Path], dict[str, Path], int]:  # fmt: skip
-    """Train and valid target scps of the senone head, and the number of senones."""
+def _frame_targets(targets_dir: Path | None, units: list[str], valid_cuts: Path,
+                   ) -> tuple[dict[str, Path], dict[str, Path], dict[str, int]]:  # fmt: skip
+    """Train and valid target scps of ``units``, and each unit inventory's size."""
+    if not units:
+        return {}, {}, {}
     if targets_dir is None:
-        raise ValueError("model.senone_head needs the stage-4 targets dir (--targets-dir)")
-    scp, units = targets_dir / "senone.scp", targets_dir / "units" / "senone.txt"
-    for path in (scp, units):
-        if not path.is_file():
-            raise FileNotFoundError(f"{path} does not exist (stage 4 writes it)")
-    num_senones = sum(1 for line in units.read_text().splitlines() if line.strip())
+        raise ValueError(f"{', '.join(units)} outputs need the stage-4 targets dir (--targets-dir)")
+    targets, sizes = {}, {}
+    for unit in units:
+        scp, names = targets_dir / f"{unit}.scp", targets_dir / "units" / f"{unit}.txt"
+        for path in (scp, names):
+            if not path.is_file():
+                raise FileNotFoundError(f"{path} does not exist (stage 4 writes it)")
+        targets[unit] = scp
+        sizes[unit] = sum(1 for line in names.read_text().splitlines() if line.strip())
+    scp = targets[units[0]]
     aligned = {line.split(maxsplit=1)[0] for line in scp.read_text().splitlines() if line.strip()}
     valid_ids = {c.id for c in CutSet.from_file(valid_cuts)}
     if valid_ids & aligned:
-        return {"senone": scp}, {"senone": scp}, num_senones
+        return targets, dict(targets), sizes
     log.warning("%s has no alignment of the valid cuts %s: validation scores CTC only",
                 scp, valid_cuts)  # fmt: skip
-    return {"senone": scp}, {}, num_senones
+    return targets, {}, sizes
+
+
+def _teachers(units: list[str], unit_lm_dir: Path | None, phone_lang_dir: Path | None,
+              targets_dir: Path | None, lang_dir: Path,
+              unit_sizes: dict[str, int]) -> dict[str, LmTeacher]:  # fmt: skip
+    """The frozen unit-LM teachers of ``units`` (stage 5's ``<unit_lm_dir>/<unit>/model.pt``)."""
+    if not units:
+        return {}
+    if unit_lm_dir is None or phone_lang_dir is None:
+        raise ValueError(f"KD from the {', '.join(units)} LM(s) needs --unit-lm-dir and "
+                         "--phone-lang-dir")  # fmt: skip
+    converter = TextToUnits(UnitTables(phone_lang_dir, targets_dir.parent, lang_dir / "bpe.model"))
+    teachers = {}
+    for unit in units:
+        path = unit_lm_dir / unit / "model.pt"
+        if not path.is_file():
+            raise FileNotFoundError(f"{path} does not exist (stage 5 trains the {unit} LM)")
+        teachers[unit] = LmTeacher(load_unit_lm(path, unit_sizes[unit]), converter.silence[unit])
+        log.info("teacher of the %s outputs: %s", unit, path)
+    return teachers

@@ -58,6 +58,8 @@ tag=                     # experiment name suffix (default: the config file name
 train_overrides=         # extra config overrides, e.g. "train.max_epochs=3 optim.lr=0.001"
 word_lm_text=            # sentences for the word n-gram (plain or .gz; never test text)
 word_lm_order=3          # n-gram order
+unit_lms=                # units whose LM stage 5 trains for KD, e.g. "senone monophone subword"
+unit_lm_config=conf/lm_unit_lstm.yaml  # unit LM config (espnet2 LSTM or Transformer LM)
 beam=10                  # beam of the CTC prefix beam search
 lm_weights="0.3 0.5 0.7 0.9"  # LM weights tried on --valid_set
 word_bonuses="0.5 1.5 2.5"    # word insertion bonuses tried on --valid_set
@@ -207,10 +209,12 @@ word_lm=${lm_dir}/word_${word_lm_order}gram.bin
 graph_dir=${data_dir}/graph_tlg_bpe_${bpe_vocab_size}_${word_lm_order}gram
 hclg_dir=${data_dir}/graph_hclg_${word_lm_order}gram
 tri_dir=${align_dir}/tri
+unit_lm_dir=${exp_dir}/unit_lm
 if [ "${stage}" -le 5 ] && [ "${stop_stage}" -ge 5 ]; then
   t0=${SECONDS}
   if [ -z "${word_lm_text}" ]; then
-    log "Stage 5: no --word_lm_text: no word n-gram (unit LMs come with the KD recipe)"
+    log "Stage 5: no --word_lm_text: no word n-gram and no unit LMs"
+    [ -z "${unit_lms}" ] || { log "Error: --unit_lms needs --word_lm_text (their text)"; exit 1; }
   elif is_done "${word_lm}"; then
     log "Stage 5: ${word_lm} exists: skipping"
   else
@@ -219,6 +223,22 @@ if [ "${stage}" -le 5 ] && [ "${stop_stage}" -ge 5 ]; then
     python -m espnet_distill.bin.train_word_ngram --text ${word_lm_text} \
       --order "${word_lm_order}" --out-dir "${lm_dir}"
   fi
+  # unit LMs (cross-modal KD teachers): on the same text, converted to each unit
+  for unit in ${unit_lms}; do
+    out=${unit_lm_dir}/${unit}
+    if is_done "${out}/model.pt"; then
+      log "Stage 5: ${out}/model.pt exists: skipping"
+      continue
+    fi
+    log "Stage 5: ${unit} LM ${out} with ${unit_lm_config}"
+    mkdir -p "${out}"
+    # shellcheck disable=SC2086
+    ${train_cmd} "${out}/train.log" python -m espnet_distill.bin.train_unit_lm --unit "${unit}" \
+      --lang-dir "${phone_lang_dir}" --align-dir "${align_dir}" --bpe-model "${lang_dir}/bpe.model" \
+      --text ${word_lm_text} --valid-text "${data_dir}/${valid_set//-/_}/text" \
+      --config "${unit_lm_config}" --exp-dir "${out}"
+    sed 's/^/  /' "${out}/ppl.yaml"
+  done
   stage_time 5 word_lm "${t0}"
 fi
 
@@ -235,6 +255,9 @@ if [ "${stage}" -le 6 ] && [ "${stop_stage}" -ge 6 ]; then
     targets_opts=()
     # a config with a hybrid senone head (model.senone_head) trains on the stage-4 alignment
     [ -f "${align_dir}/targets/.done" ] && targets_opts=(--targets-dir "${align_dir}/targets")
+    # KD heads / label interpolation (model.kd_heads, model.label_interpolation) use the unit LMs
+    [ -d "${unit_lm_dir}" ] && targets_opts+=(--unit-lm-dir "${unit_lm_dir}"
+                                              --phone-lang-dir "${phone_lang_dir}")
     # shellcheck disable=SC2206
     [ -n "${train_overrides}" ] && overrides=(--override ${train_overrides})
     log "  progress: tail -f ${am_dir}/train.log (a killed run resumes from its last checkpoint)"

@@ -1,0 +1,93 @@
+"""Stage 5 (KD): train the LM of one unit (senone, monophone, subword) on text only.
+
+The LM text (never dev/test text) is converted to units by :class:`~espnet_distill.kd.units.
+TextToUnits` (sentences with a word that has no pronunciation are skipped for the phone units and
+counted in the log); the valid set's transcripts give the perplexity written to ``ppl.yaml``.
+
+Usage:
+    python -m espnet_distill.bin.train_unit_lm --unit senone --lang-dir data/lang_phone \\
+        --align-dir exp/align --bpe-model data/lang_bpe_100/bpe.model \\
+        --text corpus/librispeech-lm-norm.txt.gz --valid-text data/dev_clean/text \\
+        --config conf/lm_unit_lstm.yaml --exp-dir exp/unit_lm/senone [--override train.max_epochs=3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+import yaml
+from tqdm import tqdm
+
+from espnet_distill.kd.units import UNITS, TextToUnits, UnitTables
+from espnet_distill.lm.ngram import _lines
+from espnet_distill.train.am_trainer import apply_overrides, merge_config
+from espnet_distill.train.lm_trainer import DEFAULT_LM_CONFIG, train_unit_lm
+from espnet_distill.utils import setup_logging
+
+log = logging.getLogger(__name__)
+
+
+def convert(converter: TextToUnits, unit: str, sentences: list[str],
+            desc: str) -> tuple[list[list[int]], int]:  # fmt: skip
+    """Unit sequences of the sentences, and how many were skipped (no pronunciation)."""
+    out, skipped = [], 0
+    for text in tqdm(sentences, desc=desc, mininterval=5, disable=None):
+        try:
+            seq = converter(unit, text)
+        except KeyError:
+            skipped += 1
+            continue
+        if seq:
+            out.append(seq)
+    return out, skipped
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--unit", choices=UNITS, required=True)
+    parser.add_argument("--lang-dir", type=Path, required=True)
+    parser.add_argument("--align-dir", type=Path, required=True)
+    parser.add_argument("--bpe-model", type=Path, required=True)
+    parser.add_argument("--text", type=Path, nargs="+", required=True, help="LM text (plain/.gz)")
+    parser.add_argument("--valid-text", type=Path, required=True, help="Kaldi text (utt words)")
+    parser.add_argument("--config", type=Path)
+    parser.add_argument("--override", nargs="*", default=[], help="section.key=value (YAML value)")
+    parser.add_argument("--exp-dir", type=Path, required=True)
+    args = parser.parse_args(argv)
+    setup_logging()
+    needed = [args.lang_dir / "lexicon.txt", args.align_dir / "tri" / "tree.json",
+              args.align_dir / "targets" / "units" / f"{args.unit}.txt", args.bpe_model,
+              args.valid_text, *args.text] + ([args.config] if args.config else [])  # fmt: skip
+    for path in needed:
+        if not path.is_file():
+            print(f"train_unit_lm: {path} does not exist", file=sys.stderr)
+            return 1
+    config = merge_config(DEFAULT_LM_CONFIG, yaml.safe_load(args.config.read_text()) or {}
+                          if args.config else {})  # fmt: skip
+    config = apply_overrides(config, args.override)
+    converter = TextToUnits(UnitTables(args.lang_dir, args.align_dir, args.bpe_model))
+    num_units = len(converter.names[args.unit])
+    sentences = [line.strip() for line in _lines(args.text)]
+    valid = [line.split(maxsplit=1)[1] for line in args.valid_text.read_text().splitlines()
+             if len(line.split(maxsplit=1)) == 2]  # fmt: skip
+    train_seqs, skipped = convert(converter, args.unit, sentences, f"{args.unit} LM text")
+    valid_seqs, valid_skipped = convert(converter, args.unit, valid, f"{args.unit} valid text")
+    log.info("%s units: %d training sentences (%d skipped: words without pronunciation), "
+             "%d valid sentences (%d skipped)", args.unit, len(train_seqs), skipped,
+             len(valid_seqs), valid_skipped)  # fmt: skip
+    try:
+        train_unit_lm(config, num_units, train_seqs, valid_seqs, args.exp_dir)
+    except ValueError as err:
+        print(f"train_unit_lm: {err}", file=sys.stderr)
+        return 1
+    print(f"{args.unit} LM: {(args.exp_dir / 'ppl.yaml').read_text().strip()}".replace("\n", ", "))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Cross-modal knowledge distillation from unit language models into acoustic models."""

@@ -1,0 +1,189 @@
+"""Training of a unit LM (:class:`~espnet_distill.lm.unit_lm.UnitLM`) on unit sequences of text.
+
+Lightning, like the acoustic model: ``exp_dir`` gets ``config.yaml``, ``checkpoints/`` (resumable
+``last.ckpt``), ``tensorboard/``, and finally ``model.pt`` (average of the last epochs) and
+``ppl.yaml`` (perplexity on the valid sequences, ``<eos>`` counted as a token, as ESPnet does).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import random
+from pathlib import Path
+
+import lightning as L
+import torch
+import yaml
+from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.loggers import TensorBoardLogger
+from torch.nn.utils.rnn import pad_sequence
+
+from espnet_distill.lm.unit_lm import UnitLM
+from espnet_distill.train.am_trainer import LinearWarmupDecay, average_checkpoints
+from espnet_distill.train.progress import progress_callbacks
+from espnet_distill.utils import atomic_output, atomic_write_text
+
+log = logging.getLogger(__name__)
+
+DEFAULT_LM_CONFIG: dict = {
+    "arch": "lstm",
+    "lm_conf": {"unit": 256, "nlayers": 2, "dropout_rate": 0.1},
+    "optim": {"lr": 2e-3, "weight_decay": 0.0, "warmup_steps": 100},
+    "train": {
+        "max_epochs": 5,
+        "max_tokens": 20000,
+        "grad_clip": 1.0,
+        "average_last": 2,
+        "seed": 1234,
+    },  # fmt: skip
+}
+
+
+def token_batches(seqs: list[list[int]], max_tokens: int, shuffle: bool,
+                  seed: int = 0) -> list[list[int]]:  # fmt: skip
+    """Indices of ``seqs`` grouped by length into batches of at most ``max_tokens`` padded tokens."""
+    order = sorted(range(len(seqs)), key=lambda i: (len(seqs[i]), i))
+    batches, cur, longest = [], [], 0
+    for i in order:
+        n = len(seqs[i]) + 1
+        if cur and max(longest, n) * (len(cur) + 1) > max_tokens:
+            batches.append(cur)
+            cur, longest = [], 0
+        cur.append(i)
+        longest = max(longest, n)
+    if cur:
+        batches.append(cur)
+    if shuffle:
+        random.Random(seed).shuffle(batches)
+    return batches
+
+
+def collate(seqs: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Unit sequences -> (B, L) padded with -1, and lengths."""
+    rows = [torch.tensor(s, dtype=torch.long) for s in seqs]
+    lens = torch.tensor([len(s) for s in seqs], dtype=torch.long)
+    return pad_sequence(rows, batch_first=True, padding_value=-1), lens
+
+
+class _Batches(torch.utils.data.Dataset):
+    """One item = one batch; reshuffled every epoch (``set_epoch``) with the seed."""
+
+    def __init__(self, seqs: list[list[int]], max_tokens: int, shuffle: bool, seed: int) -> None:
+        self.seqs, self.max_tokens, self.shuffle, self.seed = seqs, max_tokens, shuffle, seed
+        self.set_epoch(0)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.batches = token_batches(self.seqs, self.max_tokens, self.shuffle, self.seed + epoch)
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        return collate([self.seqs[j] for j in self.batches[i]])
+
+
+class _Reshuffle(L.Callback):
+    def __init__(self, data: _Batches) -> None:
+        self.data = data
+
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:  # noqa: D102
+        self.data.set_epoch(trainer.current_epoch)
+
+
+class LmLitModule(L.LightningModule):
+    def __init__(self, config: dict, num_units: int, total_steps: int) -> None:
+        super().__init__()
+        self.config = config
+        self.lm = UnitLM(num_units, config["arch"], config["lm_conf"])
+        self.total_steps = total_steps
+
+    def _step(self, batch: tuple[torch.Tensor, torch.Tensor], prefix: str) -> torch.Tensor:
+        units, lens = batch
+        nll, n = self.lm.nll(units, lens)
+        loss = nll / n
+        self.log(f"{prefix}_loss", loss, prog_bar=True, batch_size=int(n),
+                 sync_dist=prefix == "valid")  # fmt: skip
+        return loss
+
+    def training_step(self, batch: tuple, batch_idx: int) -> torch.Tensor:
+        return self._step(batch, "train")
+
+    def validation_step(self, batch: tuple, batch_idx: int) -> None:
+        self._step(batch, "valid")
+
+    def configure_optimizers(self) -> dict:
+        o = self.config["optim"]
+        opt = torch.optim.AdamW(self.parameters(), lr=o["lr"], weight_decay=o["weight_decay"])
+        sched = torch.optim.lr_scheduler.LambdaLR(
+            opt, LinearWarmupDecay(o["warmup_steps"], self.total_steps)
+        )
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+
+@torch.no_grad()
+def perplexity(lm: UnitLM, seqs: list[list[int]], max_tokens: int = 20000) -> float:
+    """exp(mean negative log-likelihood per token), ``<eos>`` included."""
+    lm.eval()
+    total, count = 0.0, 0
+    for batch in token_batches(seqs, max_tokens, shuffle=False):
+        nll, n = lm.nll(*collate([seqs[i] for i in batch]))
+        total, count = total + float(nll), count + int(n)
+    return math.exp(total / max(count, 1))
+
+
+def train_unit_lm(config: dict, num_units: int, train_seqs: list[list[int]],
+                  valid_seqs: list[list[int]], exp_dir: Path) -> Path:  # fmt: skip
+    """Train (or resume) and write ``exp_dir/model.pt`` and ``ppl.yaml``; returns model.pt."""
+    exp_dir.mkdir(parents=True, exist_ok=True)
+    final = exp_dir / "model.pt"
+    if final.is_file():
+        log.info("%s exists: training is finished", final)
+        return final
+    if not train_seqs or not valid_seqs:
+        raise ValueError(f"{exp_dir}: no training ({len(train_seqs)}) or valid "
+                         f"({len(valid_seqs)}) unit sequences")  # fmt: skip
+    (exp_dir / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    tc = config["train"]
+    L.seed_everything(tc["seed"], workers=True)
+    train_data = _Batches(train_seqs, tc["max_tokens"], True, tc["seed"])
+    valid_data = _Batches(valid_seqs, tc["max_tokens"], False, 0)
+    loader = {"batch_size": None, "num_workers": 0}
+    train_dl = torch.utils.data.DataLoader(train_data, shuffle=False, **loader)
+    valid_dl = torch.utils.data.DataLoader(valid_data, shuffle=False, **loader)
+    steps = len(train_data) * tc["max_epochs"]
+    module = LmLitModule(config, num_units, steps)
+    n_params = sum(p.numel() for p in module.lm.parameters())
+    log.info("%s LM over %d units: %.2fM parameters; %d sequences (%d tokens), %d batches an epoch",
+             config["arch"], num_units, n_params / 1e6, len(train_seqs),
+             sum(len(s) for s in train_seqs), len(train_data))  # fmt: skip
+    ckpt_dir = exp_dir / "checkpoints"
+    checkpoint = ModelCheckpoint(dirpath=ckpt_dir, filename="epoch{epoch:03d}",
+                                 auto_insert_metric_name=False, monitor="epoch", mode="max",
+                                 save_top_k=tc["average_last"], save_last=True)  # fmt: skip
+    progress, show_bar = progress_callbacks(len(train_data))
+    trainer = L.Trainer(
+        default_root_dir=exp_dir, accelerator="cpu", devices=1, max_epochs=tc["max_epochs"],
+        gradient_clip_val=tc["grad_clip"], callbacks=[checkpoint, _Reshuffle(train_data), *progress],
+        enable_progress_bar=show_bar, logger=TensorBoardLogger(exp_dir, name="tensorboard", version=""),
+        num_sanity_val_steps=0, log_every_n_steps=10, enable_model_summary=False,
+    )  # fmt: skip
+    last = ckpt_dir / "last.ckpt"
+    if last.is_file():
+        log.info("resuming from %s", last)
+    trainer.fit(module, train_dl, valid_dl, ckpt_path=str(last) if last.is_file() else None)
+    kept = sorted(checkpoint.best_k_models, key=lambda p: float(checkpoint.best_k_models[p]))
+    state = {
+        k.removeprefix("lm."): v for k, v in average_checkpoints([Path(p) for p in kept]).items()
+    }
+    lm = UnitLM(num_units, config["arch"], config["lm_conf"])
+    lm.load_state_dict(state)
+    ppl = perplexity(lm, valid_seqs, tc["max_tokens"])
+    atomic_write_text(exp_dir / "ppl.yaml", yaml.safe_dump(
+        {"valid_perplexity": round(ppl, 3), "valid_sequences": len(valid_seqs),
+         "valid_tokens": sum(len(s) + 1 for s in valid_seqs), "averaged": len(kept)},
+        sort_keys=False))  # fmt: skip
+    log.info("valid perplexity %.3f (average of %d checkpoints)", ppl, len(kept))
+    with atomic_output(final) as tmp:
+        torch.save({"config": config, "num_units": num_units, "state_dict": lm.state_dict()}, tmp)
+    return final

@@ -1,0 +1,389 @@
+"""Cross-modal KD: unit conversions of text and alignments."""
+
+from __future__ import annotations
+
+import kaldiio
+import numpy as np
+import pytest
+from lhotse import CutSet
+
+from espnet_distill.kd.units import TextToUnits, UnitTables, read_units, tokens_of_frames
+
+
+def test_tokens_of_frames_merges_runs_and_skips_silence():
+    frames = np.array([0, 0, 5, 5, 5, 7, 0, 7, 7, 3, 0])
+    tokens, index = tokens_of_frames(frames, silence={0})
+    assert tokens.tolist() == [5, 7, 7, 3]
+    assert index.tolist() == [-1, -1, 0, 0, 0, 1, -1, 2, 2, 3, -1]
+    tokens, index = tokens_of_frames(np.zeros(0, dtype=int), silence={0})
+    assert tokens.size == 0 and index.size == 0
+
+
+def test_read_units_refuses_gaps(tmp_path):
+    (tmp_path / "u.txt").write_text("a 0\nb 2\n")
+    with pytest.raises(ValueError, match=r"u.txt: unit ids must be 0..1"):
+        read_units(tmp_path / "u.txt")
+
+
+@pytest.fixture(scope="module")
+def converter(aligned):
+    exp, lang_dir, _, bpe = aligned
+    return TextToUnits(UnitTables(lang_dir, exp, bpe))
+
+
+def test_text_units_agree_with_the_alignment(aligned, converter):
+    """Transcripts converted to units = the stage-4 frame targets collapsed to tokens, wherever
+    the alignment has no inner pause, starts and ends in silence and uses first pronunciations."""
+    exp, _, cuts_file, _ = aligned
+    targets = {u: kaldiio.load_scp(str(exp / "targets" / f"{u}.scp")) for u in
+               ("senone", "monophone", "subword")}  # fmt: skip
+    sil_mono = {converter.monophone_ids["SIL"], converter.monophone_ids["SPN"]}
+    silence = {"senone": converter.silence_senones, "monophone": sil_mono, "subword": {0}}
+    checked = same_phones = 0
+    for cut in CutSet.from_file(cuts_file):
+        if cut.id not in targets["senone"]:
+            continue
+        text = cut.supervisions[0].text
+        mono = targets["monophone"][cut.id]
+        runs = [int(x) for i, x in enumerate(mono) if i == 0 or x != mono[i - 1]]
+        inner_pause = any(r in sil_mono for r in runs[1:-1])
+        edges_silent = runs[0] in sil_mono and runs[-1] in sil_mono
+        tokens = {u: tokens_of_frames(targets[u][cut.id], silence[u])[0].tolist() for u in targets}
+        if tokens["monophone"] != converter("monophone", text):
+            continue  # another pronunciation variant was aligned
+        same_phones += 1
+        # pieces: the same, except that frames cannot show a piece repeated back to back
+        sub = converter("subword", text)
+        assert tokens["subword"] == [x for i, x in enumerate(sub) if i == 0 or x != sub[i - 1]]
+        if not inner_pause and edges_silent:
+            assert tokens["senone"] == converter("senone", text), cut.id
+            checked += 1
+    print(f"{same_phones} utterances with the text's phones, {checked} of them without pauses")
+    # tiny corpus: 5 of 48 utterances were aligned with first pronunciations, 1 without pauses
+    assert same_phones >= 3 and checked >= 1
+
+
+def test_words_without_pronunciation_are_named(converter):
+    with pytest.raises(KeyError, match="no pronunciation of .*QWXZ"):
+        converter("monophone", "HELLO QWXZ")
+    with pytest.raises(ValueError, match="unknown unit 'letter'"):
+        converter("letter", "HELLO")
+
+
+def test_unit_lm_learns_a_deterministic_grammar_and_is_causal(tmp_path):
+    """Sequences 0 1 2 0 1 2 ...: a trained LM predicts each next unit almost surely."""
+    import torch
+
+    from espnet_distill.lm.unit_lm import load_unit_lm
+    from espnet_distill.train.lm_trainer import DEFAULT_LM_CONFIG, train_unit_lm
+
+    seqs = [[k % 3 for k in range(start, start + n)] for start in range(3) for n in range(4, 12)]
+    config = {**DEFAULT_LM_CONFIG, "lm_conf": {"unit": 32, "nlayers": 1, "dropout_rate": 0.0},
+              "optim": {"lr": 0.01, "weight_decay": 0.0, "warmup_steps": 5},
+              "train": {**DEFAULT_LM_CONFIG["train"], "max_epochs": 40, "max_tokens": 60}}  # fmt: skip
+    model = train_unit_lm(config, 3, seqs, seqs[:6], tmp_path / "lm")
+    lm = load_unit_lm(model, num_units=3)
+    units = torch.tensor([[0, 1, 2, 0, 1], [1, 2, 0, -1, -1]])
+    lens = torch.tensor([5, 3])
+    logp = lm.next_unit_log_probs(units, lens)
+    assert logp.shape == (2, 5, 3)
+    torch.testing.assert_close(logp.exp().sum(-1), torch.ones(2, 5))
+    # after the first unit the grammar is deterministic
+    for b, n in enumerate(lens.tolist()):
+        for k in range(1, n):
+            assert logp[b, k, units[b, k]].exp() > 0.9, (b, k)
+    # causal and padding-free: the prediction at k sees units < k only
+    changed = units.clone()
+    changed[0, 3:] = torch.tensor([2, 2])
+    torch.testing.assert_close(lm.next_unit_log_probs(changed, lens)[0, :4], logp[0, :4])
+    alone = lm.next_unit_log_probs(units[1:, :3], lens[1:])
+    torch.testing.assert_close(alone[0], logp[1, :3])
+    ppl = float((tmp_path / "lm" / "ppl.yaml").read_text().split("valid_perplexity:")[1].split()[0])
+    # the first unit (1 of 3) and the length are not predictable: ideal ~1.25; a unigram ~3.3
+    assert ppl < 2.0
+    with pytest.raises(ValueError, match=r"model.pt: the LM has 3 units, the unit inventory 5"):
+        load_unit_lm(model, num_units=5)
+
+
+@pytest.fixture(scope="module")
+def lm_text_lang(aligned, tiny_features, tiny_corpus, tmp_path_factory):
+    """A phone lang dir whose lexicon covers the LM text too (as the recipe's does), the LM text's
+    sentences (the first 3000), and a converter over both (same phones as the aligned lang dir)."""
+    from espnet_distill.bin.prepare_lang import main as prepare_lang_main
+    from espnet_distill.lm.ngram import _lines
+
+    exp, _, _, bpe = aligned
+    out = tmp_path_factory.mktemp("lm_lang")
+    sentences = [s.strip() for s in _lines([tiny_corpus / "librispeech-lm-norm.txt.gz"])][:3000]
+    (out / "lm.txt").write_text("\n".join(sentences) + "\n")
+    words = [str(tiny_features / "lang_bpe_64" / "words.txt"), str(out / "lm.txt")]
+    assert prepare_lang_main(["--words", *words, "--lang-dir", str(out / "lang")]) == 0
+    return out / "lang", sentences, TextToUnits(UnitTables(out / "lang", exp, bpe))
+
+
+@pytest.fixture(scope="module")
+def unit_lm_dir(aligned, lm_text_lang, tmp_path_factory):
+    """Stage-5 unit LMs of the three units, trained on the tiny LM text minus its first 100
+    sentences (held out as valid text): <dir>/<unit>/{model.pt,ppl.yaml}."""
+    from espnet_distill.bin import train_unit_lm
+
+    exp, _, _, bpe = aligned
+    lang_dir, sentences, _ = lm_text_lang
+    out = tmp_path_factory.mktemp("unit_lm")
+    (out / "train.txt").write_text("\n".join(sentences[100:]) + "\n")
+    (out / "valid").write_text("".join(f"v{i} {s}\n" for i, s in enumerate(sentences[:100])))
+    for unit in ("senone", "monophone", "subword"):
+        argv = ["--unit", unit, "--lang-dir", str(lang_dir), "--align-dir", str(exp),
+                "--bpe-model", str(bpe), "--text", str(out / "train.txt"),
+                "--valid-text", str(out / "valid"), "--exp-dir", str(out / unit),
+                "--override", "train.max_epochs=3", "lm_conf.unit=64", "lm_conf.nlayers=1",
+                "train.max_tokens=4000", "optim.warmup_steps=10", "optim.lr=0.005"]  # fmt: skip
+        assert train_unit_lm.main(argv) == 0
+    return out
+
+
+@pytest.mark.parametrize("unit", ["senone", "monophone", "subword"])
+def test_unit_lms_beat_a_unigram_on_held_out_text(lm_text_lang, unit_lm_dir, unit):
+    """Stage-5 unit LM on the tiny LM text: its valid perplexity is below the unigram's."""
+    import math
+    from collections import Counter
+
+    import yaml
+
+    _, sentences, converter = lm_text_lang
+    ppl = yaml.safe_load((unit_lm_dir / unit / "ppl.yaml").read_text())["valid_perplexity"]
+
+    def seqs(texts):
+        out = []
+        for t in texts:
+            try:
+                out.append(converter(unit, t))
+            except KeyError:
+                pass
+        return out
+
+    train, valid = seqs(sentences[100:]), seqs(sentences[:100])
+    n_units = len(converter.names[unit])
+    counts = Counter(u for s in train for u in s)
+    counts["</s>"] = len(train)
+    total = sum(counts.values()) + n_units + 1  # add-one smoothing over units and </s>
+    nll = -sum(math.log((counts[u] + 1) / total) for s in valid for u in [*s, "</s>"])
+    unigram = math.exp(nll / sum(len(s) + 1 for s in valid))
+    print(f"{unit}: LM perplexity {ppl:.2f}, add-one unigram {unigram:.2f}")
+    assert ppl < 0.8 * unigram
+
+
+def test_hierarchical_kd_training_runs_and_keeps_lms_out_of_the_model(
+    aligned, lm_text_lang, unit_lm_dir, tiny_features, tmp_path
+):
+    """Senone/monophone/subword KD heads at blocks 1/1/2 of the tiny model: KD losses are logged
+    and fall, the saved model has the heads but no LM weights, and it decodes."""
+    import torch
+    import yaml
+
+    from espnet_distill.models.acoustic_model import load_model
+    from espnet_distill.train.am_trainer import (
+        DEFAULT_CONFIG,
+        apply_overrides,
+        merge_config,
+        train,
+    )
+
+    from .conftest import REPO
+
+    exp, lang_dir, cuts_file, _ = aligned
+    conf = REPO / "egs" / "synth" / "asr1" / "conf" / "train_conformer_ctc_senone_tiny.yaml"
+    cfg = merge_config(DEFAULT_CONFIG, yaml.safe_load(conf.read_text()))
+    cfg = apply_overrides(cfg, [
+        "model.kd_heads={senone: {layer: 1}, monophone: {layer: 1}, subword: {layer: 2}}",
+        "model.label_interpolation={weight: 0.2}", "train.max_epochs=3", "train.average_best=1"])  # fmt: skip
+    model_file = train(cfg, tmp_path / "am", cuts_file,
+                       tiny_features / "fbank" / "cuts_dev-clean.jsonl.gz",
+                       tiny_features / "lang_bpe_64", tiny_features / "fbank" / "cmvn.npz",
+                       targets_dir=exp / "targets", unit_lm_dir=unit_lm_dir,
+                       phone_lang_dir=lang_dir)  # fmt: skip
+    model, _ = load_model(model_file)
+    assert set(model.kd_heads) == {"senone", "monophone", "subword"}
+    state = torch.load(model_file, weights_only=False)["state_dict"]
+    assert not any("espnet_lm" in k for k in state)  # teachers are not part of the model
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(next((tmp_path / "am" / "tensorboard").glob("events*"))))
+    events.Reload()
+    for unit in ("senone", "monophone", "subword"):
+        values = [e.value for e in events.Scalars(f"valid_kd_{unit}_loss")]
+        assert len(values) == 3 and values[-1] < values[0], (unit, values)
+    feats = torch.randn(1, 100, 80)
+    scores, lens = model.senone_scores(feats, torch.tensor([100]))
+    assert scores.shape[1] == int(lens[0])
+
+
+def test_kd_losses_by_hand():
+    import math
+
+    import torch
+
+    from espnet_distill.kd.losses import kd_kl_sum, label_interpolation_sum
+
+    student = torch.tensor([[[1.0, 0.0, -1.0], [0.0, 2.0, 0.0], [5.0, 5.0, 5.0]]])  # (1, 3, 3)
+    teacher = torch.log(torch.tensor([[[0.7, 0.2, 0.1], [0.1, 0.1, 0.8], [0.3, 0.3, 0.4]]]))
+    mask = torch.tensor([[True, True, False]])  # the third frame has no teacher (silence)
+
+    def softmax(xs, t):
+        e = [math.exp(x / t) for x in xs]
+        return [v / sum(e) for v in e]
+
+    def kl(q, p):
+        return sum(a * math.log(a / b) for a, b in zip(q, p, strict=True))
+
+    for t in (1.0, 2.0):
+        expected = 0.0
+        for f in range(2):
+            q = softmax(teacher[0, f].tolist(), t)
+            p = softmax(student[0, f].tolist(), t)
+            expected += t * t * kl(q, p)
+        assert float(kd_kl_sum(student, teacher, mask, t)) == pytest.approx(expected, rel=1e-5)
+
+    # label interpolation, T = 1: (1 - w) CE(one-hot) + w KL on teacher frames, CE elsewhere
+    targets = torch.tensor([[0, 2, 1]])
+    w = 0.3
+    expected = 0.0
+    for f in range(3):
+        p = softmax(student[0, f].tolist(), 1.0)
+        ce = -math.log(p[targets[0, f]])
+        if mask[0, f]:
+            q = softmax(teacher[0, f].tolist(), 1.0)
+            expected += (1 - w) * ce + w * kl(q, p)
+        else:
+            expected += ce
+    got = label_interpolation_sum(student, targets, teacher, mask, w)
+    assert float(got) == pytest.approx(expected, rel=1e-5)
+    # and its gradient equals that of the cross-entropy to the mixed target (KL = CE - entropy)
+    s1 = student.clone().requires_grad_()
+    label_interpolation_sum(s1, targets, teacher, mask, w).backward()
+    s2 = student.clone().requires_grad_()
+    mixed = (1 - w) * torch.nn.functional.one_hot(targets, 3).float() + w * teacher.exp()
+    mixed[0, 2] = torch.nn.functional.one_hot(targets[0, 2], 3).float()
+    (-(mixed * s2.log_softmax(-1)).sum()).backward()
+    torch.testing.assert_close(s1.grad, s2.grad)
+    with pytest.raises(ValueError, match="temperature must be positive"):
+        kd_kl_sum(student, teacher, mask, 0.0)
+
+
+def test_lm_teacher_gives_each_frame_its_token_prediction():
+    import torch
+
+    from espnet_distill.kd.teacher import LmTeacher
+    from espnet_distill.lm.unit_lm import UnitLM
+
+    torch.manual_seed(0)
+    lm = UnitLM(6, "lstm", {"unit": 16, "nlayers": 1})
+    teacher = LmTeacher(lm, silence={0})
+    frames = torch.tensor([[0, 3, 3, 5, 0, 5, 2, 2], [4, 4, 1, -1, -1, -1, -1, -1]])
+    log_probs, mask = teacher(frames)
+    assert mask.tolist() == [[False, True, True, True, False, True, True, True],
+                             [True, True, True, False, False, False, False, False]]  # fmt: skip
+    # tokens: [3, 5, 5, 2] and [4, 1]; frame -> its token's LM prediction given the tokens before
+    expected = lm.next_unit_log_probs(torch.tensor([[3, 5, 5, 2], [4, 1, -1, -1]]),
+                                      torch.tensor([4, 2]))  # fmt: skip
+    for b, row in enumerate([[None, 0, 0, 1, None, 2, 3, 3], [0, 0, 1]]):
+        for f, k in enumerate(row):
+            if k is not None:
+                torch.testing.assert_close(log_probs[b, f], expected[b, k])
+    assert not any(p.requires_grad for p in lm.parameters())  # a frozen teacher
+
+
+def _kd_model(**extra):
+    import torch
+
+    from espnet_distill.models.acoustic_model import AcousticModel
+
+    torch.manual_seed(0)
+    conf = {"output_size": 16, "attention_heads": 2, "linear_units": 32, "num_blocks": 3,
+            "input_layer": "conv2d", "dropout_rate": 0.0, "positional_dropout_rate": 0.0,
+            "attention_dropout_rate": 0.0}  # fmt: skip
+    return AcousticModel(vocab_size=7, input_size=20, encoder_conf=conf, num_senones=5,
+                         kd_heads={"monophone": {"num_units": 4, "layer": 1, "temperature": 2.0},
+                                   "subword": {"num_units": 6, "layer": 3}}, **extra)  # fmt: skip
+
+
+def _kd_batch():
+    import torch
+
+    feats = torch.randn(2, 41, 20)
+    lens = torch.tensor([41, 33])
+    ys, ys_lens = torch.tensor([[1, 2, 3], [4, 5, -1]]), torch.tensor([3, 2])
+    senones = torch.randint(0, 5, (2, 41))
+    senones[1, 33:] = -1
+
+    def teacher(v):
+        lp = torch.randn(2, 41, v).log_softmax(-1)
+        mask = torch.rand(2, 41) > 0.3
+        mask[1, 33:] = False
+        return lp, mask
+
+    return feats, lens, ys, ys_lens, senones, {"monophone": teacher(4), "subword": teacher(6),
+                                               "senone": teacher(5)}  # fmt: skip
+
+
+def test_kd_heads_train_only_the_layers_below_them():
+    """A head at block 1 reaches block 1 and the front-end only; no KD loss touches the main
+    outputs (their targets and weights stay the hard labels')."""
+    import torch
+
+    model = _kd_model()
+    feats, lens, ys, ys_lens, senones, teachers = _kd_batch()
+    out = model(feats, lens, ys, ys_lens, senones, teachers)
+    assert {"ctc", "senone", "kd_monophone", "kd_subword", "loss"} <= set(out)
+    out["kd_monophone"].backward()
+
+    def touched(module):
+        return any(p.grad is not None and p.grad.abs().sum() > 0 for p in module.parameters())
+
+    enc = model.encoder
+    assert touched(model.kd_heads["monophone"]) and touched(enc.encoders[0]) and touched(enc.embed)
+    assert not touched(enc.encoders[1]) and not touched(enc.encoders[2])
+    assert not touched(model.ctc) and not touched(model.senone_head)
+    assert not touched(model.kd_heads["subword"])
+    # the main losses do not depend on the teachers
+    with torch.no_grad():
+        again = model(feats, lens, ys, ys_lens, senones, {})
+    for name in ("ctc", "senone"):
+        torch.testing.assert_close(again[name], out[name].detach())
+
+
+def test_kd_head_loss_is_the_masked_kl_of_its_block_output():
+    import torch
+
+    from espnet_distill.kd.losses import kd_kl_sum
+
+    model = _kd_model().eval()
+    feats, lens, ys, ys_lens, senones, teachers = _kd_batch()
+    out = model(feats, lens, ys, ys_lens, senones, teachers)
+    _, enc_lens, layers = model.encode_layers(feats, lens)
+    logits, out_lens = model.kd_heads["monophone"](layers[1], enc_lens)
+    n = logits.size(1)
+    lp, mask = teachers["monophone"]
+    valid = torch.arange(n)[None, :] < out_lens[:, None]
+    expected = kd_kl_sum(logits, lp[:, :n], mask[:, :n] & valid, 2.0) / (2 * 4)
+    torch.testing.assert_close(out["kd_monophone"], expected)
+
+
+def test_label_interpolation_replaces_the_senone_cross_entropy():
+    import torch
+
+    from espnet_distill.kd.losses import label_interpolation_sum
+
+    model = _kd_model(label_interpolation={"weight": 0.4}).eval()
+    feats, lens, ys, ys_lens, senones, teachers = _kd_batch()
+    out = model(feats, lens, ys, ys_lens, senones, teachers)
+    enc, enc_lens = model.encode(feats, lens)
+    logits, out_lens = model.senone_head(enc, enc_lens)
+    n = logits.size(1)
+    valid = torch.arange(n)[None, :] < out_lens[:, None]
+    lp, mask = teachers["senone"]
+    expected = label_interpolation_sum(logits, senones[:, :n].masked_fill(~valid, -1), lp[:, :n],
+                                       mask[:, :n] & valid, 0.4) / (2 * 4)  # fmt: skip
+    torch.testing.assert_close(out["senone"], expected)
+    with pytest.raises(ValueError, match="needs the senone teacher"):
+        model(feats, lens, ys, ys_lens, senones, {})
