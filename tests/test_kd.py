@@ -387,3 +387,40 @@ def test_label_interpolation_replaces_the_senone_cross_entropy():
     torch.testing.assert_close(out["senone"], expected)
     with pytest.raises(ValueError, match="needs the senone teacher"):
         model(feats, lens, ys, ys_lens, senones, {})
+
+
+def test_ablation_configs_resolve_through_their_base():
+    """Every KD ablation config builds; each has exactly the outputs its name says."""
+    from espnet_distill.models.acoustic_model import build_model, kd_heads_of
+    from espnet_distill.train.am_trainer import DEFAULT_CONFIG, load_config, merge_config
+
+    from .conftest import REPO
+
+    conf = REPO / "egs" / "synth" / "asr1" / "conf"
+    expected = {"none": set(), "label_interp": set(), "aux_senone": {"senone"},
+                "aux_monophone": {"monophone"}, "aux_subword": {"subword"},
+                "hier": {"senone", "monophone", "subword"},
+                "hier_no_senone": {"monophone", "subword"},
+                "hier_no_monophone": {"senone", "subword"},
+                "hier_no_subword": {"senone", "monophone"}}  # fmt: skip
+    sizes = {"senone": 50, "monophone": 40, "subword": 100}
+    for name, heads in expected.items():
+        cfg = merge_config(DEFAULT_CONFIG, load_config(conf / f"train_kd_{name}.yaml"))
+        assert set(kd_heads_of(cfg["model"])) == heads, name
+        assert bool(cfg["model"].get("label_interpolation")) == (name == "label_interp")
+        model = build_model(cfg, 100, 50, sizes)
+        assert set(model.kd_heads) == heads
+    hier = load_config(conf / "train_kd_hier.yaml")["model"]["kd_heads"]
+    assert hier["senone"]["layer"] < hier["monophone"]["layer"] < hier["subword"]["layer"]
+
+
+def test_config_base_loops_and_bad_yaml_are_named(tmp_path):
+    from espnet_distill.train.am_trainer import load_config
+
+    (tmp_path / "a.yaml").write_text("base: b.yaml\n")
+    (tmp_path / "b.yaml").write_text("base: a.yaml\n")
+    with pytest.raises(ValueError, match=r"a.yaml: 'base' chain loops"):
+        load_config(tmp_path / "a.yaml")
+    (tmp_path / "c.yaml").write_text("model: [unclosed\n")
+    with pytest.raises(ValueError, match=r"c.yaml: not valid YAML"):
+        load_config(tmp_path / "c.yaml")

@@ -65,3 +65,27 @@ def test_bootstrap_interval_brackets_the_estimate_and_is_seeded():
     # Width shrinks roughly with sqrt(n): 4x the utterances, about half the width.
     lo4, hi4 = bootstrap_ci(np.tile(errors, 4), np.tile(words, 4), seed=3)
     assert 0.35 < (hi4 - lo4) / (hi - lo) < 0.65
+
+
+def test_paired_bootstrap_properties():
+    import numpy as np
+
+    from espnet_distill.score.wer import paired_bootstrap
+
+    rng = np.random.default_rng(1)
+    words = rng.integers(5, 20, size=60)
+    base = rng.integers(0, 6, size=60)
+    same = paired_bootstrap(base, base, words)
+    assert same["delta"] == 0.0 and same["p_not_better"] == 1.0  # never better than itself
+    better = paired_bootstrap(base, np.maximum(base - 2, 0), words)
+    assert better["delta"] < 0 and better["delta_high"] < 0 and better["p_not_better"] == 0.0
+    # one error fixed in one utterance of 60: the system is not better exactly in the resamples
+    # that miss that utterance, probability (59/60)^60 = 0.364
+    one = base.copy()
+    one[np.argmax(base)] -= 1
+    small = paired_bootstrap(base, one, words)
+    assert small["delta"] == pytest.approx(-100.0 / words.sum())
+    assert small["delta_low"] <= small["delta"] <= small["delta_high"] <= 0.0
+    assert small["p_not_better"] == pytest.approx((59 / 60) ** 60, abs=0.05)
+    with pytest.raises(ValueError, match="same non-empty utterance list"):
+        paired_bootstrap(base, base[:-1], words)

@@ -17,9 +17,13 @@ import shlex
 import sys
 from pathlib import Path
 
-import yaml
-
-from espnet_distill.train.am_trainer import DEFAULT_CONFIG, apply_overrides, merge_config, train
+from espnet_distill.train.am_trainer import (
+    DEFAULT_CONFIG,
+    apply_overrides,
+    load_config,
+    merge_config,
+    train,
+)
 from espnet_distill.utils import setup_logging
 
 
@@ -44,9 +48,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--override", nargs="*", default=[], help="section.key=value (YAML value)")
     args = parser.parse_args(argv)
     setup_logging()
-    config = merge_config(DEFAULT_CONFIG, yaml.safe_load(args.config.read_text()) or {})
     overrides = list(args.override) + ([f"train.seed={args.seed}"] if args.seed is not None else [])
-    config = apply_overrides(config, overrides)
+    try:
+        config = apply_overrides(merge_config(DEFAULT_CONFIG, load_config(args.config)), overrides)
+    except (ValueError, OSError) as err:
+        print(f"train_am: {err}", file=sys.stderr)
+        return 1
     args.exp_dir.mkdir(parents=True, exist_ok=True)
     cmd = shlex.join([sys.executable, "-m", "espnet_distill.bin.train_am", *(argv or sys.argv[1:])])
     (args.exp_dir / "train.sh").write_text(

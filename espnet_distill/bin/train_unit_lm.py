@@ -18,12 +18,11 @@ import logging
 import sys
 from pathlib import Path
 
-import yaml
 from tqdm import tqdm
 
 from espnet_distill.kd.units import UNITS, TextToUnits, UnitTables
 from espnet_distill.lm.ngram import _lines
-from espnet_distill.train.am_trainer import apply_overrides, merge_config
+from espnet_distill.train.am_trainer import apply_overrides, load_config, merge_config
 from espnet_distill.train.lm_trainer import DEFAULT_LM_CONFIG, train_unit_lm
 from espnet_distill.utils import setup_logging
 
@@ -67,8 +66,7 @@ def main(argv: list[str] | None = None) -> int:
         if not path.is_file():
             print(f"train_unit_lm: {path} does not exist", file=sys.stderr)
             return 1
-    config = merge_config(DEFAULT_LM_CONFIG, yaml.safe_load(args.config.read_text()) or {}
-                          if args.config else {})  # fmt: skip
+    config = merge_config(DEFAULT_LM_CONFIG, load_config(args.config) if args.config else {})
     config = apply_overrides(config, args.override)
     converter = TextToUnits(UnitTables(args.lang_dir, args.align_dir, args.bpe_model))
     num_units = len(converter.names[args.unit])

@@ -310,6 +310,11 @@ def _crop_teacher(teacher: tuple[torch.Tensor, torch.Tensor], n: int,
     return log_probs[:, :n], mask[:, :n] & valid
 
 
+def kd_heads_of(model_config: dict) -> dict[str, dict]:
+    """``model.kd_heads`` without the heads an ablation config removed (``unit: null``)."""
+    return {u: c for u, c in (model_config.get("kd_heads") or {}).items() if c}
+
+
 def build_model(config: dict, vocab_size: int, num_senones: int | None = None,
                 unit_sizes: dict[str, int] | None = None) -> AcousticModel:  # fmt: skip
     """The model of ``config["model"]``; ``unit_sizes`` (unit -> inventory size) for KD heads."""
@@ -319,7 +324,7 @@ def build_model(config: dict, vocab_size: int, num_senones: int | None = None,
     if head and num_senones is None:
         raise ValueError("model.senone_head needs the number of senones (stage-4 targets)")
     kd_heads = {}
-    for unit, conf in (m.get("kd_heads") or {}).items():
+    for unit, conf in kd_heads_of(m).items():
         if unit not in (unit_sizes or {}):
             raise ValueError(f"model.kd_heads.{unit}: the size of the {unit} inventory is unknown")
         kd_heads[unit] = {**conf, "num_units": unit_sizes[unit]}

@@ -110,6 +110,31 @@ def bootstrap_ci(
     return float(lo), float(hi)
 
 
+def paired_bootstrap(errors_base: np.ndarray, errors_sys: np.ndarray, words: np.ndarray,
+                     n_boot: int = 1000, seed: int = 0, level: float = 0.95) -> dict[str, float]:  # fmt: skip
+    """Paired bootstrap of a system against a baseline on the same utterances (Bisani and Ney,
+    ICASSP 2004): utterances are resampled together for both systems.
+
+    Returns ``delta`` (system - baseline WER, points), its percentile interval (``delta_low``,
+    ``delta_high``) and ``p_not_better``: the fraction of resamples where the system is not better
+    (1 - Bisani and Ney's probability of improvement; < 0.05: significantly better).
+    """
+    base = np.asarray(errors_base, dtype=np.float64)
+    system = np.asarray(errors_sys, dtype=np.float64)
+    words = np.asarray(words, dtype=np.float64)
+    if not (len(base) == len(system) == len(words)) or len(words) == 0:
+        raise ValueError(f"paired scores need the same non-empty utterance list, got "
+                         f"{len(base)}, {len(system)}, {len(words)}")  # fmt: skip
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, len(words), size=(n_boot, len(words)))
+    n = np.maximum(words[idx].sum(1), 1)
+    delta = 100.0 * (system[idx].sum(1) - base[idx].sum(1)) / n
+    lo, hi = np.percentile(delta, [100 * (1 - level) / 2, 100 * (1 + level) / 2])
+    full = 100.0 * (system.sum() - base.sum()) / max(words.sum(), 1)
+    return {"delta": float(full), "delta_low": float(lo), "delta_high": float(hi),
+            "p_not_better": float((delta >= 0).mean())}  # fmt: skip
+
+
 def sclite_block(u: UttScore) -> str:
     """One utterance as in sclite's ``pra`` output."""
     ref_row, hyp_row, eval_row = [], [], []
@@ -181,6 +206,7 @@ __all__ = [
     "CorpusScore",
     "score_corpus",
     "bootstrap_ci",
+    "paired_bootstrap",
     "write_report",
     "read_text_file",
     "asdict",

@@ -27,7 +27,7 @@ from espnet_distill.kd.teacher import LmTeacher
 from espnet_distill.kd.units import TextToUnits, UnitTables
 from espnet_distill.lang.bpe import BpeTokenizer
 from espnet_distill.lm.unit_lm import load_unit_lm
-from espnet_distill.models.acoustic_model import build_model
+from espnet_distill.models.acoustic_model import build_model, kd_heads_of
 from espnet_distill.train.progress import progress_callbacks
 from espnet_distill.utils import atomic_output
 
@@ -71,6 +71,24 @@ def merge_config(base: dict, override: dict) -> dict:
         else:
             out[key] = value
     return out
+
+
+def load_config(path: Path, _seen: tuple[Path, ...] = ()) -> dict:
+    """A YAML config; a top-level ``base: other.yaml`` (relative to this file) is read first and
+    this file's keys override it, so ablation configs state only what they change."""
+    path = path.resolve()
+    if path in _seen:
+        raise ValueError(f"{path}: 'base' chain loops ({' -> '.join(p.name for p in _seen)})")
+    try:
+        config = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as err:
+        raise ValueError(f"{path}: not valid YAML ({' '.join(str(err).split())})") from None
+    if not isinstance(config, dict):
+        raise ValueError(f"{path}: expected a mapping of config sections")
+    base = config.pop("base", None)
+    if base is None:
+        return config
+    return merge_config(load_config(path.parent / base, (*_seen, path)), config)
 
 
 def apply_overrides(config: dict, overrides: list[str]) -> dict:
@@ -211,7 +229,7 @@ def train(
     L.seed_everything(tc["seed"], workers=True)
     tokenizer = BpeTokenizer(lang_dir / "bpe.model")
     m = config["model"]
-    kd_units = list(m.get("kd_heads") or {})
+    kd_units = list(kd_heads_of(m))
     teacher_units = sorted(set(kd_units) | ({"senone"} if m.get("label_interpolation") else set()))
     units = sorted(set(teacher_units) | ({"senone"} if m.get("senone_head") else set()))
     targets, valid_targets, unit_sizes = _frame_targets(targets_dir, units, valid_cuts)
@@ -241,7 +259,7 @@ def train(
         li = m.get("label_interpolation")
         outputs.append(f"{num_senones} senones (frame CE"
                        + (f", label interpolation {li['weight']} with the senone LM)" if li else ")"))  # fmt: skip
-    for unit, conf in (m.get("kd_heads") or {}).items():
+    for unit, conf in kd_heads_of(m).items():
         outputs.append(f"KD head of the {unit} LM at block {conf['layer']}")
     log.info(
         "model: %s encoder, %.2fM parameters, outputs: %s; %d batches per epoch",
