@@ -424,3 +424,63 @@ def test_config_base_loops_and_bad_yaml_are_named(tmp_path):
     (tmp_path / "c.yaml").write_text("model: [unclosed\n")
     with pytest.raises(ValueError, match=r"c.yaml: not valid YAML"):
         load_config(tmp_path / "c.yaml")
+
+
+def _fake_decode(d, errors, words, name):
+    """A scored decode dir as stage 9 writes it (wer.json, per_utt.tsv)."""
+    import json
+
+    score = d / "score"
+    score.mkdir(parents=True)
+    rows = ["id\tref_words\tcorr\tsub\tdel\tins"]
+    rows += [
+        f"u{i}\t{w}\t{w - e}\t{e}\t0\t0" for i, (e, w) in enumerate(zip(errors, words, strict=True))
+    ]
+    (score / "per_utt.tsv").write_text("\n".join(rows) + "\n")
+    err = 100.0 * sum(errors) / sum(words)
+    (score / "wer.json").write_text(json.dumps({"err": err, "ci_low": err - 2, "ci_high": err + 2,
+                                                "name": name}))  # fmt: skip
+
+
+def test_kd_ablation_table_against_the_baseline(tmp_path, capsys):
+    import numpy as np
+
+    from espnet_distill.bin import kd_ablation
+    from espnet_distill.score.wer import paired_bootstrap
+
+    rng = np.random.default_rng(0)
+    words = rng.integers(5, 15, size=40)
+    base = rng.integers(1, 5, size=40)
+    systems = {"kd_none": base, "kd_hier": np.maximum(base - 1, 0), "kd_li": base}
+    for tag, errs in systems.items():
+        for seed in (1, 2):
+            for part in ("dev-clean", "test-clean"):
+                _fake_decode(tmp_path / f"am_{tag}_seed{seed}" / f"decode_{part}_hclg", errs, words,
+                             part)  # fmt: skip
+    out = tmp_path / "kd_ablation"
+    argv = ["--exp-dir", str(tmp_path), "--baseline", "kd_none", "--tags", "kd_hier", "kd_li",
+            "--seeds", "1", "2", "--methods", "hclg", "--out-dir", str(out)]  # fmt: skip
+    assert kd_ablation.main(argv) == 0
+    table = (out / "table.md").read_text()
+    rows = {ln.split("|")[1]: ln.split("|") for ln in table.splitlines() if ln.startswith("|kd_")}
+    assert rows["kd_none"][4] == "baseline"
+    # paired over both seeds: the utterance errors of the two seeds are pooled
+    expected = paired_bootstrap(np.tile(base, 2), np.tile(systems["kd_hier"], 2), np.tile(words, 2))
+    assert rows["kd_hier"][4] == f"{expected['delta']:+.1f}" and float(rows["kd_hier"][6]) == 0.0
+    assert rows["kd_li"][4] == "+0.0" and float(rows["kd_li"][6]) == 1.0
+    assert (out / "ablation.png").stat().st_size > 1000
+    # a missing decode is named
+    import shutil
+
+    shutil.rmtree(tmp_path / "am_kd_li_seed2" / "decode_test-clean_hclg")
+    assert kd_ablation.main(argv) == 1
+    assert "am_kd_li_seed2/decode_test-clean_hclg" in capsys.readouterr().err
+
+
+def test_results_md_includes_the_ablation_table(tmp_path):
+    from espnet_distill.score.results import write_results
+
+    (tmp_path / "kd_ablation").mkdir()
+    (tmp_path / "kd_ablation" / "table.md").write_text("### hclg, test-clean\n|kd_hier|27.0|\n")
+    text = write_results(tmp_path, tmp_path / "RESULTS.md", "t")
+    assert "## Cross-modal KD ablation" in text and "|kd_hier|27.0|" in text

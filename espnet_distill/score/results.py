@@ -126,6 +126,11 @@ def write_results(exp_root: Path, out: Path, title: str, notes: str = "") -> str
                 f"|{q['mean_signed_error_ms']:+.1f} ms|{q['phones_matched']:.1%}|"
             )
         lines.append("")
+    for table in sorted(exp_root.glob("**/kd_ablation/table.md")):
+        lines += ["## Cross-modal KD ablation", "",
+                  f"From `{table.relative_to(exp_root).as_posix()}` (espnet_distill.bin.kd_ablation);"
+                  f" plot: `{(table.parent / 'ablation.png').relative_to(exp_root).as_posix()}`.",
+                  "", table.read_text().strip(), ""]  # fmt: skip
     for test_set, rows in collect(exp_root).items():
         lines += [
             f"## WER: {test_set}",

@@ -1,0 +1,170 @@
+"""The cross-modal KD ablation table: WER of every KD configuration against the no-KD baseline.
+
+Reads the scored decode dirs of each experiment (``<exp-dir>/am_<tag>/decode_<set>_<method>/
+score/{wer.json,per_utt.tsv}``, stage 9) and writes to ``--out-dir``:
+
+- ``table.md``: per decoding method and set, WER with its 95% bootstrap interval, the difference
+  to the baseline with its paired-bootstrap interval and the probability that the configuration is
+  not better (Bisani and Ney 2004); with several seeds, the mean over seeds and each seed's WER;
+- ``ablation.png``: a bar plot of test WER per configuration (interval as error bar).
+
+make_results puts ``table.md`` into RESULTS.md (section "Cross-modal KD ablation").
+
+Usage:
+    python -m espnet_distill.bin.kd_ablation --exp-dir exp/full --baseline kd_none \\
+        --tags kd_none kd_label_interp kd_hier ... [--seeds 1234 1235] \\
+        [--methods hclg tlg] [--sets dev-clean test-clean] --out-dir exp/full/kd_ablation
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from espnet_distill.score.wer import paired_bootstrap
+from espnet_distill.utils import atomic_write_text
+
+
+def read_scores(decode_dir: Path) -> tuple[dict, dict[str, tuple[int, int]]]:
+    """wer.json and {utt: (errors, reference words)} of a scored decode dir."""
+    score = decode_dir / "score"
+    for name in ("wer.json", "per_utt.tsv"):
+        if not (score / name).is_file():
+            raise FileNotFoundError(f"{score / name} does not exist (stage 9 scores {decode_dir})")
+    per_utt = {}
+    lines = (score / "per_utt.tsv").read_text().splitlines()
+    header = lines[0].split("\t")
+    for n, line in enumerate(lines[1:], 2):
+        row = dict(zip(header, line.split("\t"), strict=False))
+        try:
+            errors = int(row["sub"]) + int(row["del"]) + int(row["ins"])
+            per_utt[row["id"]] = (errors, int(row["ref_words"]))
+        except (KeyError, ValueError):
+            raise ValueError(f"{score / 'per_utt.tsv'}:{n}: bad row {line!r}") from None
+    return json.loads((score / "wer.json").read_text()), per_utt
+
+
+def experiment_dir(exp_dir: Path, tag: str, seed: int | None) -> Path:
+    return exp_dir / (f"am_{tag}" if seed is None else f"am_{tag}_seed{seed}")
+
+
+def ablation_rows(exp_dir: Path, tags: list[str], baseline: str, method: str, part: str,
+                  seeds: list[int | None]) -> list[dict]:  # fmt: skip
+    """One row per tag: WERs per seed, their mean, and the paired test against the baseline
+    (utterance errors summed over seeds, i.e. each seed's decode is one more sample)."""
+
+    def load(tag: str) -> list[tuple[dict, dict]]:
+        return [read_scores(experiment_dir(exp_dir, tag, s) / f"decode_{part}_{method}")
+                for s in seeds]  # fmt: skip
+
+    base = load(baseline)
+    rows = []
+    for tag in tags:
+        runs = base if tag == baseline else load(tag)
+        row = {"tag": tag, "wers": [r[0]["err"] for r in runs],
+               "ci": [(r[0]["ci_low"], r[0]["ci_high"]) for r in runs]}  # fmt: skip
+        row["wer"] = float(np.mean(row["wers"]))
+        if tag != baseline:
+            base_errs, sys_errs, words = [], [], []
+            for (_, b), (_, s) in zip(base, runs, strict=True):
+                if set(b) != set(s):
+                    raise ValueError(f"{tag} and {baseline} scored different utterances of {part}")
+                for utt in sorted(b):
+                    base_errs.append(b[utt][0])
+                    sys_errs.append(s[utt][0])
+                    words.append(b[utt][1])
+            row["paired"] = paired_bootstrap(np.array(base_errs), np.array(sys_errs),
+                                             np.array(words))  # fmt: skip
+        rows.append(row)
+    return rows
+
+
+def table_markdown(tables: dict[tuple[str, str], list[dict]], baseline: str,
+                   seeds: list[int | None]) -> str:  # fmt: skip
+    seed_note = (f" over seeds {', '.join(str(s) for s in seeds)} (mean WER; per seed in brackets)"
+                 if seeds != [None] else "")  # fmt: skip
+    lines = [f"Baseline `{baseline}`{seed_note}. Delta: configuration - baseline (WER points), "
+             "95% paired-bootstrap interval; p: probability that the configuration is not better "
+             "(Bisani and Ney 2004; < 0.05: significantly better).", ""]  # fmt: skip
+    for (method, part), rows in tables.items():
+        lines += [f"### {method}, {part}", "",
+                  "|configuration|WER|95% CI|delta|delta 95% CI|p (not better)|",
+                  "|---|---|---|---|---|---|"]  # fmt: skip
+        for r in rows:
+            wer = f"{r['wer']:.1f}"
+            if len(r["wers"]) > 1:
+                wer += " (" + ", ".join(f"{w:.1f}" for w in r["wers"]) + ")"
+            lo, hi = r["ci"][0]
+            ci = f"[{lo:.1f}, {hi:.1f}]" if len(r["ci"]) == 1 else "per seed"
+            if "paired" in r:
+                p = r["paired"]
+                lines.append(f"|{r['tag']}|{wer}|{ci}|{p['delta']:+.1f}|"
+                             f"[{p['delta_low']:+.1f}, {p['delta_high']:+.1f}]|{p['p_not_better']:.3f}|")  # fmt: skip
+            else:
+                lines.append(f"|{r['tag']}|{wer}|{ci}|baseline| | |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def plot(tables: dict[tuple[str, str], list[dict]], out: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    panels = list(tables.items())
+    fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 4), squeeze=False)
+    for ax, ((method, part), rows) in zip(axes[0], panels, strict=True):
+        x = np.arange(len(rows))
+        wers = [r["wer"] for r in rows]
+        lo = [min(c[0] for c in r["ci"]) for r in rows]
+        hi = [max(c[1] for c in r["ci"]) for r in rows]
+        ax.bar(x, wers, yerr=[np.subtract(wers, lo), np.subtract(hi, wers)], capsize=3,
+               color=["grey" if "paired" not in r else "tab:blue" for r in rows])  # fmt: skip
+        ax.set_xticks(x, [r["tag"] for r in rows], rotation=60, ha="right", fontsize=8)
+        ax.set_ylabel("WER (%)")
+        ax.set_title(f"{method}, {part}", fontsize=10)
+        ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(out, dpi=120)
+    plt.close(fig)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--exp-dir", type=Path, required=True)
+    parser.add_argument("--baseline", required=True, help="tag of the no-KD experiment")
+    parser.add_argument("--tags", nargs="+", required=True)
+    parser.add_argument("--seeds", type=int, nargs="*", default=[],
+                        help="experiment dirs am_<tag>_seed<S> (default: am_<tag>)")  # fmt: skip
+    parser.add_argument("--methods", nargs="+", default=["hclg", "tlg"])
+    parser.add_argument("--sets", nargs="+", default=["dev-clean", "test-clean"])
+    parser.add_argument("--out-dir", type=Path, required=True)
+    args = parser.parse_args(argv)
+    seeds: list[int | None] = list(args.seeds) or [None]
+    tags = [args.baseline] + [t for t in args.tags if t != args.baseline]
+    tables = {}
+    try:
+        for method in args.methods:
+            for part in args.sets:
+                tables[(method, part)] = ablation_rows(args.exp_dir, tags, args.baseline, method,
+                                                       part, seeds)  # fmt: skip
+    except (FileNotFoundError, ValueError) as err:
+        print(f"kd_ablation: {err}", file=sys.stderr)
+        return 1
+    args.out_dir.mkdir(parents=True, exist_ok=True)
+    text = table_markdown(tables, args.baseline, seeds)
+    atomic_write_text(args.out_dir / "table.md", text + "\n")
+    plot({k: v for k, v in tables.items() if k[1] == args.sets[-1]}, args.out_dir / "ablation.png")
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
