@@ -85,3 +85,24 @@ def test_tiny_recipe_end_to_end_then_rerun_from_stage_3(tiny_corpus, tmp_path):
     assert "Stage 6: training" in out and "model.pt exists: skipping" in out
     assert "Stage 4: " in out and "targets/.done exists: skipping" in out
     assert [p.stat().st_mtime_ns for p in watched] == mtimes  # nothing finished was redone
+
+    # cross-modal KD through the recipe: stage 5 trains a unit LM, stage 6 a model with a KD head
+    # (run.sh picks conf/<name>_tiny.yaml for the tiny corpus)
+    (d / "conf" / "lm_unit_test.yaml").write_text(
+        "lm_conf: {unit: 32, nlayers: 1}\ntrain: {max_epochs: 1, max_tokens: 8000}\n"
+        "optim: {warmup_steps: 5}\n"
+    )
+    (d / "conf" / "train_kd_test_tiny.yaml").write_text(
+        "base: train_conformer_ctc_senone_tiny.yaml\n"
+        "model:\n  kd_heads:\n    monophone: {layer: 1}\n  label_interpolation: {weight: 0.3}\n"
+        "train: {max_epochs: 1, average_best: 1}\n"
+    )
+    out = _run(d, "--stage", "5", "--stop_stage", "6", "--unit_lms", "monophone senone",
+               "--unit_lm_config", "conf/lm_unit_test.yaml", "--asr_config", "conf/train_kd_test.yaml",
+               "--tag", "kd_test")  # fmt: skip
+    for unit in ("monophone", "senone"):
+        ppl = (d / "exp" / "tiny" / "unit_lm" / unit / "ppl.yaml").read_text()
+        assert "valid_perplexity" in ppl and f"{unit} LM" in out
+    log = (d / "exp" / "tiny" / "am_kd_test" / "train.log").read_text()
+    assert "KD head of the monophone LM at block 1" in log and "label interpolation 0.3" in log
+    assert (d / "exp" / "tiny" / "am_kd_test" / "model.pt").is_file()
