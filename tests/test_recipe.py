@@ -106,3 +106,26 @@ def test_tiny_recipe_end_to_end_then_rerun_from_stage_3(tiny_corpus, tmp_path):
     log = (d / "exp" / "tiny" / "am_kd_test" / "train.log").read_text()
     assert "KD head of the monophone LM at block 1" in log and "label interpolation 0.3" in log
     assert (d / "exp" / "tiny" / "am_kd_test" / "model.pt").is_file()
+
+    # the ablation driver on two configurations (tiny variants written here), one seed
+    for name, heads in (
+        ("none", ""),
+        ("hier", "  kd_heads:\n    senone: {layer: 1}\n    monophone: {layer: 2}\n"),
+    ):
+        (d / "conf" / f"train_kd_{name}_tiny.yaml").write_text(
+            "base: train_conformer_ctc_senone_tiny.yaml\n"
+            + (f"model:\n{heads}" if heads else "")
+            + "train: {max_epochs: 2, average_best: 1}\n"
+        )
+    env = dict(os.environ, MAIN_ROOT=str(REPO))
+    r = subprocess.run(
+        ["local/run_kd_ablation.sh", "--corpus_size", "tiny", "--configs", "none hier",
+         "--units", "monophone senone", "--seeds", "7", "--unit_lm_config", "conf/lm_unit_test.yaml"],
+        cwd=d, env=env, capture_output=True, text=True,
+    )  # fmt: skip
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    table = (d / "exp" / "tiny" / "kd_ablation" / "table.md").read_text()
+    assert "|kd_hier|" in table and "|kd_none|" in table and "### hclg, test-clean" in table
+    results = (d / "RESULTS_tiny.md").read_text()
+    assert "## Cross-modal KD ablation" in results and "|kd_hier|" in results
+    assert (d / "exp" / "tiny" / "kd_ablation" / "ablation.png").is_file()

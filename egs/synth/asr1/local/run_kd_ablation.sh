@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Cross-modal KD ablation (docs/cross_modal_kd.md): the unit LMs (stage 5), then every
+# conf/train_kd_<name>.yaml through stages 6-9 of run.sh as experiment am_kd_<name>_seed<S>, then
+# the ablation table (WER, bootstrap CI, paired test vs kd_none) and bar plot into RESULTS.md.
+#   local/run_kd_ablation.sh --corpus_size full --seeds "1234 1235"
+#   local/run_kd_ablation.sh --corpus_size demo --configs "none hier"   # a subset
+# Other options go to run.sh (and asr.sh), e.g. --unit_lm_config conf/lm_unit_lstm.yaml.
+set -euo pipefail
+# shellcheck source=egs/synth/asr1/path.sh
+. ./path.sh
+
+corpus_size=full
+seeds=1234
+configs="none label_interp aux_senone aux_monophone aux_subword hier hier_no_senone hier_no_monophone hier_no_subword"
+units="senone monophone subword"
+methods="hclg tlg"   # decoders whose WER the table compares
+
+args=()
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --corpus_size) corpus_size=$2; shift 2 ;;
+    --seeds) seeds=$2; shift 2 ;;
+    --configs) configs=$2; shift 2 ;;
+    --units) units=$2; shift 2 ;;
+    --methods) methods=$2; shift 2 ;;
+    *) args+=("$1"); shift ;;
+  esac
+done
+case " ${configs} " in *" none "*) ;; *) echo "$0: --configs must include none (the baseline)" >&2; exit 1 ;; esac
+
+./run.sh --corpus_size "${corpus_size}" --stop_stage 5 --unit_lms "${units}" "${args[@]}"
+tags=()
+for name in ${configs}; do
+  tags+=("kd_${name}")
+  for seed in ${seeds}; do
+    ./run.sh --corpus_size "${corpus_size}" --stage 6 --stop_stage 9 --unit_lms "${units}" \
+      --asr_config "conf/train_kd_${name}.yaml" --tag "kd_${name}_seed${seed}" --seed "${seed}" \
+      "${args[@]}"
+  done
+done
+# shellcheck disable=SC2086
+python -m espnet_distill.bin.kd_ablation --exp-dir "exp/${corpus_size}" --baseline kd_none \
+  --tags "${tags[@]}" --seeds ${seeds} --methods ${methods} \
+  --out-dir "exp/${corpus_size}/kd_ablation"
+./run.sh --corpus_size "${corpus_size}" --stage 9 --stop_stage 9 "${args[@]}"
