@@ -484,3 +484,28 @@ def test_results_md_includes_the_ablation_table(tmp_path):
     (tmp_path / "kd_ablation" / "table.md").write_text("### hclg, test-clean\n|kd_hier|27.0|\n")
     text = write_results(tmp_path, tmp_path / "RESULTS.md", "t")
     assert "## Cross-modal KD ablation" in text and "|kd_hier|27.0|" in text
+
+
+def test_transformer_unit_lm_is_causal_and_normalised():
+    import torch
+
+    from espnet_distill.lm.unit_lm import UnitLM
+
+    torch.manual_seed(0)
+    lm = UnitLM(5, "transformer", {"embed_unit": 16, "att_unit": 16, "head": 2, "unit": 32,
+                                   "layer": 2, "dropout_rate": 0.0}).eval()  # fmt: skip
+    units = torch.tensor([[0, 1, 2, 3, 4]])
+    logp = lm.next_unit_log_probs(units, torch.tensor([5]))
+    torch.testing.assert_close(logp.exp().sum(-1), torch.ones(1, 5))
+    changed = units.clone()
+    changed[0, 3] = 0
+    # prediction k sees units < k: positions 0-3 unchanged when unit 3 changes
+    torch.testing.assert_close(
+        lm.next_unit_log_probs(changed, torch.tensor([5]))[0, :4], logp[0, :4]
+    )
+    nll, n = lm.nll(units, torch.tensor([5]))
+    assert n == 6 and nll > 0  # five units and <eos>
+    with pytest.raises(ValueError, match="unknown LM architecture 'gru2'"):
+        UnitLM(5, "gru2")
+    with pytest.raises(ValueError, match="unit id 7 outside the LM's 5 units"):
+        lm.nll(torch.tensor([[7]]), torch.tensor([1]))
