@@ -38,7 +38,7 @@ def test_text_units_agree_with_the_alignment(aligned, converter):
     targets = {u: kaldiio.load_scp(str(exp / "targets" / f"{u}.scp")) for u in
                ("senone", "monophone", "subword")}  # fmt: skip
     sil_mono = {converter.monophone_ids["SIL"], converter.monophone_ids["SPN"]}
-    silence = {"senone": converter.silence_senones, "monophone": sil_mono, "subword": {0}}
+    silence = {"senone": converter.silence["senone"], "monophone": sil_mono, "subword": {0}}
     checked = same_phones = 0
     for cut in CutSet.from_file(cuts_file):
         if cut.id not in targets["senone"]:
@@ -110,11 +110,13 @@ def lm_text_lang(aligned, tiny_features, tiny_corpus, tmp_path_factory):
     """A phone lang dir whose lexicon covers the LM text too (as the recipe's does), the LM text's
     sentences (the first 3000), and a converter over both (same phones as the aligned lang dir)."""
     from espnet_distill.bin.prepare_lang import main as prepare_lang_main
-    from espnet_distill.lm.ngram import _lines
+    from espnet_distill.lm.ngram import read_text_lines
 
     exp, _, _, bpe = aligned
     out = tmp_path_factory.mktemp("lm_lang")
-    sentences = [s.strip() for s in _lines([tiny_corpus / "librispeech-lm-norm.txt.gz"])][:3000]
+    sentences = [s.strip() for s in read_text_lines([tiny_corpus / "librispeech-lm-norm.txt.gz"])][
+        :3000
+    ]
     (out / "lm.txt").write_text("\n".join(sentences) + "\n")
     words = [str(tiny_features / "lang_bpe_64" / "words.txt"), str(out / "lm.txt")]
     assert prepare_lang_main(["--words", *words, "--lang-dir", str(out / "lang")]) == 0

@@ -33,7 +33,7 @@ from espnet_distill.align.hmm import Alignment
 from espnet_distill.align.targets import frame_targets
 from espnet_distill.align.trainer import Aligner, GmmSystem, Lang, train_mono, train_tri
 from espnet_distill.lang.bpe import BpeTokenizer
-from espnet_distill.lang.phone_lang import SIL, SPN, base_phone
+from espnet_distill.lang.phone_lang import SIL, SPN, base_phone, read_lexicon
 from espnet_distill.utils import atomic_output, atomic_write_text, setup_logging
 
 log = logging.getLogger(__name__)
@@ -52,17 +52,6 @@ def _save_alis(alis: dict[str, Alignment], path: Path) -> None:
 def _load_alis(path: Path) -> dict[str, Alignment]:
     blob = np.load(path)
     return {uid: Alignment(blob[uid], 0.0) for uid in blob.files}
-
-
-def read_lexicon(path: Path) -> dict[str, list[list[str]]]:
-    """Word -> pronunciations of a Kaldi lexicon.txt (a clear error on a bad line)."""
-    out: dict[str, list[list[str]]] = {}
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        fields = line.split()
-        if len(fields) < 2:
-            raise ValueError(f"{path}:{n}: expected 'word phone...', got {line!r}")
-        out.setdefault(fields[0], []).append(fields[1:])
-    return out
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -21,7 +21,8 @@ from pathlib import Path
 from tqdm import tqdm
 
 from espnet_distill.kd.units import UNITS, TextToUnits, UnitTables
-from espnet_distill.lm.ngram import _lines
+from espnet_distill.lm.ngram import read_text_lines
+from espnet_distill.score.wer import read_text_file
 from espnet_distill.train.am_trainer import apply_overrides, load_config, merge_config
 from espnet_distill.train.lm_trainer import DEFAULT_LM_CONFIG, train_unit_lm
 from espnet_distill.utils import setup_logging
@@ -70,9 +71,12 @@ def main(argv: list[str] | None = None) -> int:
     config = apply_overrides(config, args.override)
     converter = TextToUnits(UnitTables(args.lang_dir, args.align_dir, args.bpe_model))
     num_units = len(converter.names[args.unit])
-    sentences = [line.strip() for line in _lines(args.text)]
-    valid = [line.split(maxsplit=1)[1] for line in args.valid_text.read_text().splitlines()
-             if len(line.split(maxsplit=1)) == 2]  # fmt: skip
+    sentences = [line.strip() for line in read_text_lines(args.text)]
+    try:
+        valid = [text for text in read_text_file(args.valid_text).values() if text]
+    except ValueError as err:
+        print(f"train_unit_lm: {err}", file=sys.stderr)
+        return 1
     train_seqs, skipped = convert(converter, args.unit, sentences, f"{args.unit} LM text")
     valid_seqs, valid_skipped = convert(converter, args.unit, valid, f"{args.unit} valid text")
     log.info("%s units: %d training sentences (%d skipped: words without pronunciation), "

@@ -83,12 +83,17 @@ class _MaxDuration:
         return cut.duration <= self.seconds
 
 
+def scp_keys(scp: Path) -> set[str]:
+    """The keys of a Kaldi scp file."""
+    return {line.split(maxsplit=1)[0] for line in Path(scp).read_text().splitlines()
+            if line.strip()}  # fmt: skip
+
+
 class _ScpKeys:
     """Picklable filter: the cut has an entry in a Kaldi scp file."""
 
     def __init__(self, scp: Path) -> None:
-        self.keys = {line.split(maxsplit=1)[0] for line in Path(scp).read_text().splitlines()
-                     if line.strip()}  # fmt: skip
+        self.keys = scp_keys(scp)
 
     def __call__(self, cut: object) -> bool:
         return cut.id in self.keys

@@ -27,7 +27,7 @@ from espnet_distill.align.topology import read_topo
 from espnet_distill.align.tree import Tree
 from espnet_distill.graph.lexicon import read_symbol_table
 from espnet_distill.lang.bpe import BpeTokenizer
-from espnet_distill.lang.phone_lang import SIL, SPN, base_phone
+from espnet_distill.lang.phone_lang import SIL, SPN, base_phone, read_lexicon
 
 UNITS = ("senone", "monophone", "subword")
 
@@ -54,8 +54,6 @@ class TextToUnits:
     """Sentence -> unit id sequence, for each unit (see the module doc)."""
 
     def __init__(self, tables: UnitTables) -> None:
-        from espnet_distill.bin.align import read_lexicon
-
         units_dir = tables.align_dir / "targets" / "units"
         self.names = {u: read_units(units_dir / f"{u}.txt") for u in UNITS}
         lexicon = read_lexicon(tables.lang_dir / "lexicon.txt")
@@ -66,11 +64,10 @@ class TextToUnits:
         self.monophone_ids = {p: i for i, p in enumerate(self.names["monophone"])}
         self.tree = Tree.load(tables.align_dir / "tri" / "tree.json")
         self.topology = read_topo(tables.lang_dir / "topo")
-        self.silence_senones = self._silence_senones()
         self.tokenizer = BpeTokenizer(tables.bpe_model)
         # frame ids that are not part of unit sequences (see tokens_of_frames)
         self.silence = {
-            "senone": self.silence_senones,
+            "senone": self._silence_senones(),
             "monophone": {self.monophone_ids[p] for p in (SIL, SPN) if p in self.monophone_ids},
             "subword": {0},  # <blk>: silence frames of the subword targets
         }
@@ -101,7 +98,7 @@ class TextToUnits:
         if unit == "monophone":
             return [self.monophone_ids[p] for w in words for p in self.base_prons[w][0]]
         seq = senones_from_text(words, self.prons, self.phone_ids, self.tree, self.topology)
-        return [s for s in seq if s not in self.silence_senones]
+        return [s for s in seq if s not in self.silence["senone"]]
 
 
 def tokens_of_frames(frames: np.ndarray, silence: set[int]) -> tuple[np.ndarray, np.ndarray]:

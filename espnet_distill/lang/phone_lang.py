@@ -133,3 +133,14 @@ def prepare_phone_lang(
         len(word_list),
         len(full_lexicon),
     )
+
+
+def read_lexicon(path: Path) -> dict[str, list[list[str]]]:
+    """Word -> pronunciations of a Kaldi lexicon.txt (a clear error on a bad line)."""
+    out: dict[str, list[list[str]]] = {}
+    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        fields = line.split()
+        if len(fields) < 2:
+            raise ValueError(f"{path}:{n}: expected 'word phone...', got {line!r}")
+        out.setdefault(fields[0], []).append(fields[1:])
+    return out

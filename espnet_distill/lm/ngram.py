@@ -33,7 +33,8 @@ def kenlm_tool(name: str) -> str:
     return found
 
 
-def _lines(paths: Iterable[Path]) -> Iterable[str]:
+def read_text_lines(paths: Iterable[Path]) -> Iterable[str]:
+    """Non-empty lines of plain or .gz text files, in order."""
     for path in paths:
         opener = gzip.open if str(path).endswith(".gz") else open
         with opener(path, "rt", encoding="utf-8") as f:
@@ -63,7 +64,7 @@ def train_word_ngram(texts: list[Path], out_dir: Path, order: int = 3, memory: s
             cmd, stdin=subprocess.PIPE, stdout=arpa_out, stderr=subprocess.PIPE, text=True
         )
         assert proc.stdin is not None
-        for line in _lines(texts):
+        for line in read_text_lines(texts):
             proc.stdin.write(line)
             n_lines += 1
         proc.stdin.close()

@@ -55,6 +55,11 @@ class LightConv2dSubsampling(torch.nn.Module):
         return x, ((lens - 1) // 2 - 1) // 2
 
 
+def frame_mask(n: int, lens: torch.Tensor) -> torch.Tensor:
+    """(B, n) True on each utterance's first ``lens`` frames."""
+    return torch.arange(n, device=lens.device)[None, :] < lens[:, None]
+
+
 class FrameClassifier(torch.nn.Module):
     """Per-frame softmax at the feature frame rate over a subsampled encoder (the hybrid output).
 
@@ -88,19 +93,31 @@ class FrameClassifier(torch.nn.Module):
         T' = ((T - 1) // 2 - 1) // 2 frames, so the last T - upsample * T' (3 to 6) feature frames
         have no output and are not scored.
         """
-        n = logits.size(1)
-        targets = targets[:, :n]
-        if targets.size(1) < n:
-            raise ValueError(f"{targets.size(1)} frame targets for {n} outputs")
-        valid = torch.arange(n, device=lens.device)[None, :] < lens[:, None]
-        targets = targets.masked_fill(~valid, -1)
+        targets = self.scored_targets(logits, lens, targets)
         ce = torch.nn.functional.cross_entropy(
             logits.reshape(-1, self.num_classes), targets.reshape(-1), ignore_index=-1,
             reduction="sum",
         )  # fmt: skip
+        return (self.per_encoder_frame(ce, logits), *self.accuracy(logits, targets))
+
+    def scored_targets(self, logits: torch.Tensor, lens: torch.Tensor,
+                       targets: torch.Tensor) -> torch.Tensor:  # fmt: skip
+        """Targets cut to the outputs' frames, -1 beyond each utterance's outputs."""
+        n = logits.size(1)
+        if targets.size(1) < n:
+            raise ValueError(f"{targets.size(1)} frame targets for {n} outputs")
+        return targets[:, :n].masked_fill(~frame_mask(n, lens), -1)
+
+    def per_encoder_frame(self, total: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
+        """A sum over output frames / (batch size * upsample): the scale of CTC's loss."""
+        return total / (logits.size(0) * self.upsample)
+
+    @staticmethod
+    def accuracy(logits: torch.Tensor,
+                 targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
+        """Correct and scored frames (targets from :meth:`scored_targets`)."""
         scored = targets >= 0
-        correct = ((logits.argmax(-1) == targets) & scored).sum()
-        return ce / (logits.size(0) * self.upsample), correct, scored.sum()
+        return ((logits.argmax(-1) == targets) & scored).sum(), scored.sum()
 
     def set_prior(self, counts: torch.Tensor, floor: float = 1.0) -> None:
         """Log prior from class counts (each floored at ``floor`` so unseen classes stay finite)."""
@@ -242,15 +259,22 @@ class AcousticModel(torch.nn.Module):
             out["ctc"] = self.ctc(enc, enc_lens, ys, ys_lens)
             loss = loss + self.ctc_weight * out["ctc"]
         if self.senone_head is not None and senone_targets is not None:
-            logits, lens = self.senone_head(enc, enc_lens)
-            out["senone"], out["senone_correct"], out["senone_frames"] = self.senone_head.loss(
-                logits, lens, senone_targets
-            )
+            head = self.senone_head
+            logits, lens = head(enc, enc_lens)
             if self.label_interpolation:
                 if "senone" not in teachers:
                     raise ValueError("label interpolation needs the senone teacher")
-                out["senone"] = self._label_interpolation(logits, lens, senone_targets,
-                                                          teachers["senone"])  # fmt: skip
+                targets = head.scored_targets(logits, lens, senone_targets)
+                log_probs, mask = _crop_teacher(teachers["senone"], logits.size(1), lens)
+                li = self.label_interpolation
+                total = label_interpolation_sum(logits, targets, log_probs, mask, li["weight"],
+                                                li.get("temperature", 1.0))  # fmt: skip
+                out["senone"] = head.per_encoder_frame(total, logits)
+                out["senone_correct"], out["senone_frames"] = head.accuracy(logits, targets)
+            else:
+                out["senone"], out["senone_correct"], out["senone_frames"] = head.loss(
+                    logits, lens, senone_targets
+                )
             loss = loss + self.senone_weight * out["senone"]
         for unit, head in self.kd_heads.items():
             if unit not in teachers:
@@ -259,7 +283,7 @@ class AcousticModel(torch.nn.Module):
             logits, lens = head(layers[conf["layer"]], enc_lens)
             teacher, mask = _crop_teacher(teachers[unit], logits.size(1), lens)
             kd = kd_kl_sum(logits, teacher, mask, conf.get("temperature", 1.0))
-            out[f"kd_{unit}"] = kd / (logits.size(0) * head.upsample)
+            out[f"kd_{unit}"] = head.per_encoder_frame(kd, logits)
             loss = loss + conf.get("weight", 1.0) * out[f"kd_{unit}"]
         if not out:
             raise ValueError(
@@ -267,18 +291,6 @@ class AcousticModel(torch.nn.Module):
             )
         out["loss"] = loss
         return out
-
-    def _label_interpolation(self, logits: torch.Tensor, lens: torch.Tensor,
-                             targets: torch.Tensor,
-                             teacher: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:  # fmt: skip
-        n = logits.size(1)
-        valid = torch.arange(n, device=lens.device)[None, :] < lens[:, None]
-        targets = targets[:, :n].masked_fill(~valid, -1)
-        log_probs, mask = _crop_teacher(teacher, n, lens)
-        li = self.label_interpolation
-        total = label_interpolation_sum(logits, targets, log_probs, mask, li["weight"],
-                                        li.get("temperature", 1.0))  # fmt: skip
-        return total / (logits.size(0) * self.senone_head.upsample)
 
     @torch.no_grad()
     def log_probs(
@@ -306,8 +318,7 @@ def _crop_teacher(teacher: tuple[torch.Tensor, torch.Tensor], n: int,
     """Teacher (log-probs, mask) at the feature frame rate cut to a head's ``n`` output frames
     (the last 3-6 feature frames have no output) and masked beyond each utterance's outputs."""
     log_probs, mask = teacher
-    valid = torch.arange(n, device=lens.device)[None, :] < lens[:, None]
-    return log_probs[:, :n], mask[:, :n] & valid
+    return log_probs[:, :n], mask[:, :n] & frame_mask(n, lens)
 
 
 def kd_heads_of(model_config: dict) -> dict[str, dict]:

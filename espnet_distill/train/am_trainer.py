@@ -22,9 +22,9 @@ from lhotse import CutSet
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import TensorBoardLogger
 
-from espnet_distill.data.datamodule import make_loader
+from espnet_distill.data.datamodule import make_loader, scp_keys
 from espnet_distill.kd.teacher import LmTeacher
-from espnet_distill.kd.units import TextToUnits, UnitTables
+from espnet_distill.kd.units import TextToUnits, UnitTables, read_units
 from espnet_distill.lang.bpe import BpeTokenizer
 from espnet_distill.lm.unit_lm import load_unit_lm
 from espnet_distill.models.acoustic_model import build_model, kd_heads_of
@@ -341,9 +341,9 @@ def _frame_targets(targets_dir: Path | None, units: list[str], valid_cuts: Path,
             if not path.is_file():
                 raise FileNotFoundError(f"{path} does not exist (stage 4 writes it)")
         targets[unit] = scp
-        sizes[unit] = sum(1 for line in names.read_text().splitlines() if line.strip())
+        sizes[unit] = len(read_units(names))
     scp = targets[units[0]]
-    aligned = {line.split(maxsplit=1)[0] for line in scp.read_text().splitlines() if line.strip()}
+    aligned = scp_keys(scp)
     valid_ids = {c.id for c in CutSet.from_file(valid_cuts)}
     if valid_ids & aligned:
         return targets, dict(targets), sizes

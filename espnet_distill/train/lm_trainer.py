@@ -40,8 +40,7 @@ DEFAULT_LM_CONFIG: dict = {
 }
 
 
-def token_batches(seqs: list[list[int]], max_tokens: int, shuffle: bool,
-                  seed: int = 0) -> list[list[int]]:  # fmt: skip
+def token_batches(seqs: list[list[int]], max_tokens: int) -> list[list[int]]:
     """Indices of ``seqs`` grouped by length into batches of at most ``max_tokens`` padded tokens."""
     order = sorted(range(len(seqs)), key=lambda i: (len(seqs[i]), i))
     batches, cur, longest = [], [], 0
@@ -54,8 +53,6 @@ def token_batches(seqs: list[list[int]], max_tokens: int, shuffle: bool,
         longest = max(longest, n)
     if cur:
         batches.append(cur)
-    if shuffle:
-        random.Random(seed).shuffle(batches)
     return batches
 
 
@@ -70,11 +67,14 @@ class _Batches(torch.utils.data.Dataset):
     """One item = one batch; reshuffled every epoch (``set_epoch``) with the seed."""
 
     def __init__(self, seqs: list[list[int]], max_tokens: int, shuffle: bool, seed: int) -> None:
-        self.seqs, self.max_tokens, self.shuffle, self.seed = seqs, max_tokens, shuffle, seed
+        self.seqs, self.shuffle, self.seed = seqs, shuffle, seed
+        self.fixed = token_batches(seqs, max_tokens)
         self.set_epoch(0)
 
     def set_epoch(self, epoch: int) -> None:
-        self.batches = token_batches(self.seqs, self.max_tokens, self.shuffle, self.seed + epoch)
+        self.batches = list(self.fixed)
+        if self.shuffle:
+            random.Random(self.seed + epoch).shuffle(self.batches)
 
     def __len__(self) -> int:
         return len(self.batches)
@@ -126,7 +126,7 @@ def perplexity(lm: UnitLM, seqs: list[list[int]], max_tokens: int = 20000) -> fl
     """exp(mean negative log-likelihood per token), ``<eos>`` included."""
     lm.eval()
     total, count = 0.0, 0
-    for batch in token_batches(seqs, max_tokens, shuffle=False):
+    for batch in token_batches(seqs, max_tokens):
         nll, n = lm.nll(*collate([seqs[i] for i in batch]))
         total, count = total + float(nll), count + int(n)
     return math.exp(total / max(count, 1))
