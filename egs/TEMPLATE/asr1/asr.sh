@@ -60,6 +60,7 @@ word_lm_text=            # sentences for the word n-gram (plain or .gz; never te
 word_lm_order=3          # n-gram order
 unit_lms=                # units whose LM stage 5 trains for KD, e.g. "senone monophone subword"
 unit_lm_config=conf/lm_unit_lstm.yaml  # unit LM config (espnet2 LSTM or Transformer LM)
+decode_methods="greedy beam_lm tlg hclg"  # stage-8 decoders (each runs where its inputs exist)
 beam=10                  # beam of the CTC prefix beam search
 lm_weights="0.3 0.5 0.7 0.9"  # LM weights tried on --valid_set
 word_bonuses="0.5 1.5 2.5"    # word insertion bonuses tried on --valid_set
@@ -296,13 +297,20 @@ if [ "${stage}" -le 7 ] && [ "${stop_stage}" -ge 7 ]; then
   stage_time 7 graph "${t0}"
 fi
 
-decode_methods=greedy
-[ -f "${word_lm}" ] && decode_methods="${decode_methods} beam_lm"
-[ -f "${graph_dir}/TLG.fst" ] && decode_methods="${decode_methods} tlg"
+ctc_methods=
+for method in ${decode_methods}; do
+  case ${method} in
+    greedy) ctc_methods="${ctc_methods} greedy" ;;
+    beam_lm) [ -f "${word_lm}" ] && ctc_methods="${ctc_methods} beam_lm" ;;
+    tlg) [ -f "${graph_dir}/TLG.fst" ] && ctc_methods="${ctc_methods} tlg" ;;
+    hclg) ;;
+    *) echo "$0: --decode_methods: unknown '${method}' (greedy beam_lm tlg hclg)" >&2; exit 1 ;;
+  esac
+done
 if [ "${stage}" -le 8 ] && [ "${stop_stage}" -ge 8 ]; then
   log "Stage 8: decoding ${test_sets} (${decode_methods})"
   t0=${SECONDS}
-  for method in ${decode_methods}; do
+  for method in ${ctc_methods}; do
     # tuned methods choose their weights on the valid set first, then use them for every test set
     tune_dir=${am_dir}/decode_${valid_set}_${method}
     parts=${test_sets}
@@ -340,7 +348,7 @@ if [ "${stage}" -le 8 ] && [ "${stop_stage}" -ge 8 ]; then
   done
   # over HCLG: the stage-4 triphone GMM-HMM (Kaldi's tri1 baseline row) and, when the model has
   # a senone head, the hybrid network (log posterior - log prior)
-  if [ -f "${hclg_dir}/HCLG.fst" ]; then
+  if [ -f "${hclg_dir}/HCLG.fst" ] && [[ " ${decode_methods} " == *" hclg "* ]]; then
     systems=gmm
     has_senone_head="import sys, yaml; sys.exit(not yaml.safe_load(open(sys.argv[1]))['model'].get('senone_head'))"
     python -c "${has_senone_head}" "${am_dir}/config.yaml" 2>/dev/null && systems="gmm hybrid"

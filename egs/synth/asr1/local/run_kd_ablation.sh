@@ -13,7 +13,7 @@ corpus_size=full
 seeds=1234
 configs="none label_interp aux_senone aux_monophone aux_subword hier hier_no_senone hier_no_monophone hier_no_subword"
 units="senone monophone subword"
-methods="hclg tlg"   # decoders whose WER the table compares
+methods="hclg tlg"   # decoders run in stage 8, whose WER the table compares
 
 args=()
 while [ $# -gt 0 ]; do
@@ -35,7 +35,7 @@ for name in ${configs}; do
   for seed in ${seeds}; do
     ./run.sh --corpus_size "${corpus_size}" --stage 6 --stop_stage 9 --unit_lms "${units}" \
       --asr_config "conf/train_kd_${name}.yaml" --tag "kd_${name}_seed${seed}" --seed "${seed}" \
-      "${args[@]}"
+      --decode_methods "${methods}" "${args[@]}"
   done
 done
 # shellcheck disable=SC2086
