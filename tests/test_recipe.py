@@ -97,12 +97,18 @@ def test_tiny_recipe_end_to_end_then_rerun_from_stage_3(tiny_corpus, tmp_path):
         "model:\n  kd_heads:\n    monophone: {layer: 1}\n  label_interpolation: {weight: 0.3}\n"
         "train: {max_epochs: 1, average_best: 1}\n"
     )
-    out = _run(d, "--stage", "5", "--stop_stage", "6", "--unit_lms", "monophone senone",
+    # the subword LM: a Hugging Face causal LM over the recipe's own BPE pieces
+    from .test_hf_lm import save_tiny_llama, sentencepiece_tokenizer
+
+    bpe = next((d / "data" / "tiny").glob("lang_bpe_*/bpe.model"))
+    hf = save_tiny_llama(tmp_path / "hf_lm", sentencepiece_tokenizer(bpe, tmp_path / "hf_tok"))
+    out = _run(d, "--stage", "5", "--stop_stage", "6", "--unit_lms", "monophone senone subword",
                "--unit_lm_config", "conf/lm_unit_test.yaml", "--asr_config", "conf/train_kd_test.yaml",
-               "--tag", "kd_test")  # fmt: skip
-    for unit in ("monophone", "senone"):
+               "--tag", "kd_test", "--subword_lm_hf", str(hf))  # fmt: skip
+    for unit in ("monophone", "senone", "subword"):
         ppl = (d / "exp" / "tiny" / "unit_lm" / unit / "ppl.yaml").read_text()
         assert "valid_perplexity" in ppl and f"{unit} LM" in out
+    assert f"hf_model: {hf}" in ppl and f"subword LM exp/tiny/unit_lm/subword with {hf}" in out
     log = (d / "exp" / "tiny" / "am_kd_test" / "train.log").read_text()
     assert "KD head of the monophone LM at block 1" in log and "label interpolation 0.3" in log
     assert (d / "exp" / "tiny" / "am_kd_test" / "model.pt").is_file()
@@ -129,3 +135,7 @@ def test_tiny_recipe_end_to_end_then_rerun_from_stage_3(tiny_corpus, tmp_path):
     results = (d / "RESULTS_tiny.md").read_text()
     assert "## Cross-modal KD ablation" in results and "|kd_hier|" in results
     assert (d / "exp" / "tiny" / "kd_ablation" / "ablation.png").is_file()
+    # the driver decodes only the methods its table compares (--methods hclg tlg)
+    am = d / "exp" / "tiny" / "am_kd_hier_seed7"
+    assert (am / "decode_test-clean_tlg").is_dir() and (am / "decode_test-clean_hclg").is_dir()
+    assert not list(am.glob("decode_*_greedy")) and not list(am.glob("decode_*_beam_lm"))

@@ -9,6 +9,10 @@ Usage:
         --align-dir exp/align --bpe-model data/lang_bpe_100/bpe.model \\
         --text corpus/librispeech-lm-norm.txt.gz --valid-text data/dev_clean/text \\
         --config conf/lm_unit_lstm.yaml --exp-dir exp/unit_lm/senone [--override train.max_epochs=3]
+
+With ``--unit subword --hf-model DIR``, a Hugging Face causal LM (whose tokenizer holds the BPE
+pieces) is the subword LM instead: nothing is trained; its valid perplexity is written and
+``model.pt`` names it.
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ from espnet_distill.kd.units import UNITS, TextToUnits, UnitTables
 from espnet_distill.lm.ngram import read_text_lines
 from espnet_distill.score.wer import read_text_file
 from espnet_distill.train.am_trainer import apply_overrides, load_config, merge_config
-from espnet_distill.train.lm_trainer import DEFAULT_LM_CONFIG, train_unit_lm
+from espnet_distill.train.lm_trainer import DEFAULT_LM_CONFIG, register_hf_lm, train_unit_lm
 from espnet_distill.utils import setup_logging
 
 log = logging.getLogger(__name__)
@@ -58,7 +62,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--config", type=Path)
     parser.add_argument("--override", nargs="*", default=[], help="section.key=value (YAML value)")
     parser.add_argument("--exp-dir", type=Path, required=True)
+    parser.add_argument("--hf-model", type=Path, help="Hugging Face causal LM dir (subword only)")
     args = parser.parse_args(argv)
+    if args.hf_model and args.unit != "subword":
+        parser.error("--hf-model is a subword LM: it needs --unit subword")
     setup_logging()
     needed = [args.lang_dir / "lexicon.txt", args.align_dir / "tri" / "tree.json",
               args.align_dir / "targets" / "units" / f"{args.unit}.txt", args.bpe_model,
@@ -77,14 +84,18 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as err:
         print(f"train_unit_lm: {err}", file=sys.stderr)
         return 1
-    train_seqs, skipped = convert(converter, args.unit, sentences, f"{args.unit} LM text")
+    train_seqs, skipped = ([], 0) if args.hf_model else convert(converter, args.unit, sentences,
+                                                                 f"{args.unit} LM text")  # fmt: skip
     valid_seqs, valid_skipped = convert(converter, args.unit, valid, f"{args.unit} valid text")
     log.info("%s units: %d training sentences (%d skipped: words without pronunciation), "
              "%d valid sentences (%d skipped)", args.unit, len(train_seqs), skipped,
              len(valid_seqs), valid_skipped)  # fmt: skip
     try:
-        train_unit_lm(config, num_units, train_seqs, valid_seqs, args.exp_dir)
-    except ValueError as err:
+        if args.hf_model:
+            register_hf_lm(args.hf_model, converter.names["subword"], valid_seqs, args.exp_dir)
+        else:
+            train_unit_lm(config, num_units, train_seqs, valid_seqs, args.exp_dir)
+    except (ValueError, FileNotFoundError, OSError) as err:
         print(f"train_unit_lm: {err}", file=sys.stderr)
         return 1
     print(f"{args.unit} LM: {(args.exp_dir / 'ppl.yaml').read_text().strip()}".replace("\n", ", "))

@@ -12,11 +12,12 @@ from __future__ import annotations
 import torch
 
 from espnet_distill.kd.units import tokens_of_frames
+from espnet_distill.lm.hf_lm import HfUnitLM
 from espnet_distill.lm.unit_lm import UnitLM
 
 
 class LmTeacher:
-    def __init__(self, lm: UnitLM, silence: set[int]) -> None:
+    def __init__(self, lm: UnitLM | HfUnitLM, silence: set[int]) -> None:
         self.lm = lm.eval().requires_grad_(False)
         self.silence = silence
         self.num_units = lm.num_units

@@ -16,6 +16,8 @@ from espnet2.lm.espnet_model import ESPnetLanguageModel
 from espnet2.lm.seq_rnn_lm import SequentialRNNLM
 from espnet2.lm.transformer_lm import TransformerLM
 
+from espnet_distill.lm.hf_lm import HfUnitLM
+
 ARCHITECTURES = {"lstm": SequentialRNNLM, "transformer": TransformerLM}
 
 
@@ -56,12 +58,18 @@ class UnitLM(torch.nn.Module):
         return logits[..., 1 : 1 + self.num_units].log_softmax(-1)
 
 
-def load_unit_lm(path: Path, num_units: int | None = None) -> UnitLM:
-    """A trained unit LM in eval mode; ``num_units`` (the unit inventory's size) must match."""
+def load_unit_lm(path: Path, num_units: int | None = None) -> UnitLM | HfUnitLM:
+    """A stage-5 unit LM in eval mode; ``num_units`` (the unit inventory's size) must match.
+
+    ``model.pt`` holds a trained :class:`UnitLM`, or (``kind: hf``) the path of a Hugging Face
+    causal LM and the unit names it was checked against (:class:`HfUnitLM`).
+    """
     blob = torch.load(path, map_location="cpu", weights_only=False)
     if num_units is not None and blob["num_units"] != num_units:
         raise ValueError(f"{path}: the LM has {blob['num_units']} units, the unit inventory "
                          f"{num_units}")  # fmt: skip
+    if blob.get("kind") == "hf":
+        return HfUnitLM(Path(blob["path"]), blob["unit_names"]).eval()
     lm = UnitLM(blob["num_units"], blob["config"]["arch"], blob["config"]["lm_conf"])
     lm.load_state_dict(blob["state_dict"])
     return lm.eval()

@@ -19,6 +19,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import TensorBoardLogger
 from torch.nn.utils.rnn import pad_sequence
 
+from espnet_distill.lm.hf_lm import HfUnitLM
 from espnet_distill.lm.unit_lm import UnitLM
 from espnet_distill.train.am_trainer import LinearWarmupDecay, average_checkpoints
 from espnet_distill.train.progress import progress_callbacks
@@ -122,7 +123,7 @@ class LmLitModule(L.LightningModule):
 
 
 @torch.no_grad()
-def perplexity(lm: UnitLM, seqs: list[list[int]], max_tokens: int = 20000) -> float:
+def perplexity(lm: UnitLM | HfUnitLM, seqs: list[list[int]], max_tokens: int = 20000) -> float:
     """exp(mean negative log-likelihood per token), ``<eos>`` included."""
     lm.eval()
     total, count = 0.0, 0
@@ -130,6 +131,25 @@ def perplexity(lm: UnitLM, seqs: list[list[int]], max_tokens: int = 20000) -> fl
         nll, n = lm.nll(*collate([seqs[i] for i in batch]))
         total, count = total + float(nll), count + int(n)
     return math.exp(total / max(count, 1))
+
+
+def register_hf_lm(hf_dir: Path, unit_names: list[str], valid_seqs: list[list[int]],
+                   exp_dir: Path) -> Path:  # fmt: skip
+    """Check a Hugging Face causal LM against the units, write its perplexity (``ppl.yaml``) and
+    ``exp_dir/model.pt`` naming it (see :func:`~espnet_distill.lm.unit_lm.load_unit_lm`)."""
+    exp_dir.mkdir(parents=True, exist_ok=True)
+    lm = HfUnitLM(hf_dir.resolve(), unit_names)  # refuses a vocabulary that does not match
+    ppl = perplexity(lm, valid_seqs, max_tokens=4000)
+    atomic_write_text(exp_dir / "ppl.yaml", yaml.safe_dump(
+        {"valid_perplexity": round(ppl, 3), "valid_sequences": len(valid_seqs),
+         "valid_tokens": sum(len(s) + 1 for s in valid_seqs), "hf_model": str(lm.path)},
+        sort_keys=False))  # fmt: skip
+    log.info("%s: valid perplexity %.3f over the %d subword units", lm.path, ppl, len(unit_names))
+    final = exp_dir / "model.pt"
+    with atomic_output(final) as tmp:
+        torch.save({"kind": "hf", "path": str(lm.path), "num_units": len(unit_names),
+                    "unit_names": unit_names}, tmp)  # fmt: skip
+    return final
 
 
 def train_unit_lm(config: dict, num_units: int, train_seqs: list[list[int]],

@@ -60,6 +60,8 @@ word_lm_text=            # sentences for the word n-gram (plain or .gz; never te
 word_lm_order=3          # n-gram order
 unit_lms=                # units whose LM stage 5 trains for KD, e.g. "senone monophone subword"
 unit_lm_config=conf/lm_unit_lstm.yaml  # unit LM config (espnet2 LSTM or Transformer LM)
+subword_lm_hf=           # a Hugging Face causal LM dir to use as the subword LM (its tokenizer
+                         # must hold the BPE pieces) instead of training one
 decode_methods="greedy beam_lm tlg hclg"  # stage-8 decoders (each runs where its inputs exist)
 beam=10                  # beam of the CTC prefix beam search
 lm_weights="0.3 0.5 0.7 0.9"  # LM weights tried on --valid_set
@@ -231,13 +233,15 @@ if [ "${stage}" -le 5 ] && [ "${stop_stage}" -ge 5 ]; then
       log "Stage 5: ${out}/model.pt exists: skipping"
       continue
     fi
-    log "Stage 5: ${unit} LM ${out} with ${unit_lm_config}"
+    hf_opts=()
+    [ "${unit}" = subword ] && [ -n "${subword_lm_hf}" ] && hf_opts=(--hf-model "${subword_lm_hf}")
+    log "Stage 5: ${unit} LM ${out} with ${hf_opts[1]:-${unit_lm_config}}"
     mkdir -p "${out}"
     # shellcheck disable=SC2086
     ${train_cmd} "${out}/train.log" python -m espnet_distill.bin.train_unit_lm --unit "${unit}" \
       --lang-dir "${phone_lang_dir}" --align-dir "${align_dir}" --bpe-model "${lang_dir}/bpe.model" \
       --text ${word_lm_text} --valid-text "${data_dir}/${valid_set//-/_}/text" \
-      --config "${unit_lm_config}" --exp-dir "${out}"
+      --config "${unit_lm_config}" --exp-dir "${out}" "${hf_opts[@]}"
     sed 's/^/  /' "${out}/ppl.yaml"
   done
   stage_time 5 word_lm "${t0}"
