@@ -1,0 +1,1 @@
+"""Self-supervised speech models: HuBERT teachers, distilled students, SUPERB-style probes."""
