@@ -169,7 +169,7 @@ def infer_torchaudio_config(state: dict[str, torch.Tensor], source: Path | str =
     }  # fmt: skip
 
 
-def _split_pretrain_head(state: dict) -> tuple[dict, torch.Tensor | None, dict]:
+def split_pretrain_state(state: dict) -> tuple[dict, torch.Tensor | None, dict]:
     """torchaudio HuBERTPretrainModel keys -> (wav2vec2 state, cluster embeddings, final_proj)."""
     if any(k.startswith("wav2vec2.") for k in state):
         body = {k.removeprefix("wav2vec2."): v for k, v in state.items()
@@ -181,7 +181,7 @@ def _split_pretrain_head(state: dict) -> tuple[dict, torch.Tensor | None, dict]:
     return dict(state), None, {}
 
 
-def _assemble(config: dict, body: dict, emb: torch.Tensor | None, proj: dict,
+def assemble_hubert(config: dict, body: dict, emb: torch.Tensor | None, proj: dict,
               source: Path | str) -> HubertModel:  # fmt: skip
     num_classes, final_dim = (emb.shape[0], emb.shape[1]) if emb is not None else (0, 0)
     model = HubertModel(config, num_classes, final_dim)
@@ -235,7 +235,7 @@ def _load_fairseq(path: Path) -> HubertModel:
         body = _convert_state_dict({k: v for k, v in state.items() if k != "label_embs_concat"})
     except ValueError as err:
         raise CheckpointMismatch(f"{path}: {err}") from None
-    return _assemble(_fairseq_config(model_cfg), body, emb, proj, path)
+    return assemble_hubert(_fairseq_config(model_cfg), body, emb, proj, path)
 
 
 def _load_hf(path: Path) -> HubertModel:
@@ -255,7 +255,7 @@ def _load_hf(path: Path) -> HubertModel:
     ours.update(encoder_projection_dropout=0.0, encoder_attention_dropout=0.0,
                 encoder_ff_interm_dropout=0.0, encoder_dropout=0.0, encoder_layer_drop=0.0)  # fmt: skip
     ours["extractor_conv_layer_config"] = [tuple(c) for c in ours["extractor_conv_layer_config"]]
-    return _assemble(ours, imported.state_dict(), None, {}, path)
+    return assemble_hubert(ours, imported.state_dict(), None, {}, path)
 
 
 def detect_format(path: Path) -> str:
@@ -290,8 +290,8 @@ def load_hubert(path: Path, fmt: str = "auto", config: dict | None = None) -> Hu
         return model.load_checked(blob["state_dict"], path)
     if not isinstance(blob, dict) or not all(isinstance(v, torch.Tensor) for v in blob.values()):
         raise CheckpointMismatch(f"{path}: not a torchaudio state dict (a dict of tensors)")
-    body, emb, proj = _split_pretrain_head(blob)
-    return _assemble(config or infer_torchaudio_config(body, path), body, emb, proj, path)
+    body, emb, proj = split_pretrain_state(blob)
+    return assemble_hubert(config or infer_torchaudio_config(body, path), body, emb, proj, path)
 
 
 def count_parameters(model: nn.Module) -> int:

@@ -1,0 +1,52 @@
+"""ssl1: pretrain a HuBERT teacher on k-means labels, or distil a teacher into a student
+(DistilHuBERT / deep / wide: layer-wise prediction; LSTM: KD or DKD on the teacher's clusters).
+Lightning; resumes from exp-dir/checkpoints/last.ckpt.
+
+Usage:
+    python -m espnet_distill.bin.train_ssl --config conf/hubert_pretrain.yaml \\
+        --train-cuts data/fbank/cuts_train-clean-100.jsonl.gz --valid-cuts data/fbank/cuts_dev-clean.jsonl.gz \\
+        --labels exp/ssl/labels_mfcc/labels.npz --exp-dir exp/ssl/hubert
+    python -m espnet_distill.bin.train_ssl --config conf/distill_lstm_dkd.yaml --teacher exp/ssl/hubert/model.pt \\
+        --train-cuts ... --valid-cuts ... --exp-dir exp/ssl/lstm_dkd [--override train.max_epochs=3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from espnet_distill.ssl.hubert import CheckpointMismatch
+from espnet_distill.ssl.trainer import train_ssl
+from espnet_distill.train.am_trainer import apply_overrides, load_config
+from espnet_distill.utils import setup_logging
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--config", type=Path, required=True)
+    parser.add_argument("--override", nargs="*", default=[], help="section.key=value (YAML value)")
+    parser.add_argument("--train-cuts", type=Path, required=True)
+    parser.add_argument("--valid-cuts", type=Path, required=True)
+    parser.add_argument("--labels", type=Path, help="labels.npz of ssl_labels (pretraining)")
+    parser.add_argument("--teacher", type=Path, help="HuBERT checkpoint (distillation)")
+    parser.add_argument("--exp-dir", type=Path, required=True)
+    args = parser.parse_args(argv)
+    setup_logging()
+    for path in [args.config, args.train_cuts, args.valid_cuts, args.labels, args.teacher]:
+        if path is not None and not path.exists():
+            print(f"train_ssl: {path} does not exist", file=sys.stderr)
+            return 1
+    try:
+        config = apply_overrides(load_config(args.config), args.override)
+        train_ssl(config, args.exp_dir, args.train_cuts, args.valid_cuts, args.teacher, args.labels)
+    except (ValueError, CheckpointMismatch) as err:
+        print(f"train_ssl: {err}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,270 @@
+"""Training of the ssl1 recipe: HuBERT pretraining (the offline teacher) and distillation of a
+teacher into students (DistilHuBERT and deep/wide transformer students: layer-wise prediction;
+LSTM students: output-level KD or DKD). Lightning, resumable from ``checkpoints/last.ckpt``.
+
+``config["mode"]``:
+
+- ``pretrain``: torchaudio's ``HuBERTPretrainModel`` on k-means labels (masked prediction; loss:
+  cross-entropy of the masked frames + 10 x the CNN feature penalty, as HuBERT); ``model.pt`` is
+  written by :meth:`~espnet_distill.ssl.hubert.HubertModel.save`;
+- ``distilhubert``: a :class:`~espnet_distill.ssl.students.DistilHubert` regresses
+  ``model.target_layers`` of the teacher (L1 - cos_weight x log sigmoid(cos) per head);
+- ``kd`` / ``dkd``: an :class:`~espnet_distill.ssl.students.LstmStudent` matches the teacher's
+  cluster distribution (temperature KL x T^2, or alpha TCKD + beta NCKD with the teacher's top
+  cluster as target), the KD term warmed up linearly over ``model.kd_warmup_steps``.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import lightning as L
+import numpy as np
+import torch
+import torchaudio
+import yaml
+from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.loggers import TensorBoardLogger
+
+from espnet_distill.kd.losses import dkd_sum, kd_kl_sum, layer_distillation_loss
+from espnet_distill.ssl.data import load_cuts, make_audio_loader
+from espnet_distill.ssl.hubert import (
+    HubertModel,
+    assemble_hubert,
+    count_parameters,
+    load_hubert,
+    receptive_field,
+    split_pretrain_state,
+)
+from espnet_distill.ssl.students import (
+    DistilHubert,
+    LstmStudent,
+    init_from_teacher,
+    select_layers,
+    transformer_config,
+)
+from espnet_distill.train.am_trainer import LinearWarmupDecay, average_checkpoints, merge_config
+from espnet_distill.train.progress import progress_callbacks
+from espnet_distill.utils import atomic_output
+
+log = logging.getLogger(__name__)
+
+MODES = ("pretrain", "distilhubert", "kd", "dkd")
+DEFAULT_CONFIG = {
+    "mode": "distilhubert",
+    "model": {},
+    "optim": {"lr": 2e-4, "weight_decay": 0.0, "warmup_steps": 200},
+    "train": {"max_epochs": 10, "max_duration": 60, "crop_seconds": 4.0, "seed": 1234,
+              "grad_clip": 10.0, "num_workers": 1, "average_last": 1},
+}  # fmt: skip
+MASKING = {"mask_prob": 0.8, "mask_selection": "static", "mask_other": 0.0, "mask_length": 10,
+           "no_mask_overlap": False, "mask_min_space": 1, "mask_channel_prob": 0.0,
+           "mask_channel_selection": "static", "mask_channel_other": 0.0,
+           "mask_channel_length": 10, "no_mask_channel_overlap": False,
+           "mask_channel_min_space": 1}  # fmt: skip
+
+
+def _frame_mask(lengths: torch.Tensor, num_frames: int) -> torch.Tensor:
+    return torch.arange(num_frames, device=lengths.device)[None] < lengths[:, None]
+
+
+class SslLitModule(L.LightningModule):
+    def __init__(self, config: dict, total_steps: int, teacher: HubertModel | None = None,
+                 num_classes: int = 0) -> None:  # fmt: skip
+        super().__init__()
+        self.config, self.total_steps = config, total_steps
+        self.mode = config["mode"]
+        m = config["model"]
+        if self.mode == "pretrain":
+            self.encoder_config = m["encoder"]
+            self.net = torchaudio.models.hubert_pretrain_model(
+                **m["encoder"], **{**MASKING, **m.get("masking", {})}, skip_masked=False,
+                skip_nomask=True, num_classes=num_classes, final_dim=m.get("final_dim", 256),
+                feature_grad_mult=m.get("feature_grad_mult", 0.1))  # fmt: skip
+            return
+        assert teacher is not None
+        self.teacher = [teacher.eval().requires_grad_(False)]  # a list: not a submodule
+        if self.mode == "distilhubert":
+            dim = m.get("dim")
+            enc = transformer_config(teacher.config, m["num_layers"], dim, m.get("ff_ratio"))
+            self.net = DistilHubert(enc, m["target_layers"], teacher.config["encoder_embed_dim"])
+            if m.get("init_from_teacher", True):
+                copied = init_from_teacher(self.net.backbone, teacher)
+                log.info("student: %d tensors initialised from the teacher", len(copied))
+        else:
+            if not teacher.num_classes:
+                raise ValueError("output-level KD needs a teacher with its masked-prediction "
+                                 "head (cluster embeddings)")  # fmt: skip
+            self.net = LstmStudent(teacher.config, teacher.num_classes, m.get("hidden", 256),
+                                   m.get("num_layers", 2), m.get("bidirectional", True))  # fmt: skip
+            init_from_teacher(self.net.feature_extractor, teacher.wav2vec2.feature_extractor)
+
+    def _pretrain_step(self, batch: dict, prefix: str) -> torch.Tensor:
+        audio, lengths, labels = batch["audio"], batch["lengths"], batch["labels"]
+        feats, frames = self.net.wav2vec2.feature_extractor(audio, lengths)
+        t = feats.shape[1]
+        labels = torch.nn.functional.pad(labels, (0, max(0, t - labels.shape[1])), value=-1)[:, :t]
+        valid = _frame_mask(frames, t)
+        # a labelled frame the crop or the frame count left without label takes class 0; the
+        # padding frames are never scored (torchaudio's mask_m excludes them)
+        labels = torch.where(valid & (labels < 0), torch.zeros_like(labels), labels).clamp(min=0)
+        logit_m, _, feature_pen = self.net(audio, labels, lengths)
+        target = torch.zeros(logit_m.shape[0], dtype=torch.long, device=logit_m.device)
+        ce = torch.nn.functional.cross_entropy(logit_m.float(), target)
+        loss = ce + 10.0 * feature_pen
+        acc = (logit_m.argmax(-1) == 0).float().mean()
+        n = logit_m.shape[0]
+        self.log(f"{prefix}_loss", loss, prog_bar=True, batch_size=n)
+        self.log(f"{prefix}_masked_acc", acc, prog_bar=prefix == "valid", batch_size=n)
+        return loss
+
+    def _distill_step(self, batch: dict, prefix: str) -> torch.Tensor:
+        audio, lengths = batch["audio"], batch["lengths"]
+        teacher = self.teacher[0]
+        m = self.config["model"]
+        with torch.no_grad():
+            t_states, frames = teacher.hidden_states(audio, lengths)
+        s_states, _ = self.net.hidden_states(audio, lengths)
+        mask = _frame_mask(frames, s_states[-1].shape[1])
+        n = int(mask.sum())
+        if self.mode == "distilhubert":
+            preds = self.net.predictions(s_states[-1])
+            loss = 0.0
+            for layer, pred, target in zip(m["target_layers"], preds,
+                                           select_layers(t_states, m["target_layers"]), strict=True):  # fmt: skip
+                head_loss, cos = layer_distillation_loss(
+                    pred, target, mask, m.get("cos_weight", 1.0)
+                )
+                loss = loss + head_loss
+                self.log(f"{prefix}_cos_layer{layer}", cos, batch_size=n)
+        else:
+            with torch.no_grad():
+                t_logits = teacher.unit_logits(t_states[-1])
+            s_logits = self.net.unit_logits(s_states[-1])
+            temp = m.get("temperature", 4.0 if self.mode == "dkd" else 1.0)
+            if self.mode == "kd":
+                kd = kd_kl_sum(s_logits, t_logits, mask, temp)
+            else:
+                kd = dkd_sum(s_logits, t_logits, t_logits.argmax(-1), mask, m.get("alpha", 1.0),
+                             m.get("beta", 8.0), temp)  # fmt: skip
+            kd = kd / max(n, 1)
+            warm = min(1.0, (self.global_step + 1) / max(m.get("kd_warmup_steps", 1), 1))
+            loss = warm * kd if prefix == "train" else kd
+            agree = (s_logits.argmax(-1) == t_logits.argmax(-1))[mask].float().mean()
+            self.log(f"{prefix}_top1_agreement", agree, prog_bar=prefix == "valid", batch_size=n)
+        self.log(f"{prefix}_loss", loss, prog_bar=True, batch_size=n)
+        return loss
+
+    def _step(self, batch: dict, prefix: str) -> torch.Tensor:
+        if self.mode == "pretrain":
+            return self._pretrain_step(batch, prefix)
+        return self._distill_step(batch, prefix)
+
+    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+        return self._step(batch, "train")
+
+    def validation_step(self, batch: dict, batch_idx: int) -> None:
+        self._step(batch, "valid")
+
+    def configure_optimizers(self) -> dict:
+        o = self.config["optim"]
+        opt = torch.optim.AdamW(self.net.parameters(), lr=o["lr"], weight_decay=o["weight_decay"])
+        sched = torch.optim.lr_scheduler.LambdaLR(
+            opt, LinearWarmupDecay(o["warmup_steps"], self.total_steps)
+        )
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+
+def read_labels(path: Path) -> dict[str, np.ndarray]:
+    """``labels.npz`` (cut id -> int array of frame labels) written by the label stage."""
+    with np.load(path) as data:
+        return {k: data[k] for k in data.files}
+
+
+def train_ssl(config: dict, exp_dir: Path, train_cuts: Path, valid_cuts: Path,
+              teacher_path: Path | None = None, labels_path: Path | None = None) -> Path:  # fmt: skip
+    """Train (or resume) and write ``exp_dir/model.pt``; returns its path."""
+    config = merge_config(DEFAULT_CONFIG, config)
+    if config["mode"] not in MODES:
+        raise ValueError(f"unknown mode '{config['mode']}', expected one of {', '.join(MODES)}")
+    exp_dir.mkdir(parents=True, exist_ok=True)
+    final = exp_dir / "model.pt"
+    if final.is_file():
+        log.info("%s exists: training is finished", final)
+        return final
+    (exp_dir / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    tc = config["train"]
+    L.seed_everything(tc["seed"], workers=True)
+    labels = num_classes = None
+    teacher = None
+    if config["mode"] == "pretrain":
+        if labels_path is None:
+            raise ValueError("pretraining needs frame labels (--labels)")
+        labels = read_labels(labels_path)
+        num_classes = int(max(int(v.max()) for v in labels.values()) + 1)
+        field = receptive_field(config["model"]["encoder"])
+    else:
+        if teacher_path is None:
+            raise ValueError(f"mode {config['mode']} distils a teacher: --teacher is needed")
+        teacher = load_hubert(teacher_path)
+        field = receptive_field(teacher.config)
+    train_set = load_cuts(train_cuts, field, labels)
+    valid_set = load_cuts(valid_cuts, field, labels)
+    train_dl = make_audio_loader(train_set, tc["max_duration"], True, tc["seed"], labels,
+                                 tc["crop_seconds"], tc["num_workers"])  # fmt: skip
+    valid_dl = make_audio_loader(valid_set, tc["max_duration"], False, labels=labels)
+    train_dl.sampler.set_epoch(0)
+    steps_per_epoch = sum(1 for _ in train_dl.sampler)
+    module = SslLitModule(config, steps_per_epoch * tc["max_epochs"], teacher, num_classes or 0)
+    log.info("%s: %.2fM trainable parameters%s; %d batches an epoch", config["mode"],
+             count_parameters(module.net) / 1e6,
+             f", teacher {count_parameters(teacher) / 1e6:.2f}M" if teacher else "",
+             steps_per_epoch)  # fmt: skip
+    ckpt_dir = exp_dir / "checkpoints"
+    checkpoint = ModelCheckpoint(dirpath=ckpt_dir, filename="epoch{epoch:03d}",
+                                 auto_insert_metric_name=False, monitor="epoch", mode="max",
+                                 save_top_k=tc["average_last"], save_last=True)  # fmt: skip
+    progress, show_bar = progress_callbacks(steps_per_epoch)
+    trainer = L.Trainer(
+        default_root_dir=exp_dir, accelerator="cpu", devices=1, max_epochs=tc["max_epochs"],
+        gradient_clip_val=tc["grad_clip"], callbacks=[checkpoint, *progress],
+        enable_progress_bar=show_bar, logger=TensorBoardLogger(exp_dir, name="tensorboard", version=""),
+        use_distributed_sampler=False, num_sanity_val_steps=0, log_every_n_steps=10,
+        enable_model_summary=False,
+    )  # fmt: skip
+    last = ckpt_dir / "last.ckpt"
+    if last.is_file():
+        log.info("resuming from %s", last)
+    trainer.fit(module, train_dl, valid_dl, ckpt_path=str(last) if last.is_file() else None)
+    kept = [Path(p) for p in checkpoint.best_k_models]
+    state = {k.removeprefix("net."): v for k, v in average_checkpoints(kept).items()
+             if k.startswith("net.")}  # fmt: skip
+    with atomic_output(final) as tmp:
+        if config["mode"] == "pretrain":
+            body, emb, proj = split_pretrain_state(state)
+            model = assemble_hubert(config["model"]["encoder"], body, emb, proj, exp_dir)
+            model.save(tmp)
+        else:
+            module.net.load_state_dict(state)
+            torch.save({"kind": config["mode"], "student_config": module.net.config,
+                        "target_layers": config["model"].get("target_layers"),
+                        "teacher_dim": teacher.config["encoder_embed_dim"],
+                        "state_dict": state}, tmp)  # fmt: skip
+    return final
+
+
+def load_upstream(path: Path) -> HubertModel | DistilHubert | LstmStudent:
+    """A trained upstream in eval mode: a HuBERT (any format of :func:`load_hubert`) or a
+    student written by :func:`train_ssl`."""
+    blob = torch.load(path, map_location="cpu", weights_only=False)
+    if not isinstance(blob, dict) or blob.get("kind") not in ("distilhubert", "kd", "dkd"):
+        return load_hubert(path)
+    if blob["kind"] == "distilhubert":
+        net = DistilHubert(blob["student_config"], blob["target_layers"], blob["teacher_dim"])
+    else:
+        c = blob["student_config"]
+        net = LstmStudent(c["cnn"], c["num_classes"], c["hidden"], c["num_layers"],
+                          c["bidirectional"])  # fmt: skip
+    net.load_state_dict(blob["state_dict"])
+    return net.eval()

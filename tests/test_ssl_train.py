@@ -1,0 +1,136 @@
+"""ssl1 training on the tiny corpus: MFCC k-means labels, HuBERT pretraining, then DistilHuBERT,
+LSTM-KD and LSTM-DKD students of that teacher (a few steps each: the plumbing, resumable outputs
+and the losses' direction, not the quality)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from lhotse import CutSet
+
+from espnet_distill.bin import ssl_labels, train_ssl
+from espnet_distill.ssl.hubert import load_hubert
+from espnet_distill.ssl.targets import mfcc_features
+from espnet_distill.ssl.trainer import load_upstream, read_labels
+
+TINY_HUBERT = """mode: pretrain
+model:
+  encoder:
+    extractor_mode: group_norm
+    extractor_conv_layer_config: [[32, 10, 5], [32, 3, 2], [32, 3, 2], [32, 3, 2], [32, 3, 2], [32, 2, 2], [32, 2, 2]]
+    extractor_conv_bias: false
+    encoder_embed_dim: 64
+    encoder_projection_dropout: 0.0
+    encoder_pos_conv_kernel: 16
+    encoder_pos_conv_groups: 4
+    encoder_num_layers: 2
+    encoder_num_heads: 2
+    encoder_attention_dropout: 0.0
+    encoder_ff_interm_features: 128
+    encoder_ff_interm_dropout: 0.0
+    encoder_dropout: 0.0
+    encoder_layer_norm_first: false
+    encoder_layer_drop: 0.0
+  final_dim: 32
+  masking: {mask_prob: 0.5, mask_length: 5}
+optim: {lr: 0.001, warmup_steps: 5}
+train: {max_epochs: 3, max_duration: 30, crop_seconds: 3.0, num_workers: 0}
+"""
+
+
+@pytest.fixture(scope="module")
+def labels_dir(tiny_features, tmp_path_factory):
+    out = tmp_path_factory.mktemp("ssl_labels")
+    fbank = tiny_features / "fbank"
+    argv = ["--fit-cuts", str(fbank / "cuts_train-clean-100.jsonl.gz"), "--cuts",
+            str(fbank / "cuts_train-clean-100.jsonl.gz"), str(fbank / "cuts_dev-clean.jsonl.gz"),
+            "--num-clusters", "16", "--out-dir", str(out)]  # fmt: skip
+    assert ssl_labels.main(argv) == 0
+    return out
+
+
+def test_mfcc_labels_are_the_nearest_centroid_per_model_frame(labels_dir, tiny_features):
+    labels = read_labels(labels_dir / "labels.npz")
+    centers = np.load(labels_dir / "centers.npy")
+    cuts = CutSet.from_file(tiny_features / "fbank" / "cuts_dev-clean.jsonl.gz")
+    for cut in list(cuts)[:3]:
+        n = (cut.num_samples - 400) // 320 + 1  # HuBERT CNN frames
+        assert len(labels[cut.id]) == n
+        feats = mfcc_features(torch.from_numpy(cut.load_audio()[0])).numpy()[::2]
+        nearest = ((feats[:, None, :] - centers[None]) ** 2).sum(-1).argmin(-1)
+        m = min(n, len(nearest))
+        assert (labels[cut.id][:m] == nearest[:m]).mean() > 0.99
+
+
+@pytest.fixture(scope="module")
+def teacher_path(labels_dir, tiny_features, tmp_path_factory):
+    out = tmp_path_factory.mktemp("hubert")
+    (out / "conf.yaml").write_text(TINY_HUBERT)
+    fbank = tiny_features / "fbank"
+    argv = ["--config", str(out / "conf.yaml"), "--train-cuts", str(fbank / "cuts_train-clean-100.jsonl.gz"),
+            "--valid-cuts", str(fbank / "cuts_dev-clean.jsonl.gz"), "--labels",
+            str(labels_dir / "labels.npz"), "--exp-dir", str(out / "exp")]  # fmt: skip
+    assert train_ssl.main(argv) == 0
+    return out / "exp" / "model.pt"
+
+
+def _scalars(exp, tag):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(next((exp / "tensorboard").glob("events*"))))
+    events.Reload()
+    return [e.value for e in events.Scalars(tag)]
+
+
+def test_pretrained_teacher_learns_the_masked_labels(teacher_path):
+    loss = _scalars(teacher_path.parent, "valid_loss")
+    assert len(loss) == 3 and loss[-1] < loss[0]
+    teacher = load_hubert(teacher_path)
+    assert teacher.num_classes == 16 and teacher.num_layers == 2
+    assert load_upstream(teacher_path).num_classes == 16
+
+
+@pytest.mark.parametrize("mode,model", [
+    ("distilhubert", "{num_layers: 1, target_layers: [1, 2]}"),
+    ("kd", "{hidden: 16, num_layers: 1, kd_warmup_steps: 5}"),
+    ("dkd", "{hidden: 16, num_layers: 1, kd_warmup_steps: 5}"),
+])  # fmt: skip
+def test_students_distil_the_teacher(teacher_path, tiny_features, tmp_path, mode, model):
+    (tmp_path / "conf.yaml").write_text(
+        f"mode: {mode}\nmodel: {model}\noptim: {{lr: 0.003, warmup_steps: 5}}\n"
+        "train: {max_epochs: 3, max_duration: 30, crop_seconds: 3.0, num_workers: 0}\n"
+    )
+    fbank = tiny_features / "fbank"
+    argv = ["--config", str(tmp_path / "conf.yaml"), "--train-cuts",
+            str(fbank / "cuts_train-clean-100.jsonl.gz"), "--valid-cuts",
+            str(fbank / "cuts_dev-clean.jsonl.gz"), "--teacher", str(teacher_path),
+            "--exp-dir", str(tmp_path / "exp")]  # fmt: skip
+    assert train_ssl.main(argv) == 0
+    loss = _scalars(tmp_path / "exp", "valid_loss")
+    assert len(loss) == 3 and loss[-1] < loss[0], loss
+    student = load_upstream(tmp_path / "exp" / "model.pt")
+    teacher = load_hubert(teacher_path)
+    wave = torch.randn(1, 8000)
+    with torch.no_grad():
+        s, _ = student.hidden_states(wave)
+        t, _ = teacher.hidden_states(wave)
+    assert s[-1].shape[1] == t[-1].shape[1]
+    # rerun: the finished model is kept
+    mtime = (tmp_path / "exp" / "model.pt").stat().st_mtime_ns
+    assert train_ssl.main(argv) == 0
+    assert (tmp_path / "exp" / "model.pt").stat().st_mtime_ns == mtime
+
+
+def test_kd_needs_a_teacher_with_a_prediction_head(tmp_path, tiny_features, teacher_path):
+    from espnet_distill.ssl.hubert import HubertModel
+
+    headless = HubertModel(load_hubert(teacher_path).config)
+    headless.save(tmp_path / "headless.pt")
+    (tmp_path / "conf.yaml").write_text("mode: kd\nmodel: {hidden: 8}\n")
+    fbank = tiny_features / "fbank"
+    argv = ["--config", str(tmp_path / "conf.yaml"), "--train-cuts",
+            str(fbank / "cuts_train-clean-100.jsonl.gz"), "--valid-cuts",
+            str(fbank / "cuts_dev-clean.jsonl.gz"), "--teacher", str(tmp_path / "headless.pt"),
+            "--exp-dir", str(tmp_path / "exp")]  # fmt: skip
+    assert train_ssl.main(argv) == 1
