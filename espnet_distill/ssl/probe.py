@@ -1,0 +1,266 @@
+"""SUPERB-style probing of a frozen upstream (s3prl's recipe, scaled to a CPU).
+
+The upstream's layers are combined by a learnable softmax-weighted sum (each layer layer-normed
+first, as s3prl's featurizer); a small downstream model is trained on top:
+
+- ``asr``: 2-layer BiLSTM + CTC over characters (``|`` between words); greedy decoding, WER;
+- ``pr``: linear + CTC over phones (the lexicon's first pronunciation of each word), PER;
+- ``sid``: mean pooling over the utterance + linear, over the speakers; accuracy.
+
+Tasks read lhotse cuts (16 kHz audio); ``sid`` uses the training speakers' own utterances, split
+per speaker into train / dev / test (:func:`speaker_split`), as SUPERB's SID splits VoxCeleb1.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import defaultdict
+
+import torch
+from lhotse import CutSet
+from torch import nn
+
+TASKS = ("asr", "pr", "sid")
+WORD_SEP = "|"
+
+
+class WeightedSum(nn.Module):
+    """softmax(w)-weighted sum of layer-normed layers (B, T, D) each."""
+
+    def __init__(self, num_layers: int) -> None:
+        super().__init__()
+        self.weights = nn.Parameter(torch.zeros(num_layers))
+
+    def forward(self, layers: list[torch.Tensor]) -> torch.Tensor:
+        stacked = torch.stack([nn.functional.layer_norm(x, x.shape[-1:]) for x in layers])
+        w = self.weights.softmax(0).view(-1, *([1] * (stacked.dim() - 1)))
+        return (w * stacked).sum(0)
+
+
+class CtcProbe(nn.Module):
+    """``blstm_layers`` BiLSTM layers (0: a linear probe) and a linear CTC output (blank 0)."""
+
+    def __init__(self, dim: int, vocab_size: int, blstm_layers: int = 2, hidden: int = 128) -> None:
+        super().__init__()
+        self.rnn = (nn.LSTM(dim, hidden, num_layers=blstm_layers, batch_first=True,
+                            bidirectional=True) if blstm_layers else None)  # fmt: skip
+        self.out = nn.Linear(2 * hidden if blstm_layers else dim, vocab_size)
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        if self.rnn is not None:
+            packed = nn.utils.rnn.pack_padded_sequence(x, lengths.cpu().clamp(min=1),
+                                                       batch_first=True, enforce_sorted=False)  # fmt: skip
+            x, _ = self.rnn(packed)
+            x, _ = nn.utils.rnn.pad_packed_sequence(x, batch_first=True,
+                                                    total_length=lengths.max().item())  # fmt: skip
+        return self.out(x).log_softmax(-1)
+
+    @staticmethod
+    def loss(
+        log_probs: torch.Tensor, lengths: torch.Tensor, targets: list[list[int]]
+    ) -> torch.Tensor:
+        flat = torch.tensor([t for seq in targets for t in seq], dtype=torch.long)
+        target_lens = torch.tensor([len(seq) for seq in targets])
+        return nn.functional.ctc_loss(log_probs.transpose(0, 1), flat, lengths, target_lens,
+                                      blank=0, reduction="sum", zero_infinity=True) / len(targets)  # fmt: skip
+
+    @staticmethod
+    def greedy(log_probs: torch.Tensor, lengths: torch.Tensor) -> list[list[int]]:
+        out = []
+        for row, n in zip(log_probs.argmax(-1), lengths, strict=True):
+            ids = torch.unique_consecutive(row[: int(n)]).tolist()
+            out.append([i for i in ids if i != 0])
+        return out
+
+
+class SidProbe(nn.Module):
+    """Mean over the valid frames, then a linear layer over the speakers."""
+
+    def __init__(self, dim: int, num_speakers: int) -> None:
+        super().__init__()
+        self.out = nn.Linear(dim, num_speakers)
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        mask = (torch.arange(x.shape[1])[None] < lengths[:, None]).unsqueeze(-1).to(x.dtype)
+        pooled = (x * mask).sum(1) / mask.sum(1).clamp(min=1.0)
+        return self.out(pooled)
+
+
+class Vocabulary:
+    """Symbols of a CTC task, id 0 the blank."""
+
+    def __init__(self, symbols: list[str]) -> None:
+        self.symbols = ["<blank>", *symbols]
+        self.index = {s: i for i, s in enumerate(self.symbols)}
+
+    def encode(self, symbols: list[str]) -> list[int]:
+        return [self.index[s] for s in symbols if s in self.index]
+
+    def decode(self, ids: list[int]) -> list[str]:
+        return [self.symbols[i] for i in ids]
+
+
+def chars_of(text: str) -> list[str]:
+    """``AB C`` -> ``A B | C``: the ASR probe's symbols."""
+    return list(text.strip().replace(" ", WORD_SEP))
+
+
+def words_of_chars(symbols: list[str]) -> str:
+    return " ".join("".join(symbols).replace(WORD_SEP, " ").split())
+
+
+def phones_of(text: str, lexicon: dict[str, list[list[str]]]) -> list[str] | None:
+    """The first pronunciation's base phones of every word; None if a word has none."""
+    from espnet_distill.lang.phone_lang import base_phone
+
+    out = []
+    for word in text.split():
+        if word not in lexicon:
+            return None
+        out.extend(base_phone(p) for p in lexicon[word][0])
+    return out
+
+
+def speaker_split(speaker_of: dict[str, str], seed: int = 0, dev: float = 0.1,
+                  test: float = 0.1) -> dict[str, list[str]]:  # fmt: skip
+    """Utterance ids split per speaker into train / dev / test (at least one each for speakers
+    with 3+ utterances; others train only), seeded."""
+    by_speaker: dict[str, list[str]] = defaultdict(list)
+    for utt, spk in sorted(speaker_of.items()):
+        by_speaker[spk].append(utt)
+    rng = random.Random(seed)
+    split: dict[str, list[str]] = {"train": [], "dev": [], "test": []}
+    for spk in sorted(by_speaker):
+        utts = by_speaker[spk]
+        rng.shuffle(utts)
+        if len(utts) < 3:
+            split["train"].extend(utts)
+            continue
+        n_dev, n_test = max(1, round(dev * len(utts))), max(1, round(test * len(utts)))
+        split["dev"].extend(utts[:n_dev])
+        split["test"].extend(utts[n_dev : n_dev + n_test])
+        split["train"].extend(utts[n_dev + n_test :])
+    return split
+
+
+def _text(cut) -> str:  # noqa: ANN001
+    return " ".join(s.text for s in cut.supervisions)
+
+
+def task_targets(task: str, cuts: CutSet, lexicon: dict | None = None,
+                 speakers: list[str] | None = None) -> tuple[dict, int]:  # fmt: skip
+    """Cut id -> target (ASR: chars, PR: phones, SID: speaker index); cuts without one (a word
+    the lexicon lacks) are left out, their count returned."""
+    out, skipped = {}, 0
+    for cut in cuts:
+        text = _text(cut)
+        if task == "asr":
+            out[cut.id] = chars_of(text)
+        elif task == "pr":
+            phones = phones_of(text, lexicon or {})
+            if phones is None:
+                skipped += 1
+                continue
+            out[cut.id] = phones
+        else:
+            out[cut.id] = (speakers or []).index(cut.supervisions[0].speaker)
+    return out, skipped
+
+
+class Probe(nn.Module):
+    def __init__(self, task: str, num_layers: int, dim: int, num_outputs: int, conf: dict) -> None:
+        super().__init__()
+        if task not in TASKS:
+            raise ValueError(f"unknown probing task '{task}', expected one of {', '.join(TASKS)}")
+        self.task = task
+        self.featurizer = WeightedSum(num_layers)
+        if task == "sid":
+            self.head = SidProbe(dim, num_outputs)
+        else:
+            layers = conf.get("blstm_layers", 2 if task == "asr" else 0)
+            self.head = CtcProbe(dim, num_outputs, layers, conf.get("hidden", 128))
+
+    def forward(self, layers: list[torch.Tensor], lengths: torch.Tensor) -> torch.Tensor:
+        return self.head(self.featurizer(layers), lengths)
+
+
+def run_probe(upstream: nn.Module, task: str, splits: dict[str, CutSet], conf: dict,
+              lexicon: dict | None = None) -> dict:  # fmt: skip
+    """Train the probe on ``splits["train"]`` (upstream frozen), keep the epoch best on "dev",
+    score "test". Returns {metric, dev, test, layer_weights, skipped}."""
+    from espnet_distill.score.wer import score_corpus
+    from espnet_distill.ssl.data import make_audio_loader
+
+    torch.manual_seed(conf.get("seed", 0))
+    upstream = upstream.eval().requires_grad_(False)
+    speakers = (
+        sorted({c.supervisions[0].speaker for c in splits["train"]}) if task == "sid" else None
+    )
+    targets, skipped = {}, 0
+    for name, cuts in splits.items():
+        t, s = task_targets(task, cuts, lexicon, speakers)
+        targets[name], skipped = t, skipped + s
+    if task == "sid":
+        vocab, num_outputs = None, len(speakers)
+    else:
+        vocab = Vocabulary(sorted({s for seq in targets["train"].values() for s in seq}))
+        num_outputs = len(vocab.symbols)
+    with torch.no_grad():
+        probe_states, _ = upstream.hidden_states(torch.zeros(1, 16000))
+    probe = Probe(task, len(probe_states), probe_states[0].shape[-1], num_outputs, conf)
+    opt = torch.optim.AdamW(probe.parameters(), lr=conf.get("lr", 1e-3))
+    loaders = {name: make_audio_loader(cuts.filter(lambda c, t=targets[name]: c.id in t).to_eager(),
+                                       conf.get("max_duration", 60), name == "train",
+                                       conf.get("seed", 0))
+               for name, cuts in splits.items()}  # fmt: skip
+
+    def evaluate(name: str) -> float:
+        probe.eval()
+        hyps, refs, correct, total = {}, {}, 0, 0
+        with torch.no_grad():
+            for batch in loaders[name]:
+                states, lens = upstream.hidden_states(batch["audio"], batch["lengths"])
+                out = probe(states, lens)
+                for i, cut_id in enumerate(batch["ids"]):
+                    ref = targets[name][cut_id]
+                    if task == "sid":
+                        correct += int(out[i].argmax()) == ref
+                        total += 1
+                        continue
+                    hyp = vocab.decode(CtcProbe.greedy(out[i : i + 1], lens[i : i + 1])[0])
+                    if task == "asr":
+                        refs[cut_id], hyps[cut_id] = words_of_chars(ref), words_of_chars(hyp)
+                    else:
+                        refs[cut_id], hyps[cut_id] = " ".join(ref), " ".join(hyp)
+        if task == "sid":
+            return 100.0 * correct / max(total, 1)
+        return score_corpus(refs, hyps).totals()["err"]
+
+    best, best_state, history = None, None, []
+    higher_better = task == "sid"
+    for epoch in range(conf.get("epochs", 10)):
+        probe.train()
+        loaders["train"].sampler.set_epoch(epoch)
+        for batch in loaders["train"]:
+            with torch.no_grad():
+                states, lens = upstream.hidden_states(batch["audio"], batch["lengths"])
+            out = probe(states, lens)
+            if task == "sid":
+                gold = torch.tensor([targets["train"][i] for i in batch["ids"]])
+                loss = nn.functional.cross_entropy(out, gold)
+            else:
+                loss = CtcProbe.loss(out, lens, [vocab.encode(targets["train"][i])
+                                                 for i in batch["ids"]])  # fmt: skip
+            opt.zero_grad()
+            loss.backward()
+            nn.utils.clip_grad_norm_(probe.parameters(), 5.0)
+            opt.step()
+        score = evaluate("dev")
+        history.append(round(score, 2))
+        if best is None or (score > best if higher_better else score < best):
+            best, best_state = score, {k: v.clone() for k, v in probe.state_dict().items()}
+    probe.load_state_dict(best_state)
+    return {"task": task, "metric": "accuracy" if task == "sid" else ("WER" if task == "asr" else "PER"),
+            "dev": round(best, 2), "test": round(evaluate("test"), 2), "dev_by_epoch": history,
+            "layer_weights": [round(w, 3) for w in probe.featurizer.weights.softmax(0).tolist()],
+            "skipped_cuts": skipped}  # fmt: skip

@@ -1,0 +1,80 @@
+"""SUPERB-style probing (espnet_distill/ssl/probe.py)."""
+
+from __future__ import annotations
+
+import torch
+from lhotse import CutSet
+
+from espnet_distill.ssl.hubert import HubertModel
+from espnet_distill.ssl.probe import (
+    CtcProbe,
+    WeightedSum,
+    chars_of,
+    phones_of,
+    run_probe,
+    speaker_split,
+    words_of_chars,
+)
+
+from .test_hubert import tiny_config
+
+
+def test_weighted_sum_starts_as_the_mean_of_normalised_layers():
+    layers = [torch.randn(2, 5, 8) * s + s for s in (1.0, 3.0, 10.0)]
+    ws = WeightedSum(3)
+    normed = [(x - x.mean(-1, keepdim=True)) / (x.var(-1, unbiased=False, keepdim=True) + 1e-5).sqrt()
+              for x in layers]  # fmt: skip
+    torch.testing.assert_close(ws(layers), sum(normed) / 3, atol=1e-5, rtol=1e-5)
+    with torch.no_grad():
+        ws.weights.copy_(torch.tensor([0.0, 100.0, 0.0]))
+    torch.testing.assert_close(ws(layers), normed[1], atol=1e-4, rtol=1e-4)
+
+
+def test_ctc_greedy_collapses_repeats_and_blanks():
+    ids = torch.tensor([[0, 3, 3, 0, 3, 2, 2, 0, 1]])
+    log_probs = torch.nn.functional.one_hot(ids, 4).float().log()
+    assert CtcProbe.greedy(log_probs, torch.tensor([9])) == [[3, 3, 2, 1]]
+    assert CtcProbe.greedy(log_probs, torch.tensor([4])) == [[3]]
+
+
+def test_symbols_of_text():
+    assert chars_of("AB C") == ["A", "B", "|", "C"]
+    assert words_of_chars(["|", "A", "B", "|", "|", "C"]) == "AB C"
+    lexicon = {"AB": [["EY1_B", "B_E"], ["AH0"]], "C": [["S_S"]]}
+    assert phones_of("AB C", lexicon) == ["EY1", "B", "S"]
+    assert phones_of("AB D", lexicon) is None
+
+
+def test_speaker_split_is_per_speaker_disjoint_and_seeded():
+    speaker_of = {f"s{s}-u{u}": f"s{s}" for s in range(4) for u in range(10)}
+    speaker_of["lone-u0"] = "lone"
+    split = speaker_split(speaker_of, seed=3)
+    parts = [set(split[k]) for k in ("train", "dev", "test")]
+    assert sum(map(len, parts)) == len(speaker_of) and not (
+        parts[0] & parts[1] or parts[1] & parts[2]
+    )
+    for s in range(4):
+        assert sum(u.startswith(f"s{s}-") for u in split["test"]) == 1
+    assert "lone-u0" in split["train"]
+    assert speaker_split(speaker_of, seed=3) == split
+
+
+def test_probes_train_on_a_frozen_upstream(tiny_features):
+    """Speaker ID on the tiny corpus from a random upstream beats chance (voices differ in pitch
+    and channel); the ASR probe runs and scores WER (a random upstream learns little)."""
+    torch.manual_seed(0)
+    conv = [(32, 10, 5)] + [(32, 3, 2)] * 4 + [(32, 2, 2)] * 2
+    upstream = HubertModel(dict(tiny_config(), extractor_conv_layer_config=conv))
+    cuts = CutSet.from_file(tiny_features / "fbank" / "cuts_train-clean-100.jsonl.gz").to_eager()
+    split = speaker_split(
+        {c.id: c.supervisions[0].speaker for c in cuts}, seed=0, dev=0.25, test=0.25
+    )
+    splits = {
+        k: cuts.filter(lambda c, ids=set(v): c.id in ids).to_eager() for k, v in split.items()
+    }
+    sid = run_probe(upstream, "sid", splits, {"epochs": 8, "lr": 0.01, "max_duration": 30})
+    speakers = len({c.supervisions[0].speaker for c in cuts})
+    assert sid["metric"] == "accuracy" and sid["test"] > 100 / speakers, sid
+    assert abs(sum(sid["layer_weights"]) - 1) < 1e-2 and len(sid["layer_weights"]) == 4
+    asr = run_probe(upstream, "asr", splits, {"epochs": 1, "max_duration": 30, "hidden": 16})
+    assert asr["metric"] == "WER" and asr["test"] >= 0 and len(asr["dev_by_epoch"]) == 1
