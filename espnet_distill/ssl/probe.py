@@ -192,6 +192,8 @@ def run_probe(upstream: nn.Module, task: str, splits: dict[str, CutSet], conf: d
     from espnet_distill.ssl.data import make_audio_loader
 
     torch.manual_seed(conf.get("seed", 0))
+    if conf.get("num_threads"):  # small LSTMs run faster on one thread (many tiny matmuls)
+        torch.set_num_threads(conf["num_threads"])
     upstream = upstream.eval().requires_grad_(False)
     speakers = (
         sorted({c.supervisions[0].speaker for c in splits["train"]}) if task == "sid" else None

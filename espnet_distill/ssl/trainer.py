@@ -8,7 +8,9 @@ LSTM students: output-level KD or DKD). Lightning, resumable from ``checkpoints/
   cross-entropy of the masked frames + 10 x the CNN feature penalty, as HuBERT); ``model.pt`` is
   written by :meth:`~espnet_distill.ssl.hubert.HubertModel.save`;
 - ``distilhubert``: a :class:`~espnet_distill.ssl.students.DistilHubert` regresses
-  ``model.target_layers`` of the teacher (L1 - cos_weight x log sigmoid(cos) per head);
+  ``model.target_layers`` of the teacher (L1 - cos_weight x log sigmoid(cos) per head); its
+  width is the teacher's, ``model.dim``, or (``model.budget_layers: N``) the width at which
+  ``model.num_layers`` layers have the parameters of N teacher-width layers (deep vs wide);
 - ``kd`` / ``dkd``: an :class:`~espnet_distill.ssl.students.LstmStudent` matches the teacher's
   cluster distribution (temperature KL x T^2, or alpha TCKD + beta NCKD with the teacher's top
   cluster as target), the KD term warmed up linearly over ``model.kd_warmup_steps``.
@@ -43,6 +45,7 @@ from espnet_distill.ssl.students import (
     init_from_teacher,
     select_layers,
     transformer_config,
+    width_for_budget,
 )
 from espnet_distill.train.am_trainer import LinearWarmupDecay, average_checkpoints, merge_config
 from espnet_distill.train.progress import progress_callbacks
@@ -69,6 +72,16 @@ def _frame_mask(lengths: torch.Tensor, num_frames: int) -> torch.Tensor:
     return torch.arange(num_frames, device=lengths.device)[None] < lengths[:, None]
 
 
+def resolve_target_layers(spec: list[int] | str, num_layers: int) -> list[int]:
+    """``thirds``: the teacher layers at 1/3, 2/3 and 3/3 of its depth (DistilHuBERT's 4, 8, 12
+    of 12), duplicates removed; a list is taken as it is."""
+    if spec == "thirds":
+        return sorted({max(1, round(num_layers * k / 3)) for k in (1, 2, 3)})
+    if isinstance(spec, str):
+        raise ValueError(f"model.target_layers: a list of layers or 'thirds', got '{spec}'")
+    return list(spec)
+
+
 class SslLitModule(L.LightningModule):
     def __init__(self, config: dict, total_steps: int, teacher: HubertModel | None = None,
                  num_classes: int = 0) -> None:  # fmt: skip
@@ -86,7 +99,15 @@ class SslLitModule(L.LightningModule):
         assert teacher is not None
         self.teacher = [teacher.eval().requires_grad_(False)]  # a list: not a submodule
         if self.mode == "distilhubert":
+            m["target_layers"] = resolve_target_layers(m["target_layers"], teacher.num_layers)
             dim = m.get("dim")
+            if m.get("budget_layers"):  # deep vs wide: the parameters of budget_layers full layers
+                budget = count_parameters(HubertModel(transformer_config(
+                    teacher.config, m["budget_layers"], None, m.get("ff_ratio"))))  # fmt: skip
+                dim, params = width_for_budget(teacher.config, m["num_layers"], budget,
+                                               ff_ratio=m.get("ff_ratio"))  # fmt: skip
+                log.info("%d layers of width %d: %d parameters for a budget of %d (%+.1f%%)",
+                         m["num_layers"], dim, params, budget, 100 * (params - budget) / budget)  # fmt: skip
             enc = transformer_config(teacher.config, m["num_layers"], dim, m.get("ff_ratio"))
             self.net = DistilHubert(enc, m["target_layers"], teacher.config["encoder_embed_dim"])
             if m.get("init_from_teacher", True):
@@ -196,6 +217,8 @@ def train_ssl(config: dict, exp_dir: Path, train_cuts: Path, valid_cuts: Path,
     (exp_dir / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
     tc = config["train"]
     L.seed_everything(tc["seed"], workers=True)
+    if tc.get("num_threads"):  # small LSTMs run faster on one thread (many tiny matmuls)
+        torch.set_num_threads(tc["num_threads"])
     labels = num_classes = None
     teacher = None
     if config["mode"] == "pretrain":

@@ -1,0 +1,172 @@
+#!/usr/bin/env bash
+# shellcheck disable=SC2154  # train_cmd, cuda_cmd come from cmd.sh
+# The stage engine of the HuBERT distillation recipes (ssl1). A corpus's run.sh sets options and
+# calls this script; every option below can also be given on the command line (--name value).
+#
+# Stages (numbers are part of the interface, see README.md):
+#   1 data: the ASR recipe's stages 1-3 in --asr_dir (manifests, features, lexicon) are run or
+#     reused; audio cuts of its manifests (original recordings, absolute paths) go to
+#     <exp_dir>/data; the probes read its lang_phone/lexicon.txt
+#   2 k-means labels of the training audio (MFCC, or a layer of --label_teacher) [pretraining]
+#   3 teacher: pretrain a small HuBERT on the labels; skipped with --teacher_ckpt (a torchaudio
+#     state dict, a Hugging Face HubertModel dir or a fairseq checkpoint)
+#   4 students: one per --students name, conf/distill_<name>.yaml (DistilHuBERT, LSTM-KD,
+#     LSTM-DKD, deep, wide)
+#   5 probing: every upstream (teacher and students) x --probe_tasks (asr pr sid), frozen
+#   6 results: parameters, CPU speed-up vs the teacher, probing scores, deep-vs-wide plot,
+#     RESULTS.md
+# Each stage skips finished work (its model.pt / result.yaml / labels.npz); --force true redoes
+# the stages in --stage..--stop_stage.
+set -euo pipefail
+
+log() {
+  local fname=${BASH_SOURCE[1]##*/}
+  echo -e "$(date '+%Y-%m-%dT%H:%M:%S') (${fname}:${BASH_LINENO[0]}:${FUNCNAME[1]}) $*"
+}
+echo "$0 $*"
+SECONDS=0
+
+# ---------------------------------------------------------------- configuration
+stage=1                  # first stage to run
+stop_stage=6             # last stage to run
+force=false              # redo finished stages in stage..stop_stage
+asr_dir=../asr1          # the ASR recipe of the same corpus (its data stages 1-3)
+asr_opts=                # options for its run.sh, e.g. "--corpus_size demo"
+data_dir=                # that recipe's data dir (e.g. ../asr1/data/demo)
+train_set=train-clean-100  # training split
+valid_set=dev-clean      # validation split
+test_set=test-clean      # test split of the ASR and PR probes
+exp_dir=exp              # where experiments go
+num_clusters=100         # k-means clusters (HuBERT's iteration 1)
+label_teacher=           # a HuBERT whose layer --label_layer is clustered instead of MFCCs
+label_layer=6            # (iteration 2)
+teacher_config=conf/hubert_pretrain.yaml  # the offline teacher's pretraining config
+teacher_ckpt=            # a real teacher instead of pretraining one (any format of load_hubert)
+students="distilhubert lstm_kd lstm_dkd deep wide"  # conf/distill_<name>.yaml each
+probe_tasks="asr pr sid" # SUPERB-style probes: ASR (WER), phone recognition (PER), speaker ID
+probe_config=conf/probe.yaml  # probe settings, a section per task
+train_overrides=         # overrides of every training config, e.g. "train.max_epochs=2"
+results_file=RESULTS.md  # the results page
+results_title="ssl1 results"
+
+help_message="Usage: $0 [options]
+  Runs the ssl1 recipe stages --stage..--stop_stage."
+# shellcheck source=/dev/null
+. ./path.sh
+# shellcheck source=/dev/null
+. ./cmd.sh
+. utils/parse_options.sh
+
+[ $# -eq 0 ] || { log "Error: unexpected arguments: $*"; exit 1; }
+[ -n "${data_dir}" ] || { log "Error: --data_dir (the ASR recipe's data dir) is not set"; exit 1; }
+cuts_dir=${exp_dir}/data
+train_cuts=${cuts_dir}/cuts_${train_set}.jsonl.gz
+valid_cuts=${cuts_dir}/cuts_${valid_set}.jsonl.gz
+test_cuts=${cuts_dir}/cuts_${test_set}.jsonl.gz
+labels_dir=${exp_dir}/labels
+teacher=${teacher_ckpt:-${exp_dir}/teacher/model.pt}
+is_done() { [ "${force}" = false ] && [ -e "$1" ]; }
+overrides=()
+# shellcheck disable=SC2206
+[ -n "${train_overrides}" ] && overrides=(--override ${train_overrides})
+mkdir -p "${exp_dir}"
+
+if [ "${stage}" -le 1 ] && [ "${stop_stage}" -ge 1 ]; then
+  log "Stage 1: data of ${asr_dir} (its stages 1-3)"
+  # shellcheck disable=SC2086
+  (cd "${asr_dir}" && ./run.sh ${asr_opts} --stop_stage 3)
+  [ -f "${data_dir}/lang_phone/lexicon.txt" ] || {
+    log "Error: ${data_dir}/lang_phone/lexicon.txt is missing after ${asr_dir}'s stages 1-3"; exit 1; }
+  if is_done "${cuts_dir}/.done"; then
+    log "  ${cuts_dir}/.done exists: skipping"
+  else
+    python -m espnet_distill.bin.ssl_cuts --manifest-dir "${data_dir}/manifests" \
+      --path-prefix "${asr_dir}" --parts "${train_set}" "${valid_set}" "${test_set}" \
+      --out-dir "${cuts_dir}"
+    touch "${cuts_dir}/.done"
+  fi
+fi
+
+if [ "${stage}" -le 2 ] && [ "${stop_stage}" -ge 2 ]; then
+  if [ -n "${teacher_ckpt}" ]; then
+    log "Stage 2: --teacher_ckpt given: no pretraining labels needed"
+  elif is_done "${labels_dir}/labels.npz"; then
+    log "Stage 2: ${labels_dir}/labels.npz exists: skipping"
+  else
+    [ "${force}" = true ] && rm -rf "${labels_dir}"
+    label_opts=()
+    [ -n "${label_teacher}" ] && label_opts=(--teacher "${label_teacher}" --layer "${label_layer}")
+    log "Stage 2: k-means labels (${num_clusters} clusters) -> ${labels_dir}"
+    mkdir -p "${labels_dir}"
+    ${train_cmd} "${labels_dir}/labels.log" python -m espnet_distill.bin.ssl_labels \
+      --fit-cuts "${train_cuts}" --cuts "${train_cuts}" "${valid_cuts}" \
+      --num-clusters "${num_clusters}" --out-dir "${labels_dir}" "${label_opts[@]}"
+    sed 's/^/  /' "${labels_dir}/kmeans.yaml"
+  fi
+fi
+
+if [ "${stage}" -le 3 ] && [ "${stop_stage}" -ge 3 ]; then
+  if [ -n "${teacher_ckpt}" ]; then
+    log "Stage 3: teacher ${teacher_ckpt} (given)"
+  elif is_done "${teacher}"; then
+    log "Stage 3: ${teacher} exists: skipping"
+  else
+    [ "${force}" = true ] && rm -rf "${exp_dir}/teacher"
+    log "Stage 3: pretraining the teacher (${teacher_config}); progress: tail -f ${exp_dir}/teacher/train.log"
+    mkdir -p "${exp_dir}/teacher"
+    ${cuda_cmd} "${exp_dir}/teacher/train.log" python -m espnet_distill.bin.train_ssl \
+      --config "${teacher_config}" --train-cuts "${train_cuts}" --valid-cuts "${valid_cuts}" \
+      --labels "${labels_dir}/labels.npz" --exp-dir "${exp_dir}/teacher" "${overrides[@]}"
+  fi
+fi
+
+if [ "${stage}" -le 4 ] && [ "${stop_stage}" -ge 4 ]; then
+  for name in ${students}; do
+    dir=${exp_dir}/${name}
+    if is_done "${dir}/model.pt"; then
+      log "Stage 4: ${dir}/model.pt exists: skipping"
+      continue
+    fi
+    [ "${force}" = true ] && rm -rf "${dir}"
+    log "Stage 4: student ${name} (conf/distill_${name}.yaml); progress: tail -f ${dir}/train.log"
+    mkdir -p "${dir}"
+    ${cuda_cmd} "${dir}/train.log" python -m espnet_distill.bin.train_ssl \
+      --config "conf/distill_${name}.yaml" --teacher "${teacher}" --train-cuts "${train_cuts}" \
+      --valid-cuts "${valid_cuts}" --exp-dir "${dir}" "${overrides[@]}"
+    grep -E "trainable parameters|layers of width" "${dir}/train.log" | sed 's/^/  /' || true
+  done
+fi
+
+upstreams=("teacher=${teacher}")
+for name in ${students}; do upstreams+=("${name}=${exp_dir}/${name}/model.pt"); done
+
+if [ "${stage}" -le 5 ] && [ "${stop_stage}" -ge 5 ]; then
+  for pair in "${upstreams[@]}"; do
+    name=${pair%%=*}
+    for task in ${probe_tasks}; do
+      dir=${exp_dir}/probe/${name}/${task}
+      if is_done "${dir}/result.yaml"; then
+        log "Stage 5: ${dir}/result.yaml exists: skipping"
+        continue
+      fi
+      [ "${force}" = true ] && rm -rf "${dir}"
+      log "Stage 5: probing ${name} on ${task}"
+      mkdir -p "${dir}"
+      ${train_cmd} "${dir}/probe.log" python -m espnet_distill.bin.probe_ssl \
+        --upstream "${pair#*=}" --task "${task}" --train-cuts "${train_cuts}" \
+        --dev-cuts "${valid_cuts}" --test-cuts "${test_cuts}" \
+        --lexicon "${data_dir}/lang_phone/lexicon.txt" --config "${probe_config}" --out-dir "${dir}"
+      grep -E "^(metric|dev|test):" "${dir}/result.yaml" | tr '\n' ' ' | sed 's/^/  /'; echo
+    done
+  done
+fi
+
+if [ "${stage}" -le 6 ] && [ "${stop_stage}" -ge 6 ]; then
+  log "Stage 6: results table, deep-vs-wide plot, ${results_file}"
+  # shellcheck disable=SC2086
+  python -m espnet_distill.bin.ssl_results --upstream "${upstreams[@]}" \
+    --probe-dir "${exp_dir}/probe" --tasks ${probe_tasks} --timing-cuts "${test_cuts}" \
+    --out-dir "${exp_dir}/results" --results-file "${results_file}" --title "${results_title}"
+fi
+
+log "Successfully finished. [elapsed=${SECONDS}s]"

@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Embedded synthetic corpus: HuBERT distillation (ssl1). The teacher is a small HuBERT pretrained
+# here on MFCC k-means labels (no download); students: DistilHuBERT, LSTM-KD, LSTM-DKD, deep and
+# wide transformers at DistilHuBERT's size; SUPERB-style probes (ASR, PR, SID) on each.
+#   ./run.sh                                # demo size; data from ../asr1 (its stages 1-3)
+#   ./run.sh --corpus_size tiny             # a few minutes of speech (tests)
+#   ./run.sh --teacher_ckpt /path/hubert    # a real teacher (torchaudio, HF or fairseq format)
+set -euo pipefail
+
+corpus_size=demo   # tiny | demo | full
+teacher_config=conf/hubert_pretrain.yaml
+probe_config=conf/probe.yaml
+
+args=()
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --corpus_size) corpus_size=$2; shift 2 ;;
+    --teacher_config) teacher_config=$2; shift 2 ;;
+    --probe_config) probe_config=$2; shift 2 ;;
+    *) args+=("$1"); shift ;;
+  esac
+done
+size_opts=()
+if [ "${corpus_size}" = tiny ]; then
+  teacher_config=${teacher_config%.yaml}_tiny.yaml
+  probe_config=${probe_config%.yaml}_tiny.yaml
+  size_opts=(--num_clusters 20 --train_overrides "train.max_epochs=2 model.hidden=16")
+fi
+results_file=RESULTS.md
+[ "${corpus_size}" = demo ] || results_file=RESULTS_${corpus_size}.md
+
+./ssl.sh \
+  --asr_dir ../asr1 \
+  --asr_opts "--corpus_size ${corpus_size}" \
+  --data_dir "../asr1/data/${corpus_size}" \
+  --exp_dir "exp/${corpus_size}" \
+  --teacher_config "${teacher_config}" \
+  --probe_config "${probe_config}" \
+  --results_file "${results_file}" \
+  --results_title "synth ssl1 (${corpus_size} corpus)" \
+  "${size_opts[@]}" "${args[@]}"

@@ -1,0 +1,91 @@
+"""ssl1: SUPERB-style probing of one frozen upstream on one task (asr, pr or sid); writes
+``result.yaml`` (dev/test score, the layer weights). Rerunning skips a finished probe.
+
+ASR and PR train on --train-cuts, keep the epoch best on --dev-cuts and score --test-cuts. SID
+splits the speakers' utterances of --train-cuts into train/dev/test (per speaker, seeded).
+
+Usage:
+    python -m espnet_distill.bin.probe_ssl --upstream exp/ssl/lstm_dkd/model.pt --task pr \\
+        --train-cuts data/fbank/cuts_train-clean-100.jsonl.gz --dev-cuts .../cuts_dev-clean.jsonl.gz \\
+        --test-cuts .../cuts_test-clean.jsonl.gz --lexicon data/lang_phone/lexicon.txt \\
+        --config conf/probe.yaml --out-dir exp/ssl/probe/lstm_dkd/pr
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+import yaml
+from lhotse import CutSet
+
+from espnet_distill.ssl.hubert import CheckpointMismatch
+from espnet_distill.ssl.probe import TASKS, run_probe, speaker_split
+from espnet_distill.ssl.trainer import load_upstream
+from espnet_distill.utils import atomic_write_text, setup_logging
+
+log = logging.getLogger(__name__)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--upstream", type=Path, required=True)
+    parser.add_argument("--task", choices=TASKS, required=True)
+    parser.add_argument("--train-cuts", type=Path, required=True)
+    parser.add_argument("--dev-cuts", type=Path, required=True)
+    parser.add_argument("--test-cuts", type=Path, required=True)
+    parser.add_argument("--lexicon", type=Path, help="Kaldi lexicon.txt (pr)")
+    parser.add_argument("--config", type=Path, help="YAML: a section per task (epochs, lr, ...)")
+    parser.add_argument("--out-dir", type=Path, required=True)
+    args = parser.parse_args(argv)
+    setup_logging()
+    final = args.out_dir / "result.yaml"
+    if final.is_file():
+        log.info("%s exists: skipping", final)
+        return 0
+    needed = [args.upstream, args.train_cuts, args.dev_cuts, args.test_cuts]
+    needed += [args.lexicon] if args.task == "pr" else []
+    needed += [args.config] if args.config else []
+    for path in needed:
+        if path is None or not path.exists():
+            print(f"probe_ssl: {path or '--lexicon'} does not exist", file=sys.stderr)
+            return 1
+    conf = (yaml.safe_load(args.config.read_text()) or {}).get(args.task, {}) if args.config else {}
+    lexicon = None
+    if args.task == "pr":
+        from espnet_distill.lang.phone_lang import read_lexicon
+
+        lexicon = read_lexicon(args.lexicon)
+    try:
+        upstream = load_upstream(args.upstream)
+    except (CheckpointMismatch, ValueError) as err:
+        print(f"probe_ssl: {err}", file=sys.stderr)
+        return 1
+    train = CutSet.from_file(args.train_cuts).to_eager()
+    if args.task == "sid":
+        split = speaker_split({c.id: c.supervisions[0].speaker for c in train},
+                              seed=conf.get("seed", 0))  # fmt: skip
+        splits = {k: train.filter(lambda c, ids=set(v): c.id in ids).to_eager()
+                  for k, v in split.items()}  # fmt: skip
+    else:
+        splits = {"train": train, "dev": CutSet.from_file(args.dev_cuts).to_eager(),
+                  "test": CutSet.from_file(args.test_cuts).to_eager()}  # fmt: skip
+    result = run_probe(upstream, args.task, splits, conf, lexicon)
+    if result["skipped_cuts"]:
+        log.warning("%d cuts had no %s target (a word without pronunciation) and were skipped",
+                    result["skipped_cuts"], args.task)  # fmt: skip
+    args.out_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(final, yaml.safe_dump({"upstream": str(args.upstream), **result},
+                                            sort_keys=False))  # fmt: skip
+    print(
+        f"{args.upstream} {args.task}: {result['metric']} dev {result['dev']} test {result['test']}"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

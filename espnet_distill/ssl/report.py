@@ -1,0 +1,108 @@
+"""ssl1 results: parameters, CPU inference time relative to the teacher (measured in one run on
+the same audio), probing scores per task, and the deep-vs-wide plot."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import torch
+import yaml
+from torch import nn
+
+from espnet_distill.ssl.hubert import count_parameters
+
+HIGHER_IS_BETTER = {"accuracy": True, "WER": False, "PER": False}
+
+
+def upstream_parameters(model: nn.Module) -> int:
+    """Parameters an upstream keeps after training (students drop their prediction heads)."""
+    keep = getattr(model, "upstream_parameters", None)
+    if keep is not None:
+        return keep()
+    head = sum(p.numel() for n, p in model.named_parameters()
+               if n.startswith(("final_proj", "label_embeddings")))  # fmt: skip
+    return count_parameters(model) - head
+
+
+@torch.no_grad()
+def inference_seconds(models: dict[str, nn.Module], waves: list[torch.Tensor], rounds: int = 3,
+                      threads: int = 1) -> dict[str, float]:  # fmt: skip
+    """CPU seconds of ``hidden_states`` over ``waves`` (one utterance at a time) per model: the
+    minimum over ``rounds``, the models interleaved in each round so that they share the
+    machine's state; ``threads`` intra-op threads."""
+    old = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        best = {name: float("inf") for name in models}
+        for model in models.values():  # warm-up
+            model.eval().hidden_states(waves[0][None])
+        for _ in range(rounds):
+            for name, model in models.items():
+                start = time.perf_counter()
+                for wave in waves:
+                    model.hidden_states(wave[None])
+                best[name] = min(best[name], time.perf_counter() - start)
+        return best
+    finally:
+        torch.set_num_threads(old)
+
+
+def results_rows(names: list[str], params: dict[str, int], seconds: dict[str, float],
+                 probe_dir: Path, tasks: list[str], teacher: str = "teacher") -> list[dict]:  # fmt: skip
+    """One row per upstream: params, ratios to the teacher, and each task's test (dev) score."""
+    rows = []
+    for name in names:
+        row = {"upstream": name, "params_M": round(params[name] / 1e6, 3),
+               "params_vs_teacher": round(params[name] / params[teacher], 3),
+               "speedup_vs_teacher": round(seconds[teacher] / seconds[name], 2)}  # fmt: skip
+        for task in tasks:
+            path = probe_dir / name / task / "result.yaml"
+            if path.is_file():
+                r = yaml.safe_load(path.read_text())
+                row[task] = {"metric": r["metric"], "test": r["test"], "dev": r["dev"]}
+        rows.append(row)
+    return rows
+
+
+def markdown_table(rows: list[dict], tasks: list[str]) -> str:
+    metric = {t: next((r[t]["metric"] for r in rows if t in r), "") for t in tasks}
+    head = ["upstream", "params (M)", "params / teacher", "CPU speed-up"]
+    head += [f"{t.upper()} {metric[t]} test (dev)" for t in tasks]
+    lines = ["|" + "|".join(head) + "|", "|" + "|".join("---" for _ in head) + "|"]
+    for r in rows:
+        cells = [r["upstream"], f"{r['params_M']:.2f}", f"{r['params_vs_teacher']:.2f}",
+                 f"{r['speedup_vs_teacher']:.1f}x"]  # fmt: skip
+        cells += [f"{r[t]['test']:.1f} ({r[t]['dev']:.1f})" if t in r else "-" for t in tasks]
+        lines.append("|" + "|".join(cells) + "|")
+    return "\n".join(lines) + "\n"
+
+
+def deep_vs_wide_plot(
+    rows: list[dict], depths: dict[str, int], tasks: list[str], out: Path
+) -> None:
+    """Score vs depth at equal parameters, one panel per task."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    chosen = sorted(
+        (r for r in rows if r["upstream"] in depths), key=lambda r: depths[r["upstream"]]
+    )
+    fig, axes = plt.subplots(1, len(tasks), figsize=(3.2 * len(tasks), 3), squeeze=False)
+    for ax, task in zip(axes[0], tasks, strict=True):
+        pts = [(depths[r["upstream"]], r[task]["test"], r["upstream"]) for r in chosen if task in r]
+        if pts:
+            ax.plot([p[0] for p in pts], [p[1] for p in pts], "o-")
+            for x, y, name in pts:
+                ax.annotate(name, (x, y), fontsize=7, textcoords="offset points", xytext=(3, 3))
+            metric = next(r[task]["metric"] for r in chosen if task in r)
+            ax.set_ylabel(
+                f"{metric} ({'higher' if HIGHER_IS_BETTER[metric] else 'lower'} is better)"
+            )
+        ax.set_xlabel("Transformer layers (equal parameters)")
+        ax.set_title(task.upper())
+    fig.tight_layout()
+    fig.savefig(out, dpi=120)
+    plt.close(fig)
