@@ -1,0 +1,58 @@
+"""Student vs teacher: parameters and CPU inference time, as ratios measured in one run on the
+same audio (the upstream forward, ``hidden_states``, one utterance at a time; the models
+interleaved in each round, the best of the rounds kept).
+
+Targets of the HuBERT distillation issue: the LSTM-DKD student at <= 20% of the teacher's
+parameters and >= 4x faster on CPU.
+
+Usage:
+    python bench/ssl_speed.py --exp-dir egs/synth/ssl1/exp/demo \\
+        --cuts egs/synth/ssl1/exp/demo/data/cuts_test-clean.jsonl.gz [--teacher PATH] [--threads 1]
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+import torch
+from lhotse import CutSet
+
+from espnet_distill.ssl.report import inference_seconds, upstream_parameters
+from espnet_distill.ssl.trainer import load_upstream
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    parser.add_argument("--exp-dir", type=Path, required=True)
+    parser.add_argument("--cuts", type=Path, required=True)
+    parser.add_argument("--teacher", type=Path, help="default: <exp-dir>/teacher/model.pt")
+    parser.add_argument("--students", nargs="+",
+                        default=["distilhubert", "lstm_kd", "lstm_dkd", "deep", "wide"])  # fmt: skip
+    parser.add_argument("--utts", type=int, default=30)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=1)
+    args = parser.parse_args()
+    paths = {"teacher": args.teacher or args.exp_dir / "teacher" / "model.pt"}
+    paths.update({s: args.exp_dir / s / "model.pt" for s in args.students
+                  if (args.exp_dir / s / "model.pt").is_file()})  # fmt: skip
+    models = {name: load_upstream(path) for name, path in paths.items()}
+    cuts = list(CutSet.from_file(args.cuts))[: args.utts]
+    waves = [torch.from_numpy(c.load_audio()[0].astype(np.float32)) for c in cuts]
+    audio = sum(len(w) for w in waves) / 16000
+    seconds = inference_seconds(models, waves, args.rounds, args.threads)
+    params = {name: upstream_parameters(m) for name, m in models.items()}
+    print(f"{len(waves)} utterances, {audio:.1f} s of audio, {args.threads} thread(s), "
+          f"best of {args.rounds} rounds")  # fmt: skip
+    print("| upstream | params | params / teacher | CPU s | RTF | speed-up vs teacher |")
+    print("|---|---|---|---|---|---|")
+    for name in models:
+        print(f"| {name} | {params[name] / 1e6:.2f}M | {params[name] / params['teacher']:.3f} | "
+              f"{seconds[name]:.2f} | {seconds[name] / audio:.4f} | "
+              f"{seconds['teacher'] / seconds[name]:.2f}x |")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()

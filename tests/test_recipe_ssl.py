@@ -1,0 +1,57 @@
+"""The ssl1 recipe end to end on the tiny corpus (data from a copy of asr1 beside it): labels,
+teacher pretraining, five students, three probes each, the results table and plot; a rerun
+redoes nothing."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+
+import yaml
+
+from .conftest import REPO
+from .test_recipe import _recipe_copy
+
+SSL = REPO / "egs" / "synth" / "ssl1"
+
+
+def _run(d, *args):
+    env = dict(os.environ, MAIN_ROOT=str(REPO))
+    r = subprocess.run(["./run.sh", "--corpus_size", "tiny", *args], cwd=d, env=env,
+                       capture_output=True, text=True)  # fmt: skip
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    return r.stdout + r.stderr
+
+
+def test_tiny_ssl_recipe_end_to_end(tiny_corpus, tmp_path):
+    _recipe_copy(tmp_path, tiny_corpus)  # tmp_path/asr1
+    d = tmp_path / "ssl1"
+    d.mkdir()
+    for name in ("run.sh", "path.sh", "cmd.sh"):
+        shutil.copy(SSL / name, d / name)
+    shutil.copytree(SSL / "conf", d / "conf")
+    (d / "utils").symlink_to(REPO / "utils")
+    (d / "ssl.sh").symlink_to(REPO / "egs" / "TEMPLATE" / "ssl1" / "ssl.sh")
+    out = _run(d)
+    exp = d / "exp" / "tiny"
+    kmeans = yaml.safe_load((exp / "labels" / "kmeans.yaml").read_text())
+    assert kmeans["num_clusters"] == 20 and kmeans["labelled_cuts"] == 58  # 48 train + 10 dev
+    students = ["distilhubert", "lstm_kd", "lstm_dkd", "deep", "wide"]
+    for name in ["teacher", *students]:
+        assert (exp / name / "model.pt").is_file(), name
+        for task in ("asr", "pr", "sid"):
+            result = yaml.safe_load((exp / "probe" / name / task / "result.yaml").read_text())
+            assert result["metric"] == {"asr": "WER", "pr": "PER", "sid": "accuracy"}[task]
+    assert "4 layers of width" in out and "1 layers of width" in out  # deep / wide at equal size
+    summary = yaml.safe_load((exp / "results" / "summary.yaml").read_text())
+    rows = {r["upstream"]: r for r in summary["rows"]}
+    assert set(rows) == {"teacher", *students}
+    assert rows["teacher"]["params_vs_teacher"] == 1.0
+    assert rows["distilhubert"]["params_vs_teacher"] < 1.0
+    assert (exp / "results" / "deep_vs_wide.png").is_file()
+    results = (d / "RESULTS_tiny.md").read_text()
+    assert "|lstm_dkd|" in results and "CPU speed-up" in results
+    again = _run(d)
+    assert "Stage 4: exp/tiny/lstm_dkd/model.pt exists: skipping" in again
+    assert "Stage 2: exp/tiny/labels/labels.npz exists: skipping" in again
