@@ -134,3 +134,27 @@ def test_kd_needs_a_teacher_with_a_prediction_head(tmp_path, tiny_features, teac
             str(fbank / "cuts_dev-clean.jsonl.gz"), "--teacher", str(tmp_path / "headless.pt"),
             "--exp-dir", str(tmp_path / "exp")]  # fmt: skip
     assert train_ssl.main(argv) == 1
+
+
+def test_audio_shorter_than_the_receptive_field_is_skipped_and_counted(tmp_path, caplog):
+    import soundfile as sf
+    from lhotse import Recording, RecordingSet, SupervisionSegment, SupervisionSet
+
+    from espnet_distill.ssl.data import load_cuts
+
+    recs, sups = [], []
+    for name, n in (("short", 300), ("long", 8000)):
+        sf.write(tmp_path / f"{name}.wav", np.random.default_rng(0).normal(size=n) * 0.1, 16000)
+        rec = Recording.from_file(tmp_path / f"{name}.wav", recording_id=name)
+        recs.append(rec)
+        sups.append(SupervisionSegment(name, name, 0.0, rec.duration, text="A", speaker="s"))
+    cuts = CutSet.from_manifests(
+        RecordingSet.from_recordings(recs), SupervisionSet.from_segments(sups)
+    )
+    cuts.to_file(tmp_path / "cuts.jsonl.gz")
+    kept = load_cuts(tmp_path / "cuts.jsonl.gz", min_samples=400)
+    assert [c.recording_id for c in kept] == ["long"]
+    assert (
+        "1 cuts shorter than the CNN's receptive field (400 samples) skipped, e.g. short"
+        in caplog.text
+    )
