@@ -8,6 +8,7 @@ import os
 import shutil
 import subprocess
 
+import pytest
 import yaml
 
 from .conftest import REPO
@@ -24,6 +25,7 @@ def _run(d, *args):
     return r.stdout + r.stderr
 
 
+@pytest.mark.slow  # about 6 minutes: CI runs it (make test-slow)
 def test_tiny_ssl_recipe_end_to_end(tiny_corpus, tmp_path):
     _recipe_copy(tmp_path, tiny_corpus)  # tmp_path/asr1
     d = tmp_path / "ssl1"
