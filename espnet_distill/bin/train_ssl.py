@@ -33,6 +33,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--labels", type=Path, help="labels.npz of ssl_labels (pretraining)")
     parser.add_argument("--teacher", type=Path, help="HuBERT checkpoint (distillation)")
     parser.add_argument("--exp-dir", type=Path, required=True)
+    parser.add_argument("--ngpu", type=int, default=0)
     args = parser.parse_args(argv)
     setup_logging()
     for path in [args.config, args.train_cuts, args.valid_cuts, args.labels, args.teacher]:
@@ -41,7 +42,15 @@ def main(argv: list[str] | None = None) -> int:
             return 1
     try:
         config = apply_overrides(load_config(args.config), args.override)
-        train_ssl(config, args.exp_dir, args.train_cuts, args.valid_cuts, args.teacher, args.labels)
+        train_ssl(
+            config,
+            args.exp_dir,
+            args.train_cuts,
+            args.valid_cuts,
+            args.teacher,
+            args.labels,
+            args.ngpu,
+        )
     except (ValueError, CheckpointMismatch) as err:
         print(f"train_ssl: {err}", file=sys.stderr)
         return 1

@@ -121,6 +121,10 @@ class SslLitModule(L.LightningModule):
                                    m.get("num_layers", 2), m.get("bidirectional", True))  # fmt: skip
             init_from_teacher(self.net.feature_extractor, teacher.wav2vec2.feature_extractor)
 
+    def on_fit_start(self) -> None:
+        if self.mode != "pretrain":  # the frozen teacher is no submodule: move it here
+            self.teacher[0].to(self.device)
+
     def _pretrain_step(self, batch: dict, prefix: str) -> torch.Tensor:
         audio, lengths, labels = batch["audio"], batch["lengths"], batch["labels"]
         feats, frames = self.net.wav2vec2.feature_extractor(audio, lengths)
@@ -204,7 +208,8 @@ def read_labels(path: Path) -> dict[str, np.ndarray]:
 
 
 def train_ssl(config: dict, exp_dir: Path, train_cuts: Path, valid_cuts: Path,
-              teacher_path: Path | None = None, labels_path: Path | None = None) -> Path:  # fmt: skip
+              teacher_path: Path | None = None, labels_path: Path | None = None,
+              ngpu: int = 0) -> Path:  # fmt: skip
     """Train (or resume) and write ``exp_dir/model.pt``; returns its path."""
     config = merge_config(DEFAULT_CONFIG, config)
     if config["mode"] not in MODES:
@@ -250,7 +255,8 @@ def train_ssl(config: dict, exp_dir: Path, train_cuts: Path, valid_cuts: Path,
                                  save_top_k=tc["average_last"], save_last=True)  # fmt: skip
     progress, show_bar = progress_callbacks(steps_per_epoch)
     trainer = L.Trainer(
-        default_root_dir=exp_dir, accelerator="cpu", devices=1, max_epochs=tc["max_epochs"],
+        default_root_dir=exp_dir, accelerator="gpu" if ngpu else "cpu", devices=ngpu or 1,
+        max_epochs=tc["max_epochs"],
         gradient_clip_val=tc["grad_clip"], callbacks=[checkpoint, *progress],
         enable_progress_bar=show_bar, logger=TensorBoardLogger(exp_dir, name="tensorboard", version=""),
         use_distributed_sampler=False, num_sanity_val_steps=0, log_every_n_steps=10,

@@ -30,6 +30,7 @@ SECONDS=0
 stage=1                  # first stage to run
 stop_stage=6             # last stage to run
 force=false              # redo finished stages in stage..stop_stage
+ngpu=0                   # GPUs for pretraining and distillation (0: CPU)
 asr_dir=../asr1          # the ASR recipe of the same corpus (its data stages 1-3)
 asr_opts=                # options for its run.sh, e.g. "--corpus_size demo"
 data_dir=                # that recipe's data dir (e.g. ../asr1/data/demo)
@@ -114,9 +115,10 @@ if [ "${stage}" -le 3 ] && [ "${stop_stage}" -ge 3 ]; then
     [ "${force}" = true ] && rm -rf "${exp_dir}/teacher"
     log "Stage 3: pretraining the teacher (${teacher_config}); progress: tail -f ${exp_dir}/teacher/train.log"
     mkdir -p "${exp_dir}/teacher"
-    ${cuda_cmd} "${exp_dir}/teacher/train.log" python -m espnet_distill.bin.train_ssl \
+    ${cuda_cmd} --gpu "${ngpu}" "${exp_dir}/teacher/train.log" python -m espnet_distill.bin.train_ssl \
       --config "${teacher_config}" --train-cuts "${train_cuts}" --valid-cuts "${valid_cuts}" \
-      --labels "${labels_dir}/labels.npz" --exp-dir "${exp_dir}/teacher" "${overrides[@]}"
+      --labels "${labels_dir}/labels.npz" --exp-dir "${exp_dir}/teacher" --ngpu "${ngpu}" \
+      "${overrides[@]}"
   fi
 fi
 
@@ -130,9 +132,9 @@ if [ "${stage}" -le 4 ] && [ "${stop_stage}" -ge 4 ]; then
     [ "${force}" = true ] && rm -rf "${dir}"
     log "Stage 4: student ${name} (conf/distill_${name}.yaml); progress: tail -f ${dir}/train.log"
     mkdir -p "${dir}"
-    ${cuda_cmd} "${dir}/train.log" python -m espnet_distill.bin.train_ssl \
+    ${cuda_cmd} --gpu "${ngpu}" "${dir}/train.log" python -m espnet_distill.bin.train_ssl \
       --config "conf/distill_${name}.yaml" --teacher "${teacher}" --train-cuts "${train_cuts}" \
-      --valid-cuts "${valid_cuts}" --exp-dir "${dir}" "${overrides[@]}"
+      --valid-cuts "${valid_cuts}" --exp-dir "${dir}" --ngpu "${ngpu}" "${overrides[@]}"
     grep -E "trainable parameters|layers of width" "${dir}/train.log" | sed 's/^/  /' || true
   done
 fi
