@@ -43,7 +43,8 @@ def network_outputs(
 ) -> tuple[dict, float]:
     """{utt id: (T', V) log-probs as numpy}, and the audio duration in seconds."""
     model, _ = load_model(model_file, device)
-    loader = make_loader(cuts, None, max_duration, train=False, num_workers=0)
+    loader = make_loader(cuts, None, max_duration, train=False, num_workers=0,
+                         audio=model.takes_audio)  # fmt: skip
     outputs, seconds = {}, 0.0
     for batch in tqdm(loader, desc=f"network {cuts.name}", unit="batch"):
         feats, lens = batch["feats"].to(device), batch["feat_lens"].to(device)

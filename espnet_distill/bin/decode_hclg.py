@@ -44,7 +44,8 @@ def hybrid_scores(model_file: Path, cuts: Path, num_pdfs: int, device: str,
     if model.senone_head.num_classes != num_pdfs:
         raise ValueError(f"the model has {model.senone_head.num_classes} senones, the tree of "
                          f"the graph {num_pdfs}")  # fmt: skip
-    loader = make_loader(cuts, None, max_duration, train=False, num_workers=0)
+    loader = make_loader(cuts, None, max_duration, train=False, num_workers=0,
+                         audio=model.takes_audio)  # fmt: skip
     scores = {}
     for batch in tqdm(loader, desc=f"network {cuts.name}", unit="batch"):
         out, lens = model.senone_scores(batch["feats"].to(device), batch["feat_lens"].to(device))

@@ -33,9 +33,10 @@ log = logging.getLogger(__name__)
 class AsrDataset(Dataset):
     """Maps a CutSet (one batch chosen by a lhotse sampler) to padded tensors."""
 
-    def __init__(self, tokenizer: BpeTokenizer | None,
-                 targets: dict[str, Path] | None = None) -> None:  # fmt: skip
+    def __init__(self, tokenizer: BpeTokenizer | None, targets: dict[str, Path] | None = None,
+                 audio: bool = False) -> None:  # fmt: skip
         self.tokenizer = tokenizer
+        self.audio = audio  # "feats" are 16 kHz samples (an SSL front-end), lengths in samples
         self.target_files = dict(targets or {})
         self._tables: dict | None = None  # opened lazily: one reader per DataLoader worker
 
@@ -56,7 +57,15 @@ class AsrDataset(Dataset):
 
     def __getitem__(self, cuts: CutSet) -> dict:
         cuts = cuts.sort_by_duration(ascending=False)
-        feats, feat_lens = collate_features(cuts)
+        if self.audio:
+            waves = [torch.from_numpy(c.load_audio()[0]) for c in cuts]
+            feats = pad_sequence(waves, batch_first=True)
+            feat_lens = torch.tensor([len(w) for w in waves])
+            # frame targets are at the fbank frame rate (stage 4 aligned the fbank features)
+            frame_lens = torch.tensor([c.num_frames for c in cuts])
+        else:
+            feats, feat_lens = collate_features(cuts)
+            frame_lens = feat_lens
         texts = [" ".join(s.text for s in c.supervisions) for c in cuts]
         batch = {
             "feats": feats,
@@ -69,7 +78,7 @@ class AsrDataset(Dataset):
             batch["ys"] = pad_sequence(labels, batch_first=True, padding_value=-1)
             batch["ys_lens"] = torch.tensor([len(x) for x in labels], dtype=torch.long)
         if self.target_files:
-            batch.update(self._frame_targets(cuts, feat_lens))
+            batch.update(self._frame_targets(cuts, frame_lens))
         return batch
 
 
@@ -112,6 +121,7 @@ def make_loader(
     num_workers: int = 1,
     max_cut_duration: float | None = None,
     targets: dict[str, Path] | None = None,
+    audio: bool = False,
 ) -> DataLoader:
     """DataLoader over a cut manifest. Training: duration-bucketed, shuffled with ``seed``.
 
@@ -144,7 +154,7 @@ def make_loader(
     else:
         sampler = SimpleCutSampler(cuts, max_duration=max_duration, shuffle=False)
     return DataLoader(
-        AsrDataset(tokenizer, targets),
+        AsrDataset(tokenizer, targets, audio),
         sampler=sampler,
         batch_size=None,
         num_workers=num_workers,

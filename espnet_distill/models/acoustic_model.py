@@ -55,6 +55,48 @@ class LightConv2dSubsampling(torch.nn.Module):
         return x, ((lens - 1) // 2 - 1) // 2
 
 
+class SslFrontend(torch.nn.Module):
+    """A distilled (or any) SSL upstream as the acoustic front-end: 16 kHz audio -> its layers
+    (50 frames a second) -> learnt softmax-weighted sum -> a stride-2 convolution to ``odim``:
+    40 ms frames, as the fbank front-end's 4x subsampling gives, so the 10 ms heads still
+    upsample by 4. ``freeze``: the upstream stays fixed (eval mode, no gradient); otherwise it
+    is fine-tuned with the rest.
+    Shapes: (B, S), (B,) samples -> (B, T', odim), (B,) with T' = (frames - 1) // 2 + 1.
+    """
+
+    def __init__(self, upstream: Path | str, odim: int, freeze: bool = True) -> None:
+        super().__init__()
+        from espnet_distill.ssl.probe import WeightedSum
+        from espnet_distill.ssl.trainer import load_upstream
+
+        if not Path(upstream).exists():
+            raise FileNotFoundError(f"model.ssl_frontend.upstream: {upstream} does not exist "
+                                    "(the ssl1 recipe's stage 3 or 4 writes it)")  # fmt: skip
+        self.upstream = load_upstream(Path(upstream))
+        self.freeze = freeze
+        if freeze:
+            self.upstream.requires_grad_(False)
+        with torch.no_grad():
+            states, _ = self.upstream.eval().hidden_states(torch.zeros(1, 16000))
+        self.featurizer = WeightedSum(len(states))
+        self.conv = torch.nn.Sequential(
+            torch.nn.Conv1d(states[0].shape[-1], odim, 3, stride=2, padding=1), torch.nn.GELU()
+        )
+        self.norm = torch.nn.LayerNorm(odim)
+
+    def train(self, mode: bool = True) -> SslFrontend:
+        super().train(mode)
+        if self.freeze:
+            self.upstream.eval()  # no dropout / layer drop in a frozen upstream
+        return self
+
+    def forward(self, audio: torch.Tensor, lens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        with torch.set_grad_enabled(torch.is_grad_enabled() and not self.freeze):
+            states, frames = self.upstream.hidden_states(audio, lens)
+        x = self.conv(self.featurizer(states).transpose(1, 2)).transpose(1, 2)
+        return self.norm(x), (frames - 1) // 2 + 1
+
+
 def frame_mask(n: int, lens: torch.Tensor) -> torch.Tensor:
     """(B, n) True on each utterance's first ``lens`` frames."""
     return torch.arange(n, device=lens.device)[None, :] < lens[:, None]
@@ -102,10 +144,14 @@ class FrameClassifier(torch.nn.Module):
 
     def scored_targets(self, logits: torch.Tensor, lens: torch.Tensor,
                        targets: torch.Tensor) -> torch.Tensor:  # fmt: skip
-        """Targets cut to the outputs' frames, -1 beyond each utterance's outputs."""
+        """Targets cut to the outputs' frames, -1 beyond each utterance's outputs.
+
+        An SSL front-end's last 40 ms frame can reach past the last 10 ms feature frame: up to
+        ``upsample`` outputs without a target are not scored; more is an alignment error."""
         n = logits.size(1)
-        if targets.size(1) < n:
+        if targets.size(1) < n - self.upsample:
             raise ValueError(f"{targets.size(1)} frame targets for {n} outputs")
+        targets = torch.nn.functional.pad(targets, (0, max(0, n - targets.size(1))), value=-1)
         return targets[:, :n].masked_fill(~frame_mask(n, lens), -1)
 
     def per_encoder_frame(self, total: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
@@ -155,6 +201,7 @@ class AcousticModel(torch.nn.Module):
         senone_weight: float = 1.0,
         kd_heads: dict[str, dict] | None = None,
         label_interpolation: dict | None = None,
+        ssl_frontend: dict | None = None,
     ) -> None:
         super().__init__()
         if vocab_size is None and num_senones is None:
@@ -180,6 +227,16 @@ class AcousticModel(torch.nn.Module):
         self.specaug = SpecAug(**specaug_conf) if specaug_conf else None
         # Optional own front-end; then the espnet2 encoder gets input_layer=None (pos. enc. only).
         self.subsampling = None
+        self.ssl_frontend = None
+        if ssl_frontend:  # audio in: an SSL upstream replaces fbank + subsampling
+            if subsampling_conf:
+                raise ValueError("model.ssl_frontend replaces the fbank subsampling: set "
+                                 "model.subsampling_conf: null")  # fmt: skip
+            odim = encoder_conf.get("output_size", 256)
+            self.ssl_frontend = SslFrontend(ssl_frontend["upstream"], odim,
+                                            ssl_frontend.get("freeze", True))  # fmt: skip
+            encoder_conf["input_layer"] = None
+            input_size = odim
         if subsampling_conf:
             odim = encoder_conf.get("output_size", 256)
             self.subsampling = LightConv2dSubsampling(
@@ -220,10 +277,13 @@ class AcousticModel(torch.nn.Module):
         self, feats: torch.Tensor, feat_lens: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor, dict[int, torch.Tensor]]:
         """Like :meth:`encode`, plus {block index (1-based): output} of the KD heads' blocks."""
-        mask = (
-            torch.arange(feats.size(1), device=feats.device)[None, :] < feat_lens[:, None]
-        ).unsqueeze(-1)
-        feats = ((feats - self.cmvn_mean) / self.cmvn_std) * mask
+        if self.ssl_frontend is not None:  # feats: (B, S) audio, feat_lens: samples
+            feats, feat_lens = self.ssl_frontend(feats, feat_lens)
+        else:
+            mask = (
+                torch.arange(feats.size(1), device=feats.device)[None, :] < feat_lens[:, None]
+            ).unsqueeze(-1)
+            feats = ((feats - self.cmvn_mean) / self.cmvn_std) * mask
         if self.specaug is not None and self.training:
             feats, feat_lens = self.specaug(feats, feat_lens)
         if self.subsampling is not None:
@@ -292,6 +352,11 @@ class AcousticModel(torch.nn.Module):
         out["loss"] = loss
         return out
 
+    @property
+    def takes_audio(self) -> bool:
+        """True when the model reads 16 kHz audio (an SSL front-end), not fbank features."""
+        return self.ssl_frontend is not None
+
     @torch.no_grad()
     def log_probs(
         self, feats: torch.Tensor, feat_lens: torch.Tensor
@@ -318,6 +383,9 @@ def _crop_teacher(teacher: tuple[torch.Tensor, torch.Tensor], n: int,
     """Teacher (log-probs, mask) at the feature frame rate cut to a head's ``n`` output frames
     (the last 3-6 feature frames have no output) and masked beyond each utterance's outputs."""
     log_probs, mask = teacher
+    extra = max(0, n - log_probs.size(1))  # outputs past the last feature frame: no teacher
+    log_probs = torch.nn.functional.pad(log_probs, (0, 0, 0, extra))
+    mask = torch.nn.functional.pad(mask, (0, extra), value=False)
     return log_probs[:, :n], mask[:, :n] & frame_mask(n, lens)
 
 
@@ -352,6 +420,7 @@ def build_model(config: dict, vocab_size: int, num_senones: int | None = None,
         senone_weight=head.get("weight", 1.0),
         kd_heads=kd_heads,
         label_interpolation=m.get("label_interpolation"),
+        ssl_frontend=m.get("ssl_frontend"),
     )
 
 

@@ -236,9 +236,11 @@ def train(
     num_senones = unit_sizes.get("senone") if m.get("senone_head") else None
     teachers = _teachers(teacher_units, unit_lm_dir, phone_lang_dir, targets_dir, lang_dir,
                          unit_sizes)  # fmt: skip
+    audio = bool(m.get("ssl_frontend"))  # an SSL front-end reads audio, not fbank
     train_dl = make_loader(
         train_cuts, tokenizer, tc["max_duration"], train=True, seed=tc["seed"],
         num_workers=tc["num_workers"], max_cut_duration=tc["max_cut_duration"], targets=targets,
+        audio=audio,
     )  # fmt: skip
     # Batches per epoch vary a little with the shuffle; epoch 0's count sets the LR schedule.
     train_dl.sampler.set_epoch(0)
@@ -272,7 +274,7 @@ def train(
         raise ValueError(f"a senone-only model validates on aligned valid cuts; stage 4 has no "
                          f"alignment of {valid_cuts} (align.py --extra-cuts)")  # fmt: skip
     valid_dl = make_loader(valid_cuts, tokenizer, tc["max_duration"], train=False, num_workers=0,
-                           targets=valid_targets)  # fmt: skip
+                           targets=valid_targets, audio=audio)  # fmt: skip
     ckpt_dir = exp_dir / "checkpoints"
     average_by = tc.get("average_by", "valid_loss")
     if average_by not in ("valid_loss", "last"):
