@@ -73,6 +73,10 @@ def test_probes_train_on_a_frozen_upstream(tiny_features):
         k: cuts.filter(lambda c, ids=set(v): c.id in ids).to_eager() for k, v in split.items()
     }
     sid = run_probe(upstream, "sid", splits, {"epochs": 8, "lr": 0.01, "max_duration": 30})
+    uncached = run_probe(
+        upstream, "sid", splits, {"epochs": 8, "lr": 0.01, "max_duration": 30, "cache": False}
+    )
+    assert uncached["metric"] == "accuracy" and len(uncached["dev_by_epoch"]) == 8
     speakers = len({c.supervisions[0].speaker for c in cuts})
     assert sid["metric"] == "accuracy" and sid["test"] > 100 / speakers, sid
     assert abs(sum(sid["layer_weights"]) - 1) < 1e-2 and len(sid["layer_weights"]) == 4

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import random
 from collections import defaultdict
+from collections.abc import Iterator
 
 import torch
 from lhotse import CutSet
@@ -211,19 +212,58 @@ def run_probe(upstream: nn.Module, task: str, splits: dict[str, CutSet], conf: d
         probe_states, _ = upstream.hidden_states(torch.zeros(1, 16000))
     probe = Probe(task, len(probe_states), probe_states[0].shape[-1], num_outputs, conf)
     opt = torch.optim.AdamW(probe.parameters(), lr=conf.get("lr", 1e-3))
+    max_duration = conf.get("max_duration", 60)
     loaders = {name: make_audio_loader(cuts.filter(lambda c, t=targets[name]: c.id in t).to_eager(),
-                                       conf.get("max_duration", 60), name == "train",
-                                       conf.get("seed", 0))
+                                       max_duration, False)
                for name, cuts in splits.items()}  # fmt: skip
+    # The upstream is frozen: its layers are computed once per utterance (float16, in memory)
+    # and every epoch batches them anew (``cache: false`` recomputes them every epoch instead).
+    cache: dict[str, list[tuple[str, list[torch.Tensor]]]] = {}
+    rng = random.Random(conf.get("seed", 0))
+
+    def upstream_batches(name: str) -> Iterator[tuple[list[torch.Tensor], torch.Tensor, list[str]]]:
+        if not conf.get("cache", True):
+            for batch in loaders[name]:
+                with torch.no_grad():
+                    states, lens = upstream.hidden_states(batch["audio"], batch["lengths"])
+                yield states, lens, batch["ids"]
+            return
+        if name not in cache:
+            items = []
+            for batch in loaders[name]:
+                with torch.no_grad():
+                    states, lens = upstream.hidden_states(batch["audio"], batch["lengths"])
+                for i, cut_id in enumerate(batch["ids"]):
+                    n = int(lens[i])
+                    items.append((cut_id, [x[i, :n].half() for x in states]))
+            cache[name] = items
+        order = sorted(cache[name], key=lambda item: item[1][0].shape[0])
+        budget = int(max_duration * 50)  # 50 frames a second
+        groups, group, frames = [], [], 0
+        for item in order:
+            n = item[1][0].shape[0]
+            if group and (len(group) + 1) * max(n, frames) > budget:
+                groups.append(group)
+                group = []
+            group.append(item)
+            frames = n
+        if group:
+            groups.append(group)
+        if name == "train":
+            rng.shuffle(groups)
+        for group in groups:
+            lens = torch.tensor([g[1][0].shape[0] for g in group])
+            states = [nn.utils.rnn.pad_sequence([g[1][layer].float() for g in group], batch_first=True)
+                      for layer in range(len(group[0][1]))]  # fmt: skip
+            yield states, lens, [g[0] for g in group]
 
     def evaluate(name: str) -> float:
         probe.eval()
         hyps, refs, correct, total = {}, {}, 0, 0
         with torch.no_grad():
-            for batch in loaders[name]:
-                states, lens = upstream.hidden_states(batch["audio"], batch["lengths"])
+            for states, lens, ids in upstream_batches(name):
                 out = probe(states, lens)
-                for i, cut_id in enumerate(batch["ids"]):
+                for i, cut_id in enumerate(ids):
                     ref = targets[name][cut_id]
                     if task == "sid":
                         correct += int(out[i].argmax()) == ref
@@ -240,19 +280,15 @@ def run_probe(upstream: nn.Module, task: str, splits: dict[str, CutSet], conf: d
 
     best, best_state, history = None, None, []
     higher_better = task == "sid"
-    for epoch in range(conf.get("epochs", 10)):
+    for _ in range(conf.get("epochs", 10)):
         probe.train()
-        loaders["train"].sampler.set_epoch(epoch)
-        for batch in loaders["train"]:
-            with torch.no_grad():
-                states, lens = upstream.hidden_states(batch["audio"], batch["lengths"])
+        for states, lens, ids in upstream_batches("train"):
             out = probe(states, lens)
             if task == "sid":
-                gold = torch.tensor([targets["train"][i] for i in batch["ids"]])
+                gold = torch.tensor([targets["train"][i] for i in ids])
                 loss = nn.functional.cross_entropy(out, gold)
             else:
-                loss = CtcProbe.loss(out, lens, [vocab.encode(targets["train"][i])
-                                                 for i in batch["ids"]])  # fmt: skip
+                loss = CtcProbe.loss(out, lens, [vocab.encode(targets["train"][i]) for i in ids])
             opt.zero_grad()
             loss.backward()
             nn.utils.clip_grad_norm_(probe.parameters(), 5.0)
