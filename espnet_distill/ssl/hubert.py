@@ -38,6 +38,14 @@ _WEIGHT_NORM_KEYS = {"g": "conv.parametrizations.weight.original0",
                      "v": "conv.parametrizations.weight.original1"}  # fmt: skip
 
 
+def attention_heads(dim: int) -> int:
+    """HuBERT's rule: heads of 64 dimensions (at least one; the largest count dividing ``dim``)."""
+    heads = max(dim // 64, 1)
+    while dim % heads:
+        heads -= 1
+    return heads
+
+
 class CheckpointMismatch(ValueError):
     """A checkpoint whose tensors do not fit the architecture (the message lists the keys)."""
 
@@ -151,9 +159,7 @@ def infer_torchaudio_config(state: dict[str, torch.Tensor], source: Path | str =
     if not conv or not pos:
         raise CheckpointMismatch(f"{source}: not a torchaudio wav2vec2/HuBERT state dict "
                                  "(no CNN layers or positional convolution)")  # fmt: skip
-    heads = max(dim // 64, 1)
-    while dim % heads:
-        heads -= 1
+    heads = attention_heads(dim)
     return {
         "extractor_mode": "layer_norm" if "feature_extractor.conv_layers.1.layer_norm.weight" in state
         else "group_norm",

@@ -18,7 +18,7 @@ import logging
 import torch
 from torch import nn
 
-from espnet_distill.ssl.hubert import HubertModel, count_parameters
+from espnet_distill.ssl.hubert import HubertModel, attention_heads, count_parameters
 
 log = logging.getLogger(__name__)
 
@@ -31,9 +31,7 @@ def transformer_config(teacher_config: dict, num_layers: int, dim: int | None = 
     t = teacher_config
     dim = dim or t["encoder_embed_dim"]
     ratio = ff_ratio or t["encoder_ff_interm_features"] / t["encoder_embed_dim"]
-    heads = max(dim // 64, 1)
-    while dim % heads:
-        heads -= 1
+    heads = attention_heads(dim)
     groups = t["encoder_pos_conv_groups"]
     while dim % groups:
         groups -= 1

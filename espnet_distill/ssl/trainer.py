@@ -30,6 +30,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import TensorBoardLogger
 
 from espnet_distill.kd.losses import dkd_sum, kd_kl_sum, layer_distillation_loss
+from espnet_distill.models.acoustic_model import frame_mask
 from espnet_distill.ssl.data import load_cuts, make_audio_loader
 from espnet_distill.ssl.hubert import (
     HubertModel,
@@ -66,10 +67,6 @@ MASKING = {"mask_prob": 0.8, "mask_selection": "static", "mask_other": 0.0, "mas
            "mask_channel_selection": "static", "mask_channel_other": 0.0,
            "mask_channel_length": 10, "no_mask_channel_overlap": False,
            "mask_channel_min_space": 1}  # fmt: skip
-
-
-def _frame_mask(lengths: torch.Tensor, num_frames: int) -> torch.Tensor:
-    return torch.arange(num_frames, device=lengths.device)[None] < lengths[:, None]
 
 
 def resolve_target_layers(spec: list[int] | str, num_layers: int) -> list[int]:
@@ -130,7 +127,7 @@ class SslLitModule(L.LightningModule):
         feats, frames = self.net.wav2vec2.feature_extractor(audio, lengths)
         t = feats.shape[1]
         labels = torch.nn.functional.pad(labels, (0, max(0, t - labels.shape[1])), value=-1)[:, :t]
-        valid = _frame_mask(frames, t)
+        valid = frame_mask(t, frames)
         # a labelled frame the crop or the frame count left without label takes class 0; the
         # padding frames are never scored (torchaudio's mask_m excludes them)
         labels = torch.where(valid & (labels < 0), torch.zeros_like(labels), labels).clamp(min=0)
@@ -151,7 +148,7 @@ class SslLitModule(L.LightningModule):
         with torch.no_grad():
             t_states, frames = teacher.hidden_states(audio, lengths)
         s_states, _ = self.net.hidden_states(audio, lengths)
-        mask = _frame_mask(frames, s_states[-1].shape[1])
+        mask = frame_mask(s_states[-1].shape[1], frames)
         n = int(mask.sum())
         if self.mode == "distilhubert":
             preds = self.net.predictions(s_states[-1])
