@@ -5,9 +5,14 @@ interleaved in each round, the best of the rounds kept).
 Targets of the HuBERT distillation issue: the LSTM-DKD student at <= 20% of the teacher's
 parameters and >= 4x faster on CPU.
 
+Trained upstreams (the recipe's exp dir) or, with ``--configs``, upstreams built from the
+recipe's configs with random weights: speed and size depend on the architecture only, so the
+ratios hold before anything is trained.
+
 Usage:
     python bench/ssl_speed.py --exp-dir egs/synth/ssl1/exp/demo \\
         --cuts egs/synth/ssl1/exp/demo/data/cuts_test-clean.jsonl.gz [--teacher PATH] [--threads 1]
+    python bench/ssl_speed.py --configs egs/synth/ssl1/conf --cuts CUTS [--num-clusters 100]
 """
 
 from __future__ import annotations
@@ -17,16 +22,38 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from lhotse import CutSet
+from lhotse import CutSet, RecordingSet, load_manifest
 
+from espnet_distill.ssl.hubert import HubertModel
 from espnet_distill.ssl.report import inference_seconds, upstream_parameters
-from espnet_distill.ssl.trainer import load_upstream
+from espnet_distill.ssl.trainer import DEFAULT_CONFIG, SslLitModule, load_upstream
+from espnet_distill.train.am_trainer import load_config, merge_config
+
+
+def models_from_configs(conf_dir: Path, students: list[str], num_clusters: int) -> dict:
+    """The teacher of ``hubert_pretrain.yaml`` and the students of ``distill_<name>.yaml``, built
+    as the trainer builds them (same widths, same parameter matching), with random weights."""
+    model = load_config(conf_dir / "hubert_pretrain.yaml")["model"]
+    teacher = HubertModel(model["encoder"], num_clusters, model.get("final_dim", 256)).eval()
+    models = {"teacher": teacher}
+    for name in students:
+        config = merge_config(DEFAULT_CONFIG, load_config(conf_dir / f"distill_{name}.yaml"))
+        models[name] = SslLitModule(config, 1, teacher).net.eval()
+    return models
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
-    parser.add_argument("--exp-dir", type=Path, required=True)
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--exp-dir", type=Path, help="trained upstreams: <exp-dir>/<name>/model.pt")
+    source.add_argument("--configs", type=Path, help="the recipe's conf dir: untrained upstreams")
+    parser.add_argument(
+        "--num-clusters",
+        type=int,
+        default=100,
+        help="--configs: the teacher's k-means clusters (LSTM output size)",
+    )
     parser.add_argument("--cuts", type=Path, required=True)
     parser.add_argument("--teacher", type=Path, help="default: <exp-dir>/teacher/model.pt")
     parser.add_argument("--students", nargs="+",
@@ -35,11 +62,18 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
-    paths = {"teacher": args.teacher or args.exp_dir / "teacher" / "model.pt"}
-    paths.update({s: args.exp_dir / s / "model.pt" for s in args.students
-                  if (args.exp_dir / s / "model.pt").is_file()})  # fmt: skip
-    models = {name: load_upstream(path) for name, path in paths.items()}
-    cuts = list(CutSet.from_file(args.cuts))[: args.utts]
+    torch.manual_seed(0)
+    if args.configs:
+        models = models_from_configs(args.configs, args.students, args.num_clusters)
+    else:
+        paths = {"teacher": args.teacher or args.exp_dir / "teacher" / "model.pt"}
+        paths.update({s: args.exp_dir / s / "model.pt" for s in args.students
+                      if (args.exp_dir / s / "model.pt").is_file()})  # fmt: skip
+        models = {name: load_upstream(path) for name, path in paths.items()}
+    manifest = load_manifest(args.cuts)  # a cut or a recording manifest
+    if isinstance(manifest, RecordingSet):
+        manifest = CutSet.from_manifests(recordings=manifest)
+    cuts = list(manifest)[: args.utts]
     waves = [torch.from_numpy(c.load_audio()[0].astype(np.float32)) for c in cuts]
     audio = sum(len(w) for w in waves) / 16000
     seconds = inference_seconds(models, waves, args.rounds, args.threads)

@@ -11,6 +11,7 @@ from espnet_distill.ssl.students import (
     DistilHubert,
     LstmStudent,
     init_from_teacher,
+    narrow_cnn,
     select_layers,
     transformer_config,
     width_for_budget,
@@ -79,6 +80,27 @@ def test_lstm_student_ignores_padding(teacher):
         cnn_t, _ = teacher.wav2vec2.feature_extractor(a[None], None)
         cnn_s, _ = other.feature_extractor(a[None], None)
     torch.testing.assert_close(cnn_s, cnn_t)
+
+
+def test_narrow_cnn_keeps_the_teacher_frames(teacher):
+    """A narrower CNN has the teacher's kernels and strides: the same frame count for any length
+    (what the KD loss pairs frame by frame), fewer channels, (channels / C)^2 fewer conv weights."""
+    cnn = narrow_cnn(teacher.config, 8)
+    assert [c[0] for c in cnn["extractor_conv_layer_config"]] == [8] * len(
+        teacher.config["extractor_conv_layer_config"]
+    )
+    student = LstmStudent(cnn, num_classes=12, hidden=16, num_layers=1).eval()
+    for samples in (400, 401, 1999, 3000):
+        wave = torch.randn(1, samples)
+        with torch.no_grad():
+            t_states, _ = teacher.hidden_states(wave)
+            s_states, _ = student.hidden_states(wave)
+        assert s_states[-1].shape[1] == t_states[-1].shape[1] == teacher.frames(samples)
+    wide = LstmStudent(teacher.config, num_classes=12, hidden=16, num_layers=1)
+    assert count_parameters(student.feature_extractor) < count_parameters(wide.feature_extractor)
+    assert init_from_teacher(student.feature_extractor, teacher.wav2vec2.feature_extractor) == []
+    with pytest.raises(ValueError, match="cnn_channels must be positive, got 0"):
+        narrow_cnn(teacher.config, 0)
 
 
 def test_width_for_budget_matches_the_parameter_count(teacher):

@@ -4,8 +4,9 @@
 - :class:`DistilHubert` (Chang et al. 2022): the teacher's CNN + a few Transformer layers, both
   initialised from the teacher where the shapes agree, and one linear prediction head per
   distilled teacher layer (dropped after training);
-- :class:`LstmStudent` (de Oliveira & Gerkmann 2023): the teacher's CNN + LSTM layers and a linear
-  output over the teacher's clusters, trained on the teacher's output distribution (KD or DKD).
+- :class:`LstmStudent` (de Oliveira & Gerkmann 2023): the teacher's CNN (or a narrower one of the
+  same strides, :func:`narrow_cnn`) + LSTM layers and a linear output over the teacher's
+  clusters, trained on the teacher's output distribution (KD or DKD).
 
 :func:`width_for_budget` gives the width of a transformer student of a given depth whose
 parameter count is closest to a budget (deep vs wide at equal size, Ashihara et al. 2022).
@@ -38,6 +39,18 @@ def transformer_config(teacher_config: dict, num_layers: int, dim: int | None = 
     return dict(t, encoder_num_layers=num_layers, encoder_embed_dim=dim, encoder_num_heads=heads,
                 encoder_ff_interm_features=int(round(ratio * dim)), encoder_pos_conv_groups=groups,
                 encoder_layer_drop=0.0)  # fmt: skip
+
+
+def narrow_cnn(cnn_config: dict, channels: int) -> dict:
+    """The CNN front-end of ``cnn_config`` with every layer at ``channels`` channels: the same
+    kernels and strides, so the same frames as the teacher's, at about (channels / C)^2 of a
+    C-channel CNN's cost. The CNN is about a third of HuBERT's CPU time (36% of HuBERT Base's,
+    measured), which caps the speed-up of any student that keeps it near 3x."""
+    if channels < 1:
+        raise ValueError(f"cnn_channels must be positive, got {channels}")
+    conv = [[channels, kernel, stride] for _, kernel, stride in
+            cnn_config["extractor_conv_layer_config"]]  # fmt: skip
+    return dict(cnn_config, extractor_conv_layer_config=conv)
 
 
 def init_from_teacher(student: nn.Module, teacher: nn.Module) -> list[str]:

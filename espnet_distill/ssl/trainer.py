@@ -11,7 +11,8 @@ LSTM students: output-level KD or DKD). Lightning, resumable from ``checkpoints/
   ``model.target_layers`` of the teacher (L1 - cos_weight x log sigmoid(cos) per head); its
   width is the teacher's, ``model.dim``, or (``model.budget_layers: N``) the width at which
   ``model.num_layers`` layers have the parameters of N teacher-width layers (deep vs wide);
-- ``kd`` / ``dkd``: an :class:`~espnet_distill.ssl.students.LstmStudent` matches the teacher's
+- ``kd`` / ``dkd``: an :class:`~espnet_distill.ssl.students.LstmStudent` (the teacher's CNN, or
+  with ``model.cnn_channels`` a narrower one of the same strides) matches the teacher's
   cluster distribution (temperature KL x T^2, or alpha TCKD + beta NCKD with the teacher's top
   cluster as target), the KD term warmed up linearly over ``model.kd_warmup_steps``.
 """
@@ -44,6 +45,7 @@ from espnet_distill.ssl.students import (
     DistilHubert,
     LstmStudent,
     init_from_teacher,
+    narrow_cnn,
     select_layers,
     transformer_config,
     width_for_budget,
@@ -114,9 +116,14 @@ class SslLitModule(L.LightningModule):
             if not teacher.num_classes:
                 raise ValueError("output-level KD needs a teacher with its masked-prediction "
                                  "head (cluster embeddings)")  # fmt: skip
-            self.net = LstmStudent(teacher.config, teacher.num_classes, m.get("hidden", 256),
+            cnn = teacher.config
+            if m.get("cnn_channels"):
+                cnn = narrow_cnn(cnn, m["cnn_channels"])
+            self.net = LstmStudent(cnn, teacher.num_classes, m.get("hidden", 256),
                                    m.get("num_layers", 2), m.get("bidirectional", True))  # fmt: skip
-            init_from_teacher(self.net.feature_extractor, teacher.wav2vec2.feature_extractor)
+            copied = init_from_teacher(self.net.feature_extractor,
+                                       teacher.wav2vec2.feature_extractor)  # fmt: skip
+            log.info("student: %d CNN tensors initialised from the teacher", len(copied))
 
     def on_fit_start(self) -> None:
         if self.mode != "pretrain":  # the frozen teacher is no submodule: move it here
