@@ -85,10 +85,10 @@ def test_lstm_student_ignores_padding(teacher):
 def test_narrow_cnn_keeps_the_teacher_frames(teacher):
     """A narrower CNN has the teacher's kernels and strides: the same frame count for any length
     (what the KD loss pairs frame by frame), fewer channels, (channels / C)^2 fewer conv weights."""
-    cnn = narrow_cnn(teacher.config, 8)
-    assert [c[0] for c in cnn["extractor_conv_layer_config"]] == [8] * len(
-        teacher.config["extractor_conv_layer_config"]
-    )
+    cnn = narrow_cnn(teacher.config, 0.25)
+    assert [c[0] for c in cnn["extractor_conv_layer_config"]] == [
+        round(c[0] / 4) for c in teacher.config["extractor_conv_layer_config"]
+    ]
     student = LstmStudent(cnn, num_classes=12, hidden=16, num_layers=1).eval()
     for samples in (400, 401, 1999, 3000):
         wave = torch.randn(1, samples)
@@ -99,8 +99,8 @@ def test_narrow_cnn_keeps_the_teacher_frames(teacher):
     wide = LstmStudent(teacher.config, num_classes=12, hidden=16, num_layers=1)
     assert count_parameters(student.feature_extractor) < count_parameters(wide.feature_extractor)
     assert init_from_teacher(student.feature_extractor, teacher.wav2vec2.feature_extractor) == []
-    with pytest.raises(ValueError, match="cnn_channels must be positive, got 0"):
-        narrow_cnn(teacher.config, 0)
+    with pytest.raises(ValueError, match=r"cnn_channel_ratio must be in \(0, 1\], got 2"):
+        narrow_cnn(teacher.config, 2)
 
 
 def test_width_for_budget_matches_the_parameter_count(teacher):

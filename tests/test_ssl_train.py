@@ -94,7 +94,7 @@ def test_pretrained_teacher_learns_the_masked_labels(teacher_path):
 @pytest.mark.parametrize("mode,model", [
     ("distilhubert", "{num_layers: 1, target_layers: [1, 2]}"),
     ("kd", "{hidden: 16, num_layers: 1, kd_warmup_steps: 5}"),
-    ("dkd", "{hidden: 16, num_layers: 1, kd_warmup_steps: 5, cnn_channels: 8}"),
+    ("dkd", "{hidden: 16, num_layers: 1, kd_warmup_steps: 5, cnn_channel_ratio: 0.5}"),
 ])  # fmt: skip
 def test_students_distil_the_teacher(teacher_path, tiny_features, tmp_path, mode, model):
     (tmp_path / "conf.yaml").write_text(

@@ -41,15 +41,15 @@ def transformer_config(teacher_config: dict, num_layers: int, dim: int | None = 
                 encoder_layer_drop=0.0)  # fmt: skip
 
 
-def narrow_cnn(cnn_config: dict, channels: int) -> dict:
-    """The CNN front-end of ``cnn_config`` with every layer at ``channels`` channels: the same
-    kernels and strides, so the same frames as the teacher's, at about (channels / C)^2 of a
-    C-channel CNN's cost. The CNN is about a third of HuBERT's CPU time (36% of HuBERT Base's,
+def narrow_cnn(cnn_config: dict, channel_ratio: float) -> dict:
+    """The CNN front-end of ``cnn_config`` with each layer's channels times ``channel_ratio``
+    (rounded, at least 1): the same kernels and strides, so the same frames as the teacher's, at
+    about ratio^2 of the cost. The CNN is about a third of HuBERT's CPU time (36% of HuBERT Base's,
     measured), which caps the speed-up of any student that keeps it near 3x."""
-    if channels < 1:
-        raise ValueError(f"cnn_channels must be positive, got {channels}")
-    conv = [[channels, kernel, stride] for _, kernel, stride in
-            cnn_config["extractor_conv_layer_config"]]  # fmt: skip
+    if not 0 < channel_ratio <= 1:
+        raise ValueError(f"cnn_channel_ratio must be in (0, 1], got {channel_ratio}")
+    conv = [[max(1, round(channels * channel_ratio)), kernel, stride] for channels, kernel, stride
+            in cnn_config["extractor_conv_layer_config"]]  # fmt: skip
     return dict(cnn_config, extractor_conv_layer_config=conv)
 
 

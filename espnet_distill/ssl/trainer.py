@@ -12,7 +12,7 @@ LSTM students: output-level KD or DKD). Lightning, resumable from ``checkpoints/
   width is the teacher's, ``model.dim``, or (``model.budget_layers: N``) the width at which
   ``model.num_layers`` layers have the parameters of N teacher-width layers (deep vs wide);
 - ``kd`` / ``dkd``: an :class:`~espnet_distill.ssl.students.LstmStudent` (the teacher's CNN, or
-  with ``model.cnn_channels`` a narrower one of the same strides) matches the teacher's
+  with ``model.cnn_channel_ratio`` a narrower one of the same strides) matches the teacher's
   cluster distribution (temperature KL x T^2, or alpha TCKD + beta NCKD with the teacher's top
   cluster as target), the KD term warmed up linearly over ``model.kd_warmup_steps``.
 """
@@ -117,8 +117,8 @@ class SslLitModule(L.LightningModule):
                 raise ValueError("output-level KD needs a teacher with its masked-prediction "
                                  "head (cluster embeddings)")  # fmt: skip
             cnn = teacher.config
-            if m.get("cnn_channels"):
-                cnn = narrow_cnn(cnn, m["cnn_channels"])
+            if m.get("cnn_channel_ratio", 1.0) != 1.0:
+                cnn = narrow_cnn(cnn, m["cnn_channel_ratio"])
             self.net = LstmStudent(cnn, teacher.num_classes, m.get("hidden", 256),
                                    m.get("num_layers", 2), m.get("bidirectional", True))  # fmt: skip
             copied = init_from_teacher(self.net.feature_extractor,
