@@ -265,11 +265,12 @@ def _coloured_noise(n: int, color: float, rng: np.random.Generator) -> np.ndarra
     return (1 - color) * white + color * brown
 
 
-def synthesize_utterance(spk: Speaker, utt: dict, out: Path, workdir: Path) -> float:
-    """TTS -> sox channel -> noise at the speaker's SNR -> FLAC (written atomically). Returns seconds."""
-    rng = random.Random(utt["seed"])
+def render(spk: Speaker, text: str, seed: int, workdir: Path) -> np.ndarray:
+    """``text`` spoken by ``spk``: TTS -> sox channel -> coloured noise at the speaker's SNR
+    (seeded); float64 samples at 16 kHz."""
+    rng = random.Random(seed)
     raw, chan = workdir / "raw.wav", workdir / "chan.wav"
-    subprocess.run(_tts_command(spk, utt["text"], raw, rng), check=True, capture_output=True)
+    subprocess.run(_tts_command(spk, text, raw, rng), check=True, capture_output=True)
     subprocess.run(
         ["sox", "-R", str(raw), "-b", "16", str(chan), *_channel_effects(spk)],
         check=True,
@@ -277,17 +278,72 @@ def synthesize_utterance(spk: Speaker, utt: dict, out: Path, workdir: Path) -> f
     )
     audio, sr = sf.read(chan, dtype="float64")
     assert sr == SAMPLE_RATE, f"sox produced {sr} Hz"
-    nrng = np.random.default_rng(utt["seed"])
+    nrng = np.random.default_rng(seed)
     noise = _coloured_noise(len(audio), spk.noise_color, nrng)
     snr_db = spk.snr_db + rng.uniform(-2, 2)
-    gain = np.sqrt(np.mean(audio**2) / (np.mean(noise**2) * 10 ** (snr_db / 10)))
-    audio = audio + gain * noise
-    peak = np.abs(audio).max()
+    return audio + scale_to_snr(audio, noise, snr_db)
+
+
+def scale_to_snr(signal: np.ndarray, noise: np.ndarray, snr_db: float) -> np.ndarray:
+    """``noise`` scaled so that signal power / noise power is ``snr_db``."""
+    return noise * np.sqrt(np.mean(signal**2) / (np.mean(noise**2) * 10 ** (snr_db / 10) + 1e-20))
+
+
+def fit_clip(audio: np.ndarray, seconds: float, rng: np.random.Generator) -> np.ndarray:
+    """The speech of ``audio`` (leading and trailing near-silence trimmed) at a random offset in a
+    clip of exactly ``seconds``, zero-padded; longer speech keeps its first ``seconds``
+    (Speech Commands' one-second clips)."""
+    n = int(round(seconds * SAMPLE_RATE))
+    if audio.size:
+        loud = np.flatnonzero(np.abs(audio) > 0.1 * np.abs(audio).max())
+        if loud.size:
+            audio = audio[max(0, loud[0] - 800) : loud[-1] + 800]
+    audio = audio[:n]
+    clip = np.zeros(n)
+    offset = int(rng.integers(0, n - len(audio) + 1))
+    clip[offset : offset + len(audio)] = audio
+    return clip
+
+
+def mix_background(audio: np.ndarray, noise_file: Path, snr_db: float,
+                   rng: np.random.Generator) -> np.ndarray:  # fmt: skip
+    """``audio`` plus a random segment of ``noise_file`` (looped if shorter) at ``snr_db``."""
+    noise, sr = sf.read(noise_file, dtype="float64")
+    if sr != SAMPLE_RATE:
+        raise ValueError(f"{noise_file}: {sr} Hz, expected {SAMPLE_RATE}")
+    if len(noise) < len(audio):
+        noise = np.tile(noise, len(audio) // len(noise) + 1)
+    start = int(rng.integers(0, len(noise) - len(audio) + 1))
+    return audio + scale_to_snr(audio, noise[start : start + len(audio)], snr_db)
+
+
+def write_audio(path: Path, audio: np.ndarray) -> float:
+    """16-bit FLAC or WAV (by the suffix), peak-limited, written atomically; returns seconds."""
+    peak = float(np.abs(audio).max()) if audio.size else 0.0
     if peak > 0.99:
-        audio *= 0.99 / peak
-    with atomic_output(out) as tmp:
-        sf.write(tmp, audio.astype(np.float32), SAMPLE_RATE, format="FLAC", subtype="PCM_16")
+        audio = audio * (0.99 / peak)
+    fmt = {".flac": "FLAC", ".wav": "WAV"}[path.suffix]
+    with atomic_output(path) as tmp:
+        sf.write(tmp, audio.astype(np.float32), SAMPLE_RATE, format=fmt, subtype="PCM_16")
     return len(audio) / SAMPLE_RATE
+
+
+def synthesize_utterance(spk: Speaker, utt: dict, out: Path, workdir: Path) -> float:
+    """One planned item to ``out``: :func:`render`, then, when the item asks, :func:`fit_clip`
+    (``clip_seconds``) and :func:`mix_background` (``background``: file and SNR). Returns seconds."""
+    audio = render(spk, utt["text"], utt["seed"], workdir)
+    rng = np.random.default_rng(utt["seed"] + 1)
+    if utt.get("clip_seconds"):
+        audio = fit_clip(audio, utt["clip_seconds"], rng)
+    if utt.get("background"):
+        background = utt["background"]
+        audio = mix_background(audio, Path(background["file"]), background["snr_db"], rng)
+    return write_audio(out, audio)
+
+
+def item_path(root: Path, utt: dict) -> Path:
+    """Where a planned item goes: its ``path`` under ``root``, else LibriSpeech's layout."""
+    return root / utt["path"] if "path" in utt else utt_path(root, utt)
 
 
 def run_worker(plan_file: Path) -> None:
@@ -300,12 +356,12 @@ def run_worker(plan_file: Path) -> None:
     failed = 0
     with tempfile.TemporaryDirectory() as tmp:
         for utt in utts:
-            out = utt_path(root, utt)
+            out = item_path(root, utt)
             if out.is_file():
                 continue
             try:
                 synthesize_utterance(speakers[utt["speaker"]], utt, out, Path(tmp))
-            except (subprocess.CalledProcessError, OSError, RuntimeError) as err:
+            except (subprocess.CalledProcessError, OSError, RuntimeError, ValueError) as err:
                 detail = getattr(err, "stderr", b"") or b""
                 print(
                     f"FAILED {utt['id']}: {err} {detail.decode(errors='replace').strip()}",
@@ -317,6 +373,45 @@ def run_worker(plan_file: Path) -> None:
     )
     if failed:
         sys.exit(1)
+
+
+def check_tools() -> None:
+    """espeak-ng, flite and sox on PATH, else one line saying how to install them."""
+    for tool in ("espeak-ng", "flite", "sox"):
+        if shutil.which(tool) is None:
+            raise FileNotFoundError(f"{tool} not found on PATH: run tools/install.sh")
+
+
+def run_synthesis(root: Path, utts: list[dict], speakers: list[Speaker], nj: int = 2,
+                  cmd: str | None = None, desc: str = "synthesising") -> int:  # fmt: skip
+    """Synthesise the planned items under ``root`` as ``nj`` jobs through ``cmd`` (run.pl by
+    default) with a progress bar over files written; items already on disk are skipped. Returns
+    how many items are still missing (their errors are in ``root/synth_jobs/log``)."""
+    jobs_dir = root / "synth_jobs"
+    jobs_dir.mkdir(parents=True, exist_ok=True)
+    header = {"root": str(root.resolve()), "speakers": [dataclasses.asdict(s) for s in speakers]}
+    for j in range(nj):
+        lines = [json.dumps(header)] + [json.dumps(u) for u in utts[j::nj]]
+        (jobs_dir / f"plan.{j + 1}.jsonl").write_text("\n".join(lines) + "\n")
+    cmd = cmd or str(REPO_ROOT / "utils" / "run.pl")
+    argv = shlex.split(cmd) + [
+        f"JOB=1:{nj}",
+        str(jobs_dir / "log" / "synth.JOB.log"),
+        sys.executable, "-m", "espnet_distill.data.synth_corpus", "worker",
+        str(jobs_dir / "plan.JOB.jsonl"),
+    ]  # fmt: skip
+    log.info("synthesising %d items with %d jobs: %s", len(utts), nj, shlex.join(argv))
+    proc = subprocess.Popen(argv)
+    paths = [item_path(root, u) for u in utts]
+    with tqdm(total=len(paths), desc=desc, unit="utt") as bar:
+        while True:
+            finished = proc.poll() is not None
+            n_done = sum(p.is_file() for p in paths)
+            bar.update(n_done - bar.n)
+            if finished:
+                break
+            time.sleep(1.0)
+    return sum(not p.is_file() for p in paths)
 
 
 def _write_layout(root: Path, utts: list[dict], table: dict) -> dict[str, int]:
@@ -364,47 +459,22 @@ def generate(
     if done.is_file():
         log.info("%s is complete (%s); nothing to do", out, done)
         return out / "LibriSpeech"
-    for tool in ("espeak-ng", "flite", "sox"):
-        if shutil.which(tool) is None:
-            raise FileNotFoundError(f"{tool} not found on PATH: run tools/install.sh")
+    check_tools()
     sentences = load_sentences(fortune_dir)
     utts, lm_sentences, table = plan_corpus(size, seed, sentences)
-    jobs_dir = out / "synth_jobs"
-    jobs_dir.mkdir(parents=True, exist_ok=True)
-    header = {
-        "root": str(out.resolve()),
-        "speakers": [dataclasses.asdict(spk) for spk, _ in table.values()],
-    }
-    for j in range(nj):
-        lines = [json.dumps(header)] + [json.dumps(u) for u in utts[j::nj]]
-        (jobs_dir / f"plan.{j + 1}.jsonl").write_text("\n".join(lines) + "\n")
-    cmd = cmd or str(REPO_ROOT / "utils" / "run.pl")
-    argv = shlex.split(cmd) + [
-        f"JOB=1:{nj}",
-        str(jobs_dir / "log" / "synth.JOB.log"),
-        sys.executable, "-m", "espnet_distill.data.synth_corpus", "worker",
-        str(jobs_dir / "plan.JOB.jsonl"),
-    ]  # fmt: skip
-    log.info("synthesising %d utterances with %d jobs: %s", len(utts), nj, shlex.join(argv))
-    proc = subprocess.Popen(argv)
-    paths = [utt_path(out, u) for u in utts]
-    with tqdm(total=len(paths), desc=f"synthesising {size} corpus", unit="utt") as bar:
-        while True:
-            finished = proc.poll() is not None
-            n_done = sum(p.is_file() for p in paths)
-            bar.update(n_done - bar.n)
-            if finished:
-                break
-            time.sleep(1.0)
+    speakers = [spk for spk, _ in table.values()]
+    run_synthesis(out, utts, speakers, nj, cmd, f"synthesising {size} corpus")
     counts = _write_layout(out, utts, table)
-    if proc.returncode != 0 or counts["missing"]:
+    if counts["missing"]:
         raise RuntimeError(
-            f"synthesis of {counts['missing']} utterances failed; see {jobs_dir}/log/synth.*.log "
-            "(rerun to retry only those)"
+            f"synthesis of {counts['missing']} utterances failed; see {out}/synth_jobs/log/"
+            "synth.*.log (rerun to retry only those)"
         )
     with gzip.open(out / "librispeech-lm-norm.txt.gz", "wt") as f:
         f.write("\n".join(lm_sentences) + "\n")
-    atomic_write_text(out / "synth_speakers.json", json.dumps(header["speakers"], indent=1))
+    atomic_write_text(
+        out / "synth_speakers.json", json.dumps([dataclasses.asdict(s) for s in speakers], indent=1)
+    )
     atomic_write_text(done, f"size={size} seed={seed} utterances={counts['written']}\n")
     return out / "LibriSpeech"
 
