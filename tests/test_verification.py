@@ -1,0 +1,56 @@
+"""SV metrics (espnet_distill/score/verification.py) against hand-computed trial lists and the
+usual VoxCeleb computation (sklearn's ROC + scipy's root of 1 - tpr = fpr)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy.interpolate import interp1d
+from scipy.optimize import brentq
+from sklearn.metrics import roc_curve
+
+from espnet_distill.score.verification import equal_error_rate, error_rates, min_dcf
+
+# sorted by score: T T N T N N N
+SCORES = np.array([0.9, 0.8, 0.4, 0.7, 0.3, 0.2, 0.1])
+LABELS = np.array([1, 1, 1, 0, 0, 0, 0])
+
+
+def test_hand_computed_list():
+    p_miss, p_fa = error_rates(SCORES, LABELS)
+    np.testing.assert_allclose(p_miss, [1, 2 / 3, 1 / 3, 1 / 3, 0, 0, 0, 0])
+    np.testing.assert_allclose(p_fa, [0, 0, 0, 1 / 4, 1 / 4, 1 / 2, 3 / 4, 1])
+    # the curves cross between accepting 3 and 4 trials, where P_fa stays 1/4
+    assert equal_error_rate(SCORES, LABELS) == pytest.approx(0.25)
+    # p_target 0.01: best is accepting the two top targets, cost (1/3) 0.01, over 0.01
+    assert min_dcf(SCORES, LABELS, p_target=0.01) == pytest.approx(1 / 3)
+    # p_target 0.5: accepting all three targets and one non-target, (1/4) 0.5, over 0.5
+    assert min_dcf(SCORES, LABELS, p_target=0.5) == pytest.approx(0.25)
+
+
+def test_separable_tied_and_bad_lists():
+    assert equal_error_rate([3, 2, 1, 0], [1, 1, 0, 0]) == 0.0
+    assert min_dcf([3, 2, 1, 0], [1, 1, 0, 0]) == 0.0
+    # all scores tied: one step from (1, 0) to (0, 1), crossing at 0.5
+    assert equal_error_rate([1, 1, 1, 1], [1, 0, 1, 0]) == pytest.approx(0.5)
+    assert min_dcf([1, 1, 1, 1], [1, 0, 1, 0]) == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="need target and non-target trials, got 2 and 0"):
+        equal_error_rate([1, 2], [1, 1])
+    with pytest.raises(ValueError, match="p_target must be in"):
+        min_dcf(SCORES, LABELS, p_target=1.0)
+
+
+def test_matches_the_roc_computation_on_random_trials():
+    rng = np.random.default_rng(0)
+    for _ in range(5):
+        labels = rng.random(500) < 0.3
+        scores = np.round(rng.normal(labels * 1.5, 1.0), 2)  # rounding makes ties
+        fpr, tpr, _ = roc_curve(labels, scores, drop_intermediate=False)
+        p_miss, p_fa = error_rates(scores, labels)
+        np.testing.assert_allclose(p_fa, fpr, atol=1e-12)
+        np.testing.assert_allclose(p_miss, 1 - tpr, atol=1e-12)
+        roc = interp1d(fpr, tpr)
+        reference = brentq(lambda x, roc=roc: 1.0 - x - roc(x), 0.0, 1.0)
+        assert equal_error_rate(scores, labels) == pytest.approx(reference, abs=1e-9)
+        costs = 0.01 * (1 - tpr) + 0.99 * fpr
+        assert min_dcf(scores, labels) == pytest.approx(costs.min() / 0.01)
