@@ -1,18 +1,23 @@
-"""Synthetic Speech Commands and VoxCeleb1 (espnet_distill/data/synth_kws_sv.py): lhotse's own
-preparation reads the layouts with the expected counts; splits are speaker-disjoint; trials and
-clips have the properties the real corpora have."""
+"""Synthetic Speech Commands and VoxCeleb1 (espnet_distill/data/synth_kws_sv.py) and their
+preparation (espnet_distill/data/kws_sv.py): lhotse's own recipes read the layouts with the
+expected counts; splits are speaker-disjoint; trials and clips have the properties the real
+corpora have; bad layouts and trial lists are errors naming the item."""
 
 from __future__ import annotations
 
+import shutil
 from collections import Counter
 from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile as sf
+from lhotse import RecordingSet, SupervisionSet
 from lhotse.recipes import prepare_speechcommands
 from lhotse.recipes.voxceleb import _prepare_voxceleb_v1
 
+from espnet_distill.data.kws_sv import kws_label, prepare_speech_commands, prepare_voxceleb1
+from espnet_distill.data.librispeech import CorpusError
 from espnet_distill.data.synth_corpus import SAMPLE_RATE, fit_clip
 from espnet_distill.data.synth_kws_sv import (
     BACKGROUND_NOISES,
@@ -123,3 +128,71 @@ def test_rerun_is_a_no_op(corpora):
     generate_voxceleb1(corpora, "tiny", seed=1234, nj=2)
     assert wav.stat().st_mtime_ns == before
     assert sf.info(wav).samplerate == SAMPLE_RATE
+
+
+def test_prepare_speech_commands_adds_the_35_word_test_split(corpora, tmp_path):
+    cfg = COMMANDS_SIZES["tiny"]
+    per_speaker = len(CORE_WORDS) * cfg.core_repetitions + len(KEYWORDS) - len(CORE_WORDS)
+    counts = prepare_speech_commands(corpora / "SpeechCommands", tmp_path)
+    assert counts["test35"] == cfg.speakers[2] * per_speaker
+    test35 = SupervisionSet.from_file(tmp_path / "speechcommands_supervisions_test35.jsonl.gz")
+    assert {s.text for s in test35} == set(KEYWORDS)
+    train = SupervisionSet.from_file(tmp_path / "speechcommands_supervisions_train.jsonl.gz")
+    assert not {s.speaker for s in test35} & {s.speaker for s in train}
+    labels = Counter(kws_label(s.text, "12class") for s in train)
+    assert set(labels) == {*CORE_WORDS, "_unknown_", "_silence_"}
+    assert labels["_silence_"] == len(BACKGROUND_NOISES) - 1
+    assert (
+        kws_label("marvin", "35class") == "marvin" and kws_label("marvin", "12class") == "_unknown_"
+    )
+
+
+def test_prepare_voxceleb1_reads_the_trials(corpora, tmp_path):
+    counts = prepare_voxceleb1(corpora / "VoxCeleb1", tmp_path)
+    n_lines = len((corpora / "VoxCeleb1" / "veri_test.txt").read_text().splitlines())
+    assert counts["trials"] == n_lines and 0 < counts["target_trials"] < n_lines
+    test = RecordingSet.from_file(tmp_path / "voxceleb_recordings_test.jsonl.gz")
+    for line in (tmp_path / "voxceleb_trials.txt").read_text().splitlines():
+        _, enrol, other = line.split()
+        assert enrol in test.ids and other in test.ids
+
+
+def _copy(src: Path, dst: Path) -> Path:
+    shutil.copytree(src, dst, symlinks=True)
+    return dst
+
+
+def test_speech_commands_bad_layouts_are_named(corpora, tmp_path):
+    root = _copy(corpora / "SpeechCommands", tmp_path / "sc")
+    main = root / "speech_commands_v0.02"
+    (main / "banana").mkdir()
+    with pytest.raises(CorpusError, match=r"unknown keyword folder\(s\) banana \(v0.02 has 35"):
+        prepare_speech_commands(root, tmp_path / "out")
+    (main / "banana").rmdir()
+    lines = (main / "testing_list.txt").read_text().splitlines()
+    (main / "testing_list.txt").write_text("\n".join([*lines, "yes/deadbeef_nohash_9.wav"]) + "\n")
+    with pytest.raises(
+        CorpusError, match=rf"testing_list.txt:{len(lines) + 1} yes/deadbeef_nohash_9"
+    ):
+        prepare_speech_commands(root, tmp_path / "out")
+    shutil.rmtree(root / "speech_commands_test_set_v0.02")
+    with pytest.raises(CorpusError, match="speech_commands_test_set_v0.02 missing"):
+        prepare_speech_commands(root, tmp_path / "out")
+    assert not (tmp_path / "out").exists()  # nothing written before the checks pass
+
+
+def test_voxceleb_trials_naming_missing_utterances_are_errors(corpora, tmp_path):
+    root = _copy(corpora / "VoxCeleb1", tmp_path / "vox")
+    trials = (root / "veri_test.txt").read_text().splitlines()
+    (root / "veri_test.txt").write_text("\n".join([*trials, "1 id10009/nope/00001.wav " +
+                                                   trials[0].split()[1], "1 two"]) + "\n")  # fmt: skip
+    n = len(trials)
+    with pytest.raises(CorpusError, match=rf"2 bad trial line\(s\): .*veri_test.txt:{n + 1}: "
+                       rf"id10009/nope/00001.wav not in the corpus; .*:{n + 2}: expected"):  # fmt: skip
+        prepare_voxceleb1(root, tmp_path / "out")
+    meta = (root / "vox1_meta.csv").read_text().splitlines()
+    (root / "vox1_meta.csv").write_text("\n".join(meta[:-1]) + "\n")
+    with pytest.raises(
+        CorpusError, match=rf"vox1_meta.csv lacks speaker\(s\) {meta[-1].split()[0]}"
+    ):
+        prepare_voxceleb1(root, tmp_path / "out")
