@@ -29,6 +29,19 @@ def tiny_corpus(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def kws_sv_corpora(tmp_path_factory) -> Path:
+    """Root of tiny synthetic corpora: <root>/SpeechCommands and <root>/VoxCeleb1."""
+    for tool in ("espeak-ng", "flite", "sox"):
+        _need(tool)
+    from espnet_distill.data.synth_kws_sv import generate_speech_commands, generate_voxceleb1
+
+    root = tmp_path_factory.mktemp("kws_sv")
+    generate_speech_commands(root, "tiny", seed=1234, nj=2)
+    generate_voxceleb1(root, "tiny", seed=1234, nj=2)
+    return root
+
+
+@pytest.fixture(scope="session")
 def tiny_features(tiny_corpus, tmp_path_factory) -> Path:
     """data dir with manifests/, fbank/cuts_<part>.jsonl.gz, fbank/cmvn.npz, lang_bpe_64/."""
     from espnet_distill.data import features

@@ -26,17 +26,13 @@ from espnet_distill.data.synth_kws_sv import (
     KEYWORDS,
     VOX_SIZES,
     background_noise,
-    generate_speech_commands,
     generate_voxceleb1,
 )
 
 
 @pytest.fixture(scope="module")
-def corpora(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("kws_sv")
-    generate_speech_commands(out, "tiny", seed=1234, nj=2)
-    generate_voxceleb1(out, "tiny", seed=1234, nj=2)
-    return out
+def corpora(kws_sv_corpora) -> Path:
+    return kws_sv_corpora
 
 
 def test_lhotse_reads_speech_commands_with_the_expected_counts(corpora):

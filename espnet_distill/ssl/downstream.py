@@ -1,0 +1,351 @@
+"""Keyword spotting and speaker verification on an upstream (a HuBERT teacher or a distilled
+student), single-task or jointly (Kerpicci et al. 2022), with the upstream frozen or fine-tuned.
+
+- Each task reads the upstream through its own softmax-weighted sum of layers (SUPERB's
+  featurizer, :class:`~espnet_distill.ssl.probe.WeightedSum`).
+- KWS: frame projection + ReLU, mean pooling over the valid frames, linear over the keyword
+  classes (SUPERB's 12 classes: 10 words, ``_unknown_``, ``_silence_``; or the 35 words).
+- SV: an x-vector-style head (two frame layers, mean + standard deviation pooling, a linear
+  embedding) trained with additive angular margin softmax (ArcFace: the target logit
+  s cos(theta + m)) over the training speakers; trials are scored by the cosine of embeddings.
+- Joint: every training step takes one batch of each task; loss = w_kws CE + w_sv AAM. An epoch
+  is the longer task's loader (the other one cycles).
+- Fine-tuned: the upstream is trained too, at ``optim.upstream_lr`` (SUPERB's fine-tuning keeps
+  it lower than the heads').
+
+Training is Lightning, resumable from ``checkpoints/last.ckpt``; the final epoch's weights are
+scored (no dev trials exist for SV).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from pathlib import Path
+
+import lightning as L
+import numpy as np
+import torch
+from lhotse import CutSet
+from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.loggers import TensorBoardLogger
+from lightning.pytorch.utilities import CombinedLoader
+from torch import nn
+
+from espnet_distill.data.kws_sv import kws_label
+from espnet_distill.score.verification import equal_error_rate, error_rates, min_dcf
+from espnet_distill.ssl.data import make_audio_loader
+from espnet_distill.ssl.hubert import count_parameters
+from espnet_distill.ssl.probe import WeightedSum
+from espnet_distill.ssl.report import upstream_parameters
+from espnet_distill.train.am_trainer import LinearWarmupDecay, merge_config
+from espnet_distill.train.progress import progress_callbacks
+from espnet_distill.utils import atomic_write_text
+
+log = logging.getLogger(__name__)
+
+TASKS = ("kws", "sv")
+DEFAULT_CONFIG = {
+    "tasks": ["kws", "sv"],
+    "freeze_upstream": True,
+    "kws": {"task": "12class", "hidden": 256, "loss_weight": 1.0},
+    "sv": {"hidden": 256, "embedding": 128, "margin": 0.2, "scale": 30.0, "loss_weight": 1.0,
+           "crop_seconds": 3.0},
+    "optim": {"lr": 1e-3, "upstream_lr": 5e-5, "weight_decay": 0.0, "warmup_steps": 100},
+    "train": {"max_epochs": 5, "max_duration": 60, "seed": 1234, "grad_clip": 5.0,
+              "num_workers": 0, "num_threads": 0},
+}  # fmt: skip
+
+
+def valid_frames(x: torch.Tensor, lengths: torch.Tensor | None) -> torch.Tensor:
+    """(B, T, 1) mask of the frames within each utterance's length (all when lengths is None)."""
+    if lengths is None:
+        return torch.ones(*x.shape[:2], 1, dtype=x.dtype, device=x.device)
+    steps = torch.arange(x.shape[1], device=x.device)
+    return (steps[None] < lengths.to(x.device)[:, None]).unsqueeze(-1).to(x.dtype)
+
+
+def mean_std_pool(x: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean and standard deviation over the masked frames of (B, T, D)."""
+    n = mask.sum(1).clamp(min=1.0)
+    mean = (x * mask).sum(1) / n
+    var = (((x - mean[:, None]) ** 2) * mask).sum(1) / n
+    return mean, var.clamp(min=1e-8).sqrt()
+
+
+class KwsHead(nn.Module):
+    def __init__(self, dim: int, num_classes: int, hidden: int = 256) -> None:
+        super().__init__()
+        self.frame = nn.Sequential(nn.Linear(dim, hidden), nn.ReLU())
+        self.out = nn.Linear(hidden, num_classes)
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor | None) -> torch.Tensor:
+        mean, _ = mean_std_pool(self.frame(x), valid_frames(x, lengths))
+        return self.out(mean)
+
+
+class SpeakerEmbedding(nn.Module):
+    """Two frame layers, mean + std pooling, a linear embedding (a small x-vector)."""
+
+    def __init__(self, dim: int, hidden: int = 256, embedding: int = 128) -> None:
+        super().__init__()
+        self.frame = nn.Sequential(nn.Linear(dim, hidden), nn.ReLU(),
+                                   nn.Linear(hidden, hidden), nn.ReLU())  # fmt: skip
+        self.out = nn.Linear(2 * hidden, embedding)
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor | None) -> torch.Tensor:
+        mean, std = mean_std_pool(self.frame(x), valid_frames(x, lengths))
+        return self.out(torch.cat([mean, std], -1))
+
+
+class AamSoftmax(nn.Module):
+    """Additive angular margin softmax (ArcFace): cross-entropy of s cos(theta_j) with the
+    target's logit s cos(theta_y + m); past theta_y = pi - m, where cos(theta + m) would rise
+    again, the target logit is s (cos theta_y - m sin m) (ArcFace's monotonic fallback)."""
+
+    def __init__(self, embedding: int, num_classes: int, margin: float = 0.2,
+                 scale: float = 30.0) -> None:  # fmt: skip
+        super().__init__()
+        self.weight = nn.Parameter(torch.empty(num_classes, embedding))
+        nn.init.xavier_uniform_(self.weight)
+        self.margin, self.scale = margin, scale
+
+    def logits(self, emb: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        cos = nn.functional.normalize(emb) @ nn.functional.normalize(self.weight).T
+        cos_t = cos.gather(1, target[:, None]).clamp(-1 + 1e-7, 1 - 1e-7)
+        sin_t = (1 - cos_t**2).sqrt()
+        m = self.margin
+        with_margin = cos_t * math.cos(m) - sin_t * math.sin(m)
+        with_margin = torch.where(cos_t > math.cos(math.pi - m), with_margin,
+                                  cos_t - m * math.sin(m))  # fmt: skip
+        return self.scale * cos.scatter(1, target[:, None], with_margin)
+
+    def forward(self, emb: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return nn.functional.cross_entropy(self.logits(emb, target), target)
+
+
+class KwsSvModule(L.LightningModule):
+    """An upstream with a KWS head, an SV head, or both (see the module docstring)."""
+
+    def __init__(self, upstream: nn.Module, config: dict, keywords: list[str], speakers: list[str],
+                 total_steps: int = 1) -> None:  # fmt: skip
+        super().__init__()
+        self.config, self.total_steps = config, total_steps
+        self.tasks = list(config["tasks"])
+        bad = [t for t in self.tasks if t not in TASKS]
+        if bad or not self.tasks:
+            raise ValueError(f"tasks {self.tasks}: expected one or both of {', '.join(TASKS)}")
+        self.frozen = bool(config["freeze_upstream"])
+        self.upstream = upstream
+        if self.frozen:
+            self.upstream.eval().requires_grad_(False)
+        self.keywords, self.speakers = list(keywords), list(speakers)
+        with torch.no_grad():
+            states, _ = upstream.hidden_states(torch.zeros(1, 16000))
+        layers, dim = len(states), states[0].shape[-1]
+        self.featurizers = nn.ModuleDict({t: WeightedSum(layers) for t in self.tasks})
+        if "kws" in self.tasks:
+            self.kws_head = KwsHead(dim, len(keywords), config["kws"]["hidden"])
+        if "sv" in self.tasks:
+            sv = config["sv"]
+            self.sv_head = SpeakerEmbedding(dim, sv["hidden"], sv["embedding"])
+            self.aam = AamSoftmax(sv["embedding"], len(speakers), sv["margin"], sv["scale"])
+
+    def train(self, mode: bool = True) -> KwsSvModule:
+        super().train(mode)
+        if self.frozen:  # a frozen upstream stays in eval mode (no dropout, no layer drop)
+            self.upstream.eval()
+        return self
+
+    def features(self, task: str, audio: torch.Tensor, lengths: torch.Tensor | None,
+                 ) -> tuple[torch.Tensor, torch.Tensor | None]:  # fmt: skip
+        with torch.set_grad_enabled(torch.is_grad_enabled() and not self.frozen):
+            states, frames = self.upstream.hidden_states(audio, lengths)
+        return self.featurizers[task](states), frames
+
+    def keyword_logits(self, audio: torch.Tensor, lengths: torch.Tensor | None) -> torch.Tensor:
+        return self.kws_head(*self.features("kws", audio, lengths))
+
+    def embeddings(self, audio: torch.Tensor, lengths: torch.Tensor | None) -> torch.Tensor:
+        return self.sv_head(*self.features("sv", audio, lengths))
+
+    def _losses(self, batch: dict) -> dict[str, torch.Tensor]:
+        losses = {}
+        if batch.get("kws") is not None:
+            b = batch["kws"]
+            target = torch.tensor(
+                [self.keywords.index(lab) for lab in b["labels"]], device=self.device
+            )
+            losses["kws"] = nn.functional.cross_entropy(
+                self.keyword_logits(b["audio"], b["lengths"]), target
+            )
+        if batch.get("sv") is not None:
+            b = batch["sv"]
+            target = torch.tensor([self.speakers.index(s) for s in b["labels"]], device=self.device)
+            losses["sv"] = self.aam(self.embeddings(b["audio"], b["lengths"]), target)
+        return losses
+
+    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+        losses = self._losses(batch)
+        loss = sum(self.config[t]["loss_weight"] * v for t, v in losses.items())
+        for t, v in losses.items():
+            self.log(f"train_{t}_loss", v, batch_size=len(batch[t]["ids"]))
+        self.log("train_loss", loss, prog_bar=True)
+        return loss
+
+    def configure_optimizers(self) -> dict:
+        o = self.config["optim"]
+        heads = [p for n, p in self.named_parameters() if not n.startswith("upstream.")]
+        groups = [{"params": heads, "lr": o["lr"]}]
+        if not self.frozen:
+            groups.append({"params": list(self.upstream.parameters()), "lr": o["upstream_lr"]})
+        opt = torch.optim.AdamW(groups, weight_decay=o["weight_decay"])
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, LinearWarmupDecay(o["warmup_steps"],
+                                                                         self.total_steps))  # fmt: skip
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+
+class LabelledLoader:
+    """A :func:`make_audio_loader` whose batches carry ``labels`` (one per cut, by id)."""
+
+    def __init__(self, loader: torch.utils.data.DataLoader, labels: dict[str, str]) -> None:
+        self.loader, self.labels = loader, labels
+        self.sampler = loader.sampler
+
+    def __iter__(self):  # noqa: ANN204
+        for batch in self.loader:
+            yield {**batch, "labels": [self.labels[i] for i in batch["ids"]]}
+
+
+def keyword_cuts(cuts: CutSet, task: str) -> tuple[CutSet, dict[str, str]]:
+    """Speech Commands cuts with their class; no-word recordings (the background noises, for the
+    12-class ``_silence_``) are cut into one-second windows; the 35-class task drops them."""
+    words = cuts.filter(lambda c: bool(c.supervisions and c.supervisions[0].text))
+    cuts_out = words.to_eager()
+    if task == "12class":
+        noise = cuts.filter(lambda c: not (c.supervisions and c.supervisions[0].text)).to_eager()
+        windows = noise.cut_into_windows(1.0).filter(lambda c: c.duration >= 0.5).to_eager()
+        cuts_out = (cuts_out + windows).to_eager()
+
+    def text(c) -> str:  # noqa: ANN001
+        return c.supervisions[0].text if c.supervisions else ""
+
+    return cuts_out, {c.id: kws_label(text(c), task) for c in cuts_out}
+
+
+def speaker_labels(cuts: CutSet) -> dict[str, str]:
+    return {c.id: c.supervisions[0].speaker for c in cuts}
+
+
+def _fit(
+    module: KwsSvModule, loaders: dict, exp_dir: Path, tc: dict, steps: int, ngpu: int
+) -> None:
+    ckpt_dir = exp_dir / "checkpoints"
+    checkpoint = ModelCheckpoint(dirpath=ckpt_dir, filename="epoch{epoch:03d}", save_last=True,
+                                 auto_insert_metric_name=False, save_top_k=1, monitor="epoch",
+                                 mode="max")  # fmt: skip
+    progress, show_bar = progress_callbacks(steps)
+    trainer = L.Trainer(
+        default_root_dir=exp_dir, accelerator="gpu" if ngpu else "cpu", devices=ngpu or 1,
+        max_epochs=tc["max_epochs"], gradient_clip_val=tc["grad_clip"],
+        callbacks=[checkpoint, *progress], enable_progress_bar=show_bar,
+        logger=TensorBoardLogger(exp_dir, name="tensorboard", version=""),
+        use_distributed_sampler=False, num_sanity_val_steps=0, log_every_n_steps=10,
+        enable_model_summary=False, limit_val_batches=0,
+    )  # fmt: skip
+    last = ckpt_dir / "last.ckpt"
+    if last.is_file():
+        log.info("resuming from %s", last)
+    combined = CombinedLoader(loaders, mode="max_size_cycle")
+    trainer.fit(module, combined, ckpt_path=str(last) if last.is_file() else None)
+
+
+@torch.no_grad()
+def keyword_accuracy(module: KwsSvModule, cuts: CutSet, labels: dict[str, str],
+                     max_duration: float = 60) -> float:  # fmt: skip
+    """Percent of ``cuts`` whose argmax class is their label."""
+    module.eval()
+    correct = total = 0
+    for batch in make_audio_loader(cuts, max_duration, False):
+        pred = module.keyword_logits(batch["audio"], batch["lengths"]).argmax(-1).tolist()
+        correct += sum(
+            module.keywords[p] == labels[i] for p, i in zip(pred, batch["ids"], strict=True)
+        )
+        total += len(pred)
+    return 100.0 * correct / max(total, 1)
+
+
+@torch.no_grad()
+def trial_scores(module: KwsSvModule, cuts: CutSet, trials: list[tuple[int, str, str]],
+                 max_duration: float = 60) -> np.ndarray:  # fmt: skip
+    """Cosine similarity of the two utterances' embeddings, per trial (trials name recording
+    ids, as :func:`espnet_distill.data.kws_sv.read_trials` writes them)."""
+    module.eval()
+    needed = {u for _, a, b in trials for u in (a, b)}
+    cuts = cuts.filter(lambda c: c.recording_id in needed).to_eager()
+    recording_of = {c.id: c.recording_id for c in cuts}
+    emb = {}
+    for batch in make_audio_loader(cuts, max_duration, False):
+        out = nn.functional.normalize(module.embeddings(batch["audio"], batch["lengths"]))
+        emb.update(zip((recording_of[i] for i in batch["ids"]), out, strict=True))
+    return np.array([float(emb[a] @ emb[b]) for _, a, b in trials])
+
+
+def fine_tune(upstream: nn.Module, config: dict, exp_dir: Path, data: dict, ngpu: int = 0) -> dict:
+    """Train (or resume) and score one system; ``data``: {"kws_train", "kws_test": CutSet,
+    "sv_train", "sv_test": CutSet, "trials": [(label, enrol, test)]} (the tasks' entries only).
+    Writes ``exp_dir/results.json`` (and ``sv_scores.txt``) and returns the results."""
+    config = merge_config(DEFAULT_CONFIG, config)
+    exp_dir.mkdir(parents=True, exist_ok=True)
+    results_file = exp_dir / "results.json"
+    if results_file.is_file():
+        log.info("%s exists: finished", results_file)
+        return json.loads(results_file.read_text())
+    tc = config["train"]
+    L.seed_everything(tc["seed"], workers=True)
+    if tc.get("num_threads"):
+        torch.set_num_threads(tc["num_threads"])
+    loaders, keywords, speakers = {}, [], []
+    if "kws" in config["tasks"]:
+        train_cuts, labels = keyword_cuts(data["kws_train"], config["kws"]["task"])
+        keywords = sorted(set(labels.values()))
+        loaders["kws"] = LabelledLoader(make_audio_loader(train_cuts, tc["max_duration"], True, tc["seed"],
+                                                          num_workers=tc["num_workers"]), labels)  # fmt: skip
+    if "sv" in config["tasks"]:
+        labels = speaker_labels(data["sv_train"])
+        speakers = sorted(set(labels.values()))
+        loaders["sv"] = LabelledLoader(make_audio_loader(data["sv_train"], tc["max_duration"], True, tc["seed"],
+                                                         crop_seconds=config["sv"]["crop_seconds"],
+                                                         num_workers=tc["num_workers"]), labels)  # fmt: skip
+    steps = 0
+    for dl in loaders.values():
+        dl.sampler.set_epoch(0)
+        steps = max(steps, sum(1 for _ in dl.sampler))
+    module = KwsSvModule(upstream, config, keywords, speakers, steps * tc["max_epochs"])
+    log.info("tasks %s, upstream %s: %.2fM upstream parameters, %.2fM in the heads; %d steps an epoch",
+             "+".join(config["tasks"]), "frozen" if module.frozen else "fine-tuned",
+             upstream_parameters(upstream) / 1e6,
+             (count_parameters(module) - count_parameters(upstream)) / 1e6, steps)  # fmt: skip
+    _fit(module, loaders, exp_dir, tc, steps, ngpu)
+    module = module.cpu()
+    results: dict = {"tasks": config["tasks"], "frozen": module.frozen,
+                     "upstream_parameters": upstream_parameters(upstream)}  # fmt: skip
+    if "kws" in config["tasks"]:
+        test_cuts, test_labels = keyword_cuts(data["kws_test"], config["kws"]["task"])
+        unknown = {lab for lab in test_labels.values() if lab not in keywords}
+        if unknown:
+            raise ValueError(f"test keyword classes not in training: {sorted(unknown)}")
+        results["kws_accuracy"] = round(keyword_accuracy(module, test_cuts, test_labels), 2)
+    if "sv" in config["tasks"]:
+        scores = trial_scores(module, data["sv_test"], data["trials"])
+        target = np.array([t for t, _, _ in data["trials"]])
+        results["eer"] = round(100 * equal_error_rate(scores, target), 2)
+        results["min_dcf"] = round(min_dcf(scores, target, p_target=0.01), 4)
+        p_miss, p_fa = error_rates(scores, target)
+        results["det"] = {"p_miss": p_miss.round(5).tolist(), "p_fa": p_fa.round(5).tolist()}
+        atomic_write_text(exp_dir / "sv_scores.txt", "".join(
+            f"{a} {b} {s:.6f} {'target' if t else 'nontarget'}\n"
+            for (t, a, b), s in zip(data["trials"], scores, strict=True)))  # fmt: skip
+    atomic_write_text(results_file, json.dumps(results))
+    return results
