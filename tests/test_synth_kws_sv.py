@@ -16,7 +16,12 @@ from lhotse import RecordingSet, SupervisionSet
 from lhotse.recipes import prepare_speechcommands
 from lhotse.recipes.voxceleb import _prepare_voxceleb_v1
 
-from espnet_distill.data.kws_sv import kws_label, prepare_speech_commands, prepare_voxceleb1
+from espnet_distill.data.kws_sv import (
+    kws_label,
+    prepare_speech_commands,
+    prepare_voxceleb1,
+    read_trials,
+)
 from espnet_distill.data.librispeech import CorpusError
 from espnet_distill.data.synth_corpus import SAMPLE_RATE, fit_clip
 from espnet_distill.data.synth_kws_sv import (
@@ -148,9 +153,8 @@ def test_prepare_voxceleb1_reads_the_trials(corpora, tmp_path):
     n_lines = len((corpora / "VoxCeleb1" / "veri_test.txt").read_text().splitlines())
     assert counts["trials"] == n_lines and 0 < counts["target_trials"] < n_lines
     test = RecordingSet.from_file(tmp_path / "voxceleb_recordings_test.jsonl.gz")
-    for line in (tmp_path / "voxceleb_trials.txt").read_text().splitlines():
-        _, enrol, other = line.split()
-        assert enrol in test.ids and other in test.ids
+    trials = read_trials(tmp_path / "voxceleb_trials.txt", set(test.ids))
+    assert len(trials) == n_lines and all(a in test.ids and b in test.ids for _, a, b in trials)
 
 
 def _copy(src: Path, dst: Path) -> Path:

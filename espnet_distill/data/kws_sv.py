@@ -9,7 +9,7 @@ Outputs under ``output_dir``:
 - ``speechcommands_{recordings,supervisions}_{train,valid,test,test35}.jsonl.gz``: lhotse's
   train / valid / test (the 12-class test set) and the 35-word test split;
 - ``voxceleb_{recordings,supervisions}_{train,test}.jsonl.gz`` and ``voxceleb_trials.txt``
-  (``<1|0> <enrol recording id> <test recording id>``).
+  (``veri_test.txt`` once every trial is checked; :func:`read_trials` reads it).
 """
 
 from __future__ import annotations
@@ -180,8 +180,10 @@ def prepare_voxceleb1(root: Path, output_dir: Path, num_jobs: int = 1) -> dict[s
         validate_recordings_and_supervisions(*manifests[split])
     trials = read_trials(root / "veri_test.txt", set(manifests["test"][0].ids))
     counts = _write(manifests, Path(output_dir), "voxceleb")
-    atomic_write_text(Path(output_dir) / "voxceleb_trials.txt",
-                      "".join(f"{t} {a} {b}\n" for t, a, b in trials))  # fmt: skip
+    # the checked list, verbatim: later stages read it with read_trials against the manifests
+    atomic_write_text(
+        Path(output_dir) / "voxceleb_trials.txt", (root / "veri_test.txt").read_text()
+    )
     counts["trials"] = len(trials)
     counts["target_trials"] = sum(t for t, _, _ in trials)
     log.info("VoxCeleb1: %s", counts)

@@ -280,11 +280,16 @@ def train_ssl(config: dict, exp_dir: Path, train_cuts: Path, valid_cuts: Path,
             model.save(tmp)
         else:
             module.net.load_state_dict(state)
-            torch.save({"kind": config["mode"], "student_config": module.net.config,
-                        "target_layers": config["model"].get("target_layers"),
-                        "teacher_dim": teacher.config["encoder_embed_dim"],
-                        "state_dict": state}, tmp)  # fmt: skip
+            save_student(module.net, config["mode"], tmp)
     return final
+
+
+def save_student(net: DistilHubert | LstmStudent, kind: str, path: Path) -> None:
+    """A student as :func:`load_upstream` reads it; ``kind``: distilhubert, kd or dkd."""
+    blob = {"kind": kind, "student_config": net.config, "state_dict": net.state_dict()}
+    if isinstance(net, DistilHubert):
+        blob.update(target_layers=net.target_layers, teacher_dim=net.heads[0].out_features)
+    torch.save(blob, path)
 
 
 def load_upstream(path: Path) -> HubertModel | DistilHubert | LstmStudent:

@@ -1,0 +1,137 @@
+#!/usr/bin/env bash
+# shellcheck disable=SC2154  # train_cmd, cuda_cmd come from cmd.sh
+# The stage engine of the keyword-spotting + speaker-verification recipes (kws_sv1): a distilled
+# speech representation model fine-tuned on KWS and SV, single-task or jointly, frozen or
+# fine-tuned (Kerpicci et al. 2022). A corpus's run.sh sets options and calls this script; every
+# option below can also be given on the command line (--name value).
+#
+# Stages (numbers are part of the interface, see README.md):
+#   1 data: local/data.sh (when the recipe has one; e.g. it synthesises the corpora), then
+#     Speech Commands and VoxCeleb1 -> lhotse manifests in <data_dir>/manifests (checked first)
+#   2 upstreams: --teacher_ckpt / --student_ckpt, or the ssl1 recipe in --ssl_dir trains them
+#     (its stages 1-4 with --students <student>)
+#   3 fine-tuning: {teacher, student} x {frozen, fine-tuned} x {kws, sv, joint}
+#     (--upstream_modes, --setups narrow it)
+#   4 results: the table, DET curves, RESULTS.md
+# Each stage skips finished work (manifests' counts.json, results.json); --force true redoes the
+# stages in --stage..--stop_stage.
+set -euo pipefail
+
+log() {
+  local fname=${BASH_SOURCE[1]##*/}
+  echo -e "$(date '+%Y-%m-%dT%H:%M:%S') (${fname}:${BASH_LINENO[0]}:${FUNCNAME[1]}) $*"
+}
+echo "$0 $*"
+SECONDS=0
+
+# ---------------------------------------------------------------- configuration
+stage=1                  # first stage to run
+stop_stage=4             # last stage to run
+force=false              # redo finished stages in stage..stop_stage
+ngpu=0                   # GPUs for fine-tuning (0: CPU)
+local_data_opts=         # options for local/data.sh
+speech_commands_dir=     # holds speech_commands_v0.0N/ and speech_commands_test_set_v0.0N/
+speech_commands_version=2
+voxceleb1_dir=           # holds wav/, vox1_meta.csv, veri_test.txt
+data_dir=data            # manifests go to <data_dir>/manifests
+exp_dir=exp              # where experiments go
+ssl_dir=../ssl1          # the HuBERT distillation recipe that provides the upstreams
+ssl_opts=                # options for its run.sh, e.g. "--corpus_size demo"
+ssl_exp_dir=             # its exp dir (e.g. ../ssl1/exp/demo)
+teacher_ckpt=            # a teacher instead of ssl1's (any format of load_hubert)
+student=distilhubert     # the ssl1 student (conf/distill_<student>.yaml there)
+student_ckpt=            # a student instead of ssl1's
+upstream_modes="frozen finetuned"
+setups="kws sv joint"    # single-task KWS, single-task SV, joint KWS+SV
+finetune_config=conf/finetune.yaml
+kws_task=12class         # 12class (SUPERB: 10 words, unknown, silence) or 35class (the words)
+train_overrides=         # overrides of the fine-tuning config, e.g. "train.max_epochs=2"
+results_file=RESULTS.md
+results_title="kws_sv1 results"
+
+help_message="Usage: $0 [options]
+  Runs the kws_sv1 recipe stages --stage..--stop_stage."
+# shellcheck source=/dev/null
+. ./path.sh
+# shellcheck source=/dev/null
+. ./cmd.sh
+. utils/parse_options.sh
+
+[ $# -eq 0 ] || { log "Error: unexpected arguments: $*"; exit 1; }
+manifests=${data_dir}/manifests
+teacher=${teacher_ckpt:-${ssl_exp_dir}/teacher/model.pt}
+student_model=${student_ckpt:-${ssl_exp_dir}/${student}/model.pt}
+is_done() { [ "${force}" = false ] && [ -e "$1" ]; }
+overrides=()
+# shellcheck disable=SC2206
+[ -n "${train_overrides}" ] && overrides=(--override ${train_overrides})
+mkdir -p "${exp_dir}"
+
+if [ "${stage}" -le 1 ] && [ "${stop_stage}" -ge 1 ]; then
+  if [ -x local/data.sh ]; then
+    log "Stage 1: local/data.sh ${local_data_opts}"
+    # shellcheck disable=SC2086
+    local/data.sh ${local_data_opts}
+  fi
+  if is_done "${manifests}/counts.json"; then
+    log "Stage 1: ${manifests}/counts.json exists: skipping"
+  else
+    if [ -z "${speech_commands_dir}" ] || [ -z "${voxceleb1_dir}" ]; then
+      log "Error: --speech_commands_dir and --voxceleb1_dir are needed"; exit 1
+    fi
+    log "Stage 1: ${speech_commands_dir} and ${voxceleb1_dir} -> ${manifests}"
+    python -m espnet_distill.bin.prepare_kws_sv --speech-commands "${speech_commands_dir}" \
+      --voxceleb1 "${voxceleb1_dir}" --version "${speech_commands_version}" --out-dir "${manifests}"
+  fi
+fi
+
+if [ "${stage}" -le 2 ] && [ "${stop_stage}" -ge 2 ]; then
+  if [ -n "${teacher_ckpt}" ] && [ -n "${student_ckpt}" ]; then
+    log "Stage 2: upstreams given: ${teacher_ckpt}, ${student_ckpt}"
+  else
+    [ -n "${ssl_exp_dir}" ] || { log "Error: --ssl_exp_dir (or both checkpoints) is needed"; exit 1; }
+    log "Stage 2: teacher and ${student} from ${ssl_dir} (its stages 1-4)"
+    # shellcheck disable=SC2086
+    (cd "${ssl_dir}" && ./run.sh ${ssl_opts} --stop_stage 4 --students "${student}")
+  fi
+  for f in "${teacher}" "${student_model}"; do
+    [ -f "${f}" ] || { log "Error: upstream ${f} is missing after stage 2"; exit 1; }
+  done
+fi
+
+if [ "${stage}" -le 3 ] && [ "${stop_stage}" -ge 3 ]; then
+  for pair in "teacher=${teacher}" "${student}=${student_model}"; do
+    name=${pair%%=*}
+    for mode in ${upstream_modes}; do
+      freeze=true
+      [ "${mode}" = finetuned ] && freeze=false
+      for setup in ${setups}; do
+        tasks=${setup}
+        [ "${setup}" = joint ] && tasks="kws sv"
+        dir=${exp_dir}/finetune/${name}/${mode}/${setup}
+        if is_done "${dir}/results.json"; then
+          log "Stage 3: ${dir}/results.json exists: skipping"
+          continue
+        fi
+        [ "${force}" = true ] && rm -rf "${dir}"
+        log "Stage 3: ${name}, ${mode}, ${setup}; progress: tail -f ${dir}/train.log"
+        mkdir -p "${dir}"
+        # shellcheck disable=SC2086
+        ${cuda_cmd} --gpu "${ngpu}" "${dir}/train.log" python -m espnet_distill.bin.fine_tune_kws_sv \
+          --upstream "${pair#*=}" --config "${finetune_config}" --tasks ${tasks} \
+          --freeze "${freeze}" --manifest-dir "${manifests}" --kws-task "${kws_task}" \
+          --exp-dir "${dir}" --ngpu "${ngpu}" "${overrides[@]}"
+        tail -n 1 "${dir}/train.log" | sed 's/^/  /'
+      done
+    done
+  done
+fi
+
+if [ "${stage}" -le 4 ] && [ "${stop_stage}" -ge 4 ]; then
+  log "Stage 4: results table, DET curves, ${results_file}"
+  python -m espnet_distill.bin.kws_sv_results --finetune-dir "${exp_dir}/finetune" \
+    --upstreams teacher "${student}" --out-dir "${exp_dir}/results" \
+    --results-file "${results_file}" --title "${results_title}"
+fi
+
+log "Successfully finished. [elapsed=${SECONDS}s]"

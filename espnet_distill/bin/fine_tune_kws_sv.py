@@ -1,0 +1,80 @@
+"""kws_sv1 stage 3: fine-tune an upstream on keyword spotting, speaker verification or both
+(joint), frozen or fine-tuned; scores KWS accuracy and SV EER / minDCF into results.json.
+Lightning; resumes from exp-dir/checkpoints/last.ckpt.
+
+Usage:
+    python -m espnet_distill.bin.fine_tune_kws_sv --upstream ../ssl1/exp/demo/teacher/model.pt \\
+        --config conf/finetune.yaml --tasks kws sv --freeze true --manifest-dir data/manifests \\
+        --exp-dir exp/finetune/teacher/frozen/joint [--override train.max_epochs=2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from lhotse import CutSet, load_manifest
+
+from espnet_distill.data.kws_sv import read_trials
+from espnet_distill.data.librispeech import CorpusError
+from espnet_distill.ssl.downstream import fine_tune
+from espnet_distill.ssl.hubert import CheckpointMismatch
+from espnet_distill.ssl.trainer import load_upstream
+from espnet_distill.train.am_trainer import apply_overrides, load_config
+from espnet_distill.utils import setup_logging
+
+
+def load_cuts(manifest_dir: Path, prefix: str, split: str) -> CutSet:
+    files = [
+        manifest_dir / f"{prefix}_{kind}_{split}.jsonl.gz"
+        for kind in ("recordings", "supervisions")
+    ]
+    for f in files:
+        if not f.is_file():
+            raise FileNotFoundError(f"{f} is missing: run stage 1 (prepare_kws_sv)")
+    return CutSet.from_manifests(recordings=load_manifest(files[0]),
+                                 supervisions=load_manifest(files[1])).to_eager()  # fmt: skip
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    parser.add_argument("--upstream", type=Path, required=True, help="a HuBERT or a ssl1 student")
+    parser.add_argument("--config", type=Path, required=True)
+    parser.add_argument("--tasks", nargs="+", required=True, choices=["kws", "sv"])
+    parser.add_argument("--freeze", choices=["true", "false"], required=True)
+    parser.add_argument("--manifest-dir", type=Path, required=True)
+    parser.add_argument("--kws-task", choices=["12class", "35class"], default="12class",
+                        help="12class: SUPERB's (test: the 12-class test set); 35class: the words "
+                        "(test: testing_list.txt)")  # fmt: skip
+    parser.add_argument("--exp-dir", type=Path, required=True)
+    parser.add_argument("--override", nargs="*", default=[], help="section.key=value (YAML value)")
+    parser.add_argument("--ngpu", type=int, default=0)
+    args = parser.parse_args(argv)
+    setup_logging()
+    try:
+        config = apply_overrides(load_config(args.config), args.override)
+        config = {**config, "tasks": args.tasks, "freeze_upstream": args.freeze == "true",
+                  "kws": {**config.get("kws", {}), "task": args.kws_task}}  # fmt: skip
+        data = {}
+        if "kws" in args.tasks:
+            data["kws_train"] = load_cuts(args.manifest_dir, "speechcommands", "train")
+            data["kws_test"] = load_cuts(args.manifest_dir, "speechcommands",
+                                       "test" if args.kws_task == "12class" else "test35")  # fmt: skip
+        if "sv" in args.tasks:
+            data["sv_train"] = load_cuts(args.manifest_dir, "voxceleb", "train")
+            data["sv_test"] = load_cuts(args.manifest_dir, "voxceleb", "test")
+            data["trials"] = read_trials(
+                args.manifest_dir / "voxceleb_trials.txt", {c.recording_id for c in data["sv_test"]}
+            )
+        results = fine_tune(load_upstream(args.upstream), config, args.exp_dir, data, args.ngpu)
+    except (ValueError, FileNotFoundError, CorpusError, CheckpointMismatch) as err:
+        print(f"fine_tune_kws_sv: {err}", file=sys.stderr)
+        return 1
+    print({k: v for k, v in results.items() if k != "det"})
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,83 @@
+"""The kws_sv1 recipe end to end on tiny synthetic corpora with given upstreams (a tiny random
+HuBERT and a DistilHuBERT student of it): synthesis, manifests, {teacher, student} x {frozen,
+fine-tuned} x {kws, sv, joint}, the table, the DET plot; a rerun redoes nothing; a corpus with an
+unknown keyword folder stops stage 1 with the folder named."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+
+import pytest
+import torch
+
+from espnet_distill.ssl.hubert import HubertModel
+from espnet_distill.ssl.students import DistilHubert, init_from_teacher, transformer_config
+from espnet_distill.ssl.trainer import save_student
+
+from .conftest import REPO
+from .test_hubert import tiny_config
+
+KWS_SV = REPO / "egs" / "synth" / "kws_sv1"
+
+
+def _recipe(tmp_path):
+    d = tmp_path / "kws_sv1"
+    d.mkdir()
+    for name in ("run.sh", "path.sh", "cmd.sh"):
+        shutil.copy(KWS_SV / name, d / name)
+    for name in ("conf", "local"):
+        shutil.copytree(KWS_SV / name, d / name)
+    (d / "utils").symlink_to(REPO / "utils")
+    (d / "kws_sv.sh").symlink_to(REPO / "egs" / "TEMPLATE" / "kws_sv1" / "kws_sv.sh")
+    return d
+
+
+def _upstreams(tmp_path):
+    torch.manual_seed(0)
+    teacher = HubertModel(tiny_config())
+    teacher.save(tmp_path / "teacher.pt")
+    student = DistilHubert(
+        transformer_config(teacher.config, 1), [1, 2], teacher.config["encoder_embed_dim"]
+    )
+    init_from_teacher(student.backbone, teacher)
+    save_student(student, "distilhubert", tmp_path / "student.pt")
+    return tmp_path / "teacher.pt", tmp_path / "student.pt"
+
+
+def _run(d, *args, ok=True):
+    env = dict(os.environ, MAIN_ROOT=str(REPO))
+    r = subprocess.run(["./run.sh", "--corpus_size", "tiny", *args], cwd=d, env=env,
+                       capture_output=True, text=True)  # fmt: skip
+    assert (r.returncode == 0) == ok, r.stdout[-3000:] + r.stderr[-3000:]
+    return r.stdout + r.stderr
+
+
+@pytest.mark.slow  # about 5 minutes: CI runs it (make test-slow)
+def test_tiny_kws_sv_recipe_end_to_end(tmp_path, kws_sv_corpora):
+    d = _recipe(tmp_path)
+    (d / "corpus").mkdir()
+    shutil.copytree(kws_sv_corpora, d / "corpus" / "tiny")  # finished corpora are kept
+    teacher, student = _upstreams(tmp_path)
+    opts = ["--teacher_ckpt", str(teacher), "--student_ckpt", str(student)]
+    out = _run(d, *opts)
+    assert "SpeechCommands is complete" in out
+    exp = d / "exp" / "tiny"
+    for name in ("teacher", "distilhubert"):
+        for mode in ("frozen", "finetuned"):
+            for setup in ("kws", "sv", "joint"):
+                assert (exp / "finetune" / name / mode / setup / "results.json").is_file()
+    results = (d / "RESULTS_tiny.md").read_text()
+    assert results.count("|distilhubert|") == 6 and results.count("|teacher|") == 6
+    assert "joint KWS+SV" in results and (exp / "results" / "det.png").is_file()
+    again = _run(d, *opts)
+    assert (
+        "Stage 3: exp/tiny/finetune/distilhubert/finetuned/joint/results.json exists: skipping"
+        in again
+    )
+    # a bad corpus stops stage 1 with the folder named
+    shutil.rmtree(d / "data")
+    (d / "corpus" / "tiny" / "SpeechCommands" / "speech_commands_v0.02" / "banana").mkdir()
+    bad = _run(d, *opts, "--stop_stage", "1", ok=False)
+    assert "unknown keyword folder(s) banana" in bad
