@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
-SHELL_SCRIPTS := tools/install.sh .ci/run utils/parse_options.sh egs/TEMPLATE/asr1/asr.sh \
+SHELL_SCRIPTS := tools/install.sh .ci/run utils/parse_options.sh utils/recipe_lib.sh egs/TEMPLATE/asr1/asr.sh \
 	egs/synth/asr1/run.sh egs/TEMPLATE/asr1/path.sh egs/synth/asr1/cmd.sh egs/synth/asr1/local/data.sh \
 	egs/synth/asr1/local/run_kd_ablation.sh egs/TEMPLATE/ssl1/ssl.sh egs/synth/ssl1/run.sh \
 	egs/TEMPLATE/kws_sv1/kws_sv.sh egs/synth/kws_sv1/run.sh egs/synth/kws_sv1/local/data.sh

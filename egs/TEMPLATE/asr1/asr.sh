@@ -18,10 +18,8 @@
 # redoes the stages in --stage..--stop_stage.
 set -euo pipefail
 
-log() {
-  local fname=${BASH_SOURCE[1]##*/}
-  echo -e "$(date '+%Y-%m-%dT%H:%M:%S') (${fname}:${BASH_LINENO[0]}:${FUNCNAME[1]}) $*"
-}
+# shellcheck source=utils/recipe_lib.sh
+. utils/recipe_lib.sh  # log, is_done
 echo "$0 $*"
 SECONDS=0
 
@@ -97,7 +95,6 @@ all_sets=(${train_set} ${valid_set} ${test_sets})
 mapfile -t all_sets < <(printf '%s\n' "${all_sets[@]}" | awk '!seen[$0]++')
 
 # Usage: is_done MARKER -> true if the stage's marker exists and --force is not set
-is_done() { [ "${force}" = false ] && [ -f "$1" ]; }
 stage_time() { echo -e "$1\t$2\t$((SECONDS - $3))" >> "${exp_dir}/stage_times.tsv"; }
 mkdir -p "${exp_dir}"
 

@@ -17,10 +17,8 @@
 # stages in --stage..--stop_stage.
 set -euo pipefail
 
-log() {
-  local fname=${BASH_SOURCE[1]##*/}
-  echo -e "$(date '+%Y-%m-%dT%H:%M:%S') (${fname}:${BASH_LINENO[0]}:${FUNCNAME[1]}) $*"
-}
+# shellcheck source=utils/recipe_lib.sh
+. utils/recipe_lib.sh  # log, is_done
 echo "$0 $*"
 SECONDS=0
 
@@ -61,7 +59,6 @@ help_message="Usage: $0 [options]
 manifests=${data_dir}/manifests
 teacher=${teacher_ckpt:-${ssl_exp_dir}/teacher/model.pt}
 student_model=${student_ckpt:-${ssl_exp_dir}/${student}/model.pt}
-is_done() { [ "${force}" = false ] && [ -e "$1" ]; }
 overrides=()
 # shellcheck disable=SC2206
 [ -n "${train_overrides}" ] && overrides=(--override ${train_overrides})

@@ -19,10 +19,8 @@
 # the stages in --stage..--stop_stage.
 set -euo pipefail
 
-log() {
-  local fname=${BASH_SOURCE[1]##*/}
-  echo -e "$(date '+%Y-%m-%dT%H:%M:%S') (${fname}:${BASH_LINENO[0]}:${FUNCNAME[1]}) $*"
-}
+# shellcheck source=utils/recipe_lib.sh
+. utils/recipe_lib.sh  # log, is_done
 echo "$0 $*"
 SECONDS=0
 
@@ -66,7 +64,6 @@ valid_cuts=${cuts_dir}/cuts_${valid_set}.jsonl.gz
 test_cuts=${cuts_dir}/cuts_${test_set}.jsonl.gz
 labels_dir=${exp_dir}/labels
 teacher=${teacher_ckpt:-${exp_dir}/teacher/model.pt}
-is_done() { [ "${force}" = false ] && [ -e "$1" ]; }
 overrides=()
 # shellcheck disable=SC2206
 [ -n "${train_overrides}" ] && overrides=(--override ${train_overrides})
