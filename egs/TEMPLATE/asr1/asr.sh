@@ -94,7 +94,6 @@ manifest_dir=${data_dir}/manifests
 all_sets=(${train_set} ${valid_set} ${test_sets})
 mapfile -t all_sets < <(printf '%s\n' "${all_sets[@]}" | awk '!seen[$0]++')
 
-# Usage: is_done MARKER -> true if the stage's marker exists and --force is not set
 stage_time() { echo -e "$1\t$2\t$((SECONDS - $3))" >> "${exp_dir}/stage_times.tsv"; }
 mkdir -p "${exp_dir}"
 
