@@ -2,11 +2,14 @@
 
 Bad items (undecodable or empty transcript lines, missing/unreadable/empty audio) are skipped,
 logged one line each, and listed with their reason in ``<output-dir>/rejected_<part>.txt``.
-Parts whose manifests exist are skipped (delete them to redo).
+Parts whose manifests exist are skipped (delete them to redo). ``--combine NAME=P1,P2,...``
+then writes one set of manifests NAME joining parts (LibriSpeech's 960 h training set:
+``train-960=train-clean-100,train-clean-360,train-other-500``); later stages read it as a part.
 
 Usage:
     python -m espnet_distill.bin.prepare_manifests --corpus-dir corpus/demo/LibriSpeech \\
-        --parts train-clean-100 dev-clean test-clean --output-dir data/manifests
+        --parts train-clean-100 dev-clean test-clean --output-dir data/manifests \\
+        [--combine train-960=train-clean-100,train-clean-360,train-other-500]
 """
 
 from __future__ import annotations
@@ -16,8 +19,25 @@ import logging
 import sys
 from pathlib import Path
 
+from lhotse import combine, load_manifest
+
 from espnet_distill.data.librispeech import CorpusError, check_corpus_dir, prepare_part
-from espnet_distill.utils import setup_logging
+from espnet_distill.utils import atomic_output, setup_logging
+
+
+def combine_parts(output_dir: Path, name: str, parts: list[str], prefix: str) -> int:
+    """Manifests ``<prefix>_{recordings,supervisions}_<name>`` joining ``parts``'; returns the
+    number of supervisions."""
+    count = 0
+    for kind in ("supervisions", "recordings"):  # recordings last: their file marks it done
+        joined = combine(
+            *[load_manifest(output_dir / f"{prefix}_{kind}_{part}.jsonl.gz") for part in parts]
+        )
+        with atomic_output(output_dir / f"{prefix}_{kind}_{name}.jsonl.gz") as tmp:
+            joined.to_file(tmp)
+        count = count or len(joined)
+    logging.info("%s: %d utterances from %s", name, count, " + ".join(parts))
+    return count
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -28,7 +48,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--parts", nargs="+", required=True)
     parser.add_argument("--output-dir", type=Path, required=True)
     parser.add_argument("--prefix", default="librispeech")
+    parser.add_argument("--combine", nargs="*", default=[], metavar="NAME=P1,P2",
+                        help="a joined set of parts, e.g. train-960=train-clean-100,train-clean-360")  # fmt: skip
     args = parser.parse_args(argv)
+    combined = {}
+    for spec in args.combine:
+        name, _, parts = spec.partition("=")
+        if not name or not parts:
+            print(
+                f"prepare_manifests: --combine expects NAME=P1,P2,..., got '{spec}'",
+                file=sys.stderr,
+            )
+            return 1
+        combined[name] = parts.split(",")
+    missing = sorted({p for parts in combined.values() for p in parts} - set(args.parts))
+    if missing:
+        print(f"prepare_manifests: --combine names parts not in --parts: {', '.join(missing)}",
+              file=sys.stderr)  # fmt: skip
+        return 1
     setup_logging()
     try:
         check_corpus_dir(args.corpus_dir, args.parts)
@@ -38,6 +75,8 @@ def main(argv: list[str] | None = None) -> int:
                 logging.info("%s: manifests exist, skipping", part)
                 continue
             prepare_part(args.corpus_dir, part, args.output_dir, args.prefix)
+        for name, parts in combined.items():
+            combine_parts(args.output_dir, name, parts, args.prefix)
     except CorpusError as err:
         print(f"prepare_manifests: {err}", file=sys.stderr)
         return 1

@@ -34,6 +34,8 @@ seed=1234                # random seed of training
 corpus_dir=              # LibriSpeech-layout dir holding the split folders
 local_data_opts=         # options passed to local/data.sh
 train_set=train-clean-100  # training split (lhotse part name)
+train_parts=             # parts joined into --train_set at stage 1, e.g. LibriSpeech 960 h:
+                         # "train-clean-100 train-clean-360 train-other-500" (train_set=train-960)
 valid_set=dev-clean      # validation split
 speed_perturb_factors=   # e.g. "0.9 1.0 1.1": speed-perturbed copies of the training set
 test_sets="test-clean dev-clean"  # splits to decode and score
@@ -54,7 +56,8 @@ align_eval_utts=50       # valid-set sentences they synthesise for it
 asr_config=conf/train_conformer_ctc_senone.yaml  # acoustic model config
 tag=                     # experiment name suffix (default: the config file name)
 train_overrides=         # extra config overrides, e.g. "train.max_epochs=3 optim.lr=0.001"
-word_lm_text=            # sentences for the word n-gram (plain or .gz; never test text)
+word_lm_text=            # sentences for the word n-gram (plain or .gz; never test text), or
+                         # "transcripts": the training set's transcripts (corpora without LM text)
 word_lm_order=3          # n-gram order
 unit_lms=                # units whose LM stage 5 trains for KD, e.g. "senone monophone subword"
 unit_lm_config=conf/lm_unit_lstm.yaml  # unit LM config (espnet2 LSTM or Transformer LM)
@@ -110,8 +113,18 @@ if [ "${stage}" -le 1 ] && [ "${stop_stage}" -ge 1 ]; then
     fi
     [ -n "${corpus_dir}" ] || { log "Error: --corpus_dir is not set"; exit 1; }
     [ "${force}" = true ] && rm -f "${manifest_dir}"/*.jsonl.gz
+    manifest_parts=("${all_sets[@]}")
+    combine=()
+    if [ -n "${train_parts}" ]; then
+      # shellcheck disable=SC2206
+      manifest_parts=(${train_parts})
+      for part in "${all_sets[@]}"; do
+        [ "${part}" = "${train_set}" ] || manifest_parts+=("${part}")
+      done
+      combine=(--combine "${train_set}=${train_parts// /,}")
+    fi
     python -m espnet_distill.bin.prepare_manifests --corpus-dir "${corpus_dir}" \
-      --parts "${all_sets[@]}" --output-dir "${manifest_dir}"
+      --parts "${manifest_parts[@]}" --output-dir "${manifest_dir}" "${combine[@]}"
     touch "${manifest_dir}/.done"
   fi
   stage_time 1 manifests "${t0}"
@@ -209,6 +222,14 @@ graph_dir=${data_dir}/graph_tlg_bpe_${bpe_vocab_size}_${word_lm_order}gram
 hclg_dir=${data_dir}/graph_hclg_${word_lm_order}gram
 tri_dir=${align_dir}/tri
 unit_lm_dir=${exp_dir}/unit_lm
+if [ "${word_lm_text}" = transcripts ]; then
+  word_lm_text=${lm_dir}/transcripts_${train_set}.txt
+  if [ "${stage}" -le 5 ] && [ "${stop_stage}" -ge 5 ] && ! is_done "${word_lm_text}"; then
+    mkdir -p "${lm_dir}"
+    cut -d' ' -f2- "${data_dir}/${train_set//-/_}/text" > "${word_lm_text}.tmp"
+    mv "${word_lm_text}.tmp" "${word_lm_text}"
+  fi
+fi
 if [ "${stage}" -le 5 ] && [ "${stop_stage}" -ge 5 ]; then
   t0=${SECONDS}
   if [ -z "${word_lm_text}" ]; then
