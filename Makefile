@@ -5,7 +5,9 @@ PY := $(VENV)/bin/python
 SHELL_SCRIPTS := tools/install.sh .ci/run utils/parse_options.sh utils/recipe_lib.sh egs/TEMPLATE/asr1/asr.sh \
 	egs/synth/asr1/run.sh egs/TEMPLATE/asr1/path.sh egs/synth/asr1/cmd.sh egs/synth/asr1/local/data.sh \
 	egs/synth/asr1/local/run_kd_ablation.sh egs/TEMPLATE/ssl1/ssl.sh egs/synth/ssl1/run.sh \
-	egs/TEMPLATE/kws_sv1/kws_sv.sh egs/synth/kws_sv1/run.sh egs/synth/kws_sv1/local/data.sh
+	egs/TEMPLATE/kws_sv1/kws_sv.sh egs/synth/kws_sv1/run.sh egs/synth/kws_sv1/local/data.sh \
+	egs/librispeech/asr1/run.sh egs/librispeech/ssl1/run.sh egs/mini_librispeech/asr1/run.sh \
+	egs/speech_commands/kws_sv1/run.sh egs/voxceleb1/kws_sv1/run.sh
 
 .PHONY: install demo test lint format test-slow clean-demo
 

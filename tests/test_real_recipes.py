@@ -1,11 +1,13 @@
-"""The real-corpus recipes (egs/librispeech/asr1, egs/mini_librispeech/asr1) on a tiny synthetic
-stand-in written in each corpus's real layout: stages 1-3 give manifests with the expected counts,
-durations and transcripts; a missing split stops stage 1 before any work, naming it; parts join
-into one training set (LibriSpeech 960 h); and (slow) the LibriSpeech recipe runs to a WER."""
+"""The real-corpus recipes (egs/librispeech/{asr1,ssl1}, egs/mini_librispeech/asr1,
+egs/speech_commands/kws_sv1, egs/voxceleb1/kws_sv1) on tiny synthetic stand-ins written in each
+corpus's real layout: stages 1-3 give manifests with the expected counts, durations and
+transcripts; a missing split stops stage 1 before any work, naming it; parts join into one
+training set (LibriSpeech 960 h); and (slow) the LibriSpeech recipe runs to a WER."""
 
 from __future__ import annotations
 
 import gzip
+import json
 import os
 import shutil
 import subprocess
@@ -34,17 +36,18 @@ def _layout(tiny_corpus: Path, root: Path, parts: dict[str, str]) -> Path:
     return ls
 
 
-def _recipe(tmp_path: Path, corpus: str) -> Path:
-    """egs/<corpus>/asr1 copied to tmp_path/egs (relative links to egs/synth and TEMPLATE hold)."""
+def _recipe(tmp_path: Path, corpus: str, task: str = "asr1") -> Path:
+    """egs/<corpus>/<task> copied to tmp_path/egs (relative links to egs/synth and TEMPLATE
+    hold); other recipes of the corpus come along (ssl1 reads ../asr1)."""
     egs = tmp_path / "egs"
-    egs.mkdir()
-    for name in ("synth", "TEMPLATE"):
-        (egs / name).symlink_to(REPO / "egs" / name)
-    d = egs / corpus / "asr1"
-    shutil.copytree(REPO / "egs" / corpus / "asr1", d, symlinks=True,
-                    ignore=shutil.ignore_patterns("data", "exp"))  # fmt: skip
-    (egs.parent / "utils").symlink_to(REPO / "utils")
-    return d
+    if not egs.exists():
+        egs.mkdir()
+        for name in ("synth", "TEMPLATE"):
+            (egs / name).symlink_to(REPO / "egs" / name)
+        (egs.parent / "utils").symlink_to(REPO / "utils")
+    shutil.copytree(REPO / "egs" / corpus, egs / corpus, symlinks=True, dirs_exist_ok=True,
+                    ignore=shutil.ignore_patterns("data", "exp", "RESULTS_*"))  # fmt: skip
+    return egs / corpus / task
 
 
 def _run(d: Path, *args: str, ok: bool = True) -> str:
@@ -144,3 +147,47 @@ def test_librispeech_recipe_to_a_wer_on_the_stand_in(tiny_corpus, tmp_path):
     for part in ("dev-clean", "dev-other", "test-clean", "test-other"):
         assert f"decode_{part}_tlg" in results, part
     assert f"Data: {corpus}" in results
+
+
+@pytest.mark.slow  # about 2 minutes
+def test_speech_commands_and_voxceleb1_recipes_stages_1_to_3(kws_sv_corpora, tmp_path):
+    from .test_recipe_kws_sv import _upstreams
+
+    teacher, student = _upstreams(tmp_path)
+    common = ["--teacher_ckpt", str(teacher), "--student_ckpt", str(student), "--upstream_modes",
+              "frozen", "--finetune_config", "../../synth/kws_sv1/conf/finetune_tiny.yaml",
+              "--stop_stage", "3"]  # fmt: skip
+    d = _recipe(tmp_path, "speech_commands", "kws_sv1")
+    _run(d, "--corpus_dir", str(kws_sv_corpora / "SpeechCommands"), *common)
+    counts = json.loads((d / "data" / "manifests" / "counts.json").read_text())
+    assert set(counts) == {"speech_commands"} and counts["speech_commands"]["test"] == 30
+    assert (d / "exp" / "finetune" / "distilhubert" / "frozen" / "kws" / "results.json").is_file()
+    assert not (d / "exp" / "finetune" / "teacher" / "frozen" / "sv").exists()
+    d = _recipe(tmp_path, "voxceleb1", "kws_sv1")
+    _run(d, "--corpus_dir", str(kws_sv_corpora / "VoxCeleb1"), *common)
+    counts = json.loads((d / "data" / "manifests" / "counts.json").read_text())
+    assert set(counts) == {"voxceleb1"} and counts["voxceleb1"]["test"] == 16
+    assert "eer" in json.loads(
+        (d / "exp" / "finetune" / "teacher" / "frozen" / "sv" / "results.json").read_text()
+    )
+    # the joint set-up needs both corpora: refused before any work
+    out = _run(
+        d, "--corpus_dir", str(kws_sv_corpora / "VoxCeleb1"), *common, "--setups", "joint", ok=False
+    )
+    assert "setup joint needs --speech_commands_dir" in out
+
+
+@pytest.mark.slow  # about 2 minutes
+def test_librispeech_ssl_recipe_stages_1_to_3(tiny_corpus, tmp_path):
+    corpus = _layout(tiny_corpus, tmp_path / "corpus", {
+        "train-clean-100": "train-clean-100", "dev-clean": "dev-clean", "dev-other": "dev-clean",
+        "test-clean": "test-clean", "test-other": "test-clean"})  # fmt: skip
+    d = _recipe(tmp_path, "librispeech", "ssl1")
+    _run(d, "--corpus_dir", str(corpus), "--stop_stage", "3",
+         "--asr_opts", f"--corpus_dir {corpus} --train 100 {' '.join(SMALL[:4])} --num_leaves 50",
+         "--teacher_config", "../../synth/ssl1/conf/hubert_pretrain_tiny.yaml", "--num_clusters", "20",
+         "--train_overrides", "train.max_epochs=1 model.hidden=16")  # fmt: skip
+    assert (d / "exp" / "100h" / "labels" / "labels.npz").is_file()
+    assert (d / "exp" / "100h" / "teacher" / "model.pt").is_file()
+    assert len(load_manifest(d.parent / "asr1" / "data" / "100h" / "manifests" /
+                             "librispeech_supervisions_train-clean-100.jsonl.gz")) == TINY["train-clean-100"]  # fmt: skip

@@ -23,12 +23,13 @@ MODES = ("frozen", "finetuned")
 SETUPS = ("kws", "sv", "joint")
 
 
-def collect(finetune_dir: Path, upstreams: list[str]) -> list[dict]:
+def collect(finetune_dir: Path, upstreams: list[str], modes: list[str] = MODES,
+            setups: list[str] = SETUPS) -> list[dict]:  # fmt: skip
     """One row per (upstream, mode, setup) that has results.json; missing ones are listed."""
     rows, missing = [], []
     for upstream in upstreams:
-        for mode in MODES:
-            for setup in SETUPS:
+        for mode in modes:
+            for setup in setups:
                 path = finetune_dir / upstream / mode / setup / "results.json"
                 if path.is_file():
                     rows.append({"upstream": upstream, "mode": mode, "setup": setup,
@@ -90,13 +91,15 @@ def main(argv: list[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
     parser.add_argument("--finetune-dir", type=Path, required=True)
     parser.add_argument("--upstreams", nargs="+", required=True, help="e.g. teacher distilhubert")
+    parser.add_argument("--modes", nargs="+", default=list(MODES), choices=MODES)
+    parser.add_argument("--setups", nargs="+", default=list(SETUPS), choices=SETUPS)
     parser.add_argument("--out-dir", type=Path, required=True)
     parser.add_argument("--results-file", type=Path)
     parser.add_argument("--title", default="kws_sv1 results")
     parser.add_argument("--notes", default="", help="a paragraph under the table")
     args = parser.parse_args(argv)
     setup_logging()
-    rows = collect(args.finetune_dir, args.upstreams)
+    rows = collect(args.finetune_dir, args.upstreams, args.modes, args.setups)
     if not rows:
         print(f"kws_sv_results: no results.json under {args.finetune_dir}", file=sys.stderr)
         return 1
@@ -104,7 +107,8 @@ def main(argv: list[str] | None = None) -> int:
     table = markdown_table(rows)
     atomic_write_text(args.out_dir / "table.md", table)
     plot = args.out_dir / "det.png"
-    det_plot(rows, plot)
+    if any("det" in r for r in rows):
+        det_plot(rows, plot)
     print(table, end="")
     if args.results_file:
         body = [f"# {args.title}", "", "## Environment", *environment(), "",
@@ -113,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
                 "minDCF (p_target 0.01) on the trial list, cosine scoring. Frozen: only the heads "
                 "and the layer weights are trained; fine-tuned: the upstream too. Joint: one model "
                 "for both tasks.", "", table, "", args.notes, "",
-                f"![DET curves]({plot})", ""]  # fmt: skip
+                f"![DET curves]({plot})" if plot.is_file() else "", ""]  # fmt: skip
         atomic_write_text(args.results_file, "\n".join(body))
     return 0
 

@@ -1,4 +1,4 @@
-"""kws_sv1 stage 1: Speech Commands and VoxCeleb1 -> lhotse manifests (lhotse's recipes, checked
+"""kws_sv1 stage 1: Speech Commands and/or VoxCeleb1 -> lhotse manifests (lhotse's recipes, checked
 first; the 35-word test split; VoxCeleb1's trials read offline). Errors name the file and item.
 
 Usage:
@@ -21,19 +21,25 @@ from espnet_distill.utils import atomic_write_text, setup_logging
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
-    parser.add_argument("--speech-commands", type=Path, required=True,
+    parser.add_argument("--speech-commands", type=Path,
                         help="holds speech_commands_v0.0N/ and speech_commands_test_set_v0.0N/")  # fmt: skip
-    parser.add_argument("--voxceleb1", type=Path, required=True,
+    parser.add_argument("--voxceleb1", type=Path,
                         help="holds wav/, vox1_meta.csv and veri_test.txt")  # fmt: skip
     parser.add_argument("--version", default="2", help="Speech Commands version (1 or 2)")
     parser.add_argument("--out-dir", type=Path, required=True)
     parser.add_argument("--nj", type=int, default=1)
     args = parser.parse_args(argv)
     setup_logging()
+    if not args.speech_commands and not args.voxceleb1:
+        print("prepare_kws_sv: give --speech-commands, --voxceleb1 or both", file=sys.stderr)
+        return 1
+    counts = {}
     try:
-        counts = {"speech_commands": prepare_speech_commands(args.speech_commands, args.out_dir,
-                                                             args.version),
-                  "voxceleb1": prepare_voxceleb1(args.voxceleb1, args.out_dir, args.nj)}  # fmt: skip
+        if args.speech_commands:
+            counts["speech_commands"] = prepare_speech_commands(args.speech_commands, args.out_dir,
+                                                                args.version)  # fmt: skip
+        if args.voxceleb1:
+            counts["voxceleb1"] = prepare_voxceleb1(args.voxceleb1, args.out_dir, args.nj)
     except (CorpusError, ValueError) as err:
         print(f"prepare_kws_sv: {err}", file=sys.stderr)
         return 1

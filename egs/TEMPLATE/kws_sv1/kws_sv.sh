@@ -7,7 +7,8 @@
 #
 # Stages (numbers are part of the interface, see README.md):
 #   1 data: local/data.sh (when the recipe has one; e.g. it synthesises the corpora), then
-#     Speech Commands and VoxCeleb1 -> lhotse manifests in <data_dir>/manifests (checked first)
+#     Speech Commands and/or VoxCeleb1 (what the --setups need) -> lhotse manifests in
+#     <data_dir>/manifests (checked first)
 #   2 upstreams: --teacher_ckpt / --student_ckpt, or the ssl1 recipe in --ssl_dir trains them
 #     (its stages 1-4 with --students <student>)
 #   3 fine-tuning: {teacher, student} x {frozen, fine-tuned} x {kws, sv, joint}
@@ -56,6 +57,18 @@ help_message="Usage: $0 [options]
 . utils/parse_options.sh
 
 [ $# -eq 0 ] || { log "Error: unexpected arguments: $*"; exit 1; }
+# every setup needs its corpora: KWS Speech Commands, SV VoxCeleb1, joint both
+for setup in ${setups}; do
+  case "${setup}" in
+    kws) need=(speech_commands_dir) ;;
+    sv) need=(voxceleb1_dir) ;;
+    joint) need=(speech_commands_dir voxceleb1_dir) ;;
+    *) log "Error: unknown setup '${setup}' (kws, sv or joint)"; exit 1 ;;
+  esac
+  for var in "${need[@]}"; do
+    [ -n "${!var}" ] || { log "Error: setup ${setup} needs --${var}"; exit 1; }
+  done
+done
 manifests=${data_dir}/manifests
 teacher=${teacher_ckpt:-${ssl_exp_dir}/teacher/model.pt}
 student_model=${student_ckpt:-${ssl_exp_dir}/${student}/model.pt}
@@ -73,12 +86,12 @@ if [ "${stage}" -le 1 ] && [ "${stop_stage}" -ge 1 ]; then
   if is_done "${manifests}/counts.json"; then
     log "Stage 1: ${manifests}/counts.json exists: skipping"
   else
-    if [ -z "${speech_commands_dir}" ] || [ -z "${voxceleb1_dir}" ]; then
-      log "Error: --speech_commands_dir and --voxceleb1_dir are needed"; exit 1
-    fi
-    log "Stage 1: ${speech_commands_dir} and ${voxceleb1_dir} -> ${manifests}"
-    python -m espnet_distill.bin.prepare_kws_sv --speech-commands "${speech_commands_dir}" \
-      --voxceleb1 "${voxceleb1_dir}" --version "${speech_commands_version}" --out-dir "${manifests}"
+    corpus_opts=()
+    [ -n "${speech_commands_dir}" ] && corpus_opts+=(--speech-commands "${speech_commands_dir}")
+    [ -n "${voxceleb1_dir}" ] && corpus_opts+=(--voxceleb1 "${voxceleb1_dir}")
+    log "Stage 1: ${speech_commands_dir} ${voxceleb1_dir} -> ${manifests}"
+    python -m espnet_distill.bin.prepare_kws_sv "${corpus_opts[@]}" \
+      --version "${speech_commands_version}" --out-dir "${manifests}"
   fi
 fi
 
@@ -126,8 +139,10 @@ fi
 
 if [ "${stage}" -le 4 ] && [ "${stop_stage}" -ge 4 ]; then
   log "Stage 4: results table, DET curves, ${results_file}"
+  # shellcheck disable=SC2086
   python -m espnet_distill.bin.kws_sv_results --finetune-dir "${exp_dir}/finetune" \
     --upstreams teacher "${student}" --out-dir "${exp_dir}/results" \
+    --modes ${upstream_modes} --setups ${setups} \
     --results-file "${results_file}" --title "${results_title}"
 fi
 

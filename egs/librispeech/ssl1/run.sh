@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# LibriSpeech (data you already have): HuBERT distillation (DistilHuBERT, LSTM-KD/DKD, deep and
+# wide students) and SUPERB-style probes, over ../asr1's data stages on train-clean-100.
+#   ./run.sh --corpus_dir /data/LibriSpeech --teacher_ckpt /models/hubert_base_ls960.pt --ngpu 1
+#   ./run.sh --corpus_dir /data/LibriSpeech --ngpu 8     # pretrain HuBERT Base first (a long job)
+set -euo pipefail
+
+corpus_dir=
+
+args=()
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --corpus_dir) corpus_dir=$2; shift 2 ;;
+    *) args+=("$1"); shift ;;
+  esac
+done
+[ -n "${corpus_dir}" ] || { echo "$0: --corpus_dir (the LibriSpeech dir) is required" >&2; exit 1; }
+
+./ssl.sh \
+  --asr_dir ../asr1 \
+  --asr_opts "--corpus_dir ${corpus_dir} --train 100" \
+  --data_dir ../asr1/data/100h \
+  --exp_dir exp/100h \
+  --num_clusters 100 \
+  --results_file RESULTS_run.md \
+  --results_title "LibriSpeech ssl1 (train-clean-100)" \
+  "${args[@]}"

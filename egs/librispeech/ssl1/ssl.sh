@@ -1,0 +1,1 @@
+../../TEMPLATE/ssl1/ssl.sh

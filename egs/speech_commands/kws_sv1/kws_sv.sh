@@ -1,0 +1,1 @@
+../../TEMPLATE/kws_sv1/kws_sv.sh

@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Speech Commands (data you already have): keyword spotting on a HuBERT teacher and a distilled
+# student, frozen and fine-tuned; with --voxceleb1_dir also speaker verification and joint
+# KWS + SV training (Kerpicci et al. 2022).
+#   ./run.sh --corpus_dir /data/SpeechCommands --teacher_ckpt hubert_base.pt --student_ckpt distilhubert.pt
+#   ./run.sh --corpus_dir /data/SpeechCommands --voxceleb1_dir /data/VoxCeleb1 ...   # + SV, joint
+#   ./run.sh --corpus_dir /data/SpeechCommands                  # upstreams from ../../librispeech/ssl1
+#   ./run.sh --download true --corpus_dir downloads/SpeechCommands2 ...
+# --corpus_dir holds speech_commands_v0.02/ and speech_commands_test_set_v0.02/.
+set -euo pipefail
+
+corpus_dir=
+voxceleb1_dir=
+download=false
+kws_task=12class   # 12class (SUPERB) or 35class
+
+args=()
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --corpus_dir) corpus_dir=$2; shift 2 ;;
+    --voxceleb1_dir) voxceleb1_dir=$2; shift 2 ;;
+    --download) download=$2; shift 2 ;;
+    --kws_task) kws_task=$2; shift 2 ;;
+    *) args+=("$1"); shift ;;
+  esac
+done
+[ -n "${corpus_dir}" ] || { echo "$0: --corpus_dir (the Speech Commands dir) is required" >&2; exit 1; }
+if [ "${download}" = true ]; then
+  # shellcheck source=/dev/null
+  . ./path.sh
+  python -m espnet_distill.bin.download_corpus --corpus speech_commands \
+    --target-dir "$(dirname "${corpus_dir}")"
+fi
+setups=kws
+[ -n "${voxceleb1_dir}" ] && setups="kws sv joint"
+
+./kws_sv.sh \
+  --speech_commands_dir "${corpus_dir}" \
+  --voxceleb1_dir "${voxceleb1_dir}" \
+  --setups "${setups}" \
+  --kws_task "${kws_task}" \
+  --data_dir data \
+  --exp_dir exp \
+  --ssl_dir ../../librispeech/ssl1 \
+  --ssl_exp_dir ../../librispeech/ssl1/exp/100h \
+  --results_file RESULTS_run.md \
+  --results_title "Speech Commands v0.02 (${kws_task})" \
+  "${args[@]}"

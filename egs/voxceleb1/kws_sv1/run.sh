@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# VoxCeleb1 (data you already have): speaker verification (EER, minDCF on veri_test.txt) on a
+# HuBERT teacher and a distilled student, frozen and fine-tuned; with --speech_commands_dir also
+# keyword spotting and joint KWS + SV training (Kerpicci et al. 2022).
+#   ./run.sh --corpus_dir /data/VoxCeleb1 --teacher_ckpt hubert_base.pt --student_ckpt distilhubert.pt
+#   ./run.sh --corpus_dir /data/VoxCeleb1 --speech_commands_dir /data/SpeechCommands ...  # + KWS, joint
+# --corpus_dir holds wav/, vox1_meta.csv and veri_test.txt (the official trial list).
+set -euo pipefail
+
+corpus_dir=
+speech_commands_dir=
+download=false
+
+args=()
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --corpus_dir) corpus_dir=$2; shift 2 ;;
+    --speech_commands_dir) speech_commands_dir=$2; shift 2 ;;
+    --download) download=$2; shift 2 ;;
+    *) args+=("$1"); shift ;;
+  esac
+done
+[ -n "${corpus_dir}" ] || { echo "$0: --corpus_dir (the VoxCeleb1 dir) is required" >&2; exit 1; }
+if [ "${download}" = true ]; then
+  # shellcheck source=/dev/null
+  . ./path.sh
+  python -m espnet_distill.bin.download_corpus --corpus voxceleb1 --target-dir "$(dirname "${corpus_dir}")"
+fi
+setups=sv
+[ -n "${speech_commands_dir}" ] && setups="kws sv joint"
+
+./kws_sv.sh \
+  --voxceleb1_dir "${corpus_dir}" \
+  --speech_commands_dir "${speech_commands_dir}" \
+  --setups "${setups}" \
+  --data_dir data \
+  --exp_dir exp \
+  --ssl_dir ../../librispeech/ssl1 \
+  --ssl_exp_dir ../../librispeech/ssl1/exp/100h \
+  --results_file RESULTS_run.md \
+  --results_title "VoxCeleb1" \
+  "${args[@]}"
