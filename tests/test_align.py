@@ -399,3 +399,16 @@ def test_alignment_of_tts_audio_matches_the_engine_timings(aligned, tiny_feature
     print(f"{engine}: {summary}")
     assert summary["within_tolerance"] > 0.35 and summary["phones_matched"] > 0.9
     assert (out / "boundary_errors.png").stat().st_size > 1000
+
+
+def test_alignment_check_sentences_fall_back_to_later_texts(tmp_path):
+    """A valid set whose words are outside the lexicon (real corpora: the lexicon covers the
+    training words) gives way to the next text, in order."""
+    from espnet_distill.bin.eval_alignment import pick_sentences
+
+    valid, train = tmp_path / "valid", tmp_path / "train"
+    valid.write_text("v1 HELLO ZYZZYVA\nv2 HELLO WORLD\n")
+    train.write_text("t2 WORLD\nt1 HELLO\nt3 UNSEEN WORD\n")
+    chosen, skipped = pick_sentences([valid, train], {"HELLO", "WORLD"}, 3)
+    assert chosen == {"v2": "HELLO WORLD", "t1": "HELLO", "t2": "WORLD"} and skipped == 1
+    assert pick_sentences([valid, train], {"HELLO", "WORLD"}, 1) == ({"v2": "HELLO WORLD"}, 1)

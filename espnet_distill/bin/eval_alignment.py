@@ -1,6 +1,8 @@
 """Stage 4 check: phone boundaries of the triphone forced alignment vs a TTS engine's own timings.
 
-Synthesises ``--num-utts`` sentences of ``--text`` (the valid set's transcripts) with ``--engine``
+Synthesises ``--num-utts`` sentences of ``--text`` (the valid set's transcripts; further files,
+e.g. the training transcripts, are read when the first has too few sentences inside the lexicon,
+as on a corpus whose lexicon covers only its training words) with ``--engine``
 festival (its voices are not among the corpus voices: an unseen speaker and synthesiser) or flite
 (the corpus engine, a voice of the corpus at its default pitch and rate), computes the same
 fbank -> MFCC features as stage 4, force-aligns them with ``tri/`` and compares the phone
@@ -48,19 +50,21 @@ log = logging.getLogger(__name__)
 FRAME_SHIFT = 0.01
 
 
-def pick_sentences(text_file: Path, words: set[str], num: int) -> tuple[dict[str, str], int]:
-    """The first ``num`` utterances (sorted by id) whose words are all in the lexicon."""
+def pick_sentences(text_files: list[Path], words: set[str], num: int) -> tuple[dict[str, str], int]:
+    """The first ``num`` utterances (each file's sorted by id, the files in order) whose words
+    are all in the lexicon; returns them and how many were skipped."""
     chosen, skipped = {}, 0
-    for line in sorted(text_file.read_text(encoding="utf-8").splitlines()):
-        uid, _, text = line.partition(" ")
-        if not text.strip():
-            continue
-        if any(w not in words for w in text.split()):
-            skipped += 1
-            continue
-        chosen[uid] = text.strip()
-        if len(chosen) == num:
-            break
+    for text_file in text_files:
+        for line in sorted(text_file.read_text(encoding="utf-8").splitlines()):
+            uid, _, text = line.partition(" ")
+            if not text.strip() or uid in chosen:
+                continue
+            if any(w not in words for w in text.split()):
+                skipped += 1
+                continue
+            chosen[uid] = text.strip()
+            if len(chosen) == num:
+                return chosen, skipped
     return chosen, skipped
 
 
@@ -106,7 +110,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--align-dir", type=Path, required=True)
     parser.add_argument("--lang-dir", type=Path, required=True)
-    parser.add_argument("--text", type=Path, required=True, help="Kaldi text of the sentences")
+    parser.add_argument("--text", type=Path, nargs="+", required=True,
+                        help="Kaldi text(s) of the sentences, read in order")  # fmt: skip
     parser.add_argument("--out-dir", type=Path, required=True)
     parser.add_argument("--num-utts", type=int, default=50)
     parser.add_argument("--engine", choices=["festival", "flite"], default="festival")
@@ -120,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"eval_alignment: {args.engine} is not installed (tools/install.sh installs it)",
               file=sys.stderr)  # fmt: skip
         return 1
-    for path in (args.align_dir / "tri" / "final.npz", args.lang_dir / "L.fst", args.text):
+    for path in (args.align_dir / "tri" / "final.npz", args.lang_dir / "L.fst", *args.text):
         if not path.is_file():
             print(f"eval_alignment: {path} does not exist", file=sys.stderr)
             return 1
@@ -128,11 +133,11 @@ def main(argv: list[str] | None = None) -> int:
     tri = GmmSystem.load(args.align_dir / "tri", lang)
     texts, skipped = pick_sentences(args.text, set(lang.words), args.num_utts)
     if not texts:
-        print(f"eval_alignment: {args.text}: no sentence has all its words in the lexicon",
-              file=sys.stderr)  # fmt: skip
+        print(f"eval_alignment: {' '.join(map(str, args.text))}: no sentence has all its words "
+              "in the lexicon", file=sys.stderr)  # fmt: skip
         return 1
     log.info("%s (%s): %d sentences of %s (%d skipped: words outside the lexicon)",
-             args.engine, voice, len(texts), args.text, skipped)  # fmt: skip
+             args.engine, voice, len(texts), " ".join(map(str, args.text)), skipped)  # fmt: skip
     audio_dir = args.out_dir / "audio"
     synthesize = synthesize_festival if args.engine == "festival" else synthesize_flite
     try:

@@ -208,7 +208,8 @@ if [ "${stage}" -le 4 ] && [ "${stop_stage}" -ge 4 ]; then
       log "  ${engine} is not installed: no alignment check against its timings"
     else
       python -m espnet_distill.bin.eval_alignment --engine "${engine}" --align-dir "${align_dir}" \
-        --lang-dir "${phone_lang_dir}" --text "${data_dir}/${valid_set//-/_}/text" \
+        --lang-dir "${phone_lang_dir}" \
+        --text "${data_dir}/${valid_set//-/_}/text" "${data_dir}/${train_set//-/_}/text" \
         --num-utts "${align_eval_utts}" --nj "${nj}" --out-dir "${out}" 2> "${out}.log" \
         | sed 's/^/  /'
     fi
