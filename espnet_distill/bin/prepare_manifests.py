@@ -21,21 +21,23 @@ from pathlib import Path
 
 from lhotse import combine, load_manifest
 
-from espnet_distill.data.librispeech import CorpusError, check_corpus_dir, prepare_part
-from espnet_distill.utils import atomic_output, setup_logging
+from espnet_distill.data.librispeech import (
+    CorpusError,
+    check_corpus_dir,
+    prepare_part,
+    write_manifests,
+)
+from espnet_distill.utils import setup_logging
 
 
 def combine_parts(output_dir: Path, name: str, parts: list[str], prefix: str) -> int:
     """Manifests ``<prefix>_{recordings,supervisions}_<name>`` joining ``parts``'; returns the
     number of supervisions."""
-    count = 0
-    for kind in ("supervisions", "recordings"):  # recordings last: their file marks it done
-        joined = combine(
-            *[load_manifest(output_dir / f"{prefix}_{kind}_{part}.jsonl.gz") for part in parts]
-        )
-        with atomic_output(output_dir / f"{prefix}_{kind}_{name}.jsonl.gz") as tmp:
-            joined.to_file(tmp)
-        count = count or len(joined)
+    joined = {kind: combine(*[load_manifest(output_dir / f"{prefix}_{kind}_{part}.jsonl.gz")
+                              for part in parts])
+              for kind in ("recordings", "supervisions")}  # fmt: skip
+    write_manifests(joined["recordings"], joined["supervisions"], output_dir, prefix, name)
+    count = len(joined["supervisions"])
     logging.info("%s: %d utterances from %s", name, count, " + ".join(parts))
     return count
 

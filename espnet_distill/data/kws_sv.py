@@ -22,9 +22,9 @@ from lhotse.qa import fix_manifests, validate_recordings_and_supervisions
 from lhotse.recipes import prepare_speechcommands
 from lhotse.recipes.voxceleb import _prepare_voxceleb_v1
 
-from espnet_distill.data.librispeech import CorpusError
+from espnet_distill.data.librispeech import CorpusError, write_manifests
 from espnet_distill.data.synth_kws_sv import CORE_WORDS, KEYWORDS
-from espnet_distill.utils import atomic_output, atomic_write_text
+from espnet_distill.utils import atomic_write_text
 
 log = logging.getLogger(__name__)
 
@@ -48,14 +48,9 @@ def kws_label(text: str, task: str) -> str:
 
 def _write(manifests: dict[str, tuple[RecordingSet, SupervisionSet]], output_dir: Path,
            prefix: str) -> dict[str, int]:  # fmt: skip
-    output_dir.mkdir(parents=True, exist_ok=True)
-    counts = {}
     for split, (recordings, supervisions) in manifests.items():
-        for manifest, kind in ((supervisions, "supervisions"), (recordings, "recordings")):
-            with atomic_output(output_dir / f"{prefix}_{kind}_{split}.jsonl.gz") as tmp:
-                manifest.to_file(tmp)
-        counts[split] = len(supervisions)
-    return counts
+        write_manifests(recordings, supervisions, output_dir, prefix, split)
+    return {split: len(supervisions) for split, (_, supervisions) in manifests.items()}
 
 
 def check_speech_commands(corpus_dir: Path, version: str = "2") -> None:

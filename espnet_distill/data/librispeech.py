@@ -79,6 +79,16 @@ def _check_line(part_dir: Path, trans: Path, lineno: int, raw: bytes) -> tuple[s
     return line, ""
 
 
+def write_manifests(recordings: RecordingSet, supervisions: SupervisionSet, output_dir: Path,
+                    prefix: str, part: str) -> None:  # fmt: skip
+    """``<prefix>_{supervisions,recordings}_<part>.jsonl.gz``, each written to a temporary name
+    and renamed, recordings last: their file's existence marks the part as done."""
+    output_dir.mkdir(parents=True, exist_ok=True)
+    for manifest, kind in ((supervisions, "supervisions"), (recordings, "recordings")):
+        with atomic_output(output_dir / f"{prefix}_{kind}_{part}.jsonl.gz") as tmp:
+            manifest.to_file(tmp)
+
+
 def prepare_part(
     corpus_dir: Path, part: str, output_dir: Path, prefix: str = "librispeech"
 ) -> PartReport:
@@ -109,11 +119,7 @@ def prepare_part(
     output_dir.mkdir(parents=True, exist_ok=True)
     rejected_file = output_dir / f"rejected_{part}.txt"
     atomic_write_text(rejected_file, "".join(f"{reason}\n" for _, reason in report.rejected))
-    # Write to temporary names and rename: the manifests' existence marks the part as done.
-    for manifest, kind in ((supervision_set, "supervisions"), (recording_set, "recordings")):
-        final = output_dir / f"{prefix}_{kind}_{part}.jsonl.gz"
-        with atomic_output(final) as tmp:
-            manifest.to_file(tmp)
+    write_manifests(recording_set, supervision_set, output_dir, prefix, part)
     report.kept = len(supervision_set)
     log.info(
         "%s: kept %d utterances, rejected %d (listed in %s)",
