@@ -414,6 +414,13 @@ def run_synthesis(root: Path, utts: list[dict], speakers: list[Speaker], nj: int
     return sum(not p.is_file() for p in paths)
 
 
+def check_synthesised(missing: int, root: Path, what: str) -> None:
+    """Fail with one line pointing at the job logs when ``missing`` items were not written."""
+    if missing:
+        raise RuntimeError(f"synthesis of {missing} {what} failed; see {root}/synth_jobs/log/"
+                           "synth.*.log (rerun to retry only those)")  # fmt: skip
+
+
 def _write_layout(root: Path, utts: list[dict], table: dict) -> dict[str, int]:
     """trans.txt files (only utterances whose audio exists) and SPEAKERS.TXT; returns counts."""
     by_chapter: dict[Path, list[str]] = {}
@@ -465,11 +472,7 @@ def generate(
     speakers = [spk for spk, _ in table.values()]
     run_synthesis(out, utts, speakers, nj, cmd, f"synthesising {size} corpus")
     counts = _write_layout(out, utts, table)
-    if counts["missing"]:
-        raise RuntimeError(
-            f"synthesis of {counts['missing']} utterances failed; see {out}/synth_jobs/log/"
-            "synth.*.log (rerun to retry only those)"
-        )
+    check_synthesised(counts["missing"], out, "utterances")
     with gzip.open(out / "librispeech-lm-norm.txt.gz", "wt") as f:
         f.write("\n".join(lm_sentences) + "\n")
     atomic_write_text(

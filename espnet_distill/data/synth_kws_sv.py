@@ -50,6 +50,7 @@ import numpy as np
 from espnet_distill.data.synth_corpus import (
     SAMPLE_RATE,
     Speaker,
+    check_synthesised,
     check_tools,
     make_speakers,
     run_synthesis,
@@ -253,9 +254,7 @@ def generate_speech_commands(out: Path, size: str = "tiny", seed: int = 1234, nj
     missing = run_synthesis(
         root, items, speakers, nj, cmd, f"synthesising Speech Commands ({size})"
     )
-    if missing:
-        raise RuntimeError(f"synthesis of {missing} clips failed; see {root}/synth_jobs/log/"
-                           "synth.*.log (rerun to retry only those)")  # fmt: skip
+    check_synthesised(missing, root, "clips")
     silence = write_silence_clips(root, cfg.silence_clips, seed)
     for name, paths in lists.items():
         atomic_write_text(root / SC_VERSION / f"{name}_list.txt", "\n".join(sorted(paths)) + "\n")
@@ -354,9 +353,7 @@ def generate_voxceleb1(out: Path, size: str = "tiny", seed: int = 1234, nj: int 
     check_tools()
     items, sessions, meta = plan_voxceleb1(size, seed, load_sentences(fortune_dir))
     missing = run_synthesis(root, items, sessions, nj, cmd, f"synthesising VoxCeleb1 ({size})")
-    if missing:
-        raise RuntimeError(f"synthesis of {missing} utterances failed; see {root}/synth_jobs/log/"
-                           "synth.*.log (rerun to retry only those)")  # fmt: skip
+    check_synthesised(missing, root, "utterances")
     rows = ["VoxCeleb1 ID\tVGGFace1 ID\tGender\tNationality\tSet"]
     rows += [f"{vox}\tSynth_{vox}\t{gender}\tSynthetic\t{split}" for vox, gender, split in meta["speakers"]]  # fmt: skip
     atomic_write_text(root / "vox1_meta.csv", "\n".join(rows) + "\n")
