@@ -3,7 +3,8 @@
 # calls this script; every option below can also be given on the command line (--name value).
 #
 # Stages (numbers are part of the interface, see README.md):
-#   1 manifests (lhotse; local/data.sh first, e.g. to synthesise the embedded corpus)
+#   1 manifests (lhotse; local/data.sh first, e.g. to synthesise the embedded corpus), then
+#     validated: bad items dropped into <data_dir>/manifests/validation_<part>.rejected.txt
 #   2 fbank 80-d (lhotse, lilcom) + global CMVN + Kaldi data dirs
 #   3 lang dirs: sentencepiece BPE; phones (CMUdict + espeak-ng G2P, topo, L.fst)
 #   4 GMM-HMM alignment (flat-start monophones -> triphone tree): senone/monophone/subword
@@ -37,6 +38,7 @@ train_set=train-clean-100  # training split (lhotse part name)
 train_parts=             # parts joined into --train_set at stage 1, e.g. LibriSpeech 960 h:
                          # "train-clean-100 train-clean-360 train-other-500" (train_set=train-960)
 valid_set=dev-clean      # validation split
+validate_charset="A-Z' "  # transcript characters the units cover (stage-1 validation; "": any)
 speed_perturb_factors=   # e.g. "0.9 1.0 1.1": speed-perturbed copies of the training set
 test_sets="test-clean dev-clean"  # splits to decode and score
 data_dir=data            # where manifests, features and lang dirs go
@@ -125,6 +127,9 @@ if [ "${stage}" -le 1 ] && [ "${stop_stage}" -ge 1 ]; then
     fi
     python -m espnet_distill.bin.prepare_manifests --corpus-dir "${corpus_dir}" \
       --parts "${manifest_parts[@]}" --output-dir "${manifest_dir}" "${combine[@]}"
+    log "  validating ${all_sets[*]} (audio, durations, transcripts, ids; OOV vs ${train_set})"
+    python -m espnet_distill.bin.validate_data --manifest-dir "${manifest_dir}" \
+      --parts "${all_sets[@]}" --vocab-part "${train_set}" --charset "${validate_charset}" --fix
     touch "${manifest_dir}/.done"
   fi
   stage_time 1 manifests "${t0}"

@@ -1,0 +1,148 @@
+"""Validate lhotse manifests or a Kaldi data dir; with --fix, keep only the clean items.
+
+Checks each item for missing/unreadable/corrupt audio, zero or too-short duration, a wrong sample
+rate or channel count, NaN/inf samples (or feature values), empty or non-UTF-8 transcripts,
+characters outside the unit inventory (--charset), duplicated or mismatched ids, supervisions
+outside their recording, unsorted Kaldi files; and reports the OOV rate of each part against the
+words of --vocab-part (the training transcripts) or of --lexicon.
+
+Without --fix, problems are printed one a line (``<item>: <reason>``) and the exit status is 1.
+With --fix, manifests (or Kaldi files) are rewritten without the bad items; the dropped ones go
+to ``validation_<part>.rejected.txt`` with their reasons, the counts to ``validation_<part>.json``
+(Kaldi dirs: ``validation.rejected.txt``/``.json`` in the dir, originals in ``.backup/``).
+
+Usage:
+    python -m espnet_distill.bin.validate_data --manifest-dir data/manifests \\
+        --parts train-clean-100 dev-clean test-clean --vocab-part train-clean-100 [--fix]
+    python -m espnet_distill.bin.validate_data --kaldi-dir data/dev_clean [--fix]
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from espnet_distill.data.librispeech import write_manifests
+from espnet_distill.data.validate import (
+    DEFAULT_CHARSET,
+    Expect,
+    ValidationError,
+    ValidationReport,
+    validate_kaldi_dir,
+    validate_manifests,
+    write_report,
+)
+from espnet_distill.utils import setup_logging
+
+SHOW = 20  # problems printed before "... N more"
+
+
+def _print_problems(report: ValidationReport) -> None:
+    lines = report.lines()
+    for line in lines[:SHOW]:
+        print(line, file=sys.stderr)
+    if len(lines) > SHOW:
+        print(f"... and {len(lines) - SHOW} more", file=sys.stderr)
+
+
+def _log_report(report: ValidationReport, where: str) -> None:
+    oov = f", OOV rate {100 * report.oov_rate:.2f}%" if report.oov_rate is not None else ""
+    kept = f", kept {report.kept}" if report.kept is not None else ""
+    logging.info("%s: %d utterances, %d problems%s%s%s", report.name, report.total,
+                 len(report.problems), kept, oov, f" (listed in {where})" if where else "")  # fmt: skip
+    for kind, n in report.kinds().most_common():
+        logging.info("  %5d  %s", n, kind)
+
+
+def _lexicon_words(path: Path) -> set[str]:
+    return {line.split(maxsplit=1)[0] for line in path.read_text().splitlines() if line.strip()}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    src = parser.add_mutually_exclusive_group(required=True)
+    src.add_argument("--manifest-dir", type=Path)
+    src.add_argument("--kaldi-dir", type=Path)
+    parser.add_argument("--parts", nargs="+", default=[])
+    parser.add_argument("--prefix", default="librispeech")
+    parser.add_argument("--fix", action="store_true", help="drop bad items, list them with reasons")
+    parser.add_argument("--sample-rate", type=int, default=16000)
+    parser.add_argument("--channels", type=int, default=1)
+    parser.add_argument("--min-duration", type=float, default=0.1)
+    parser.add_argument("--charset", default=DEFAULT_CHARSET,
+                        help="allowed transcript characters, a regex class body; '' for no check")  # fmt: skip
+    parser.add_argument("--no-samples", action="store_true",
+                        help="check audio headers only, do not decode (faster, misses NaN/corrupt)")  # fmt: skip
+    vocab = parser.add_mutually_exclusive_group()
+    vocab.add_argument("--vocab-part", help="OOV rate against this part's transcript words")
+    vocab.add_argument("--lexicon", type=Path, help="OOV rate against this lexicon's words")
+    parser.add_argument("--max-oov-rate", type=float, default=None,
+                        help="an error when a part's OOV rate is higher (a fraction)")  # fmt: skip
+    args = parser.parse_args(argv)
+    setup_logging()
+    expect = Expect(args.sample_rate, args.channels, args.min_duration, args.charset or None,
+                    not args.no_samples)  # fmt: skip
+    words = _lexicon_words(args.lexicon) if args.lexicon else None
+    try:
+        if args.kaldi_dir:
+            reports = [validate_kaldi_dir(args.kaldi_dir, expect, words, fix=args.fix)]
+            _log_report(
+                reports[0], str(args.kaldi_dir / "validation.rejected.txt") if args.fix else ""
+            )
+        else:
+            if not args.parts:
+                parser.error("--manifest-dir needs --parts")
+            parts = list(args.parts)
+            if args.vocab_part:  # the vocabulary's part first, so the others are measured on it
+                parts = [args.vocab_part] + [p for p in parts if p != args.vocab_part]
+            reports = []
+            for part in parts:
+                files = [args.manifest_dir / f"{args.prefix}_{kind}_{part}.jsonl.gz"
+                         for kind in ("recordings", "supervisions")]  # fmt: skip
+                absent = [str(f) for f in files if not f.is_file()]
+                if absent:
+                    raise ValidationError(f"part {part}: missing {', '.join(absent)}")
+                report, recs, sups = validate_manifests(
+                    files[0], files[1], expect, None if part == args.vocab_part else words, part
+                )
+                if part == args.vocab_part:
+                    words = {w for s in sups for w in s.text.split()}
+                where = ""
+                if args.fix:
+                    report.kept = len(sups)
+                    if report.problems:
+                        if not len(sups):
+                            raise ValidationError(f"part {part}: every item has a problem, "
+                                                  f"e.g. {report.lines()[0]}")  # fmt: skip
+                        write_manifests(recs, sups, args.manifest_dir, args.prefix, part)
+                    where = str(write_report(report, args.manifest_dir, f"validation_{part}")[0])
+                _log_report(report, where)
+                reports.append(report)
+    except ValidationError as err:
+        print(f"validate_data: {err}", file=sys.stderr)
+        return 1
+    status = 0
+    if not args.fix and any(r.problems for r in reports):
+        for r in reports:
+            _print_problems(r)
+        n = sum(len(r.problems) for r in reports)
+        print(
+            f"validate_data: {n} problems (rerun with --fix to drop the bad items)", file=sys.stderr
+        )
+        status = 1
+    if args.max_oov_rate is not None:
+        for r in reports:
+            if r.oov_rate is not None and r.oov_rate > args.max_oov_rate:
+                print(f"validate_data: {r.name}: OOV rate {r.oov_rate:.4f} > --max-oov-rate "
+                      f"{args.max_oov_rate} (most frequent: {', '.join(r.oov_words)})"[:400],
+                      file=sys.stderr)  # fmt: skip
+                status = 1
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())
