@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
 import os
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -32,8 +34,38 @@ def atomic_write_text(path: Path, text: str) -> None:
         tmp.write_text(text, encoding="utf-8")
 
 
+def save_torch(obj: object, path: Path) -> None:
+    """``torch.save`` through a temporary name and a rename. The bytes depend on ``obj`` alone:
+    torch names the zip archive's records after the file, so saving to a buffer first keeps the
+    temporary name (and so the process id) out of the file."""
+    import io
+
+    import torch
+
+    buf = io.BytesIO()
+    torch.save(obj, buf)
+    with atomic_output(path) as tmp:
+        tmp.write_bytes(buf.getvalue())
+
+
+# write failures that are the machine's, not the code's: one line instead of a traceback
+_STORAGE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES}
+
+
+def _storage_excepthook(kind: type, err: BaseException, tb: object) -> None:
+    if isinstance(err, OSError) and err.errno in _STORAGE_ERRNOS:
+        prog = Path(sys.argv[0]).stem if sys.argv and sys.argv[0] else "python"
+        where = f" ({err.filename})" if err.filename else ""
+        print(f"{prog}: cannot write: {os.strerror(err.errno)}{where}", file=sys.stderr)
+        sys.exit(1)
+    sys.__excepthook__(kind, err, tb)
+
+
 def setup_logging(verbose: bool = False) -> None:
+    """Log lines with time, level and source; a full disk or a read-only output dir ends the
+    program with one error line naming the file."""
     logging.basicConfig(
         level=logging.DEBUG if verbose else logging.INFO,
         format="%(asctime)s %(levelname)s [%(filename)s:%(lineno)d] %(message)s",
     )
+    sys.excepthook = _storage_excepthook

@@ -207,3 +207,27 @@ def test_split_scp_even_parts_and_speaker_grouping(tmp_path):
     assert all(speakers) and sum(len(s) for s in speakers) == 4  # no speaker in two parts
     r = _run([UTILS / "split_scp.pl", scp, *[tmp_path / f"q{i}" for i in range(11)]])
     assert r.returncode != 0 and "cannot split 10 lines" in r.stderr
+
+
+def _check_output_dir(path, need_mb: int) -> subprocess.CompletedProcess:
+    return _run(["bash", "-c", f'. {UTILS}/recipe_lib.sh; check_output_dir "$1" {need_mb}; echo ok',
+                 "_", path])  # fmt: skip
+
+
+def test_check_output_dir_names_the_problem_before_work(tmp_path):
+    assert _check_output_dir(tmp_path / "exp" / "new", 1).stdout == "ok\n"
+    assert (tmp_path / "exp" / "new").is_dir() and not list((tmp_path / "exp" / "new").iterdir())
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    r = _check_output_dir(blocker / "exp", 1)
+    assert r.returncode == 1 and "ok" not in r.stdout
+    assert f"Error: cannot create {blocker}/exp (" in r.stdout and "Not a directory" in r.stdout
+    r = _check_output_dir("/proc/self", 1)  # a directory no one can create files in, root included
+    assert r.returncode == 1 and r.stdout.rstrip().endswith("Error: /proc/self is not writable")
+    free_mb = int(subprocess.run(["df", "-Pm", str(tmp_path)], capture_output=True, text=True)
+                  .stdout.splitlines()[1].split()[3])  # fmt: skip
+    r = _check_output_dir(tmp_path, free_mb + 10**6)
+    assert r.returncode == 1
+    assert r.stdout.rstrip().endswith(
+        f"Error: {tmp_path} has {free_mb} MB free, at least {free_mb + 10**6} MB needed (--min_free_mb)"
+    )

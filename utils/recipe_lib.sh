@@ -13,3 +13,24 @@ is_done() {
   # shellcheck disable=SC2154  # force is the template's option
   [ "${force}" = false ] && [ -e "$1" ]
 }
+
+# check_output_dir DIR MIN_FREE_MB: DIR can be created and written, and its file system has
+# MIN_FREE_MB free; otherwise one error line and exit 1, before any work starts.
+check_output_dir() {
+  local dir=$1 need_mb=$2 probe free_mb
+  if ! mkdir -p "${dir}" 2>/dev/null; then
+    log "Error: cannot create ${dir} ($(mkdir -p "${dir}" 2>&1 | sed 's/^mkdir: //'))"
+    exit 1
+  fi
+  probe=${dir}/.write_test.$$
+  if ! { : > "${probe}"; } 2>/dev/null; then
+    log "Error: ${dir} is not writable"
+    exit 1
+  fi
+  rm -f "${probe}"
+  free_mb=$(df -Pm "${dir}" | awk 'NR == 2 {print $4}')
+  if [ "${free_mb}" -lt "${need_mb}" ]; then
+    log "Error: ${dir} has ${free_mb} MB free, at least ${need_mb} MB needed (--min_free_mb)"
+    exit 1
+  fi
+}

@@ -40,6 +40,7 @@ from espnet_distill.ssl.hubert import count_parameters
 from espnet_distill.ssl.probe import WeightedSum
 from espnet_distill.ssl.report import upstream_parameters
 from espnet_distill.train.am_trainer import LinearWarmupDecay, merge_config
+from espnet_distill.train.fault import AtomicCheckpointIO, FaultTolerantModule
 from espnet_distill.train.progress import progress_callbacks
 from espnet_distill.utils import atomic_write_text
 
@@ -125,12 +126,13 @@ class AamSoftmax(nn.Module):
         return nn.functional.cross_entropy(self.logits(emb, target), target)
 
 
-class KwsSvModule(L.LightningModule):
+class KwsSvModule(FaultTolerantModule):
     """An upstream with a KWS head, an SV head, or both (see the module docstring)."""
 
     def __init__(self, upstream: nn.Module, config: dict, keywords: list[str], speakers: list[str],
                  total_steps: int = 1) -> None:  # fmt: skip
         super().__init__()
+        self.configure_faults(config["train"]["seed"], config["train"].get("max_bad_batches", 20))
         self.config, self.total_steps = config, total_steps
         self.tasks = list(config["tasks"])
         bad = [t for t in self.tasks if t not in TASKS]
@@ -192,7 +194,7 @@ class KwsSvModule(L.LightningModule):
         for t, v in losses.items():
             self.log(f"train_{t}_loss", v, batch_size=len(batch[t]["ids"]))
         self.log("train_loss", loss, prog_bar=True)
-        return loss
+        return self.guard(loss)
 
     def configure_optimizers(self) -> dict:
         o = self.config["optim"]
@@ -249,7 +251,8 @@ def _fit(
     trainer = L.Trainer(
         default_root_dir=exp_dir, accelerator="gpu" if ngpu else "cpu", devices=ngpu or 1,
         max_epochs=tc["max_epochs"], gradient_clip_val=tc["grad_clip"],
-        callbacks=[checkpoint, *progress], enable_progress_bar=show_bar,
+        callbacks=[checkpoint, *progress], plugins=[AtomicCheckpointIO()],
+        enable_progress_bar=show_bar,
         logger=TensorBoardLogger(exp_dir, name="tensorboard", version=""),
         use_distributed_sampler=False, num_sanity_val_steps=0, log_every_n_steps=10,
         enable_model_summary=False, limit_val_batches=0,

@@ -29,6 +29,8 @@ import torch
 import torchaudio
 from torch import nn
 
+from espnet_distill.utils import save_torch
+
 FORMATS = ("torchaudio", "hf", "fairseq", "espnet_distill")
 # kernel -> stride of the wav2vec 2.0 / HuBERT CNN layers (a shape does not tell the stride)
 _CNN_STRIDES = {10: 5, 3: 2, 2: 2}
@@ -112,7 +114,7 @@ class HubertModel(nn.Module):
         return max(n, 0)
 
     def save(self, path: Path) -> None:
-        torch.save({"format": "espnet_distill.hubert", "config": self.config,
+        save_torch({"format": "espnet_distill.hubert", "config": self.config,
                     "num_classes": self.num_classes, "final_dim": self.final_dim,
                     "state_dict": self.state_dict()}, path)  # fmt: skip
 

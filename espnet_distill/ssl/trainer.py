@@ -51,8 +51,9 @@ from espnet_distill.ssl.students import (
     width_for_budget,
 )
 from espnet_distill.train.am_trainer import LinearWarmupDecay, average_checkpoints, merge_config
+from espnet_distill.train.fault import AtomicCheckpointIO, FaultTolerantModule
 from espnet_distill.train.progress import progress_callbacks
-from espnet_distill.utils import atomic_output
+from espnet_distill.utils import atomic_output, save_torch
 
 log = logging.getLogger(__name__)
 
@@ -81,10 +82,11 @@ def resolve_target_layers(spec: list[int] | str, num_layers: int) -> list[int]:
     return list(spec)
 
 
-class SslLitModule(L.LightningModule):
+class SslLitModule(FaultTolerantModule):
     def __init__(self, config: dict, total_steps: int, teacher: HubertModel | None = None,
                  num_classes: int = 0) -> None:  # fmt: skip
         super().__init__()
+        self.configure_faults(config["train"]["seed"], config["train"].get("max_bad_batches", 20))
         self.config, self.total_steps = config, total_steps
         self.mode = config["mode"]
         m = config["model"]
@@ -190,8 +192,8 @@ class SslLitModule(L.LightningModule):
             return self._pretrain_step(batch, prefix)
         return self._distill_step(batch, prefix)
 
-    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
-        return self._step(batch, "train")
+    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor | None:
+        return self.guard(self._step(batch, "train"), batch.get("ids"))
 
     def validation_step(self, batch: dict, batch_idx: int) -> None:
         self._step(batch, "valid")
@@ -262,6 +264,7 @@ def train_ssl(config: dict, exp_dir: Path, train_cuts: Path, valid_cuts: Path,
         default_root_dir=exp_dir, accelerator="gpu" if ngpu else "cpu", devices=ngpu or 1,
         max_epochs=tc["max_epochs"],
         gradient_clip_val=tc["grad_clip"], callbacks=[checkpoint, *progress],
+        plugins=[AtomicCheckpointIO()],
         enable_progress_bar=show_bar, logger=TensorBoardLogger(exp_dir, name="tensorboard", version=""),
         use_distributed_sampler=False, num_sanity_val_steps=0, log_every_n_steps=10,
         enable_model_summary=False,
@@ -289,7 +292,7 @@ def save_student(net: DistilHubert | LstmStudent, kind: str, path: Path) -> None
     blob = {"kind": kind, "student_config": net.config, "state_dict": net.state_dict()}
     if isinstance(net, DistilHubert):
         blob.update(target_layers=net.target_layers, teacher_dim=net.heads[0].out_features)
-    torch.save(blob, path)
+    save_torch(blob, path)
 
 
 def load_upstream(path: Path) -> HubertModel | DistilHubert | LstmStudent:

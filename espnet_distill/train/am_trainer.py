@@ -28,8 +28,9 @@ from espnet_distill.kd.units import TextToUnits, UnitTables, read_units
 from espnet_distill.lang.bpe import BpeTokenizer
 from espnet_distill.lm.unit_lm import load_unit_lm
 from espnet_distill.models.acoustic_model import build_model, kd_heads_of
+from espnet_distill.train.fault import AtomicCheckpointIO, FaultTolerantModule
 from espnet_distill.train.progress import progress_callbacks
-from espnet_distill.utils import atomic_output
+from espnet_distill.utils import save_torch
 
 log = logging.getLogger(__name__)
 
@@ -117,7 +118,7 @@ def senone_counts(scp: Path, cut_ids: set[str], num_senones: int) -> np.ndarray:
     return counts
 
 
-class AmLitModule(L.LightningModule):
+class AmLitModule(FaultTolerantModule):
     """``teachers``: unit -> frozen :class:`LmTeacher` of the KD heads / label interpolation
     (kept in a plain dict: not parameters of this module, not in its checkpoints)."""
 
@@ -125,6 +126,7 @@ class AmLitModule(L.LightningModule):
                  num_senones: int | None = None, unit_sizes: dict[str, int] | None = None,
                  teachers: dict[str, LmTeacher] | None = None) -> None:  # fmt: skip
         super().__init__()
+        self.configure_faults(config["train"]["seed"], config["train"].get("max_bad_batches", 20))
         self.config = config
         self.model = build_model(config, vocab_size, num_senones, unit_sizes)
         self.total_steps = total_steps
@@ -153,7 +155,7 @@ class AmLitModule(L.LightningModule):
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         loss = self._step(batch, "train")
         self.log("lr", self.optimizers().param_groups[0]["lr"], batch_size=len(batch["ids"]))
-        return loss
+        return self.guard(loss, batch["ids"])
 
     def validation_step(self, batch: dict, batch_idx: int) -> None:
         self._step(batch, "valid")
@@ -298,6 +300,7 @@ def train(
         gradient_clip_val=tc["grad_clip"],
         precision=tc["precision"],
         callbacks=[checkpoint, *progress],
+        plugins=[AtomicCheckpointIO()],
         enable_progress_bar=show_bar,
         logger=TensorBoardLogger(exp_dir, name="tensorboard", version=""),
         use_distributed_sampler=False,  # lhotse samplers shard by rank themselves
@@ -321,11 +324,9 @@ def train(
         ", ".join(Path(b).name for b in best),
     )
     state = average_checkpoints([Path(b) for b in best])
-    with atomic_output(final) as tmp:
-        torch.save({"config": config, "vocab_size": tokenizer.vocab_size, "state_dict": state,
-                    "num_senones": num_senones, "unit_sizes": unit_sizes,
-                    "averaged": [Path(b).name for b in best]},
-                   tmp)  # fmt: skip
+    save_torch({"config": config, "vocab_size": tokenizer.vocab_size, "state_dict": state,
+                "num_senones": num_senones, "unit_sizes": unit_sizes,
+                "averaged": [Path(b).name for b in best]}, final)  # fmt: skip
     return final
 
 

@@ -22,8 +22,9 @@ from torch.nn.utils.rnn import pad_sequence
 from espnet_distill.lm.hf_lm import HfUnitLM
 from espnet_distill.lm.unit_lm import UnitLM
 from espnet_distill.train.am_trainer import LinearWarmupDecay, average_checkpoints
+from espnet_distill.train.fault import AtomicCheckpointIO, FaultTolerantModule
 from espnet_distill.train.progress import progress_callbacks
-from espnet_distill.utils import atomic_output, atomic_write_text
+from espnet_distill.utils import atomic_write_text, save_torch
 
 log = logging.getLogger(__name__)
 
@@ -92,9 +93,10 @@ class _Reshuffle(L.Callback):
         self.data.set_epoch(trainer.current_epoch)
 
 
-class LmLitModule(L.LightningModule):
+class LmLitModule(FaultTolerantModule):
     def __init__(self, config: dict, num_units: int, total_steps: int) -> None:
         super().__init__()
+        self.configure_faults(config["train"]["seed"], config["train"].get("max_bad_batches", 20))
         self.config = config
         self.lm = UnitLM(num_units, config["arch"], config["lm_conf"])
         self.total_steps = total_steps
@@ -107,8 +109,8 @@ class LmLitModule(L.LightningModule):
                  sync_dist=prefix == "valid")  # fmt: skip
         return loss
 
-    def training_step(self, batch: tuple, batch_idx: int) -> torch.Tensor:
-        return self._step(batch, "train")
+    def training_step(self, batch: tuple, batch_idx: int) -> torch.Tensor | None:
+        return self.guard(self._step(batch, "train"))
 
     def validation_step(self, batch: tuple, batch_idx: int) -> None:
         self._step(batch, "valid")
@@ -146,9 +148,8 @@ def register_hf_lm(hf_dir: Path, unit_names: list[str], valid_seqs: list[list[in
         sort_keys=False))  # fmt: skip
     log.info("%s: valid perplexity %.3f over the %d subword units", lm.path, ppl, len(unit_names))
     final = exp_dir / "model.pt"
-    with atomic_output(final) as tmp:
-        torch.save({"kind": "hf", "path": str(lm.path), "num_units": len(unit_names),
-                    "unit_names": unit_names}, tmp)  # fmt: skip
+    save_torch({"kind": "hf", "path": str(lm.path), "num_units": len(unit_names),
+                "unit_names": unit_names}, final)  # fmt: skip
     return final
 
 
@@ -185,6 +186,7 @@ def train_unit_lm(config: dict, num_units: int, train_seqs: list[list[int]],
     trainer = L.Trainer(
         default_root_dir=exp_dir, accelerator="cpu", devices=1, max_epochs=tc["max_epochs"],
         gradient_clip_val=tc["grad_clip"], callbacks=[checkpoint, _Reshuffle(train_data), *progress],
+        plugins=[AtomicCheckpointIO()],
         enable_progress_bar=show_bar, logger=TensorBoardLogger(exp_dir, name="tensorboard", version=""),
         num_sanity_val_steps=0, log_every_n_steps=10, enable_model_summary=False,
     )  # fmt: skip
@@ -204,6 +206,5 @@ def train_unit_lm(config: dict, num_units: int, train_seqs: list[list[int]],
          "valid_tokens": sum(len(s) + 1 for s in valid_seqs), "averaged": len(kept)},
         sort_keys=False))  # fmt: skip
     log.info("valid perplexity %.3f (average of %d checkpoints)", ppl, len(kept))
-    with atomic_output(final) as tmp:
-        torch.save({"config": config, "num_units": num_units, "state_dict": lm.state_dict()}, tmp)
+    save_torch({"config": config, "num_units": num_units, "state_dict": lm.state_dict()}, final)
     return final

@@ -28,6 +28,7 @@ SECONDS=0
 stage=1                  # first stage to run
 stop_stage=9             # last stage to run
 force=false              # redo finished stages in stage..stop_stage
+min_free_mb=1000         # free disk space (MB) the data and exp dirs need; checked first
 nj=2                     # parallel jobs for data preparation
 ngpu=0                   # GPUs for training (0: CPU)
 num_nodes=1              # nodes for multi-node training
@@ -100,7 +101,8 @@ all_sets=(${train_set} ${valid_set} ${test_sets})
 mapfile -t all_sets < <(printf '%s\n' "${all_sets[@]}" | awk '!seen[$0]++')
 
 stage_time() { echo -e "$1\t$2\t$((SECONDS - $3))" >> "${exp_dir}/stage_times.tsv"; }
-mkdir -p "${exp_dir}"
+check_output_dir "${data_dir}" "${min_free_mb}"
+check_output_dir "${exp_dir}" "${min_free_mb}"
 
 # ---------------------------------------------------------------- stages
 if [ "${stage}" -le 1 ] && [ "${stop_stage}" -ge 1 ]; then

@@ -27,6 +27,7 @@ SECONDS=0
 stage=1                  # first stage to run
 stop_stage=4             # last stage to run
 force=false              # redo finished stages in stage..stop_stage
+min_free_mb=1000         # free disk space (MB) the data and exp dirs need; checked first
 ngpu=0                   # GPUs for fine-tuning (0: CPU)
 local_data_opts=         # options for local/data.sh
 speech_commands_dir=     # holds speech_commands_v0.0N/ and speech_commands_test_set_v0.0N/
@@ -75,7 +76,8 @@ student_model=${student_ckpt:-${ssl_exp_dir}/${student}/model.pt}
 overrides=()
 # shellcheck disable=SC2206
 [ -n "${train_overrides}" ] && overrides=(--override ${train_overrides})
-mkdir -p "${exp_dir}"
+check_output_dir "${data_dir}" "${min_free_mb}"
+check_output_dir "${exp_dir}" "${min_free_mb}"
 
 if [ "${stage}" -le 1 ] && [ "${stop_stage}" -ge 1 ]; then
   if [ -x local/data.sh ]; then

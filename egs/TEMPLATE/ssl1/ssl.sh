@@ -28,6 +28,7 @@ SECONDS=0
 stage=1                  # first stage to run
 stop_stage=6             # last stage to run
 force=false              # redo finished stages in stage..stop_stage
+min_free_mb=1000         # free disk space (MB) the exp dir needs; checked first
 ngpu=0                   # GPUs for pretraining and distillation (0: CPU)
 asr_dir=../asr1          # the ASR recipe of the same corpus (its data stages 1-3)
 asr_opts=                # options for its run.sh, e.g. "--corpus_size demo"
@@ -67,7 +68,7 @@ teacher=${teacher_ckpt:-${exp_dir}/teacher/model.pt}
 overrides=()
 # shellcheck disable=SC2206
 [ -n "${train_overrides}" ] && overrides=(--override ${train_overrides})
-mkdir -p "${exp_dir}"
+check_output_dir "${exp_dir}" "${min_free_mb}"
 
 if [ "${stage}" -le 1 ] && [ "${stop_stage}" -ge 1 ]; then
   log "Stage 1: data of ${asr_dir} (its stages 1-3)"
