@@ -2,33 +2,16 @@
 
 from __future__ import annotations
 
-import kaldi_native_fbank as knf
 import numpy as np
 import soundfile as sf
 
-from espnet_distill.data.features import fbank_extractor
+from espnet_distill.data.features import fbank_extractor, kaldi_native_fbank
 
 
 def _knf_fbank(samples: np.ndarray, sr: int) -> np.ndarray:
-    """kaldi-native-fbank with the options of our extractor's config (set one by one)."""
     cfg = fbank_extractor().config
-    opts = knf.FbankOptions()
-    opts.frame_opts.samp_freq = sr
-    opts.frame_opts.frame_length_ms = cfg.frame_length * 1000
-    opts.frame_opts.frame_shift_ms = cfg.frame_shift * 1000
-    opts.frame_opts.dither = cfg.dither
-    opts.frame_opts.snip_edges = cfg.snip_edges
-    opts.frame_opts.preemph_coeff = cfg.preemph_coeff
-    opts.frame_opts.remove_dc_offset = cfg.remove_dc_offset
-    opts.frame_opts.window_type = cfg.window_type
-    opts.mel_opts.num_bins = cfg.num_filters
-    opts.mel_opts.low_freq = cfg.low_freq
-    opts.mel_opts.high_freq = cfg.high_freq
     assert cfg.num_filters == 80 and cfg.dither == 0.0
-    fb = knf.OnlineFbank(opts)
-    fb.accept_waveform(sr, samples.tolist())
-    fb.input_finished()
-    return np.stack([fb.get_frame(i) for i in range(fb.num_frames_ready)])
+    return kaldi_native_fbank(samples, sr)
 
 
 def test_fbank_matches_kaldi_native_fbank(tiny_corpus):

@@ -37,6 +37,36 @@ def fbank_extractor(num_mel_bins: int = NUM_MEL_BINS) -> Fbank:
     return Fbank(FbankConfig(num_mel_bins=num_mel_bins, dither=0.0, snip_edges=False))
 
 
+def knf_options(sample_rate: int = 16000) -> object:
+    """kaldi-native-fbank's ``FbankOptions`` with our extractor's options set one by one."""
+    import kaldi_native_fbank as knf
+
+    cfg = fbank_extractor().config
+    opts = knf.FbankOptions()
+    opts.frame_opts.samp_freq = sample_rate
+    opts.frame_opts.frame_length_ms = cfg.frame_length * 1000
+    opts.frame_opts.frame_shift_ms = cfg.frame_shift * 1000
+    opts.frame_opts.dither = cfg.dither
+    opts.frame_opts.snip_edges = cfg.snip_edges
+    opts.frame_opts.preemph_coeff = cfg.preemph_coeff
+    opts.frame_opts.remove_dc_offset = cfg.remove_dc_offset
+    opts.frame_opts.window_type = cfg.window_type
+    opts.mel_opts.num_bins = cfg.num_filters
+    opts.mel_opts.low_freq = cfg.low_freq
+    opts.mel_opts.high_freq = cfg.high_freq
+    return opts
+
+
+def kaldi_native_fbank(samples: np.ndarray, sample_rate: int) -> np.ndarray:
+    """The same features computed by kaldi-native-fbank (the reference of tests and bench/)."""
+    import kaldi_native_fbank as knf
+
+    fb = knf.OnlineFbank(knf_options(sample_rate))
+    fb.accept_waveform(sample_rate, samples)
+    fb.input_finished()
+    return np.stack([fb.get_frame(i) for i in range(fb.num_frames_ready)])
+
+
 def kaldi_dir_name(part: str) -> str:
     """'train-clean-100' -> 'train_clean_100' (Kaldi/ESPnet data dir names)."""
     return part.replace("-", "_")
