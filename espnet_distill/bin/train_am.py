@@ -44,6 +44,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--phone-lang-dir", type=Path, help="phone lang dir (for KD heads)")
     parser.add_argument("--ngpu", type=int, default=0)
     parser.add_argument("--num-nodes", type=int, default=1)
+    parser.add_argument("--cpu-procs", type=int, default=1,
+                        help="without GPUs: data-parallel CPU processes (DDP, gloo)")  # fmt: skip
     parser.add_argument("--seed", type=int, help="overrides train.seed")
     parser.add_argument("--override", nargs="*", default=[], help="section.key=value (YAML value)")
     args = parser.parse_args(argv)
@@ -62,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         train(config, args.exp_dir, args.train_cuts, args.valid_cuts, args.lang_dir, args.cmvn,
               args.ngpu, args.num_nodes, args.targets_dir, args.unit_lm_dir,
-              args.phone_lang_dir)  # fmt: skip
+              args.phone_lang_dir, args.cpu_procs)  # fmt: skip
     except (ValueError, FileNotFoundError) as err:
         print(f"train_am: {err}", file=sys.stderr)
         return 1

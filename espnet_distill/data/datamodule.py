@@ -122,11 +122,14 @@ def make_loader(
     max_cut_duration: float | None = None,
     targets: dict[str, Path] | None = None,
     audio: bool = False,
+    sync_buckets: bool = True,
 ) -> DataLoader:
     """DataLoader over a cut manifest. Training: duration-bucketed, shuffled with ``seed``.
 
     ``targets`` (unit -> scp of stage 4) adds frame targets; cuts without them (not aligned)
-    are left out and counted in the log.
+    are left out and counted in the log. ``sync_buckets`` (multi-process training): the processes
+    draw each step's batches from the same duration bucket (lhotse's default, less waiting for
+    the slowest); False keeps the single-process batch sequence, dealt out in turn.
     """
     cuts = CutSet.from_file(cuts_file)
     for unit, scp in (targets or {}).items():
@@ -150,6 +153,7 @@ def make_loader(
             num_buckets=10,
             seed=seed,
             drop_last=False,
+            sync_buckets=sync_buckets,
         )
     else:
         sampler = SimpleCutSampler(cuts, max_duration=max_duration, shuffle=False)

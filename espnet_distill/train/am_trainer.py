@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import logging
+from collections.abc import Callable
 from pathlib import Path
 
 import kaldiio
@@ -21,6 +22,7 @@ from espnet2.schedulers.warmup_lr import WarmupLR
 from lhotse import CutSet
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import TensorBoardLogger
+from torch.utils.data import DataLoader
 
 from espnet_distill.data.datamodule import make_loader, scp_keys
 from espnet_distill.kd.teacher import LmTeacher
@@ -162,7 +164,8 @@ class AmLitModule(FaultTolerantModule):
 
     def configure_optimizers(self) -> dict:
         o = self.config["optim"]
-        opt = torch.optim.AdamW(self.parameters(), lr=o["lr"], weight_decay=o["weight_decay"])
+        opt = torch.optim.AdamW(self.parameters(), lr=o["lr"], weight_decay=o["weight_decay"],
+                                eps=o.get("eps", 1e-8))  # fmt: skip
         kind = o.get("scheduler", "warmuplr")
         if kind == "warmuplr":
             sched = WarmupLR(opt, warmup_steps=o["warmup_steps"])
@@ -213,6 +216,7 @@ def train(
     targets_dir: Path | None = None,
     unit_lm_dir: Path | None = None,
     phone_lang_dir: Path | None = None,
+    cpu_procs: int = 1,
 ) -> Path:
     """Train (or resume) and write ``exp_dir/model.pt``; returns its path.
 
@@ -220,6 +224,7 @@ def train(
     model with a senone head or KD heads. Validation scores those outputs too when the valid cuts
     were aligned in stage 4. KD heads and label interpolation need ``unit_lm_dir`` (stage 5's
     ``<unit>/model.pt``) and ``phone_lang_dir`` (which frames are silence, per unit).
+    ``cpu_procs`` > 1 (without GPUs): data-parallel CPU processes (DDP over gloo).
     """
     exp_dir.mkdir(parents=True, exist_ok=True)
     final = exp_dir / "model.pt"
@@ -239,14 +244,24 @@ def train(
     teachers = _teachers(teacher_units, unit_lm_dir, phone_lang_dir, targets_dir, lang_dir,
                          unit_sizes)  # fmt: skip
     audio = bool(m.get("ssl_frontend"))  # an SSL front-end reads audio, not fbank
-    train_dl = make_loader(
-        train_cuts, tokenizer, tc["max_duration"], train=True, seed=tc["seed"],
-        num_workers=tc["num_workers"], max_cut_duration=tc["max_cut_duration"], targets=targets,
-        audio=audio,
-    )  # fmt: skip
+
+    def train_loader() -> torch.utils.data.DataLoader:
+        return make_loader(
+            train_cuts, tokenizer, tc["max_duration"], train=True, seed=tc["seed"],
+            num_workers=tc["num_workers"], max_cut_duration=tc["max_cut_duration"],
+            targets=targets, audio=audio, sync_buckets=tc.get("sync_buckets", True),
+        )  # fmt: skip
+
     # Batches per epoch vary a little with the shuffle; epoch 0's count sets the LR schedule.
-    train_dl.sampler.set_epoch(0)
-    steps_per_epoch = sum(1 for _ in train_dl.sampler)
+    # With several processes each takes every world_size-th batch of the same sequence (lhotse's
+    # samplers), dropping the last ones that would leave a process without a batch.
+    world_size = (ngpu if ngpu > 0 else cpu_procs) * num_nodes
+    sampler = train_loader().sampler
+    sampler.set_epoch(0)
+    steps_per_epoch = sum(1 for _ in sampler) // world_size
+    if tc.get("limit_train_batches"):
+        steps_per_epoch = min(steps_per_epoch, int(tc["limit_train_batches"]))
+    steps_per_epoch = -(-steps_per_epoch // tc.get("accumulate_grad_batches", 1))  # optimizer steps
     module = AmLitModule(config, tokenizer.vocab_size, steps_per_epoch * tc["max_epochs"],
                          num_senones, unit_sizes, teachers)  # fmt: skip
     stats = np.load(cmvn_file)
@@ -275,8 +290,11 @@ def train(
     if module.model.ctc is None and not valid_targets:
         raise ValueError(f"a senone-only model validates on aligned valid cuts; stage 4 has no "
                          f"alignment of {valid_cuts} (align.py --extra-cuts)")  # fmt: skip
-    valid_dl = make_loader(valid_cuts, tokenizer, tc["max_duration"], train=False, num_workers=0,
-                           targets=valid_targets, audio=audio)  # fmt: skip
+    # Loaders are made inside fit, after the processes have joined their group: lhotse's samplers
+    # read rank and world size from torch.distributed when they are created.
+    loaders = _Loaders(train_loader, lambda: make_loader(
+        valid_cuts, tokenizer, tc["max_duration"], train=False, num_workers=0,
+        targets=valid_targets, audio=audio))  # fmt: skip
     ckpt_dir = exp_dir / "checkpoints"
     average_by = tc.get("average_by", "valid_loss")
     if average_by not in ("valid_loss", "last"):
@@ -294,8 +312,11 @@ def train(
     trainer = L.Trainer(
         default_root_dir=exp_dir,
         accelerator="gpu" if ngpu > 0 else "cpu",
-        devices=ngpu if ngpu > 0 else 1,
+        devices=ngpu if ngpu > 0 else cpu_procs,
         num_nodes=num_nodes,
+        strategy="ddp" if world_size > 1 else "auto",  # gloo on CPU, NCCL on GPU
+        accumulate_grad_batches=tc.get("accumulate_grad_batches", 1),
+        limit_train_batches=tc.get("limit_train_batches"),
         max_epochs=tc["max_epochs"],
         gradient_clip_val=tc["grad_clip"],
         precision=tc["precision"],
@@ -311,7 +332,9 @@ def train(
     last = ckpt_dir / "last.ckpt"
     if last.is_file():
         log.info("resuming from %s", last)
-    trainer.fit(module, train_dl, valid_dl, ckpt_path=str(last) if last.is_file() else None)
+    trainer.fit(module, datamodule=loaders, ckpt_path=str(last) if last.is_file() else None)
+    if trainer.global_rank != 0:  # the other processes of a multi-process run are done
+        return final
     best = sorted(checkpoint.best_k_models, key=lambda p: float(checkpoint.best_k_models[p]))
     if average_by == "last":
         best = best[::-1]
@@ -328,6 +351,18 @@ def train(
                 "num_senones": num_senones, "unit_sizes": unit_sizes,
                 "averaged": [Path(b).name for b in best]}, final)  # fmt: skip
     return final
+
+
+class _Loaders(L.LightningDataModule):
+    def __init__(self, train: Callable[[], DataLoader], valid: Callable[[], DataLoader]) -> None:
+        super().__init__()
+        self._train, self._valid = train, valid
+
+    def train_dataloader(self) -> DataLoader:
+        return self._train()
+
+    def val_dataloader(self) -> DataLoader:
+        return self._valid()
 
 
 def _frame_targets(targets_dir: Path | None, units: list[str], valid_cuts: Path,

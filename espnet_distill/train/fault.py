@@ -69,8 +69,8 @@ class FaultTolerantModule(L.LightningModule):
         # Seeded per batch, not per epoch: Lightning draws from the global generator between the
         # epoch start and the first batch (the data loader's base seed) at different moments in a
         # fresh and in a resumed run.
-        seed = int(np.random.SeedSequence([self.fault_seed, self.current_epoch, batch_idx])
-                   .generate_state(1)[0])  # fmt: skip
+        seed = int(np.random.SeedSequence(
+            [self.fault_seed, self.current_epoch, batch_idx, self.global_rank]).generate_state(1)[0])  # fmt: skip
         random.seed(seed)
         np.random.seed(seed)
         torch.manual_seed(seed)
