@@ -231,3 +231,25 @@ def test_check_output_dir_names_the_problem_before_work(tmp_path):
     assert r.stdout.rstrip().endswith(
         f"Error: {tmp_path} has {free_mb} MB free, at least {free_mb + 10**6} MB needed (--min_free_mb)"
     )
+
+
+def test_slurm_pl_multi_node_training_runs_one_srun_job(tmp_path, fake_sbatch):
+    srun = tmp_path / "bin" / "srun"
+    srun.write_text(
+        '#!/usr/bin/env bash\necho "srun ${SLURM_NTASKS:-?}" >> "$FAKE_SBATCH_LOG"\n"$@"\n'
+    )
+    srun.chmod(0o755)
+    r = _run([UTILS / "slurm.pl", "--gpu", "4", "--num-nodes", "2", tmp_path / "log" / "train.log",
+              "echo", "training"], env=fake_sbatch, cwd=tmp_path)  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    submitted = (tmp_path / "sbatch.log").read_text().splitlines()
+    for opt in ("--nodes=2", "--ntasks-per-node=4", "--gres=gpu:4"):
+        assert opt in submitted
+    assert "srun ?" in submitted  # the command went through srun
+    assert "training" in (tmp_path / "log" / "train.log").read_text()
+    # run.pl takes the same options (and ignores them on one machine)
+    r = _run([UTILS / "run.pl", "--gpu", "0", "--num-nodes", "1", tmp_path / "r.log", "echo", "ok"])
+    assert r.returncode == 0 and "ok" in (tmp_path / "r.log").read_text()
+    r = _run([UTILS / "slurm.pl", "--gpu", "2", "JOB=1:2", tmp_path / "x.JOB.log", "true"],
+             env=fake_sbatch, cwd=tmp_path)  # fmt: skip
+    assert r.returncode != 0 and "multi-process training runs one job" in r.stderr

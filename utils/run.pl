@@ -23,7 +23,7 @@ while (@ARGV && $ARGV[0] =~ m/^--/) {
   if ($opt eq "--max-jobs-run") {
     die "run.pl: --max-jobs-run must be a positive integer, got '$val'\n" unless $val =~ m/^\d+$/ && $val > 0;
     $max_jobs_run = $val;
-  } elsif ($opt !~ m/^--(num-threads|mem|gpu|time|config|max_jobs_run|num_threads)$/) {
+  } elsif ($opt !~ m/^--(num-threads|mem|gpu|time|config|max_jobs_run|num_threads|num-nodes|num_nodes)$/) {
     die "run.pl: unknown option $opt\n";
   }
 }

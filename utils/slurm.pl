@@ -10,12 +10,17 @@
 #   --gpu N            --gres gpu:N               --time T       --time T
 #   --max-jobs-run N   at most N array tasks at a time (--array=1-N%M)
 #   --partition P      --partition P              --config FILE  accepted, ignored
+#   --num-nodes M      --nodes M
+# Multi-process training (--gpu N > 1 or --num-nodes M > 1, array of one task): one Slurm task per
+# GPU (--ntasks-per-node N) started by srun, which Lightning's SLURM environment joins into one
+# DDP group.
 use strict;
 use warnings;
 use Cwd qw(getcwd);
 
 my %sbatch_opt;
 my $max_jobs_run = -1;
+my ($gpus, $nodes) = (0, 1);
 while (@ARGV && $ARGV[0] =~ m/^--/) {
   my $opt = shift @ARGV;
   if ($opt =~ m/^--([a-z_-]+)=(.*)$/) { unshift @ARGV, $2; $opt = "--$1"; }
@@ -24,7 +29,8 @@ while (@ARGV && $ARGV[0] =~ m/^--/) {
   $opt =~ s/_/-/g;
   if ($opt eq "--num-threads") { $sbatch_opt{"--cpus-per-task"} = $val; }
   elsif ($opt eq "--mem") { $sbatch_opt{"--mem"} = $val; }
-  elsif ($opt eq "--gpu") { $sbatch_opt{"--gres"} = "gpu:$val" if $val > 0; }
+  elsif ($opt eq "--gpu") { $sbatch_opt{"--gres"} = "gpu:$val" if $val > 0; $gpus = $val; }
+  elsif ($opt eq "--num-nodes") { $nodes = $val; $sbatch_opt{"--nodes"} = $val if $val > 1; }
   elsif ($opt eq "--time") { $sbatch_opt{"--time"} = $val; }
   elsif ($opt eq "--partition") { $sbatch_opt{"--partition"} = $val; }
   elsif ($opt eq "--max-jobs-run") { $max_jobs_run = $val; }
@@ -50,6 +56,11 @@ foreach my $x (@ARGV) {
   if ($x =~ m/^\S+$/) { $cmd .= $x . " "; }
   elsif ($x =~ m:\":) { $cmd .= "'$x' "; }
   else { $cmd .= "\"$x\" "; }
+}
+if ($gpus > 1 || $nodes > 1) {
+  die "slurm.pl: multi-process training runs one job, not an array\n" if defined $jobname;
+  $sbatch_opt{"--ntasks-per-node"} = $gpus > 1 ? $gpus : 1;
+  $cmd = "srun $cmd";
 }
 my $task_log = $logfile;
 if (defined $jobname) {

@@ -32,6 +32,7 @@ min_free_mb=1000         # free disk space (MB) the data and exp dirs need; chec
 nj=2                     # parallel jobs for data preparation
 ngpu=0                   # GPUs for training (0: CPU)
 num_nodes=1              # nodes for multi-node training
+cpu_procs=1              # without GPUs: data-parallel CPU training processes (DDP over gloo)
 seed=1234                # random seed of training
 corpus_dir=              # LibriSpeech-layout dir holding the split folders
 local_data_opts=         # options passed to local/data.sh
@@ -100,7 +101,11 @@ manifest_dir=${data_dir}/manifests
 all_sets=(${train_set} ${valid_set} ${test_sets})
 mapfile -t all_sets < <(printf '%s\n' "${all_sets[@]}" | awk '!seen[$0]++')
 
-stage_time() { echo -e "$1\t$2\t$((SECONDS - $3))" >> "${exp_dir}/stage_times.tsv"; }
+stage_time() {
+  echo -e "$1\t$2\t$((SECONDS - $3))" >> "${exp_dir}/stage_times.tsv"
+  run_times+=("$1 $2 $((SECONDS - $3))")
+}
+run_times=()
 check_output_dir "${data_dir}" "${min_free_mb}"
 check_output_dir "${exp_dir}" "${min_free_mb}"
 
@@ -292,12 +297,13 @@ if [ "${stage}" -le 6 ] && [ "${stop_stage}" -ge 6 ]; then
     [ -n "${train_overrides}" ] && overrides=(--override ${train_overrides})
     log "  progress: tail -f ${am_dir}/train.log (a killed run resumes from its last checkpoint)"
     # shellcheck disable=SC2154
-    ${cuda_cmd} --gpu "${ngpu}" "${am_dir}/train.log" \
+    ${cuda_cmd} --gpu "${ngpu}" --num-nodes "${num_nodes}" "${am_dir}/train.log" \
       python -m espnet_distill.bin.train_am --config "${asr_config}" "${targets_opts[@]}" \
       --train-cuts "${fbank_dir}/cuts_${train_set}.jsonl.gz" \
       --valid-cuts "${fbank_dir}/cuts_${valid_set}.jsonl.gz" \
       --lang-dir "${lang_dir}" --cmvn "${fbank_dir}/cmvn.npz" --exp-dir "${am_dir}" \
-      --ngpu "${ngpu}" --num-nodes "${num_nodes}" --seed "${seed}" "${overrides[@]}"
+      --ngpu "${ngpu}" --num-nodes "${num_nodes}" --cpu-procs "${cpu_procs}" --seed "${seed}" \
+      "${overrides[@]}"
     grep -E "averaging|parameters" "${am_dir}/train.log" | sed 's/^/  /' || true
   fi
   stage_time 6 train "${t0}"
@@ -427,4 +433,11 @@ if [ "${stage}" -le 9 ] && [ "${stop_stage}" -ge 9 ]; then
   stage_time 9 score "${t0}"
 fi
 
+log "Wall time of this run by stage (also appended to ${exp_dir}/stage_times.tsv):"
+printf '  | stage | | seconds |\n  |---|---|---|\n'
+for entry in "${run_times[@]}"; do
+  read -r num name secs <<< "${entry}"
+  printf '  | %s | %s | %s |\n' "${num}" "${name}" "${secs}"
+done
+printf '  | | total | %s |\n' "${SECONDS}"
 log "Successfully finished. [elapsed=${SECONDS}s]"
