@@ -28,6 +28,7 @@ from espnet_distill.bin.decode_ctc import network_outputs
 from espnet_distill.bin.decode_hclg import hybrid_scores
 from espnet_distill.graph.hclg import HclgDecoder
 from espnet_distill.graph.tlg import TlgDecoder
+from espnet_distill.score.wer import score_corpus
 
 
 def main() -> None:
@@ -38,6 +39,8 @@ def main() -> None:
     parser.add_argument("--part", default="test-clean")
     parser.add_argument("--order", type=int, default=3)
     parser.add_argument("--beam", type=float, help="search beam (default: the recipe's)")
+    parser.add_argument("--beams", type=float, nargs="+",
+                        help="--system ctc: several beams, each with its RTF and WER")  # fmt: skip
     parser.add_argument("--system", choices=["gmm", "hybrid", "ctc"], default="gmm")
     parser.add_argument("--am", default="am_train_conformer_ctc_senone",
                         help="experiment dir (under exp/<size>) of the network")  # fmt: skip
@@ -91,30 +94,37 @@ def tlg_rtf(args: argparse.Namespace) -> None:
     graph_dir = (
         r / chosen["graph"] if not Path(chosen["graph"]).is_absolute() else Path(chosen["graph"])
     )
-    beam = float(args.beam or chosen["graph_beam"])
+    beams = args.beams or [float(args.beam or chosen["graph_beam"])]
     os.chdir(r)
     cuts_file = data / "fbank" / f"cuts_{args.part}.jsonl.gz"
-    audio = sum(c.duration for c in CutSet.from_file(cuts_file))
+    cuts = CutSet.from_file(cuts_file)
+    audio = sum(c.duration for c in cuts)
+    refs = {s.id: s.text for c in cuts for s in c.supervisions}
     t0 = time.perf_counter()
     outputs, _ = network_outputs(am_dir / "model.pt", cuts_file, "cpu", 60.0)
     t_network = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    decoder = TlgDecoder(graph_dir, beam, chosen.get("max_active", 7000))
-    t_load = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    for lp in outputs.values():
-        decoder(lp, chosen["acoustic_scale"], chosen["blank_penalty"])
-    t_search = time.perf_counter() - t0
+    rows = []
+    for beam in beams:
+        t0 = time.perf_counter()
+        decoder = TlgDecoder(graph_dir, beam, chosen.get("max_active", 7000))
+        t_load = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        hyps = {utt: " ".join(decoder(lp, chosen["acoustic_scale"], chosen["blank_penalty"]))
+                for utt, lp in outputs.items()}  # fmt: skip
+        t_search = time.perf_counter() - t0
+        rows.append((beam, t_search / audio, score_corpus(refs, hyps).totals()["err"]))
     graph = decoder.graph
     arcs = sum(graph.num_arcs(s) for s in range(graph.num_states))
     size_mb = (graph_dir / "TLG.fst").stat().st_size / 2**20
     print(f"TLG {graph_dir}: {graph.num_states} states, {arcs} arcs, {size_mb:.1f} MB "
           f"(loaded in {t_load:.1f} s)")  # fmt: skip
     print(f"ctc system {args.am}; {args.part}: {len(outputs)} utterances, {audio:.0f} s of audio, "
-          f"acoustic scale {chosen['acoustic_scale']}, blank penalty {chosen['blank_penalty']}, "
-          f"beam {beam}")  # fmt: skip
-    print(f"RTF search only: {t_search / audio:.4f}  (target <= 0.02)")
-    print(f"RTF network + search: {(t_search + t_network) / audio:.4f}")
+          f"acoustic scale {chosen['acoustic_scale']}, blank penalty {chosen['blank_penalty']}; "
+          f"network RTF {t_network / audio:.4f}")  # fmt: skip
+    print("| beam | search RTF (target <= 0.02) | WER |")
+    print("|---|---|---|")
+    for beam, rtf, wer in rows:
+        print(f"| {beam:g} | {rtf:.4f} | {wer:.1f} |")
 
 
 if __name__ == "__main__":
