@@ -1,6 +1,11 @@
-"""Student vs teacher: parameters and CPU inference time, as ratios measured in one run on the
-same audio (the upstream forward, ``hidden_states``, one utterance at a time; the models
-interleaved in each round, the best of the rounds kept).
+"""Student vs teacher: parameters, CPU inference time and memory, as ratios measured in one run on
+the same audio (the upstream forward, ``hidden_states``, one utterance at a time; the models
+interleaved in each round, the best of the rounds kept). Memory: the peak resident memory a
+forward pass of the longest utterance adds, measured in a fresh process per model (the growth of
+its maximum RSS over the model loaded and warmed up on a short input).
+
+Denormal floats are flushed to zero for every model (``--keep-denormals`` to keep them): x86 CPUs
+compute with denormals 10-100x slower, and a decaying recurrent state can reach that range.
 
 Targets of the HuBERT distillation issue: the LSTM-DKD student at <= 20% of the teacher's
 parameters and >= 4x faster on CPU.
@@ -18,6 +23,9 @@ Usage:
 from __future__ import annotations
 
 import argparse
+import resource
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -61,7 +69,13 @@ def main() -> None:
     parser.add_argument("--utts", type=int, default=30)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--no-memory", action="store_true", help="skip the memory measurement")
+    parser.add_argument("--keep-denormals", action="store_true",
+                        help="do not flush denormal floats to zero (see the module doc)")  # fmt: skip
+    parser.add_argument("--memory-of", help=argparse.SUPPRESS)  # the child process of a measurement
     args = parser.parse_args()
+    if not args.keep_denormals:
+        torch.set_flush_denormal(True)
     torch.manual_seed(0)
     if args.configs:
         models = models_from_configs(args.configs, args.students, args.num_clusters)
@@ -75,17 +89,39 @@ def main() -> None:
         manifest = CutSet.from_manifests(recordings=manifest)
     cuts = list(manifest)[: args.utts]
     waves = [torch.from_numpy(c.load_audio()[0].astype(np.float32)) for c in cuts]
+    if args.memory_of:
+        print(forward_memory(models[args.memory_of], max(waves, key=len)))
+        return
+    memory = {} if args.no_memory else {
+        name: int(subprocess.run([sys.executable, *sys.argv, "--memory-of", name], check=True,
+                                 capture_output=True, text=True).stdout.split()[-1])
+        for name in models}  # fmt: skip
     audio = sum(len(w) for w in waves) / 16000
     seconds = inference_seconds(models, waves, args.rounds, args.threads)
     params = {name: upstream_parameters(m) for name, m in models.items()}
     print(f"{len(waves)} utterances, {audio:.1f} s of audio, {args.threads} thread(s), "
           f"best of {args.rounds} rounds")  # fmt: skip
-    print("| upstream | params | params / teacher | CPU s | RTF | speed-up vs teacher |")
-    print("|---|---|---|---|---|---|")
+    longest = max(len(w) for w in waves) / 16000
+    print(f"| upstream | params | params / teacher | CPU s | RTF | speed-up vs teacher | forward "
+          f"memory ({longest:.1f} s utterance) | memory / teacher |")  # fmt: skip
+    print("|---|---|---|---|---|---|---|---|")
     for name in models:
+        mem = (f"{memory[name] / 2**20:.0f} MB | {memory[name] / max(memory['teacher'], 1):.2f}"
+               if memory else " | ")  # fmt: skip
         print(f"| {name} | {params[name] / 1e6:.2f}M | {params[name] / params['teacher']:.3f} | "
               f"{seconds[name]:.2f} | {seconds[name] / audio:.4f} | "
-              f"{seconds['teacher'] / seconds[name]:.2f}x |")  # fmt: skip
+              f"{seconds['teacher'] / seconds[name]:.2f}x | {mem} |")  # fmt: skip
+
+
+@torch.no_grad()
+def forward_memory(model: torch.nn.Module, wave: torch.Tensor) -> int:
+    """Bytes the peak resident memory of this process grows by in a forward pass over ``wave``,
+    after the model was loaded and run once on a short input (so that only activations count)."""
+    torch.set_num_threads(1)
+    model.eval().hidden_states(wave[None, :16000])
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    model.hidden_states(wave[None])
+    return (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) * 1024  # ru_maxrss: KiB
 
 
 if __name__ == "__main__":

@@ -30,15 +30,21 @@ def inference_seconds(models: dict[str, nn.Module], waves: list[torch.Tensor], r
                       threads: int = 1) -> dict[str, float]:  # fmt: skip
     """CPU seconds of ``hidden_states`` over ``waves`` (one utterance at a time) per model: the
     minimum over ``rounds``, the models interleaved in each round so that they share the
-    machine's state; ``threads`` intra-op threads."""
+    machine's state, their order rotating from round to round, each timed pass right after an
+    untimed one of the same model; ``threads`` intra-op threads."""
     old = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
         best = {name: float("inf") for name in models}
-        for model in models.values():  # warm-up
-            model.eval().hidden_states(waves[0][None])
-        for _ in range(rounds):
-            for name, model in models.items():
+        names = list(models)
+        for r in range(rounds):
+            for name in names[r % len(names) :] + names[: r % len(names)]:
+                model = models[name].eval()
+                # an untimed pass first: a model run right after another one is slower for a while
+                # (measured: an LSTM student right after a transformer took 1.5x its settled time)
+                # and oneDNN builds its kernels per input shape on first use
+                for wave in waves:
+                    model.hidden_states(wave[None])
                 start = time.perf_counter()
                 for wave in waves:
                     model.hidden_states(wave[None])
