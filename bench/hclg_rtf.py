@@ -76,15 +76,18 @@ def main() -> None:
     for s in scores.values():
         decoder(s, scale)
     t_search = time.perf_counter() - t0
-    graph = decoder.graph
-    arcs = sum(graph.num_arcs(s) for s in range(graph.num_states))
-    size_mb = (graph_dir / "HCLG.fst").stat().st_size / 2**20
-    print(f"HCLG {graph_dir}: {graph.num_states} states, {arcs} arcs, {size_mb:.1f} MB "
-          f"(loaded in {t_load:.1f} s)")  # fmt: skip
+    print(graph_summary(decoder.graph, graph_dir / "HCLG.fst", t_load))
     print(f"{args.system} system; {args.part}: {len(cuts)} utterances, {audio:.0f} s of audio, acoustic scale {scale}, "
           f"beam {beam}")  # fmt: skip
     print(f"RTF search only: {t_search / audio:.4f}  (target <= 0.02)")
     print(f"RTF {args.system} scoring + search: {(t_search + t_acoustic) / audio:.4f}")
+
+
+def graph_summary(graph: object, fst_file: Path, load_seconds: float) -> str:
+    arcs = sum(graph.num_arcs(s) for s in range(graph.num_states))
+    size_mb = fst_file.stat().st_size / 2**20
+    return (f"{fst_file}: {graph.num_states} states, {arcs} arcs, {size_mb:.1f} MB "
+            f"(loaded in {load_seconds:.1f} s)")  # fmt: skip
 
 
 def tlg_rtf(args: argparse.Namespace) -> None:
@@ -113,11 +116,7 @@ def tlg_rtf(args: argparse.Namespace) -> None:
                 for utt, lp in outputs.items()}  # fmt: skip
         t_search = time.perf_counter() - t0
         rows.append((beam, t_search / audio, score_corpus(refs, hyps).totals()["err"]))
-    graph = decoder.graph
-    arcs = sum(graph.num_arcs(s) for s in range(graph.num_states))
-    size_mb = (graph_dir / "TLG.fst").stat().st_size / 2**20
-    print(f"TLG {graph_dir}: {graph.num_states} states, {arcs} arcs, {size_mb:.1f} MB "
-          f"(loaded in {t_load:.1f} s)")  # fmt: skip
+    print(graph_summary(decoder.graph, graph_dir / "TLG.fst", t_load))
     print(f"ctc system {args.am}; {args.part}: {len(outputs)} utterances, {audio:.0f} s of audio, "
           f"acoustic scale {chosen['acoustic_scale']}, blank penalty {chosen['blank_penalty']}; "
           f"network RTF {t_network / audio:.4f}")  # fmt: skip
