@@ -258,10 +258,10 @@ def train(
     world_size = (ngpu if ngpu > 0 else cpu_procs) * num_nodes
     sampler = train_loader().sampler
     sampler.set_epoch(0)
-    steps_per_epoch = sum(1 for _ in sampler) // world_size
+    batches_per_epoch = sum(1 for _ in sampler) // world_size
     if tc.get("limit_train_batches"):
-        steps_per_epoch = min(steps_per_epoch, int(tc["limit_train_batches"]))
-    steps_per_epoch = -(-steps_per_epoch // tc.get("accumulate_grad_batches", 1))  # optimizer steps
+        batches_per_epoch = min(batches_per_epoch, int(tc["limit_train_batches"]))
+    steps_per_epoch = -(-batches_per_epoch // tc.get("accumulate_grad_batches", 1))  # optimizer
     module = AmLitModule(config, tokenizer.vocab_size, steps_per_epoch * tc["max_epochs"],
                          num_senones, unit_sizes, teachers)  # fmt: skip
     stats = np.load(cmvn_file)
@@ -285,7 +285,7 @@ def train(
         config["model"]["encoder"],
         n_params / 1e6,
         " + ".join(outputs),
-        steps_per_epoch,
+        batches_per_epoch,
     )
     if module.model.ctc is None and not valid_targets:
         raise ValueError(f"a senone-only model validates on aligned valid cuts; stage 4 has no "
@@ -308,7 +308,7 @@ def train(
         save_top_k=tc["average_best"],
         save_last=True,
     )
-    progress, show_bar = progress_callbacks(steps_per_epoch)
+    progress, show_bar = progress_callbacks(batches_per_epoch)
     trainer = L.Trainer(
         default_root_dir=exp_dir,
         accelerator="gpu" if ngpu > 0 else "cpu",
