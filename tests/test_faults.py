@@ -24,7 +24,7 @@ from .test_train import _config
 class _Regression(FaultTolerantModule):
     def __init__(self, max_bad: int) -> None:
         super().__init__()
-        self.configure_faults(seed=1, max_bad_batches=max_bad)
+        self.configure_faults({"seed": 1, "max_bad_batches": max_bad})
         torch.manual_seed(0)
         self.lin = torch.nn.Linear(3, 1)
 

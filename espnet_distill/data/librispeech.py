@@ -12,11 +12,11 @@ import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import soundfile as sf
 from lhotse import RecordingSet, SupervisionSet
 from lhotse.qa import fix_manifests, validate_recordings_and_supervisions
 from lhotse.recipes.librispeech import parse_utterance
 
+from espnet_distill.data.validate import audio_header
 from espnet_distill.utils import atomic_output, atomic_write_text
 
 log = logging.getLogger(__name__)
@@ -66,16 +66,9 @@ def _check_line(part_dir: Path, trans: Path, lineno: int, raw: bytes) -> tuple[s
         return None, f"{where}: empty transcript for {fields[0]}"
     utt_id = fields[0]
     audio = part_dir / Path(utt_id.replace("-", "/")).parent / f"{utt_id}.flac"
-    if not audio.is_file():
-        return None, f"{audio}: audio file missing"
-    if audio.stat().st_size == 0:
-        return None, f"{audio}: empty audio file (0 bytes)"
-    try:
-        info = sf.info(audio)
-    except (sf.LibsndfileError, RuntimeError, OSError) as err:
-        return None, f"{audio}: unreadable audio ({err})"
-    if info.frames == 0:
-        return None, f"{audio}: empty audio (0 samples)"
+    _, problem = audio_header(audio)
+    if problem:
+        return None, f"{audio}: {problem}"
     return line, ""
 
 

@@ -39,7 +39,8 @@ AUDIO_SUFFIXES = (".flac", ".wav", ".sph", ".mp3", ".ogg", ".opus")
 
 
 class ValidationError(RuntimeError):
-    """The data has problems and ``fix`` was not asked for; the message lists them."""
+    """Nothing to validate, or nothing left: a missing manifest or Kaldi file, a part whose every
+    item is bad; the message names it."""
 
 
 @dataclass
@@ -116,20 +117,29 @@ def _count_oov(report: ValidationReport, text: str, vocab: set[str] | None) -> N
             report.oov_words[word] += 1
 
 
+def audio_header(path: Path) -> tuple[object | None, str | None]:
+    """soundfile's header of ``path``, or (None, why there is no usable one): missing, 0 bytes,
+    unreadable, 0 samples. Shared by corpus preparation and validation."""
+    if not path.is_file():
+        return None, "audio file missing"
+    if path.stat().st_size == 0:
+        return None, "empty audio file, 0 bytes"
+    try:
+        info = sf.info(str(path))
+    except (sf.LibsndfileError, RuntimeError, OSError) as err:
+        return None, f"unreadable audio ({err})"
+    if info.frames == 0:
+        return None, "empty audio, 0 samples"
+    return info, None
+
+
 def check_audio_file(path: Path, expect: Expect, num_samples: int | None = None,
                      sample_rate: int | None = None) -> str | None:  # fmt: skip
     """The reason an audio file is unusable, or None. ``num_samples``/``sample_rate``: what a
     manifest claims (checked against the file's header)."""
-    if not path.is_file():
-        return f"audio file missing ({path})"
-    if path.stat().st_size == 0:
-        return f"empty audio file, 0 bytes ({path})"
-    try:
-        info = sf.info(str(path))
-    except (sf.LibsndfileError, RuntimeError, OSError) as err:
-        return f"unreadable audio ({path}: {err})"
-    if info.frames == 0:
-        return f"empty audio, 0 samples ({path})"
+    info, problem = audio_header(path)
+    if problem:
+        return f"{problem} ({path})"
     if info.samplerate != expect.sample_rate:
         return f"sample rate {info.samplerate}, expected {expect.sample_rate} ({path})"
     if sample_rate is not None and info.samplerate != sample_rate:
@@ -309,7 +319,7 @@ def validate_kaldi_dir(data_dir: Path, expect: Expect, vocab: set[str] | None = 
         {u: segments[u].split()[0] for u in segments if segments[u].split()}
         if segments
         else {u: u for u in utts}
-    )  # noqa: E501
+    )
     bad_recordings: dict[str, str] = {}
     if "wav.scp" in tables:
         for rec_id, entry in tables["wav.scp"].items():

@@ -132,7 +132,7 @@ class KwsSvModule(FaultTolerantModule):
     def __init__(self, upstream: nn.Module, config: dict, keywords: list[str], speakers: list[str],
                  total_steps: int = 1) -> None:  # fmt: skip
         super().__init__()
-        self.configure_faults(config["train"]["seed"], config["train"].get("max_bad_batches", 20))
+        self.configure_faults(config["train"])
         self.config, self.total_steps = config, total_steps
         self.tasks = list(config["tasks"])
         bad = [t for t in self.tasks if t not in TASKS]

@@ -86,7 +86,7 @@ class SslLitModule(FaultTolerantModule):
     def __init__(self, config: dict, total_steps: int, teacher: HubertModel | None = None,
                  num_classes: int = 0) -> None:  # fmt: skip
         super().__init__()
-        self.configure_faults(config["train"]["seed"], config["train"].get("max_bad_batches", 20))
+        self.configure_faults(config["train"])
         self.config, self.total_steps = config, total_steps
         self.mode = config["mode"]
         m = config["model"]

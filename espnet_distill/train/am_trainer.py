@@ -128,7 +128,7 @@ class AmLitModule(FaultTolerantModule):
                  num_senones: int | None = None, unit_sizes: dict[str, int] | None = None,
                  teachers: dict[str, LmTeacher] | None = None) -> None:  # fmt: skip
         super().__init__()
-        self.configure_faults(config["train"]["seed"], config["train"].get("max_bad_batches", 20))
+        self.configure_faults(config["train"])
         self.config = config
         self.model = build_model(config, vocab_size, num_senones, unit_sizes)
         self.total_steps = total_steps
@@ -256,7 +256,8 @@ def train(
     # With several processes each takes every world_size-th batch of the same sequence (lhotse's
     # samplers), dropping the last ones that would leave a process without a batch.
     world_size = (ngpu if ngpu > 0 else cpu_procs) * num_nodes
-    sampler = train_loader().sampler
+    counted = train_loader()
+    sampler = counted.sampler
     sampler.set_epoch(0)
     batches_per_epoch = sum(1 for _ in sampler) // world_size
     if tc.get("limit_train_batches"):
@@ -290,9 +291,9 @@ def train(
     if module.model.ctc is None and not valid_targets:
         raise ValueError(f"a senone-only model validates on aligned valid cuts; stage 4 has no "
                          f"alignment of {valid_cuts} (align.py --extra-cuts)")  # fmt: skip
-    # Loaders are made inside fit, after the processes have joined their group: lhotse's samplers
-    # read rank and world size from torch.distributed when they are created.
-    loaders = _Loaders(train_loader, lambda: make_loader(
+    # With several processes the training loader is made again inside fit, after they have joined
+    # their group: lhotse's samplers read rank and world size when they are created.
+    loaders = _Loaders(train_loader if world_size > 1 else lambda: counted, lambda: make_loader(
         valid_cuts, tokenizer, tc["max_duration"], train=False, num_workers=0,
         targets=valid_targets, audio=audio))  # fmt: skip
     ckpt_dir = exp_dir / "checkpoints"

@@ -36,9 +36,10 @@ class FaultTolerantModule(L.LightningModule):
     """Base of the project's LightningModules; call :meth:`configure_faults` in ``__init__`` and
     return :meth:`guard` (loss) from ``training_step``."""
 
-    def configure_faults(self, seed: int, max_bad_batches: int = 20) -> None:
-        self.fault_seed = seed
-        self.max_bad_batches = max_bad_batches
+    def configure_faults(self, train_config: dict) -> None:
+        """From a config's ``train`` section: ``seed`` and ``max_bad_batches`` (default 20)."""
+        self.fault_seed = train_config["seed"]
+        self.max_bad_batches = train_config.get("max_bad_batches", 20)
         self.bad_batches = 0
 
     def guard(self, loss: torch.Tensor, ids: list[str] | None = None) -> torch.Tensor | None:

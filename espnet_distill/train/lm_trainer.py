@@ -96,7 +96,7 @@ class _Reshuffle(L.Callback):
 class LmLitModule(FaultTolerantModule):
     def __init__(self, config: dict, num_units: int, total_steps: int) -> None:
         super().__init__()
-        self.configure_faults(config["train"]["seed"], config["train"].get("max_bad_batches", 20))
+        self.configure_faults(config["train"])
         self.config = config
         self.lm = UnitLM(num_units, config["arch"], config["lm_conf"])
         self.total_steps = total_steps
