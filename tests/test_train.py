@@ -106,7 +106,7 @@ def test_light_subsampling_lengths_match_outputs():
 
 
 def test_linear_warmup_decay_schedule_by_hand():
-    from espnet_distill.train.am_trainer import LinearWarmupDecay
+    from espnet_distill.train.loop import LinearWarmupDecay
 
     f = LinearWarmupDecay(warmup=4, total=10)
     # steps are 0-based: step s uses factor min((s+1)/4, (10-(s+1))/6)

@@ -28,8 +28,6 @@ import lightning as L
 import numpy as np
 import torch
 from lhotse import CutSet
-from lightning.pytorch.callbacks import ModelCheckpoint
-from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities import CombinedLoader
 from torch import nn
 
@@ -39,9 +37,9 @@ from espnet_distill.ssl.data import make_audio_loader
 from espnet_distill.ssl.hubert import count_parameters
 from espnet_distill.ssl.probe import WeightedSum
 from espnet_distill.ssl.report import upstream_parameters
-from espnet_distill.train.am_trainer import LinearWarmupDecay, merge_config
-from espnet_distill.train.fault import AtomicCheckpointIO, FaultTolerantModule
-from espnet_distill.train.progress import progress_callbacks
+from espnet_distill.train.am_trainer import merge_config
+from espnet_distill.train.fault import FaultTolerantModule
+from espnet_distill.train.loop import LinearWarmupDecay, fit_resuming, last_epochs_checkpoint
 from espnet_distill.utils import atomic_write_text
 
 log = logging.getLogger(__name__)
@@ -243,25 +241,10 @@ def speaker_labels(cuts: CutSet) -> dict[str, str]:
 def _fit(
     module: KwsSvModule, loaders: dict, exp_dir: Path, tc: dict, steps: int, ngpu: int
 ) -> None:
-    ckpt_dir = exp_dir / "checkpoints"
-    checkpoint = ModelCheckpoint(dirpath=ckpt_dir, filename="epoch{epoch:03d}", save_last=True,
-                                 auto_insert_metric_name=False, save_top_k=1, monitor="epoch",
-                                 mode="max")  # fmt: skip
-    progress, show_bar = progress_callbacks(steps)
-    trainer = L.Trainer(
-        default_root_dir=exp_dir, accelerator="gpu" if ngpu else "cpu", devices=ngpu or 1,
-        max_epochs=tc["max_epochs"], gradient_clip_val=tc["grad_clip"],
-        callbacks=[checkpoint, *progress], plugins=[AtomicCheckpointIO()],
-        enable_progress_bar=show_bar,
-        logger=TensorBoardLogger(exp_dir, name="tensorboard", version=""),
-        use_distributed_sampler=False, num_sanity_val_steps=0, log_every_n_steps=10,
-        enable_model_summary=False, limit_val_batches=0,
-    )  # fmt: skip
-    last = ckpt_dir / "last.ckpt"
-    if last.is_file():
-        log.info("resuming from %s", last)
+    checkpoint = last_epochs_checkpoint(exp_dir / "checkpoints", keep=1)
     combined = CombinedLoader(loaders, mode="max_size_cycle")
-    trainer.fit(module, combined, ckpt_path=str(last) if last.is_file() else None)
+    fit_resuming(module, exp_dir, tc, steps, checkpoint, train_dataloaders=combined, ngpu=ngpu,
+                 limit_val_batches=0)  # fmt: skip
 
 
 @torch.no_grad()

@@ -27,8 +27,6 @@ import numpy as np
 import torch
 import torchaudio
 import yaml
-from lightning.pytorch.callbacks import ModelCheckpoint
-from lightning.pytorch.loggers import TensorBoardLogger
 
 from espnet_distill.kd.losses import dkd_sum, kd_kl_sum, layer_distillation_loss
 from espnet_distill.models.acoustic_model import frame_mask
@@ -50,9 +48,14 @@ from espnet_distill.ssl.students import (
     transformer_config,
     width_for_budget,
 )
-from espnet_distill.train.am_trainer import LinearWarmupDecay, average_checkpoints, merge_config
-from espnet_distill.train.fault import AtomicCheckpointIO, FaultTolerantModule
-from espnet_distill.train.progress import progress_callbacks
+from espnet_distill.train.am_trainer import merge_config
+from espnet_distill.train.fault import FaultTolerantModule
+from espnet_distill.train.loop import (
+    LinearWarmupDecay,
+    average_checkpoints,
+    fit_resuming,
+    last_epochs_checkpoint,
+)
 from espnet_distill.utils import atomic_output, save_torch
 
 log = logging.getLogger(__name__)
@@ -256,23 +259,9 @@ def train_ssl(config: dict, exp_dir: Path, train_cuts: Path, valid_cuts: Path,
              f", teacher {count_parameters(teacher) / 1e6:.2f}M" if teacher else "",
              steps_per_epoch)  # fmt: skip
     ckpt_dir = exp_dir / "checkpoints"
-    checkpoint = ModelCheckpoint(dirpath=ckpt_dir, filename="epoch{epoch:03d}",
-                                 auto_insert_metric_name=False, monitor="epoch", mode="max",
-                                 save_top_k=tc["average_last"], save_last=True)  # fmt: skip
-    progress, show_bar = progress_callbacks(steps_per_epoch)
-    trainer = L.Trainer(
-        default_root_dir=exp_dir, accelerator="gpu" if ngpu else "cpu", devices=ngpu or 1,
-        max_epochs=tc["max_epochs"],
-        gradient_clip_val=tc["grad_clip"], callbacks=[checkpoint, *progress],
-        plugins=[AtomicCheckpointIO()],
-        enable_progress_bar=show_bar, logger=TensorBoardLogger(exp_dir, name="tensorboard", version=""),
-        use_distributed_sampler=False, num_sanity_val_steps=0, log_every_n_steps=10,
-        enable_model_summary=False,
-    )  # fmt: skip
-    last = ckpt_dir / "last.ckpt"
-    if last.is_file():
-        log.info("resuming from %s", last)
-    trainer.fit(module, train_dl, valid_dl, ckpt_path=str(last) if last.is_file() else None)
+    checkpoint = last_epochs_checkpoint(ckpt_dir, tc["average_last"])
+    fit_resuming(module, exp_dir, tc, steps_per_epoch, checkpoint, train_dataloaders=train_dl,
+                 val_dataloaders=valid_dl, ngpu=ngpu)  # fmt: skip
     kept = [Path(p) for p in checkpoint.best_k_models]
     state = {k.removeprefix("net."): v for k, v in average_checkpoints(kept).items()
              if k.startswith("net.")}  # fmt: skip

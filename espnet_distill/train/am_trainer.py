@@ -21,7 +21,6 @@ import yaml
 from espnet2.schedulers.warmup_lr import WarmupLR
 from lhotse import CutSet
 from lightning.pytorch.callbacks import ModelCheckpoint
-from lightning.pytorch.loggers import TensorBoardLogger
 from torch.utils.data import DataLoader
 
 from espnet_distill.data.datamodule import make_loader, scp_keys
@@ -30,8 +29,8 @@ from espnet_distill.kd.units import TextToUnits, UnitTables, read_units
 from espnet_distill.lang.bpe import BpeTokenizer
 from espnet_distill.lm.unit_lm import load_unit_lm
 from espnet_distill.models.acoustic_model import build_model, kd_heads_of
-from espnet_distill.train.fault import AtomicCheckpointIO, FaultTolerantModule
-from espnet_distill.train.progress import progress_callbacks
+from espnet_distill.train.fault import FaultTolerantModule
+from espnet_distill.train.loop import LinearWarmupDecay, average_checkpoints, fit_resuming
 from espnet_distill.utils import save_torch
 
 log = logging.getLogger(__name__)
@@ -180,30 +179,6 @@ class AmLitModule(FaultTolerantModule):
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
 
 
-class LinearWarmupDecay:
-    """LR factor: linear warm-up over ``warmup`` steps, then linear decay to 0 at ``total``."""
-
-    def __init__(self, warmup: int, total: int) -> None:
-        self.warmup, self.total = max(1, warmup), max(total, warmup + 1)
-
-    def __call__(self, step: int) -> float:
-        step += 1
-        if step <= self.warmup:
-            return step / self.warmup
-        return max(0.0, (self.total - step) / (self.total - self.warmup))
-
-
-def average_checkpoints(paths: list[Path]) -> dict[str, torch.Tensor]:
-    """Element-wise mean of the model weights of several Lightning checkpoints."""
-    avg: dict[str, torch.Tensor] = {}
-    for p in paths:
-        state = torch.load(p, map_location="cpu", weights_only=False)["state_dict"]
-        for k, v in state.items():
-            k = k.removeprefix("model.")
-            avg[k] = avg[k] + v.double() if k in avg else v.double().clone()
-    return {k: (v / len(paths)).to(torch.float32) for k, v in avg.items()}
-
-
 def train(
     config: dict,
     exp_dir: Path,
@@ -309,31 +284,21 @@ def train(
         save_top_k=tc["average_best"],
         save_last=True,
     )
-    progress, show_bar = progress_callbacks(batches_per_epoch)
-    trainer = L.Trainer(
-        default_root_dir=exp_dir,
-        accelerator="gpu" if ngpu > 0 else "cpu",
+    trainer = fit_resuming(
+        module,
+        exp_dir,
+        tc,
+        batches_per_epoch,
+        checkpoint,
+        datamodule=loaders,
+        ngpu=ngpu,
         devices=ngpu if ngpu > 0 else cpu_procs,
         num_nodes=num_nodes,
         strategy="ddp" if world_size > 1 else "auto",  # gloo on CPU, NCCL on GPU
         accumulate_grad_batches=tc.get("accumulate_grad_batches", 1),
         limit_train_batches=tc.get("limit_train_batches"),
-        max_epochs=tc["max_epochs"],
-        gradient_clip_val=tc["grad_clip"],
         precision=tc["precision"],
-        callbacks=[checkpoint, *progress],
-        plugins=[AtomicCheckpointIO()],
-        enable_progress_bar=show_bar,
-        logger=TensorBoardLogger(exp_dir, name="tensorboard", version=""),
-        use_distributed_sampler=False,  # lhotse samplers shard by rank themselves
-        num_sanity_val_steps=0,
-        log_every_n_steps=10,
-        enable_model_summary=False,
     )
-    last = ckpt_dir / "last.ckpt"
-    if last.is_file():
-        log.info("resuming from %s", last)
-    trainer.fit(module, datamodule=loaders, ckpt_path=str(last) if last.is_file() else None)
     if trainer.global_rank != 0:  # the other processes of a multi-process run are done
         return final
     best = sorted(checkpoint.best_k_models, key=lambda p: float(checkpoint.best_k_models[p]))

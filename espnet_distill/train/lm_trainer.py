@@ -15,15 +15,17 @@ from pathlib import Path
 import lightning as L
 import torch
 import yaml
-from lightning.pytorch.callbacks import ModelCheckpoint
-from lightning.pytorch.loggers import TensorBoardLogger
 from torch.nn.utils.rnn import pad_sequence
 
 from espnet_distill.lm.hf_lm import HfUnitLM
 from espnet_distill.lm.unit_lm import UnitLM
-from espnet_distill.train.am_trainer import LinearWarmupDecay, average_checkpoints
-from espnet_distill.train.fault import AtomicCheckpointIO, FaultTolerantModule
-from espnet_distill.train.progress import progress_callbacks
+from espnet_distill.train.fault import FaultTolerantModule
+from espnet_distill.train.loop import (
+    LinearWarmupDecay,
+    average_checkpoints,
+    fit_resuming,
+    last_epochs_checkpoint,
+)
 from espnet_distill.utils import atomic_write_text, save_torch
 
 log = logging.getLogger(__name__)
@@ -179,21 +181,9 @@ def train_unit_lm(config: dict, num_units: int, train_seqs: list[list[int]],
              config["arch"], num_units, n_params / 1e6, len(train_seqs),
              sum(len(s) for s in train_seqs), len(train_data))  # fmt: skip
     ckpt_dir = exp_dir / "checkpoints"
-    checkpoint = ModelCheckpoint(dirpath=ckpt_dir, filename="epoch{epoch:03d}",
-                                 auto_insert_metric_name=False, monitor="epoch", mode="max",
-                                 save_top_k=tc["average_last"], save_last=True)  # fmt: skip
-    progress, show_bar = progress_callbacks(len(train_data))
-    trainer = L.Trainer(
-        default_root_dir=exp_dir, accelerator="cpu", devices=1, max_epochs=tc["max_epochs"],
-        gradient_clip_val=tc["grad_clip"], callbacks=[checkpoint, _Reshuffle(train_data), *progress],
-        plugins=[AtomicCheckpointIO()],
-        enable_progress_bar=show_bar, logger=TensorBoardLogger(exp_dir, name="tensorboard", version=""),
-        num_sanity_val_steps=0, log_every_n_steps=10, enable_model_summary=False,
-    )  # fmt: skip
-    last = ckpt_dir / "last.ckpt"
-    if last.is_file():
-        log.info("resuming from %s", last)
-    trainer.fit(module, train_dl, valid_dl, ckpt_path=str(last) if last.is_file() else None)
+    checkpoint = last_epochs_checkpoint(ckpt_dir, tc["average_last"])
+    fit_resuming(module, exp_dir, tc, len(train_data), checkpoint, train_dataloaders=train_dl,
+                 val_dataloaders=valid_dl, callbacks=[_Reshuffle(train_data)])  # fmt: skip
     kept = sorted(checkpoint.best_k_models, key=lambda p: float(checkpoint.best_k_models[p]))
     state = {
         k.removeprefix("lm."): v for k, v in average_checkpoints([Path(p) for p in kept]).items()

@@ -1,0 +1,100 @@
+"""The training loop every trainer of the project shares (AM, unit LM, SSL, KWS/SV fine-tuning).
+
+One place for what a rerun must find the same in every trainer: checkpoints under
+``<exp_dir>/checkpoints`` written atomically, resuming from ``last.ckpt``, progress sized to the
+measured epoch, TensorBoard logs in ``<exp_dir>/tensorboard``, the LR schedule, and averaging the
+kept checkpoints into the final model.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+from lightning.pytorch.callbacks import Callback, ModelCheckpoint
+from lightning.pytorch.loggers import TensorBoardLogger
+
+from espnet_distill.train.fault import AtomicCheckpointIO
+from espnet_distill.train.progress import progress_callbacks
+
+log = logging.getLogger(__name__)
+
+
+class LinearWarmupDecay:
+    """LR factor: linear warm-up over ``warmup`` steps, then linear decay to 0 at ``total``."""
+
+    def __init__(self, warmup: int, total: int) -> None:
+        self.warmup, self.total = max(1, warmup), max(total, warmup + 1)
+
+    def __call__(self, step: int) -> float:
+        step += 1
+        if step <= self.warmup:
+            return step / self.warmup
+        return max(0.0, (self.total - step) / (self.total - self.warmup))
+
+
+def average_checkpoints(paths: list[Path]) -> dict[str, torch.Tensor]:
+    """Element-wise mean of the model weights of several Lightning checkpoints."""
+    avg: dict[str, torch.Tensor] = {}
+    for p in paths:
+        state = torch.load(p, map_location="cpu", weights_only=False)["state_dict"]
+        for k, v in state.items():
+            k = k.removeprefix("model.")
+            avg[k] = avg[k] + v.double() if k in avg else v.double().clone()
+    return {k: (v / len(paths)).to(torch.float32) for k, v in avg.items()}
+
+
+def last_epochs_checkpoint(ckpt_dir: Path, keep: int) -> ModelCheckpoint:
+    """Keeps the checkpoints of the last ``keep`` epochs, plus ``last.ckpt`` to resume from."""
+    return ModelCheckpoint(dirpath=ckpt_dir, filename="epoch{epoch:03d}",
+                           auto_insert_metric_name=False, monitor="epoch", mode="max",
+                           save_top_k=keep, save_last=True)  # fmt: skip
+
+
+def fit_resuming(
+    module: L.LightningModule,
+    exp_dir: Path,
+    train_config: dict,
+    batches_per_epoch: int,
+    checkpoint: ModelCheckpoint,
+    *,
+    train_dataloaders: Any = None,
+    val_dataloaders: Any = None,
+    datamodule: L.LightningDataModule | None = None,
+    ngpu: int = 0,
+    callbacks: list[Callback] | tuple[Callback, ...] = (),
+    **trainer_options: Any,
+) -> L.Trainer:
+    """Fit ``module``, resuming from ``<checkpoint.dirpath>/last.ckpt`` when a killed run left one.
+
+    ``train_config`` gives ``max_epochs`` and ``grad_clip``; ``trainer_options`` override or add
+    ``lightning.Trainer`` arguments (devices, strategy, precision, ...). Returns the trainer, whose
+    ``checkpoint`` callback lists the kept checkpoints.
+    """
+    progress, show_bar = progress_callbacks(batches_per_epoch)
+    options: dict[str, Any] = {
+        "default_root_dir": exp_dir,
+        "accelerator": "gpu" if ngpu else "cpu",
+        "devices": ngpu or 1,
+        "max_epochs": train_config["max_epochs"],
+        "gradient_clip_val": train_config["grad_clip"],
+        "callbacks": [checkpoint, *callbacks, *progress],
+        "plugins": [AtomicCheckpointIO()],
+        "enable_progress_bar": show_bar,
+        "logger": TensorBoardLogger(exp_dir, name="tensorboard", version=""),
+        "use_distributed_sampler": False,  # lhotse samplers and ours shard by rank themselves
+        "num_sanity_val_steps": 0,
+        "log_every_n_steps": 10,
+        "enable_model_summary": False,
+    }
+    options.update(trainer_options)
+    trainer = L.Trainer(**options)
+    last = Path(checkpoint.dirpath) / "last.ckpt"
+    if last.is_file():
+        log.info("resuming from %s", last)
+    trainer.fit(module, train_dataloaders, val_dataloaders, datamodule=datamodule,
+                ckpt_path=str(last) if last.is_file() else None)  # fmt: skip
+    return trainer
