@@ -25,6 +25,7 @@ from espnet_distill.ssl.report import (
     deep_vs_wide_plot,
     inference_seconds,
     markdown_table,
+    paper_claims,
     results_rows,
     upstream_parameters,
 )
@@ -80,6 +81,11 @@ def main(argv: list[str] | None = None) -> int:
                 table]  # fmt: skip
         if (args.out_dir / "deep_vs_wide.png").is_file():
             body += ["", f"![deep vs wide]({args.out_dir / 'deep_vs_wide.png'})", ""]
+        claims = paper_claims(rows, depths, args.tasks)
+        if claims:
+            body += ["", "## The papers' claims in this run", "",
+                     "Direction only, from the table above (no confidence intervals: one seed, "
+                     "small test sets).", "", *claims, ""]  # fmt: skip
         atomic_write_text(args.results_file, "\n".join(body) + "\n")
     return 0
 

@@ -84,6 +84,71 @@ def markdown_table(rows: list[dict], tasks: list[str]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _verdict(rows: dict[str, dict], task: str, better: str, worse: str) -> str | None:
+    """'holds on test and dev' / 'test only' / 'dev only' / 'does not hold' for ``better``
+    scoring better than ``worse`` on ``task``, with the scores; None without both scores."""
+    a, b = rows.get(better, {}).get(task), rows.get(worse, {}).get(task)
+    if a is None or b is None:
+        return None
+    sign = 1 if HIGHER_IS_BETTER[a["metric"]] else -1
+    wins = [split for split in ("test", "dev") if sign * (a[split] - b[split]) > 0]
+    if len(wins) == 2:
+        where = "holds on test and dev"
+    else:
+        where = f"holds on {wins[0]} only" if wins else "does not hold"
+    return (f"{task.upper()} {a['metric']} {better} {a['test']:.1f} vs {worse} {b['test']:.1f} "
+            f"(dev {a['dev']:.1f} vs {b['dev']:.1f}): {where}")  # fmt: skip
+
+
+def paper_claims(rows: list[dict], depths: dict[str, int], tasks: list[str]) -> list[str]:
+    """Each paper's claim (../shared/PAPERS.md) against this run's table, as markdown bullets;
+    claims whose upstreams are not in ``rows`` are left out. ``depths``: Transformer layers of
+    the equal-size students (the deep-vs-wide comparison takes the deepest and the shallowest)."""
+    by_name = {r["upstream"]: r for r in rows}
+    content = [t for t in tasks if t in ("asr", "pr")]
+    lines = []
+    d = by_name.get("distilhubert")
+    if d is not None:
+        changes = ", ".join(
+            f"{t.upper()} {d[t]['metric']} {d[t]['test']:.1f} vs {by_name['teacher'][t]['test']:.1f}"
+            for t in tasks if t in d and t in by_name["teacher"]
+        )  # fmt: skip
+        lines.append(
+            f"- DistilHuBERT (paper: 75% fewer parameters, 73% faster, most of the performance "
+            f"kept): {1 - d['params_vs_teacher']:.0%} fewer parameters, "
+            f"{d['speedup_vs_teacher']:.1f}x the teacher's speed; scores vs the teacher: "
+            f"{changes or 'no probes'}."
+        )
+    for student in ("lstm_dkd", "lstm_kd"):
+        s = by_name.get(student)
+        if s is None or d is None:
+            continue
+        fewer = "holds" if s["params_M"] < d["params_M"] else "does not hold"
+        asr = _verdict(by_name, "asr", student, "distilhubert")
+        lines.append(
+            f"- {student} vs DistilHuBERT (paper: fewer parameters and better ASR): parameters "
+            f"{s['params_M']:.2f}M vs {d['params_M']:.2f}M: {fewer}" + (f"; {asr}." if asr else ".")
+        )
+    if "lstm_dkd" in by_name and "lstm_kd" in by_name:
+        verdicts = [v for t in tasks if (v := _verdict(by_name, t, "lstm_dkd", "lstm_kd"))]
+        if verdicts:
+            lines.append("- DKD vs KD (paper: DKD better): " + "; ".join(verdicts) + ".")
+    if len(depths) > 1:
+        deep = max(depths, key=depths.get)
+        wide = min(depths, key=depths.get)
+        if deep in by_name and wide in by_name:
+            verdicts = [v for t in content if (v := _verdict(by_name, t, deep, wide))]
+            if "sid" in tasks and (v := _verdict(by_name, "sid", wide, deep)):
+                verdicts.append(v)
+            if verdicts:
+                lines.append(
+                    f"- Deep vs wide at equal size ({deep}: {depths[deep]} layers, {wide}: "
+                    f"{depths[wide]}; paper: deeper better on content tasks, wider on speaker "
+                    "tasks): " + "; ".join(verdicts) + "."
+                )
+    return lines
+
+
 def deep_vs_wide_plot(
     rows: list[dict], depths: dict[str, int], tasks: list[str], out: Path
 ) -> None:

@@ -1,0 +1,74 @@
+"""ssl1 results: the table's rows from probe results, and each paper's claim read off them."""
+
+from __future__ import annotations
+
+import yaml
+
+from espnet_distill.ssl.report import markdown_table, paper_claims, results_rows
+
+SCORES = {  # upstream: {task: (metric, test, dev)}
+    "teacher": {"asr": ("WER", 40.0, 42.0), "pr": ("PER", 20.0, 21.0), "sid": ("accuracy", 90.0, 88.0)},
+    "distilhubert": {"asr": ("WER", 45.0, 47.0), "pr": ("PER", 22.0, 23.0), "sid": ("accuracy", 85.0, 84.0)},
+    "lstm_kd": {"asr": ("WER", 44.0, 45.0), "pr": ("PER", 25.0, 26.0), "sid": ("accuracy", 70.0, 71.0)},
+    # DKD: better ASR than KD on test, worse on dev
+    "lstm_dkd": {"asr": ("WER", 43.0, 46.0), "pr": ("PER", 24.0, 25.0), "sid": ("accuracy", 72.0, 70.0)},
+    # deep better on ASR; not on PR; wide better on SID on dev only
+    "deep": {"asr": ("WER", 41.0, 43.0), "pr": ("PER", 23.0, 24.0), "sid": ("accuracy", 80.0, 79.0)},
+    "wide": {"asr": ("WER", 48.0, 49.0), "pr": ("PER", 22.0, 23.0), "sid": ("accuracy", 78.0, 82.0)},
+}  # fmt: skip
+PARAMS = {"teacher": 8_000_000, "distilhubert": 2_000_000, "lstm_kd": 1_000_000,
+          "lstm_dkd": 1_000_000, "deep": 2_000_000, "wide": 2_000_000}  # fmt: skip
+SECONDS = {"teacher": 4.0, "distilhubert": 1.0, "lstm_kd": 0.5, "lstm_dkd": 0.5, "deep": 1.6,
+           "wide": 0.8}  # fmt: skip
+
+
+def _rows(tmp_path):
+    for name, tasks in SCORES.items():
+        for task, (metric, test, dev) in tasks.items():
+            d = tmp_path / name / task
+            d.mkdir(parents=True)
+            (d / "result.yaml").write_text(
+                yaml.safe_dump({"metric": metric, "test": test, "dev": dev})
+            )
+    return results_rows(list(SCORES), PARAMS, SECONDS, tmp_path, ["asr", "pr", "sid"])
+
+
+def test_rows_hold_the_ratios_and_scores(tmp_path):
+    rows = {r["upstream"]: r for r in _rows(tmp_path)}
+    assert rows["distilhubert"]["params_vs_teacher"] == 0.25
+    assert rows["distilhubert"]["speedup_vs_teacher"] == 4.0
+    assert rows["wide"]["sid"] == {"metric": "accuracy", "test": 78.0, "dev": 82.0}
+    table = markdown_table(list(rows.values()), ["asr", "pr", "sid"])
+    assert "|lstm_dkd|1.00|0.12|8.0x|43.0 (46.0)|24.0 (25.0)|72.0 (70.0)|" in table
+
+
+def test_claims_follow_the_direction_of_each_comparison(tmp_path):
+    claims = paper_claims(_rows(tmp_path), {"distilhubert": 2, "deep": 4, "wide": 1},
+                          ["asr", "pr", "sid"])  # fmt: skip
+    text = "\n".join(claims)
+    assert "75% fewer parameters, 4.0x the teacher's speed" in claims[0]
+    lstm_dkd = next(c for c in claims if c.startswith("- lstm_dkd vs DistilHuBERT"))
+    assert "1.00M vs 2.00M: holds" in lstm_dkd
+    assert (
+        "ASR WER lstm_dkd 43.0 vs distilhubert 45.0 (dev 46.0 vs 47.0): holds on test and dev"
+        in lstm_dkd
+    )
+    dkd = next(c for c in claims if c.startswith("- DKD vs KD"))
+    assert "ASR WER lstm_dkd 43.0 vs lstm_kd 44.0 (dev 46.0 vs 45.0): holds on test only" in dkd
+    assert "PR PER lstm_dkd 24.0 vs lstm_kd 25.0 (dev 25.0 vs 26.0): holds on test and dev" in dkd
+    assert (
+        "SID accuracy lstm_dkd 72.0 vs lstm_kd 70.0 (dev 70.0 vs 71.0): holds on test only" in dkd
+    )
+    deep = next(c for c in claims if c.startswith("- Deep vs wide"))
+    assert "deep: 4 layers, wide: 1" in deep
+    assert "ASR WER deep 41.0 vs wide 48.0 (dev 43.0 vs 49.0): holds on test and dev" in deep
+    assert "PR PER deep 23.0 vs wide 22.0 (dev 24.0 vs 23.0): does not hold" in deep
+    assert "SID accuracy wide 78.0 vs deep 80.0 (dev 82.0 vs 79.0): holds on dev only" in deep
+    assert text.count("\n- ") == len(claims) - 1
+
+
+def test_claims_without_their_upstreams_are_left_out(tmp_path):
+    rows = [r for r in _rows(tmp_path) if r["upstream"] in ("teacher", "deep", "wide")]
+    claims = paper_claims(rows, {"deep": 4, "wide": 1}, ["asr", "sid"])
+    assert len(claims) == 1 and claims[0].startswith("- Deep vs wide")
+    assert "PR" not in claims[0]
