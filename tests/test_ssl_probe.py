@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import torch
 from lhotse import CutSet
 
@@ -59,7 +61,7 @@ def test_speaker_split_is_per_speaker_disjoint_and_seeded():
     assert speaker_split(speaker_of, seed=3) == split
 
 
-def test_probes_train_on_a_frozen_upstream(tiny_features):
+def test_probes_train_on_a_frozen_upstream(tiny_features, caplog):
     """Speaker ID on the tiny corpus from a random upstream beats chance (voices differ in pitch
     and channel); the ASR probe runs and scores WER (a random upstream learns little)."""
     torch.manual_seed(0)
@@ -80,5 +82,10 @@ def test_probes_train_on_a_frozen_upstream(tiny_features):
     speakers = len({c.supervisions[0].speaker for c in cuts})
     assert sid["metric"] == "accuracy" and sid["test"] > 100 / speakers, sid
     assert abs(sum(sid["layer_weights"]) - 1) < 1e-2 and len(sid["layer_weights"]) == 4
-    asr = run_probe(upstream, "asr", splits, {"epochs": 1, "max_duration": 30, "hidden": 16})
+    with caplog.at_level(logging.INFO, logger="espnet_distill.ssl.probe"):
+        asr = run_probe(upstream, "asr", splits, {"epochs": 1, "max_duration": 30, "hidden": 16})
     assert asr["metric"] == "WER" and asr["test"] >= 0 and len(asr["dev_by_epoch"]) == 1
+    # progress: the cached layers, then one line an epoch with the dev score the result keeps
+    assert f"train: {len(splits['train'])} utterances" in caplog.text
+    assert "asr probe epoch 1/1: train loss" in caplog.text
+    assert f"dev {asr['dev_by_epoch'][0]:.2f}; elapsed" in caplog.text

@@ -13,13 +13,17 @@ per speaker into train / dev / test (:func:`speaker_split`), as SUPERB's SID spl
 
 from __future__ import annotations
 
+import logging
 import random
+import time
 from collections import defaultdict
 from collections.abc import Iterator
 
 import torch
 from lhotse import CutSet
 from torch import nn
+
+log = logging.getLogger(__name__)
 
 TASKS = ("asr", "pr", "sid")
 WORD_SEP = "|"
@@ -237,6 +241,8 @@ def run_probe(upstream: nn.Module, task: str, splits: dict[str, CutSet], conf: d
                     n = int(lens[i])
                     items.append((cut_id, [x[i, :n].half() for x in states]))
             cache[name] = items
+            log.info("%s: %d utterances, %d frames of %d layers cached (float16)", name,
+                     len(items), sum(i[1][0].shape[0] for i in items), len(items[0][1]) if items else 0)  # fmt: skip
         order = sorted(cache[name], key=lambda item: item[1][0].shape[0])
         budget = int(max_duration * 50)  # 50 frames a second
         groups, group, frames = [], [], 0
@@ -280,8 +286,10 @@ def run_probe(upstream: nn.Module, task: str, splits: dict[str, CutSet], conf: d
 
     best, best_state, history = None, None, []
     higher_better = task == "sid"
-    for _ in range(conf.get("epochs", 10)):
+    epochs, start = conf.get("epochs", 10), time.perf_counter()
+    for epoch in range(epochs):
         probe.train()
+        losses = []
         for states, lens, ids in upstream_batches("train"):
             out = probe(states, lens)
             if task == "sid":
@@ -293,8 +301,13 @@ def run_probe(upstream: nn.Module, task: str, splits: dict[str, CutSet], conf: d
             loss.backward()
             nn.utils.clip_grad_norm_(probe.parameters(), 5.0)
             opt.step()
+            losses.append(float(loss))
         score = evaluate("dev")
         history.append(round(score, 2))
+        elapsed = time.perf_counter() - start
+        log.info("%s probe epoch %d/%d: train loss %.3f, dev %.2f; elapsed %.0fs, eta %.0fs", task,
+                 epoch + 1, epochs, sum(losses) / max(len(losses), 1), score, elapsed,
+                 elapsed / (epoch + 1) * (epochs - epoch - 1))  # fmt: skip
         if best is None or (score > best if higher_better else score < best):
             best, best_state = score, {k: v.clone() for k, v in probe.state_dict().items()}
     probe.load_state_dict(best_state)
