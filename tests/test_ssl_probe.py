@@ -89,3 +89,25 @@ def test_probes_train_on_a_frozen_upstream(tiny_features, caplog):
     assert f"train: {len(splits['train'])} utterances" in caplog.text
     assert "asr probe epoch 1/1: train loss" in caplog.text
     assert f"dev {asr['dev_by_epoch'][0]:.2f}; elapsed" in caplog.text
+
+
+def test_probe_resumes_from_its_checkpoint_to_the_same_result(tiny_features, tmp_path, caplog):
+    """A probe stopped after 2 of 4 epochs and rerun ends as one that ran 4 epochs at once."""
+    torch.manual_seed(0)
+    conv = [(32, 10, 5)] + [(32, 3, 2)] * 4 + [(32, 2, 2)] * 2
+    upstream = HubertModel(dict(tiny_config(), extractor_conv_layer_config=conv))
+    cuts = CutSet.from_file(tiny_features / "fbank" / "cuts_train-clean-100.jsonl.gz").to_eager()
+    split = speaker_split({c.id: c.supervisions[0].speaker for c in cuts}, seed=0, dev=0.25,
+                          test=0.25)  # fmt: skip
+    splits = {k: cuts.filter(lambda c, ids=set(v): c.id in ids).to_eager()
+              for k, v in split.items()}  # fmt: skip
+    conf = {"lr": 0.01, "max_duration": 30}
+    whole = run_probe(upstream, "sid", splits, {**conf, "epochs": 4})
+    ckpt = tmp_path / "checkpoint.pt"
+    first = run_probe(upstream, "sid", splits, {**conf, "epochs": 2}, checkpoint=ckpt)
+    assert first["dev_by_epoch"] == whole["dev_by_epoch"][:2]
+    with caplog.at_level(logging.INFO, logger="espnet_distill.ssl.probe"):
+        resumed = run_probe(upstream, "sid", splits, {**conf, "epochs": 4}, checkpoint=ckpt)
+    assert "resuming after epoch 2" in caplog.text
+    assert "sid probe epoch 1/4" not in caplog.text and "sid probe epoch 3/4" in caplog.text
+    assert resumed == whole

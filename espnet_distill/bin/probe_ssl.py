@@ -74,11 +74,12 @@ def main(argv: list[str] | None = None) -> int:
     else:
         splits = {"train": train, "dev": CutSet.from_file(args.dev_cuts).to_eager(),
                   "test": CutSet.from_file(args.test_cuts).to_eager()}  # fmt: skip
-    result = run_probe(upstream, args.task, splits, conf, lexicon)
+    args.out_dir.mkdir(parents=True, exist_ok=True)
+    result = run_probe(upstream, args.task, splits, conf, lexicon,
+                       checkpoint=args.out_dir / "checkpoint.pt")  # fmt: skip
     if result["skipped_cuts"]:
         log.warning("%d cuts had no %s target (a word without pronunciation) and were skipped",
                     result["skipped_cuts"], args.task)  # fmt: skip
-    args.out_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_text(final, yaml.safe_dump({"upstream": str(args.upstream), **result},
                                             sort_keys=False))  # fmt: skip
     print(

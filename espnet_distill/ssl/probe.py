@@ -18,10 +18,13 @@ import random
 import time
 from collections import defaultdict
 from collections.abc import Iterator
+from pathlib import Path
 
 import torch
 from lhotse import CutSet
 from torch import nn
+
+from espnet_distill.utils import atomic_output
 
 log = logging.getLogger(__name__)
 
@@ -190,9 +193,11 @@ class Probe(nn.Module):
 
 
 def run_probe(upstream: nn.Module, task: str, splits: dict[str, CutSet], conf: dict,
-              lexicon: dict | None = None) -> dict:  # fmt: skip
+              lexicon: dict | None = None, checkpoint: Path | None = None) -> dict:  # fmt: skip
     """Train the probe on ``splits["train"]`` (upstream frozen), keep the epoch best on "dev",
-    score "test". Returns {metric, dev, test, layer_weights, skipped}."""
+    score "test". Returns {metric, dev, test, layer_weights, skipped}. With ``checkpoint``, the
+    state after each epoch is written there and a rerun resumes from it (same result as a run
+    that was never interrupted)."""
     from espnet_distill.score.wer import score_corpus
     from espnet_distill.ssl.data import make_audio_loader
 
@@ -286,8 +291,17 @@ def run_probe(upstream: nn.Module, task: str, splits: dict[str, CutSet], conf: d
 
     best, best_state, history = None, None, []
     higher_better = task == "sid"
-    epochs, start = conf.get("epochs", 10), time.perf_counter()
-    for epoch in range(epochs):
+    epochs, start, first = conf.get("epochs", 10), time.perf_counter(), 0
+    if checkpoint is not None and checkpoint.is_file():
+        state = torch.load(checkpoint, map_location="cpu", weights_only=False)
+        probe.load_state_dict(state["probe"])
+        opt.load_state_dict(state["optimizer"])
+        best, best_state, history = state["best"], state["best_state"], state["history"]
+        rng.setstate(state["python_rng"])
+        torch.set_rng_state(state["torch_rng"])
+        first = state["epochs_done"]
+        log.info("%s: resuming after epoch %d (dev by epoch %s)", checkpoint, first, history)
+    for epoch in range(first, epochs):
         probe.train()
         losses = []
         for states, lens, ids in upstream_batches("train"):
@@ -307,7 +321,13 @@ def run_probe(upstream: nn.Module, task: str, splits: dict[str, CutSet], conf: d
         elapsed = time.perf_counter() - start
         log.info("%s probe epoch %d/%d: train loss %.3f, dev %.2f; elapsed %.0fs, eta %.0fs", task,
                  epoch + 1, epochs, sum(losses) / max(len(losses), 1), score, elapsed,
-                 elapsed / (epoch + 1) * (epochs - epoch - 1))  # fmt: skip
+                 elapsed / (epoch + 1 - first) * (epochs - epoch - 1))  # fmt: skip
+        if checkpoint is not None:
+            with atomic_output(checkpoint) as tmp:
+                torch.save({"epochs_done": epoch + 1, "probe": probe.state_dict(),
+                            "optimizer": opt.state_dict(), "best": best, "best_state": best_state,
+                            "history": history, "python_rng": rng.getstate(),
+                            "torch_rng": torch.get_rng_state()}, tmp)  # fmt: skip
         if best is None or (score > best if higher_better else score < best):
             best, best_state = score, {k: v.clone() for k, v in probe.state_dict().items()}
     probe.load_state_dict(best_state)
