@@ -61,9 +61,8 @@ def test_speaker_split_is_per_speaker_disjoint_and_seeded():
     assert speaker_split(speaker_of, seed=3) == split
 
 
-def test_probes_train_on_a_frozen_upstream(tiny_features, caplog):
-    """Speaker ID on the tiny corpus from a random upstream beats chance (voices differ in pitch
-    and channel); the ASR probe runs and scores WER (a random upstream learns little)."""
+def _random_upstream_and_speaker_splits(tiny_features):
+    """A random tiny HuBERT and the tiny corpus split per speaker into train / dev / test."""
     torch.manual_seed(0)
     conv = [(32, 10, 5)] + [(32, 3, 2)] * 4 + [(32, 2, 2)] * 2
     upstream = HubertModel(dict(tiny_config(), extractor_conv_layer_config=conv))
@@ -74,6 +73,13 @@ def test_probes_train_on_a_frozen_upstream(tiny_features, caplog):
     splits = {
         k: cuts.filter(lambda c, ids=set(v): c.id in ids).to_eager() for k, v in split.items()
     }
+    return upstream, cuts, splits
+
+
+def test_probes_train_on_a_frozen_upstream(tiny_features, caplog):
+    """Speaker ID on the tiny corpus from a random upstream beats chance (voices differ in pitch
+    and channel); the ASR probe runs and scores WER (a random upstream learns little)."""
+    upstream, cuts, splits = _random_upstream_and_speaker_splits(tiny_features)
     sid = run_probe(upstream, "sid", splits, {"epochs": 8, "lr": 0.01, "max_duration": 30})
     uncached = run_probe(
         upstream, "sid", splits, {"epochs": 8, "lr": 0.01, "max_duration": 30, "cache": False}
@@ -92,22 +98,20 @@ def test_probes_train_on_a_frozen_upstream(tiny_features, caplog):
 
 
 def test_probe_resumes_from_its_checkpoint_to_the_same_result(tiny_features, tmp_path, caplog):
-    """A probe stopped after 2 of 4 epochs and rerun ends as one that ran 4 epochs at once."""
-    torch.manual_seed(0)
-    conv = [(32, 10, 5)] + [(32, 3, 2)] * 4 + [(32, 2, 2)] * 2
-    upstream = HubertModel(dict(tiny_config(), extractor_conv_layer_config=conv))
-    cuts = CutSet.from_file(tiny_features / "fbank" / "cuts_train-clean-100.jsonl.gz").to_eager()
-    split = speaker_split({c.id: c.supervisions[0].speaker for c in cuts}, seed=0, dev=0.25,
-                          test=0.25)  # fmt: skip
-    splits = {k: cuts.filter(lambda c, ids=set(v): c.id in ids).to_eager()
-              for k, v in split.items()}  # fmt: skip
+    """A probe stopped after 1 of 4 epochs and rerun ends as one that ran 4 epochs at once."""
+    upstream, _, splits = _random_upstream_and_speaker_splits(tiny_features)
     conf = {"lr": 0.01, "max_duration": 30}
     whole = run_probe(upstream, "sid", splits, {**conf, "epochs": 4})
     ckpt = tmp_path / "checkpoint.pt"
-    first = run_probe(upstream, "sid", splits, {**conf, "epochs": 2}, checkpoint=ckpt)
-    assert first["dev_by_epoch"] == whole["dev_by_epoch"][:2]
+    first = run_probe(upstream, "sid", splits, {**conf, "epochs": 1}, checkpoint=ckpt)
+    assert first["dev_by_epoch"] == whole["dev_by_epoch"][:1]
+    # the checkpoint's best counts its own epoch (a kill right after it must not lose that epoch)
+    state = torch.load(ckpt, weights_only=False)
+    assert state["epochs_done"] == 1 and round(state["best"], 2) == state["history"][0]
     with caplog.at_level(logging.INFO, logger="espnet_distill.ssl.probe"):
         resumed = run_probe(upstream, "sid", splits, {**conf, "epochs": 4}, checkpoint=ckpt)
-    assert "resuming after epoch 2" in caplog.text
-    assert "sid probe epoch 1/4" not in caplog.text and "sid probe epoch 3/4" in caplog.text
+    assert "resuming after epoch 1" in caplog.text
+    assert "sid probe epoch 1/4" not in caplog.text and "sid probe epoch 2/4" in caplog.text
     assert resumed == whole
+    # killed after the last epoch's checkpoint, before result.yaml: the rerun only scores
+    assert run_probe(upstream, "sid", splits, {**conf, "epochs": 4}, checkpoint=ckpt) == whole

@@ -322,14 +322,14 @@ def run_probe(upstream: nn.Module, task: str, splits: dict[str, CutSet], conf: d
         log.info("%s probe epoch %d/%d: train loss %.3f, dev %.2f; elapsed %.0fs, eta %.0fs", task,
                  epoch + 1, epochs, sum(losses) / max(len(losses), 1), score, elapsed,
                  elapsed / (epoch + 1 - first) * (epochs - epoch - 1))  # fmt: skip
-        if checkpoint is not None:
+        if best is None or (score > best if higher_better else score < best):
+            best, best_state = score, {k: v.clone() for k, v in probe.state_dict().items()}
+        if checkpoint is not None:  # after the best is updated: this epoch may be the best
             with atomic_output(checkpoint) as tmp:
                 torch.save({"epochs_done": epoch + 1, "probe": probe.state_dict(),
                             "optimizer": opt.state_dict(), "best": best, "best_state": best_state,
                             "history": history, "python_rng": rng.getstate(),
                             "torch_rng": torch.get_rng_state()}, tmp)  # fmt: skip
-        if best is None or (score > best if higher_better else score < best):
-            best, best_state = score, {k: v.clone() for k, v in probe.state_dict().items()}
     probe.load_state_dict(best_state)
     return {"task": task, "metric": "accuracy" if task == "sid" else ("WER" if task == "asr" else "PER"),
             "dev": round(best, 2), "test": round(evaluate("test"), 2), "dev_by_epoch": history,
