@@ -12,6 +12,7 @@ from espnet_distill.ssl.probe import (
     CtcProbe,
     WeightedSum,
     chars_of,
+    complete_lexicon,
     phones_of,
     run_probe,
     speaker_split,
@@ -45,6 +46,24 @@ def test_symbols_of_text():
     lexicon = {"AB": [["EY1_B", "B_E"], ["AH0"]], "C": [["S_S"]]}
     assert phones_of("AB C", lexicon) == ["EY1", "B", "S"]
     assert phones_of("AB D", lexicon) is None
+
+
+def test_complete_lexicon_pronounces_new_words_like_the_lang_lexicon():
+    """Words the lang lexicon lacks get CMUdict's first variant, else the G2P's; a word neither
+    can pronounce is returned with its reason (its utterances are then skipped and counted)."""
+
+    def g2p(words: list[str]) -> tuple[dict, dict]:
+        assert "WORLD" not in words  # CMUdict has it: the G2P is asked only for the rest
+        return {"ZORBLAX": ["Z", "AO", "R"]}, {"QXQ": "espeak-ng returned no phonemes"}
+
+    lexicon = {"HELLO": [["HH", "AH", "L", "OW"]]}
+    failed = complete_lexicon(lexicon, ["HELLO WORLD", "ZORBLAX QXQ WORLD"], g2p=g2p)
+    assert failed == {"QXQ": "espeak-ng returned no phonemes"}
+    assert lexicon["WORLD"] == [["W", "ER", "L", "D"]] and lexicon["ZORBLAX"] == [["Z", "AO", "R"]]
+    assert lexicon["HELLO"] == [["HH", "AH", "L", "OW"]]  # the lang lexicon's own kept
+    assert phones_of("HELLO ZORBLAX", lexicon) == ["HH", "AH", "L", "OW", "Z", "AO", "R"]
+    assert phones_of("QXQ", lexicon) is None
+    assert complete_lexicon(lexicon, ["HELLO WORLD"], g2p=g2p) == {}
 
 
 def test_speaker_split_is_per_speaker_disjoint_and_seeded():

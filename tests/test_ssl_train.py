@@ -158,3 +158,32 @@ def test_audio_shorter_than_the_receptive_field_is_skipped_and_counted(tmp_path,
         "1 cuts shorter than the CNN's receptive field (400 samples) skipped, e.g. short"
         in caplog.text
     )
+
+
+def test_unmasked_prediction_weight_adds_the_unmasked_frames_loss():
+    """model.pred_nomask_weight (fairseq's name): loss = masked CE + w * unmasked CE (+ the
+    feature penalty), the target being each frame's own cluster, logit 0 in torchaudio's order."""
+    import yaml
+
+    from espnet_distill.ssl.trainer import SslLitModule
+
+    config = yaml.safe_load(TINY_HUBERT)
+    config["model"]["pred_nomask_weight"] = 0.5
+    config["train"].update(grad_clip=10.0, seed=0)
+    module = SslLitModule(config, total_steps=10, num_classes=8)
+    assert module.nomask_weight == 0.5
+    audio = torch.randn(2, 16000)
+    batch = {"audio": audio, "lengths": torch.tensor([16000, 12000]),
+             "labels": torch.randint(0, 8, (2, 49))}  # fmt: skip
+    torch.manual_seed(3)
+    with_unmasked = module._pretrain_step(batch, "train")
+    module.nomask_weight = 0.0
+    torch.manual_seed(3)
+    masked_only = module._pretrain_step(batch, "train")
+    torch.manual_seed(3)  # the same masks again: the unmasked logits of that step
+    _, logit_u, _ = module.net(audio, batch["labels"], batch["lengths"])
+    ce_u = torch.nn.functional.cross_entropy(
+        logit_u.float(), torch.zeros(len(logit_u), dtype=torch.long)
+    )
+    assert len(logit_u) > 0 and float(ce_u) > 0
+    torch.testing.assert_close(with_unmasked, masked_only + 0.5 * ce_u)

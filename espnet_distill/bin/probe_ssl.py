@@ -22,7 +22,7 @@ import yaml
 from lhotse import CutSet
 
 from espnet_distill.ssl.hubert import CheckpointMismatch
-from espnet_distill.ssl.probe import TASKS, run_probe, speaker_split
+from espnet_distill.ssl.probe import TASKS, complete_lexicon, run_probe, speaker_split
 from espnet_distill.ssl.trainer import load_upstream
 from espnet_distill.utils import atomic_write_text, setup_logging
 
@@ -74,6 +74,10 @@ def main(argv: list[str] | None = None) -> int:
     else:
         splits = {"train": train, "dev": CutSet.from_file(args.dev_cuts).to_eager(),
                   "test": CutSet.from_file(args.test_cuts).to_eager()}  # fmt: skip
+    if lexicon is not None:
+        texts = (s.text for cuts in splits.values() for c in cuts for s in c.supervisions)
+        for word, why in complete_lexicon(lexicon, texts).items():
+            log.warning("no pronunciation for %s (%s): its utterances are skipped", word, why)
     args.out_dir.mkdir(parents=True, exist_ok=True)
     result = run_probe(upstream, args.task, splits, conf, lexicon,
                        checkpoint=args.out_dir / "checkpoint.pt")  # fmt: skip

@@ -17,7 +17,7 @@ import logging
 import random
 import time
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 import torch
@@ -127,6 +127,28 @@ def phones_of(text: str, lexicon: dict[str, list[list[str]]]) -> list[str] | Non
             return None
         out.extend(base_phone(p) for p in lexicon[word][0])
     return out
+
+
+def complete_lexicon(lexicon: dict[str, list[list[str]]], texts: Iterable[str],
+                     g2p: Callable | None = None) -> dict[str, str]:  # fmt: skip
+    """Give every word of ``texts`` that ``lexicon`` lacks a pronunciation, in place, the way the
+    recipe's lexicon got its own (CMUdict, else espeak-ng G2P: :func:`build_lexicon`).
+
+    The lang lexicon holds the training text's words only; the PR probe needs the phones of every
+    dev/test utterance, and leaving out utterances with a new word would score an easier subset.
+    Returns the words still without a pronunciation, with the reason for each.
+    """
+    from espnet_distill.lang.lexicon import build_lexicon
+
+    missing = list(dict.fromkeys(w for text in texts for w in text.split() if w not in lexicon))
+    if not missing:
+        return {}
+    added, failed = build_lexicon(missing, g2p=g2p, max_prons=1)
+    for word, phones in added:
+        lexicon.setdefault(word, []).append(phones)
+    log.info("PR references: %d words not in the lexicon, %d pronounced (CMUdict or G2P), %d not",
+             len(missing), len(missing) - len(failed), len(failed))  # fmt: skip
+    return failed
 
 
 def speaker_split(speaker_of: dict[str, str], seed: int = 0, dev: float = 0.1,

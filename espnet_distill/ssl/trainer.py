@@ -95,10 +95,15 @@ class SslLitModule(FaultTolerantModule):
         m = config["model"]
         if self.mode == "pretrain":
             self.encoder_config = m["encoder"]
+            # fairseq's pred_nomask_weight (HuBERT: 0, masked frames only); > 0 also scores the
+            # unmasked frames, which teaches the CNN the frame clusters sooner on a small budget
+            self.nomask_weight = float(m.get("pred_nomask_weight", 0.0))
+            grad_mult = m.get("feature_grad_mult", 0.1)  # torchaudio takes None for "unscaled"
             self.net = torchaudio.models.hubert_pretrain_model(
                 **m["encoder"], **{**MASKING, **m.get("masking", {})}, skip_masked=False,
-                skip_nomask=True, num_classes=num_classes, final_dim=m.get("final_dim", 256),
-                feature_grad_mult=m.get("feature_grad_mult", 0.1))  # fmt: skip
+                skip_nomask=self.nomask_weight == 0.0, num_classes=num_classes,
+                final_dim=m.get("final_dim", 256),
+                feature_grad_mult=None if grad_mult >= 1.0 else grad_mult)  # fmt: skip
             return
         assert teacher is not None
         self.teacher = [teacher.eval().requires_grad_(False)]  # a list: not a submodule
@@ -143,14 +148,22 @@ class SslLitModule(FaultTolerantModule):
         # a labelled frame the crop or the frame count left without label takes class 0; the
         # padding frames are never scored (torchaudio's mask_m excludes them)
         labels = torch.where(valid & (labels < 0), torch.zeros_like(labels), labels).clamp(min=0)
-        logit_m, _, feature_pen = self.net(audio, labels, lengths)
+        logit_m, logit_u, feature_pen = self.net(audio, labels, lengths)
+        # torchaudio puts the frame's own cluster first among the logits: the target is class 0
         target = torch.zeros(logit_m.shape[0], dtype=torch.long, device=logit_m.device)
         ce = torch.nn.functional.cross_entropy(logit_m.float(), target)
-        loss = ce + 10.0 * feature_pen
         acc = (logit_m.argmax(-1) == 0).float().mean()
         n = logit_m.shape[0]
+        loss = ce + 10.0 * feature_pen
+        # the logged loss is the masked one (comparable across pred_nomask_weight settings)
         self.log(f"{prefix}_loss", loss, prog_bar=True, batch_size=n)
         self.log(f"{prefix}_masked_acc", acc, prog_bar=prefix == "valid", batch_size=n)
+        if self.nomask_weight and logit_u.shape[0]:
+            target_u = torch.zeros(logit_u.shape[0], dtype=torch.long, device=logit_u.device)
+            loss = loss + self.nomask_weight * torch.nn.functional.cross_entropy(logit_u.float(),
+                                                                                 target_u)  # fmt: skip
+            acc_u = (logit_u.argmax(-1) == 0).float().mean()
+            self.log(f"{prefix}_unmasked_acc", acc_u, batch_size=logit_u.shape[0])
         return loss
 
     def _distill_step(self, batch: dict, prefix: str) -> torch.Tensor:
