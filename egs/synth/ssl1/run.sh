@@ -28,7 +28,7 @@ case "${corpus_size}" in
     teacher_config=${teacher_config%.yaml}_tiny.yaml
     probe_config=${probe_config%.yaml}_tiny.yaml
     size_opts=(--num_clusters 20 --train_overrides "train.max_epochs=2 model.hidden=16") ;;
-  # 9.5x the demo's audio: 2 epochs give the teacher the demo's number of updates (1.3k) and the
+  # 9.5x the demo's audio: 2 epochs give the teacher the demo's number of updates (4k) and the
   # students twice theirs: a CPU budget, not a tuned one
   full) size_opts=(--train_overrides "train.max_epochs=2") ;;
 esac
