@@ -24,7 +24,6 @@ import logging
 import math
 from pathlib import Path
 
-import lightning as L
 import numpy as np
 import torch
 from lhotse import CutSet
@@ -39,7 +38,12 @@ from espnet_distill.ssl.probe import WeightedSum
 from espnet_distill.ssl.report import upstream_parameters
 from espnet_distill.train.am_trainer import merge_config
 from espnet_distill.train.fault import FaultTolerantModule
-from espnet_distill.train.loop import LinearWarmupDecay, fit_resuming, last_epochs_checkpoint
+from espnet_distill.train.loop import (
+    LinearWarmupDecay,
+    begin_run,
+    fit_resuming,
+    last_epochs_checkpoint,
+)
 from espnet_distill.utils import atomic_write_text
 
 log = logging.getLogger(__name__)
@@ -283,15 +287,10 @@ def fine_tune(upstream: nn.Module, config: dict, exp_dir: Path, data: dict, ngpu
     "sv_train", "sv_test": CutSet, "trials": [(label, enrol, test)]} (the tasks' entries only).
     Writes ``exp_dir/results.json`` (and ``sv_scores.txt``) and returns the results."""
     config = merge_config(DEFAULT_CONFIG, config)
-    exp_dir.mkdir(parents=True, exist_ok=True)
     results_file = exp_dir / "results.json"
-    if results_file.is_file():
-        log.info("%s exists: finished", results_file)
+    if begin_run(exp_dir, config, results_file.name):
         return json.loads(results_file.read_text())
     tc = config["train"]
-    L.seed_everything(tc["seed"], workers=True)
-    if tc.get("num_threads"):
-        torch.set_num_threads(tc["num_threads"])
     loaders, keywords, speakers = {}, [], []
     if "kws" in config["tasks"]:
         train_cuts, labels = keyword_cuts(data["kws_train"], config["kws"]["task"])

@@ -22,11 +22,9 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-import lightning as L
 import numpy as np
 import torch
 import torchaudio
-import yaml
 
 from espnet_distill.kd.losses import dkd_sum, kd_kl_sum, layer_distillation_loss
 from espnet_distill.models.acoustic_model import frame_mask
@@ -53,6 +51,7 @@ from espnet_distill.train.fault import FaultTolerantModule
 from espnet_distill.train.loop import (
     LinearWarmupDecay,
     average_checkpoints,
+    begin_run,
     fit_resuming,
     last_epochs_checkpoint,
 )
@@ -236,16 +235,10 @@ def train_ssl(config: dict, exp_dir: Path, train_cuts: Path, valid_cuts: Path,
     config = merge_config(DEFAULT_CONFIG, config)
     if config["mode"] not in MODES:
         raise ValueError(f"unknown mode '{config['mode']}', expected one of {', '.join(MODES)}")
-    exp_dir.mkdir(parents=True, exist_ok=True)
     final = exp_dir / "model.pt"
-    if final.is_file():
-        log.info("%s exists: training is finished", final)
+    if begin_run(exp_dir, config):
         return final
-    (exp_dir / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
     tc = config["train"]
-    L.seed_everything(tc["seed"], workers=True)
-    if tc.get("num_threads"):  # small LSTMs run faster on one thread (many tiny matmuls)
-        torch.set_num_threads(tc["num_threads"])
     labels = num_classes = None
     teacher = None
     if config["mode"] == "pretrain":

@@ -30,7 +30,12 @@ from espnet_distill.lang.bpe import BpeTokenizer
 from espnet_distill.lm.unit_lm import load_unit_lm
 from espnet_distill.models.acoustic_model import build_model, kd_heads_of
 from espnet_distill.train.fault import FaultTolerantModule
-from espnet_distill.train.loop import LinearWarmupDecay, average_checkpoints, fit_resuming
+from espnet_distill.train.loop import (
+    LinearWarmupDecay,
+    average_checkpoints,
+    begin_run,
+    fit_resuming,
+)
 from espnet_distill.utils import save_torch
 
 log = logging.getLogger(__name__)
@@ -201,14 +206,10 @@ def train(
     ``<unit>/model.pt``) and ``phone_lang_dir`` (which frames are silence, per unit).
     ``cpu_procs`` > 1 (without GPUs): data-parallel CPU processes (DDP over gloo).
     """
-    exp_dir.mkdir(parents=True, exist_ok=True)
     final = exp_dir / "model.pt"
-    if final.is_file():
-        log.info("%s exists: training is finished", final)
+    if begin_run(exp_dir, config):
         return final
-    (exp_dir / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
     tc = config["train"]
-    L.seed_everything(tc["seed"], workers=True)
     tokenizer = BpeTokenizer(lang_dir / "bpe.model")
     m = config["model"]
     kd_units = list(kd_heads_of(m))

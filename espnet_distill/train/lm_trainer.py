@@ -23,6 +23,7 @@ from espnet_distill.train.fault import FaultTolerantModule
 from espnet_distill.train.loop import (
     LinearWarmupDecay,
     average_checkpoints,
+    begin_run,
     fit_resuming,
     last_epochs_checkpoint,
 )
@@ -158,17 +159,13 @@ def register_hf_lm(hf_dir: Path, unit_names: list[str], valid_seqs: list[list[in
 def train_unit_lm(config: dict, num_units: int, train_seqs: list[list[int]],
                   valid_seqs: list[list[int]], exp_dir: Path) -> Path:  # fmt: skip
     """Train (or resume) and write ``exp_dir/model.pt`` and ``ppl.yaml``; returns model.pt."""
-    exp_dir.mkdir(parents=True, exist_ok=True)
     final = exp_dir / "model.pt"
-    if final.is_file():
-        log.info("%s exists: training is finished", final)
+    if begin_run(exp_dir, config):
         return final
     if not train_seqs or not valid_seqs:
         raise ValueError(f"{exp_dir}: no training ({len(train_seqs)}) or valid "
                          f"({len(valid_seqs)}) unit sequences")  # fmt: skip
-    (exp_dir / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
     tc = config["train"]
-    L.seed_everything(tc["seed"], workers=True)
     train_data = _Batches(train_seqs, tc["max_tokens"], True, tc["seed"])
     valid_data = _Batches(valid_seqs, tc["max_tokens"], False, 0)
     loader = {"batch_size": None, "num_workers": 0}

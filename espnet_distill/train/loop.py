@@ -14,6 +14,7 @@ from typing import Any
 
 import lightning as L
 import torch
+import yaml
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from lightning.pytorch.loggers import TensorBoardLogger
 
@@ -21,6 +22,22 @@ from espnet_distill.train.fault import AtomicCheckpointIO
 from espnet_distill.train.progress import progress_callbacks
 
 log = logging.getLogger(__name__)
+
+
+def begin_run(exp_dir: Path, config: dict, output: str = "model.pt") -> bool:
+    """The start every trainer shares. True when ``exp_dir/output`` exists: the run is finished
+    and the caller returns it. Otherwise the resolved ``config.yaml`` is written, the seed
+    (``train.seed``) and the thread count (``train.num_threads``, if set) are set, and False."""
+    exp_dir.mkdir(parents=True, exist_ok=True)
+    if (exp_dir / output).is_file():
+        log.info("%s exists: training is finished", exp_dir / output)
+        return True
+    (exp_dir / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    tc = config["train"]
+    L.seed_everything(tc["seed"], workers=True)
+    if tc.get("num_threads"):  # small LSTMs run faster on one thread (many tiny matmuls)
+        torch.set_num_threads(tc["num_threads"])
+    return False
 
 
 class LinearWarmupDecay:
