@@ -16,6 +16,7 @@ from espnet_distill.ssl.probe import (
     phones_of,
     run_probe,
     speaker_split,
+    subset_hours,
     words_of_chars,
 )
 
@@ -134,3 +135,16 @@ def test_probe_resumes_from_its_checkpoint_to_the_same_result(tiny_features, tmp
     assert resumed == whole
     # killed after the last epoch's checkpoint, before result.yaml: the rerun only scores
     assert run_probe(upstream, "sid", splits, {**conf, "epochs": 4}, checkpoint=ckpt) == whole
+
+
+def test_subset_hours_is_a_seeded_budget_of_audio():
+    from lhotse.testing.dummies import dummy_cut
+
+    cuts = CutSet.from_cuts(dummy_cut(i, duration=float(10 + i % 7)) for i in range(200))
+    sub = subset_hours(cuts, 0.25, seed=1)  # 900 s of 2,590 s
+    durations = sorted(c.duration for c in sub)
+    total = sum(durations)
+    assert total >= 900 and total - max(durations) < 900  # the budget, reached by the last cut
+    assert [c.id for c in subset_hours(cuts, 0.25, seed=1)] == [c.id for c in sub]
+    assert {c.id for c in subset_hours(cuts, 0.25, seed=2)} != {c.id for c in sub}
+    assert len(subset_hours(cuts, 10.0)) == 200

@@ -2,7 +2,8 @@
 ``result.yaml`` (dev/test score, the layer weights). Rerunning skips a finished probe.
 
 ASR and PR train on --train-cuts, keep the epoch best on --dev-cuts and score --test-cuts. SID
-splits the speakers' utterances of --train-cuts into train/dev/test (per speaker, seeded).
+splits the speakers' utterances of --train-cuts into train/dev/test (per speaker, seeded). A task's
+``max_train_hours`` trains on a seeded subset of --train-cuts of that size (SID: before its split).
 
 Usage:
     python -m espnet_distill.bin.probe_ssl --upstream exp/ssl/lstm_dkd/model.pt --task pr \\
@@ -22,7 +23,13 @@ import yaml
 from lhotse import CutSet
 
 from espnet_distill.ssl.hubert import CheckpointMismatch
-from espnet_distill.ssl.probe import TASKS, complete_lexicon, run_probe, speaker_split
+from espnet_distill.ssl.probe import (
+    TASKS,
+    complete_lexicon,
+    run_probe,
+    speaker_split,
+    subset_hours,
+)
 from espnet_distill.ssl.trainer import load_upstream
 from espnet_distill.utils import atomic_write_text, setup_logging
 
@@ -66,6 +73,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"probe_ssl: {err}", file=sys.stderr)
         return 1
     train = CutSet.from_file(args.train_cuts).to_eager()
+    if conf.get("max_train_hours"):
+        total = sum(c.duration for c in train) / 3600
+        train = subset_hours(train, conf["max_train_hours"], seed=conf.get("seed", 0))
+        log.info("probe training cuts: %d (%.2f h) of %.2f h (max_train_hours %s)", len(train),
+                 sum(c.duration for c in train) / 3600, total, conf["max_train_hours"])  # fmt: skip
     if args.task == "sid":
         split = speaker_split({c.id: c.supervisions[0].speaker for c in train},
                               seed=conf.get("seed", 0))  # fmt: skip

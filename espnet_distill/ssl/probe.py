@@ -151,6 +151,22 @@ def complete_lexicon(lexicon: dict[str, list[list[str]]], texts: Iterable[str],
     return failed
 
 
+def subset_hours(cuts: CutSet, hours: float, seed: int = 0) -> CutSet:
+    """A seeded random subset of ``cuts`` of about ``hours`` of audio (all of them if shorter):
+    probes on a large corpus train on a fixed budget, as SUPERB's probes train on 100 h of
+    LibriSpeech whatever the upstream saw."""
+    ids = sorted(c.id for c in cuts)
+    random.Random(seed).shuffle(ids)
+    duration = {c.id: c.duration for c in cuts}
+    keep, total = set(), 0.0
+    for cut_id in ids:
+        if total >= hours * 3600:
+            break
+        keep.add(cut_id)
+        total += duration[cut_id]
+    return cuts.filter(lambda c: c.id in keep).to_eager()
+
+
 def speaker_split(speaker_of: dict[str, str], seed: int = 0, dev: float = 0.1,
                   test: float = 0.1) -> dict[str, list[str]]:  # fmt: skip
     """Utterance ids split per speaker into train / dev / test (at least one each for speakers

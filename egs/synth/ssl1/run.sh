@@ -30,7 +30,9 @@ case "${corpus_size}" in
     size_opts=(--num_clusters 20 --train_overrides "train.max_epochs=2 model.hidden=16") ;;
   # 9.5x the demo's audio: 2 epochs give the teacher the demo's number of updates (4k) and the
   # students twice theirs: a CPU budget, not a tuned one
-  full) size_opts=(--train_overrides "train.max_epochs=2") ;;
+  full)
+    probe_config=${probe_config%.yaml}_full.yaml
+    size_opts=(--train_overrides "train.max_epochs=2") ;;
 esac
 results_file=RESULTS.md
 [ "${corpus_size}" = demo ] || results_file=RESULTS_${corpus_size}.md
