@@ -45,6 +45,7 @@ def test_tiny_ssl_recipe_end_to_end(tiny_corpus, tmp_path):
         for task in ("asr", "pr", "sid"):
             result = yaml.safe_load((exp / "probe" / name / task / "result.yaml").read_text())
             assert result["metric"] == {"asr": "WER", "pr": "PER", "sid": "accuracy"}[task]
+            assert result["skipped_cuts"] == 0, (name, task)  # new dev/test words pronounced too
     assert "4 layers of width" in out and "1 layers of width" in out  # deep / wide at equal size
     summary = yaml.safe_load((exp / "results" / "summary.yaml").read_text())
     rows = {r["upstream"]: r for r in summary["rows"]}
