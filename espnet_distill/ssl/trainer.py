@@ -148,20 +148,22 @@ class SslLitModule(FaultTolerantModule):
         # padding frames are never scored (torchaudio's mask_m excludes them)
         labels = torch.where(valid & (labels < 0), torch.zeros_like(labels), labels).clamp(min=0)
         logit_m, logit_u, feature_pen = self.net(audio, labels, lengths)
-        # torchaudio puts the frame's own cluster first among the logits: the target is class 0
-        target = torch.zeros(logit_m.shape[0], dtype=torch.long, device=logit_m.device)
-        ce = torch.nn.functional.cross_entropy(logit_m.float(), target)
-        acc = (logit_m.argmax(-1) == 0).float().mean()
+
+        def ce_and_accuracy(logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            # torchaudio puts the frame's own cluster first among the logits: the target is 0
+            target = torch.zeros(logits.shape[0], dtype=torch.long, device=logits.device)
+            ce = torch.nn.functional.cross_entropy(logits.float(), target)
+            return ce, (logits.argmax(-1) == 0).float().mean()
+
+        ce, acc = ce_and_accuracy(logit_m)
         n = logit_m.shape[0]
         loss = ce + 10.0 * feature_pen
         # the logged loss is the masked one (comparable across pred_nomask_weight settings)
         self.log(f"{prefix}_loss", loss, prog_bar=True, batch_size=n)
         self.log(f"{prefix}_masked_acc", acc, prog_bar=prefix == "valid", batch_size=n)
         if self.nomask_weight and logit_u.shape[0]:
-            target_u = torch.zeros(logit_u.shape[0], dtype=torch.long, device=logit_u.device)
-            loss = loss + self.nomask_weight * torch.nn.functional.cross_entropy(logit_u.float(),
-                                                                                 target_u)  # fmt: skip
-            acc_u = (logit_u.argmax(-1) == 0).float().mean()
+            ce_u, acc_u = ce_and_accuracy(logit_u)
+            loss = loss + self.nomask_weight * ce_u
             self.log(f"{prefix}_unmasked_acc", acc_u, batch_size=logit_u.shape[0])
         return loss
 
