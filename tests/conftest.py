@@ -2,13 +2,42 @@
 
 from __future__ import annotations
 
+import os
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 PARTS = ["train-clean-100", "dev-clean", "test-clean"]
+
+
+def copy_recipe(tmp_path: Path, corpus: str, task: str = "asr1") -> Path:
+    """egs/<corpus>/<task> copied to tmp_path/egs, with the corpus's other recipes (ssl1 reads
+    ../asr1) and without outputs (data, exp, corpus, RESULTS_*); the other egs/ dirs and utils/
+    are linked, so the relative links to egs/synth and egs/TEMPLATE hold."""
+    egs = tmp_path / "egs"
+    if not egs.exists():
+        egs.mkdir()
+        for other in (REPO / "egs").iterdir():
+            if other.name != corpus:
+                (egs / other.name).symlink_to(other)
+        (tmp_path / "utils").symlink_to(REPO / "utils")
+    if (egs / corpus).is_symlink():  # linked by an earlier call: copy it instead
+        (egs / corpus).unlink()
+    shutil.copytree(REPO / "egs" / corpus, egs / corpus, symlinks=True, dirs_exist_ok=True,
+                    ignore=shutil.ignore_patterns("data", "exp", "corpus", "RESULTS_*"))  # fmt: skip
+    return egs / corpus / task
+
+
+def run_recipe(d: Path, *args: str, ok: bool = True, script: str = "./run.sh") -> str:
+    """``script ARGS`` in recipe dir ``d``; asserts its exit status is 0 (or not, ``ok=False``)
+    and returns stdout + stderr."""
+    env = dict(os.environ, MAIN_ROOT=str(REPO))
+    r = subprocess.run([script, *args], cwd=d, env=env, capture_output=True, text=True)
+    assert (r.returncode == 0) == ok, r.stdout[-3000:] + r.stderr[-3000:]
+    return r.stdout + r.stderr
 
 
 def _need(tool: str) -> None:

@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import gzip
 import json
-import os
 import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -20,7 +18,7 @@ from lhotse import load_manifest
 from espnet_distill.bin import prepare_manifests
 from espnet_distill.data.synth_corpus import SIZES
 
-from .conftest import REPO
+from .conftest import copy_recipe, run_recipe
 
 TINY = dict(zip(("train-clean-100", "dev-clean", "test-clean"),
                 (s * u for s, u in zip(SIZES["tiny"].speakers, SIZES["tiny"].utts_per_speaker, strict=True)),
@@ -34,27 +32,6 @@ def _layout(tiny_corpus: Path, root: Path, parts: dict[str, str]) -> Path:
     for name, source in parts.items():
         shutil.copytree(tiny_corpus / "LibriSpeech" / source, ls / name)
     return ls
-
-
-def _recipe(tmp_path: Path, corpus: str, task: str = "asr1") -> Path:
-    """egs/<corpus>/<task> copied to tmp_path/egs (relative links to egs/synth and TEMPLATE
-    hold); other recipes of the corpus come along (ssl1 reads ../asr1)."""
-    egs = tmp_path / "egs"
-    if not egs.exists():
-        egs.mkdir()
-        for name in ("synth", "TEMPLATE"):
-            (egs / name).symlink_to(REPO / "egs" / name)
-        (egs.parent / "utils").symlink_to(REPO / "utils")
-    shutil.copytree(REPO / "egs" / corpus, egs / corpus, symlinks=True, dirs_exist_ok=True,
-                    ignore=shutil.ignore_patterns("data", "exp", "RESULTS_*"))  # fmt: skip
-    return egs / corpus / task
-
-
-def _run(d: Path, *args: str, ok: bool = True) -> str:
-    env = dict(os.environ, MAIN_ROOT=str(REPO))
-    r = subprocess.run(["./run.sh", *args], cwd=d, env=env, capture_output=True, text=True)
-    assert (r.returncode == 0) == ok, r.stdout[-3000:] + r.stderr[-3000:]
-    return r.stdout + r.stderr
 
 
 SMALL = ["--bpe_vocab_size", "64", "--nj", "2", "--speed_perturb_factors", "", "--num_leaves", "50"]
@@ -78,8 +55,8 @@ def test_librispeech_recipe_stages_1_to_3(tiny_corpus, tmp_path):
         "train-clean-100": "train-clean-100", "dev-clean": "dev-clean", "dev-other": "dev-clean",
         "test-clean": "test-clean", "test-other": "test-clean"})  # fmt: skip
     shutil.copy(tiny_corpus / "librispeech-lm-norm.txt.gz", corpus.parent)  # found beside it
-    d = _recipe(tmp_path, "librispeech")
-    out = _run(d, "--corpus_dir", str(corpus), "--stop_stage", "3", *SMALL)
+    d = copy_recipe(tmp_path, "librispeech")
+    out = run_recipe(d, "--corpus_dir", str(corpus), "--stop_stage", "3", *SMALL)
     expected = {**TINY, "dev-other": TINY["dev-clean"], "test-other": TINY["test-clean"]}
     _check_manifests(d / "data" / "100h" / "manifests", corpus, expected)
     assert (d / "data" / "100h" / "lang_phone" / "L.fst").is_file()
@@ -95,12 +72,12 @@ def test_librispeech_recipe_stages_1_to_3(tiny_corpus, tmp_path):
 def test_mini_librispeech_recipe_stages_1_to_3_and_transcript_lm(tiny_corpus, tmp_path):
     corpus = _layout(tiny_corpus, tmp_path / "corpus",
                      {"train-clean-5": "train-clean-100", "dev-clean-2": "dev-clean"})  # fmt: skip
-    d = _recipe(tmp_path, "mini_librispeech")
-    _run(d, "--corpus_dir", str(corpus), "--stop_stage", "3", *SMALL)
+    d = copy_recipe(tmp_path, "mini_librispeech")
+    run_recipe(d, "--corpus_dir", str(corpus), "--stop_stage", "3", *SMALL)
     _check_manifests(d / "data" / "manifests", corpus,
                      {"train-clean-5": TINY["train-clean-100"], "dev-clean-2": TINY["dev-clean"]})  # fmt: skip
     # no LM text in the corpus: stage 5's n-gram is trained on the training transcripts
-    _run(d, "--corpus_dir", str(corpus), "--stage", "5", "--stop_stage", "5", *SMALL)
+    run_recipe(d, "--corpus_dir", str(corpus), "--stage", "5", "--stop_stage", "5", *SMALL)
     lm_text = (d / "data" / "lm" / "transcripts_train-clean-5.txt").read_text().splitlines()
     train_text = (d / "data" / "train_clean_5" / "text").read_text().splitlines()
     assert lm_text == [line.split(" ", 1)[1] for line in train_text]
@@ -111,8 +88,8 @@ def test_missing_split_stops_stage_1_before_any_work(tiny_corpus, tmp_path):
     corpus = _layout(tiny_corpus, tmp_path / "corpus", {
         "train-clean-100": "train-clean-100", "dev-clean": "dev-clean", "test-clean": "test-clean"})  # fmt: skip
     (corpus / "test-other").mkdir()  # present but empty
-    d = _recipe(tmp_path, "librispeech")
-    out = _run(d, "--corpus_dir", str(corpus), "--stop_stage", "3", *SMALL, ok=False)
+    d = copy_recipe(tmp_path, "librispeech")
+    out = run_recipe(d, "--corpus_dir", str(corpus), "--stop_stage", "3", *SMALL, ok=False)
     assert "split dev-other missing" in out and "split test-other has no *.trans.txt files" in out
     assert not list((d / "data" / "100h" / "manifests").glob("*.jsonl.gz"))
     assert not (d / "data" / "100h" / "fbank").exists()
@@ -139,10 +116,10 @@ def test_librispeech_recipe_to_a_wer_on_the_stand_in(tiny_corpus, tmp_path):
         "test-clean": "test-clean", "test-other": "test-clean"})  # fmt: skip
     with gzip.open(tiny_corpus / "librispeech-lm-norm.txt.gz", "rt") as f:
         (corpus / "librispeech-lm-norm.txt.gz").write_bytes(gzip.compress(f.read().encode()))
-    d = _recipe(tmp_path, "librispeech")
-    _run(d, "--corpus_dir", str(corpus), *SMALL, "--ngpu", "0", "--mono_subset", "0",
-         "--asr_config", "../../synth/asr1/conf/train_conformer_ctc_senone_tiny.yaml",
-         "--decode_methods", "greedy tlg")  # fmt: skip
+    d = copy_recipe(tmp_path, "librispeech")
+    run_recipe(d, "--corpus_dir", str(corpus), *SMALL, "--ngpu", "0", "--mono_subset", "0",
+               "--asr_config", "../../synth/asr1/conf/train_conformer_ctc_senone_tiny.yaml",
+               "--decode_methods", "greedy tlg")  # fmt: skip
     results = (d / "RESULTS_100h.md").read_text()
     for part in ("dev-clean", "dev-other", "test-clean", "test-other"):
         assert f"decode_{part}_tlg" in results, part
@@ -157,21 +134,21 @@ def test_speech_commands_and_voxceleb1_recipes_stages_1_to_3(kws_sv_corpora, tmp
     common = ["--teacher_ckpt", str(teacher), "--student_ckpt", str(student), "--upstream_modes",
               "frozen", "--finetune_config", "../../synth/kws_sv1/conf/finetune_tiny.yaml",
               "--stop_stage", "3"]  # fmt: skip
-    d = _recipe(tmp_path, "speech_commands", "kws_sv1")
-    _run(d, "--corpus_dir", str(kws_sv_corpora / "SpeechCommands"), *common)
+    d = copy_recipe(tmp_path, "speech_commands", "kws_sv1")
+    run_recipe(d, "--corpus_dir", str(kws_sv_corpora / "SpeechCommands"), *common)
     counts = json.loads((d / "data" / "manifests" / "counts.json").read_text())
     assert set(counts) == {"speech_commands"} and counts["speech_commands"]["test"] == 30
     assert (d / "exp" / "finetune" / "distilhubert" / "frozen" / "kws" / "results.json").is_file()
     assert not (d / "exp" / "finetune" / "teacher" / "frozen" / "sv").exists()
-    d = _recipe(tmp_path, "voxceleb1", "kws_sv1")
-    _run(d, "--corpus_dir", str(kws_sv_corpora / "VoxCeleb1"), *common)
+    d = copy_recipe(tmp_path, "voxceleb1", "kws_sv1")
+    run_recipe(d, "--corpus_dir", str(kws_sv_corpora / "VoxCeleb1"), *common)
     counts = json.loads((d / "data" / "manifests" / "counts.json").read_text())
     assert set(counts) == {"voxceleb1"} and counts["voxceleb1"]["test"] == 16
     assert "eer" in json.loads(
         (d / "exp" / "finetune" / "teacher" / "frozen" / "sv" / "results.json").read_text()
     )
     # the joint set-up needs both corpora: refused before any work
-    out = _run(
+    out = run_recipe(
         d, "--corpus_dir", str(kws_sv_corpora / "VoxCeleb1"), *common, "--setups", "joint", ok=False
     )
     assert "setup joint needs --speech_commands_dir" in out
@@ -182,11 +159,11 @@ def test_librispeech_ssl_recipe_stages_1_to_3(tiny_corpus, tmp_path):
     corpus = _layout(tiny_corpus, tmp_path / "corpus", {
         "train-clean-100": "train-clean-100", "dev-clean": "dev-clean", "dev-other": "dev-clean",
         "test-clean": "test-clean", "test-other": "test-clean"})  # fmt: skip
-    d = _recipe(tmp_path, "librispeech", "ssl1")
-    _run(d, "--corpus_dir", str(corpus), "--stop_stage", "3",
-         "--asr_opts", f"--corpus_dir {corpus} --train 100 {' '.join(SMALL[:4])} --num_leaves 50",
-         "--teacher_config", "../../synth/ssl1/conf/hubert_pretrain_tiny.yaml", "--num_clusters", "20",
-         "--train_overrides", "train.max_epochs=1 model.hidden=16")  # fmt: skip
+    d = copy_recipe(tmp_path, "librispeech", "ssl1")
+    run_recipe(d, "--corpus_dir", str(corpus), "--stop_stage", "3",
+               "--asr_opts", f"--corpus_dir {corpus} --train 100 {' '.join(SMALL[:4])} --num_leaves 50",
+               "--teacher_config", "../../synth/ssl1/conf/hubert_pretrain_tiny.yaml",
+               "--num_clusters", "20", "--train_overrides", "train.max_epochs=1 model.hidden=16")  # fmt: skip
     assert (d / "exp" / "100h" / "labels" / "labels.npz").is_file()
     assert (d / "exp" / "100h" / "teacher" / "model.pt").is_file()
     assert len(load_manifest(d.parent / "asr1" / "data" / "100h" / "manifests" /

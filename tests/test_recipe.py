@@ -2,38 +2,22 @@
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
-import subprocess
 
-from .conftest import REPO
-
-RECIPE = REPO / "egs" / "synth" / "asr1"
+from .conftest import copy_recipe, run_recipe
 
 
 def _recipe_copy(tmp_path, corpus_root):
-    """A recipe dir outside the repo (symlinks as in egs/), reusing the session's tiny corpus."""
-    d = tmp_path / "asr1"
-    d.mkdir()
-    for name in ("run.sh", "path.sh", "cmd.sh"):
-        shutil.copy(RECIPE / name, d / name)
-    for name in ("local", "conf"):
-        shutil.copytree(RECIPE / name, d / name)
-    (d / "utils").symlink_to(REPO / "utils")
-    (d / "asr.sh").symlink_to(REPO / "egs" / "TEMPLATE" / "asr1" / "asr.sh")
+    """egs/synth copied to tmp_path/egs (see copy_recipe); its asr1 reuses the session's tiny
+    corpus."""
+    d = copy_recipe(tmp_path, "synth")
     (d / "corpus").mkdir()
     (d / "corpus" / "tiny").symlink_to(corpus_root)
     return d
 
 
 def _run(d, *args):
-    env = dict(os.environ, MAIN_ROOT=str(REPO))
-    r = subprocess.run(
-        ["./run.sh", "--corpus_size", "tiny", *args], cwd=d, env=env, capture_output=True, text=True
-    )
-    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
-    return r.stdout + r.stderr
+    return run_recipe(d, "--corpus_size", "tiny", *args)
 
 
 def test_tiny_recipe_end_to_end_then_rerun_from_stage_3(tiny_corpus, tmp_path):
@@ -123,13 +107,9 @@ def test_tiny_recipe_end_to_end_then_rerun_from_stage_3(tiny_corpus, tmp_path):
             + (f"model:\n{heads}" if heads else "")
             + "train: {max_epochs: 2, average_best: 1}\n"
         )
-    env = dict(os.environ, MAIN_ROOT=str(REPO))
-    r = subprocess.run(
-        ["local/run_kd_ablation.sh", "--corpus_size", "tiny", "--configs", "none hier",
-         "--units", "monophone senone", "--seeds", "7", "--unit_lm_config", "conf/lm_unit_test.yaml"],
-        cwd=d, env=env, capture_output=True, text=True,
-    )  # fmt: skip
-    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    run_recipe(d, "--corpus_size", "tiny", "--configs", "none hier", "--units", "monophone senone",
+               "--seeds", "7", "--unit_lm_config", "conf/lm_unit_test.yaml",
+               script="local/run_kd_ablation.sh")  # fmt: skip
     table = (d / "exp" / "tiny" / "kd_ablation" / "table.md").read_text()
     assert "|kd_hier|" in table and "|kd_none|" in table and "### hclg, test-clean" in table
     results = (d / "RESULTS_tiny.md").read_text()

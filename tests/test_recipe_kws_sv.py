@@ -5,9 +5,7 @@ unknown keyword folder stops stage 1 with the folder named."""
 
 from __future__ import annotations
 
-import os
 import shutil
-import subprocess
 
 import pytest
 import torch
@@ -16,22 +14,8 @@ from espnet_distill.ssl.hubert import HubertModel
 from espnet_distill.ssl.students import DistilHubert, init_from_teacher, transformer_config
 from espnet_distill.ssl.trainer import save_student
 
-from .conftest import REPO
+from .conftest import copy_recipe, run_recipe
 from .test_hubert import tiny_config
-
-KWS_SV = REPO / "egs" / "synth" / "kws_sv1"
-
-
-def _recipe(tmp_path):
-    d = tmp_path / "kws_sv1"
-    d.mkdir()
-    for name in ("run.sh", "path.sh", "cmd.sh"):
-        shutil.copy(KWS_SV / name, d / name)
-    for name in ("conf", "local"):
-        shutil.copytree(KWS_SV / name, d / name)
-    (d / "utils").symlink_to(REPO / "utils")
-    (d / "kws_sv.sh").symlink_to(REPO / "egs" / "TEMPLATE" / "kws_sv1" / "kws_sv.sh")
-    return d
 
 
 def _upstreams(tmp_path):
@@ -47,16 +31,12 @@ def _upstreams(tmp_path):
 
 
 def _run(d, *args, ok=True):
-    env = dict(os.environ, MAIN_ROOT=str(REPO))
-    r = subprocess.run(["./run.sh", "--corpus_size", "tiny", *args], cwd=d, env=env,
-                       capture_output=True, text=True)  # fmt: skip
-    assert (r.returncode == 0) == ok, r.stdout[-3000:] + r.stderr[-3000:]
-    return r.stdout + r.stderr
+    return run_recipe(d, "--corpus_size", "tiny", *args, ok=ok)
 
 
 @pytest.mark.slow  # about 5 minutes: CI runs it (make test-slow)
 def test_tiny_kws_sv_recipe_end_to_end(tmp_path, kws_sv_corpora):
-    d = _recipe(tmp_path)
+    d = copy_recipe(tmp_path, "synth", "kws_sv1")
     (d / "corpus").mkdir()
     shutil.copytree(kws_sv_corpora, d / "corpus" / "tiny")  # finished corpora are kept
     teacher, student = _upstreams(tmp_path)

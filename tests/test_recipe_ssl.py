@@ -4,37 +4,15 @@ redoes nothing."""
 
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
-
 import pytest
 import yaml
 
-from .conftest import REPO
-from .test_recipe import _recipe_copy
-
-SSL = REPO / "egs" / "synth" / "ssl1"
-
-
-def _run(d, *args):
-    env = dict(os.environ, MAIN_ROOT=str(REPO))
-    r = subprocess.run(["./run.sh", "--corpus_size", "tiny", *args], cwd=d, env=env,
-                       capture_output=True, text=True)  # fmt: skip
-    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
-    return r.stdout + r.stderr
+from .test_recipe import _recipe_copy, _run
 
 
 @pytest.mark.slow  # about 6 minutes: CI runs it (make test-slow)
 def test_tiny_ssl_recipe_end_to_end(tiny_corpus, tmp_path):
-    _recipe_copy(tmp_path, tiny_corpus)  # tmp_path/asr1
-    d = tmp_path / "ssl1"
-    d.mkdir()
-    for name in ("run.sh", "path.sh", "cmd.sh"):
-        shutil.copy(SSL / name, d / name)
-    shutil.copytree(SSL / "conf", d / "conf")
-    (d / "utils").symlink_to(REPO / "utils")
-    (d / "ssl.sh").symlink_to(REPO / "egs" / "TEMPLATE" / "ssl1" / "ssl.sh")
+    d = _recipe_copy(tmp_path, tiny_corpus).parent / "ssl1"  # reads ../asr1's data
     out = _run(d)
     exp = d / "exp" / "tiny"
     kmeans = yaml.safe_load((exp / "labels" / "kmeans.yaml").read_text())
