@@ -1,10 +1,12 @@
-"""utils/: parse_options.sh, run.pl, slurm.pl (against a fake sbatch), split_scp.pl."""
+"""utils/: parse_options.sh, run.pl, slurm.pl (against a fake sbatch), split_scp.pl,
+recipe_lib.sh."""
 
 from __future__ import annotations
 
 import os
 import stat
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -231,6 +233,29 @@ def test_check_output_dir_names_the_problem_before_work(tmp_path):
     assert r.stdout.rstrip().endswith(
         f"Error: {tmp_path} has {free_mb} MB free, at least {free_mb + 10**6} MB needed (--min_free_mb)"
     )
+
+
+def test_claim_dir_lets_one_of_two_parallel_runs_take_a_job_and_frees_it_when_the_holder_dies(
+    tmp_path,
+):
+    job = tmp_path / "exp" / "probe" / "teacher" / "asr"
+    claim = f'. {UTILS}/recipe_lib.sh; if claim_dir "$1"; then echo claimed; else echo busy; fi'
+    # a first run claims the job and starts a long one, which inherits the lock; the run exits
+    holder = subprocess.Popen(["bash", "-c", claim + '; sleep 30 & echo "$!" > "$1/pid"',
+                               "_", str(job)], stdout=subprocess.PIPE, text=True)  # fmt: skip
+    assert holder.stdout.readline() == "claimed\n"
+    holder.wait()
+    assert _run(["bash", "-c", claim, "_", job]).stdout == "busy\n"
+    # release_dir frees it for the next claim in the same run
+    both = claim + '; release_dir; if claim_dir "$1"; then echo again; fi'
+    assert _run(["bash", "-c", both, "_", tmp_path / "other"]).stdout == "claimed\nagain\n"
+    os.kill(int((job / "pid").read_text()), 9)  # the job dies: the kernel drops the lock
+    for _ in range(100):
+        if _run(["bash", "-c", claim, "_", job]).stdout == "claimed\n":
+            break
+        time.sleep(0.05)
+    else:
+        raise AssertionError(f"{job}/.lock is still held after its holder died")
 
 
 def test_slurm_pl_multi_node_training_runs_one_srun_job(tmp_path, fake_sbatch):

@@ -34,3 +34,21 @@ check_output_dir() {
     exit 1
   fi
 }
+
+# claim_dir DIR: creates DIR and takes an exclusive flock on DIR/.lock, so that runs started in
+# parallel (e.g. one per CPU core) split a stage's jobs instead of both doing one. False when
+# another run holds it. The lock is released by release_dir, or by the kernel when the run (and
+# any job it started, which inherits the descriptor) exits or is killed: no stale locks.
+claim_dir() {
+  mkdir -p "$1"
+  exec {claim_fd}>"$1/.lock"
+  if ! flock -n "${claim_fd}"; then
+    exec {claim_fd}>&-
+    return 1
+  fi
+}
+
+# release_dir: releases the lock of the last claim_dir
+release_dir() {
+  exec {claim_fd}>&-
+}

@@ -16,7 +16,9 @@
 #   6 results: parameters, CPU speed-up vs the teacher, probing scores, deep-vs-wide plot,
 #     RESULTS.md
 # Each stage skips finished work (its model.pt / result.yaml / labels.npz); --force true redoes
-# the stages in --stage..--stop_stage.
+# the stages in --stage..--stop_stage. Stages 4-5 can be run in parallel (one run a core, e.g.
+# `--stage 5 --stop_stage 5` twice): each job's dir is locked (claim_dir), so the runs split the
+# jobs; a job another run holds is skipped and counted.
 set -euo pipefail
 
 # shellcheck source=utils/recipe_lib.sh
@@ -127,13 +129,17 @@ if [ "${stage}" -le 4 ] && [ "${stop_stage}" -ge 4 ]; then
       log "Stage 4: ${dir}/model.pt exists: skipping"
       continue
     fi
-    [ "${force}" = true ] && rm -rf "${dir}"
+    if ! claim_dir "${dir}"; then
+      log "Stage 4: ${dir} is being trained by another run: skipping"
+      continue
+    fi
+    [ "${force}" = true ] && find "${dir}" -mindepth 1 ! -name .lock -delete
     log "Stage 4: student ${name} (conf/distill_${name}.yaml); progress: tail -f ${dir}/train.log"
-    mkdir -p "${dir}"
     ${cuda_cmd} --gpu "${ngpu}" "${dir}/train.log" python -m espnet_distill.bin.train_ssl \
       --config "conf/distill_${name}.yaml" --teacher "${teacher}" --train-cuts "${train_cuts}" \
       --valid-cuts "${valid_cuts}" --exp-dir "${dir}" --ngpu "${ngpu}" "${overrides[@]}"
     grep -E "trainable parameters|layers of width" "${dir}/train.log" | sed 's/^/  /' || true
+    release_dir
   done
 fi
 
@@ -141,6 +147,7 @@ upstreams=("teacher=${teacher}")
 for name in ${students}; do upstreams+=("${name}=${exp_dir}/${name}/model.pt"); done
 
 if [ "${stage}" -le 5 ] && [ "${stop_stage}" -ge 5 ]; then
+  skipped=0
   for pair in "${upstreams[@]}"; do
     name=${pair%%=*}
     for task in ${probe_tasks}; do
@@ -149,16 +156,25 @@ if [ "${stage}" -le 5 ] && [ "${stop_stage}" -ge 5 ]; then
         log "Stage 5: ${dir}/result.yaml exists: skipping"
         continue
       fi
-      [ "${force}" = true ] && rm -rf "${dir}"
+      if [ ! -e "${pair#*=}" ]; then
+        log "Stage 5: ${pair#*=} does not exist (its stage not run, or running elsewhere): skipping"
+        skipped=$((skipped + 1)); continue
+      fi
+      if ! claim_dir "${dir}"; then
+        log "Stage 5: ${dir} is being probed by another run: skipping"
+        skipped=$((skipped + 1)); continue
+      fi
+      [ "${force}" = true ] && find "${dir}" -mindepth 1 ! -name .lock -delete
       log "Stage 5: probing ${name} on ${task}"
-      mkdir -p "${dir}"
       ${train_cmd} "${dir}/probe.log" python -m espnet_distill.bin.probe_ssl \
         --upstream "${pair#*=}" --task "${task}" --train-cuts "${train_cuts}" \
         --dev-cuts "${valid_cuts}" --test-cuts "${test_cuts}" \
         --lexicon "${data_dir}/lang_phone/lexicon.txt" --config "${probe_config}" --out-dir "${dir}"
       grep -E "^(metric|dev|test):" "${dir}/result.yaml" | tr '\n' ' ' | sed 's/^/  /'; echo
+      release_dir
     done
   done
+  [ "${skipped}" -eq 0 ] || log "Stage 5: ${skipped} probe(s) skipped: run stage 5 again when done"
 fi
 
 if [ "${stage}" -le 6 ] && [ "${stop_stage}" -ge 6 ]; then
