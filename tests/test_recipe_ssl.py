@@ -24,6 +24,8 @@ def test_tiny_ssl_recipe_end_to_end(tiny_corpus, tmp_path):
             result = yaml.safe_load((exp / "probe" / name / task / "result.yaml").read_text())
             assert result["metric"] == {"asr": "WER", "pr": "PER", "sid": "accuracy"}[task]
             assert result["skipped_cuts"] == 0, (name, task)  # new dev/test words pronounced too
+            scores = (exp / "probe" / name / task / "test_scores.tsv").read_text().splitlines()
+            assert len(scores) > 0 and all(len(s.split("\t")) == 3 for s in scores)
     assert "4 layers of width" in out and "1 layers of width" in out  # deep / wide at equal size
     summary = yaml.safe_load((exp / "results" / "summary.yaml").read_text())
     rows = {r["upstream"]: r for r in summary["rows"]}
@@ -33,6 +35,7 @@ def test_tiny_ssl_recipe_end_to_end(tiny_corpus, tmp_path):
     assert (exp / "results" / "deep_vs_wide.png").is_file()
     results = (d / "RESULTS_tiny.md").read_text()
     assert "|lstm_dkd|" in results and "CPU speed-up" in results
+    assert "(paired bootstrap, " in results  # the claims' test differences get a p-value
     again = _run(d)
     assert "Stage 4: exp/tiny/lstm_dkd/model.pt exists: skipping" in again
     assert "Stage 2: exp/tiny/labels/labels.npz exists: skipping" in again

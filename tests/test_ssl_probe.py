@@ -111,6 +111,12 @@ def test_probes_train_on_a_frozen_upstream(tiny_features, caplog):
     with caplog.at_level(logging.INFO, logger="espnet_distill.ssl.probe"):
         asr = run_probe(upstream, "asr", splits, {"epochs": 1, "max_duration": 30, "hidden": 16})
     assert asr["metric"] == "WER" and asr["test"] >= 0 and len(asr["dev_by_epoch"]) == 1
+    # per test utterance: (id, errors, reference words), which add up to the test score
+    for result, count in ((asr, lambda e, n: e), (sid, lambda e, n: n - e)):
+        ids, errors, lengths = zip(*result["test_utterances"], strict=True)
+        assert sorted(ids) == sorted(c.id for c in splits["test"])
+        assert round(100 * sum(map(count, errors, lengths)) / sum(lengths), 2) == result["test"]
+    assert max(n for _, _, n in sid["test_utterances"]) == 1
     # progress: the cached layers, then one line an epoch with the dev score the result keeps
     assert f"train: {len(splits['train'])} utterances" in caplog.text
     assert "asr probe epoch 1/1: train loss" in caplog.text

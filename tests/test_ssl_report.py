@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
+import numpy as np
+import pytest
 import yaml
 
-from espnet_distill.ssl.report import markdown_table, paper_claims, results_rows
+from espnet_distill.score.wer import paired_bootstrap
+from espnet_distill.ssl.report import (
+    markdown_table,
+    paired_significance,
+    paper_claims,
+    read_test_scores,
+    results_rows,
+)
 
 SCORES = {  # upstream: {task: (metric, test, dev)}
     "teacher": {"asr": ("WER", 40.0, 42.0), "pr": ("PER", 20.0, 21.0), "sid": ("accuracy", 90.0, 88.0)},
@@ -72,3 +81,47 @@ def test_claims_without_their_upstreams_are_left_out(tmp_path):
     claims = paper_claims(rows, {"deep": 4, "wide": 1}, ["asr", "sid"])
     assert len(claims) == 1 and claims[0].startswith("- Deep vs wide")
     assert "PR" not in claims[0]
+
+
+def _test_scores(tmp_path, name: str, task: str, errors: list[int], length: int = 10) -> None:
+    d = tmp_path / name / task
+    d.mkdir(parents=True, exist_ok=True)
+    (d / "test_scores.tsv").write_text("".join(f"u{i:03d}\t{e}\t{length}\n"
+                                               for i, e in enumerate(errors)))  # fmt: skip
+
+
+def test_claims_say_whether_the_test_difference_is_significant(tmp_path):
+    """Paired bootstrap over the probes' per-utterance test errors: a consistent gain is
+    significant, noise is not, and a consistent loss is called the opposite."""
+    rows = _rows(tmp_path)
+    rng = np.random.default_rng(0)
+    _test_scores(tmp_path, "deep", "asr", [3] * 200)  # better on every utterance
+    _test_scores(tmp_path, "wide", "asr", [5] * 200)
+    noise = rng.integers(0, 6, size=200)
+    _test_scores(tmp_path, "lstm_dkd", "pr", list(noise))
+    _test_scores(tmp_path, "lstm_kd", "pr", list(np.roll(noise, 1)))  # same errors, shuffled
+    _test_scores(tmp_path, "wide", "sid", [1] * 60 + [0] * 140, length=1)  # SID: wrong or right
+    _test_scores(tmp_path, "deep", "sid", [1] * 20 + [0] * 180, length=1)
+    claims = "\n".join(paper_claims(rows, {"deep": 4, "wide": 1}, ["asr", "pr", "sid"], tmp_path))
+    assert "(dev 43.0 vs 49.0): holds on test and dev, on test significant (paired bootstrap, " \
+           "200 test utterances, p = 0.000)" in claims  # fmt: skip
+    expected = paired_bootstrap(np.roll(noise, 1), noise, np.full(200, 10), n_boot=2000)
+    assert 0.05 < expected["p_not_better"] < 0.95
+    assert (f"PR PER lstm_dkd 24.0 vs lstm_kd 25.0 (dev 25.0 vs 26.0): holds on test and dev, on "
+            f"test not significant (paired bootstrap, 200 test utterances, "
+            f"p = {expected['p_not_better']:.3f})") in claims  # fmt: skip
+    assert "SID accuracy wide 78.0 vs deep 80.0 (dev 82.0 vs 79.0): holds on dev only, on test " \
+           "the opposite is significant (paired bootstrap, 200 test utterances, p = 1.000)" \
+           in claims  # fmt: skip
+    # no per-utterance scores, or scores of different utterances: no significance claimed
+    assert "ASR WER lstm_dkd 43.0 vs lstm_kd 44.0 (dev 46.0 vs 45.0): holds on test only;" in claims
+    _test_scores(tmp_path, "lstm_kd", "asr", [1] * 10)
+    _test_scores(tmp_path, "lstm_dkd", "asr", [1] * 11)
+    assert paired_significance(tmp_path, "asr", "lstm_dkd", "lstm_kd") is None
+
+
+def test_a_malformed_test_scores_line_names_the_file_and_line(tmp_path):
+    bad = tmp_path / "test_scores.tsv"
+    bad.write_text("u1\t2\t10\nu2 3 10\n")
+    with pytest.raises(ValueError, match=r"test_scores.tsv:2: expected 'id<TAB>errors<TAB>length'"):
+        read_test_scores(bad)

@@ -1,5 +1,7 @@
 """ssl1: SUPERB-style probing of one frozen upstream on one task (asr, pr or sid); writes
-``result.yaml`` (dev/test score, the layer weights). Rerunning skips a finished probe.
+``result.yaml`` (dev/test score, the layer weights) and ``test_scores.tsv`` (per test utterance:
+id, errors, reference length; for the paired significance tests of stage 6). Rerunning skips a
+finished probe.
 
 ASR and PR train on --train-cuts, keep the epoch best on --dev-cuts and score --test-cuts. SID
 splits the speakers' utterances of --train-cuts into train/dev/test (per speaker, seeded). A task's
@@ -25,6 +27,7 @@ from lhotse import CutSet
 from espnet_distill.ssl.hubert import CheckpointMismatch
 from espnet_distill.ssl.probe import (
     TASKS,
+    TEST_SCORES,
     complete_lexicon,
     run_probe,
     speaker_split,
@@ -96,6 +99,10 @@ def main(argv: list[str] | None = None) -> int:
     if result["skipped_cuts"]:
         log.warning("%d cuts had no %s target (a word without pronunciation) and were skipped",
                     result["skipped_cuts"], args.task)  # fmt: skip
+    utterances = result.pop("test_utterances")
+    atomic_write_text(
+        args.out_dir / TEST_SCORES, "".join(f"{u}\t{e}\t{n}\n" for u, e, n in utterances)
+    )
     atomic_write_text(final, yaml.safe_dump({"upstream": str(args.upstream), **result},
                                             sort_keys=False))  # fmt: skip
     print(

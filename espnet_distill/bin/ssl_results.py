@@ -81,11 +81,15 @@ def main(argv: list[str] | None = None) -> int:
                 table]  # fmt: skip
         if (args.out_dir / "deep_vs_wide.png").is_file():
             body += ["", f"![deep vs wide]({args.out_dir / 'deep_vs_wide.png'})", ""]
-        claims = paper_claims(rows, depths, args.tasks)
+        claims = paper_claims(rows, depths, args.tasks, args.probe_dir)
         if claims:
             body += ["", "## The papers' claims in this run", "",
-                     "Direction only, from the table above (no confidence intervals: one seed, "
-                     "small test sets).", "", *claims, ""]  # fmt: skip
+                     "Direction from the table above (test and dev); where the probes wrote "
+                     "per-utterance test scores, the test difference's paired bootstrap over "
+                     "utterances (Bisani and Ney 2004; p: the share of 2000 resamples where the "
+                     "claimed-better upstream is not better). One seed of each upstream and probe: "
+                     "the test covers the test set's sampling noise, not the training seed's.",
+                     "", *claims, ""]  # fmt: skip
         atomic_write_text(args.results_file, "\n".join(body) + "\n")
     return 0
 

@@ -29,6 +29,7 @@ from espnet_distill.utils import atomic_output
 log = logging.getLogger(__name__)
 
 TASKS = ("asr", "pr", "sid")
+TEST_SCORES = "test_scores.tsv"  # per test utterance: id, errors, reference length (probe_ssl)
 WORD_SEP = "|"
 
 
@@ -233,7 +234,8 @@ class Probe(nn.Module):
 def run_probe(upstream: nn.Module, task: str, splits: dict[str, CutSet], conf: dict,
               lexicon: dict | None = None, checkpoint: Path | None = None) -> dict:  # fmt: skip
     """Train the probe on ``splits["train"]`` (upstream frozen), keep the epoch best on "dev",
-    score "test". Returns {metric, dev, test, layer_weights, skipped}. With ``checkpoint``, the
+    score "test". Returns {metric, dev, test, layer_weights, skipped, test_utterances: [(id,
+    errors, reference length)]}. With ``checkpoint``, the
     state after each epoch is written there and a rerun resumes from it (same result as a run
     that was never interrupted)."""
     from espnet_distill.score.wer import score_corpus
@@ -306,17 +308,18 @@ def run_probe(upstream: nn.Module, task: str, splits: dict[str, CutSet], conf: d
                       for layer in range(len(group[0][1]))]  # fmt: skip
             yield states, lens, [g[0] for g in group]
 
-    def evaluate(name: str) -> float:
+    def evaluate(name: str) -> tuple[float, list[tuple[str, int, int]]]:
+        """The split's score and, per utterance, (id, errors, reference length): for SID one
+        trial, wrong or right; for ASR / PR, edit errors and words / phones (paired tests)."""
         probe.eval()
-        hyps, refs, correct, total = {}, {}, 0, 0
+        hyps, refs, per_utt = {}, {}, []
         with torch.no_grad():
             for states, lens, ids in upstream_batches(name):
                 out = probe(states, lens)
                 for i, cut_id in enumerate(ids):
                     ref = targets[name][cut_id]
                     if task == "sid":
-                        correct += int(out[i].argmax()) == ref
-                        total += 1
+                        per_utt.append((cut_id, int(int(out[i].argmax()) != ref), 1))
                         continue
                     hyp = vocab.decode(CtcProbe.greedy(out[i : i + 1], lens[i : i + 1])[0])
                     if task == "asr":
@@ -324,8 +327,9 @@ def run_probe(upstream: nn.Module, task: str, splits: dict[str, CutSet], conf: d
                     else:
                         refs[cut_id], hyps[cut_id] = " ".join(ref), " ".join(hyp)
         if task == "sid":
-            return 100.0 * correct / max(total, 1)
-        return score_corpus(refs, hyps).totals()["err"]
+            return 100.0 * sum(1 - e for _, e, _ in per_utt) / max(len(per_utt), 1), per_utt
+        scores = score_corpus(refs, hyps)
+        return scores.totals()["err"], [(u.id, u.errors, len(u.ref)) for u in scores.utts]
 
     best, best_state, history = None, None, []
     higher_better = task == "sid"
@@ -354,7 +358,7 @@ def run_probe(upstream: nn.Module, task: str, splits: dict[str, CutSet], conf: d
             nn.utils.clip_grad_norm_(probe.parameters(), 5.0)
             opt.step()
             losses.append(float(loss))
-        score = evaluate("dev")
+        score, _ = evaluate("dev")
         history.append(round(score, 2))
         elapsed = time.perf_counter() - start
         log.info("%s probe epoch %d/%d: train loss %.3f, dev %.2f; elapsed %.0fs, eta %.0fs", task,
@@ -369,7 +373,8 @@ def run_probe(upstream: nn.Module, task: str, splits: dict[str, CutSet], conf: d
                             "history": history, "python_rng": rng.getstate(),
                             "torch_rng": torch.get_rng_state()}, tmp)  # fmt: skip
     probe.load_state_dict(best_state)
+    test, test_utterances = evaluate("test")
     return {"task": task, "metric": "accuracy" if task == "sid" else ("WER" if task == "asr" else "PER"),
-            "dev": round(best, 2), "test": round(evaluate("test"), 2), "dev_by_epoch": history,
+            "dev": round(best, 2), "test": round(test, 2), "dev_by_epoch": history,
             "layer_weights": [round(w, 3) for w in probe.featurizer.weights.softmax(0).tolist()],
-            "skipped_cuts": skipped}  # fmt: skip
+            "skipped_cuts": skipped, "test_utterances": test_utterances}  # fmt: skip

@@ -6,11 +6,14 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 import yaml
 from torch import nn
 
+from espnet_distill.score.wer import paired_bootstrap
 from espnet_distill.ssl.hubert import count_parameters
+from espnet_distill.ssl.probe import TEST_SCORES
 
 HIGHER_IS_BETTER = {"accuracy": True, "WER": False, "PER": False}
 
@@ -84,9 +87,45 @@ def markdown_table(rows: list[dict], tasks: list[str]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _verdict(rows: dict[str, dict], task: str, better: str, worse: str) -> str | None:
+def read_test_scores(path: Path) -> dict[str, tuple[int, int]]:
+    """A probe's ``test_scores.tsv``: utterance id -> (errors, reference length)."""
+    scores = {}
+    for n, line in enumerate(path.read_text().splitlines(), 1):
+        fields = line.split("\t")
+        if len(fields) != 3:
+            raise ValueError(f"{path}:{n}: expected 'id<TAB>errors<TAB>length', got {line!r}")
+        scores[fields[0]] = (int(fields[1]), int(fields[2]))
+    return scores
+
+
+def paired_significance(probe_dir: Path, task: str, better: str, worse: str) -> str | None:
+    """Paired bootstrap (utterances resampled together) of ``better`` against ``worse`` on the
+    task's test set, from their ``test_scores.tsv``; None without both files or on different
+    utterance lists."""
+    paths = [probe_dir / name / task / TEST_SCORES for name in (better, worse)]
+    if not all(p.is_file() for p in paths):
+        return None
+    a, b = (read_test_scores(p) for p in paths)
+    if a.keys() != b.keys():
+        return None
+    ids = sorted(a)
+    lengths = np.array([a[u][1] for u in ids])
+    r = paired_bootstrap(np.array([b[u][0] for u in ids]), np.array([a[u][0] for u in ids]),
+                         lengths, n_boot=2000)  # fmt: skip
+    p = r["p_not_better"]
+    span = f"{len(ids)} test utterances, p = {p:.3f}"
+    if p < 0.05:
+        return f"significant (paired bootstrap, {span})"
+    if p > 0.95:
+        return f"the opposite is significant (paired bootstrap, {span})"
+    return f"not significant (paired bootstrap, {span})"
+
+
+def _verdict(rows: dict[str, dict], task: str, better: str, worse: str,
+             probe_dir: Path | None = None) -> str | None:  # fmt: skip
     """'holds on test and dev' / 'test only' / 'dev only' / 'does not hold' for ``better``
-    scoring better than ``worse`` on ``task``, with the scores; None without both scores."""
+    scoring better than ``worse`` on ``task``, with the scores and, given the ``probe_dir``, the
+    test difference's significance; None without both scores."""
     a, b = rows.get(better, {}).get(task), rows.get(worse, {}).get(task)
     if a is None or b is None:
         return None
@@ -96,14 +135,18 @@ def _verdict(rows: dict[str, dict], task: str, better: str, worse: str) -> str |
         where = "holds on test and dev"
     else:
         where = f"holds on {wins[0]} only" if wins else "does not hold"
+    significance = paired_significance(probe_dir, task, better, worse) if probe_dir else None
     return (f"{task.upper()} {a['metric']} {better} {a['test']:.1f} vs {worse} {b['test']:.1f} "
-            f"(dev {a['dev']:.1f} vs {b['dev']:.1f}): {where}")  # fmt: skip
+            f"(dev {a['dev']:.1f} vs {b['dev']:.1f}): {where}"
+            + (f", on test {significance}" if significance else ""))  # fmt: skip
 
 
-def paper_claims(rows: list[dict], depths: dict[str, int], tasks: list[str]) -> list[str]:
+def paper_claims(rows: list[dict], depths: dict[str, int], tasks: list[str],
+                 probe_dir: Path | None = None) -> list[str]:  # fmt: skip
     """Each paper's claim (../shared/PAPERS.md) against this run's table, as markdown bullets;
     claims whose upstreams are not in ``rows`` are left out. ``depths``: Transformer layers of
-    the equal-size students (the deep-vs-wide comparison takes the deepest and the shallowest)."""
+    the equal-size students (the deep-vs-wide comparison takes the deepest and the shallowest).
+    With ``probe_dir``, each comparison says whether its test difference is significant."""
     by_name = {r["upstream"]: r for r in rows}
     content = [t for t in tasks if t in ("asr", "pr")]
     lines = []
@@ -124,21 +167,23 @@ def paper_claims(rows: list[dict], depths: dict[str, int], tasks: list[str]) -> 
         if s is None or d is None:
             continue
         fewer = "holds" if s["params_M"] < d["params_M"] else "does not hold"
-        asr = _verdict(by_name, "asr", student, "distilhubert")
+        asr = _verdict(by_name, "asr", student, "distilhubert", probe_dir)
         lines.append(
             f"- {student} vs DistilHuBERT (paper: fewer parameters and better ASR): parameters "
             f"{s['params_M']:.2f}M vs {d['params_M']:.2f}M: {fewer}" + (f"; {asr}." if asr else ".")
         )
     if "lstm_dkd" in by_name and "lstm_kd" in by_name:
-        verdicts = [v for t in tasks if (v := _verdict(by_name, t, "lstm_dkd", "lstm_kd"))]
+        verdicts = [
+            v for t in tasks if (v := _verdict(by_name, t, "lstm_dkd", "lstm_kd", probe_dir))
+        ]
         if verdicts:
             lines.append("- DKD vs KD (paper: DKD better): " + "; ".join(verdicts) + ".")
     if len(depths) > 1:
         deep = max(depths, key=depths.get)
         wide = min(depths, key=depths.get)
         if deep in by_name and wide in by_name:
-            verdicts = [v for t in content if (v := _verdict(by_name, t, deep, wide))]
-            if "sid" in tasks and (v := _verdict(by_name, "sid", wide, deep)):
+            verdicts = [v for t in content if (v := _verdict(by_name, t, deep, wide, probe_dir))]
+            if "sid" in tasks and (v := _verdict(by_name, "sid", wide, deep, probe_dir)):
                 verdicts.append(v)
             if verdicts:
                 lines.append(
