@@ -99,6 +99,13 @@ def test_fine_tune_trains_scores_and_resumes(kws_sv_data, tmp_path, tasks, froze
     assert len(results["det"]["p_miss"]) == len(results["det"]["p_fa"])
     scores = (tmp_path / "exp" / "sv_scores.txt").read_text().splitlines()
     assert len(scores) == len(kws_sv_data["trials"])
+    # per KWS test utterance: id, label, predicted, which add up to the accuracy
+    kws = [
+        line.split("\t")
+        for line in (tmp_path / "exp" / "kws_predictions.txt").read_text().splitlines()
+    ]
+    assert all(len(f) == 3 for f in kws) and len({f[0] for f in kws}) == len(kws) > 0
+    assert results["kws_accuracy"] == round(100 * sum(f[1] == f[2] for f in kws) / len(kws), 2)
     # finished: a rerun returns the stored results without training
     assert fine_tune(_upstream(), config, tmp_path / "exp", kws_sv_data) == results
 

@@ -4,7 +4,19 @@ from __future__ import annotations
 
 import json
 
-from espnet_distill.bin.kws_sv_results import collect, markdown_table, paper_claims
+import numpy as np
+import pytest
+
+from espnet_distill.bin.kws_sv_results import (
+    collect,
+    markdown_table,
+    paired_difference,
+    paper_claims,
+    read_kws_predictions,
+    read_sv_scores,
+)
+from espnet_distill.score.verification import equal_error_rate
+from espnet_distill.score.wer import paired_bootstrap
 
 RESULTS = {  # (upstream, mode, setup): results.json
     ("teacher", "frozen", "joint"): {"kws_accuracy": 80.0, "eer": 20.0, "min_dcf": 0.9},
@@ -46,3 +58,84 @@ def test_findings_compare_student_with_teacher_and_finetuned_with_frozen(tmp_pat
     assert "better in 3 of 4 comparisons" in claims[1]
     assert "student joint EER 13.25 vs 12.00 (not)" in claims[1]
     assert "teacher joint KWS acc 90.00 vs 80.00;" in claims[1]
+
+
+def _per_item_files(tmp_path) -> dict:
+    """kws_predictions.txt and sv_scores.txt for the joint systems, their scores in results.json:
+    200 KWS test utterances, 100 target and 300 non-target trials."""
+    rng = np.random.default_rng(0)
+    labels = np.r_[np.ones(100, bool), np.zeros(300, bool)]
+    trials = [(f"e{i}", f"t{i}") for i in range(400)]
+    wrong = {  # misclassified KWS test utterances of each joint system
+        ("teacher", "frozen"): set(range(40)), ("teacher", "finetuned"): set(range(20)),
+        ("student", "frozen"): set(range(60)), ("student", "finetuned"): set(range(15, 38)),
+    }  # fmt: skip
+    separation = {("teacher", "frozen"): 1.0, ("teacher", "finetuned"): 2.5,
+                  ("student", "frozen"): 2.0, ("student", "finetuned"): None}  # fmt: skip
+    scores = {}
+    for (upstream, mode), bad in wrong.items():
+        d = tmp_path / upstream / mode / "joint"
+        d.mkdir(parents=True)
+        (d / "kws_predictions.txt").write_text("".join(
+            f"u{i:03d}\tyes\t{'no' if i in bad else 'yes'}\n" for i in range(200)))  # fmt: skip
+        if (upstream, mode) == ("student", "finetuned"):  # the frozen one's scores, jittered
+            s = scores["student", "frozen"] + rng.normal(0, 0.2, len(labels))
+        else:
+            s = rng.normal(labels * separation[upstream, mode], 1.0)
+        s = np.round(s, 6)
+        scores[upstream, mode] = s
+        (d / "sv_scores.txt").write_text("".join(
+            f"{a} {b} {x:.6f} {'target' if y else 'nontarget'}\n"
+            for (a, b), x, y in zip(trials, s, labels, strict=True)))  # fmt: skip
+        (d / "results.json").write_text(json.dumps({
+            "kws_accuracy": 100 - len(bad) / 2, "eer": round(100 * equal_error_rate(s, labels), 2),
+            "min_dcf": 0.5, "upstream_parameters": PARAMS[upstream]}))  # fmt: skip
+    return {"labels": labels, "scores": scores, "wrong": wrong}
+
+
+def test_per_item_scores_give_intervals_and_paired_tests(tmp_path):
+    made = _per_item_files(tmp_path)
+    rows = collect(tmp_path, ["teacher", "student"], setups=["joint"])
+    at = {(r["upstream"], r["mode"]): r for r in rows}
+    assert (
+        read_kws_predictions(tmp_path / "teacher/finetuned/joint/kws_predictions.txt")["u019"] == 1
+    )
+    # KWS: 90% of 200; the interval by the binomial's normal approximation, +-4.2
+    table = markdown_table(rows)
+    row = next(line for line in table.splitlines() if line.startswith("|teacher|8.00|finetuned|"))
+    low, high = map(float, row.split("|")[5].split("[")[1].rstrip("]").split(","))
+    assert (
+        row.split("|")[5].startswith("90.00 [") and abs(low - 85.8) < 1.2 and abs(high - 94.2) < 1.2
+    )
+    # student vs teacher, fine-tuned: 23 errors vs 20, 5 shared wrong ... the paired bootstrap
+    kws = paired_difference(at["teacher", "finetuned"], at["student", "finetuned"], "kws_accuracy")
+    errors = {k: np.array([int(i in made["wrong"][k]) for i in range(200)]) for k in made["wrong"]}
+    ref = paired_bootstrap(errors["teacher", "finetuned"], errors["student", "finetuned"],
+                           np.ones(200), n_boot=1000)  # fmt: skip
+    assert kws["delta"] == pytest.approx(-1.5)
+    assert (kws["low"], kws["high"]) == pytest.approx((-ref["delta_high"], -ref["delta_low"]))
+    assert kws["p_not_better"] == ref["p_not_better"]
+    # SV: the fine-tuned teacher separates better than the frozen one: significant
+    eer = paired_difference(at["teacher", "frozen"], at["teacher", "finetuned"], "eer")
+    assert eer["delta"] < 0 and eer["high"] < 0 and eer["p_not_better"] < 0.05
+    claims = paper_claims(rows)
+    assert "KWS accuracy -1.50 (88.50 vs 90.00; paired 95% CI of the difference [" in claims[0]
+    assert "significantly (p < 0.05) in " in claims[1]
+    assert "teacher joint KWS acc 90.00 vs 80.00 (p = 0.000)" in claims[1]
+    # the student's fine-tuned SV scores are its frozen ones, jittered: not significant
+    p = paired_difference(at["student", "frozen"], at["student", "finetuned"], "eer")[
+        "p_not_better"
+    ]
+    assert 0.05 < p < 0.95 and f"(p = {p:.3f})" in claims[1]
+
+
+def test_malformed_per_item_lines_name_the_file_and_line(tmp_path):
+    kws, sv = tmp_path / "kws_predictions.txt", tmp_path / "sv_scores.txt"
+    kws.write_text("u1\tyes\tno\nu2\tyes\n")
+    sv.write_text("a b 0.5 target\na c 0.1 impostor\n")
+    with pytest.raises(
+        ValueError, match="kws_predictions.txt:2: expected 'id<TAB>label<TAB>predicted'"
+    ):
+        read_kws_predictions(kws)
+    with pytest.raises(ValueError, match="sv_scores.txt:2: expected 'enrol test score target"):
+        read_sv_scores(sv)

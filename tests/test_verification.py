@@ -9,7 +9,12 @@ from scipy.interpolate import interp1d
 from scipy.optimize import brentq
 from sklearn.metrics import roc_curve
 
-from espnet_distill.score.verification import equal_error_rate, error_rates, min_dcf
+from espnet_distill.score.verification import (
+    bootstrap_eers,
+    equal_error_rate,
+    error_rates,
+    min_dcf,
+)
 
 # sorted by score: T T N T N N N
 SCORES = np.array([0.9, 0.8, 0.4, 0.7, 0.3, 0.2, 0.1])
@@ -54,3 +59,24 @@ def test_matches_the_roc_computation_on_random_trials():
         assert equal_error_rate(scores, labels) == pytest.approx(reference, abs=1e-9)
         costs = 0.01 * (1 - tpr) + 0.99 * fpr
         assert min_dcf(scores, labels) == pytest.approx(costs.min() / 0.01)
+
+
+def test_bootstrap_eers_are_paired_stratified_and_spread_like_the_binomial():
+    rng = np.random.default_rng(1)
+    labels = np.r_[np.ones(400, bool), np.zeros(1600, bool)]
+    good = rng.normal(labels * 2.0, 1.0)
+    eers = bootstrap_eers([good, good, good + 1e-9 * rng.random(2000), -good], labels, n_boot=300)
+    assert eers.shape == (300, 4)
+    np.testing.assert_array_equal(eers[:, 0], eers[:, 1])  # the same resamples for every system
+    assert np.abs(eers[:, 0] - eers[:, 2]).max() < 0.01
+    # stratified: every resample has both kinds of trial (else equal_error_rate would raise),
+    # centred on the full list's EER, with about the binomial spread of an error rate on
+    # the ~400 targets and ~1600 non-targets the EER is read from
+    eer = equal_error_rate(good, labels)
+    assert abs(eers[:, 0].mean() - eer) < 0.01
+    binomial = np.sqrt(eer * (1 - eer) * (1 / 400 + 1 / 1600) / 4)
+    assert 0.5 * binomial < eers[:, 0].std() < 2 * binomial
+    assert (eers[:, 3] > 0.8).all()  # a reversed scorer stays reversed
+    assert (bootstrap_eers([[3, 2, 1, 0]], [1, 1, 0, 0], n_boot=50) == 0).all()  # separable
+    with pytest.raises(ValueError, match="3 scores for 4 trials"):
+        bootstrap_eers([[1, 2, 3]], [1, 0, 1, 0])

@@ -1,6 +1,8 @@
 """kws_sv1 stage 4: the results table ({teacher, student} x {frozen, fine-tuned} x {single-task,
 joint}: upstream parameters, KWS accuracy, SV EER and minDCF), the DET curves (PNG) and
 RESULTS.md, from ``<finetune-dir>/<upstream>/<frozen|finetuned>/<kws|sv|joint>/results.json``.
+Where a system dir has its per-item scores (``kws_predictions.txt``, ``sv_scores.txt``), the
+table gets 95% bootstrap intervals and the findings paired bootstrap tests of each difference.
 
 Usage:
     python -m espnet_distill.bin.kws_sv_results --finetune-dir exp/demo/finetune \\
@@ -14,13 +16,96 @@ import json
 import sys
 from pathlib import Path
 
+import numpy as np
 from scipy.stats import norm
 
 from espnet_distill.score.results import environment
+from espnet_distill.score.verification import bootstrap_eers
+from espnet_distill.score.wer import bootstrap_ci, paired_bootstrap
+from espnet_distill.ssl.downstream import KWS_PREDICTIONS, SV_SCORES
 from espnet_distill.utils import atomic_write_text, setup_logging
 
 MODES = ("frozen", "finetuned")
 SETUPS = ("kws", "sv", "joint")
+N_BOOT = 1000
+
+
+def read_kws_predictions(path: Path) -> dict[str, int]:
+    """``kws_predictions.txt``: utterance id -> 1 if misclassified, else 0."""
+    wrong = {}
+    for n, line in enumerate(path.read_text().splitlines(), 1):
+        fields = line.split("\t")
+        if len(fields) != 3:
+            raise ValueError(f"{path}:{n}: expected 'id<TAB>label<TAB>predicted', got {line!r}")
+        wrong[fields[0]] = int(fields[1] != fields[2])
+    return wrong
+
+
+def read_sv_scores(path: Path) -> dict[tuple[str, str], tuple[float, bool]]:
+    """``sv_scores.txt``: (enrolment, test) -> (score, is a target trial)."""
+    trials = {}
+    for n, line in enumerate(path.read_text().splitlines(), 1):
+        fields = line.split()
+        if len(fields) != 4 or fields[3] not in ("target", "nontarget"):
+            raise ValueError(
+                f"{path}:{n}: expected 'enrol test score target|nontarget', got {line!r}"
+            )
+        trials[fields[0], fields[1]] = (float(fields[2]), fields[3] == "target")
+    return trials
+
+
+def kws_interval(row: dict) -> tuple[float, float] | None:
+    """95% bootstrap interval of the KWS accuracy (%), test utterances resampled."""
+    if "kws_items" not in row:
+        return None
+    lo, hi = bootstrap_ci(np.array(list(row["kws_items"].values())),
+                          np.ones(len(row["kws_items"])), n_boot=N_BOOT)  # fmt: skip
+    return 100 - hi, 100 - lo
+
+
+def _paired_eers(rows: list[dict]) -> np.ndarray | None:
+    """Bootstrap EERs (%) of ``rows`` on their shared trials, paired; None unless all have the
+    same scored trials."""
+    if any("sv_items" not in r for r in rows) or any(
+        r["sv_items"].keys() != rows[0]["sv_items"].keys() for r in rows
+    ):
+        return None
+    keys = sorted(rows[0]["sv_items"])
+    labels = np.array([rows[0]["sv_items"][k][1] for k in keys])
+    return 100 * bootstrap_eers([np.array([r["sv_items"][k][0] for k in keys]) for r in rows], labels,
+                                n_boot=N_BOOT)  # fmt: skip
+
+
+def eer_interval(row: dict) -> tuple[float, float] | None:
+    """95% bootstrap interval of the EER (%), trials resampled (stratified)."""
+    eers = _paired_eers([row])
+    return None if eers is None else tuple(np.percentile(eers[:, 0], [2.5, 97.5]).tolist())
+
+
+def paired_difference(a: dict, b: dict, key: str) -> dict[str, float] | None:
+    """``b`` - ``a`` on ``key`` (kws_accuracy or eer, points) with its paired 95% bootstrap
+    interval and ``p_not_better``: the share of resamples where ``b`` is not better than ``a``;
+    None without both systems' per-item scores on the same items."""
+    if key == "kws_accuracy":
+        if (
+            "kws_items" not in a
+            or "kws_items" not in b
+            or a["kws_items"].keys() != b["kws_items"].keys()
+        ):
+            return None
+        ids = sorted(a["kws_items"])
+        r = paired_bootstrap(np.array([a["kws_items"][i] for i in ids]), np.array([b["kws_items"][i] for i in ids]),
+                             np.ones(len(ids)), n_boot=N_BOOT)  # fmt: skip
+        # error-rate difference -> accuracy difference
+        return {"delta": b[key] - a[key], "low": -r["delta_high"], "high": -r["delta_low"],
+                "p_not_better": r["p_not_better"]}  # fmt: skip
+    eers = _paired_eers([a, b])
+    if eers is None:
+        return None
+    diff = eers[:, 1] - eers[:, 0]
+    low, high = np.percentile(diff, [2.5, 97.5])
+    return {"delta": b[key] - a[key], "low": float(low), "high": float(high),
+            "p_not_better": float((diff >= 0).mean())}  # fmt: skip
 
 
 def collect(finetune_dir: Path, upstreams: list[str], modes: list[str] = MODES,
@@ -32,8 +117,13 @@ def collect(finetune_dir: Path, upstreams: list[str], modes: list[str] = MODES,
             for setup in setups:
                 path = finetune_dir / upstream / mode / setup / "results.json"
                 if path.is_file():
-                    rows.append({"upstream": upstream, "mode": mode, "setup": setup,
-                                 **json.loads(path.read_text())})  # fmt: skip
+                    row = {"upstream": upstream, "mode": mode, "setup": setup,
+                           **json.loads(path.read_text())}  # fmt: skip
+                    if (path.parent / KWS_PREDICTIONS).is_file():
+                        row["kws_items"] = read_kws_predictions(path.parent / KWS_PREDICTIONS)
+                    if (path.parent / SV_SCORES).is_file():
+                        row["sv_items"] = read_sv_scores(path.parent / SV_SCORES)
+                    rows.append(row)
                 else:
                     missing.append(str(path))
     if missing:
@@ -43,11 +133,16 @@ def collect(finetune_dir: Path, upstreams: list[str], modes: list[str] = MODES,
 
 
 def markdown_table(rows: list[dict]) -> str:
-    lines = ["|upstream|params (M)|upstream|training|KWS accuracy (%)|SV EER (%)|SV minDCF (0.01)|",
-             "|---|---|---|---|---|---|---|"]  # fmt: skip
+    """The table; scores with per-item files get their 95% bootstrap interval in brackets."""
+    lines = ["|upstream|params (M)|upstream|training|KWS accuracy (%) [95% CI]|SV EER (%) [95% CI]|"
+             "SV minDCF (0.01)|", "|---|---|---|---|---|---|---|"]  # fmt: skip
+
+    def cell(value: float, interval: tuple[float, float] | None) -> str:
+        return f"{value:.2f}" + (f" [{interval[0]:.1f}, {interval[1]:.1f}]" if interval else "")
+
     for r in rows:
-        kws = f"{r['kws_accuracy']:.2f}" if "kws_accuracy" in r else "-"
-        eer = f"{r['eer']:.2f}" if "eer" in r else "-"
+        kws = cell(r["kws_accuracy"], kws_interval(r)) if "kws_accuracy" in r else "-"
+        eer = cell(r["eer"], eer_interval(r)) if "eer" in r else "-"
         dcf = f"{r['min_dcf']:.3f}" if "min_dcf" in r else "-"
         training = "joint KWS+SV" if r["setup"] == "joint" else f"{r['setup'].upper()} only"
         lines.append(f"|{r['upstream']}|{r['upstream_parameters'] / 1e6:.2f}|{r['mode']}|"
@@ -67,14 +162,18 @@ def paper_claims(rows: list[dict], teacher: str = "teacher") -> list[str]:
             continue
         parts = [f"{r['upstream_parameters'] / t['upstream_parameters']:.0%} of the teacher's "
                  "parameters"]  # fmt: skip
-        if "kws_accuracy" in r:
-            parts.append(f"KWS accuracy {r['kws_accuracy'] - t['kws_accuracy']:+.2f} "
-                         f"({r['kws_accuracy']:.2f} vs {t['kws_accuracy']:.2f})")  # fmt: skip
-        if "eer" in r:
-            parts.append(f"EER {r['eer'] - t['eer']:+.2f} ({r['eer']:.2f} vs {t['eer']:.2f})")
+        for key, label in (("kws_accuracy", "KWS accuracy"), ("eer", "EER")):
+            if key in r and key in t:
+                d = paired_difference(t, r, key)
+                ci = (
+                    f"; paired 95% CI of the difference [{d['low']:+.2f}, {d['high']:+.2f}]"
+                    if d
+                    else ""
+                )
+                parts.append(f"{label} {r[key] - t[key]:+.2f} ({r[key]:.2f} vs {t[key]:.2f}{ci})")
         lines.append(f"- {name} vs {teacher}, joint and fine-tuned (paper: about 25% of the size, "
                      f"KWS accuracy -0.1, EER +0.9): " + ", ".join(parts) + ".")  # fmt: skip
-    wins, total, cases = 0, 0, []
+    wins, total, tested, significant, cases = 0, 0, 0, 0, []
     for (name, mode, setup), r in at.items():
         frozen = at.get((name, "frozen", setup))
         if mode != "finetuned" or frozen is None:
@@ -83,11 +182,18 @@ def paper_claims(rows: list[dict], teacher: str = "teacher") -> list[str]:
             if key in r and key in frozen:
                 better = r[key] > frozen[key] if higher else r[key] < frozen[key]
                 wins, total = wins + better, total + 1
+                d = paired_difference(frozen, r, key)
+                if d is not None:
+                    tested, significant = tested + 1, significant + (d["p_not_better"] < 0.05)
                 cases.append(f"{name} {setup} {label} {r[key]:.2f} vs {frozen[key]:.2f}"
-                             + ("" if better else " (not)"))  # fmt: skip
+                             + ("" if better else " (not)")
+                             + (f" (p = {d['p_not_better']:.3f})" if d else ""))  # fmt: skip
     if total:
+        sig = (
+            f", significantly (p < 0.05) in {significant} of the {tested} tested" if tested else ""
+        )
         lines.append(f"- Fine-tuned vs frozen (paper: fine-tuning clearly better): better in "
-                     f"{wins} of {total} comparisons: " + "; ".join(cases) + ".")  # fmt: skip
+                     f"{wins} of {total} comparisons{sig}: " + "; ".join(cases) + ".")  # fmt: skip
     return lines
 
 
@@ -155,7 +261,11 @@ def main(argv: list[str] | None = None) -> int:
                 "and the layer weights are trained; fine-tuned: the upstream too. Joint: one model "
                 "for both tasks.", "", table, "", args.notes, "",
                 *(["## The paper's findings in this run", "",
-                   "Direction only (one seed, small test sets).", "", *claims, ""]
+                   "Differences with paired bootstrap tests where the systems' per-item scores "
+                   "exist (KWS: test utterances resampled; SV: trials, stratified, resampled; "
+                   f"{N_BOOT} resamples; p: the share where the claimed-better system is not "
+                   "better). SV trials share speakers, so its intervals are a lower bound; one "
+                   "training seed per system.", "", *claims, ""]
                   if claims else []),
                 f"![DET curves]({plot})" if plot.is_file() else "", ""]  # fmt: skip
         atomic_write_text(args.results_file, "\n".join(body))

@@ -53,3 +53,23 @@ def min_dcf(scores: np.ndarray, labels: np.ndarray, p_target: float = 0.01,
     p_miss, p_fa = error_rates(scores, labels)
     cost = c_miss * p_miss * p_target + c_fa * p_fa * (1 - p_target)
     return float(cost.min() / min(c_miss * p_target, c_fa * (1 - p_target)))
+
+
+def bootstrap_eers(score_sets: list[np.ndarray], labels: np.ndarray, n_boot: int = 1000,
+                   seed: int = 0) -> np.ndarray:  # fmt: skip
+    """EERs (fractions) of systems scored on the same trials, over ``n_boot`` resamples of the
+    trials, stratified (targets and non-targets resampled apart, so each resample keeps both
+    counts) and shared by the systems (paired): an array (n_boot, len(score_sets)). Trials that
+    share speakers are not independent: the spread this gives is a lower bound."""
+    labels = np.asarray(labels).astype(bool)
+    scores = np.stack([np.asarray(s, dtype=np.float64) for s in score_sets])
+    if scores.shape[1] != labels.shape[0]:
+        raise ValueError(f"{scores.shape[1]} scores for {labels.shape[0]} trials")
+    rng = np.random.default_rng(seed)
+    target, nontarget = np.flatnonzero(labels), np.flatnonzero(~labels)
+    out = np.empty((n_boot, len(score_sets)))
+    for b in range(n_boot):
+        idx = np.r_[rng.choice(target, len(target)), rng.choice(nontarget, len(nontarget))]
+        for k in range(len(score_sets)):
+            out[b, k] = equal_error_rate(scores[k, idx], labels[idx])
+    return out

@@ -49,6 +49,8 @@ from espnet_distill.utils import atomic_write_text
 log = logging.getLogger(__name__)
 
 TASKS = ("kws", "sv")
+KWS_PREDICTIONS = "kws_predictions.txt"  # per KWS test utterance: id, label, predicted class
+SV_SCORES = "sv_scores.txt"  # per trial: enrolment, test, cosine score, target | nontarget
 DEFAULT_CONFIG = {
     "tasks": ["kws", "sv"],
     "freeze_upstream": True,
@@ -252,18 +254,16 @@ def _fit(
 
 
 @torch.no_grad()
-def keyword_accuracy(module: KwsSvModule, cuts: CutSet, labels: dict[str, str],
-                     max_duration: float = 60) -> float:  # fmt: skip
-    """Percent of ``cuts`` whose argmax class is their label."""
+def keyword_predictions(
+    module: KwsSvModule, cuts: CutSet, max_duration: float = 60
+) -> dict[str, str]:
+    """The argmax class of each of ``cuts``, by cut id."""
     module.eval()
-    correct = total = 0
+    predicted = {}
     for batch in make_audio_loader(cuts, max_duration, False):
         pred = module.keyword_logits(batch["audio"], batch["lengths"]).argmax(-1).tolist()
-        correct += sum(
-            module.keywords[p] == labels[i] for p, i in zip(pred, batch["ids"], strict=True)
-        )
-        total += len(pred)
-    return 100.0 * correct / max(total, 1)
+        predicted.update(zip(batch["ids"], (module.keywords[p] for p in pred), strict=True))
+    return predicted
 
 
 @torch.no_grad()
@@ -285,7 +285,8 @@ def trial_scores(module: KwsSvModule, cuts: CutSet, trials: list[tuple[int, str,
 def fine_tune(upstream: nn.Module, config: dict, exp_dir: Path, data: dict, ngpu: int = 0) -> dict:
     """Train (or resume) and score one system; ``data``: {"kws_train", "kws_test": CutSet,
     "sv_train", "sv_test": CutSet, "trials": [(label, enrol, test)]} (the tasks' entries only).
-    Writes ``exp_dir/results.json`` (and ``sv_scores.txt``) and returns the results."""
+    Writes ``exp_dir/results.json`` (and the per-item scores: ``kws_predictions.txt``, ``id label
+    predicted`` per test utterance; ``sv_scores.txt``, per trial) and returns the results."""
     config = merge_config(DEFAULT_CONFIG, config)
     results_file = exp_dir / "results.json"
     if begin_run(exp_dir, config, results_file.name):
@@ -321,7 +322,11 @@ def fine_tune(upstream: nn.Module, config: dict, exp_dir: Path, data: dict, ngpu
         unknown = {lab for lab in test_labels.values() if lab not in keywords}
         if unknown:
             raise ValueError(f"test keyword classes not in training: {sorted(unknown)}")
-        results["kws_accuracy"] = round(keyword_accuracy(module, test_cuts, test_labels), 2)
+        predicted = keyword_predictions(module, test_cuts)
+        correct = sum(predicted[i] == label for i, label in test_labels.items())
+        results["kws_accuracy"] = round(100.0 * correct / max(len(test_labels), 1), 2)
+        atomic_write_text(exp_dir / KWS_PREDICTIONS, "".join(
+            f"{i}\t{label}\t{predicted[i]}\n" for i, label in sorted(test_labels.items())))  # fmt: skip
     if "sv" in config["tasks"]:
         scores = trial_scores(module, data["sv_test"], data["trials"])
         target = np.array([t for t, _, _ in data["trials"]])
@@ -329,7 +334,7 @@ def fine_tune(upstream: nn.Module, config: dict, exp_dir: Path, data: dict, ngpu
         results["min_dcf"] = round(min_dcf(scores, target, p_target=0.01), 4)
         p_miss, p_fa = error_rates(scores, target)
         results["det"] = {"p_miss": p_miss.round(5).tolist(), "p_fa": p_fa.round(5).tolist()}
-        atomic_write_text(exp_dir / "sv_scores.txt", "".join(
+        atomic_write_text(exp_dir / SV_SCORES, "".join(
             f"{a} {b} {s:.6f} {'target' if t else 'nontarget'}\n"
             for (t, a, b), s in zip(data["trials"], scores, strict=True)))  # fmt: skip
     atomic_write_text(results_file, json.dumps(results))
