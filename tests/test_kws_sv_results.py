@@ -70,7 +70,7 @@ def _per_item_files(tmp_path) -> dict:
         ("teacher", "frozen"): set(range(40)), ("teacher", "finetuned"): set(range(20)),
         ("student", "frozen"): set(range(60)), ("student", "finetuned"): set(range(15, 38)),
     }  # fmt: skip
-    separation = {("teacher", "frozen"): 1.0, ("teacher", "finetuned"): 2.5,
+    separation = {("teacher", "frozen"): 1.0, ("teacher", "finetuned"): 4.0,
                   ("student", "frozen"): 2.0, ("student", "finetuned"): None}  # fmt: skip
     scores = {}
     for (upstream, mode), bad in wrong.items():
@@ -120,6 +120,11 @@ def test_per_item_scores_give_intervals_and_paired_tests(tmp_path):
     assert eer["delta"] < 0 and eer["high"] < 0 and eer["p_not_better"] < 0.05
     claims = paper_claims(rows)
     assert "KWS accuracy -1.50 (88.50 vs 90.00; paired 95% CI of the difference [" in claims[0]
+    assert f"[{kws['low']:+.2f}, {kws['high']:+.2f}]: no significant difference)" in claims[0]
+    # the fine-tuned student's SV is its frozen one's (separation 2.0) against the fine-tuned
+    # teacher's 4.0: worse, and the interval says so
+    eer_gap = paired_difference(at["teacher", "finetuned"], at["student", "finetuned"], "eer")
+    assert eer_gap["low"] > 0 and f"{eer_gap['high']:+.2f}]: significantly worse)" in claims[0]
     assert "significantly (p < 0.05) in " in claims[1]
     assert "teacher joint KWS acc 90.00 vs 80.00 (p = 0.000)" in claims[1]
     # the student's fine-tuned SV scores are its frozen ones, jittered: not significant

@@ -162,14 +162,16 @@ def paper_claims(rows: list[dict], teacher: str = "teacher") -> list[str]:
             continue
         parts = [f"{r['upstream_parameters'] / t['upstream_parameters']:.0%} of the teacher's "
                  "parameters"]  # fmt: skip
-        for key, label in (("kws_accuracy", "KWS accuracy"), ("eer", "EER")):
+        for key, label, higher in (("kws_accuracy", "KWS accuracy", True), ("eer", "EER", False)):
             if key in r and key in t:
                 d = paired_difference(t, r, key)
-                ci = (
-                    f"; paired 95% CI of the difference [{d['low']:+.2f}, {d['high']:+.2f}]"
-                    if d
-                    else ""
-                )
+                ci = ""
+                if d:
+                    lo, hi = (d["low"], d["high"]) if higher else (-d["high"], -d["low"])
+                    verdict = ("significantly better" if lo > 0 else "significantly worse" if hi < 0
+                               else "no significant difference")  # fmt: skip
+                    ci = (f"; paired 95% CI of the difference [{d['low']:+.2f}, {d['high']:+.2f}]: "
+                          f"{verdict}")  # fmt: skip
                 parts.append(f"{label} {r[key] - t[key]:+.2f} ({r[key]:.2f} vs {t[key]:.2f}{ci})")
         lines.append(f"- {name} vs {teacher}, joint and fine-tuned (paper: about 25% of the size, "
                      f"KWS accuracy -0.1, EER +0.9): " + ", ".join(parts) + ".")  # fmt: skip
