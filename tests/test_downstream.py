@@ -11,10 +11,44 @@ import torch
 from lhotse import CutSet, load_manifest
 
 from espnet_distill.data.kws_sv import prepare_speech_commands, prepare_voxceleb1, read_trials
-from espnet_distill.ssl.downstream import AamSoftmax, fine_tune, keyword_cuts, mean_std_pool
+from espnet_distill.ssl.downstream import (
+    AamSoftmax,
+    fine_tune,
+    keyword_cuts,
+    kws_class_weights,
+    mean_std_pool,
+)
 from espnet_distill.ssl.hubert import HubertModel
 
 from .test_hubert import tiny_config
+
+
+def test_kws_class_weights_make_every_class_weigh_the_same():
+    # Speech Commands' 12-class training: 1500 _unknown_, 120 of each word, 400 silence windows
+    counts = {"_unknown_": 1500, "_silence_": 400, **{w: 120 for w in ("yes", "no")}}
+    keywords = ["_silence_", "_unknown_", "no", "yes"]
+    w = kws_class_weights(keywords, counts)
+    total = 1500 + 400 + 240
+    assert w.tolist() == pytest.approx([total / (4 * n) for n in (400, 1500, 120, 120)])
+    # each class's total weight over the training clips is the same: total / 4
+    assert [w[i].item() * counts[k] for i, k in enumerate(keywords)] == pytest.approx(
+        [total / 4] * 4
+    )
+    # the weighted loss of a batch holding the classes in the training proportions equals the
+    # plain mean of the per-class mean losses (the balanced objective)
+    logits = torch.randn(4, 4)
+    per_class = [
+        torch.nn.functional.cross_entropy(logits[i : i + 1], torch.tensor([i])) for i in range(4)
+    ]
+    batch_logits = torch.cat(
+        [logits[i : i + 1].repeat(counts[k] // 20, 1) for i, k in enumerate(keywords)]
+    )
+    batch_target = torch.cat([torch.full((counts[k] // 20,), i) for i, k in enumerate(keywords)])
+    weighted = torch.nn.functional.cross_entropy(batch_logits, batch_target, weight=w)
+    assert weighted.item() == pytest.approx(torch.stack(per_class).mean().item(), rel=1e-5)
+    assert kws_class_weights(keywords, None).tolist() == [1.0] * 4
+    with pytest.raises(ValueError, match=r"no training clips of keyword class\(es\) \['yes'\]"):
+        kws_class_weights(keywords, {**counts, "yes": 0})
 
 
 def test_aam_softmax_target_logit_by_hand():

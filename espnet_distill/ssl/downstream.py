@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -54,7 +55,7 @@ SV_SCORES = "sv_scores.txt"  # per trial: enrolment, test, cosine score, target 
 DEFAULT_CONFIG = {
     "tasks": ["kws", "sv"],
     "freeze_upstream": True,
-    "kws": {"task": "12class", "hidden": 256, "loss_weight": 1.0},
+    "kws": {"task": "12class", "hidden": 256, "loss_weight": 1.0, "class_balance": True},
     "sv": {"hidden": 256, "embedding": 128, "margin": 0.2, "scale": 30.0, "loss_weight": 1.0,
            "crop_seconds": 3.0},
     "optim": {"lr": 1e-3, "upstream_lr": 5e-5, "weight_decay": 0.0, "warmup_steps": 100},
@@ -130,11 +131,27 @@ class AamSoftmax(nn.Module):
         return nn.functional.cross_entropy(self.logits(emb, target), target)
 
 
+def kws_class_weights(keywords: list[str], counts: dict[str, int] | None) -> torch.Tensor:
+    """Cross-entropy weights of the keyword classes: total / (classes x count), so that every
+    class weighs as much in the loss whatever its share of the training clips (Speech Commands'
+    12-class training set is more than half ``_unknown_``; SUPERB balances it by sampling); all
+    ones without ``counts``."""
+    if counts is None:
+        return torch.ones(len(keywords))
+    missing = [k for k in keywords if not counts.get(k)]
+    if missing:
+        raise ValueError(f"no training clips of keyword class(es) {missing}")
+    total = sum(counts[k] for k in keywords)
+    return torch.tensor(
+        [total / (len(keywords) * counts[k]) for k in keywords], dtype=torch.float32
+    )
+
+
 class KwsSvModule(FaultTolerantModule):
     """An upstream with a KWS head, an SV head, or both (see the module docstring)."""
 
     def __init__(self, upstream: nn.Module, config: dict, keywords: list[str], speakers: list[str],
-                 total_steps: int = 1) -> None:  # fmt: skip
+                 total_steps: int = 1, keyword_counts: dict[str, int] | None = None) -> None:  # fmt: skip
         super().__init__()
         self.configure_faults(config["train"])
         self.config, self.total_steps = config, total_steps
@@ -153,6 +170,8 @@ class KwsSvModule(FaultTolerantModule):
         self.featurizers = nn.ModuleDict({t: WeightedSum(layers) for t in self.tasks})
         if "kws" in self.tasks:
             self.kws_head = KwsHead(dim, len(keywords), config["kws"]["hidden"])
+            self.register_buffer("kws_class_weight", kws_class_weights(
+                keywords, keyword_counts if config["kws"].get("class_balance") else None))  # fmt: skip
         if "sv" in self.tasks:
             sv = config["sv"]
             self.sv_head = SpeakerEmbedding(dim, sv["hidden"], sv["embedding"])
@@ -184,7 +203,7 @@ class KwsSvModule(FaultTolerantModule):
                 [self.keywords.index(lab) for lab in b["labels"]], device=self.device
             )
             losses["kws"] = nn.functional.cross_entropy(
-                self.keyword_logits(b["audio"], b["lengths"]), target
+                self.keyword_logits(b["audio"], b["lengths"]), target, weight=self.kws_class_weight
             )
         if batch.get("sv") is not None:
             b = batch["sv"]
@@ -308,7 +327,10 @@ def fine_tune(upstream: nn.Module, config: dict, exp_dir: Path, data: dict, ngpu
     for dl in loaders.values():
         dl.sampler.set_epoch(0)
         steps = max(steps, sum(1 for _ in dl.sampler))
-    module = KwsSvModule(upstream, config, keywords, speakers, steps * tc["max_epochs"])
+    keyword_counts = Counter(loaders["kws"].labels.values()) if "kws" in loaders else None
+    module = KwsSvModule(
+        upstream, config, keywords, speakers, steps * tc["max_epochs"], keyword_counts
+    )
     log.info("tasks %s, upstream %s: %.2fM upstream parameters, %.2fM in the heads; %d steps an epoch",
              "+".join(config["tasks"]), "frozen" if module.frozen else "fine-tuned",
              upstream_parameters(upstream) / 1e6,
