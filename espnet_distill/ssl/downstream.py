@@ -55,9 +55,11 @@ SV_SCORES = "sv_scores.txt"  # per trial: enrolment, test, cosine score, target 
 DEFAULT_CONFIG = {
     "tasks": ["kws", "sv"],
     "freeze_upstream": True,
-    "kws": {"task": "12class", "hidden": 256, "loss_weight": 1.0, "class_balance": True},
+    # a task's max_duration (seconds a batch) overrides train.max_duration for its loader
+    "kws": {"task": "12class", "hidden": 256, "loss_weight": 1.0, "class_balance": True,
+            "max_duration": None},
     "sv": {"hidden": 256, "embedding": 128, "margin": 0.2, "scale": 30.0, "loss_weight": 1.0,
-           "crop_seconds": 3.0},
+           "crop_seconds": 3.0, "max_duration": None},
     "optim": {"lr": 1e-3, "upstream_lr": 5e-5, "weight_decay": 0.0, "warmup_steps": 100},
     "train": {"max_epochs": 5, "max_duration": 60, "seed": 1234, "grad_clip": 5.0,
               "num_workers": 0, "num_threads": 0},
@@ -315,12 +317,14 @@ def fine_tune(upstream: nn.Module, config: dict, exp_dir: Path, data: dict, ngpu
     if "kws" in config["tasks"]:
         train_cuts, labels = keyword_cuts(data["kws_train"], config["kws"]["task"])
         keywords = sorted(set(labels.values()))
-        loaders["kws"] = LabelledLoader(make_audio_loader(train_cuts, tc["max_duration"], True, tc["seed"],
+        batch = config["kws"].get("max_duration") or tc["max_duration"]
+        loaders["kws"] = LabelledLoader(make_audio_loader(train_cuts, batch, True, tc["seed"],
                                                           num_workers=tc["num_workers"]), labels)  # fmt: skip
     if "sv" in config["tasks"]:
         labels = speaker_labels(data["sv_train"])
         speakers = sorted(set(labels.values()))
-        loaders["sv"] = LabelledLoader(make_audio_loader(data["sv_train"], tc["max_duration"], True, tc["seed"],
+        batch = config["sv"].get("max_duration") or tc["max_duration"]
+        loaders["sv"] = LabelledLoader(make_audio_loader(data["sv_train"], batch, True, tc["seed"],
                                                          crop_seconds=config["sv"]["crop_seconds"],
                                                          num_workers=tc["num_workers"]), labels)  # fmt: skip
     steps = 0
