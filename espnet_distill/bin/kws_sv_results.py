@@ -21,7 +21,7 @@ from scipy.stats import norm
 
 from espnet_distill.score.results import environment
 from espnet_distill.score.verification import bootstrap_eers
-from espnet_distill.score.wer import bootstrap_ci, paired_bootstrap
+from espnet_distill.score.wer import bootstrap_ci, paired_bootstrap_by_id
 from espnet_distill.ssl.downstream import KWS_PREDICTIONS, SV_SCORES
 from espnet_distill.utils import atomic_write_text, setup_logging
 
@@ -87,15 +87,12 @@ def paired_difference(a: dict, b: dict, key: str) -> dict[str, float] | None:
     interval and ``p_not_better``: the share of resamples where ``b`` is not better than ``a``;
     None without both systems' per-item scores on the same items."""
     if key == "kws_accuracy":
-        if (
-            "kws_items" not in a
-            or "kws_items" not in b
-            or a["kws_items"].keys() != b["kws_items"].keys()
-        ):
+        if "kws_items" not in a or "kws_items" not in b:
             return None
-        ids = sorted(a["kws_items"])
-        r = paired_bootstrap(np.array([a["kws_items"][i] for i in ids]), np.array([b["kws_items"][i] for i in ids]),
-                             np.ones(len(ids)), n_boot=N_BOOT)  # fmt: skip
+        r = paired_bootstrap_by_id({u: (e, 1) for u, e in a["kws_items"].items()},
+                                   {u: (e, 1) for u, e in b["kws_items"].items()}, n_boot=N_BOOT)  # fmt: skip
+        if r is None:
+            return None
         # error-rate difference -> accuracy difference
         return {"delta": b[key] - a[key], "low": -r["delta_high"], "high": -r["delta_low"],
                 "p_not_better": r["p_not_better"]}  # fmt: skip

@@ -135,6 +135,17 @@ def paired_bootstrap(errors_base: np.ndarray, errors_sys: np.ndarray, words: np.
             "p_not_better": float((delta >= 0).mean())}  # fmt: skip
 
 
+def paired_bootstrap_by_id(base: dict[str, tuple[int, int]], system: dict[str, tuple[int, int]],
+                           n_boot: int = 1000, seed: int = 0) -> dict[str, float] | None:  # fmt: skip
+    """:func:`paired_bootstrap` of two systems' per-item (errors, reference length), keyed by
+    item id; None unless both scored the same items."""
+    if base.keys() != system.keys():
+        return None
+    ids = sorted(base)
+    return paired_bootstrap(np.array([base[i][0] for i in ids]), np.array([system[i][0] for i in ids]),
+                            np.array([base[i][1] for i in ids]), n_boot=n_boot, seed=seed)  # fmt: skip
+
+
 def sclite_block(u: UttScore) -> str:
     """One utterance as in sclite's ``pra`` output."""
     ref_row, hyp_row, eval_row = [], [], []

@@ -6,12 +6,11 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 import yaml
 from torch import nn
 
-from espnet_distill.score.wer import paired_bootstrap
+from espnet_distill.score.wer import paired_bootstrap_by_id
 from espnet_distill.ssl.hubert import count_parameters
 from espnet_distill.ssl.probe import TEST_SCORES
 
@@ -106,14 +105,11 @@ def paired_significance(probe_dir: Path, task: str, better: str, worse: str) -> 
     if not all(p.is_file() for p in paths):
         return None
     a, b = (read_test_scores(p) for p in paths)
-    if a.keys() != b.keys():
+    r = paired_bootstrap_by_id(b, a, n_boot=2000)
+    if r is None:
         return None
-    ids = sorted(a)
-    lengths = np.array([a[u][1] for u in ids])
-    r = paired_bootstrap(np.array([b[u][0] for u in ids]), np.array([a[u][0] for u in ids]),
-                         lengths, n_boot=2000)  # fmt: skip
     p = r["p_not_better"]
-    span = f"{len(ids)} test utterances, p = {p:.3f}"
+    span = f"{len(a)} test utterances, p = {p:.3f}"
     if p < 0.05:
         return f"significant (paired bootstrap, {span})"
     if p > 0.95:
