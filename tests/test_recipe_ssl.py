@@ -22,7 +22,7 @@ def test_tiny_ssl_recipe_end_to_end(tiny_corpus, tmp_path):
         assert (exp / name / "model.pt").is_file(), name
         for task in ("asr", "pr", "sid"):
             result = yaml.safe_load((exp / "probe" / name / task / "result.yaml").read_text())
-            assert result["metric"] == {"asr": "WER", "pr": "PER", "sid": "accuracy"}[task]
+            assert result["metric"] == {"asr": "CER", "pr": "PER", "sid": "accuracy"}[task]
             assert result["skipped_cuts"] == 0, (name, task)  # new dev/test words pronounced too
             scores = (exp / "probe" / name / task / "test_scores.tsv").read_text().splitlines()
             assert len(scores) > 0 and all(len(s.split("\t")) == 3 for s in scores)
@@ -34,7 +34,7 @@ def test_tiny_ssl_recipe_end_to_end(tiny_corpus, tmp_path):
     assert rows["distilhubert"]["params_vs_teacher"] < 1.0
     assert (exp / "results" / "deep_vs_wide.png").is_file()
     results = (d / "RESULTS_tiny.md").read_text()
-    assert "|lstm_dkd|" in results and "CPU speed-up" in results
+    assert "|lstm_dkd|" in results and "CPU speed-up" in results and "ASR WER test" in results
     assert "(paired bootstrap, " in results  # the claims' test differences get a p-value
     again = _run(d)
     assert "Stage 4: exp/tiny/lstm_dkd/model.pt exists: skipping" in again

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+import re
 
+import pytest
 import torch
 from lhotse import CutSet
 
@@ -98,7 +100,7 @@ def _random_upstream_and_speaker_splits(tiny_features):
 
 def test_probes_train_on_a_frozen_upstream(tiny_features, caplog):
     """Speaker ID on the tiny corpus from a random upstream beats chance (voices differ in pitch
-    and channel); the ASR probe runs and scores WER (a random upstream learns little)."""
+    and channel); the ASR probe runs and scores CER and WER (a random upstream learns little)."""
     upstream, cuts, splits = _random_upstream_and_speaker_splits(tiny_features)
     sid = run_probe(upstream, "sid", splits, {"epochs": 8, "lr": 0.01, "max_duration": 30})
     uncached = run_probe(
@@ -110,8 +112,13 @@ def test_probes_train_on_a_frozen_upstream(tiny_features, caplog):
     assert abs(sum(sid["layer_weights"]) - 1) < 1e-2 and len(sid["layer_weights"]) == 4
     with caplog.at_level(logging.INFO, logger="espnet_distill.ssl.probe"):
         asr = run_probe(upstream, "asr", splits, {"epochs": 1, "max_duration": 30, "hidden": 16})
-    assert asr["metric"] == "WER" and asr["test"] >= 0 and len(asr["dev_by_epoch"]) == 1
-    # per test utterance: (id, errors, reference words), which add up to the test score
+    assert asr["metric"] == "CER" and asr["test"] >= 0 and len(asr["dev_by_epoch"]) == 1
+    assert set(asr["wer"]) == {"dev", "test"} and asr["wer"]["test"] >= 0
+    # the CER counts letters: each test utterance's reference length is its text's, spaces out
+    letters = {c.id: len(" ".join(s.text for s in c.supervisions).replace(" ", ""))
+               for c in splits["test"]}  # fmt: skip
+    assert {u: n for u, _, n in asr["test_utterances"]} == letters
+    # per test utterance: (id, errors, reference length), which add up to the test score
     for result, count in ((asr, lambda e, n: e), (sid, lambda e, n: n - e)):
         ids, errors, lengths = zip(*result["test_utterances"], strict=True)
         assert sorted(ids) == sorted(c.id for c in splits["test"])
@@ -141,6 +148,22 @@ def test_probe_resumes_from_its_checkpoint_to_the_same_result(tiny_features, tmp
     assert resumed == whole
     # killed after the last epoch's checkpoint, before result.yaml: the rerun only scores
     assert run_probe(upstream, "sid", splits, {**conf, "epochs": 4}, checkpoint=ckpt) == whole
+
+
+def test_probe_refuses_a_checkpoint_chosen_on_another_metric(tiny_features, tmp_path):
+    """An ASR checkpoint from before CER (no "metric": its epochs were chosen on WER) is not
+    resumed into a CER probe: the error names the file and the two metrics."""
+    upstream, _, splits = _random_upstream_and_speaker_splits(tiny_features)
+    ckpt = tmp_path / "checkpoint.pt"
+    conf = {"epochs": 1, "max_duration": 30, "hidden": 16}
+    run_probe(upstream, "asr", splits, conf, checkpoint=ckpt)
+    state = torch.load(ckpt, weights_only=False)
+    assert state["metric"] == "CER"
+    del state["metric"]
+    torch.save(state, ckpt)
+    message = f"{ckpt}: written by a probe selecting on WER, this one selects on CER"
+    with pytest.raises(ValueError, match=re.escape(message)):
+        run_probe(upstream, "asr", splits, {**conf, "epochs": 2}, checkpoint=ckpt)
 
 
 def test_subset_hours_is_a_seeded_budget_of_audio():

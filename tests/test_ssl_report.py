@@ -51,6 +51,21 @@ def test_rows_hold_the_ratios_and_scores(tmp_path):
     assert "|lstm_dkd|1.00|0.12|8.0x|43.0 (46.0)|24.0 (25.0)|72.0 (70.0)|" in table
 
 
+def test_the_asr_probes_wer_gets_its_own_column(tmp_path):
+    """ASR results carrying the WER of their CER-chosen epoch add a column; rows without it
+    show a dash."""
+    for name, wer in (("teacher", {"dev": 95.5, "test": 97.3}), ("distilhubert", None)):
+        d = tmp_path / name / "asr"
+        d.mkdir(parents=True)
+        result = {"metric": "CER", "test": 40.0, "dev": 42.0, **({"wer": wer} if wer else {})}
+        (d / "result.yaml").write_text(yaml.safe_dump(result))
+    rows = results_rows(["teacher", "distilhubert"], PARAMS, SECONDS, tmp_path, ["asr", "pr"])
+    table = markdown_table(rows, ["asr", "pr"]).splitlines()
+    assert table[0].endswith("|ASR CER test (dev)|ASR WER test (dev)|PR  test (dev)|")
+    assert table[2].endswith("|40.0 (42.0)|97.3 (95.5)|-|")
+    assert table[3].endswith("|40.0 (42.0)|-|-|")
+
+
 def test_claims_follow_the_direction_of_each_comparison(tmp_path):
     claims = paper_claims(_rows(tmp_path), {"distilhubert": 2, "deep": 4, "wide": 1},
                           ["asr", "pr", "sid"])  # fmt: skip

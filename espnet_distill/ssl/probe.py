@@ -29,6 +29,9 @@ from espnet_distill.utils import atomic_output
 log = logging.getLogger(__name__)
 
 TASKS = ("asr", "pr", "sid")
+# ASR selects its epoch on CER and reports the WER too: on an hour of speech a small probe's WER
+# sits near 100%, where an empty output (100%) beats one that spells words half right (>100%)
+TASK_METRIC = {"asr": "CER", "pr": "PER", "sid": "accuracy"}
 TEST_SCORES = "test_scores.tsv"  # per test utterance: id, errors, reference length (probe_ssl)
 WORD_SEP = "|"
 
@@ -234,8 +237,9 @@ class Probe(nn.Module):
 def run_probe(upstream: nn.Module, task: str, splits: dict[str, CutSet], conf: dict,
               lexicon: dict | None = None, checkpoint: Path | None = None) -> dict:  # fmt: skip
     """Train the probe on ``splits["train"]`` (upstream frozen), keep the epoch best on "dev",
-    score "test". Returns {metric, dev, test, layer_weights, skipped, test_utterances: [(id,
-    errors, reference length)]}. With ``checkpoint``, the
+    score "test". Returns {metric (``TASK_METRIC``), dev, test, for ASR wer: {dev, test} of the
+    same epoch, layer_weights, skipped, test_utterances: [(id, errors, reference length)]}.
+    With ``checkpoint``, the
     state after each epoch is written there and a rerun resumes from it (same result as a run
     that was never interrupted)."""
     from espnet_distill.score.wer import score_corpus
@@ -308,11 +312,13 @@ def run_probe(upstream: nn.Module, task: str, splits: dict[str, CutSet], conf: d
                       for layer in range(len(group[0][1]))]  # fmt: skip
             yield states, lens, [g[0] for g in group]
 
-    def evaluate(name: str) -> tuple[float, list[tuple[str, int, int]]]:
-        """The split's score and, per utterance, (id, errors, reference length): for SID one
-        trial, wrong or right; for ASR / PR, edit errors and words / phones (paired tests)."""
+    def evaluate(name: str) -> tuple[float, list[tuple[str, int, int]], dict[str, float]]:
+        """The split's score, per utterance (id, errors, reference length) (for SID one trial,
+        wrong or right; for ASR / PR, edit errors and characters / phones: paired tests), and
+        secondary scores (ASR: the WER of the same output)."""
         probe.eval()
         hyps, refs, per_utt = {}, {}, []
+        words_hyp, words_ref = {}, {}
         with torch.no_grad():
             for states, lens, ids in upstream_batches(name):
                 out = probe(states, lens)
@@ -322,23 +328,36 @@ def run_probe(upstream: nn.Module, task: str, splits: dict[str, CutSet], conf: d
                         per_utt.append((cut_id, int(int(out[i].argmax()) != ref), 1))
                         continue
                     hyp = vocab.decode(CtcProbe.greedy(out[i : i + 1], lens[i : i + 1])[0])
-                    if task == "asr":
-                        refs[cut_id], hyps[cut_id] = words_of_chars(ref), words_of_chars(hyp)
-                    else:
-                        refs[cut_id], hyps[cut_id] = " ".join(ref), " ".join(hyp)
+                    if task == "asr":  # CER over the letters, the word separator left out
+                        words_ref[cut_id] = words_of_chars(ref)
+                        words_hyp[cut_id] = words_of_chars(hyp)
+                        ref, hyp = ([s for s in x if s != WORD_SEP] for x in (ref, hyp))
+                    refs[cut_id], hyps[cut_id] = " ".join(ref), " ".join(hyp)
         if task == "sid":
-            return 100.0 * sum(1 - e for _, e, _ in per_utt) / max(len(per_utt), 1), per_utt
+            score = 100.0 * sum(1 - e for _, e, _ in per_utt) / max(len(per_utt), 1)
+            return score, per_utt, {}
         scores = score_corpus(refs, hyps)
-        return scores.totals()["err"], [(u.id, u.errors, len(u.ref)) for u in scores.utts]
+        per_utt = [(u.id, u.errors, len(u.ref)) for u in scores.utts]
+        secondary = {}
+        if task == "asr":
+            secondary["WER"] = score_corpus(words_ref, words_hyp).totals()["err"]
+        return scores.totals()["err"], per_utt, secondary
 
-    best, best_state, history = None, None, []
+    metric = TASK_METRIC[task]
+    best, best_state, history, best_secondary = None, None, [], {}
     higher_better = task == "sid"
     epochs, start, first = conf.get("epochs", 10), time.perf_counter(), 0
     if checkpoint is not None and checkpoint.is_file():
         state = torch.load(checkpoint, map_location="cpu", weights_only=False)
+        # ASR probes selected their epoch on WER before they had CER: such a run cannot go on
+        saved = state.get("metric", "WER" if task == "asr" else metric)
+        if saved != metric:
+            raise ValueError(f"{checkpoint}: written by a probe selecting on {saved}, this one "
+                             f"selects on {metric}: delete it to start the probe again")  # fmt: skip
         probe.load_state_dict(state["probe"])
         opt.load_state_dict(state["optimizer"])
         best, best_state, history = state["best"], state["best_state"], state["history"]
+        best_secondary = state.get("best_secondary", {})
         rng.setstate(state["python_rng"])
         torch.set_rng_state(state["torch_rng"])
         first = state["epochs_done"]
@@ -358,7 +377,7 @@ def run_probe(upstream: nn.Module, task: str, splits: dict[str, CutSet], conf: d
             nn.utils.clip_grad_norm_(probe.parameters(), 5.0)
             opt.step()
             losses.append(float(loss))
-        score, _ = evaluate("dev")
+        score, _, secondary = evaluate("dev")
         history.append(round(score, 2))
         elapsed = time.perf_counter() - start
         log.info("%s probe epoch %d/%d: train loss %.3f, dev %.2f; elapsed %.0fs, eta %.0fs", task,
@@ -366,15 +385,19 @@ def run_probe(upstream: nn.Module, task: str, splits: dict[str, CutSet], conf: d
                  elapsed / (epoch + 1 - first) * (epochs - epoch - 1))  # fmt: skip
         if best is None or (score > best if higher_better else score < best):
             best, best_state = score, {k: v.clone() for k, v in probe.state_dict().items()}
+            best_secondary = secondary
         if checkpoint is not None:  # after the best is updated: this epoch may be the best
             with atomic_output(checkpoint) as tmp:
                 torch.save({"epochs_done": epoch + 1, "probe": probe.state_dict(),
                             "optimizer": opt.state_dict(), "best": best, "best_state": best_state,
+                            "metric": metric, "best_secondary": best_secondary,
                             "history": history, "python_rng": rng.getstate(),
                             "torch_rng": torch.get_rng_state()}, tmp)  # fmt: skip
     probe.load_state_dict(best_state)
-    test, test_utterances = evaluate("test")
-    return {"task": task, "metric": "accuracy" if task == "sid" else ("WER" if task == "asr" else "PER"),
-            "dev": round(best, 2), "test": round(test, 2), "dev_by_epoch": history,
+    test, test_utterances, test_secondary = evaluate("test")
+    secondary = {m.lower(): {"dev": round(best_secondary[m], 2), "test": round(v, 2)}
+                 for m, v in test_secondary.items()}  # fmt: skip
+    return {"task": task, "metric": metric, "dev": round(best, 2), "test": round(test, 2),
+            **secondary, "dev_by_epoch": history,
             "layer_weights": [round(w, 3) for w in probe.featurizer.weights.softmax(0).tolist()],
             "skipped_cuts": skipped, "test_utterances": test_utterances}  # fmt: skip

@@ -14,7 +14,7 @@ from espnet_distill.score.wer import paired_bootstrap_by_id
 from espnet_distill.ssl.hubert import count_parameters
 from espnet_distill.ssl.probe import TEST_SCORES
 
-HIGHER_IS_BETTER = {"accuracy": True, "WER": False, "PER": False}
+HIGHER_IS_BETTER = {"accuracy": True, "CER": False, "WER": False, "PER": False}
 
 
 def upstream_parameters(model: nn.Module) -> int:
@@ -69,19 +69,30 @@ def results_rows(names: list[str], params: dict[str, int], seconds: dict[str, fl
             if path.is_file():
                 r = yaml.safe_load(path.read_text())
                 row[task] = {"metric": r["metric"], "test": r["test"], "dev": r["dev"]}
+                if "wer" in r:  # the ASR probe's secondary score
+                    row[task]["wer"] = r["wer"]
         rows.append(row)
     return rows
 
 
 def markdown_table(rows: list[dict], tasks: list[str]) -> str:
+    """The results table; a task whose rows carry a secondary WER (ASR) gets a column for it."""
     metric = {t: next((r[t]["metric"] for r in rows if t in r), "") for t in tasks}
+    with_wer = {t for t in tasks if any("wer" in r.get(t, {}) for r in rows)}
     head = ["upstream", "params (M)", "params / teacher", "CPU speed-up"]
-    head += [f"{t.upper()} {metric[t]} test (dev)" for t in tasks]
+    for t in tasks:
+        head.append(f"{t.upper()} {metric[t]} test (dev)")
+        if t in with_wer:
+            head.append(f"{t.upper()} WER test (dev)")
     lines = ["|" + "|".join(head) + "|", "|" + "|".join("---" for _ in head) + "|"]
     for r in rows:
         cells = [r["upstream"], f"{r['params_M']:.2f}", f"{r['params_vs_teacher']:.2f}",
                  f"{r['speedup_vs_teacher']:.1f}x"]  # fmt: skip
-        cells += [f"{r[t]['test']:.1f} ({r[t]['dev']:.1f})" if t in r else "-" for t in tasks]
+        for t in tasks:
+            cells.append(f"{r[t]['test']:.1f} ({r[t]['dev']:.1f})" if t in r else "-")
+            if t in with_wer:
+                wer = r.get(t, {}).get("wer")
+                cells.append(f"{wer['test']:.1f} ({wer['dev']:.1f})" if wer else "-")
         lines.append("|" + "|".join(cells) + "|")
     return "\n".join(lines) + "\n"
 

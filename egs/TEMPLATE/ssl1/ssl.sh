@@ -45,7 +45,7 @@ label_layer=6            # (iteration 2)
 teacher_config=conf/hubert_pretrain.yaml  # the offline teacher's pretraining config
 teacher_ckpt=            # a real teacher instead of pretraining one (any format of load_hubert)
 students="distilhubert lstm_kd lstm_dkd deep wide"  # conf/distill_<name>.yaml each
-probe_tasks="asr pr sid" # SUPERB-style probes: ASR (WER), phone recognition (PER), speaker ID
+probe_tasks="asr pr sid" # SUPERB-style probes: ASR (CER, WER), phone recognition (PER), speaker ID
 probe_config=conf/probe.yaml  # probe settings, a section per task
 train_overrides=         # overrides of every training config, e.g. "train.max_epochs=2"
 results_file=RESULTS.md  # the results page
