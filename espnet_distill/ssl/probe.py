@@ -24,6 +24,7 @@ import torch
 from lhotse import CutSet
 from torch import nn
 
+from espnet_distill.ssl.rnn import lstm_over_lengths
 from espnet_distill.utils import atomic_output
 
 log = logging.getLogger(__name__)
@@ -60,11 +61,7 @@ class CtcProbe(nn.Module):
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         if self.rnn is not None:
-            packed = nn.utils.rnn.pack_padded_sequence(x, lengths.cpu().clamp(min=1),
-                                                       batch_first=True, enforce_sorted=False)  # fmt: skip
-            x, _ = self.rnn(packed)
-            x, _ = nn.utils.rnn.pad_packed_sequence(x, batch_first=True,
-                                                    total_length=lengths.max().item())  # fmt: skip
+            x = lstm_over_lengths(self.rnn, x, lengths)
         return self.out(x).log_softmax(-1)
 
     @staticmethod

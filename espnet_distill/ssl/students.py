@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from espnet_distill.ssl.hubert import HubertModel, attention_heads, count_parameters
+from espnet_distill.ssl.rnn import lstm_over_lengths
 
 log = logging.getLogger(__name__)
 
@@ -114,15 +115,7 @@ class LstmStudent(nn.Module):
         x, lengths = self.feature_extractor(waveforms, lengths)
         states = [self.projection(x)]
         for lstm in self.lstms:
-            if lengths is not None:
-                packed = nn.utils.rnn.pack_padded_sequence(states[-1], lengths.cpu().clamp(min=1),
-                                                           batch_first=True, enforce_sorted=False)  # fmt: skip
-                out, _ = lstm(packed)
-                out, _ = nn.utils.rnn.pad_packed_sequence(out, batch_first=True,
-                                                          total_length=states[-1].size(1))  # fmt: skip
-            else:
-                out, _ = lstm(states[-1])
-            states.append(out)
+            states.append(lstm_over_lengths(lstm, states[-1], lengths))
         return states, lengths
 
     def unit_logits(self, last_layer: torch.Tensor) -> torch.Tensor:
