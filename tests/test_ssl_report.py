@@ -6,13 +6,14 @@ import numpy as np
 import pytest
 import yaml
 
-from espnet_distill.score.wer import paired_bootstrap
+from espnet_distill.score.wer import bootstrap_ci, paired_bootstrap
 from espnet_distill.ssl.report import (
     markdown_table,
     paired_significance,
     paper_claims,
     read_test_scores,
     results_rows,
+    score_interval,
 )
 
 SCORES = {  # upstream: {task: (metric, test, dev)}
@@ -140,3 +141,17 @@ def test_a_malformed_test_scores_line_names_the_file_and_line(tmp_path):
     bad.write_text("u1\t2\t10\nu2 3 10\n")
     with pytest.raises(ValueError, match=r"test_scores.tsv:2: expected 'id<TAB>errors<TAB>length'"):
         read_test_scores(bad)
+
+
+def test_score_interval_is_the_bootstrap_of_the_test_scores_in_the_metrics_terms(tmp_path):
+    """Error rates: the utterance bootstrap of errors / length; accuracy: 100 minus the error
+    rate's interval, flipped; none without the file."""
+    errors = [0, 1, 3, 2, 5, 0, 1, 4] * 10
+    _test_scores(tmp_path, "deep", "pr", errors)
+    _test_scores(tmp_path, "deep", "sid", [e % 2 for e in errors], length=1)
+    lengths = np.array([10] * len(errors))  # what _test_scores writes
+    lo, hi = bootstrap_ci(np.array(errors), lengths)
+    assert score_interval(tmp_path, "deep", "pr", "PER") == (lo, hi)
+    sid_lo, sid_hi = bootstrap_ci(np.array([e % 2 for e in errors]), np.ones(len(errors)))
+    assert score_interval(tmp_path, "deep", "sid", "accuracy") == (100 - sid_hi, 100 - sid_lo)
+    assert score_interval(tmp_path, "wide", "pr", "PER") is None

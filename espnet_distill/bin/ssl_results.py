@@ -70,7 +70,9 @@ def main(argv: list[str] | None = None) -> int:
               if isinstance(m, DistilHubert)}  # fmt: skip
     teacher = models["teacher"]
     if isinstance(teacher, HubertModel) and len(depths) > 1:
-        deep_vs_wide_plot(rows, depths, args.tasks, args.out_dir / "deep_vs_wide.png")
+        deep_vs_wide_plot(
+            rows, depths, args.tasks, args.out_dir / "deep_vs_wide.png", args.probe_dir
+        )
     print(table, end="")
     if args.results_file:
         body = [f"# {args.title}", "", "## Environment", *environment(), "",

@@ -6,11 +6,12 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 import yaml
 from torch import nn
 
-from espnet_distill.score.wer import paired_bootstrap_by_id
+from espnet_distill.score.wer import bootstrap_ci, paired_bootstrap_by_id
 from espnet_distill.ssl.hubert import count_parameters
 from espnet_distill.ssl.probe import TEST_SCORES
 
@@ -201,10 +202,25 @@ def paper_claims(rows: list[dict], depths: dict[str, int], tasks: list[str],
     return lines
 
 
-def deep_vs_wide_plot(
-    rows: list[dict], depths: dict[str, int], tasks: list[str], out: Path
-) -> None:
-    """Score vs depth at equal parameters, one panel per task."""
+def score_interval(probe_dir: Path, name: str, task: str, metric: str,
+                  n_boot: int = 1000) -> tuple[float, float] | None:  # fmt: skip
+    """95% bootstrap interval (utterances resampled) of ``name``'s test score on ``task``, from
+    its ``test_scores.tsv``, in the metric's own terms (accuracy: 100 - the error rate's
+    interval, flipped); None without the file."""
+    path = probe_dir / name / task / TEST_SCORES
+    if not path.is_file():
+        return None
+    scores = list(read_test_scores(path).values())
+    lo, hi = bootstrap_ci(np.array([e for e, _ in scores]), np.array([n for _, n in scores]),
+                          n_boot=n_boot)  # fmt: skip
+    return (100.0 - hi, 100.0 - lo) if HIGHER_IS_BETTER[metric] else (lo, hi)
+
+
+def deep_vs_wide_plot(rows: list[dict], depths: dict[str, int], tasks: list[str], out: Path,
+                      probe_dir: Path | None = None) -> None:  # fmt: skip
+    """Score vs depth at equal parameters, one panel per task; with ``probe_dir``, each test
+    score's 95% bootstrap interval as an error bar (an axis zoomed on a small spread would
+    otherwise read as a trend)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -217,15 +233,20 @@ def deep_vs_wide_plot(
     for ax, task in zip(axes[0], tasks, strict=True):
         pts = [(depths[r["upstream"]], r[task]["test"], r["upstream"]) for r in chosen if task in r]
         if pts:
+            metric = next(r[task]["metric"] for r in chosen if task in r)
             ax.plot([p[0] for p in pts], [p[1] for p in pts], "o-")
             for x, y, name in pts:
                 ax.annotate(name, (x, y), fontsize=7, textcoords="offset points", xytext=(3, 3))
-            metric = next(r[task]["metric"] for r in chosen if task in r)
+                ci = score_interval(probe_dir, name, task, metric) if probe_dir else None
+                if ci is not None:
+                    ax.errorbar([x], [y], yerr=[[y - ci[0]], [ci[1] - y]], color="C0", capsize=3)
             ax.set_ylabel(
                 f"{metric} ({'higher' if HIGHER_IS_BETTER[metric] else 'lower'} is better)"
             )
         ax.set_xlabel("Transformer layers (equal parameters)")
         ax.set_title(task.upper())
+    if probe_dir:
+        fig.suptitle("test score, 95% bootstrap interval over utterances", fontsize=8)
     fig.tight_layout()
     fig.savefig(out, dpi=120)
     plt.close(fig)
