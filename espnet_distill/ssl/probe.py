@@ -33,6 +33,7 @@ TASKS = ("asr", "pr", "sid")
 # ASR selects its epoch on CER and reports the WER too: on an hour of speech a small probe's WER
 # sits near 100%, where an empty output (100%) beats one that spells words half right (>100%)
 TASK_METRIC = {"asr": "CER", "pr": "PER", "sid": "accuracy"}
+HIGHER_IS_BETTER = {"accuracy": True, "CER": False, "WER": False, "PER": False}
 TEST_SCORES = "test_scores.tsv"  # per test utterance: id, errors, reference length (probe_ssl)
 WORD_SEP = "|"
 
@@ -342,7 +343,7 @@ def run_probe(upstream: nn.Module, task: str, splits: dict[str, CutSet], conf: d
 
     metric = TASK_METRIC[task]
     best, best_state, history, best_secondary = None, None, [], {}
-    higher_better = task == "sid"
+    higher_better = HIGHER_IS_BETTER[metric]
     epochs, start, first = conf.get("epochs", 10), time.perf_counter(), 0
     if checkpoint is not None and checkpoint.is_file():
         state = torch.load(checkpoint, map_location="cpu", weights_only=False)

@@ -13,9 +13,7 @@ from torch import nn
 
 from espnet_distill.score.wer import bootstrap_ci, paired_bootstrap_by_id
 from espnet_distill.ssl.hubert import count_parameters
-from espnet_distill.ssl.probe import TEST_SCORES
-
-HIGHER_IS_BETTER = {"accuracy": True, "CER": False, "WER": False, "PER": False}
+from espnet_distill.ssl.probe import HIGHER_IS_BETTER, TEST_SCORES
 
 
 def upstream_parameters(model: nn.Module) -> int:

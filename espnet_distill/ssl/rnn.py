@@ -36,11 +36,11 @@ def lstm_over_lengths(lstm: nn.LSTM, x: torch.Tensor, lengths: torch.Tensor | No
     if not lstm.bidirectional:  # padding comes after each sequence's last valid frame
         return lstm(x)[0] * mask[..., None]
     zeros = x.new_zeros(1, x.size(0), lstm.hidden_size)
+    names = _PARAMETERS if lstm.bias else _PARAMETERS[:2]
     h = x
     for layer in range(lstm.num_layers):
         directions = []
         for suffix in ("", "_reverse"):
-            names = _PARAMETERS if lstm.bias else _PARAMETERS[:2]
             weights = [getattr(lstm, f"{name}_l{layer}{suffix}") for name in names]
             inp = reverse_within_lengths(h, lengths) if suffix else h
             out = torch.lstm(inp, (zeros, zeros), weights, lstm.bias, 1, 0.0, lstm.training,
