@@ -127,13 +127,35 @@ def test_claims_say_whether_the_test_difference_is_significant(tmp_path):
             f"test not significant (paired bootstrap, 200 test utterances, "
             f"p = {expected['p_not_better']:.3f})") in claims  # fmt: skip
     assert "SID accuracy wide 78.0 vs deep 80.0 (dev 82.0 vs 79.0): holds on dev only, on test " \
-           "the opposite is significant (paired bootstrap, 200 test utterances, p = 1.000)" \
-           in claims  # fmt: skip
+           "the opposite is significant (paired bootstrap, 200 test utterances, p = 1.000; p of " \
+           "the opposite = 0.000)" in claims  # fmt: skip
     # no per-utterance scores, or scores of different utterances: no significance claimed
     assert "ASR WER lstm_dkd 43.0 vs lstm_kd 44.0 (dev 46.0 vs 45.0): holds on test only;" in claims
     _test_scores(tmp_path, "lstm_kd", "asr", [1] * 10)
     _test_scores(tmp_path, "lstm_dkd", "asr", [1] * 11)
     assert paired_significance(tmp_path, "asr", "lstm_dkd", "lstm_kd") is None
+
+
+def test_ties_do_not_make_the_opposite_significant(tmp_path):
+    """Accuracy on a few dozen utterances: the claimed-better upstream never wins a resample
+    (p_not_better = 1) but ties in the resamples that miss its 2 extra errors, (42/44)^44 = 13% of
+    them: that is not a significant loss; identical scores are no difference at all."""
+    right = [0] * 40
+    _test_scores(tmp_path, "wide", "sid", [1, 1, 0, 0] + right, length=1)
+    _test_scores(tmp_path, "deep", "sid", [0, 0, 0, 0] + right, length=1)
+    verdict = paired_significance(tmp_path, "sid", "wide", "deep")
+    assert verdict.startswith("not significant (paired bootstrap, 44 test utterances, p = 1.000)")
+    r = paired_bootstrap(np.array([0] * 44), np.array([1, 1] + [0] * 42), np.ones(44), n_boot=2000)
+    assert r["p_not_worse"] == pytest.approx((42 / 44) ** 44, abs=0.03)
+    _test_scores(tmp_path, "deep", "sid", [1, 1, 0, 0] + right, length=1)
+    assert paired_significance(tmp_path, "sid", "wide", "deep").startswith("not significant")
+    # 5 extra errors: misses all five in (39/44)^44 = 0.5% of resamples: significantly worse
+    _test_scores(tmp_path, "wide", "sid", [1] * 5 + [0] * 39, length=1)
+    _test_scores(tmp_path, "deep", "sid", [0] * 44, length=1)
+    assert paired_significance(tmp_path, "sid", "wide", "deep").startswith(
+        "the opposite is significant (paired bootstrap, 44 test utterances, p = 1.000; p of the "
+        "opposite = 0.0"
+    )
 
 
 def test_a_malformed_test_scores_line_names_the_file_and_line(tmp_path):

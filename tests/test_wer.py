@@ -87,5 +87,8 @@ def test_paired_bootstrap_properties():
     assert small["delta"] == pytest.approx(-100.0 / words.sum())
     assert small["delta_low"] <= small["delta"] <= small["delta_high"] <= 0.0
     assert small["p_not_better"] == pytest.approx((59 / 60) ** 60, abs=0.05)
+    # never worse in any resample; a tie counts as both not better and not worse
+    assert better["p_not_worse"] == small["p_not_worse"] == same["p_not_worse"] == 1.0
+    assert paired_bootstrap(one, base, words)["p_not_worse"] == small["p_not_better"]
     with pytest.raises(ValueError, match="same non-empty utterance list"):
         paired_bootstrap(base, base[:-1], words)

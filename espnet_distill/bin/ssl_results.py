@@ -89,7 +89,9 @@ def main(argv: list[str] | None = None) -> int:
                      "Direction from the table above (test and dev); where the probes wrote "
                      "per-utterance test scores, the test difference's paired bootstrap over "
                      "utterances (Bisani and Ney 2004; p: the share of 2000 resamples where the "
-                     "claimed-better upstream is not better). One seed of each upstream and probe: "
+                     "claimed-better upstream is not better; a tie counts as not better, so the opposite is "
+                     "called significant only where its own p, the share where the claimed-better "
+                     "upstream is not worse, is below 0.05). One seed of each upstream and probe: "
                      "the test covers the test set's sampling noise, not the training seed's.",
                      "", *claims, ""]  # fmt: skip
         atomic_write_text(args.results_file, "\n".join(body) + "\n")

@@ -117,7 +117,10 @@ def paired_bootstrap(errors_base: np.ndarray, errors_sys: np.ndarray, words: np.
 
     Returns ``delta`` (system - baseline WER, points), its percentile interval (``delta_low``,
     ``delta_high``) and ``p_not_better``: the fraction of resamples where the system is not better
-    (1 - Bisani and Ney's probability of improvement; < 0.05: significantly better).
+    (1 - Bisani and Ney's probability of improvement; < 0.05: significantly better), and
+    ``p_not_worse``: the fraction where it is not worse (< 0.05: significantly worse). Ties count
+    in both, so with discrete scores (accuracy on a few utterances) the two sum to more than 1
+    and ``p_not_better`` > 0.95 does not make the system significantly worse.
     """
     base = np.asarray(errors_base, dtype=np.float64)
     system = np.asarray(errors_sys, dtype=np.float64)
@@ -132,7 +135,8 @@ def paired_bootstrap(errors_base: np.ndarray, errors_sys: np.ndarray, words: np.
     lo, hi = np.percentile(delta, [100 * (1 - level) / 2, 100 * (1 + level) / 2])
     full = 100.0 * (system.sum() - base.sum()) / max(words.sum(), 1)
     return {"delta": float(full), "delta_low": float(lo), "delta_high": float(hi),
-            "p_not_better": float((delta >= 0).mean())}  # fmt: skip
+            "p_not_better": float((delta >= 0).mean()),
+            "p_not_worse": float((delta <= 0).mean())}  # fmt: skip
 
 
 def paired_bootstrap_by_id(base: dict[str, tuple[int, int]], system: dict[str, tuple[int, int]],
