@@ -9,7 +9,7 @@ SHELL_SCRIPTS := tools/install.sh .ci/run utils/parse_options.sh utils/recipe_li
 	egs/librispeech/asr1/run.sh egs/librispeech/ssl1/run.sh egs/mini_librispeech/asr1/run.sh \
 	egs/speech_commands/kws_sv1/run.sh egs/voxceleb1/kws_sv1/run.sh
 
-.PHONY: install demo test lint format test-slow clean-demo
+.PHONY: install demo test lint format test-slow test-spread clean-demo
 
 install:
 	bash tools/install.sh
@@ -32,6 +32,10 @@ test: install lint
 
 test-slow: install
 	$(PY) -m pytest -q -m slow tests
+
+# the spread of the figures tests assert on, under threads / BLAS kernels / seeds (about 40 min)
+test-spread: install
+	$(PY) tests/spread.py
 
 clean-demo:
 	rm -rf egs/synth/asr1/{data,exp,corpus}

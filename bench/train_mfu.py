@@ -96,14 +96,12 @@ def main() -> None:
         with FlopCounterMode(display=False) as counter:
             step(batch)
         flops.append(counter.get_total_flops())
-    flops_per_second_of_audio = sum(flops) / sum(
-        float(b["feat_lens"].sum()) * 0.01 for b in batches[:2]
-    )
+    flops_per_second_of_audio = sum(flops) / sum(float(b["durations"].sum()) for b in batches[:2])
     t0 = time.perf_counter()
     for batch in batches[2:]:
         step(batch)
     step_time = (time.perf_counter() - t0) / args.steps
-    audio = sum(float(b["feat_lens"].sum()) * 0.01 for b in batches[2:]) / args.steps
+    audio = sum(float(b["durations"].sum()) for b in batches[2:]) / args.steps
     step_flops = flops_per_second_of_audio * audio
     # the loader alone, and steps fed by it (a fresh iterator each: the timing includes start-up)
     t0 = time.perf_counter()

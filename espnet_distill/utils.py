@@ -1,4 +1,6 @@
-"""Small helpers shared by every stage: atomic writes, logging set-up, seeding."""
+"""Small helpers shared by every stage: atomic writes, disk-full errors, logging set-up.
+
+Seeding is the trainers' (``train/loop.begin_run``)."""
 
 from __future__ import annotations
 

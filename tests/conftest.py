@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from .figures import test_seed
+
 REPO = Path(__file__).resolve().parent.parent
 PARTS = ["train-clean-100", "dev-clean", "test-clean"]
 
@@ -53,7 +55,7 @@ def tiny_corpus(tmp_path_factory) -> Path:
     from espnet_distill.data.synth_corpus import generate
 
     root = tmp_path_factory.mktemp("corpus") / "tiny"
-    generate(root, size="tiny", seed=1234, nj=2)
+    generate(root, size="tiny", seed=test_seed(), nj=2)
     return root
 
 
@@ -65,8 +67,8 @@ def kws_sv_corpora(tmp_path_factory) -> Path:
     from espnet_distill.data.synth_kws_sv import generate_speech_commands, generate_voxceleb1
 
     root = tmp_path_factory.mktemp("kws_sv")
-    generate_speech_commands(root, "tiny", seed=1234, nj=2)
-    generate_voxceleb1(root, "tiny", seed=1234, nj=2)
+    generate_speech_commands(root, "tiny", seed=test_seed(), nj=2)
+    generate_voxceleb1(root, "tiny", seed=test_seed(), nj=2)
     return root
 
 
@@ -136,3 +138,26 @@ def hclg_graph(aligned, tmp_path_factory) -> Path:
     tri = GmmSystem.load(exp / "tri", Lang.load(lang_dir))
     compile_hclg(lang_dir, tri.tree, tri.tm, out / "lm" / "word_3gram.arpa", out / "graph")
     return out / "graph"
+
+
+def constructed_alignment(text: str, lang_dir: Path, lang, tri, frames_per_state: int = 2):
+    """The forced alignment (the stage-4 aligner over the transcript's training graph) of
+    ``text`` given log-likelihoods that favour one path alone: first pronunciations, a silence
+    at each end, no inner pause, each HMM state ``frames_per_state`` frames. A test that needs
+    this realisation builds it, instead of hoping that EM on the tiny corpus yields one."""
+    import numpy as np
+
+    from espnet_distill.align.hmm import align_utterance, training_graph
+    from espnet_distill.align.targets import senones_from_text
+    from espnet_distill.lang.phone_lang import read_lexicon
+
+    words = text.split()
+    lexicon = read_lexicon(lang_dir / "lexicon.txt")
+    pdfs = senones_from_text(words, lexicon, lang.phones, tri.tree, lang.topology)
+    loglikes = np.full((len(pdfs) * frames_per_state, tri.tree.num_pdfs), -100.0, np.float32)
+    for k, pdf in enumerate(pdfs):
+        loglikes[k * frames_per_state : (k + 1) * frames_per_state, pdf] = 0.0
+    graph = training_graph(lang.L, lang.word_ids(words)[0], tri.tm, tri.tree)
+    ali = align_utterance(graph, loglikes, tri.tm)
+    assert ali is not None, f"no alignment of {text!r}"
+    return ali

@@ -17,6 +17,10 @@ from espnet_distill.align.trainer import GmmSystem, Lang
 from espnet_distill.align.tree import build_tree, gaussian_loglike
 from espnet_distill.bin import align as align_cli
 from espnet_distill.bin.prepare_lang import main as prepare_lang_main
+from espnet_distill.lang.phone_lang import read_lexicon
+
+from .conftest import constructed_alignment
+from .figures import figure
 
 
 def test_gmm_loglikes_match_a_direct_computation():
@@ -131,7 +135,8 @@ def test_em_training_increases_likelihood(aligned):
         rows = (exp / system / "train_log.tsv").read_text().splitlines()
         header = rows[0].split("\t")
         lls = [float(r.split("\t")[header.index("avg_loglike")]) for r in rows[1:]]
-        assert lls[-1] > lls[0] + 1.0, (system, lls)
+        gain = figure(f"align.{system}_em_loglike_gain", lls[-1] - lls[0], "> 1.0", "<= 0")
+        assert gain > 1.0, (system, lls)
     assert "leaves" in (exp / "tri" / "tree.txt").read_text()
 
 
@@ -178,13 +183,14 @@ def test_targets_spell_the_transcripts(aligned, pdf_phones):
     mono = kaldiio.load_scp(str(exp / "targets" / "monophone.scp"))
     failed = (exp / "failed.txt").read_text().splitlines()
     assert len(subword) + len(failed) == len(cuts)
-    assert len(subword) >= 0.9 * len(cuts)
+    share = figure("align.targets_written_share", len(subword) / len(cuts), ">= 0.9", "~0")
+    assert share >= 0.9
     units = dict(
         line.split()
         for line in (exp / "targets" / "units" / "monophone.txt").read_text().splitlines()
     )
     id2mono = {int(i): p for p, i in units.items()}
-    lexicon = align_cli.read_lexicon(lang_dir / "lexicon.txt")
+    lexicon = read_lexicon(lang_dir / "lexicon.txt")
     for cut in list(cuts)[:10]:
         if cut.id not in subword:
             continue
@@ -211,7 +217,7 @@ def test_senones_from_text_match_the_alignment_inside_the_sentence(aligned, pdf_
 
     lang = Lang.load(lang_dir)
     tri = GmmSystem.load(exp / "tri", lang)
-    lexicon = align_cli.read_lexicon(lang_dir / "lexicon.txt")
+    lexicon = read_lexicon(lang_dir / "lexicon.txt")
     senone = kaldiio.load_scp(str(exp / "targets" / "senone.scp"))
     checked = 0
     for cut in CutSet.from_file(cuts_file):
@@ -232,7 +238,16 @@ def test_senones_from_text_match_the_alignment_inside_the_sentence(aligned, pdf_
         # away from the first and last phone, whose context depends on leading/trailing pauses
         assert text[6:-6] == inner[3:-3]
         checked += 1
-    assert checked >= 1
+    # how many stored alignments have the text's phones depends on EM (machine, seed): the
+    # realisation the check needs is built on purpose for the first transcripts. The aligner
+    # given log-likelihoods of the text's senones finds them only if the training graph (H o C
+    # o L o W) has that path: a wrong context window or edge context in senones_from_text fails.
+    figure("align.stored_alignments_checked_against_text", checked, "none (informational)", "-")
+    for cut in list(CutSet.from_file(cuts_file))[:5]:
+        words = cut.supervisions[0].text.split()
+        ali = constructed_alignment(" ".join(words), lang_dir, lang, tri)
+        states = _states(tri.tm.tid_pdf[ali.tids])
+        assert senones_from_text(words, lexicon, lang.phones, tri.tree, lang.topology) == states
 
 
 def test_too_short_utterance_is_skipped_and_named(aligned, tmp_path):
@@ -273,8 +288,9 @@ def test_hclg_decoding_with_the_trained_gmm_reproduces_training_transcripts(alig
         words += len(text.split())
         exact += hyp == text.split()
     # a wrong graph (context, HMM or self-loop construction) gives WERs near 100%
-    print(f"HCLG + tiny GMM on 15 training utterances: WER {errors / words:.3f}, {exact} exact")
-    assert errors / words < 0.12 and exact >= 7
+    wer = figure("align.hclg_gmm_train_wer", errors / words, "< 0.12", "~1.0 (wrong graph)")
+    figure("align.hclg_gmm_train_exact", exact, ">= 7 of 15", "0")
+    assert wer < 0.12 and exact >= 7
 
 
 def test_frame_targets_load_in_the_lhotse_datamodule(aligned, tiny_features, caplog):
@@ -307,7 +323,8 @@ def test_frame_targets_load_in_the_lhotse_datamodule(aligned, tiny_features, cap
     assert seen == len(CutSet.from_file(cuts_file)) - 1
     # --extra-cuts: the valid set is aligned too (the hybrid model's validation loss)
     dev = CutSet.from_file(tiny_features / "fbank" / "cuts_dev-clean.jsonl.gz")
-    assert sum(c.id in reference["senone"] for c in dev) >= 0.9 * len(dev)
+    share = sum(c.id in reference["senone"] for c in dev) / len(dev)
+    assert figure("align.dev_aligned_share", share, ">= 0.9", "0 (valid set not aligned)") >= 0.9
 
 
 def test_word_position_dependent_phones_align_and_spell_the_words(tiny_features, tmp_path):
@@ -327,7 +344,8 @@ def test_word_position_dependent_phones_align_and_spell_the_words(tiny_features,
     assert "AE" in units and not any(u.endswith(("_B", "_I", "_E", "_S")) for u in units)
     n_targets = len((exp / "targets" / "senone.scp").read_text().splitlines())
     n_failed = len((exp / "failed.txt").read_text().splitlines())
-    assert n_failed <= 0.1 * (n_targets + n_failed)
+    failed_share = n_failed / (n_targets + n_failed)
+    assert figure("align.position_dependent_failed_share", failed_share, "<= 0.1", "~1") <= 0.1
 
 
 def test_tts_timings_parse_and_boundary_errors_by_hand(tmp_path):
@@ -397,7 +415,14 @@ def test_alignment_of_tts_audio_matches_the_engine_timings(aligned, tiny_feature
     # measured with the 4-minute tiny system: festival 50%, flite 48%; a broken time convention
     # (frames of 25 ms, or off by a few frames) or a wrong phone mapping falls far below
     print(f"{engine}: {summary}")
-    assert summary["within_tolerance"] > 0.35 and summary["phones_matched"] > 0.9
+    within = figure(
+        f"align.{engine}_boundaries_within_20ms",
+        summary["within_tolerance"],
+        "> 0.35",
+        "< 0.1 (a shifted time convention)",
+    )
+    matched = figure(f"align.{engine}_phones_matched", summary["phones_matched"], "> 0.9", "~0")
+    assert within > 0.35 and matched > 0.9
     assert (out / "boundary_errors.png").stat().st_size > 1000
 
 

@@ -9,6 +9,8 @@ from lhotse import CutSet
 
 from espnet_distill.kd.units import TextToUnits, UnitTables, read_units, tokens_of_frames
 
+from .figures import figure
+
 
 def test_tokens_of_frames_merges_runs_and_skips_silence():
     frames = np.array([0, 0, 5, 5, 5, 7, 0, 7, 7, 3, 0])
@@ -31,36 +33,61 @@ def converter(aligned):
     return TextToUnits(UnitTables(lang_dir, exp, bpe))
 
 
+def _tokens(targets: dict, silence: dict) -> dict[str, list[int]]:
+    return {u: tokens_of_frames(targets[u], silence[u])[0].tolist() for u in targets}
+
+
+def _without_repeats(seq: list[int]) -> list[int]:
+    """Frames cannot show a unit repeated back to back ("P P" in SUPPOSED)."""
+    return [x for i, x in enumerate(seq) if i == 0 or x != seq[i - 1]]
+
+
 def test_text_units_agree_with_the_alignment(aligned, converter):
-    """Transcripts converted to units = the stage-4 frame targets collapsed to tokens, wherever
-    the alignment has no inner pause, starts and ends in silence and uses first pronunciations."""
-    exp, _, cuts_file, _ = aligned
-    targets = {u: kaldiio.load_scp(str(exp / "targets" / f"{u}.scp")) for u in
-               ("senone", "monophone", "subword")}  # fmt: skip
+    """Transcripts converted to units = stage 4's frame targets collapsed to tokens, wherever the
+    alignment has no inner pause, starts and ends in silence and uses first pronunciations.
+
+    That realisation is built on purpose (the aligner given log-likelihoods of one path, then
+    stage 4's target writer), for the first training transcripts; the stored targets of the tiny
+    corpus are checked wherever EM happened to give it (how often varies by machine)."""
+    from espnet_distill.align.targets import UnitTargets
+    from espnet_distill.align.trainer import GmmSystem, Lang
+
+    from .conftest import constructed_alignment
+
+    exp, lang_dir, cuts_file, bpe = aligned
+    lang = Lang.load(lang_dir)
+    tri = GmmSystem.load(exp / "tri", lang)
+    units = UnitTargets(lang_dir, lang.phones, lang.real_phones, tri.tm, tri.tree.num_pdfs, bpe)
     sil_mono = {converter.monophone_ids["SIL"], converter.monophone_ids["SPN"]}
     silence = {"senone": converter.silence["senone"], "monophone": sil_mono, "subword": {0}}
-    checked = same_phones = 0
-    for cut in CutSet.from_file(cuts_file):
-        if cut.id not in targets["senone"]:
+    cuts = [c for c in CutSet.from_file(cuts_file) if "_sp" not in c.id]
+    for cut in cuts[:5]:
+        text = cut.supervisions[0].text
+        ali = constructed_alignment(text, lang_dir, lang, tri)
+        targets = dict(zip(("senone", "monophone", "subword"), units(ali.tids, text), strict=True))
+        tokens = _tokens(targets, silence)
+        # a phone that ends one word and starts the next ("ONE KNOWS") is one run of frames
+        assert tokens["monophone"] == _without_repeats(converter("monophone", text)), text
+        assert tokens["subword"] == _without_repeats(converter("subword", text)), text
+        assert tokens["senone"] == converter("senone", text), text
+
+    stored = {u: kaldiio.load_scp(str(exp / "targets" / f"{u}.scp")) for u in silence}
+    same_phones = checked = 0
+    for cut in cuts:
+        if cut.id not in stored["senone"]:
             continue
         text = cut.supervisions[0].text
-        mono = targets["monophone"][cut.id]
-        runs = [int(x) for i, x in enumerate(mono) if i == 0 or x != mono[i - 1]]
-        inner_pause = any(r in sil_mono for r in runs[1:-1])
-        edges_silent = runs[0] in sil_mono and runs[-1] in sil_mono
-        tokens = {u: tokens_of_frames(targets[u][cut.id], silence[u])[0].tolist() for u in targets}
+        runs = _without_repeats(stored["monophone"][cut.id].tolist())
+        tokens = _tokens({u: stored[u][cut.id] for u in stored}, silence)
         if tokens["monophone"] != converter("monophone", text):
             continue  # another pronunciation variant was aligned
         same_phones += 1
-        # pieces: the same, except that frames cannot show a piece repeated back to back
-        sub = converter("subword", text)
-        assert tokens["subword"] == [x for i, x in enumerate(sub) if i == 0 or x != sub[i - 1]]
-        if not inner_pause and edges_silent:
+        assert tokens["subword"] == _without_repeats(converter("subword", text)), cut.id
+        if runs[0] in sil_mono and runs[-1] in sil_mono and not sil_mono & set(runs[1:-1]):
             assert tokens["senone"] == converter("senone", text), cut.id
             checked += 1
-    print(f"{same_phones} utterances with the text's phones, {checked} of them without pauses")
-    # tiny corpus: 5 of 48 utterances were aligned with first pronunciations, 1 without pauses
-    assert same_phones >= 3 and checked >= 1
+    figure("kd.stored_alignments_with_text_phones", same_phones, "none (informational)", "-")
+    figure("kd.stored_alignments_without_pauses", checked, "none (informational)", "-")
 
 
 def test_words_without_pronunciation_are_named(converter):
@@ -89,9 +116,12 @@ def test_unit_lm_learns_a_deterministic_grammar_and_is_causal(tmp_path):
     assert logp.shape == (2, 5, 3)
     torch.testing.assert_close(logp.exp().sum(-1), torch.ones(2, 5))
     # after the first unit the grammar is deterministic
-    for b, n in enumerate(lens.tolist()):
-        for k in range(1, n):
-            assert logp[b, k, units[b, k]].exp() > 0.9, (b, k)
+    least = min(
+        float(logp[b, k, units[b, k]].exp())
+        for b, n in enumerate(lens.tolist())
+        for k in range(1, n)
+    )
+    assert figure("kd.deterministic_grammar_least_next_prob", least, "> 0.9", "~1/3") > 0.9
     # causal and padding-free: the prediction at k sees units < k only
     changed = units.clone()
     changed[0, 3:] = torch.tensor([2, 2])
@@ -100,7 +130,7 @@ def test_unit_lm_learns_a_deterministic_grammar_and_is_causal(tmp_path):
     torch.testing.assert_close(alone[0], logp[1, :3])
     ppl = float((tmp_path / "lm" / "ppl.yaml").read_text().split("valid_perplexity:")[1].split()[0])
     # the first unit (1 of 3) and the length are not predictable: ideal ~1.25; a unigram ~3.3
-    assert ppl < 2.0
+    assert figure("kd.deterministic_grammar_valid_ppl", ppl, "< 2.0", "~3.3 (a unigram)") < 2.0
     with pytest.raises(ValueError, match=r"model.pt: the LM has 3 units, the unit inventory 5"):
         load_unit_lm(model, num_units=5)
 
@@ -171,8 +201,8 @@ def test_unit_lms_beat_a_unigram_on_held_out_text(lm_text_lang, unit_lm_dir, uni
     total = sum(counts.values()) + n_units + 1  # add-one smoothing over units and </s>
     nll = -sum(math.log((counts[u] + 1) / total) for s in valid for u in [*s, "</s>"])
     unigram = math.exp(nll / sum(len(s) + 1 for s in valid))
-    print(f"{unit}: LM perplexity {ppl:.2f}, add-one unigram {unigram:.2f}")
-    assert ppl < 0.8 * unigram
+    ratio = figure(f"kd.{unit}_lm_ppl_over_unigram", ppl / unigram, "< 0.8", ">= 1 (a unigram)")
+    assert ratio < 0.8
 
 
 def test_hierarchical_kd_training_runs_and_keeps_lms_out_of_the_model(

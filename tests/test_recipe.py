@@ -119,3 +119,18 @@ def test_tiny_recipe_end_to_end_then_rerun_from_stage_3(tiny_corpus, tmp_path):
     am = d / "exp" / "tiny" / "am_kd_hier_seed7"
     assert (am / "decode_test-clean_tlg").is_dir() and (am / "decode_test-clean_hclg").is_dir()
     assert not list(am.glob("decode_*_greedy")) and not list(am.glob("decode_*_beam_lm"))
+
+    # --force redoes finished work of stages 4 and 5, which their programs would otherwise resume
+    # (bin/align.py skips trained systems; the unit-LM trainer returns a finished model.pt)
+    align = d / "exp" / "tiny" / "align"
+    unit_lm = d / "exp" / "tiny" / "unit_lm" / "monophone" / "model.pt"
+    watched = [align / s for s in ("mono/ali.npz", "tri/ali.npz", "targets/senone.ark")] + [unit_lm]
+    mtimes = [p.stat().st_mtime_ns for p in watched]
+    force = "--stage 4 --stop_stage 5 --force true --unit_lms monophone"
+    out = _run(d, *force.split(), "--unit_lm_config", "conf/lm_unit_test.yaml")
+    assert "exists: skipping" not in out
+    log = (align / "align.log").read_text()
+    assert "monophone system is trained" not in log and "triphone system is trained" not in log
+    assert all(
+        new != old for new, old in zip([p.stat().st_mtime_ns for p in watched], mtimes, strict=True)
+    )

@@ -75,6 +75,15 @@ def test_stage6_trains_and_scores_from_audio(aligned, tiny_features, upstream, t
     assert len(scores) == 10 and all(
         v.shape[1] == model.senone_head.num_classes for v in scores.values()
     )
+    # the decoded audio's duration (the RTF's denominator) from sample counts, not 10 ms frames
+    from lhotse import CutSet
+
+    from espnet_distill.bin.decode_ctc import network_outputs
+
+    dev = tiny_features / "fbank" / "cuts_dev-clean.jsonl.gz"
+    outputs, seconds = network_outputs(model_file, dev, "cpu", 60)
+    assert len(outputs) == 10
+    assert seconds == pytest.approx(sum(c.duration for c in CutSet.from_file(dev)), rel=1e-6)
 
 
 def test_recipe_configs_build_with_the_upstream_frozen_or_finetuned(upstream, tmp_path):

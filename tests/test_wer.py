@@ -92,3 +92,58 @@ def test_paired_bootstrap_properties():
     assert paired_bootstrap(one, base, words)["p_not_worse"] == small["p_not_better"]
     with pytest.raises(ValueError, match="same non-empty utterance list"):
         paired_bootstrap(base, base[:-1], words)
+
+
+@pytest.mark.parametrize(
+    ("ref", "hyp", "counts"),
+    [
+        (["x", "*"], ["x"], (1, 0, 1, 0)),  # a literal "*" deleted: it is a word, not a gap
+        (["x"], ["x", "*"], (1, 0, 0, 1)),
+        (["*"], ["*"], (1, 0, 0, 0)),
+        (["a"], ["*"], (0, 1, 0, 0)),
+    ],
+)
+def test_a_literal_gap_symbol_is_a_word(ref, hyp, counts):
+    u = score_utterance("u", ref, hyp)
+    assert (u.corr, u.sub, u.dele, u.ins) == counts
+    # the independent count: jiwer's edit operations
+    out = jiwer.process_words(" ".join(ref), " ".join(hyp))
+    assert (out.hits, out.substitutions, out.deletions, out.insertions) == counts
+    assert f"Scores: (#C #S #D #I) {' '.join(map(str, counts))}" in sclite_block(u)
+
+
+def test_empty_references_report_their_errors_not_zero_percent(tmp_path, caplog):
+    from espnet_distill.score.wer import write_report
+
+    score = score_corpus({"a": "", "b": ""}, {"a": "X", "b": "Y"})
+    tot = score.totals()
+    assert tot["n_err"] == 2 and tot["wrd"] == 0
+    assert tot["err"] == tot["ins"] == float("inf")  # 2 errors / 0 words, never 0.0%
+    with caplog.at_level("WARNING"):
+        written = write_report(score, tmp_path, "empty")
+    assert "no reference words, 2 inserted words" in caplog.text
+    assert (tmp_path / "result.txt").read_text().startswith("%WER inf [ 2 / 0, 2 ins")
+    assert written["ci_low"] == written["ci_high"] == float("inf")
+    # nothing to get wrong and nothing wrong: 0%
+    assert score_corpus({"a": ""}, {"a": ""}).totals()["err"] == 0.0
+
+
+@pytest.mark.parametrize(
+    ("decode_dir", "test_set"),
+    [
+        ("decode_test-clean_beam_lm", "test-clean"),
+        ("decode_test-clean_greedy", "test-clean"),
+        ("decode_dev_clean_2_hclg", "dev_clean_2"),
+        ("decode_test-other_tlg", "test-other"),
+    ],
+)
+def test_results_name_the_test_set_of_a_decode_dir(tmp_path, decode_dir, test_set):
+    """A wer.json without its name (older runs): the set comes from the decode dir's name."""
+    import json
+
+    from espnet_distill.score.results import collect
+
+    score = tmp_path / "am" / decode_dir / "score"
+    score.mkdir(parents=True)
+    (score / "wer.json").write_text(json.dumps({"err": 1.0}))
+    assert list(collect(tmp_path)) == [test_set]

@@ -14,11 +14,15 @@ phones -> triphone windows -> tree -> one pdf per HMM state), what the senone LM
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
 from espnet_distill.align.hmm import TransitionModel, phone_segments
 from espnet_distill.align.topology import Topology
 from espnet_distill.align.tree import Tree
+from espnet_distill.lang.bpe import BpeTokenizer
+from espnet_distill.lang.phone_lang import SIL, SPN, base_phone, read_lexicon
 
 
 def split_words(phones: list[str], words: list[str],
@@ -63,8 +67,6 @@ def frame_targets(
     ``pieces_of``: word -> [(piece id, letters)]; ``prons`` with base (position-free) phones.
     Raises ValueError if the aligned phones do not spell the words (a lexicon mismatch).
     """
-    from espnet_distill.lang.phone_lang import base_phone
-
     senone = tm.tid_pdf[tids].astype(np.int32)
     segs = phone_segments(tids, tm)
     base = [base_phone(phone_names[p]) for p, _, _ in segs]
@@ -86,6 +88,61 @@ def frame_targets(
             subword[prev:b] = piece
             prev = b
     return senone, monophone, subword
+
+
+class UnitTargets:
+    """The three units of stage 4 for one lang dir, triphone system and BPE model: their
+    vocabularies, and the frame targets of an alignment (:func:`frame_targets`) in them."""
+
+    def __init__(
+        self,
+        lang_dir: Path,
+        phones: dict[str, int],
+        real_phones: list[int],
+        tm: TransitionModel,
+        num_senones: int,
+        bpe_model: Path,
+    ) -> None:
+        self.tm, self.num_senones = tm, num_senones
+        self.phone_names = {i: p for p, i in phones.items()}
+        lexicon = read_lexicon(Path(lang_dir) / "lexicon.txt")
+        self.prons = {
+            w: [[base_phone(p) for p in pron] for pron in ps] for w, ps in lexicon.items()
+        }
+        units = dict.fromkeys([SIL, SPN] + [base_phone(self.phone_names[p]) for p in real_phones])
+        self.monophone_ids = {p: i for i, p in enumerate(units)}
+        self.tokenizer = BpeTokenizer(bpe_model)
+        self._pieces_of: dict[str, list[tuple[int, int]]] = {}
+
+    def __call__(self, tids: np.ndarray, text: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(senone, monophone, subword) targets of ``tids``, the alignment of ``text``."""
+        words = [w if w in self.prons else "<unk>" for w in text.split()]
+        for w in words:
+            if w not in self._pieces_of:
+                ids = self.tokenizer.encode(w)
+                sp = self.tokenizer.sp
+                self._pieces_of[w] = [(i, len(sp.id_to_piece(i).lstrip("\u2581"))) for i in ids]
+        return frame_targets(
+            tids,
+            self.tm,
+            words,
+            self.prons,
+            self.phone_names,
+            self.monophone_ids,
+            self._pieces_of,
+            {SIL, SPN},
+        )
+
+    def vocabularies(self) -> dict[str, str]:
+        """``units/<unit>.txt`` contents: ``<name> <id>`` lines."""
+        sp = self.tokenizer.sp
+        return {
+            "senone": "".join(f"s{i} {i}\n" for i in range(self.num_senones)),
+            "monophone": "".join(f"{p} {i}\n" for p, i in self.monophone_ids.items()),
+            "subword": "".join(
+                f"{sp.id_to_piece(i)} {i}\n" for i in range(self.tokenizer.vocab_size)
+            ),
+        }
 
 
 def senones_from_phones(phones: list[int], tree: Tree, topology: Topology) -> list[int]:

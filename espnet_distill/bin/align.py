@@ -30,10 +30,8 @@ from lhotse import CutSet
 
 from espnet_distill.align.features import load_align_features
 from espnet_distill.align.hmm import Alignment
-from espnet_distill.align.targets import frame_targets
+from espnet_distill.align.targets import UnitTargets
 from espnet_distill.align.trainer import Aligner, GmmSystem, Lang, train_mono, train_tri
-from espnet_distill.lang.bpe import BpeTokenizer
-from espnet_distill.lang.phone_lang import SIL, SPN, base_phone, read_lexicon
 from espnet_distill.utils import atomic_output, atomic_write_text, setup_logging
 
 log = logging.getLogger(__name__)
@@ -132,12 +130,11 @@ def main(argv: list[str] | None = None) -> int:
                  len(aligner.failed))  # fmt: skip
     for extra in args.extra_cuts:
         cuts = cuts + CutSet.from_file(extra)
-    write_targets(args, lang, tri, cuts, names)
+    write_targets(args, lang, tri, cuts)
     return 0
 
 
-def write_targets(args: argparse.Namespace, lang: Lang, tri: GmmSystem, cuts: CutSet,
-                  names: dict[int, str]) -> None:  # fmt: skip
+def write_targets(args: argparse.Namespace, lang: Lang, tri: GmmSystem, cuts: CutSet) -> None:
     """Align every cut (speed-perturbed copies too) with ``tri`` and write the three targets."""
     out = args.exp_dir / "targets"
     if (out / ".done").is_file():
@@ -154,12 +151,9 @@ def write_targets(args: argparse.Namespace, lang: Lang, tri: GmmSystem, cuts: Cu
     alis, *_ = aligner.iteration(tri, True, None, "final alignment", accumulate=False)
     failed = dict(aligner.failed)
 
-    lexicon = read_lexicon(args.lang_dir / "lexicon.txt")
-    prons = {w: [[base_phone(p) for p in pron] for pron in ps] for w, ps in lexicon.items()}
-    mono_units = list(dict.fromkeys([SIL, SPN] + [base_phone(names[p]) for p in lang.real_phones]))
-    monophone_ids = {p: i for i, p in enumerate(mono_units)}
-    tok = BpeTokenizer(args.bpe_model)
-    pieces_of: dict[str, list[tuple[int, int]]] = {}
+    units = UnitTargets(
+        args.lang_dir, lang.phones, lang.real_phones, tri.tm, tri.tree.num_pdfs, args.bpe_model
+    )
     senone_w = kaldiio.WriteHelper(f"ark,scp:{out / 'senone.ark'},{out / 'senone.scp'}")
     mono_w = kaldiio.WriteHelper(f"ark,scp:{out / 'monophone.ark'},{out / 'monophone.scp'}")
     sub_w = kaldiio.WriteHelper(f"ark,scp:{out / 'subword.ark'},{out / 'subword.scp'}")
@@ -168,14 +162,10 @@ def write_targets(args: argparse.Namespace, lang: Lang, tri: GmmSystem, cuts: Cu
         for cut in cuts:
             if cut.id not in alis:
                 continue
-            words = [w if w in prons else "<unk>" for s in cut.supervisions for w in s.text.split()]
-            for w in words:
-                if w not in pieces_of:
-                    ids = tok.encode(w)
-                    pieces_of[w] = [(i, len(tok.sp.id_to_piece(i).lstrip("\u2581"))) for i in ids]
             try:
-                senone, mono, sub = frame_targets(alis[cut.id].tids, tri.tm, words, prons, names,
-                                                  monophone_ids, pieces_of, {SIL, SPN})  # fmt: skip
+                senone, mono, sub = units(
+                    alis[cut.id].tids, " ".join(s.text for s in cut.supervisions)
+                )
             except ValueError as err:
                 failed[cut.id] = str(err)
                 continue
@@ -183,12 +173,8 @@ def write_targets(args: argparse.Namespace, lang: Lang, tri: GmmSystem, cuts: Cu
             mono_w(cut.id, mono)
             sub_w(cut.id, sub)
             written += 1
-    atomic_write_text(out / "units" / "senone.txt",
-                      "".join(f"s{i} {i}\n" for i in range(tri.tree.num_pdfs)))  # fmt: skip
-    atomic_write_text(out / "units" / "monophone.txt",
-                      "".join(f"{p} {i}\n" for p, i in monophone_ids.items()))  # fmt: skip
-    atomic_write_text(out / "units" / "subword.txt",
-                      "".join(f"{tok.sp.id_to_piece(i)} {i}\n" for i in range(tok.vocab_size)))  # fmt: skip
+    for unit, text in units.vocabularies().items():
+        atomic_write_text(out / "units" / f"{unit}.txt", text)
     atomic_write_text(args.exp_dir / "failed.txt",
                       "".join(f"{u}\t{why}\n" for u, why in sorted(failed.items())))  # fmt: skip
     log.info("targets for %d of %d cuts (%d not aligned, see %s); %d senones", written, len(cuts),

@@ -51,7 +51,8 @@ def network_outputs(
         log_probs, out_lens = model.log_probs(feats, lens)
         for utt, lp, n in zip(batch["ids"], log_probs.cpu(), out_lens.tolist(), strict=True):
             outputs[utt] = lp[:n].numpy()
-        seconds += float(lens.sum()) * 0.01
+        # the cuts' durations: lens counts fbank frames or, with an SSL front-end, samples
+        seconds += float(batch["durations"].sum())
     return outputs, seconds
 
 

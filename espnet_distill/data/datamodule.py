@@ -7,6 +7,7 @@ A batch is a dict::
     ys         (B, U)     long    label ids, padded with -1
     ys_lens    (B,)       long
     ids        list[str]          supervision ids
+    durations  (B,)       float64 the cuts' durations (s)
     texts      list[str]          reference transcripts
     <unit>_targets (B, T) long    frame targets of stage 4 (``targets={unit: scp}``), padded
                                   with -1; one per 10 ms fbank frame
@@ -71,6 +72,7 @@ class AsrDataset(Dataset):
             "feats": feats,
             "feat_lens": feat_lens,
             "ids": [c.id for c in cuts],
+            "durations": torch.tensor([c.duration for c in cuts], dtype=torch.float64),
             "texts": texts,
         }
         if self.tokenizer is not None:

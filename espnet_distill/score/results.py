@@ -11,6 +11,7 @@ from pathlib import Path
 
 import yaml
 
+from espnet_distill.decode import DECODE_METHODS
 from espnet_distill.utils import REPO_ROOT, atomic_write_text
 
 
@@ -47,6 +48,16 @@ def _cpu_count() -> int:
     return len(os.sched_getaffinity(0))
 
 
+def test_set_of(decode_dir_name: str) -> str:
+    """The test set of a decode dir ``decode_<set>_<method>`` (set names may hold ``_``, methods
+    too: ``beam_lm``); the whole rest when no known method ends it."""
+    name = decode_dir_name.removeprefix("decode_")
+    for method in DECODE_METHODS:
+        if name.endswith(f"_{method}"):
+            return name.removesuffix(f"_{method}")
+    return name
+
+
 def collect(exp_root: Path) -> dict[str, list[tuple[str, dict]]]:
     """{test set: [(row name, wer.json), ...]} from exp/**/decode_<set>_<method>/score/wer.json.
 
@@ -57,7 +68,7 @@ def collect(exp_root: Path) -> dict[str, list[tuple[str, dict]]]:
     for wer_file in sorted(exp_root.glob("**/decode_*/score/wer.json")):
         decode_dir = wer_file.parent.parent
         stats = json.loads(wer_file.read_text())
-        test_set = stats.get("name") or decode_dir.name.removeprefix("decode_").rsplit("_", 1)[0]
+        test_set = stats.get("name") or test_set_of(decode_dir.name)
         row = decode_dir.relative_to(exp_root).as_posix()
         tables.setdefault(test_set, []).append((row, stats))
     return tables

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -19,7 +20,8 @@ from espnet_distill.utils import atomic_write_text
 
 log = logging.getLogger(__name__)
 
-EPS = "*"
+# The gap of an alignment: no token (always a str) can equal it, so a literal "*" is a word.
+EPS = None
 
 
 @dataclass
@@ -27,7 +29,7 @@ class UttScore:
     id: str
     ref: list[str]
     hyp: list[str]
-    alignment: list[tuple[str, str]]
+    alignment: list[tuple[str | None, str | None]]  # EPS (None) marks the gap
     corr: int = 0
     sub: int = 0
     dele: int = 0
@@ -50,7 +52,13 @@ class CorpusScore:
             sum(getattr(u, k) for u in self.utts) for k in ("corr", "sub", "dele", "ins")
         )
         snt_err = sum(u.errors > 0 for u in self.utts)
-        pct = (lambda x: 100.0 * x / words) if words else (lambda x: 0.0)
+
+        def pct(x: int) -> float:
+            # no reference words: errors (insertions) make the rate infinite, not 0% that hides them
+            if words:
+                return 100.0 * x / words
+            return math.inf if x else 0.0
+
         return {
             "snt": len(self.utts),
             "wrd": words,
@@ -65,15 +73,20 @@ class CorpusScore:
 
 
 def score_utterance(utt_id: str, ref: list[str], hyp: list[str]) -> UttScore:
-    ali = kaldialign.align(ref, hyp, EPS)
-    s = UttScore(utt_id, ref, hyp, ali)
-    for r, h in ali:
-        if r == h:
-            s.corr += 1
-        elif r == EPS:
+    # kaldialign marks gaps with a symbol of the sequences' own type: align token ids, with -1 as
+    # the gap, so that no word (a literal "*") is taken for a gap
+    vocab = list(dict.fromkeys([*ref, *hyp]))
+    ids = {w: i for i, w in enumerate(vocab)}
+    ali = kaldialign.align([ids[w] for w in ref], [ids[w] for w in hyp], -1)
+    alignment = [(EPS if r < 0 else vocab[r], EPS if h < 0 else vocab[h]) for r, h in ali]
+    s = UttScore(utt_id, ref, hyp, alignment)
+    for r, h in alignment:
+        if r is EPS:
             s.ins += 1
-        elif h == EPS:
+        elif h is EPS:
             s.dele += 1
+        elif r == h:
+            s.corr += 1
         else:
             s.sub += 1
     return s
@@ -102,7 +115,7 @@ def bootstrap_ci(
     errors = np.asarray(errors, dtype=np.float64)
     words = np.asarray(words, dtype=np.float64)
     if len(errors) == 0 or words.sum() == 0:
-        return (0.0, 0.0)
+        return (math.inf, math.inf) if errors.sum() else (0.0, 0.0)
     rng = np.random.default_rng(seed)
     idx = rng.integers(0, len(errors), size=(n_boot, len(errors)))
     wer = 100.0 * errors[idx].sum(1) / np.maximum(words[idx].sum(1), 1)
@@ -154,12 +167,12 @@ def sclite_block(u: UttScore) -> str:
     """One utterance as in sclite's ``pra`` output."""
     ref_row, hyp_row, eval_row = [], [], []
     for r, h in u.alignment:
-        if r == h:
-            r_tok, h_tok, op = r.lower(), h.lower(), ""
-        elif r == EPS:
+        if r is EPS:
             r_tok, h_tok, op = "*" * len(h), h.upper(), "I"
-        elif h == EPS:
+        elif h is EPS:
             r_tok, h_tok, op = r.upper(), "*" * len(r), "D"
+        elif r == h:
+            r_tok, h_tok, op = r.lower(), h.lower(), ""
         else:
             r_tok, h_tok, op = r.upper(), h.upper(), "S"
         width = max(len(r_tok), len(h_tok), len(op))
@@ -178,6 +191,12 @@ def sclite_block(u: UttScore) -> str:
 def write_report(score: CorpusScore, out_dir: Path, name: str = "") -> dict:
     """``result.txt`` (summary + per-utterance alignments), ``wer.json``, ``per_utt.tsv``."""
     tot = score.totals()
+    if tot["wrd"] == 0 and tot["n_err"]:
+        log.warning(
+            "%s: no reference words, %d inserted words: WER is infinite",
+            name or out_dir,
+            tot["n_err"],
+        )
     lo, hi = bootstrap_ci(
         np.array([u.errors for u in score.utts]), np.array([len(u.ref) for u in score.utts])
     )

@@ -11,9 +11,11 @@
 #     frame targets (kaldiio ark/scp)
 #   5 word n-gram (KenLM lmplz) on --word_lm_text; unit LMs come with the KD recipe
 #   6 acoustic model training (Lightning, resumable)
-#   7 decoding graph TLG (kaldifst: CTC topology o BPE lexicon o word n-gram)
-#   8 decoding: CTC greedy; CTC prefix beam search + word n-gram; WFST search over TLG;
-#     LM weights / acoustic scales tuned on --valid_set, then applied to --test_sets
+#   7 decoding graphs (kaldifst): TLG (CTC topology o BPE lexicon o word n-gram) and HCLG (HMM o
+#     triphone context o phone lexicon o word n-gram, Kaldi's mkgraph.sh) for the stage-4 tree
+#   8 decoding: CTC greedy; CTC prefix beam search + word n-gram; WFST search over TLG; over
+#     HCLG the stage-4 GMM-HMM and, with a senone head, the hybrid network; LM weights /
+#     acoustic scales tuned on --valid_set, then applied to --test_sets
 #   9 scoring: WER, sclite alignments, 95% CI, RESULTS.md
 # Each stage leaves a .done marker (or its final file) and is skipped when rerun; --force true
 # redoes the stages in --stage..--stop_stage.
@@ -202,6 +204,8 @@ if [ "${stage}" -le 4 ] && [ "${stop_stage}" -ge 4 ]; then
   else
     log "Stage 4: GMM-HMM mono -> tri (${num_leaves} senones) alignment, frame targets"
     log "  progress: tail -f ${align_dir}/align.log (reruns resume after the last finished system)"
+    # bin/align.py resumes after each finished system: --force starts it from nothing
+    [ "${force}" = true ] && rm -rf "${align_dir}"
     mkdir -p "${align_dir}"
     ${train_cmd} "${align_dir}/align.log" \
       python -m espnet_distill.bin.align --lang-dir "${phone_lang_dir}" \
@@ -266,6 +270,8 @@ if [ "${stage}" -le 5 ] && [ "${stop_stage}" -ge 5 ]; then
     hf_opts=()
     [ "${unit}" = subword ] && [ -n "${subword_lm_hf}" ] && hf_opts=(--hf-model "${subword_lm_hf}")
     log "Stage 5: ${unit} LM ${out} with ${hf_opts[1]:-${unit_lm_config}}"
+    # the trainer resumes from its checkpoints and returns a finished model.pt: --force removes them
+    [ "${force}" = true ] && rm -rf "${out}"
     mkdir -p "${out}"
     # shellcheck disable=SC2086
     ${train_cmd} "${out}/train.log" python -m espnet_distill.bin.train_unit_lm --unit "${unit}" \

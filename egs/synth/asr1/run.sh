@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Embedded synthetic corpus (LibriSpeech layout): BPE CTC Conformer, greedy decoding, WER table.
+# Embedded synthetic corpus (LibriSpeech layout): GMM-HMM alignment, a CTC + senone Conformer,
+# decoding (CTC greedy and beam + n-gram, TLG, HCLG for the GMM and the hybrid), WER table.
 #   ./run.sh                       # demo size (about 1 h of training speech)
 #   ./run.sh --corpus_size tiny    # a few minutes of speech (tests)
 #   ./run.sh --stage 3             # from the lang dir on; finished stages are skipped
