@@ -3,9 +3,11 @@ as an uninterrupted run; same seed and config, same checkpoint bytes and the sam
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import lightning as L
 import pytest
@@ -109,30 +111,44 @@ def test_kill_resume_and_determinism(tiny_features, tmp_path):
     cfg_file = tmp_path / "conf.yaml"
     cfg_file.write_text(yaml.safe_dump(cfg))
     runs = {name: tmp_path / name for name in ("a", "b", "killed")}
-    for name in ("a", "b"):
-        subprocess.run(_train_cli(tiny_features, runs[name], cfg_file), check=True,
-                       capture_output=True)  # fmt: skip
+    # two 1-thread runs at a time (the machine's two cores): the same thread count in every run,
+    # which bit-identical weights need
+    threads = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+    env = {**os.environ, **dict.fromkeys(threads, "1")}
+
+    def start(name: str, log: str) -> tuple[subprocess.Popen, Path]:
+        cli = _train_cli(tiny_features, runs[name], cfg_file)
+        with open(tmp_path / log, "w") as stderr:  # a file: a pipe nobody reads fills up
+            proc = subprocess.Popen(cli, env=env, stdout=subprocess.DEVNULL, stderr=stderr)
+        return proc, tmp_path / log
+
+    def finish(run: tuple[subprocess.Popen, Path]) -> str:
+        proc, log = run
+        proc.wait()
+        assert proc.returncode == 0, log.read_text()[-2000:]
+        return log.read_text()
+
+    # kill -9 as soon as the first epoch's checkpoint is there, then rerun the same command
+    run_a, (killed, _) = start("a", "a.log"), start("killed", "killed.log")
+    exp = runs["killed"]
+    last = exp / "checkpoints" / "last.ckpt"
+    deadline = time.time() + 300
+    while not last.exists() and killed.poll() is None and time.time() < deadline:
+        time.sleep(0.02)
+    killed.kill()
+    killed.wait()
+    assert not (exp / "model.pt").exists(), "killed too late: training had finished"
+    epoch_at_kill = torch.load(last, map_location="cpu", weights_only=False)["epoch"]
+    assert epoch_at_kill == 0
+    rerun = start("killed", "rerun.log")
+    finish(run_a)
+    run_b = start("b", "b.log")
+    assert f"resuming from {last}" in finish(rerun)
+    finish(run_b)
     # determinism: the same bytes, the same WER
     a, b = runs["a"] / "model.pt", runs["b"] / "model.pt"
     assert a.read_bytes() == b.read_bytes()
     assert _greedy_wer(a, tiny_features) == _greedy_wer(b, tiny_features)
-
-    # kill -9 as soon as the first epoch's checkpoint is there, then rerun the same command
-    exp = runs["killed"]
-    proc = subprocess.Popen(_train_cli(tiny_features, exp, cfg_file), stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)  # fmt: skip
-    last = exp / "checkpoints" / "last.ckpt"
-    deadline = time.time() + 300
-    while not last.exists() and proc.poll() is None and time.time() < deadline:
-        time.sleep(0.02)
-    proc.kill()
-    proc.wait()
-    assert not (exp / "model.pt").exists(), "killed too late: training had finished"
-    epoch_at_kill = torch.load(last, map_location="cpu", weights_only=False)["epoch"]
-    assert epoch_at_kill == 0
-    rerun = subprocess.run(_train_cli(tiny_features, exp, cfg_file), capture_output=True, text=True)
-    assert rerun.returncode == 0, rerun.stderr[-2000:]
-    assert f"resuming from {last}" in rerun.stderr
     resumed, uninterrupted = _state(exp / "model.pt"), _state(a)
     assert resumed.keys() == uninterrupted.keys()
     assert all(torch.equal(resumed[k], uninterrupted[k]) for k in resumed)

@@ -1,8 +1,11 @@
-"""The synth recipe end to end on the tiny corpus, and a rerun from stage 3 that redoes nothing."""
+"""The synth recipe end to end on the tiny corpus, a rerun from stage 3 that redoes nothing, the
+KD stages and the ablation driver, and --force redoing stages 4-5 (slow: CI runs it)."""
 
 from __future__ import annotations
 
 import re
+
+import pytest
 
 from .conftest import copy_recipe, run_recipe
 
@@ -20,6 +23,7 @@ def _run(d, *args):
     return run_recipe(d, "--corpus_size", "tiny", *args)
 
 
+@pytest.mark.slow  # about 15 minutes, mostly on one core: CI runs it (make test-slow)
 def test_tiny_recipe_end_to_end_then_rerun_from_stage_3(tiny_corpus, tmp_path):
     d = _recipe_copy(tmp_path, tiny_corpus)
     out = _run(d)
