@@ -22,7 +22,7 @@ from espnet_distill.align.hmm import TransitionModel, phone_segments
 from espnet_distill.align.topology import Topology
 from espnet_distill.align.tree import Tree
 from espnet_distill.lang.bpe import BpeTokenizer
-from espnet_distill.lang.phone_lang import SIL, SPN, base_phone, read_lexicon
+from espnet_distill.lang.phone_lang import SIL, SPN, base_phone, base_pronunciations, read_lexicon
 
 
 def split_words(phones: list[str], words: list[str],
@@ -105,10 +105,7 @@ class UnitTargets:
     ) -> None:
         self.tm, self.num_senones = tm, num_senones
         self.phone_names = {i: p for p, i in phones.items()}
-        lexicon = read_lexicon(Path(lang_dir) / "lexicon.txt")
-        self.prons = {
-            w: [[base_phone(p) for p in pron] for pron in ps] for w, ps in lexicon.items()
-        }
+        self.prons = base_pronunciations(read_lexicon(Path(lang_dir) / "lexicon.txt"))
         units = dict.fromkeys([SIL, SPN] + [base_phone(self.phone_names[p]) for p in real_phones])
         self.monophone_ids = {p: i for i, p in enumerate(units)}
         self.tokenizer = BpeTokenizer(bpe_model)
@@ -117,10 +114,10 @@ class UnitTargets:
     def __call__(self, tids: np.ndarray, text: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(senone, monophone, subword) targets of ``tids``, the alignment of ``text``."""
         words = [w if w in self.prons else "<unk>" for w in text.split()]
+        sp = self.tokenizer.sp
         for w in words:
             if w not in self._pieces_of:
                 ids = self.tokenizer.encode(w)
-                sp = self.tokenizer.sp
                 self._pieces_of[w] = [(i, len(sp.id_to_piece(i).lstrip("\u2581"))) for i in ids]
         return frame_targets(
             tids,

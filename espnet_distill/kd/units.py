@@ -27,7 +27,7 @@ from espnet_distill.align.topology import read_topo
 from espnet_distill.align.tree import Tree
 from espnet_distill.graph.lexicon import read_symbol_table
 from espnet_distill.lang.bpe import BpeTokenizer
-from espnet_distill.lang.phone_lang import SIL, SPN, base_phone, read_lexicon
+from espnet_distill.lang.phone_lang import SIL, SPN, base_phone, base_pronunciations, read_lexicon
 
 UNITS = ("senone", "monophone", "subword")
 
@@ -58,8 +58,7 @@ class TextToUnits:
         self.names = {u: read_units(units_dir / f"{u}.txt") for u in UNITS}
         lexicon = read_lexicon(tables.lang_dir / "lexicon.txt")
         self.prons = lexicon  # lang-dir phones (position-dependent ones too), for the tree
-        self.base_prons = {w: [[base_phone(p) for p in pron] for pron in ps]
-                           for w, ps in lexicon.items()}  # fmt: skip
+        self.base_prons = base_pronunciations(lexicon)
         self.phone_ids = read_symbol_table(tables.lang_dir / "phones.txt")
         self.monophone_ids = {p: i for i, p in enumerate(self.names["monophone"])}
         self.tree = Tree.load(tables.align_dir / "tri" / "tree.json")

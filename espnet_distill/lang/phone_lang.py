@@ -35,6 +35,11 @@ def base_phone(phone: str) -> str:
     return phone[:-2] if phone[-2:] in POSITIONS else phone
 
 
+def base_pronunciations(lexicon: dict[str, list[list[str]]]) -> dict[str, list[list[str]]]:
+    """The lexicon with position-free phones (:func:`base_phone`), pronunciations in order."""
+    return {w: [[base_phone(p) for p in pron] for pron in ps] for w, ps in lexicon.items()}
+
+
 def add_word_positions(pron: list[str]) -> list[str]:
     """Kaldi's word-position-dependent phones: begin, internal, end, singleton."""
     if len(pron) == 1:
