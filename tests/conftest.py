@@ -140,6 +140,13 @@ def hclg_graph(aligned, tmp_path_factory) -> Path:
     return out / "graph"
 
 
+def without_repeats(seq) -> list[int]:
+    """Runs merged: the state sequence of senone frames (every HMM state has its own pdfs), or
+    what frames can show of a unit sequence (not a unit repeated back to back: "P P" in
+    SUPPOSED, the N of "ONE KNOWS")."""
+    return [int(x) for i, x in enumerate(seq) if i == 0 or x != seq[i - 1]]
+
+
 def constructed_alignment(text: str, lang_dir: Path, lang, tri, frames_per_state: int = 2):
     """The forced alignment (the stage-4 aligner over the transcript's training graph) of
     ``text`` given log-likelihoods that favour one path alone: first pronunciations, a silence

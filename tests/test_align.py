@@ -19,7 +19,7 @@ from espnet_distill.bin import align as align_cli
 from espnet_distill.bin.prepare_lang import main as prepare_lang_main
 from espnet_distill.lang.phone_lang import read_lexicon
 
-from .conftest import constructed_alignment
+from .conftest import constructed_alignment, without_repeats
 from .figures import figure
 
 
@@ -123,12 +123,6 @@ def pdf_phones(aligned):
             for pdf in tree.pdfs_of_root((set_idx, pdf_class))}  # fmt: skip
 
 
-def _states(senones: np.ndarray) -> list[int]:
-    """State sequence of a senone frame sequence: every HMM state has its own pdfs, so merging
-    repeated frames recovers each state visit exactly."""
-    return [int(x) for i, x in enumerate(senones) if i == 0 or x != senones[i - 1]]
-
-
 def test_em_training_increases_likelihood(aligned):
     exp, *_ = aligned
     for system in ("mono", "tri"):
@@ -200,12 +194,12 @@ def test_targets_spell_the_transcripts(aligned, pdf_phones):
         pieces = [int(x) for i, x in enumerate(s) if x != 0 and (i == 0 or x != s[i - 1])]
         ref = sp.encode(cut.supervisions[0].text)
         # frame targets cannot show a piece repeated back to back ("P P" in SUPPOSED)
-        assert pieces == [x for i, x in enumerate(ref) if i == 0 or x != ref[i - 1]]
+        assert pieces == without_repeats(ref)
         # senones are exact state boundaries (each HMM state has its own pdfs): the phone of
         # every first state, from the tree root holding its pdf, must spell the words
         sen = senone[cut.id]
         assert [id2mono[int(x)] for x in mono[cut.id]] == [pdf_phones[int(x)][0] for x in sen]
-        phones = [pdf_phones[x][0] for x in _states(sen) if pdf_phones[x][1] == 0]
+        phones = [pdf_phones[x][0] for x in without_repeats(sen) if pdf_phones[x][1] == 0]
         phones = [p for p in phones if p != "SIL"]
         words = cut.supervisions[0].text.split()
         assert split_words(phones, words, lexicon) is not None
@@ -224,7 +218,7 @@ def test_senones_from_text_match_the_alignment_inside_the_sentence(aligned, pdf_
         if cut.id not in senone:
             continue
         words = cut.supervisions[0].text.split()
-        states = _states(senone[cut.id])
+        states = without_repeats(senone[cut.id])
         speech = [k for k, x in enumerate(states) if pdf_phones[x][0] != "SIL"]
         inner = states[speech[0] : speech[-1] + 1]
         phones = [pdf_phones[x][0] for x in inner if pdf_phones[x][1] == 0]
@@ -246,7 +240,7 @@ def test_senones_from_text_match_the_alignment_inside_the_sentence(aligned, pdf_
     for cut in list(CutSet.from_file(cuts_file))[:5]:
         words = cut.supervisions[0].text.split()
         ali = constructed_alignment(" ".join(words), lang_dir, lang, tri)
-        states = _states(tri.tm.tid_pdf[ali.tids])
+        states = without_repeats(tri.tm.tid_pdf[ali.tids])
         assert senones_from_text(words, lexicon, lang.phones, tri.tree, lang.topology) == states
 
 

@@ -37,11 +37,6 @@ def _tokens(targets: dict, silence: dict) -> dict[str, list[int]]:
     return {u: tokens_of_frames(targets[u], silence[u])[0].tolist() for u in targets}
 
 
-def _without_repeats(seq: list[int]) -> list[int]:
-    """Frames cannot show a unit repeated back to back ("P P" in SUPPOSED)."""
-    return [x for i, x in enumerate(seq) if i == 0 or x != seq[i - 1]]
-
-
 def test_text_units_agree_with_the_alignment(aligned, converter):
     """Transcripts converted to units = stage 4's frame targets collapsed to tokens, wherever the
     alignment has no inner pause, starts and ends in silence and uses first pronunciations.
@@ -52,7 +47,7 @@ def test_text_units_agree_with_the_alignment(aligned, converter):
     from espnet_distill.align.targets import UnitTargets
     from espnet_distill.align.trainer import GmmSystem, Lang
 
-    from .conftest import constructed_alignment
+    from .conftest import constructed_alignment, without_repeats
 
     exp, lang_dir, cuts_file, bpe = aligned
     lang = Lang.load(lang_dir)
@@ -67,8 +62,8 @@ def test_text_units_agree_with_the_alignment(aligned, converter):
         targets = dict(zip(("senone", "monophone", "subword"), units(ali.tids, text), strict=True))
         tokens = _tokens(targets, silence)
         # a phone that ends one word and starts the next ("ONE KNOWS") is one run of frames
-        assert tokens["monophone"] == _without_repeats(converter("monophone", text)), text
-        assert tokens["subword"] == _without_repeats(converter("subword", text)), text
+        assert tokens["monophone"] == without_repeats(converter("monophone", text)), text
+        assert tokens["subword"] == without_repeats(converter("subword", text)), text
         assert tokens["senone"] == converter("senone", text), text
 
     stored = {u: kaldiio.load_scp(str(exp / "targets" / f"{u}.scp")) for u in silence}
@@ -77,12 +72,12 @@ def test_text_units_agree_with_the_alignment(aligned, converter):
         if cut.id not in stored["senone"]:
             continue
         text = cut.supervisions[0].text
-        runs = _without_repeats(stored["monophone"][cut.id].tolist())
+        runs = without_repeats(stored["monophone"][cut.id].tolist())
         tokens = _tokens({u: stored[u][cut.id] for u in stored}, silence)
         if tokens["monophone"] != converter("monophone", text):
             continue  # another pronunciation variant was aligned
         same_phones += 1
-        assert tokens["subword"] == _without_repeats(converter("subword", text)), cut.id
+        assert tokens["subword"] == without_repeats(converter("subword", text)), cut.id
         if runs[0] in sil_mono and runs[-1] in sil_mono and not sil_mono & set(runs[1:-1]):
             assert tokens["senone"] == converter("senone", text), cut.id
             checked += 1
