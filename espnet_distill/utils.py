@@ -25,6 +25,10 @@ def atomic_output(path: Path) -> Iterator[Path]:
     try:
         yield tmp
         os.replace(tmp, path)
+    except OSError as err:
+        if err.filename is None:  # a failed write() names no file: say which output it was
+            err.filename = str(path)
+        raise
     finally:
         tmp.unlink(missing_ok=True)
 
@@ -34,6 +38,42 @@ def atomic_write_text(path: Path, text: str) -> None:
     half-written file that a rerun would trust."""
     with atomic_output(path) as tmp:
         tmp.write_text(text, encoding="utf-8")
+
+
+def add_rejected(path: Path, lines: list[str]) -> int:
+    """Append ``lines`` (``<item>: <reason>``) to a part's rejected list, leaving out those already
+    in it (a rerun of a step adds nothing twice); written via a rename. Returns the list's length.
+
+    Each part has one such list, ``<data_dir>/manifests/rejected_<part>.txt``: corpus preparation,
+    validation and feature extraction (stages 1-2) all add what they drop, with the reason."""
+    path = Path(path)
+    old = path.read_text(encoding="utf-8").splitlines() if path.is_file() else []
+    have = set(old)
+    new = [line for line in dict.fromkeys(lines) if line not in have]
+    if new or not path.is_file():
+        atomic_write_text(path, "".join(f"{line}\n" for line in old + new))
+    return len(old) + len(new)
+
+
+def load_kaldi_matrix(rxfile: str) -> object:
+    """``kaldiio.load_mat(rxfile)`` (``ark:offset`` or a file), with a failure that says what is
+    wrong: ``ValueError('<rxfile>: <why>')`` instead of kaldiio's bare ``AssertionError``."""
+    import kaldiio
+
+    try:
+        return kaldiio.load_mat(rxfile)
+    except (AssertionError, UnicodeDecodeError, ValueError, RuntimeError, EOFError, OSError) as err:
+        path, _, offset = rxfile.rpartition(":")
+        if not offset.isdigit():
+            path, offset = rxfile, ""
+        if not Path(path).is_file():
+            why = "the archive does not exist"
+        elif offset and int(offset) >= Path(path).stat().st_size:
+            why = f"offset {offset} is past the end of the {Path(path).stat().st_size}-byte archive"
+        else:
+            detail = " ".join(str(err).split())[:200] or "a bad header or a truncated matrix"
+            why = f"no Kaldi matrix{' at offset ' + offset if offset else ''} ({detail})"
+        raise ValueError(f"{rxfile}: {why}") from None
 
 
 def save_torch(obj: object, path: Path) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -84,6 +85,40 @@ def test_missing_audio_file_is_listed(corpus_copy, tmp_path):
     assert len(report.rejected) == 1 and "audio file missing" in report.rejected[0][1]
 
 
+def test_audio_without_a_transcript_line_is_listed(corpus_copy, tmp_path):
+    """Every audio file found ends up in the manifests or in the rejected list."""
+    trans = _trans_files(corpus_copy)[0]
+    lines = trans.read_text().splitlines()
+    orphan = lines[-1].split()[0]
+    trans.write_text("\n".join(lines[:-1]) + "\n")
+    n_audio = len(list(corpus_copy.rglob("*.flac")))
+    report = prepare_part(corpus_copy, "dev-clean", tmp_path / "m")
+    audio = trans.parent / f"{orphan}.flac"
+    assert report.rejected == [(str(audio), f"{audio}: no transcript line names {orphan} "
+                                f"(in {trans.parent}/*.trans.txt)")]  # fmt: skip
+    assert report.kept + len(report.rejected) == n_audio
+
+
+@pytest.mark.parametrize("where", ["same file", "other chapter"])
+def test_duplicated_utterance_id_keeps_the_first_and_names_both_places(corpus_copy, tmp_path,
+                                                                      where):  # fmt: skip
+    """lhotse's own check ends in an AssertionError naming neither the id nor the files."""
+    trans = _trans_files(corpus_copy)
+    line = trans[0].read_text().splitlines()[0]
+    target = trans[0] if where == "same file" else trans[1]
+    target.write_text(target.read_text() + line + "\n")
+    n_lines = len(target.read_text().splitlines())
+    report = prepare_part(corpus_copy, "dev-clean", tmp_path / "m")
+    utt = line.split()[0]
+    assert [r for _, r in report.rejected] == [
+        f"{target}:{n_lines}: duplicated utterance id {utt} (first at {trans[0]}:1, which is kept)"
+    ]
+    from lhotse import load_manifest
+
+    sups = load_manifest(tmp_path / "m" / "librispeech_supervisions_dev-clean.jsonl.gz")
+    assert [s.id for s in sups].count(utt) == 1
+
+
 def test_all_items_bad_is_an_error(corpus_copy, tmp_path):
     for flac in corpus_copy.rglob("*.flac"):
         flac.write_bytes(b"junk")
@@ -112,3 +147,94 @@ def test_undecodable_audio_is_skipped_in_feature_extraction(tiny_features, tmp_p
     assert len(done) == len(cuts) - 1 and bad.id not in {c.id for c in done}
     rejected = (out / "rejected.1.txt").read_text().splitlines()
     assert len(rejected) == 1 and rejected[0].startswith(f"{broken}: cannot compute features")
+
+
+# ------------------------------------------------------------------ the recipe's own entry points
+@pytest.fixture
+def synth_recipe(tmp_path):
+    from .conftest import copy_recipe
+
+    return copy_recipe(tmp_path, "synth")
+
+
+def _recipe(d, *args):
+    from .conftest import REPO
+
+    env = dict(os.environ, MAIN_ROOT=str(REPO))
+    return subprocess.run(["./run.sh", *args], cwd=d, env=env, capture_output=True, text=True)
+
+
+@pytest.mark.parametrize(
+    ("args", "error"),
+    [
+        (["--stage", "99"], "Error: --stage 99: the stages of asr.sh are 1..9"),
+        (["--stage", "abc"], "Error: --stage abc: the stages of asr.sh are 1..9"),
+        (["--stop_stage", "0"], "Error: --stop_stage 0: the stages of asr.sh are 1..9"),
+        (["--stage", "3", "--stop_stage", "1"],
+         "Error: --stage 3 comes after --stop_stage 1: nothing to run"),
+        (["--PATH", "/nonexistent"], "./asr.sh: invalid option --PATH (--help lists the options)"),
+        (["--am_dir", "x"], "./asr.sh: invalid option --am_dir (--help lists the options)"),
+        (["--corpus_size"], "./run.sh: option --corpus_size needs a value"),
+        (["--stage", "3", "extra"], "./run.sh: unexpected arguments: extra (options are --name value)"),
+    ],
+)  # fmt: skip
+def test_bad_options_and_stages_are_one_line_errors_before_any_work(synth_recipe, args, error):
+    """Before: exit 0 with "Successfully finished." (--stage 99, 3..1, abc after ten "integer
+    expression expected" lines) or a later failure (--PATH, any shell variable, was an option)."""
+    r = _recipe(synth_recipe, *args)
+    assert r.returncode == 1, r.stdout[-500:]
+    assert r.stderr.strip().splitlines()[-1].endswith(error), r.stderr[-500:]
+    assert "integer expression expected" not in r.stderr and "Successfully" not in r.stdout
+    assert not (synth_recipe / "data").exists()  # nothing started
+
+
+def test_help_lists_the_declared_options_of_run_sh_and_of_its_engine(synth_recipe):
+    r = _recipe(synth_recipe, "--help")
+    assert r.returncode == 0, r.stderr
+    options = {line.split()[0] for line in r.stdout.splitlines() if line.startswith("  --")}
+    assert {"--corpus_size", "--corpus_seed", "--stage", "--test_sets", "--word_lm_text"} <= options
+    internal = {"--SECONDS", "--run_times", "--all_sets", "--am_dir", "--lang_dir", "--fbank_dir",
+                "--help_message", "--demo_opts", "--PARSE_OPTIONS_PASS_TO"}  # fmt: skip
+    assert not options & internal
+    described = {line.split()[0]: line for line in r.stdout.splitlines() if line.startswith("  --")}
+    # continued descriptions are whole
+    assert described["--train_parts"].rstrip().endswith("(train_set=train-960)")
+    assert described["--word_lm_text"].rstrip().endswith("(corpora without LM text)")
+    assert "Options of ./asr.sh" in r.stdout and "stage engine of every ASR recipe" not in r.stdout
+
+
+def test_librispeech_run_sh_says_which_engine_options_it_fixes_and_that_later_ones_win(tmp_path):
+    from .conftest import copy_recipe
+
+    d = copy_recipe(tmp_path, "librispeech")
+    r = _recipe(d, "--help")
+    assert r.returncode == 0, r.stderr
+    header = r.stdout.split("Options:")[0]
+    assert "--nj 8" in header and "dev-other test-clean test-other" in header
+    assert "overrides them" in header
+
+
+def test_a_stage_whose_inputs_are_missing_names_the_stage_that_makes_them(synth_recipe):
+    """Before: FileNotFoundError: ... librispeech_recordings_train-clean-100.jsonl.gz."""
+    r = _recipe(synth_recipe, "--corpus_size", "tiny", "--stage", "2")
+    assert r.returncode == 1
+    assert (
+        r.stderr.strip()
+        .splitlines()[-1]
+        .endswith(
+            "Error: data/tiny/manifests/librispeech_recordings_train-clean-100.jsonl.gz does not exist:"
+            " stage 1 makes it (run from --stage 1)"
+        )
+    ), r.stderr[-1000:]
+    assert "Traceback" not in r.stderr
+    for stage, missing, maker in (
+        ("4", "data/tiny/fbank/cuts_train-clean-100.jsonl.gz", 2),
+        ("6", "data/tiny/fbank/cuts_train-clean-100.jsonl.gz", 2),
+        ("8", "exp/tiny/am_train_conformer_ctc_senone_tiny/model.pt", 6),
+        ("9", "data/tiny/test_clean/text", 2),
+    ):
+        r = _recipe(synth_recipe, "--corpus_size", "tiny", "--stage", stage)
+        last = r.stderr.strip().splitlines()[-1]
+        assert r.returncode == 1 and last.endswith(
+            f"Error: {missing} does not exist: stage {maker} makes it (run from --stage {maker})"
+        ), (stage, r.stderr[-1000:])

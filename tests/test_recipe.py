@@ -1,13 +1,17 @@
 """The synth recipe end to end on the tiny corpus, a rerun from stage 3 that redoes nothing, the
-KD stages and the ablation driver, and --force redoing stages 4-5 (slow: CI runs it)."""
+kill -9 of run.sh in stage 6 then a rerun that ends bit for bit as an uninterrupted run, the KD
+stages and the ablation driver, and --force redoing stages 4-5 (slow: CI runs it)."""
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import time
 
 import pytest
 
-from .conftest import copy_recipe, run_recipe
+from .conftest import REPO, copy_recipe, run_recipe
 
 
 def _recipe_copy(tmp_path, corpus_root):
@@ -21,6 +25,52 @@ def _recipe_copy(tmp_path, corpus_root):
 
 def _run(d, *args):
     return run_recipe(d, "--corpus_size", "tiny", *args)
+
+
+def _stage_6_processes(exp: str) -> list[str]:
+    r = subprocess.run(["pgrep", "-f", f"--exp-dir {exp}"], capture_output=True, text=True)
+    return r.stdout.split()
+
+
+def _kill_9_in_stage_6_then_rerun(d):
+    """kill -9 of run.sh during the recipe's own stage-6 training (its real config: senone head,
+    speed-perturbed data, bucketing sampler, checkpoint averaging), then the same command again:
+    the training stops with its run.sh, resumes, and ends with the bytes of an uninterrupted run.
+    Before: the resumed epoch repeated the previous epoch's batch order (other weights), the
+    training outlived the killed run.sh, and the rerun's train.log replaced the killed run's."""
+    # two 1-thread runs side by side (the machine's two cores): equal bytes need equal threads
+    threads = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+    env = dict(os.environ, MAIN_ROOT=str(REPO), **dict.fromkeys(threads, "1"))
+    stage_6 = ["./run.sh", "--corpus_size", "tiny", "--stage", "6", "--stop_stage", "6"]
+
+    def start(tag: str) -> subprocess.Popen:
+        return subprocess.Popen([*stage_6, "--tag", tag], cwd=d, env=env, text=True,
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT)  # fmt: skip
+
+    reference, killed = start("uninterrupted"), start("killed")
+    exp = d / "exp" / "tiny" / "am_killed"
+    deadline = time.time() + 600
+    while not (exp / "checkpoints" / "last.ckpt").exists() and killed.poll() is None:
+        assert time.time() < deadline, "no checkpoint after 10 minutes"
+        time.sleep(0.05)
+    assert _stage_6_processes("exp/tiny/am_killed"), "the training had already finished"
+    killed.kill()  # SIGKILL of run.sh alone, as a job scheduler or `kill -9 <pid>` does
+    killed.wait()
+    deadline = time.time() + 20
+    while _stage_6_processes("exp/tiny/am_killed") and time.time() < deadline:
+        time.sleep(0.2)
+    assert not _stage_6_processes("exp/tiny/am_killed"), "the training outlived its run.sh"
+    assert not (exp / "model.pt").exists()
+    killed_log = (exp / "train.log").read_text()
+    rerun = start("killed")
+    for proc in (reference, rerun):
+        out = proc.communicate()[0]
+        assert proc.returncode == 0, out[-3000:]
+    uninterrupted = d / "exp" / "tiny" / "am_uninterrupted" / "model.pt"
+    assert (exp / "model.pt").read_bytes() == uninterrupted.read_bytes()
+    log = (exp / "train.log").read_text()
+    assert log.startswith(killed_log) and "# ---- rerun at " in log  # the killed run's log kept
+    assert "resuming from exp/tiny/am_killed/checkpoints/last.ckpt" in log.split("# ---- rerun")[1]
 
 
 @pytest.mark.slow  # about 15 minutes, mostly on one core: CI runs it (make test-slow)
@@ -55,6 +105,7 @@ def test_tiny_recipe_end_to_end_then_rerun_from_stage_3(tiny_corpus, tmp_path):
             (kaldi / f).is_file() for f in ("wav.scp", "text", "utt2spk", "spk2utt", "feats.scp")
         )
     assert "Successfully finished" in out
+    assert "done, skipping" not in out  # a first run skips nothing (dev-clean: valid and test set)
     align = d / "exp" / "tiny" / "align"
     assert (d / "data" / "tiny" / "lang_phone" / "L.fst").is_file()
     n_targets = len((align / "targets" / "senone.scp").read_text().splitlines())
@@ -73,6 +124,8 @@ def test_tiny_recipe_end_to_end_then_rerun_from_stage_3(tiny_corpus, tmp_path):
     assert "Stage 6: training" in out and "model.pt exists: skipping" in out
     assert "Stage 4: " in out and "targets/.done exists: skipping" in out
     assert [p.stat().st_mtime_ns for p in watched] == mtimes  # nothing finished was redone
+
+    _kill_9_in_stage_6_then_rerun(d)
 
     # cross-modal KD through the recipe: stage 5 trains a unit LM, stage 6 a model with a KD head
     # (run.sh picks conf/<name>_tiny.yaml for the tiny corpus)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -37,3 +38,61 @@ def test_full_disk_is_one_error_line():
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert r.returncode == 1
     assert r.stderr.strip().splitlines() == ["-c: cannot write: No space left on device"]
+
+
+def test_full_disk_during_feature_export_names_the_file_and_leaves_nothing(tiny_features, tmp_path,
+                                                                          monkeypatch):  # fmt: skip
+    """ENOSPC in the middle of the Kaldi feats.ark: the error names it, and neither a partial
+    archive nor an empty feats.scp is left for a rerun to trust."""
+    import errno
+
+    import kaldiio
+    from lhotse import CutSet
+
+    from espnet_distill.data import features
+
+    cuts = CutSet.from_file(tiny_features / "fbank" / "cuts_dev-clean.jsonl.gz")
+    real = kaldiio.WriteHelper
+
+    class FillsUp(real):
+        written = 0
+
+        def __call__(self, key, value):
+            FillsUp.written += 1
+            if FillsUp.written == 3:
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+            return super().__call__(key, value)
+
+    monkeypatch.setattr(kaldiio, "WriteHelper", FillsUp)
+    out = tmp_path / "dev_clean"
+    with pytest.raises(OSError) as caught:
+        features.export_kaldi_dir(cuts, out)
+    assert caught.value.errno == errno.ENOSPC
+    assert caught.value.filename == str(out.resolve() / "feats.ark")
+    assert not (out / "feats.ark").exists() and not (out / "feats.scp").exists()
+    assert not [f.name for f in out.iterdir() if f.name.startswith(".tmp")]
+    monkeypatch.setattr(kaldiio, "WriteHelper", real)
+    features.export_kaldi_dir(cuts, out)  # the rerun writes both, complete, with the final name
+    feats = kaldiio.load_scp(str(out / "feats.scp"))
+    assert len(feats) == len(cuts) and ".tmp" not in (out / "feats.scp").read_text()
+
+
+def test_bad_kaldi_offset_says_what_is_wrong(tmp_path):
+    """kaldiio's own failure here is a bare AssertionError (offset past the end) or a
+    UnicodeDecodeError (an offset inside a matrix)."""
+    import kaldiio
+    import numpy as np
+
+    from espnet_distill.utils import load_kaldi_matrix
+
+    ark = tmp_path / "feats.ark"
+    kaldiio.save_ark(str(ark), {"a": np.zeros((3, 4), dtype=np.float32)}, scp=str(tmp_path / "s"))
+    size = ark.stat().st_size
+    assert load_kaldi_matrix(f"{ark}:2").shape == (3, 4)
+    with pytest.raises(ValueError, match=rf"^{ark}:99999: offset 99999 is past the end of the "
+                                         rf"{size}-byte archive$"):  # fmt: skip
+        load_kaldi_matrix(f"{ark}:99999")
+    with pytest.raises(ValueError, match=rf"^{ark}:7: no Kaldi matrix at offset 7 \(.+\)$"):
+        load_kaldi_matrix(f"{ark}:7")
+    with pytest.raises(ValueError, match=r"the archive does not exist"):
+        load_kaldi_matrix(f"{tmp_path / 'nope.ark'}:2")

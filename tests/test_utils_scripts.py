@@ -278,3 +278,65 @@ def test_slurm_pl_multi_node_training_runs_one_srun_job(tmp_path, fake_sbatch):
     r = _run([UTILS / "slurm.pl", "--gpu", "2", "JOB=1:2", tmp_path / "x.JOB.log", "true"],
              env=fake_sbatch, cwd=tmp_path)  # fmt: skip
     assert r.returncode != 0 and "multi-process training runs one job" in r.stderr
+
+
+def _supervised(tmp_path: Path) -> Path:
+    """An engine-like script: supervise, then a job (a sleep in the background) and a wait on
+    another in the foreground, as a stage waits on its command; the pids go to pids.txt."""
+    path = tmp_path / "engine.sh"
+    path.write_text(
+        "#!/usr/bin/env bash\nset -euo pipefail\n"
+        f'. {UTILS}/recipe_lib.sh\nsupervise "$@"\n'
+        f"sleep 300 &\necho $$ $! > {tmp_path}/pids.tmp\nmv {tmp_path}/pids.tmp {tmp_path}/pids.txt\n"
+        "sleep 301\n"
+    )
+    path.chmod(path.stat().st_mode | stat.S_IEXEC)
+    return path
+
+
+def _pids(tmp_path: Path) -> list[int]:
+    deadline = time.time() + 20
+    while not (tmp_path / "pids.txt").exists():
+        assert time.time() < deadline, "the supervised script did not start"
+        time.sleep(0.05)
+    return [int(p) for p in (tmp_path / "pids.txt").read_text().split()]
+
+
+def _all_gone(pids: list[int], seconds: float = 15) -> bool:
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        alive = []
+        for pid in pids:
+            try:
+                os.kill(pid, 0)
+                alive.append(pid)
+            except ProcessLookupError:
+                pass
+        if not alive:
+            return True
+        time.sleep(0.1)
+    return False
+
+
+@pytest.mark.parametrize("signal_name", ["SIGTERM", "SIGINT"])
+def test_supervise_stops_every_job_on_sigterm_and_sigint(tmp_path, signal_name):
+    """bash alone runs a trap only after the foreground command ends: the sleep 301 would keep
+    the script, and the jobs, alive for five minutes."""
+    import signal
+
+    proc = subprocess.Popen([_supervised(tmp_path)], stderr=subprocess.PIPE, text=True)
+    pids = _pids(tmp_path)
+    proc.send_signal(getattr(signal, signal_name))
+    assert proc.wait(timeout=20) == (143 if signal_name == "SIGTERM" else 130)
+    assert _all_gone(pids), "jobs left running"
+    assert f"stopping all its jobs on {signal_name}" in proc.stderr.read()
+
+
+def test_supervise_stops_every_job_when_its_parent_is_killed(tmp_path):
+    """kill -9 of the run.sh that started the engine (a SIGKILL nobody can trap)."""
+    parent = subprocess.Popen(["bash", "-c", f"{_supervised(tmp_path)}; echo never"],
+                              stderr=subprocess.DEVNULL)  # fmt: skip
+    pids = _pids(tmp_path)
+    parent.kill()
+    parent.wait()
+    assert _all_gone(pids), "the engine's jobs outlived the killed run.sh"

@@ -53,10 +53,7 @@ def bad_manifests(tmp_path):
     def bad(rid, reason, path=None, text="HELLO", **kw):
         recs.append(_rec(rid, path if path is not None else _wav(a / f"{rid}.wav"), **kw))
         sups.append(_sup(rid, rid, text, duration=kw.get("seconds", 1.0)))
-        expected.append((rid, reason))
-        # the other half of the pair goes too, with its own line
-        expected.append((rid, "recording has no usable supervision" if text != "HELLO"
-                         else f"its recording {rid} was rejected"))  # fmt: skip
+        expected.append((rid, reason))  # one line: the recording goes with its utterance
 
     bad("missing", "audio file missing", path=a / "nowhere.wav")
     (a / "garbage.wav").write_bytes(b"RIFF this is not audio" * 20)
@@ -83,9 +80,8 @@ def bad_manifests(tmp_path):
     recs.append(_rec("long", _wav(a / "long.wav")))
     sups.append(_sup("long", "long", "HELLO", start=0.5, duration=1.0))
     expected.append(("long", "outside its recording: 0.500-1.500 s of 1.000 s"))
-    expected.append(("long", "recording has no usable supervision"))  # the recording, listed too
     recs.append(_rec("silent", _wav(a / "silent.wav")))
-    expected.append(("silent", "recording has no usable supervision"))
+    expected.append(("silent", "recording has no supervision"))
     d = tmp_path / "manifests"
     d.mkdir()
     RecordingSet.from_recordings(recs).to_file(d / "x_recordings_dev.jsonl.gz")
@@ -117,7 +113,7 @@ def test_every_problem_is_named_and_fix_keeps_the_rest(bad_manifests):
     r = _run("--manifest-dir", d, "--parts", "dev", "train", "--prefix", "x", "--vocab-part",
              "train", "--fix")  # fmt: skip
     assert r.returncode == 0, r.stderr
-    lines = (d / "validation_dev.rejected.txt").read_text().splitlines()
+    lines = (d / "rejected_dev.txt").read_text().splitlines()
     assert len(lines) == len(expected)
     for item, reason in expected:
         assert any(line.startswith(f"{item}: ") and reason in line for line in lines), (item, lines)
@@ -128,6 +124,13 @@ def test_every_problem_is_named_and_fix_keeps_the_rest(bad_manifests):
     )
     summary = json.loads((d / "validation_dev.json").read_text())
     assert summary["kept"] == 4 and summary["problems"] == len(expected)
+    # the counts add up: every supervision line is kept or is one problem ("silent" is the one
+    # recording without a supervision line)
+    assert summary["utterances"] == summary["kept"] + summary["problems"] - 1
+    # reason kinds keep their words and stand-alone numbers become N
+    kinds = summary["by_kind"]
+    assert kinds["sample rate N in the manifest, expected N"] == 1
+    assert kinds["too short: N s < N s"] == 1 and kinds["transcript is not valid UTF-8"] == 1
     # OOV: HELLO ZEBRA and three HELLO WORLD against {HELLO, WORLD}: 1 of 8 words
     assert summary["oov_rate"] == pytest.approx(1 / 8) and summary["oov_top"] == {"ZEBRA": 1}
     # a second run finds nothing left to fix

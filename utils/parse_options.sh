@@ -8,20 +8,50 @@
 #
 # Accepts `--foo-bar value` and `--foo-bar=value` (both set foo_bar), `--config file` (a file of
 # `foo_bar=value` lines, sourced first, so command-line options override it) and `--help`, which
-# prints $help_message (if set) and every option of the option block with its default and comment.
-# As in Kaldi: an option that the script does not declare is an error, and so is a boolean option
+# prints $help_message (default: the script's header comment) and every option of the option block with its default and comment.
+# The options are the option block's: the script's top-level `name=value` lines above the line
+# that sources this file (upper-case names, the environment's, and help_message excepted); a
+# comment line indented under an option continues its description. Variables set elsewhere are
+# not options. An option the script does not declare is an error, and so is a boolean option
 # given anything but true/false. Parsing stops at the first argument that is not an option.
+#
+# A wrapper that passes the options it does not declare on to another script (a corpus's run.sh
+# to its engine) sets PARSE_OPTIONS_PASS_TO=<that script> first: those options are collected, in
+# order, in the array parsed_rest_options (for the callee to check), and --help lists the
+# callee's options too.
+
+# _po_declared SCRIPT: "name|default|description" for each option of SCRIPT's option block
+_po_declared() {
+  [ -f "$1" ] || return 0
+  awk '
+    /^[[:space:]]*[.] .*parse_options[.]sh/ { exit }
+    match($0, /^[A-Za-z_][A-Za-z0-9_]*=/) {
+      name = substr($0, 1, RLENGTH - 1); rest = substr($0, RLENGTH + 1)
+      last = ""
+      if (name == "help_message" || name ~ /^[A-Z0-9_]+$/) next
+      if (rest ~ /^"/) { match(rest, /^"[^"]*"/) } else if (rest ~ /^\(/) { match(rest, /^\([^)]*\)/) } else { match(rest, /^[^ #]*/) }
+      value = substr(rest, 1, RLENGTH); comment = substr(rest, RLENGTH + 1)
+      sub(/^[[:space:]]*#?[[:space:]]*/, "", comment)
+      n++; names[n] = name; values[n] = value; comments[n] = comment; last = n
+      next
+    }
+    last != "" && /^[[:space:]]+#/ { c = $0; sub(/^[[:space:]]+#[[:space:]]*/, "", c); comments[last] = comments[last] " " c; next }
+    { last = "" }
+    END { for (i = 1; i <= n; i++) print names[i] "|" values[i] "|" comments[i] }
+  ' "$1"
+}
 
 _po_usage_options() {
-  # Option block = top-level `name=value  # comment` lines of the calling script.
-  local script=$1
+  local script=$1 title=${2:-Options:}
   [ -f "${script}" ] || return 0
-  echo "Options:"
-  sed -n -E 's/^([A-Za-z_][A-Za-z0-9_]*)=("[^"]*"|\([^)]*\)|[^ #]*)[[:space:]]*(#[[:space:]]*(.*))?$/\1|\2|\4/p' "${script}" |
-    while IFS='|' read -r _po_name _po_default _po_comment; do
-      printf '  --%-24s %-22s %s\n' "${_po_name}" "(${_po_default})" "${_po_comment}"
-    done
+  echo "${title}"
+  _po_declared "${script}" | while IFS='|' read -r _po_name _po_default _po_comment; do
+    printf '  --%-24s %-22s %s\n' "${_po_name}" "(${_po_default})" "${_po_comment}"
+  done
 }
+
+_po_options=" $(_po_declared "$0" | cut -d'|' -f1 | tr '\n' ' ') "
+parsed_rest_options=()
 
 # --config files first, anywhere on the command line.
 for ((_po_i = 1; _po_i <= $#; _po_i++)); do
@@ -43,8 +73,18 @@ while true; do
   [ -z "${1:-}" ] && break
   case "$1" in
     --help | -h)
-      [ -n "${help_message:-}" ] && printf '%b\n' "${help_message}"
+      if [ -n "${help_message:-}" ]; then
+        printf '%b\n' "${help_message}"
+      else  # the script's header comment
+        echo "Usage: $0 [options]"
+        sed -n '2,/^[^#]/{/^#/!q;/^# shellcheck/d;s/^# \{0,1\}/  /;p;}' "$0"
+      fi
       _po_usage_options "$0"
+      if [ -n "${PARSE_OPTIONS_PASS_TO:-}" ]; then
+        echo
+        _po_usage_options "${PARSE_OPTIONS_PASS_TO}" "Options of ${PARSE_OPTIONS_PASS_TO}, passed on \
+after the ones this script sets for it (so they override them):"
+      fi
       exit 0
       ;;
     --config) shift 2 ;;
@@ -62,8 +102,13 @@ while true; do
       fi
       _po_name=${_po_opt#--}
       _po_name=${_po_name//-/_}
-      if ! [[ "${_po_name}" =~ ^[A-Za-z_][A-Za-z0-9_]*$ ]] || [ -z "${!_po_name+set}" ]; then
-        echo "$0: invalid option ${_po_opt}" >&2
+      if [[ "${_po_options}" != *" ${_po_name} "* ]]; then
+        if [ -n "${PARSE_OPTIONS_PASS_TO:-}" ]; then
+          parsed_rest_options+=("${_po_opt}" "${_po_value}")
+          shift "${_po_shift}"
+          continue
+        fi
+        echo "$0: invalid option ${_po_opt} (--help lists the options)" >&2
         exit 1
       fi
       _po_old=${!_po_name}
@@ -80,5 +125,5 @@ while true; do
   esac
 done
 
-unset _po_i _po_j _po_config _po_opt _po_value _po_shift _po_name _po_old
+unset _po_i _po_j _po_config _po_opt _po_value _po_shift _po_name _po_old _po_options
 true # so that a script with `set -e` does not stop on the last test

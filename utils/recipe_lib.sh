@@ -52,3 +52,81 @@ claim_dir() {
 release_dir() {
   exec {claim_fd}>&-
 }
+
+# check_stages FIRST LAST: --stage and --stop_stage are integers in FIRST..LAST, in order
+check_stages() {
+  local opt value
+  for opt in stage stop_stage; do
+    value=${!opt}
+    if ! [[ "${value}" =~ ^[0-9]+$ ]] || [ "${value}" -lt "$1" ] || [ "${value}" -gt "$2" ]; then
+      log "Error: --${opt} ${value}: the stages of $(basename "$0") are $1..$2" >&2
+      exit 1
+    fi
+  done
+  # shellcheck disable=SC2154  # stage, stop_stage: the template's options
+  if [ "${stage}" -gt "${stop_stage}" ]; then
+    log "Error: --stage ${stage} comes after --stop_stage ${stop_stage}: nothing to run" >&2
+    exit 1
+  fi
+}
+
+# need STAGE PATH...: every PATH (an input of the current stage) exists; otherwise one error line
+# naming what is missing and the earlier stage that makes it, and exit 1
+need() {
+  local maker=$1 path
+  shift
+  for path in "$@"; do
+    if [ ! -e "${path}" ]; then
+      log "Error: ${path} does not exist: stage ${maker} makes it (run from --stage ${maker})" >&2
+      exit 1
+    fi
+  done
+}
+
+# supervise "$@": run this script again as a child in its own process group, and stop that whole
+# group (every stage's jobs) when this process gets SIGINT or SIGTERM or its parent dies (a
+# `kill -9` of the run.sh that called it). Call it first thing; the child skips it. bash runs a
+# trap only once the foreground command ends, so the work runs in the background and this
+# process only waits: the trap fires at once.
+supervise() {
+  [ -n "${RECIPE_SUPERVISED:-}" ] && return 0
+  local parent=${PPID} worker
+  RECIPE_SUPERVISED=1 setsid "$0" "$@" &
+  worker=$!
+  # shellcheck disable=SC2064  # the worker's pid, fixed now
+  trap "_stop_group ${worker} SIGINT; exit 130" INT
+  # shellcheck disable=SC2064
+  trap "_stop_group ${worker} SIGTERM; exit 143" TERM
+  while kill -0 "${worker}" 2>/dev/null; do
+    if ! kill -0 "${parent}" 2>/dev/null; then
+      _stop_group "${worker}" "the death of its parent (pid ${parent})"
+      exit 1
+    fi
+    sleep 1 &
+    wait $! || true
+  done
+  wait "${worker}"
+  exit $?
+}
+
+# _stop_group PGID WHY: SIGTERM to the process group, SIGKILL to what is left after 10 s
+_stop_group() {
+  echo "$(date '+%Y-%m-%dT%H:%M:%S') ($(basename "$0")) stopping all its jobs on $2" >&2
+  kill -TERM -- "-$1" 2>/dev/null || return 0
+  for _ in $(seq 20); do
+    kill -0 -- "-$1" 2>/dev/null || return 0
+    sleep 0.5
+  done
+  kill -KILL -- "-$1" 2>/dev/null || true
+}
+
+# unique WORD...: the words one a line, each once, in the order they first appear
+unique() {
+  local word
+  local -A seen=()
+  for word in "$@"; do
+    [ -n "${seen[${word}]:-}" ] && continue
+    seen[${word}]=1
+    echo "${word}"
+  done
+}

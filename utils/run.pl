@@ -6,6 +6,8 @@
 # Every JOB in the log file name and the command is replaced by the job index. The command runs
 # under bash with its stdout and stderr in the log file, framed by a header ("# <command>",
 # "# Started at") and a footer ("# Accounting: time=...", "# Ended (code N) at ..."), as in Kaldi.
+# A log whose run did not end with code 0 (killed, failed) is kept: the rerun appends to it, below
+# a "# ---- rerun at ..." line, so a resumed training's log shows the killed run too.
 # Exit status 0 if every job succeeded; otherwise 1, after naming each failed job's log file.
 # Options (cluster options are accepted so that cmd.sh can switch to slurm.pl unchanged):
 #   --max-jobs-run N   run at most N jobs at a time (default: all at once)
@@ -67,7 +69,17 @@ sub run_job {
   }
   my $dir = $this_log;
   if ($dir =~ s:/[^/]+$::) { system("mkdir", "-p", $dir) == 0 or die "run.pl: cannot create $dir\n"; }
-  open(my $fh, ">", $this_log) or die "run.pl: cannot write log file $this_log: $!\n";
+  # The log of a run that did not end well (killed, failed) is kept: the rerun appends below it.
+  my $mode = ">";
+  if (-s $this_log && open(my $old, "<", $this_log)) {
+    my $last = "";
+    $last = $_ while <$old>;
+    close($old);
+    $mode = ">>" unless $last =~ m/^# Ended \(code 0\)/;
+  }
+  open(my $fh, $mode, $this_log) or die "run.pl: cannot write log file $this_log: $!\n";
+  print $fh "# ---- rerun at " . localtime() . "; above: the log of an earlier run that did not finish ----\n"
+    if $mode eq ">>";
   print $fh "# $this_cmd\n# Started at " . localtime() . "\n#\n";
   close($fh);
   my $start = time();

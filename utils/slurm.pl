@@ -4,7 +4,8 @@
 # Usage: utils/slurm.pl [options] [JOB=1:N] <log-file> <command> [<args>...]
 # Writes a batch script to <log-dir>/q/, submits it as one array job with `sbatch --wait`, and then
 # reads each task's exit status from <log-dir>/q/. Logs have run.pl's header and footer. Exit status
-# 0 if every task succeeded; otherwise 1, after naming each failed task's log file.
+# 0 if every task succeeded; otherwise 1, after naming each failed task's log file. As with run.pl,
+# the log of a run that did not end with code 0 is kept and the rerun appends to it.
 # Options:
 #   --num-threads N    --cpus-per-task N          --mem SIZE     --mem SIZE (per node)
 #   --gpu N            --gres gpu:N               --time T       --time T
@@ -90,7 +91,12 @@ cd '$cwd' || exit 1
 SLURM_ARRAY_TASK_ID=\${SLURM_ARRAY_TASK_ID:-$jobstart}
 log=$task_log
 mkdir -p "\$(dirname "\$log")"
-{ echo "# $cmd"; echo "# Started at \$(date) on \$(hostname)"; echo "#"; } > "\$log"
+if [ -s "\$log" ] && ! tail -n 1 "\$log" | grep -q '^# Ended (code 0)'; then
+  echo "# ---- rerun at \$(date); above: the log of an earlier run that did not finish ----" >> "\$log"
+else
+  : > "\$log"
+fi
+{ echo "# $cmd"; echo "# Started at \$(date) on \$(hostname)"; echo "#"; } >> "\$log"
 start=\$(date +%s)
 ( $cmd ) >> "\$log" 2>&1
 ret=\$?

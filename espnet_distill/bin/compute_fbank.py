@@ -6,7 +6,8 @@ Usage (asr.sh runs these):
     utils/run.pl JOB=1:4 data/fbank/dev-clean/log/fbank.JOB.log \\
         python -m espnet_distill.bin.compute_fbank extract --out-dir data/fbank/dev-clean --job JOB
     python -m espnet_distill.bin.compute_fbank combine --out-dir data/fbank/dev-clean --nj 4 \\
-        --part dev-clean --kaldi-dir data/dev_clean [--cmvn data/fbank/cmvn.npz]
+        --part dev-clean --kaldi-dir data/dev_clean [--cmvn data/fbank/cmvn.npz] \\
+        [--rejected-list data/manifests/rejected_dev-clean.txt]
 """
 
 from __future__ import annotations
@@ -41,6 +42,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--part", required=True)
     p.add_argument("--kaldi-dir", type=Path, required=True)
     p.add_argument("--cmvn", type=Path, help="compute global CMVN stats from this part into FILE")
+    p.add_argument("--rejected-list", type=Path,
+                   help="the part's rejected list to add the jobs' rejects to (default: "
+                        "<out-dir>/rejected.txt)")  # fmt: skip
     args = parser.parse_args(argv)
     setup_logging()
     if args.step == "split":
@@ -54,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
             args.out_dir / "split" / f"cuts.{args.job}.jsonl.gz", args.out_dir, args.job
         )
     else:
-        cuts = features.combine(args.out_dir, args.nj, args.part)
+        cuts = features.combine(args.out_dir, args.nj, args.part, args.rejected_list)
         features.export_kaldi_dir(cuts, args.kaldi_dir)
         if args.cmvn:
             features.compute_global_cmvn(cuts, args.cmvn)

@@ -7,8 +7,9 @@ outside their recording, unsorted Kaldi files; and reports the OOV rate of each 
 words of --vocab-part (the training transcripts) or of --lexicon.
 
 Without --fix, problems are printed one a line (``<item>: <reason>``) and the exit status is 1.
-With --fix, manifests (or Kaldi files) are rewritten without the bad items; the dropped ones go
-to ``validation_<part>.rejected.txt`` with their reasons, the counts to ``validation_<part>.json``
+With --fix, manifests (or Kaldi files) are rewritten without the bad items; the dropped ones are
+added, with their reasons, to the part's one rejected list ``rejected_<part>.txt`` (where corpus
+preparation listed its own, and stage 2 adds its), the counts go to ``validation_<part>.json``
 (Kaldi dirs: ``validation.rejected.txt``/``.json`` in the dir, originals in ``.backup/``).
 
 Usage:
@@ -32,9 +33,9 @@ from espnet_distill.data.validate import (
     ValidationReport,
     validate_kaldi_dir,
     validate_manifests,
-    write_report,
+    write_summary,
 )
-from espnet_distill.utils import setup_logging
+from espnet_distill.utils import add_rejected, setup_logging
 
 SHOW = 20  # problems printed before "... N more"
 
@@ -119,7 +120,12 @@ def main(argv: list[str] | None = None) -> int:
                             raise ValidationError(f"part {part}: every item has a problem, "
                                                   f"e.g. {report.lines()[0]}")  # fmt: skip
                         write_manifests(recs, sups, args.manifest_dir, args.prefix, part)
-                    where = str(write_report(report, args.manifest_dir, f"validation_{part}")[0])
+                    rejected = args.manifest_dir / f"rejected_{part}.txt"
+                    before = len(rejected.read_text().splitlines()) if rejected.is_file() else 0
+                    total = add_rejected(rejected, report.lines())
+                    write_summary(report, args.manifest_dir / f"validation_{part}.json")
+                    where = (f"{rejected}: {total} in all, {before} from corpus preparation"
+                             if before else str(rejected))  # fmt: skip
                 _log_report(report, where)
                 reports.append(report)
     except ValidationError as err:

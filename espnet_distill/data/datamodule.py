@@ -18,7 +18,6 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-import kaldiio
 import torch
 from lhotse import CutSet
 from lhotse.dataset import DynamicBucketingSampler, SimpleCutSampler
@@ -27,6 +26,7 @@ from torch.nn.utils.rnn import pad_sequence
 from torch.utils.data import DataLoader, Dataset
 
 from espnet_distill.lang.bpe import BpeTokenizer
+from espnet_distill.utils import load_kaldi_matrix
 
 log = logging.getLogger(__name__)
 
@@ -43,12 +43,15 @@ class AsrDataset(Dataset):
 
     def _frame_targets(self, cuts: CutSet, feat_lens: torch.Tensor) -> dict[str, torch.Tensor]:
         if self._tables is None:
-            self._tables = {u: kaldiio.load_scp(str(p)) for u, p in self.target_files.items()}
+            self._tables = {u: read_scp(p) for u, p in self.target_files.items()}
         out = {}
         for unit, table in self._tables.items():
             rows = []
             for cut, n in zip(cuts, feat_lens.tolist(), strict=True):
-                ids = torch.from_numpy(table[cut.id].astype("int64"))
+                try:
+                    ids = torch.from_numpy(load_kaldi_matrix(table[cut.id]).astype("int64"))
+                except ValueError as err:
+                    raise ValueError(f"{self.target_files[unit]}: {cut.id}: {err}") from None
                 if len(ids) != n:
                     raise ValueError(f"{self.target_files[unit]}: {cut.id} has {len(ids)} "
                                      f"{unit} targets for {n} feature frames")  # fmt: skip
@@ -94,10 +97,19 @@ class _MaxDuration:
         return cut.duration <= self.seconds
 
 
+def read_scp(scp: Path) -> dict[str, str]:
+    """A Kaldi scp file: key -> rxfile (``ark:offset``)."""
+    table = {}
+    for line in Path(scp).read_text().splitlines():
+        if line.strip():
+            key, _, rxfile = line.strip().partition(" ")
+            table[key] = rxfile.strip()
+    return table
+
+
 def scp_keys(scp: Path) -> set[str]:
     """The keys of a Kaldi scp file."""
-    return {line.split(maxsplit=1)[0] for line in Path(scp).read_text().splitlines()
-            if line.strip()}  # fmt: skip
+    return set(read_scp(scp))
 
 
 class _ScpKeys:

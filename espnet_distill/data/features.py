@@ -25,7 +25,7 @@ from lhotse import (
 from lhotse.kaldi import export_to_kaldi
 from tqdm import tqdm
 
-from espnet_distill.utils import atomic_output, atomic_write_text
+from espnet_distill.utils import add_rejected, atomic_output, atomic_write_text
 
 log = logging.getLogger(__name__)
 
@@ -128,24 +128,25 @@ def extract(cuts_file: Path, out_dir: Path, job: int) -> None:
     log.info("job %d: %d cuts with features, %d rejected", job, len(done_cuts), len(rejected))
 
 
-def combine(out_dir: Path, nj: int, part: str) -> CutSet:
-    """Join the jobs' cuts into ``cuts_<part>.jsonl.gz`` and their rejects into ``rejected.txt``."""
+def combine(out_dir: Path, nj: int, part: str, rejected_list: Path | None = None) -> CutSet:
+    """Join the jobs' cuts into ``cuts_<part>.jsonl.gz``; their rejects are added to the part's
+    rejected list (``rejected_list``, stage 1's ``manifests/rejected_<part>.txt``; default:
+    ``<out_dir>/rejected.txt``)."""
     cuts = CutSet.from_cuts(
         c for j in range(1, nj + 1) for c in CutSet.from_file(out_dir / f"cuts.{j}.jsonl.gz")
     )
-    rejected = "".join((out_dir / f"rejected.{j}.txt").read_text() for j in range(1, nj + 1))
-    atomic_write_text(out_dir / "rejected.txt", rejected)
+    rejected = [
+        line
+        for j in range(1, nj + 1)
+        for line in (out_dir / f"rejected.{j}.txt").read_text().splitlines()
+    ]
+    rejected_list = rejected_list or out_dir / "rejected.txt"
+    total = add_rejected(rejected_list, rejected)
     final = out_dir.parent / f"cuts_{part}.jsonl.gz"
     with atomic_output(final) as tmp:
         cuts.to_file(tmp)
-    n_rej = len(rejected.splitlines())
-    log.info(
-        "%s: %d cuts with features, %d rejected (%s)",
-        part,
-        len(cuts),
-        n_rej,
-        out_dir / "rejected.txt",
-    )
+    log.info("%s: %d cuts with features, %d rejected by feature extraction (%s: %d in all)",
+             part, len(cuts), len(rejected), rejected_list, total)  # fmt: skip
     return cuts
 
 
@@ -194,8 +195,11 @@ def export_kaldi_dir(cuts: CutSet, data_dir: Path) -> None:
         data_dir / "spk2utt",
         "".join(f"{spk} {' '.join(utts)}\n" for spk, utts in sorted(spk2utt.items())),
     )
-    with kaldiio.WriteHelper(
-        f"ark,scp:{data_dir.resolve()}/feats.ark,{data_dir}/feats.scp"
-    ) as writer:
-        for cut in sorted(cuts, key=lambda c: c.supervisions[0].id):
-            writer(cut.supervisions[0].id, cut.load_features())
+    # written under temporary names and renamed: a full disk leaves no partial archive behind
+    ark = data_dir.resolve() / "feats.ark"
+    with atomic_output(data_dir / "feats.scp") as tmp_scp, atomic_output(ark) as tmp_ark:
+        with kaldiio.WriteHelper(f"ark,scp:{tmp_ark},{tmp_scp}") as writer:
+            for cut in sorted(cuts, key=lambda c: c.supervisions[0].id):
+                writer(cut.supervisions[0].id, cut.load_features())
+        entries = tmp_scp.read_text().replace(f" {tmp_ark}:", f" {ark}:")
+        tmp_scp.write_text(entries)

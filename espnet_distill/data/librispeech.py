@@ -85,23 +85,48 @@ def write_manifests(recordings: RecordingSet, supervisions: SupervisionSet, outp
 def prepare_part(
     corpus_dir: Path, part: str, output_dir: Path, prefix: str = "librispeech"
 ) -> PartReport:
-    """Write ``<prefix>_{recordings,supervisions}_<part>.jsonl.gz`` and ``rejected_<part>.txt``."""
+    """Write ``<prefix>_{recordings,supervisions}_<part>.jsonl.gz`` and ``rejected_<part>.txt``.
+
+    Every audio file of the split ends up in the manifests or in the rejected list: lines that
+    cannot be used, audio files no transcript line names, and a repeated utterance id (the same
+    line twice, or in two ``.trans.txt`` files: the first one is kept, the repeat is listed with
+    both places).
+    """
     part_dir = Path(corpus_dir) / part
     report = PartReport(part)
     recordings, supervisions = [], []
+    first_seen: dict[str, str] = {}  # utterance id -> file:line that named it first
+    named: set[str] = set()  # ids of every line, good or rejected
     for trans in sorted(part_dir.rglob("*.trans.txt")):
         for lineno, raw in enumerate(trans.read_bytes().splitlines(), start=1):
             line, reason = _check_line(part_dir, trans, lineno, raw)
+            if raw.split():  # its audio is accounted for, here or by this line's rejection
+                named.add(raw.split()[0].decode("utf-8", "replace"))
             if line is None:
                 report.rejected.append((reason.split(":")[0], reason))
                 log.warning("skipping: %s", reason)
                 continue
+            utt_id = line.split(maxsplit=1)[0]
+            if utt_id in first_seen:
+                reason = (f"{trans}:{lineno}: duplicated utterance id {utt_id} (first at "
+                          f"{first_seen[utt_id]}, which is kept)")  # fmt: skip
+                report.rejected.append((str(trans), reason))
+                log.warning("skipping: %s", reason)
+                continue
+            first_seen[utt_id] = f"{trans}:{lineno}"
             result = parse_utterance(part_dir, line, {})
             if result is None:  # lhotse found no audio (checked above, but keep its contract)
                 report.rejected.append((str(trans), f"{trans}:{lineno}: lhotse could not parse"))
                 continue
             recordings.append(result[0])
             supervisions.append(result[1])
+    for audio in sorted(part_dir.rglob("*.flac")):
+        if audio.stem not in named:
+            reason = (
+                f"{audio}: no transcript line names {audio.stem} (in {audio.parent}/*.trans.txt)"
+            )
+            report.rejected.append((str(audio), reason))
+            log.warning("skipping: %s", reason)
     if not recordings:
         raise CorpusError(f"{part_dir}: no usable utterances ({len(report.rejected)} rejected)")
     recording_set, supervision_set = fix_manifests(
@@ -115,7 +140,7 @@ def prepare_part(
     write_manifests(recording_set, supervision_set, output_dir, prefix, part)
     report.kept = len(supervision_set)
     log.info(
-        "%s: kept %d utterances, rejected %d (listed in %s)",
+        "%s: %d utterances prepared, %d rejected (listed in %s); validation follows",
         part, report.kept, len(report.rejected), rejected_file,
     )  # fmt: skip
     return report

@@ -23,18 +23,19 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import kaldiio
 import numpy as np
 import soundfile as sf
 from lhotse import Recording, RecordingSet, SupervisionSegment, SupervisionSet
 from lhotse.serialization import load_jsonl
 
-from espnet_distill.utils import atomic_write_text
+from espnet_distill.utils import atomic_write_text, load_kaldi_matrix
 
 log = logging.getLogger(__name__)
 
 # LibriSpeech's normalised transcripts: upper-case letters, apostrophe, space
 DEFAULT_CHARSET = "A-Z' "
+# a number that is a word of its own (not the 8 of UTF-8 or the 2 of utt2spk)
+_NUMBER = re.compile(r"(?<![\w.-])[-+]?\d+(\.\d+)?(?![\w-])")
 AUDIO_SUFFIXES = (".flac", ".wav", ".sph", ".mp3", ".ogg", ".opus")
 
 
@@ -77,9 +78,11 @@ class ValidationReport:
         return self.oov_tokens / self.tokens if self.tokens else None
 
     def kinds(self) -> Counter:
-        """Problems counted by reason, with names and numbers taken out."""
+        """Problems counted by reason: what is in parentheses or quotes (paths, ids, characters)
+        taken out, numbers standing alone replaced by N (``UTF-8``, ``utt2spk`` keep theirs)."""
         return Counter(
-            re.sub(r"\(.*\)|'[^']*'|\d+(\.\d+)?", "", r).strip() for _, r in self.problems
+            " ".join(_NUMBER.sub("N", re.sub(r"\(.*\)|'[^']*'", "", r)).split())
+            for _, r in self.problems
         )
 
     def lines(self) -> list[str]:
@@ -188,15 +191,17 @@ def _check_recording(rec: Recording, expect: Expect) -> str | None:
     return None
 
 
-def _load_raw(path: Path, kind: str, report: ValidationReport) -> dict[str, dict]:
-    """id -> manifest dict; a duplicated id is a problem (lhotse would silently keep one)."""
+def _load_raw(path: Path, kind: str, report: ValidationReport) -> tuple[dict[str, dict], int]:
+    """id -> manifest dict, and the number of entries read; a repeated id is a problem (lhotse
+    would silently keep one): the first is kept, the repeat listed."""
     items: dict[str, dict] = {}
+    lineno = 0
     for lineno, d in enumerate(load_jsonl(path), start=1):
         if d["id"] in items:
-            report.add(d["id"], f"duplicated {kind} id ({path}:{lineno})")
+            report.add(d["id"], f"duplicated {kind} id ({path}:{lineno}; the first is kept)")
             continue
         items[d["id"]] = d
-    return items
+    return items, lineno
 
 
 def validate_manifests(recordings_file: Path, supervisions_file: Path, expect: Expect,
@@ -204,15 +209,17 @@ def validate_manifests(recordings_file: Path, supervisions_file: Path, expect: E
                            ValidationReport, RecordingSet, SupervisionSet]:  # fmt: skip
     """Check a recordings + supervisions manifest pair; returns the report and the clean subset."""
     report = ValidationReport(name or Path(supervisions_file).name)
-    raw_recs = _load_raw(Path(recordings_file), "recording", report)
-    raw_sups = _load_raw(Path(supervisions_file), "supervision", report)
-    report.total = len(raw_sups)
+    raw_recs, _ = _load_raw(Path(recordings_file), "recording", report)
+    raw_sups, report.total = _load_raw(Path(supervisions_file), "supervision", report)
+    # A bad recording is one problem per utterance it holds (named by the utterance, the reason
+    # the recording's), so the counts add up: utterances = kept + problems - orphan recordings.
     good_recs: dict[str, Recording] = {}
+    bad_recs: dict[str, str] = {}
     for rid, d in raw_recs.items():
         rec = Recording.from_dict(d)
         reason = _check_recording(rec, expect)
         if reason:
-            report.add(rid, reason)
+            bad_recs[rid] = reason
         else:
             good_recs[rid] = rec
     good_sups: list[SupervisionSegment] = []
@@ -222,8 +229,10 @@ def validate_manifests(recordings_file: Path, supervisions_file: Path, expect: E
         reason = None
         if rec is None:
             reason = f"recording {sup.recording_id} is not in {recordings_file}"
-        elif sup.recording_id not in good_recs:
-            reason = f"its recording {sup.recording_id} was rejected"
+        elif sup.recording_id in bad_recs:
+            reason = bad_recs[sup.recording_id]
+            if sup.recording_id != sid:
+                reason += f" (recording {sup.recording_id})"
         elif sup.start < 0 or sup.end > rec["duration"] + 0.01:
             reason = (f"outside its recording: {sup.start:.3f}-{sup.end:.3f} s of "
                       f"{rec['duration']:.3f} s")  # fmt: skip
@@ -237,8 +246,12 @@ def validate_manifests(recordings_file: Path, supervisions_file: Path, expect: E
         _count_oov(report, sup.text, vocab)
         good_sups.append(sup)
     covered = {s.recording_id for s in good_sups}
+    named = {d["recording_id"] for d in raw_sups.values()}
+    for rid in sorted(set(bad_recs) - named):
+        report.add(rid, bad_recs[rid] + "; no supervision names it")
     for rid in sorted(set(good_recs) - covered):
-        report.add(rid, "recording has no usable supervision")
+        if rid not in named:
+            report.add(rid, "recording has no supervision")
         del good_recs[rid]
     return (
         report,
@@ -247,13 +260,17 @@ def validate_manifests(recordings_file: Path, supervisions_file: Path, expect: E
     )
 
 
+def write_summary(report: ValidationReport, path: Path) -> None:
+    """The report's counts (by kind of problem, OOV rate) as JSON."""
+    atomic_write_text(path, json.dumps(report.summary(), indent=1) + "\n")
+
+
 def write_report(report: ValidationReport, out_dir: Path, stem: str) -> tuple[Path, Path]:
     """``<stem>.rejected.txt`` (one problem a line) and ``<stem>.json`` (counts)."""
     rejected = out_dir / f"{stem}.rejected.txt"
     atomic_write_text(rejected, "".join(f"{line}\n" for line in report.lines()))
-    summary = out_dir / f"{stem}.json"
-    atomic_write_text(summary, json.dumps(report.summary(), indent=1) + "\n")
-    return rejected, summary
+    write_summary(report, out_dir / f"{stem}.json")
+    return rejected, out_dir / f"{stem}.json"
 
 
 # ---------------------------------------------------------------------------- Kaldi data dirs
@@ -396,9 +413,9 @@ def _segment_problem(entry: str, reco2dur: dict[str, float], expect: Expect) -> 
 
 def _feats_problem(rxfile: str) -> str | None:
     try:
-        mat = kaldiio.load_mat(rxfile)
-    except Exception as err:  # noqa: BLE001 - any reader failure is the item's problem
-        return f"unreadable features ({rxfile}: {type(err).__name__}: {err})"
+        mat = load_kaldi_matrix(rxfile)
+    except ValueError as err:
+        return f"unreadable features ({err})"
     if mat.size == 0:
         return f"empty feature matrix ({rxfile})"
     bad = int((~np.isfinite(mat)).sum())

@@ -10,18 +10,15 @@ from __future__ import annotations
 
 import copy
 import logging
-from collections.abc import Callable
 from pathlib import Path
 
 import kaldiio
-import lightning as L
 import numpy as np
 import torch
 import yaml
 from espnet2.schedulers.warmup_lr import WarmupLR
 from lhotse import CutSet
 from lightning.pytorch.callbacks import ModelCheckpoint
-from torch.utils.data import DataLoader
 
 from espnet_distill.data.datamodule import make_loader, scp_keys
 from espnet_distill.kd.teacher import LmTeacher
@@ -267,11 +264,13 @@ def train(
     if module.model.ctc is None and not valid_targets:
         raise ValueError(f"a senone-only model validates on aligned valid cuts; stage 4 has no "
                          f"alignment of {valid_cuts} (align.py --extra-cuts)")  # fmt: skip
+
     # With several processes the training loader is made again inside fit, after they have joined
     # their group: lhotse's samplers read rank and world size when they are created.
-    loaders = _Loaders(train_loader if world_size > 1 else lambda: counted, lambda: make_loader(
-        valid_cuts, tokenizer, tc["max_duration"], train=False, num_workers=0,
-        targets=valid_targets, audio=audio))  # fmt: skip
+    def valid_loader() -> torch.utils.data.DataLoader:
+        return make_loader(valid_cuts, tokenizer, tc["max_duration"], train=False, num_workers=0,
+                           targets=valid_targets, audio=audio)  # fmt: skip
+
     ckpt_dir = exp_dir / "checkpoints"
     average_by = tc.get("average_by", "valid_loss")
     if average_by not in ("valid_loss", "last"):
@@ -291,7 +290,8 @@ def train(
         tc,
         batches_per_epoch,
         checkpoint,
-        datamodule=loaders,
+        train_dataloaders=train_loader if world_size > 1 else counted,
+        val_dataloaders=valid_loader,
         ngpu=ngpu,
         devices=ngpu if ngpu > 0 else cpu_procs,
         num_nodes=num_nodes,
@@ -318,18 +318,6 @@ def train(
                 "num_senones": num_senones, "unit_sizes": unit_sizes,
                 "averaged": [Path(b).name for b in best]}, final)  # fmt: skip
     return final
-
-
-class _Loaders(L.LightningDataModule):
-    def __init__(self, train: Callable[[], DataLoader], valid: Callable[[], DataLoader]) -> None:
-        super().__init__()
-        self._train, self._valid = train, valid
-
-    def train_dataloader(self) -> DataLoader:
-        return self._train()
-
-    def val_dataloader(self) -> DataLoader:
-        return self._valid()
 
 
 def _frame_targets(targets_dir: Path | None, units: list[str], valid_cuts: Path,

@@ -5,7 +5,8 @@
   data or the learning rate is broken, skipping would hide it). The count is kept in checkpoints.
 - every training batch starts from random state seeded by (seed, epoch, batch), so a run resumed
   from its last checkpoint after ``kill -9`` draws the same dropout/SpecAugment/masking numbers as
-  a run that was never interrupted, and ends with the same weights;
+  a run that was never interrupted (and, with ``loop.fit_resuming``'s data epochs, sees the same
+  batches), and ends with the same weights;
 - checkpoints are written to a temporary name and renamed, so a kill during the write never
   leaves a truncated ``last.ckpt`` that the rerun would try to resume from.
 """

@@ -12,7 +12,6 @@ import math
 import random
 from pathlib import Path
 
-import lightning as L
 import torch
 import yaml
 from torch.nn.utils.rnn import pad_sequence
@@ -69,7 +68,8 @@ def collate(seqs: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 class _Batches(torch.utils.data.Dataset):
-    """One item = one batch; reshuffled every epoch (``set_epoch``) with the seed."""
+    """One item = one batch; reshuffled every epoch (``set_epoch``, which the module calls) with
+    the seed."""
 
     def __init__(self, seqs: list[list[int]], max_tokens: int, shuffle: bool, seed: int) -> None:
         self.seqs, self.shuffle, self.seed = seqs, shuffle, seed
@@ -86,14 +86,6 @@ class _Batches(torch.utils.data.Dataset):
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
         return collate([self.seqs[j] for j in self.batches[i]])
-
-
-class _Reshuffle(L.Callback):
-    def __init__(self, data: _Batches) -> None:
-        self.data = data
-
-    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:  # noqa: D102
-        self.data.set_epoch(trainer.current_epoch)
 
 
 class LmLitModule(FaultTolerantModule):
@@ -179,8 +171,15 @@ def train_unit_lm(config: dict, num_units: int, train_seqs: list[list[int]],
              sum(len(s) for s in train_seqs), len(train_data))  # fmt: skip
     ckpt_dir = exp_dir / "checkpoints"
     checkpoint = last_epochs_checkpoint(ckpt_dir, tc["average_last"])
-    fit_resuming(module, exp_dir, tc, len(train_data), checkpoint, train_dataloaders=train_dl,
-                 val_dataloaders=valid_dl, callbacks=[_Reshuffle(train_data)])  # fmt: skip
+    fit_resuming(
+        module,
+        exp_dir,
+        tc,
+        len(train_data),
+        checkpoint,
+        train_dataloaders=train_dl,
+        val_dataloaders=valid_dl,
+    )
     kept = sorted(checkpoint.best_k_models, key=lambda p: float(checkpoint.best_k_models[p]))
     state = {
         k.removeprefix("lm."): v for k, v in average_checkpoints([Path(p) for p in kept]).items()

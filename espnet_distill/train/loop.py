@@ -17,6 +17,7 @@ import torch
 import yaml
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from lightning.pytorch.loggers import TensorBoardLogger
+from lightning.pytorch.utilities import CombinedLoader
 
 from espnet_distill.train.fault import AtomicCheckpointIO
 from espnet_distill.train.progress import progress_callbacks
@@ -71,6 +72,59 @@ def last_epochs_checkpoint(ckpt_dir: Path, keep: int) -> ModelCheckpoint:
                            save_top_k=keep, save_last=True)  # fmt: skip
 
 
+def set_data_epoch(loaders: Any, epoch: int) -> None:
+    """``set_epoch(epoch)`` on every sampler, batch sampler and dataset that has one, in a
+    DataLoader, a CombinedLoader or a list/tuple/dict of them: each epoch's order comes from
+    (seed, epoch)."""
+    if isinstance(loaders, CombinedLoader):
+        loaders = loaders.flattened
+    if isinstance(loaders, dict):
+        loaders = list(loaders.values())
+    for loader in loaders if isinstance(loaders, list | tuple) else [loaders]:
+        batch_sampler = getattr(loader, "batch_sampler", None)
+        parts = (getattr(loader, "sampler", None), batch_sampler,
+                 getattr(batch_sampler, "sampler", None), getattr(loader, "dataset", None))  # fmt: skip
+        for part in {id(p): p for p in parts if p is not None}.values():
+            if callable(getattr(part, "set_epoch", None)):
+                part.set_epoch(epoch)
+
+
+class _DataEpochs(L.LightningDataModule):
+    """The training data of ``fit_resuming``, its epoch set before each epoch's iterator exists.
+
+    Lightning makes the first epoch's iterator when it sets up the data, before it sets the
+    samplers' epoch, and in a run resumed from an end-of-epoch checkpoint it never calls
+    ``on_train_epoch_start`` for that epoch: left to it, the resumed epoch would repeat the
+    previous epoch's order. So the loader gets its epoch here, when Lightning asks for it (after
+    the checkpoint's loop state is restored), and again at each later epoch's start.
+    """
+
+    def __init__(self, train: Any, valid: Any = None) -> None:
+        super().__init__()
+        self._train, self._valid = train, valid
+        self._loader: Any = None
+        self.callback = _EpochStart(self)
+
+    def train_dataloader(self) -> Any:
+        self._loader = self._train() if callable(self._train) else self._train
+        # the epoch the fit loop is about to run (its restored count of processed epochs)
+        set_data_epoch(self._loader, self.trainer.fit_loop.epoch_progress.current.processed)
+        return self._loader
+
+
+class _EpochStart(Callback):
+    def __init__(self, data: _DataEpochs) -> None:
+        self.data = data
+
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:  # noqa: D102
+        set_data_epoch(self.data._loader, trainer.current_epoch)
+
+
+class _DataEpochsWithValidation(_DataEpochs):
+    def val_dataloader(self) -> Any:
+        return self._valid() if callable(self._valid) else self._valid
+
+
 def fit_resuming(
     module: L.LightningModule,
     exp_dir: Path,
@@ -78,27 +132,32 @@ def fit_resuming(
     batches_per_epoch: int,
     checkpoint: ModelCheckpoint,
     *,
-    train_dataloaders: Any = None,
+    train_dataloaders: Any,
     val_dataloaders: Any = None,
-    datamodule: L.LightningDataModule | None = None,
     ngpu: int = 0,
     callbacks: list[Callback] | tuple[Callback, ...] = (),
     **trainer_options: Any,
 ) -> L.Trainer:
     """Fit ``module``, resuming from ``<checkpoint.dirpath>/last.ckpt`` when a killed run left one.
 
-    ``train_config`` gives ``max_epochs`` and ``grad_clip``; ``trainer_options`` override or add
-    ``lightning.Trainer`` arguments (devices, strategy, precision, ...). Returns the trainer, whose
-    ``checkpoint`` callback lists the kept checkpoints.
+    ``train_dataloaders`` / ``val_dataloaders``: loaders (a DataLoader, a CombinedLoader) or
+    functions making them inside the fit (multi-process training: after the processes have joined
+    their group). Each epoch's data order is set from the epoch (``set_data_epoch``), so a resumed
+    run sees the batches an uninterrupted one does. ``train_config`` gives ``max_epochs`` and
+    ``grad_clip``; ``trainer_options`` override or add ``lightning.Trainer`` arguments (devices,
+    strategy, precision, ...). Returns the trainer, whose ``checkpoint`` callback lists the kept
+    checkpoints.
     """
     progress, show_bar = progress_callbacks(batches_per_epoch)
+    data = (_DataEpochs(train_dataloaders) if val_dataloaders is None
+            else _DataEpochsWithValidation(train_dataloaders, val_dataloaders))  # fmt: skip
     options: dict[str, Any] = {
         "default_root_dir": exp_dir,
         "accelerator": "gpu" if ngpu else "cpu",
         "devices": ngpu or 1,
         "max_epochs": train_config["max_epochs"],
         "gradient_clip_val": train_config["grad_clip"],
-        "callbacks": [checkpoint, *callbacks, *progress],
+        "callbacks": [checkpoint, data.callback, *callbacks, *progress],
         "plugins": [AtomicCheckpointIO()],
         "enable_progress_bar": show_bar,
         "logger": TensorBoardLogger(exp_dir, name="tensorboard", version=""),
@@ -112,6 +171,5 @@ def fit_resuming(
     last = Path(checkpoint.dirpath) / "last.ckpt"
     if last.is_file():
         log.info("resuming from %s", last)
-    trainer.fit(module, train_dataloaders, val_dataloaders, datamodule=datamodule,
-                ckpt_path=str(last) if last.is_file() else None)  # fmt: skip
+    trainer.fit(module, datamodule=data, ckpt_path=str(last) if last.is_file() else None)
     return trainer

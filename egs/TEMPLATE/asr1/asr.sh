@@ -4,7 +4,8 @@
 #
 # Stages (numbers are part of the interface, see README.md):
 #   1 manifests (lhotse; local/data.sh first, e.g. to synthesise the embedded corpus), then
-#     validated: bad items dropped into <data_dir>/manifests/validation_<part>.rejected.txt
+#     validated: every item dropped is listed with its reason in the part's one rejected list,
+#     <data_dir>/manifests/rejected_<part>.txt (stage 2 adds audio that fails to decode)
 #   2 fbank 80-d (lhotse, lilcom) + global CMVN + Kaldi data dirs
 #   3 lang dirs: sentencepiece BPE; phones (CMUdict + espeak-ng G2P, topo, L.fst)
 #   4 GMM-HMM alignment (flat-start monophones -> triphone tree): senone/monophone/subword
@@ -22,7 +23,8 @@
 set -euo pipefail
 
 # shellcheck source=utils/recipe_lib.sh
-. utils/recipe_lib.sh  # log, is_done
+. utils/recipe_lib.sh  # log, is_done, need, check_stages, supervise
+supervise "$@"  # Ctrl-C, SIGTERM or the death of run.sh stop every job of every stage
 echo "$0 $*"
 SECONDS=0
 
@@ -83,8 +85,6 @@ results_title="ASR results"  # title of RESULTS.md
 results_notes=           # markdown placed in RESULTS.md after the environment
 results_file=            # where RESULTS.md goes (default: <exp_dir>/RESULTS.md)
 
-help_message="Usage: $0 [options]
-  Runs the ASR recipe stages --stage..--stop_stage."
 # shellcheck source=/dev/null
 . ./path.sh
 # shellcheck source=/dev/null
@@ -92,6 +92,7 @@ help_message="Usage: $0 [options]
 . utils/parse_options.sh
 
 [ $# -eq 0 ] || { log "Error: unexpected arguments: $*"; exit 1; }
+check_stages 1 9
 [ -n "${tag}" ] || tag=$(basename "${asr_config}" .yaml)
 [ -n "${results_file}" ] || results_file=${exp_dir}/RESULTS.md
 am_dir=${exp_dir}/am_${tag}
@@ -148,6 +149,11 @@ if [ "${stage}" -le 2 ] && [ "${stop_stage}" -ge 2 ]; then
   log "Stage 2: fbank features, global CMVN (from ${train_set}), Kaldi data dirs"
   t0=${SECONDS}
   for part in "${all_sets[@]}"; do
+    need 1 "${manifest_dir}/librispeech_recordings_${part}.jsonl.gz" \
+      "${manifest_dir}/librispeech_supervisions_${part}.jsonl.gz"
+  done
+  need 1 "${manifest_dir}/.done"  # validated
+  for part in "${all_sets[@]}"; do
     out=${fbank_dir}/${part}
     if is_done "${out}/.done"; then
       log "  ${part}: done, skipping"
@@ -164,7 +170,8 @@ if [ "${stage}" -le 2 ] && [ "${stop_stage}" -ge 2 ]; then
     cmvn_opt=()
     [ "${part}" = "${train_set}" ] && cmvn_opt=(--cmvn "${fbank_dir}/cmvn.npz")
     python -m espnet_distill.bin.compute_fbank combine --out-dir "${out}" --nj "${n}" \
-      --part "${part}" --kaldi-dir "${data_dir}/${part//-/_}" "${cmvn_opt[@]}"
+      --part "${part}" --kaldi-dir "${data_dir}/${part//-/_}" "${cmvn_opt[@]}" \
+      --rejected-list "${manifest_dir}/rejected_${part}.txt"
     touch "${out}/.done"
   done
   stage_time 2 fbank "${t0}"
@@ -173,6 +180,7 @@ fi
 if [ "${stage}" -le 3 ] && [ "${stop_stage}" -ge 3 ]; then
   log "Stage 3: BPE lang dir ${lang_dir}"
   t0=${SECONDS}
+  need 2 "${data_dir}/${train_set//-/_}/text"
   if is_done "${lang_dir}/.done"; then
     log "  ${lang_dir}/.done exists: skipping"
   else
@@ -199,6 +207,8 @@ fi
 align_dir=${exp_dir}/align
 if [ "${stage}" -le 4 ] && [ "${stop_stage}" -ge 4 ]; then
   t0=${SECONDS}
+  need 2 "${fbank_dir}/cuts_${train_set}.jsonl.gz" "${fbank_dir}/cuts_${valid_set}.jsonl.gz"
+  need 3 "${phone_lang_dir}/.done" "${lang_dir}/bpe.model"
   if is_done "${align_dir}/targets/.done"; then
     log "Stage 4: ${align_dir}/targets/.done exists: skipping"
   else
@@ -249,6 +259,13 @@ if [ "${word_lm_text}" = transcripts ]; then
 fi
 if [ "${stage}" -le 5 ] && [ "${stop_stage}" -ge 5 ]; then
   t0=${SECONDS}
+  for text in ${word_lm_text}; do
+    [ -f "${text}" ] || { log "Error: --word_lm_text: ${text} does not exist"; exit 1; }
+  done
+  if [ -n "${unit_lms}" ]; then
+    need 3 "${phone_lang_dir}/.done" "${lang_dir}/bpe.model"
+    need 4 "${align_dir}/targets/.done"
+  fi
   if [ -z "${word_lm_text}" ]; then
     log "Stage 5: no --word_lm_text: no word n-gram and no unit LMs"
     [ -z "${unit_lms}" ] || { log "Error: --unit_lms needs --word_lm_text (their text)"; exit 1; }
@@ -286,6 +303,9 @@ fi
 if [ "${stage}" -le 6 ] && [ "${stop_stage}" -ge 6 ]; then
   log "Stage 6: training ${am_dir} with ${asr_config}"
   t0=${SECONDS}
+  need 2 "${fbank_dir}/cuts_${train_set}.jsonl.gz" "${fbank_dir}/cuts_${valid_set}.jsonl.gz" \
+    "${fbank_dir}/cmvn.npz"
+  need 3 "${lang_dir}/bpe.model"
   if is_done "${am_dir}/model.pt"; then
     log "  ${am_dir}/model.pt exists: skipping"
   else
@@ -351,12 +371,18 @@ done
 if [ "${stage}" -le 8 ] && [ "${stop_stage}" -ge 8 ]; then
   log "Stage 8: decoding ${test_sets} (${decode_methods})"
   t0=${SECONDS}
+  need 6 "${am_dir}/model.pt"
+  for part in ${valid_set} ${test_sets}; do
+    need 2 "${fbank_dir}/cuts_${part}.jsonl.gz"
+  done
   for method in ${ctc_methods}; do
     # tuned methods choose their weights on the valid set first, then use them for every test set
     tune_dir=${am_dir}/decode_${valid_set}_${method}
     parts=${test_sets}
     [ "${method}" != greedy ] && parts="${valid_set} ${test_sets}"
-    for part in ${parts}; do
+    # the valid set may be a test set too: decoded once
+    # shellcheck disable=SC2086
+    for part in $(unique ${parts}); do
       dir=${am_dir}/decode_${part}_${method}
       if is_done "${dir}/.done"; then
         log "  ${dir}: done, skipping"
@@ -399,7 +425,8 @@ if [ "${stage}" -le 8 ] && [ "${stop_stage}" -ge 8 ]; then
         sys_dir=${am_dir}; model_opts=(--model "${am_dir}/model.pt")
         scales=${hybrid_acoustic_scales}
       fi
-      for part in ${valid_set} ${test_sets}; do
+      # shellcheck disable=SC2086
+      for part in $(unique ${valid_set} ${test_sets}); do
         dir=${sys_dir}/decode_${part}_hclg
         is_done "${dir}/.done" && { log "  ${dir}: done, skipping"; continue; }
         opts=(--best-from "${sys_dir}/decode_${valid_set}_hclg/best.yaml")
@@ -422,6 +449,9 @@ fi
 if [ "${stage}" -le 9 ] && [ "${stop_stage}" -ge 9 ]; then
   log "Stage 9: scoring and RESULTS.md"
   t0=${SECONDS}
+  for part in ${test_sets}; do
+    need 2 "${data_dir}/${part//-/_}/text"
+  done
   for dir in "${am_dir}"/decode_*_*/ "${tri_dir}"/decode_*_*/; do
     dir=${dir%/}
     [ -f "${dir}/text" ] || continue

@@ -19,7 +19,8 @@
 set -euo pipefail
 
 # shellcheck source=utils/recipe_lib.sh
-. utils/recipe_lib.sh  # log, is_done
+. utils/recipe_lib.sh  # log, is_done, check_stages, supervise
+supervise "$@"  # Ctrl-C, SIGTERM or the death of run.sh stop every job of every stage
 echo "$0 $*"
 SECONDS=0
 
@@ -49,8 +50,6 @@ train_overrides=         # overrides of the fine-tuning config, e.g. "train.max_
 results_file=RESULTS.md
 results_title="kws_sv1 results"
 
-help_message="Usage: $0 [options]
-  Runs the kws_sv1 recipe stages --stage..--stop_stage."
 # shellcheck source=/dev/null
 . ./path.sh
 # shellcheck source=/dev/null
@@ -58,6 +57,7 @@ help_message="Usage: $0 [options]
 . utils/parse_options.sh
 
 [ $# -eq 0 ] || { log "Error: unexpected arguments: $*"; exit 1; }
+check_stages 1 4
 # every setup needs its corpora: KWS Speech Commands, SV VoxCeleb1, joint both
 for setup in ${setups}; do
   case "${setup}" in

@@ -22,7 +22,8 @@
 set -euo pipefail
 
 # shellcheck source=utils/recipe_lib.sh
-. utils/recipe_lib.sh  # log, is_done
+. utils/recipe_lib.sh  # log, is_done, check_stages, supervise
+supervise "$@"  # Ctrl-C, SIGTERM or the death of run.sh stop every job of every stage
 echo "$0 $*"
 SECONDS=0
 
@@ -51,8 +52,6 @@ train_overrides=         # overrides of every training config, e.g. "train.max_e
 results_file=RESULTS.md  # the results page
 results_title="ssl1 results"
 
-help_message="Usage: $0 [options]
-  Runs the ssl1 recipe stages --stage..--stop_stage."
 # shellcheck source=/dev/null
 . ./path.sh
 # shellcheck source=/dev/null
@@ -60,6 +59,7 @@ help_message="Usage: $0 [options]
 . utils/parse_options.sh
 
 [ $# -eq 0 ] || { log "Error: unexpected arguments: $*"; exit 1; }
+check_stages 1 6
 [ -n "${data_dir}" ] || { log "Error: --data_dir (the ASR recipe's data dir) is not set"; exit 1; }
 cuts_dir=${exp_dir}/data
 train_cuts=${cuts_dir}/cuts_${train_set}.jsonl.gz

@@ -8,6 +8,10 @@
 #       --unit_lms "senone monophone subword" --tag kd_hier      # cross-modal KD on real data
 # The corpus dir holds the split folders (train-clean-100/, dev-clean/, ...); stage 1 checks every
 # split it needs before any work and names the missing ones.
+# This file sets asr.sh's --test_sets "dev-clean dev-other test-clean test-other", --valid_set
+# dev-clean, --nj 8, --bpe_vocab_size 500, --num_leaves 3000, speed perturbation and the result
+# file; any asr.sh option given here comes after them and overrides them, e.g.
+#   ./run.sh --corpus_dir /data/LibriSpeech --nj 2 --test_sets "dev-clean test-clean"
 set -euo pipefail
 
 corpus_dir=        # the LibriSpeech dir
@@ -15,21 +19,15 @@ download=false     # true: lhotse downloads the parts into the parent of --corpu
 train=100          # 100: train-clean-100; 960: train-clean-100 + train-clean-360 + train-other-500
 lm_text=           # word n-gram text; default: librispeech-lm-norm.txt.gz in or beside
                    # --corpus_dir when present, else the training transcripts
-ngpu=1
-asr_config=
+ngpu=1             # GPUs for training (0: CPU)
+asr_config=        # acoustic model config; default: conf/train_conformer_ctc_senone.yaml (100 h)
+                   # or conf/train_conformer_ctc_senone_960h.yaml (960 h)
 
-args=()
-while [ $# -gt 0 ]; do
-  case "$1" in
-    --corpus_dir) corpus_dir=$2; shift 2 ;;
-    --download) download=$2; shift 2 ;;
-    --train) train=$2; shift 2 ;;
-    --lm_text) lm_text=$2; shift 2 ;;
-    --ngpu) ngpu=$2; shift 2 ;;
-    --asr_config) asr_config=$2; shift 2 ;;
-    *) args+=("$1"); shift ;;
-  esac
-done
+# Options above are this file's; any other option goes to ./asr.sh (after the ones set below,
+# so it overrides them).
+PARSE_OPTIONS_PASS_TO=./asr.sh
+. utils/parse_options.sh
+[ $# -eq 0 ] || { echo "$0: unexpected arguments: $* (options are --name value)" >&2; exit 1; }
 [ -n "${corpus_dir}" ] || { echo "$0: --corpus_dir (the LibriSpeech dir) is required" >&2; exit 1; }
 case "${train}" in
   100) train_opts=(--train_set train-clean-100)
@@ -72,4 +70,4 @@ fi
   --results_file "RESULTS_${train}h.md" \
   --results_title "LibriSpeech ${train} h" \
   --results_notes "Data: ${corpus_dir} (training set: ${train} h)." \
-  "${args[@]}"
+  "${parsed_rest_options[@]}"

@@ -5,15 +5,13 @@
 #   ./run.sh --corpus_dir /data/LibriSpeech --ngpu 8     # pretrain HuBERT Base first (a long job)
 set -euo pipefail
 
-corpus_dir=
+corpus_dir=        # the LibriSpeech dir (../asr1's --corpus_dir)
 
-args=()
-while [ $# -gt 0 ]; do
-  case "$1" in
-    --corpus_dir) corpus_dir=$2; shift 2 ;;
-    *) args+=("$1"); shift ;;
-  esac
-done
+# Options above are this file's; any other option goes to ./ssl.sh (after the ones set below,
+# so it overrides them).
+PARSE_OPTIONS_PASS_TO=./ssl.sh
+. utils/parse_options.sh
+[ $# -eq 0 ] || { echo "$0: unexpected arguments: $* (options are --name value)" >&2; exit 1; }
 [ -n "${corpus_dir}" ] || { echo "$0: --corpus_dir (the LibriSpeech dir) is required" >&2; exit 1; }
 
 ./ssl.sh \
@@ -24,4 +22,4 @@ done
   --num_clusters 100 \
   --results_file RESULTS_run.md \
   --results_title "LibriSpeech ssl1 (train-clean-100)" \
-  "${args[@]}"
+  "${parsed_rest_options[@]}"

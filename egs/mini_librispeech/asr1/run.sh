@@ -11,14 +11,11 @@ set -euo pipefail
 corpus_dir=        # the LibriSpeech dir of the mini parts
 download=false     # true: lhotse downloads them into the parent of --corpus_dir (network)
 
-args=()
-while [ $# -gt 0 ]; do
-  case "$1" in
-    --corpus_dir) corpus_dir=$2; shift 2 ;;
-    --download) download=$2; shift 2 ;;
-    *) args+=("$1"); shift ;;
-  esac
-done
+# Options above are this file's; any other option goes to ./asr.sh (after the ones set below,
+# so it overrides them).
+PARSE_OPTIONS_PASS_TO=./asr.sh
+. utils/parse_options.sh
+[ $# -eq 0 ] || { echo "$0: unexpected arguments: $* (options are --name value)" >&2; exit 1; }
 [ -n "${corpus_dir}" ] || { echo "$0: --corpus_dir (the LibriSpeech dir) is required" >&2; exit 1; }
 if [ "${download}" = true ]; then
   # shellcheck source=/dev/null
@@ -42,4 +39,4 @@ fi
   --results_file RESULTS_run.md \
   --results_title "mini LibriSpeech" \
   --results_notes "Data: ${corpus_dir}. dev-clean-2 is both the tuning and the reported set (Kaldi's mini_librispeech has no other): an optimistic WER." \
-  "${args[@]}"
+  "${parsed_rest_options[@]}"

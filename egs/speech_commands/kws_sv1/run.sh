@@ -9,21 +9,16 @@
 # --corpus_dir holds speech_commands_v0.02/ and speech_commands_test_set_v0.02/.
 set -euo pipefail
 
-corpus_dir=
-voxceleb1_dir=
-download=false
+corpus_dir=        # holds speech_commands_v0.02/ and speech_commands_test_set_v0.02/
+voxceleb1_dir=     # the VoxCeleb1 dir: adds speaker verification and joint KWS + SV
+download=false     # true: lhotse downloads Speech Commands into the parent of --corpus_dir
 kws_task=12class   # 12class (SUPERB) or 35class
 
-args=()
-while [ $# -gt 0 ]; do
-  case "$1" in
-    --corpus_dir) corpus_dir=$2; shift 2 ;;
-    --voxceleb1_dir) voxceleb1_dir=$2; shift 2 ;;
-    --download) download=$2; shift 2 ;;
-    --kws_task) kws_task=$2; shift 2 ;;
-    *) args+=("$1"); shift ;;
-  esac
-done
+# Options above are this file's; any other option goes to ./kws_sv.sh (after the ones set below,
+# so it overrides them).
+PARSE_OPTIONS_PASS_TO=./kws_sv.sh
+. utils/parse_options.sh
+[ $# -eq 0 ] || { echo "$0: unexpected arguments: $* (options are --name value)" >&2; exit 1; }
 [ -n "${corpus_dir}" ] || { echo "$0: --corpus_dir (the Speech Commands dir) is required" >&2; exit 1; }
 if [ "${download}" = true ]; then
   # shellcheck source=/dev/null
@@ -45,4 +40,4 @@ setups=kws
   --ssl_exp_dir ../../librispeech/ssl1/exp/100h \
   --results_file RESULTS_run.md \
   --results_title "Speech Commands v0.02 (${kws_task})" \
-  "${args[@]}"
+  "${parsed_rest_options[@]}"

@@ -10,26 +10,19 @@ corpus_size=demo   # tiny | demo | full
 corpus_seed=1234   # seed of the synthetic corpus
 bpe_vocab_size=100 # small: 1 h of speech has few examples of each of a large vocabulary
 speed_perturb_factors=auto  # Kaldi/ESPnet speed perturbation of the training set (auto: by size)
-asr_config=conf/train_conformer_ctc_senone.yaml
+asr_config=conf/train_conformer_ctc_senone.yaml  # acoustic model config (tiny: its _tiny.yaml)
+
+# Options above are this file's; any other option goes to ./asr.sh (after the ones set below,
+# so it overrides them).
+PARSE_OPTIONS_PASS_TO=./asr.sh
+. utils/parse_options.sh
+[ $# -eq 0 ] || { echo "$0: unexpected arguments: $* (options are --name value)" >&2; exit 1; }
 # Decoding grids, HCLG beam and GMM training sized for the demo's 20-minute budget (measured, see
 # README): the best settings of wider grids on dev-clean lie inside these; HCLG beam 11 instead
 # of 13 halves the search time for dev WER +0.1 (GMM-HMM) and -0.2 (hybrid).
 demo_opts=(--mono_subset 300 --lm_weights "0.3 0.5" --word_bonuses "1.5 2.5"
            --acoustic_scales "0.8 1.0" --blank_penalties "2 4" --gmm_acoustic_scales "0.05 0.07"
            --hybrid_acoustic_scales "0.1 0.14 0.2" --hclg_beam 11)
-
-# Options of this file first; everything else goes to asr.sh.
-args=()
-while [ $# -gt 0 ]; do
-  case "$1" in
-    --corpus_size) corpus_size=$2; shift 2 ;;
-    --corpus_seed) corpus_seed=$2; shift 2 ;;
-    --asr_config) asr_config=$2; shift 2 ;;
-    --bpe_vocab_size) bpe_vocab_size=$2; shift 2 ;;
-    --speed_perturb_factors) speed_perturb_factors=$2; shift 2 ;;
-    *) args+=("$1"); shift ;;
-  esac
-done
 [ "${corpus_size}" = tiny ] && asr_config=${asr_config%.yaml}_tiny.yaml
 # The full corpus (about 10 h) trains on the demo's compute: 2 epochs of 10 h without speed
 # perturbation see 20 h of speech, the demo's 7 epochs of 3 x 1 h see 21 h, but of 10x more
@@ -55,4 +48,4 @@ results_file=RESULTS.md
   --speed_perturb_factors "${speed_perturb_factors}" \
   --results_file "${results_file}" \
   --results_title "synth asr1 (${corpus_size} corpus)" \
-  "${demo_opts[@]}" "${size_opts[@]}" "${args[@]}"
+  "${demo_opts[@]}" "${size_opts[@]}" "${parsed_rest_options[@]}"

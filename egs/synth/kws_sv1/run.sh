@@ -12,17 +12,13 @@ set -euo pipefail
 
 corpus_size=demo   # tiny | demo | full
 ssl_corpus_size=   # corpus size of the ../ssl1 run giving the upstreams (default: corpus_size)
-finetune_config=conf/finetune.yaml
+finetune_config=conf/finetune.yaml  # fine-tuning config (tiny: its _tiny.yaml)
 
-args=()
-while [ $# -gt 0 ]; do
-  case "$1" in
-    --corpus_size) corpus_size=$2; shift 2 ;;
-    --ssl_corpus_size) ssl_corpus_size=$2; shift 2 ;;
-    --finetune_config) finetune_config=$2; shift 2 ;;
-    *) args+=("$1"); shift ;;
-  esac
-done
+# Options above are this file's; any other option goes to ./kws_sv.sh (after the ones set below,
+# so it overrides them).
+PARSE_OPTIONS_PASS_TO=./kws_sv.sh
+. utils/parse_options.sh
+[ $# -eq 0 ] || { echo "$0: unexpected arguments: $* (options are --name value)" >&2; exit 1; }
 ssl_corpus_size=${ssl_corpus_size:-${corpus_size}}
 [ "${corpus_size}" = tiny ] && finetune_config=${finetune_config%.yaml}_tiny.yaml
 # Upstreams from another ssl1 corpus size get their own exp dir and results file.
@@ -43,4 +39,4 @@ results_file=RESULTS.md
   --finetune_config "${finetune_config}" \
   --results_file "${results_file}" \
   --results_title "synth kws_sv1 (${corpus_size} corpora, upstreams of ssl1 ${ssl_corpus_size})" \
-  "${args[@]}"
+  "${parsed_rest_options[@]}"

@@ -10,18 +10,14 @@
 set -euo pipefail
 
 corpus_size=demo   # tiny | demo | full
-teacher_config=conf/hubert_pretrain.yaml
-probe_config=conf/probe.yaml
+teacher_config=conf/hubert_pretrain.yaml  # the offline teacher's pretraining config (tiny: _tiny.yaml)
+probe_config=conf/probe.yaml  # probe settings (tiny, full: their _tiny/_full.yaml)
 
-args=()
-while [ $# -gt 0 ]; do
-  case "$1" in
-    --corpus_size) corpus_size=$2; shift 2 ;;
-    --teacher_config) teacher_config=$2; shift 2 ;;
-    --probe_config) probe_config=$2; shift 2 ;;
-    *) args+=("$1"); shift ;;
-  esac
-done
+# Options above are this file's; any other option goes to ./ssl.sh (after the ones set below,
+# so it overrides them).
+PARSE_OPTIONS_PASS_TO=./ssl.sh
+. utils/parse_options.sh
+[ $# -eq 0 ] || { echo "$0: unexpected arguments: $* (options are --name value)" >&2; exit 1; }
 size_opts=()
 case "${corpus_size}" in
   tiny)
@@ -46,4 +42,4 @@ results_file=RESULTS.md
   --probe_config "${probe_config}" \
   --results_file "${results_file}" \
   --results_title "synth ssl1 (${corpus_size} corpus)" \
-  "${size_opts[@]}" "${args[@]}"
+  "${size_opts[@]}" "${parsed_rest_options[@]}"

@@ -7,19 +7,15 @@
 # --corpus_dir holds wav/, vox1_meta.csv and veri_test.txt (the official trial list).
 set -euo pipefail
 
-corpus_dir=
-speech_commands_dir=
-download=false
+corpus_dir=        # holds wav/, vox1_meta.csv and veri_test.txt
+speech_commands_dir=  # the Speech Commands dir: adds keyword spotting and joint KWS + SV
+download=false     # true: lhotse downloads VoxCeleb1 into the parent of --corpus_dir
 
-args=()
-while [ $# -gt 0 ]; do
-  case "$1" in
-    --corpus_dir) corpus_dir=$2; shift 2 ;;
-    --speech_commands_dir) speech_commands_dir=$2; shift 2 ;;
-    --download) download=$2; shift 2 ;;
-    *) args+=("$1"); shift ;;
-  esac
-done
+# Options above are this file's; any other option goes to ./kws_sv.sh (after the ones set below,
+# so it overrides them).
+PARSE_OPTIONS_PASS_TO=./kws_sv.sh
+. utils/parse_options.sh
+[ $# -eq 0 ] || { echo "$0: unexpected arguments: $* (options are --name value)" >&2; exit 1; }
 [ -n "${corpus_dir}" ] || { echo "$0: --corpus_dir (the VoxCeleb1 dir) is required" >&2; exit 1; }
 if [ "${download}" = true ]; then
   # shellcheck source=/dev/null
@@ -39,4 +35,4 @@ setups=sv
   --ssl_exp_dir ../../librispeech/ssl1/exp/100h \
   --results_file RESULTS_run.md \
   --results_title "VoxCeleb1" \
-  "${args[@]}"
+  "${parsed_rest_options[@]}"
