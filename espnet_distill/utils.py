@@ -92,6 +92,18 @@ def save_torch(obj: object, path: Path) -> None:
 
 # write failures that are the machine's, not the code's: one line instead of a traceback
 _STORAGE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES}
+# of those, the ones no input item can cause (a read can fail with EACCES, never with ENOSPC)
+_OUT_OF_SPACE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS}
+
+
+def out_of_space(err: BaseException, path: Path) -> bool:
+    """True when ``err`` is a full disk, a quota or a read-only file system: a loop that skips bad
+    items must stop instead. The error then names ``path`` if it named no file."""
+    if not isinstance(err, OSError) or err.errno not in _OUT_OF_SPACE_ERRNOS:
+        return False
+    if err.filename is None:
+        err.filename = str(path)
+    return True
 
 
 def _storage_excepthook(kind: type, err: BaseException, tb: object) -> None:

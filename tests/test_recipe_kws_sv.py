@@ -65,11 +65,11 @@ def test_tiny_kws_sv_recipe_end_to_end(tmp_path, kws_sv_corpora):
 
 def test_ssl_corpus_size_takes_upstreams_of_another_size_into_their_own_exp_dir(tmp_path):
     d = copy_recipe(tmp_path, "synth", "kws_sv1")
-    # --help: kws_sv.sh prints its command line, then its usage, and stops before any work
-    out = run_recipe(d, "--ssl_corpus_size", "full", "--help")
+    # --stop_stage 0 (not a stage): kws_sv.sh prints its command line, then stops before any work
+    out = run_recipe(d, "--ssl_corpus_size", "full", "--stop_stage", "0", ok=False)
     assert "--ssl_opts --corpus_size full --ssl_exp_dir ../ssl1/exp/full " in out
     assert "--data_dir data/demo --exp_dir exp/demo_ssl_full " in out  # demo corpora, own exp dir
     assert "--results_file RESULTS_demo_ssl_full.md " in out
-    same = run_recipe(d, "--help")
+    same = run_recipe(d, "--stop_stage", "0", ok=False)
     assert "--exp_dir exp/demo --ssl_dir" in same and "--ssl_exp_dir ../ssl1/exp/demo " in same
     assert "--results_file RESULTS.md " in same

@@ -96,3 +96,27 @@ def test_bad_kaldi_offset_says_what_is_wrong(tmp_path):
         load_kaldi_matrix(f"{ark}:7")
     with pytest.raises(ValueError, match=r"the archive does not exist"):
         load_kaldi_matrix(f"{tmp_path / 'nope.ark'}:2")
+
+
+def test_full_disk_in_a_feature_job_stops_it_instead_of_rejecting_every_cut(tiny_features,
+                                                                           tmp_path, monkeypatch):  # fmt: skip
+    """A feature job skips and lists cuts whose audio fails to decode; a full disk is no such
+    cut: before, every cut after it was listed as 'cannot compute features (OSError: ...)'."""
+    import errno
+
+    from lhotse import LilcomChunkyWriter
+
+    from espnet_distill.data import features
+
+    def full(self, key, value):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(LilcomChunkyWriter, "write", full)
+    split = tiny_features / "fbank" / "dev-clean" / "split" / "cuts.1.jsonl.gz"
+    with pytest.raises(OSError) as caught:
+        features.extract(split, tmp_path, 1)
+    assert caught.value.errno == errno.ENOSPC
+    assert caught.value.filename == str(tmp_path / "feats.1.lca")
+    assert (
+        not (tmp_path / "rejected.1.txt").exists() and not (tmp_path / "cuts.1.jsonl.gz").exists()
+    )

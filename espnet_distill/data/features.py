@@ -25,7 +25,7 @@ from lhotse import (
 from lhotse.kaldi import export_to_kaldi
 from tqdm import tqdm
 
-from espnet_distill.utils import add_rejected, atomic_output, atomic_write_text
+from espnet_distill.utils import add_rejected, atomic_output, atomic_write_text, out_of_space
 
 log = logging.getLogger(__name__)
 
@@ -110,11 +110,14 @@ def extract(cuts_file: Path, out_dir: Path, job: int) -> None:
     done_cuts, rejected = [], []
     # The cut list is written last and atomically: it marks the job as finished; a partial
     # archive from a killed job is simply overwritten by the rerun.
-    with LilcomChunkyWriter(out_dir / f"feats.{job}.lca") as storage:
+    archive = out_dir / f"feats.{job}.lca"
+    with LilcomChunkyWriter(archive) as storage:
         for cut in tqdm(cuts, desc=f"fbank job {job}", mininterval=5):
             try:
                 done_cuts.append(cut.compute_and_store_features(extractor, storage))
             except Exception as err:  # noqa: BLE001  # any decode error: skip the cut, say why
+                if out_of_space(err, archive):  # not the cut's fault: stop, naming the archive
+                    raise
                 source = cut.recording.sources[0].source if cut.has_recording else cut.id
                 detail = " ".join(str(err).split())[:300]  # one line, however long the error
                 rejected.append(

@@ -123,8 +123,7 @@ class SslLitModule(FaultTolerantModule):
                 log.info("student: %d tensors initialised from the teacher", len(copied))
         else:
             if not teacher.num_classes:
-                raise ValueError("output-level KD needs a teacher with its masked-prediction "
-                                 "head (cluster embeddings)")  # fmt: skip
+                raise ValueError(NO_HEAD)
             cnn = teacher.config
             if m.get("cnn_channel_ratio", 1.0) != 1.0:
                 cnn = narrow_cnn(cnn, m["cnn_channel_ratio"])
@@ -292,9 +291,29 @@ def save_student(net: DistilHubert | LstmStudent, kind: str, path: Path) -> None
     save_torch(blob, path)
 
 
+NO_HEAD = (
+    "output-level KD (modes kd, dkd) needs a teacher with its masked-prediction head "
+    "(cluster embeddings): a torchaudio HuBERTPretrainModel or fairseq checkpoint, or "
+    "ssl1's own stage-3 teacher; Hugging Face HubertModel dirs and Wav2Vec2Model state "
+    "dicts have none"
+)
+
+
+def students_needing_a_head(teacher: HubertModel, configs: dict[str, dict]) -> list[str]:
+    """The students (name -> config) that ``teacher`` cannot train: output-level KD from a
+    teacher without cluster embeddings. ssl1 checks this before stage 4 trains any of them."""
+    if teacher.num_classes:
+        return []
+    return [name for name, config in configs.items() if config.get("mode") in ("kd", "dkd")]
+
+
 def load_upstream(path: Path) -> HubertModel | DistilHubert | LstmStudent:
-    """A trained upstream in eval mode: a HuBERT (any format of :func:`load_hubert`) or a
-    student written by :func:`train_ssl`."""
+    """A trained upstream in eval mode: a HuBERT (any format of :func:`load_hubert`: a Hugging
+    Face dir, a fairseq, torchaudio or espnet_distill checkpoint) or a student written by
+    :func:`train_ssl`. The one loader of every stage that takes an upstream."""
+    path = Path(path)
+    if path.is_dir():  # a Hugging Face model dir: only load_hubert reads those
+        return load_hubert(path)
     blob = torch.load(path, map_location="cpu", weights_only=False)
     if not isinstance(blob, dict) or blob.get("kind") not in ("distilhubert", "kd", "dkd"):
         return load_hubert(path)

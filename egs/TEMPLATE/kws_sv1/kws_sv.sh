@@ -61,12 +61,12 @@ check_stages 1 4
 # every setup needs its corpora: KWS Speech Commands, SV VoxCeleb1, joint both
 for setup in ${setups}; do
   case "${setup}" in
-    kws) need=(speech_commands_dir) ;;
-    sv) need=(voxceleb1_dir) ;;
-    joint) need=(speech_commands_dir voxceleb1_dir) ;;
+    kws) corpora=(speech_commands_dir) ;;
+    sv) corpora=(voxceleb1_dir) ;;
+    joint) corpora=(speech_commands_dir voxceleb1_dir) ;;
     *) log "Error: unknown setup '${setup}' (kws, sv or joint)"; exit 1 ;;
   esac
-  for var in "${need[@]}"; do
+  for var in "${corpora[@]}"; do
     [ -n "${!var}" ] || { log "Error: setup ${setup} needs --${var}"; exit 1; }
   done
 done
@@ -112,6 +112,8 @@ if [ "${stage}" -le 2 ] && [ "${stop_stage}" -ge 2 ]; then
 fi
 
 if [ "${stage}" -le 3 ] && [ "${stop_stage}" -ge 3 ]; then
+  need 1 "${manifests}/counts.json"
+  need 2 "${teacher}" "${student_model}"
   for pair in "teacher=${teacher}" "${student}=${student_model}"; do
     name=${pair%%=*}
     for mode in ${upstream_modes}; do

@@ -94,6 +94,7 @@ if [ "${stage}" -le 2 ] && [ "${stop_stage}" -ge 2 ]; then
   elif is_done "${labels_dir}/labels.npz"; then
     log "Stage 2: ${labels_dir}/labels.npz exists: skipping"
   else
+    need 1 "${train_cuts}" "${valid_cuts}"
     [ "${force}" = true ] && rm -rf "${labels_dir}"
     label_opts=()
     [ -n "${label_teacher}" ] && label_opts=(--teacher "${label_teacher}" --layer "${label_layer}")
@@ -112,6 +113,8 @@ if [ "${stage}" -le 3 ] && [ "${stop_stage}" -ge 3 ]; then
   elif is_done "${teacher}"; then
     log "Stage 3: ${teacher} exists: skipping"
   else
+    need 1 "${train_cuts}" "${valid_cuts}"
+    need 2 "${labels_dir}/labels.npz"
     [ "${force}" = true ] && rm -rf "${exp_dir}/teacher"
     log "Stage 3: pretraining the teacher (${teacher_config}); progress: tail -f ${exp_dir}/teacher/train.log"
     mkdir -p "${exp_dir}/teacher"
@@ -123,6 +126,12 @@ if [ "${stage}" -le 3 ] && [ "${stop_stage}" -ge 3 ]; then
 fi
 
 if [ "${stage}" -le 4 ] && [ "${stop_stage}" -ge 4 ]; then
+  need 1 "${train_cuts}" "${valid_cuts}"
+  [ -n "${teacher_ckpt}" ] || need 3 "${teacher}"
+  # every student this teacher cannot train is named before any of them trains
+  student_configs=()
+  for name in ${students}; do student_configs+=("${name}=conf/distill_${name}.yaml"); done
+  python -m espnet_distill.bin.check_teacher --teacher "${teacher}" --students "${student_configs[@]}"
   for name in ${students}; do
     dir=${exp_dir}/${name}
     if is_done "${dir}/model.pt"; then
@@ -147,6 +156,7 @@ upstreams=("teacher=${teacher}")
 for name in ${students}; do upstreams+=("${name}=${exp_dir}/${name}/model.pt"); done
 
 if [ "${stage}" -le 5 ] && [ "${stop_stage}" -ge 5 ]; then
+  need 1 "${train_cuts}" "${valid_cuts}" "${test_cuts}" "${data_dir}/lang_phone/lexicon.txt"
   skipped=0
   for pair in "${upstreams[@]}"; do
     name=${pair%%=*}

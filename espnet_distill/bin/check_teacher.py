@@ -1,0 +1,66 @@
+"""ssl1, before stage 4: can this teacher train every requested student? One line naming the
+students it rules out (output-level KD from a teacher without its masked-prediction head), before
+any of them trains, instead of a failure after the others ran.
+
+Usage:
+    python -m espnet_distill.bin.check_teacher --teacher /models/hubert_base_hf \\
+        --students distilhubert=conf/distill_distilhubert.yaml lstm_kd=conf/distill_lstm_kd.yaml
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from espnet_distill.ssl.hubert import (
+    CheckpointMismatch,
+    count_parameters,
+    detect_format,
+    load_hubert,
+)
+from espnet_distill.ssl.trainer import students_needing_a_head
+from espnet_distill.train.am_trainer import load_config
+from espnet_distill.utils import setup_logging
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--teacher", type=Path, required=True)
+    parser.add_argument("--students", nargs="*", default=[], metavar="NAME=CONFIG")
+    args = parser.parse_args(argv)
+    setup_logging()
+    configs = {}
+    for spec in args.students:
+        name, _, config = spec.partition("=")
+        if not config or not Path(config).is_file():
+            print(f"check_teacher: --students {spec}: no config file '{config}'", file=sys.stderr)
+            return 1
+        configs[name] = load_config(Path(config))
+    try:
+        fmt = detect_format(args.teacher)
+        teacher = load_hubert(args.teacher, fmt)
+    except (FileNotFoundError, CheckpointMismatch, ValueError) as err:
+        print(f"check_teacher: {err}", file=sys.stderr)
+        return 1
+    head = f"{teacher.num_classes} clusters" if teacher.num_classes else "no masked-prediction head"
+    logging.info("teacher %s (%s format): %d layers, %.2fM parameters, %s", args.teacher, fmt,
+                 teacher.num_layers, count_parameters(teacher) / 1e6, head)  # fmt: skip
+    ruled_out = students_needing_a_head(teacher, configs)
+    if ruled_out:
+        others = [n for n in configs if n not in ruled_out]
+        print(f"check_teacher: the {fmt}-format teacher {args.teacher} has no masked-prediction "
+              f"head (cluster embeddings), which output-level KD (modes kd, dkd) distils: "
+              f"{', '.join(ruled_out)} cannot train from it. Leave them out (--students "
+              f"\"{' '.join(others)}\") or give a teacher with the head (a torchaudio "
+              "HuBERTPretrainModel or fairseq checkpoint, or ssl1's own stage-3 teacher).",
+              file=sys.stderr)  # fmt: skip
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
