@@ -238,3 +238,33 @@ def test_a_stage_whose_inputs_are_missing_names_the_stage_that_makes_them(synth_
         assert r.returncode == 1 and last.endswith(
             f"Error: {missing} does not exist: stage {maker} makes it (run from --stage {maker})"
         ), (stage, r.stderr[-1000:])
+
+
+def test_more_gpus_than_the_machine_has_is_refused_before_stage_1(synth_recipe):
+    """Before: stages 1-5 ran, then stage 6 failed with Lightning's MisconfigurationException."""
+    import re
+
+    r = _recipe(synth_recipe, "--corpus_size", "tiny", "--ngpu", "99")
+    assert r.returncode == 1
+    assert re.search(r"Error: --ngpu 99, but torch sees \d+ GPU\(s\) here: give --ngpu \d+ "
+                     r"\(0 trains on the CPU\)$", r.stderr.strip().splitlines()[-1]), r.stderr[-500:]  # fmt: skip
+    assert not (synth_recipe / "data").exists() and not (synth_recipe / "corpus").exists()
+    r = _recipe(synth_recipe, "--corpus_size", "tiny", "--ngpu", "one")
+    assert r.returncode == 1 and r.stderr.strip().endswith(
+        "Error: --ngpu one: expected a number of GPUs (0: the CPU)"
+    )
+
+
+@pytest.mark.parametrize(("task", "own"), [("asr1", "train.max_epochs=2 train.average_best=1"),
+                                           ("ssl1", "train.max_epochs=2 model.hidden=16")])  # fmt: skip
+def test_command_line_overrides_are_added_to_the_recipes_own(tmp_path, task, own):
+    """Before: --train_overrides replaced run.sh's own for the corpus size (the full corpus's
+    2 epochs, the tiny teacher's width) instead of adding to them."""
+    from .conftest import copy_recipe
+
+    d = copy_recipe(tmp_path, "synth", task)
+    size = "full" if task == "asr1" else "tiny"
+    # an invalid stop stage: the engine prints the command line it was given, then stops
+    r = _recipe(d, "--corpus_size", size, "--train_overrides", "train.seed=7", "--stop_stage", "0")
+    assert r.returncode == 1
+    assert f"--train_overrides {own} train.seed=7 " in r.stdout, r.stdout[:2000]

@@ -53,14 +53,20 @@ def test_mini_librispeech_recipe_stages_1_to_3_and_transcript_lm(tiny_corpus, tm
     corpus = _layout(tiny_corpus, tmp_path / "corpus",
                      {"train-clean-5": "train-clean-100", "dev-clean-2": "dev-clean"})  # fmt: skip
     d = copy_recipe(tmp_path, "mini_librispeech")
-    run_recipe(d, "--corpus_dir", str(corpus), "--stop_stage", "3", *SMALL)
+    small_sp = [*SMALL[:4], *SMALL[-2:]]  # with the recipe's speed perturbation (3 copies)
+    run_recipe(d, "--corpus_dir", str(corpus), "--stop_stage", "3", *small_sp)
     _check_manifests(d / "data" / "manifests", corpus,
                      {"train-clean-5": TINY["train-clean-100"], "dev-clean-2": TINY["dev-clean"]})  # fmt: skip
-    # no LM text in the corpus: stage 5's n-gram is trained on the training transcripts
-    run_recipe(d, "--corpus_dir", str(corpus), "--stage", "5", "--stop_stage", "5", *SMALL)
+    # no LM text in the corpus: stage 5's n-gram is trained on the training transcripts, each
+    # once, though speed perturbation made three copies of each
+    run_recipe(d, "--corpus_dir", str(corpus), "--stage", "5", "--stop_stage", "5", *small_sp)
     lm_text = (d / "data" / "lm" / "transcripts_train-clean-5.txt").read_text().splitlines()
     train_text = (d / "data" / "train_clean_5" / "text").read_text().splitlines()
-    assert lm_text == [line.split(" ", 1)[1] for line in train_text]
+    assert len(train_text) == 3 * TINY["train-clean-100"]
+    sups = load_manifest(
+        d / "data" / "manifests" / "librispeech_supervisions_train-clean-5.jsonl.gz"
+    )
+    assert sorted(lm_text) == sorted(s.text for s in sups)
     assert (d / "data" / "lm" / "word_3gram.bin").is_file()
 
 

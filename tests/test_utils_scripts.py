@@ -324,7 +324,13 @@ def test_supervise_stops_every_job_on_sigterm_and_sigint(tmp_path, signal_name):
     the script, and the jobs, alive for five minutes."""
     import signal
 
-    proc = subprocess.Popen([_supervised(tmp_path)], stderr=subprocess.PIPE, text=True)
+    def default_signals() -> None:  # as from a terminal: a test runner started in the
+        # background (nohup, CI) ignores SIGINT, which bash then cannot trap
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+    proc = subprocess.Popen([_supervised(tmp_path)], stderr=subprocess.PIPE, text=True,
+                            preexec_fn=default_signals)  # fmt: skip
     pids = _pids(tmp_path)
     proc.send_signal(getattr(signal, signal_name))
     assert proc.wait(timeout=20) == (143 if signal_name == "SIGTERM" else 130)

@@ -130,3 +130,19 @@ unique() {
     echo "${word}"
   done
 }
+
+# check_gpus N: N (--ngpu) GPUs are there for torch, checked before any stage runs, so that
+# `--ngpu 1` on a CPU machine fails now and not at the training stage after the others ran
+check_gpus() {
+  local found
+  if ! [[ "$1" =~ ^[0-9]+$ ]]; then
+    log "Error: --ngpu $1: expected a number of GPUs (0: the CPU)" >&2
+    exit 1
+  fi
+  [ "$1" -gt 0 ] || return 0
+  found=$(python -c "import torch; print(torch.cuda.device_count())" 2>/dev/null || echo 0)
+  if [ "${found}" -lt "$1" ]; then
+    log "Error: --ngpu $1, but torch sees ${found} GPU(s) here: give --ngpu ${found} (0 trains on the CPU)" >&2
+    exit 1
+  fi
+}

@@ -1,7 +1,8 @@
 """Stage 9 (last step): collect every scored decode dir into RESULTS.md and print it.
 
 Usage:
-    python -m espnet_distill.bin.make_results --exp-dir exp --out RESULTS.md --title "synth asr1"
+    python -m espnet_distill.bin.make_results --exp-dir exp --out RESULTS.md --title "synth asr1" \\
+        [--lm-overlap data/lm/overlap.yaml]
 """
 
 from __future__ import annotations
@@ -9,6 +10,8 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+
+import yaml
 
 from espnet_distill.score.results import write_results
 
@@ -21,8 +24,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--title", default="RESULTS")
     parser.add_argument("--notes", default="", help="markdown text placed after the environment")
+    parser.add_argument("--lm-overlap", type=Path,
+                        help="lm_overlap's YAML: each set's overlap with the LM text, shown with its WERs")  # fmt: skip
     args = parser.parse_args(argv)
-    print(write_results(args.exp_dir, args.out, args.title, args.notes))
+    overlap = None
+    if args.lm_overlap is not None and args.lm_overlap.is_file():
+        overlap = yaml.safe_load(args.lm_overlap.read_text())
+    print(write_results(args.exp_dir, args.out, args.title, args.notes, overlap))
     return 0
 
 

@@ -74,8 +74,26 @@ def collect(exp_root: Path) -> dict[str, list[tuple[str, dict]]]:
     return tables
 
 
-def write_results(exp_root: Path, out: Path, title: str, notes: str = "") -> str:
-    """Write RESULTS.md from every scored decode dir under ``exp_root``; returns the text."""
+def overlap_note(o: dict) -> str:
+    """One line on a set's overlap with the LM text (``lm.overlap``), for its WER table."""
+    from espnet_distill.lm.overlap import WARN_SHARE
+
+    line = (f"LM text overlap: {o['verbatim']} of {o['sentences']} sentences "
+            f"({o['verbatim_share']:.1%}) occur verbatim in the word LM's text")  # fmt: skip
+    if "ngrams_in_lm_share" in o:
+        line += (
+            f"; {o['ngrams_in_lm_share']:.1%} of its word {o['ngram_order']}-grams are in the LM"
+        )
+    if o["verbatim_share"] > WARN_SHARE:
+        line += (f". **Above {WARN_SHARE:.0%}: the WERs of decoders with the word LM (beam_lm, "
+                 "tlg, hclg) are optimistic on this set.**")  # fmt: skip
+    return line + "."
+
+
+def write_results(exp_root: Path, out: Path, title: str, notes: str = "",
+                  overlap: dict | None = None) -> str:  # fmt: skip
+    """Write RESULTS.md from every scored decode dir under ``exp_root``; returns the text.
+    ``overlap``: set -> its overlap with the LM text (``lm.overlap``), noted under its WERs."""
     lines = [
         f"# {title}",
         "",
@@ -143,9 +161,10 @@ def write_results(exp_root: Path, out: Path, title: str, notes: str = "") -> str
                   f" plot: `{(table.parent / 'ablation.png').relative_to(exp_root).as_posix()}`.",
                   "", table.read_text().strip(), ""]  # fmt: skip
     for test_set, rows in collect(exp_root).items():
+        lines += [f"## WER: {test_set}", ""]
+        if overlap and test_set in overlap:
+            lines += [overlap_note(overlap[test_set]), ""]
         lines += [
-            f"## WER: {test_set}",
-            "",
             "|decode|#Snt|#Wrd|Corr|Sub|Del|Ins|Err|S.Err|95% CI|",
             "|---|---|---|---|---|---|---|---|---|---|",
         ]

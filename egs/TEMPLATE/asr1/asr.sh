@@ -93,6 +93,7 @@ results_file=            # where RESULTS.md goes (default: <exp_dir>/RESULTS.md)
 
 [ $# -eq 0 ] || { log "Error: unexpected arguments: $*"; exit 1; }
 check_stages 1 9
+check_gpus "${ngpu}"
 [ -n "${tag}" ] || tag=$(basename "${asr_config}" .yaml)
 [ -n "${results_file}" ] || results_file=${exp_dir}/RESULTS.md
 am_dir=${exp_dir}/am_${tag}
@@ -249,11 +250,31 @@ graph_dir=${data_dir}/graph_tlg_bpe_${bpe_vocab_size}_${word_lm_order}gram
 hclg_dir=${data_dir}/graph_hclg_${word_lm_order}gram
 tri_dir=${align_dir}/tri
 unit_lm_dir=${exp_dir}/unit_lm
+# the dev and test sets' overlap with the LM text (verbatim sentences, n-grams the LM holds):
+# logged with a warning when high, and shown beside each WER; sets already measured are kept
+lm_overlap() {
+  local refs=() part
+  # shellcheck disable=SC2086
+  for part in $(unique ${valid_set} ${test_sets}); do
+    need 2 "${data_dir}/${part//-/_}/text"
+    refs+=("${part}=${data_dir}/${part//-/_}/text")
+  done
+  # shellcheck disable=SC2086
+  python -m espnet_distill.bin.lm_overlap --lm-text ${word_lm_text} --model "${word_lm}" \
+    --order "${word_lm_order}" --ref "${refs[@]}" --out "${lm_dir}/overlap.yaml" 2>&1 | sed 's/^/  /'
+}
+
 if [ "${word_lm_text}" = transcripts ]; then
   word_lm_text=${lm_dir}/transcripts_${train_set}.txt
   if [ "${stage}" -le 5 ] && [ "${stop_stage}" -ge 5 ] && ! is_done "${word_lm_text}"; then
     mkdir -p "${lm_dir}"
-    cut -d' ' -f2- "${data_dir}/${train_set//-/_}/text" > "${word_lm_text}.tmp"
+    # each sentence once: not again for the speed-perturbed copies (lhotse's ids <id>_sp<factor>),
+    # which would triple every count the n-gram's Kneser-Ney discounts are estimated from
+    awk -v factors="${speed_perturb_factors}" '
+      BEGIN { n = split(factors, f, " "); for (i = 1; i <= n; i++) copy["_sp" f[i]] = 1 }
+      match($1, /_sp[0-9.]+$/) && (substr($1, RSTART) in copy) { next }
+      { sub(/^[^ ]+ /, ""); print }
+    ' "${data_dir}/${train_set//-/_}/text" > "${word_lm_text}.tmp"
     mv "${word_lm_text}.tmp" "${word_lm_text}"
   fi
 fi
@@ -277,6 +298,7 @@ if [ "${stage}" -le 5 ] && [ "${stop_stage}" -ge 5 ]; then
     python -m espnet_distill.bin.train_word_ngram --text ${word_lm_text} \
       --order "${word_lm_order}" --out-dir "${lm_dir}"
   fi
+  [ -n "${word_lm_text}" ] && lm_overlap
   # unit LMs (cross-modal KD teachers): on the same text, converted to each unit
   for unit in ${unit_lms}; do
     out=${unit_lm_dir}/${unit}
@@ -375,6 +397,7 @@ if [ "${stage}" -le 8 ] && [ "${stop_stage}" -ge 8 ]; then
   for part in ${valid_set} ${test_sets}; do
     need 2 "${fbank_dir}/cuts_${part}.jsonl.gz"
   done
+  [ -f "${word_lm}" ] && lm_overlap  # test sets stage 5 did not see
   for method in ${ctc_methods}; do
     # tuned methods choose their weights on the valid set first, then use them for every test set
     tune_dir=${am_dir}/decode_${valid_set}_${method}
@@ -465,7 +488,7 @@ if [ "${stage}" -le 9 ] && [ "${stop_stage}" -ge 9 ]; then
     touch "${dir}/score/.done"
   done
   python -m espnet_distill.bin.make_results --exp-dir "${exp_dir}" --out "${results_file}" \
-    --title "${results_title}" --notes "${results_notes}"
+    --title "${results_title}" --notes "${results_notes}" --lm-overlap "${lm_dir}/overlap.yaml"
   stage_time 9 score "${t0}"
 fi
 

@@ -58,6 +58,7 @@ results_title="kws_sv1 results"
 
 [ $# -eq 0 ] || { log "Error: unexpected arguments: $*"; exit 1; }
 check_stages 1 4
+check_gpus "${ngpu}"
 # every setup needs its corpora: KWS Speech Commands, SV VoxCeleb1, joint both
 for setup in ${setups}; do
   case "${setup}" in

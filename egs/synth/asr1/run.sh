@@ -11,6 +11,7 @@ corpus_seed=1234   # seed of the synthetic corpus
 bpe_vocab_size=100 # small: 1 h of speech has few examples of each of a large vocabulary
 speed_perturb_factors=auto  # Kaldi/ESPnet speed perturbation of the training set (auto: by size)
 asr_config=conf/train_conformer_ctc_senone.yaml  # acoustic model config (tiny: its _tiny.yaml)
+train_overrides=   # config overrides, added after this file's own for the corpus size
 
 # Options above are this file's; any other option goes to ./asr.sh (after the ones set below,
 # so it overrides them).
@@ -27,10 +28,10 @@ demo_opts=(--mono_subset 300 --lm_weights "0.3 0.5" --word_bonuses "1.5 2.5"
 # The full corpus (about 10 h) trains on the demo's compute: 2 epochs of 10 h without speed
 # perturbation see 20 h of speech, the demo's 7 epochs of 3 x 1 h see 21 h, but of 10x more
 # distinct speech. Both can be overridden (--speed_perturb_factors, --train_overrides).
-size_opts=()
+size_overrides=
 if [ "${corpus_size}" = full ]; then
   [ "${speed_perturb_factors}" = auto ] && speed_perturb_factors=
-  size_opts=(--train_overrides "train.max_epochs=2 train.average_best=1")
+  size_overrides="train.max_epochs=2 train.average_best=1"
 fi
 [ "${speed_perturb_factors}" = auto ] && speed_perturb_factors="0.9 1.0 1.1"
 results_file=RESULTS.md
@@ -48,4 +49,5 @@ results_file=RESULTS.md
   --speed_perturb_factors "${speed_perturb_factors}" \
   --results_file "${results_file}" \
   --results_title "synth asr1 (${corpus_size} corpus)" \
-  "${demo_opts[@]}" "${size_opts[@]}" "${parsed_rest_options[@]}"
+  --train_overrides "${size_overrides}${size_overrides:+ }${train_overrides}" \
+  "${demo_opts[@]}" "${parsed_rest_options[@]}"

@@ -12,6 +12,7 @@ set -euo pipefail
 corpus_size=demo   # tiny | demo | full
 teacher_config=conf/hubert_pretrain.yaml  # the offline teacher's pretraining config (tiny: _tiny.yaml)
 probe_config=conf/probe.yaml  # probe settings (tiny, full: their _tiny/_full.yaml)
+train_overrides=   # overrides of every training config, added after this file's own for the size
 
 # Options above are this file's; any other option goes to ./ssl.sh (after the ones set below,
 # so it overrides them).
@@ -19,16 +20,18 @@ PARSE_OPTIONS_PASS_TO=./ssl.sh
 . utils/parse_options.sh
 [ $# -eq 0 ] || { echo "$0: unexpected arguments: $* (options are --name value)" >&2; exit 1; }
 size_opts=()
+size_overrides=
 case "${corpus_size}" in
   tiny)
     teacher_config=${teacher_config%.yaml}_tiny.yaml
     probe_config=${probe_config%.yaml}_tiny.yaml
-    size_opts=(--num_clusters 20 --train_overrides "train.max_epochs=2 model.hidden=16") ;;
+    size_opts=(--num_clusters 20)
+    size_overrides="train.max_epochs=2 model.hidden=16" ;;
   # 9.5x the demo's audio: 2 epochs give the teacher the demo's number of updates (4k) and the
   # students twice theirs: a CPU budget, not a tuned one
   full)
     probe_config=${probe_config%.yaml}_full.yaml
-    size_opts=(--train_overrides "train.max_epochs=2") ;;
+    size_overrides="train.max_epochs=2" ;;
 esac
 results_file=RESULTS.md
 [ "${corpus_size}" = demo ] || results_file=RESULTS_${corpus_size}.md
@@ -42,4 +45,5 @@ results_file=RESULTS.md
   --probe_config "${probe_config}" \
   --results_file "${results_file}" \
   --results_title "synth ssl1 (${corpus_size} corpus)" \
+  --train_overrides "${size_overrides}${size_overrides:+ }${train_overrides}" \
   "${size_opts[@]}" "${parsed_rest_options[@]}"

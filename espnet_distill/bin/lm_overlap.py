@@ -1,0 +1,59 @@
+"""Stages 5 and 8: the overlap of test and dev sets with the word LM's text (verbatim sentences,
+n-grams the LM holds) -> <lm-dir>/overlap.yaml, logged with a warning above 5% verbatim; stage 9
+puts it beside each WER in RESULTS.md.
+
+Usage:
+    python -m espnet_distill.bin.lm_overlap --lm-text corpus/demo/librispeech-lm-norm.txt.gz \\
+        --model data/lm/word_3gram.bin --order 3 --out data/lm/overlap.yaml \\
+        --ref test-clean=data/test_clean/text dev-clean=data/dev_clean/text
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from espnet_distill.lm.overlap import WARN_SHARE, lm_text_overlap
+from espnet_distill.utils import setup_logging
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--lm-text", type=Path, nargs="+", required=True)
+    parser.add_argument("--model", type=Path, help="the n-gram LM (KenLM binary or ARPA)")
+    parser.add_argument("--order", type=int, default=3)
+    parser.add_argument("--ref", nargs="+", required=True, metavar="SET=KALDI_TEXT")
+    parser.add_argument("--out", type=Path, required=True)
+    args = parser.parse_args(argv)
+    setup_logging()
+    refs = {}
+    for spec in args.ref:
+        name, _, path = spec.partition("=")
+        if not path or not Path(path).is_file():
+            print(f"lm_overlap: --ref {spec}: no Kaldi text '{path}'", file=sys.stderr)
+            return 1
+        refs[name] = Path(path)
+    for path in [*args.lm_text, *([args.model] if args.model else [])]:
+        if not path.is_file():
+            print(f"lm_overlap: {path} does not exist", file=sys.stderr)
+            return 1
+    overlap = lm_text_overlap(args.lm_text, refs, args.model, args.order, args.out)
+    for name in refs:
+        o = overlap[name]
+        ngrams = (f"; {o['ngrams_in_lm_share']:.1%} of its word {o['ngram_order']}-grams are in "
+                  "the n-gram LM" if "ngrams_in_lm_share" in o else "")  # fmt: skip
+        line = (f"{name}: {o['verbatim']} of {o['sentences']} sentences "
+                f"({o['verbatim_share']:.1%}) occur verbatim in the LM text{ngrams}")  # fmt: skip
+        if o["verbatim_share"] > WARN_SHARE:
+            logging.warning("%s: WERs with this LM are optimistic on %s", line, name)
+        else:
+            logging.info("%s", line)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
