@@ -74,6 +74,32 @@ def _kill_9_in_stage_6_then_rerun(d):
     assert resumed in log.split("# ---- rerun")[1]
 
 
+def _decode_another_corpus_with_the_trained_system(d):
+    """A second tiny corpus (another seed of the generator) prepared, decoded and scored in a
+    recipe of its own with the system the first one trained (--model_exp_dir, --model_data_dir),
+    with the settings tuned on the first one's dev set."""
+    out = run_recipe(d, "--corpus_size", "tiny", "--corpus_seed", "7",
+                     "--local_data_opts", "--size tiny --seed 7 --out corpus/tiny_seed7",
+                     "--corpus_dir", "corpus/tiny_seed7/LibriSpeech", "--data_dir", "data/tiny_seed7",
+                     "--exp_dir", "exp/tiny_seed7", "--model_exp_dir", "exp/tiny",
+                     "--model_data_dir", "data/tiny", "--test_sets", "test-clean",
+                     "--results_file", "RESULTS_seed7.md")  # fmt: skip
+    assert "Stages 3-7: the system of exp/tiny and data/tiny (--model_exp_dir)" in out
+    ours = (d / "data" / "tiny_seed7" / "test_clean" / "text").read_text()
+    assert ours != (d / "data" / "tiny" / "test_clean" / "text").read_text()  # other sentences
+    results = (d / "RESULTS_seed7.md").read_text()
+    assert "Decoded with the system of `exp/tiny`" in results
+    am = "am_train_conformer_ctc_senone_tiny"
+    for row in (*(f"{am}/decode_test-clean_{m}" for m in ("greedy", "beam_lm", "tlg", "hclg")),
+                "align/tri/decode_test-clean_hclg"):  # fmt: skip
+        line = next(ln for ln in results.splitlines() if ln.startswith(f"|{row}|"))
+        assert line.split("|")[2] == "10", row  # all 10 test utterances of the new corpus scored
+    exp = d / "exp" / "tiny_seed7"
+    assert not list(exp.glob("**/decode_dev-clean_*"))  # nothing tuned here: the first's settings
+    assert not (exp / am / "model.pt").exists()  # nothing trained here
+    assert "LM text overlap: " in results.split("## WER: test-clean")[1]
+
+
 @pytest.mark.slow  # about 15 minutes, mostly on one core: CI runs it (make test-slow)
 def test_tiny_recipe_end_to_end_then_rerun_from_stage_3(tiny_corpus, tmp_path):
     d = _recipe_copy(tmp_path, tiny_corpus)
@@ -107,6 +133,8 @@ def test_tiny_recipe_end_to_end_then_rerun_from_stage_3(tiny_corpus, tmp_path):
         )
     assert "Successfully finished" in out
     assert "done, skipping" not in out  # a first run skips nothing (dev-clean: valid and test set)
+    # the generator keeps test sentences out of the LM text, and the table says so
+    assert "LM text overlap: 0 of 10 sentences (0.0%)" in results.split("## WER: test-clean")[1]
     align = d / "exp" / "tiny" / "align"
     assert (d / "data" / "tiny" / "lang_phone" / "L.fst").is_file()
     n_targets = len((align / "targets" / "senone.scp").read_text().splitlines())
@@ -127,6 +155,7 @@ def test_tiny_recipe_end_to_end_then_rerun_from_stage_3(tiny_corpus, tmp_path):
     assert [p.stat().st_mtime_ns for p in watched] == mtimes  # nothing finished was redone
 
     _kill_9_in_stage_6_then_rerun(d)
+    _decode_another_corpus_with_the_trained_system(d)
 
     # cross-modal KD through the recipe: stage 5 trains a unit LM, stage 6 a model with a KD head
     # (run.sh picks conf/<name>_tiny.yaml for the tiny corpus)

@@ -110,7 +110,8 @@ def extract(cuts_file: Path, out_dir: Path, job: int) -> None:
     done_cuts, rejected = [], []
     # The cut list is written last and atomically: it marks the job as finished; a partial
     # archive from a killed job is simply overwritten by the rerun.
-    archive = out_dir / f"feats.{job}.lca"
+    # an absolute path in the cuts: they load from any directory (another recipe decoding them)
+    archive = (out_dir / f"feats.{job}.lca").resolve()
     with LilcomChunkyWriter(archive) as storage:
         for cut in tqdm(cuts, desc=f"fbank job {job}", mininterval=5):
             try:

@@ -84,6 +84,11 @@ hclg_beam=13             # HCLG search beam
 results_title="ASR results"  # title of RESULTS.md
 results_notes=           # markdown placed in RESULTS.md after the environment
 results_file=            # where RESULTS.md goes (default: <exp_dir>/RESULTS.md)
+model_exp_dir=           # decode another data set with a system trained elsewhere: that recipe's
+                         # exp dir (am_<tag>/model.pt, align/tri, the settings tuned on its dev
+                         # set). Stages 3-7 are then that recipe's and are skipped; stages 1-2
+                         # prepare this recipe's --test_sets, 8-9 decode and score them
+model_data_dir=          # that recipe's data dir (lang dirs, word n-gram, graphs)
 
 # shellcheck source=/dev/null
 . ./path.sh
@@ -96,14 +101,25 @@ check_stages 1 9
 check_gpus "${ngpu}"
 [ -n "${tag}" ] || tag=$(basename "${asr_config}" .yaml)
 [ -n "${results_file}" ] || results_file=${exp_dir}/RESULTS.md
-am_dir=${exp_dir}/am_${tag}
-lang_dir=${data_dir}/lang_bpe_${bpe_vocab_size}
-phone_lang_dir=${data_dir}/lang_phone
+# the system that decodes: this recipe's own, or (--model_exp_dir) one trained elsewhere
+foreign_model=false
+if [ -n "${model_exp_dir}" ] && [ "$(realpath -m "${model_exp_dir}")" != "$(realpath -m "${exp_dir}")" ]; then
+  foreign_model=true
+  [ -n "${model_data_dir}" ] || { log "Error: --model_exp_dir needs --model_data_dir" >&2; exit 1; }
+fi
+model_exp_dir=${model_exp_dir:-${exp_dir}}
+model_data_dir=${model_data_dir:-${data_dir}}
+am_dir=${exp_dir}/am_${tag}                # training (stage 6) and decoding outputs
+model_am_dir=${model_exp_dir}/am_${tag}    # the model that decodes, and its tuned settings
+lang_dir=${model_data_dir}/lang_bpe_${bpe_vocab_size}
+phone_lang_dir=${model_data_dir}/lang_phone
 fbank_dir=${data_dir}/fbank
 manifest_dir=${data_dir}/manifests
-# shellcheck disable=SC2206
-all_sets=(${train_set} ${valid_set} ${test_sets})
-mapfile -t all_sets < <(printf '%s\n' "${all_sets[@]}" | awk '!seen[$0]++')
+# the sets stages 1-2 prepare; with a model from elsewhere only those it decodes
+sets="${train_set} ${valid_set} ${test_sets}"
+[ "${foreign_model}" = true ] && sets=${test_sets}
+# shellcheck disable=SC2086
+mapfile -t all_sets < <(unique ${sets})
 
 stage_time() {
   echo -e "$1\t$2\t$((SECONDS - $3))" >> "${exp_dir}/stage_times.tsv"
@@ -114,6 +130,9 @@ check_output_dir "${data_dir}" "${min_free_mb}"
 check_output_dir "${exp_dir}" "${min_free_mb}"
 
 # ---------------------------------------------------------------- stages
+if [ "${foreign_model}" = true ] && [ "${stage}" -le 7 ] && [ "${stop_stage}" -ge 3 ]; then
+  log "Stages 3-7: the system of ${model_exp_dir} and ${model_data_dir} (--model_exp_dir): nothing to build here"
+fi
 if [ "${stage}" -le 1 ] && [ "${stop_stage}" -ge 1 ]; then
   log "Stage 1: lhotse manifests for ${all_sets[*]}"
   t0=${SECONDS}
@@ -138,9 +157,11 @@ if [ "${stage}" -le 1 ] && [ "${stop_stage}" -ge 1 ]; then
     fi
     python -m espnet_distill.bin.prepare_manifests --corpus-dir "${corpus_dir}" \
       --parts "${manifest_parts[@]}" --output-dir "${manifest_dir}" "${combine[@]}"
-    log "  validating ${all_sets[*]} (audio, durations, transcripts, ids; OOV vs ${train_set})"
+    vocab=(--vocab-part "${train_set}")
+    [ "${foreign_model}" = true ] && vocab=(--lexicon "${lang_dir}/words.txt")  # the model's words
+    log "  validating ${all_sets[*]} (audio, durations, transcripts, ids; OOV vs ${vocab[1]})"
     python -m espnet_distill.bin.validate_data --manifest-dir "${manifest_dir}" \
-      --parts "${all_sets[@]}" --vocab-part "${train_set}" --charset "${validate_charset}" --fix
+      --parts "${all_sets[@]}" "${vocab[@]}" --charset "${validate_charset}" --fix
     touch "${manifest_dir}/.done"
   fi
   stage_time 1 manifests "${t0}"
@@ -178,7 +199,7 @@ if [ "${stage}" -le 2 ] && [ "${stop_stage}" -ge 2 ]; then
   stage_time 2 fbank "${t0}"
 fi
 
-if [ "${stage}" -le 3 ] && [ "${stop_stage}" -ge 3 ]; then
+if [ "${stage}" -le 3 ] && [ "${stop_stage}" -ge 3 ] && [ "${foreign_model}" = false ]; then
   log "Stage 3: BPE lang dir ${lang_dir}"
   t0=${SECONDS}
   need 2 "${data_dir}/${train_set//-/_}/text"
@@ -206,7 +227,7 @@ if [ "${stage}" -le 3 ] && [ "${stop_stage}" -ge 3 ]; then
 fi
 
 align_dir=${exp_dir}/align
-if [ "${stage}" -le 4 ] && [ "${stop_stage}" -ge 4 ]; then
+if [ "${stage}" -le 4 ] && [ "${stop_stage}" -ge 4 ] && [ "${foreign_model}" = false ]; then
   t0=${SECONDS}
   need 2 "${fbank_dir}/cuts_${train_set}.jsonl.gz" "${fbank_dir}/cuts_${valid_set}.jsonl.gz"
   need 3 "${phone_lang_dir}/.done" "${lang_dir}/bpe.model"
@@ -244,29 +265,35 @@ if [ "${stage}" -le 4 ] && [ "${stop_stage}" -ge 4 ]; then
   stage_time 4 align "${t0}"
 fi
 
-lm_dir=${data_dir}/lm
+lm_dir=${model_data_dir}/lm
 word_lm=${lm_dir}/word_${word_lm_order}gram.bin
-graph_dir=${data_dir}/graph_tlg_bpe_${bpe_vocab_size}_${word_lm_order}gram
-hclg_dir=${data_dir}/graph_hclg_${word_lm_order}gram
-tri_dir=${align_dir}/tri
+graph_dir=${model_data_dir}/graph_tlg_bpe_${bpe_vocab_size}_${word_lm_order}gram
+hclg_dir=${model_data_dir}/graph_hclg_${word_lm_order}gram
+tri_dir=${align_dir}/tri                         # stage-4 GMM; its decoding outputs
+model_align_dir=${model_exp_dir}/align           # the alignment system that decodes over HCLG
 unit_lm_dir=${exp_dir}/unit_lm
 # the dev and test sets' overlap with the LM text (verbatim sentences, n-grams the LM holds):
 # logged with a warning when high, and shown beside each WER; sets already measured are kept
 lm_overlap() {
-  local refs=() part
+  local refs=() part sets=${test_sets} texts=${word_lm_text}
+  [ "${foreign_model}" = true ] || sets="${valid_set} ${test_sets}"
   # shellcheck disable=SC2086
-  for part in $(unique ${valid_set} ${test_sets}); do
+  for part in $(unique ${sets}); do
     need 2 "${data_dir}/${part//-/_}/text"
     refs+=("${part}=${data_dir}/${part//-/_}/text")
   done
+  # the text the word n-gram was trained on, as stage 5 recorded it (a model from elsewhere)
+  [ -f "${lm_dir}/lm_text.list" ] && texts=$(tr '\n' ' ' < "${lm_dir}/lm_text.list")
   # shellcheck disable=SC2086
-  python -m espnet_distill.bin.lm_overlap --lm-text ${word_lm_text} --model "${word_lm}" \
-    --order "${word_lm_order}" --ref "${refs[@]}" --out "${lm_dir}/overlap.yaml" 2>&1 | sed 's/^/  /'
+  python -m espnet_distill.bin.lm_overlap --lm-text ${texts} --model "${word_lm}" \
+    --order "${word_lm_order}" --ref "${refs[@]}" --out "${data_dir}/lm/overlap.yaml" 2>&1 \
+    | sed 's/^/  /'
 }
 
 if [ "${word_lm_text}" = transcripts ]; then
   word_lm_text=${lm_dir}/transcripts_${train_set}.txt
-  if [ "${stage}" -le 5 ] && [ "${stop_stage}" -ge 5 ] && ! is_done "${word_lm_text}"; then
+  if [ "${stage}" -le 5 ] && [ "${stop_stage}" -ge 5 ] && [ "${foreign_model}" = false ] &&
+     ! is_done "${word_lm_text}"; then
     mkdir -p "${lm_dir}"
     # each sentence once: not again for the speed-perturbed copies (lhotse's ids <id>_sp<factor>),
     # which would triple every count the n-gram's Kneser-Ney discounts are estimated from
@@ -278,7 +305,7 @@ if [ "${word_lm_text}" = transcripts ]; then
     mv "${word_lm_text}.tmp" "${word_lm_text}"
   fi
 fi
-if [ "${stage}" -le 5 ] && [ "${stop_stage}" -ge 5 ]; then
+if [ "${stage}" -le 5 ] && [ "${stop_stage}" -ge 5 ] && [ "${foreign_model}" = false ]; then
   t0=${SECONDS}
   for text in ${word_lm_text}; do
     [ -f "${text}" ] || { log "Error: --word_lm_text: ${text} does not exist"; exit 1; }
@@ -297,6 +324,8 @@ if [ "${stage}" -le 5 ] && [ "${stop_stage}" -ge 5 ]; then
     # shellcheck disable=SC2086
     python -m espnet_distill.bin.train_word_ngram --text ${word_lm_text} \
       --order "${word_lm_order}" --out-dir "${lm_dir}"
+    # shellcheck disable=SC2086
+    realpath ${word_lm_text} > "${lm_dir}/lm_text.list"  # what it was trained on
   fi
   [ -n "${word_lm_text}" ] && lm_overlap
   # unit LMs (cross-modal KD teachers): on the same text, converted to each unit
@@ -322,7 +351,7 @@ if [ "${stage}" -le 5 ] && [ "${stop_stage}" -ge 5 ]; then
   stage_time 5 word_lm "${t0}"
 fi
 
-if [ "${stage}" -le 6 ] && [ "${stop_stage}" -ge 6 ]; then
+if [ "${stage}" -le 6 ] && [ "${stop_stage}" -ge 6 ] && [ "${foreign_model}" = false ]; then
   log "Stage 6: training ${am_dir} with ${asr_config}"
   t0=${SECONDS}
   need 2 "${fbank_dir}/cuts_${train_set}.jsonl.gz" "${fbank_dir}/cuts_${valid_set}.jsonl.gz" \
@@ -357,7 +386,7 @@ if [ "${stage}" -le 6 ] && [ "${stop_stage}" -ge 6 ]; then
   stage_time 6 train "${t0}"
 fi
 
-if [ "${stage}" -le 7 ] && [ "${stop_stage}" -ge 7 ]; then
+if [ "${stage}" -le 7 ] && [ "${stop_stage}" -ge 7 ] && [ "${foreign_model}" = false ]; then
   t0=${SECONDS}
   if [ ! -f "${word_lm}" ]; then
     log "Stage 7: no word n-gram (--word_lm_text not given): no TLG graph"
@@ -393,16 +422,17 @@ done
 if [ "${stage}" -le 8 ] && [ "${stop_stage}" -ge 8 ]; then
   log "Stage 8: decoding ${test_sets} (${decode_methods})"
   t0=${SECONDS}
-  need 6 "${am_dir}/model.pt"
+  need 6 "${model_am_dir}/model.pt"
   for part in ${valid_set} ${test_sets}; do
     need 2 "${fbank_dir}/cuts_${part}.jsonl.gz"
   done
   [ -f "${word_lm}" ] && lm_overlap  # test sets stage 5 did not see
   for method in ${ctc_methods}; do
     # tuned methods choose their weights on the valid set first, then use them for every test set
-    tune_dir=${am_dir}/decode_${valid_set}_${method}
+    # (a model from elsewhere: the weights tuned on its own valid set)
+    tune_dir=${model_am_dir}/decode_${valid_set}_${method}
     parts=${test_sets}
-    [ "${method}" != greedy ] && parts="${valid_set} ${test_sets}"
+    [ "${method}" != greedy ] && [ "${foreign_model}" = false ] && parts="${valid_set} ${test_sets}"
     # the valid set may be a test set too: decoded once
     # shellcheck disable=SC2086
     for part in $(unique ${parts}); do
@@ -417,7 +447,7 @@ if [ "${stage}" -le 8 ] && [ "${stop_stage}" -ge 8 ]; then
         tlg) opts=(--method tlg --graph-dir "${graph_dir}" --graph-beam "${graph_beam}") ;;
       esac
       if [ "${method}" != greedy ]; then
-        if [ "${part}" = "${valid_set}" ]; then
+        if [ "${part}" = "${valid_set}" ] && [ "${foreign_model}" = false ]; then
           # shellcheck disable=SC2206
           opts+=(--tune-ref "${data_dir}/${part//-/_}/text" --lm-weights ${lm_weights}
                  --word-bonuses ${word_bonuses} --acoustic-scales ${acoustic_scales}
@@ -428,7 +458,7 @@ if [ "${stage}" -le 8 ] && [ "${stop_stage}" -ge 8 ]; then
       fi
       # shellcheck disable=SC2154
       ${decode_cmd} "${dir}/decode.log" python -m espnet_distill.bin.decode_ctc \
-        --model "${am_dir}/model.pt" --lang-dir "${lang_dir}" \
+        --model "${model_am_dir}/model.pt" --lang-dir "${lang_dir}" \
         --cuts "${fbank_dir}/cuts_${part}.jsonl.gz" --out-dir "${dir}" "${opts[@]}"
       touch "${dir}/.done"
     done
@@ -441,28 +471,32 @@ if [ "${stage}" -le 8 ] && [ "${stop_stage}" -ge 8 ]; then
   if [ -f "${hclg_dir}/HCLG.fst" ] && [[ " ${decode_methods} " == *" hclg "* ]]; then
     systems=gmm
     has_senone_head="import sys, yaml; sys.exit(not yaml.safe_load(open(sys.argv[1]))['model'].get('senone_head'))"
-    python -c "${has_senone_head}" "${am_dir}/config.yaml" 2>/dev/null && systems="gmm hybrid"
+    python -c "${has_senone_head}" "${model_am_dir}/config.yaml" 2>/dev/null && systems="gmm hybrid"
+    hclg_sets="${valid_set} ${test_sets}"
+    [ "${foreign_model}" = true ] && hclg_sets=${test_sets}
     for system in ${systems}; do
-      sys_dir=${tri_dir}; model_opts=(); scales=${gmm_acoustic_scales}
+      # out_dir: the decoding outputs; tuned_dir: where the settings are tuned (the model's)
+      out_dir=${tri_dir}; tuned_dir=${model_align_dir}/tri; model_opts=()
+      scales=${gmm_acoustic_scales}
       if [ "${system}" = hybrid ]; then
-        sys_dir=${am_dir}; model_opts=(--model "${am_dir}/model.pt")
+        out_dir=${am_dir}; tuned_dir=${model_am_dir}; model_opts=(--model "${model_am_dir}/model.pt")
         scales=${hybrid_acoustic_scales}
       fi
       # shellcheck disable=SC2086
-      for part in $(unique ${valid_set} ${test_sets}); do
-        dir=${sys_dir}/decode_${part}_hclg
+      for part in $(unique ${hclg_sets}); do
+        dir=${out_dir}/decode_${part}_hclg
         is_done "${dir}/.done" && { log "  ${dir}: done, skipping"; continue; }
-        opts=(--best-from "${sys_dir}/decode_${valid_set}_hclg/best.yaml")
+        opts=(--best-from "${tuned_dir}/decode_${valid_set}_hclg/best.yaml")
         # shellcheck disable=SC2206
-        [ "${part}" = "${valid_set}" ] && opts=(--tune-ref "${data_dir}/${part//-/_}/text"
-                                              --acoustic-scales ${scales})
+        [ "${part}" = "${valid_set}" ] && [ "${foreign_model}" = false ] &&
+          opts=(--tune-ref "${data_dir}/${part//-/_}/text" --acoustic-scales ${scales})
         ${decode_cmd} "${dir}/decode.log" python -m espnet_distill.bin.decode_hclg \
-          --align-dir "${align_dir}" --lang-dir "${phone_lang_dir}" --graph-dir "${hclg_dir}" \
+          --align-dir "${model_align_dir}" --lang-dir "${phone_lang_dir}" --graph-dir "${hclg_dir}" \
           --cuts "${fbank_dir}/cuts_${part}.jsonl.gz" --out-dir "${dir}" --beam "${hclg_beam}" \
           "${model_opts[@]}" "${opts[@]}"
         touch "${dir}/.done"
       done
-      best=${sys_dir}/decode_${valid_set}_hclg/best.yaml
+      best=${tuned_dir}/decode_${valid_set}_hclg/best.yaml
       [ -f "${best}" ] && log "  ${system} HCLG settings chosen on ${valid_set}: $(tr '\n' ' ' < "${best}")"
     done
   fi
@@ -487,8 +521,11 @@ if [ "${stage}" -le 9 ] && [ "${stop_stage}" -ge 9 ]; then
       --out-dir "${dir}/score" --name "${part}" | sed "s|^|  ${part}: |"
     touch "${dir}/score/.done"
   done
+  if [ "${foreign_model}" = true ]; then
+    results_notes="Decoded with the system of \`${model_exp_dir}\` (model \`${model_am_dir}/model.pt\`, graphs of \`${model_data_dir}\`), with the settings tuned on its own ${valid_set}. ${results_notes}"
+  fi
   python -m espnet_distill.bin.make_results --exp-dir "${exp_dir}" --out "${results_file}" \
-    --title "${results_title}" --notes "${results_notes}" --lm-overlap "${lm_dir}/overlap.yaml"
+    --title "${results_title}" --notes "${results_notes}" --lm-overlap "${data_dir}/lm/overlap.yaml"
   stage_time 9 score "${t0}"
 fi
 
