@@ -77,8 +77,8 @@ def test_missing_split_stops_stage_1_before_any_work(tiny_corpus, tmp_path):
     d = copy_recipe(tmp_path, "librispeech")
     out = run_recipe(d, "--corpus_dir", str(corpus), "--stop_stage", "3", *SMALL, ok=False)
     assert "split dev-other missing" in out and "split test-other has no *.trans.txt files" in out
-    assert not list((d / "data" / "100h" / "manifests").glob("*.jsonl.gz"))
-    assert not (d / "data" / "100h" / "fbank").exists()
+    assert not list((d / "data" / "train-clean-100" / "manifests").glob("*.jsonl.gz"))
+    assert not (d / "data" / "train-clean-100" / "fbank").exists()
 
 
 def test_parts_join_into_one_training_set(tiny_corpus, tmp_path):
@@ -115,9 +115,9 @@ def test_librispeech_recipe_stages_1_to_3_then_to_a_wer_on_the_stand_in(tiny_cor
     ]
     out = run_recipe(d, "--corpus_dir", str(corpus), "--stop_stage", "3", *opts)
     expected = {**TINY, "dev-other": TINY["dev-clean"], "test-other": TINY["test-clean"]}
-    _check_manifests(d / "data" / "100h" / "manifests", corpus, expected)
-    assert (d / "data" / "100h" / "lang_phone" / "L.fst").is_file()
-    assert (d / "data" / "100h" / "lang_bpe_64" / "bpe.model").is_file()
+    _check_manifests(d / "data" / "train-clean-100" / "manifests", corpus, expected)
+    assert (d / "data" / "train-clean-100" / "lang_phone" / "L.fst").is_file()
+    assert (d / "data" / "train-clean-100" / "lang_bpe_64" / "bpe.model").is_file()
     assert "Stage 3" in out
     # the LM text beside the corpus is the word n-gram's (stage 5 reads it)
     lm_line = next(
@@ -126,7 +126,7 @@ def test_librispeech_recipe_stages_1_to_3_then_to_a_wer_on_the_stand_in(tiny_cor
     assert "librispeech-lm-norm.txt.gz" in lm_line
 
     run_recipe(d, "--corpus_dir", str(corpus), "--stage", "4", *opts)
-    results = (d / "RESULTS_100h.md").read_text()
+    results = (d / "RESULTS_train-clean-100.md").read_text()
     for part in ("dev-clean", "dev-other", "test-clean", "test-other"):
         assert f"decode_{part}_tlg" in results, part
     assert f"Data: {corpus}" in results
@@ -170,7 +170,7 @@ def test_librispeech_ssl_recipe_stages_1_to_3(tiny_corpus, tmp_path):
                "--asr_opts", f"--corpus_dir {corpus} --train 100 {' '.join(SMALL[:4])} --num_leaves 50",
                "--teacher_config", "../../synth/ssl1/conf/hubert_pretrain_tiny.yaml",
                "--num_clusters", "20", "--train_overrides", "train.max_epochs=1 model.hidden=16")  # fmt: skip
-    assert (d / "exp" / "100h" / "labels" / "labels.npz").is_file()
-    assert (d / "exp" / "100h" / "teacher" / "model.pt").is_file()
-    assert len(load_manifest(d.parent / "asr1" / "data" / "100h" / "manifests" /
+    assert (d / "exp" / "train-clean-100" / "labels" / "labels.npz").is_file()
+    assert (d / "exp" / "train-clean-100" / "teacher" / "model.pt").is_file()
+    assert len(load_manifest(d.parent / "asr1" / "data" / "train-clean-100" / "manifests" /
                              "librispeech_supervisions_train-clean-100.jsonl.gz")) == TINY["train-clean-100"]  # fmt: skip

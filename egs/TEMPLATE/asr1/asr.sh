@@ -324,10 +324,13 @@ if [ "${stage}" -le 5 ] && [ "${stop_stage}" -ge 5 ] && [ "${foreign_model}" = f
     # shellcheck disable=SC2086
     python -m espnet_distill.bin.train_word_ngram --text ${word_lm_text} \
       --order "${word_lm_order}" --out-dir "${lm_dir}"
-    # shellcheck disable=SC2086
-    realpath ${word_lm_text} > "${lm_dir}/lm_text.list"  # what it was trained on
   fi
-  [ -n "${word_lm_text}" ] && lm_overlap
+  if [ -n "${word_lm_text}" ]; then
+    # what the n-gram was trained on, for the overlap of sets another recipe decodes with it
+    # shellcheck disable=SC2086
+    [ -f "${lm_dir}/lm_text.list" ] || realpath ${word_lm_text} > "${lm_dir}/lm_text.list"
+    lm_overlap
+  fi
   # unit LMs (cross-modal KD teachers): on the same text, converted to each unit
   for unit in ${unit_lms}; do
     out=${unit_lm_dir}/${unit}

@@ -30,10 +30,12 @@ PARSE_OPTIONS_PASS_TO=./asr.sh
 [ $# -eq 0 ] || { echo "$0: unexpected arguments: $* (options are --name value)" >&2; exit 1; }
 [ -n "${corpus_dir}" ] || { echo "$0: --corpus_dir (the LibriSpeech dir) is required" >&2; exit 1; }
 case "${train}" in
-  100) train_opts=(--train_set train-clean-100)
+  100) train_set="train-clean-100"
+       train_opts=(--train_set "${train_set}")
        parts="train-clean-100 dev-clean dev-other test-clean test-other"
        asr_config=${asr_config:-conf/train_conformer_ctc_senone.yaml} ;;
-  960) train_opts=(--train_set train-960 --train_parts "train-clean-100 train-clean-360 train-other-500")
+  960) train_set="train-960"
+       train_opts=(--train_set "${train_set}" --train_parts "train-clean-100 train-clean-360 train-other-500")
        parts="train-clean-100 train-clean-360 train-other-500 dev-clean dev-other test-clean test-other"
        asr_config=${asr_config:-conf/train_conformer_ctc_senone_960h.yaml} ;;
   *) echo "$0: --train must be 100 or 960, got '${train}'" >&2; exit 1 ;;
@@ -57,8 +59,8 @@ fi
   "${train_opts[@]}" \
   --valid_set dev-clean \
   --test_sets "dev-clean dev-other test-clean test-other" \
-  --data_dir "data/${train}h" \
-  --exp_dir "exp/${train}h" \
+  --data_dir "data/${train_set}" \
+  --exp_dir "exp/${train_set}" \
   --word_lm_text "${lm_text}" \
   --word_lm_order 3 \
   --bpe_vocab_size 500 \
@@ -67,7 +69,7 @@ fi
   --asr_config "${asr_config}" \
   --ngpu "${ngpu}" \
   --nj 8 \
-  --results_file "RESULTS_${train}h.md" \
+  --results_file "RESULTS_${train_set}.md" \
   --results_title "LibriSpeech ${train} h" \
   --results_notes "Data: ${corpus_dir} (training set: ${train} h)." \
   "${parsed_rest_options[@]}"

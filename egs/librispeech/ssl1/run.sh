@@ -17,8 +17,8 @@ PARSE_OPTIONS_PASS_TO=./ssl.sh
 ./ssl.sh \
   --asr_dir ../asr1 \
   --asr_opts "--corpus_dir ${corpus_dir} --train 100" \
-  --data_dir ../asr1/data/100h \
-  --exp_dir exp/100h \
+  --data_dir ../asr1/data/train-clean-100 \
+  --exp_dir exp/train-clean-100 \
   --num_clusters 100 \
   --results_file RESULTS_run.md \
   --results_title "LibriSpeech ssl1 (train-clean-100)" \

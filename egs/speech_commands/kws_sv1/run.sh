@@ -37,7 +37,7 @@ setups=kws
   --data_dir data \
   --exp_dir exp \
   --ssl_dir ../../librispeech/ssl1 \
-  --ssl_exp_dir ../../librispeech/ssl1/exp/100h \
+  --ssl_exp_dir ../../librispeech/ssl1/exp/train-clean-100 \
   --results_file RESULTS_run.md \
   --results_title "Speech Commands v0.02 (${kws_task})" \
   "${parsed_rest_options[@]}"
