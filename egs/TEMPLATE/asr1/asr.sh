@@ -168,7 +168,7 @@ if [ "${stage}" -le 1 ] && [ "${stop_stage}" -ge 1 ]; then
 fi
 
 if [ "${stage}" -le 2 ] && [ "${stop_stage}" -ge 2 ]; then
-  log "Stage 2: fbank features, global CMVN (from ${train_set}), Kaldi data dirs"
+  log "Stage 2: fbank features, Kaldi data dirs$([ "${foreign_model}" = true ] || echo ", global CMVN (from ${train_set})")"
   t0=${SECONDS}
   for part in "${all_sets[@]}"; do
     need 1 "${manifest_dir}/librispeech_recordings_${part}.jsonl.gz" \
@@ -426,7 +426,9 @@ if [ "${stage}" -le 8 ] && [ "${stop_stage}" -ge 8 ]; then
   log "Stage 8: decoding ${test_sets} (${decode_methods})"
   t0=${SECONDS}
   need 6 "${model_am_dir}/model.pt"
-  for part in ${valid_set} ${test_sets}; do
+  decode_sets="${valid_set} ${test_sets}"
+  [ "${foreign_model}" = true ] && decode_sets=${test_sets}  # tuned where the model was trained
+  for part in ${decode_sets}; do
     need 2 "${fbank_dir}/cuts_${part}.jsonl.gz"
   done
   [ -f "${word_lm}" ] && lm_overlap  # test sets stage 5 did not see
@@ -475,8 +477,6 @@ if [ "${stage}" -le 8 ] && [ "${stop_stage}" -ge 8 ]; then
     systems=gmm
     has_senone_head="import sys, yaml; sys.exit(not yaml.safe_load(open(sys.argv[1]))['model'].get('senone_head'))"
     python -c "${has_senone_head}" "${model_am_dir}/config.yaml" 2>/dev/null && systems="gmm hybrid"
-    hclg_sets="${valid_set} ${test_sets}"
-    [ "${foreign_model}" = true ] && hclg_sets=${test_sets}
     for system in ${systems}; do
       # out_dir: the decoding outputs; tuned_dir: where the settings are tuned (the model's)
       out_dir=${tri_dir}; tuned_dir=${model_align_dir}/tri; model_opts=()
@@ -486,7 +486,7 @@ if [ "${stage}" -le 8 ] && [ "${stop_stage}" -ge 8 ]; then
         scales=${hybrid_acoustic_scales}
       fi
       # shellcheck disable=SC2086
-      for part in $(unique ${hclg_sets}); do
+      for part in $(unique ${decode_sets}); do
         dir=${out_dir}/decode_${part}_hclg
         is_done "${dir}/.done" && { log "  ${dir}: done, skipping"; continue; }
         opts=(--best-from "${tuned_dir}/decode_${valid_set}_hclg/best.yaml")
