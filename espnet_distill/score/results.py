@@ -85,8 +85,8 @@ def overlap_note(o: dict) -> str:
             f"; {o['ngrams_in_lm_share']:.1%} of its word {o['ngram_order']}-grams are in the LM"
         )
     if o["verbatim_share"] > WARN_SHARE:
-        line += (f". **Above {WARN_SHARE:.0%}: the WERs of decoders with the word LM (beam_lm, "
-                 "tlg, hclg) are optimistic on this set.**")  # fmt: skip
+        return (f"{line}. **Above {WARN_SHARE:.0%}: the WERs of decoders with the word LM "
+                "(beam_lm, tlg, hclg) are optimistic on this set.**")  # fmt: skip
     return line + "."
 
 
