@@ -32,7 +32,7 @@ min_free_mb=1000         # free disk space (MB) the data and exp dirs need; chec
 ngpu=0                   # GPUs for fine-tuning (0: CPU)
 local_data_opts=         # options for local/data.sh
 speech_commands_dir=     # holds speech_commands_v0.0N/ and speech_commands_test_set_v0.0N/
-speech_commands_version=2
+speech_commands_version=2  # Speech Commands v0.0N
 voxceleb1_dir=           # holds wav/, vox1_meta.csv, veri_test.txt
 data_dir=data            # manifests go to <data_dir>/manifests
 exp_dir=exp              # where experiments go
@@ -42,13 +42,13 @@ ssl_exp_dir=             # its exp dir (e.g. ../ssl1/exp/demo)
 teacher_ckpt=            # a teacher instead of ssl1's (any format of load_hubert)
 student=distilhubert     # the ssl1 student (conf/distill_<student>.yaml there)
 student_ckpt=            # a student instead of ssl1's
-upstream_modes="frozen finetuned"
+upstream_modes="frozen finetuned"  # upstream frozen (SUPERB) and/or fine-tuned with the heads
 setups="kws sv joint"    # single-task KWS, single-task SV, joint KWS+SV
-finetune_config=conf/finetune.yaml
+finetune_config=conf/finetune.yaml  # fine-tuning config (heads, optimiser, epochs)
 kws_task=12class         # 12class (SUPERB: 10 words, unknown, silence) or 35class (the words)
 train_overrides=         # overrides of the fine-tuning config, e.g. "train.max_epochs=2"
-results_file=RESULTS.md
-results_title="kws_sv1 results"
+results_file=RESULTS.md  # the results page
+results_title="kws_sv1 results"  # its title
 
 # shellcheck source=/dev/null
 . ./path.sh

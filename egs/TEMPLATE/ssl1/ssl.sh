@@ -50,7 +50,7 @@ probe_tasks="asr pr sid" # SUPERB-style probes: ASR (CER, WER), phone recognitio
 probe_config=conf/probe.yaml  # probe settings, a section per task
 train_overrides=         # overrides of every training config, e.g. "train.max_epochs=2"
 results_file=RESULTS.md  # the results page
-results_title="ssl1 results"
+results_title="ssl1 results"  # its title
 
 # shellcheck source=/dev/null
 . ./path.sh
