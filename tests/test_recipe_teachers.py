@@ -13,7 +13,7 @@ import yaml
 
 from espnet_distill.ssl.hubert import HubertModel
 
-from .conftest import copy_recipe, run_recipe
+from .conftest import run_recipe
 from .test_hubert import _fairseq_checkpoint, tiny_config
 from .test_recipe import _recipe_copy
 
@@ -85,7 +85,7 @@ def test_own_teachers_of_every_format_through_the_recipes(tiny_corpus, kws_sv_co
     assert "(hf format): 3 layers" in out
 
     # kws_sv1 fine-tunes the HF teacher and its student
-    k = copy_recipe(tmp_path, "synth", "kws_sv1")
+    k = d.parent / "kws_sv1"  # copied with the rest of egs/synth
     (k / "corpus").mkdir(exist_ok=True)
     shutil.copytree(kws_sv_corpora, k / "corpus" / "tiny")
     run_recipe(k, "--corpus_size", "tiny", "--teacher_ckpt", str(hf), "--student_ckpt",

@@ -108,7 +108,7 @@ if [ "${stage}" -le 2 ] && [ "${stop_stage}" -ge 2 ]; then
     (cd "${ssl_dir}" && ./run.sh ${ssl_opts} --stop_stage 4 --students "${student}")
   fi
   for f in "${teacher}" "${student_model}"; do
-    [ -f "${f}" ] || { log "Error: upstream ${f} is missing after stage 2"; exit 1; }
+    [ -e "${f}" ] || { log "Error: upstream ${f} is missing after stage 2"; exit 1; }  # a file or a HF dir
   done
 fi
 
