@@ -58,7 +58,7 @@ def _torchaudio_teacher(path):
     return path
 
 
-@pytest.mark.slow  # about 5 minutes: CI runs it (make test-slow)
+@pytest.mark.slow  # about 10 minutes: CI runs it (make test-slow)
 def test_own_teachers_of_every_format_through_the_recipes(tiny_corpus, kws_sv_corpora, tmp_path):
     d = _recipe_copy(tmp_path, tiny_corpus).parent / "ssl1"
     hf = _hf_teacher(tmp_path / "hubert_hf")
