@@ -131,7 +131,8 @@ unique() {
   done
 }
 
-# check_gpus N: N (--ngpu) GPUs are there for torch, checked before any stage runs, so that
+# check_gpus N FIRST LAST: N (--ngpu) GPUs are there for torch when --stage..--stop_stage
+# includes a stage of FIRST..LAST (those that use them), checked before any stage runs, so that
 # `--ngpu 1` on a CPU machine fails now and not at the training stage after the others ran
 check_gpus() {
   local found
@@ -140,6 +141,8 @@ check_gpus() {
     exit 1
   fi
   [ "$1" -gt 0 ] || return 0
+  # shellcheck disable=SC2154  # stage, stop_stage: the template's options
+  [ "${stage}" -le "$3" ] && [ "${stop_stage}" -ge "$2" ] || return 0
   found=$(python -c "import torch; print(torch.cuda.device_count())" 2>/dev/null || echo 0)
   if [ "${found}" -lt "$1" ]; then
     log "Error: --ngpu $1, but torch sees ${found} GPU(s) here: give --ngpu ${found} (0 trains on the CPU)" >&2

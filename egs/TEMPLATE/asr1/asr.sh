@@ -98,7 +98,7 @@ model_data_dir=          # that recipe's data dir (lang dirs, word n-gram, graph
 
 [ $# -eq 0 ] || { log "Error: unexpected arguments: $*"; exit 1; }
 check_stages 1 9
-check_gpus "${ngpu}"
+check_gpus "${ngpu}" 6 6  # training
 [ -n "${tag}" ] || tag=$(basename "${asr_config}" .yaml)
 [ -n "${results_file}" ] || results_file=${exp_dir}/RESULTS.md
 # the system that decodes: this recipe's own, or (--model_exp_dir) one trained elsewhere

@@ -58,7 +58,7 @@ results_title="kws_sv1 results"  # its title
 
 [ $# -eq 0 ] || { log "Error: unexpected arguments: $*"; exit 1; }
 check_stages 1 4
-check_gpus "${ngpu}"
+check_gpus "${ngpu}" 3 3  # fine-tuning
 # every setup needs its corpora: KWS Speech Commands, SV VoxCeleb1, joint both
 for setup in ${setups}; do
   case "${setup}" in

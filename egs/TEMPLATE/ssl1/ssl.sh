@@ -60,7 +60,7 @@ results_title="ssl1 results"  # its title
 
 [ $# -eq 0 ] || { log "Error: unexpected arguments: $*"; exit 1; }
 check_stages 1 6
-check_gpus "${ngpu}"
+check_gpus "${ngpu}" 3 4  # teacher and students
 [ -n "${data_dir}" ] || { log "Error: --data_dir (the ASR recipe's data dir) is not set"; exit 1; }
 cuts_dir=${exp_dir}/data
 train_cuts=${cuts_dir}/cuts_${train_set}.jsonl.gz
