@@ -51,8 +51,9 @@ def arpa_words(arpa: Path) -> list[str]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--model", type=Path, required=True)
     parser.add_argument("--cuts", type=Path, required=True)
     parser.add_argument("--lang-dir", type=Path, required=True)
@@ -73,8 +74,14 @@ def main() -> None:
     network_time = time.perf_counter() - t0
     refs = {s.id: s.text for c in CutSet.from_file(args.cuts) for s in c.supervisions}
 
-    ours = CtcPrefixBeamSearch(pieces, tokenizer.blank_id, args.beam, lm=WordLmScorer(str(args.lm)),
-                               lm_weight=args.lm_weight, word_bonus=args.word_bonus)  # fmt: skip
+    ours = CtcPrefixBeamSearch(
+        pieces,
+        tokenizer.blank_id,
+        args.beam,
+        lm=WordLmScorer(str(args.lm)),
+        lm_weight=args.lm_weight,
+        word_bonus=args.word_bonus,
+    )
     t0 = time.perf_counter()
     ours_hyps = search(outputs, ours, tokenizer, "ours")
     ours_time = time.perf_counter() - t0
@@ -82,13 +89,20 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         lexicon = Path(tmp) / "lexicon.txt"
         words = arpa_words(args.arpa)
-        lexicon.write_text("".join(f"{w} {' '.join(tokenizer.sp.encode(w, out_type=str))}\n"
-                                   for w in words))  # fmt: skip
+        lexicon.write_text(
+            "".join(f"{w} {' '.join(tokenizer.sp.encode(w, out_type=str))}\n" for w in words)
+        )
         flashlight = ctc_decoder(
-            lexicon=str(lexicon), tokens=pieces, lm=str(args.lm), beam_size=args.beam,
-            lm_weight=args.lm_weight * math.log(10), word_score=args.word_bonus,
-            blank_token=pieces[tokenizer.blank_id], sil_token="<unk>", unk_word="<unk>",
-        )  # fmt: skip
+            lexicon=str(lexicon),
+            tokens=pieces,
+            lm=str(args.lm),
+            beam_size=args.beam,
+            lm_weight=args.lm_weight * math.log(10),
+            word_score=args.word_bonus,
+            blank_token=pieces[tokenizer.blank_id],
+            sil_token="<unk>",
+            unk_word="<unk>",
+        )
         t0 = time.perf_counter()
         fl_hyps = {}
         for utt, lp in sorted(outputs.items()):
@@ -99,13 +113,17 @@ def main() -> None:
     def wer(hyps: dict[str, str]) -> float:
         return score_corpus(refs, hyps).totals()["err"]
 
-    print(f"{len(outputs)} utterances, {audio_seconds:.0f} s of audio; network {network_time:.1f} s "
-          f"(RTF {network_time / audio_seconds:.4f}); beam {args.beam}, LM weight {args.lm_weight} "
-          f"(natural log), word bonus {args.word_bonus}; {len(words)} lexicon words")  # fmt: skip
+    print(
+        f"{len(outputs)} utterances, {audio_seconds:.0f} s of audio; network {network_time:.1f} s "
+        f"(RTF {network_time / audio_seconds:.4f}); beam {args.beam}, LM weight {args.lm_weight} "
+        f"(natural log), word bonus {args.word_bonus}; {len(words)} lexicon words"
+    )
     print("| search | time (s) | RTF | WER |")
     print("|---|---|---|---|")
-    for name, t, hyps in (("ours (Python prefix search)", ours_time, ours_hyps),
-                          ("torchaudio ctc_decoder (flashlight)", fl_time, fl_hyps)):  # fmt: skip
+    for name, t, hyps in (
+        ("ours (Python prefix search)", ours_time, ours_hyps),
+        ("torchaudio ctc_decoder (flashlight)", fl_time, fl_hyps),
+    ):
         print(f"| {name} | {t:.1f} | {t / audio_seconds:.4f} | {wer(hyps):.1f} |")
     print(f"time ratio ours / flashlight: {ours_time / fl_time:.1f}")
 

@@ -34,8 +34,9 @@ from espnet_distill.data.features import fbank_extractor, kaldi_native_fbank, kn
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--recordings", type=Path, required=True, help="lhotse recordings manifest")
     parser.add_argument("--max-utts", type=int, default=60)
     parser.add_argument("--rounds", type=int, default=3)
@@ -87,12 +88,19 @@ def main() -> None:
             t0 = time.perf_counter()
             fn()
             best[name] = min(best[name], time.perf_counter() - t0)
-    print(f"{len(audio)} utterances, {seconds:.1f} s of audio, 1 thread, best of {args.rounds} rounds; "
-          f"max |ours - knf| = {diff:.2e}")  # fmt: skip
+    print(
+        f"{len(audio)} utterances, {seconds:.1f} s of audio, 1 thread, best of {args.rounds} rounds; "
+        f"max |ours - knf| = {diff:.2e}"
+    )
     print("| computation | x real time | ours / knf |")
     print("|---|---|---|")
-    for name, ref in (("knf", None), ("knf, frames not read out", None), ("ours", "knf"), ("knf + decode", None),
-                      ("ours, stage 2 job", "knf + decode")):  # fmt: skip
+    for name, ref in (
+        ("knf", None),
+        ("knf, frames not read out", None),
+        ("ours", "knf"),
+        ("knf + decode", None),
+        ("ours, stage 2 job", "knf + decode"),
+    ):
         ratio = f"{best[ref] / best[name]:.2f}" if ref else ""
         print(f"| {name} | {seconds / best[name]:.0f} | {ratio} |")
 

@@ -32,18 +32,26 @@ from espnet_distill.score.wer import score_corpus
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--recipe", type=Path, default=Path("egs/synth/asr1"))
     parser.add_argument("--size", default="demo")
     parser.add_argument("--part", default="test-clean")
     parser.add_argument("--order", type=int, default=3)
     parser.add_argument("--beam", type=float, help="search beam (default: the recipe's)")
-    parser.add_argument("--beams", type=float, nargs="+",
-                        help="--system ctc: several beams, each with its RTF and WER")  # fmt: skip
+    parser.add_argument(
+        "--beams",
+        type=float,
+        nargs="+",
+        help="--system ctc: several beams, each with its RTF and WER",
+    )
     parser.add_argument("--system", choices=["gmm", "hybrid", "ctc"], default="gmm")
-    parser.add_argument("--am", default="am_train_conformer_ctc_senone",
-                        help="experiment dir (under exp/<size>) of the network")  # fmt: skip
+    parser.add_argument(
+        "--am",
+        default="am_train_conformer_ctc_senone",
+        help="experiment dir (under exp/<size>) of the network",
+    )
     args = parser.parse_args()
     if args.system == "ctc":
         tlg_rtf(args)
@@ -77,8 +85,10 @@ def main() -> None:
         decoder(s, scale)
     t_search = time.perf_counter() - t0
     print(graph_summary(decoder.graph, graph_dir / "HCLG.fst", t_load))
-    print(f"{args.system} system; {args.part}: {len(cuts)} utterances, {audio:.0f} s of audio, acoustic scale {scale}, "
-          f"beam {beam}")  # fmt: skip
+    print(
+        f"{args.system} system; {args.part}: {len(cuts)} utterances, {audio:.0f} s of audio, acoustic scale {scale}, "
+        f"beam {beam}"
+    )
     print(f"RTF search only: {t_search / audio:.4f}  (target <= 0.02)")
     print(f"RTF {args.system} scoring + search: {(t_search + t_acoustic) / audio:.4f}")
 
@@ -86,8 +96,10 @@ def main() -> None:
 def graph_summary(graph: object, fst_file: Path, load_seconds: float) -> str:
     arcs = sum(graph.num_arcs(s) for s in range(graph.num_states))
     size_mb = fst_file.stat().st_size / 2**20
-    return (f"{fst_file}: {graph.num_states} states, {arcs} arcs, {size_mb:.1f} MB "
-            f"(loaded in {load_seconds:.1f} s)")  # fmt: skip
+    return (
+        f"{fst_file}: {graph.num_states} states, {arcs} arcs, {size_mb:.1f} MB "
+        f"(loaded in {load_seconds:.1f} s)"
+    )
 
 
 def tlg_rtf(args: argparse.Namespace) -> None:
@@ -112,14 +124,18 @@ def tlg_rtf(args: argparse.Namespace) -> None:
         decoder = TlgDecoder(graph_dir, beam, chosen.get("max_active", 7000))
         t_load = time.perf_counter() - t0
         t0 = time.perf_counter()
-        hyps = {utt: " ".join(decoder(lp, chosen["acoustic_scale"], chosen["blank_penalty"]))
-                for utt, lp in outputs.items()}  # fmt: skip
+        hyps = {
+            utt: " ".join(decoder(lp, chosen["acoustic_scale"], chosen["blank_penalty"]))
+            for utt, lp in outputs.items()
+        }
         t_search = time.perf_counter() - t0
         rows.append((beam, t_search / audio, score_corpus(refs, hyps).totals()["err"]))
     print(graph_summary(decoder.graph, graph_dir / "TLG.fst", t_load))
-    print(f"ctc system {args.am}; {args.part}: {len(outputs)} utterances, {audio:.0f} s of audio, "
-          f"acoustic scale {chosen['acoustic_scale']}, blank penalty {chosen['blank_penalty']}; "
-          f"network RTF {t_network / audio:.4f}")  # fmt: skip
+    print(
+        f"ctc system {args.am}; {args.part}: {len(outputs)} utterances, {audio:.0f} s of audio, "
+        f"acoustic scale {chosen['acoustic_scale']}, blank penalty {chosen['blank_penalty']}; "
+        f"network RTF {t_network / audio:.4f}"
+    )
     print("| beam | search RTF (target <= 0.02) | WER |")
     print("|---|---|---|")
     for beam, rtf, wer in rows:

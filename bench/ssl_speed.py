@@ -51,8 +51,9 @@ def models_from_configs(conf_dir: Path, students: list[str], num_clusters: int) 
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--exp-dir", type=Path, help="trained upstreams: <exp-dir>/<name>/model.pt")
     source.add_argument("--configs", type=Path, help="the recipe's conf dir: untrained upstreams")
@@ -64,14 +65,18 @@ def main() -> None:
     )
     parser.add_argument("--cuts", type=Path, required=True)
     parser.add_argument("--teacher", type=Path, help="default: <exp-dir>/teacher/model.pt")
-    parser.add_argument("--students", nargs="+",
-                        default=["distilhubert", "lstm_kd", "lstm_dkd", "deep", "wide"])  # fmt: skip
+    parser.add_argument(
+        "--students", nargs="+", default=["distilhubert", "lstm_kd", "lstm_dkd", "deep", "wide"]
+    )
     parser.add_argument("--utts", type=int, default=30)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--no-memory", action="store_true", help="skip the memory measurement")
-    parser.add_argument("--keep-denormals", action="store_true",
-                        help="do not flush denormal floats to zero (see the module doc)")  # fmt: skip
+    parser.add_argument(
+        "--keep-denormals",
+        action="store_true",
+        help="do not flush denormal floats to zero (see the module doc)",
+    )
     parser.add_argument("--memory-of", help=argparse.SUPPRESS)  # the child process of a measurement
     args = parser.parse_args()
     if not args.keep_denormals:
@@ -81,8 +86,13 @@ def main() -> None:
         models = models_from_configs(args.configs, args.students, args.num_clusters)
     else:
         paths = {"teacher": args.teacher or args.exp_dir / "teacher" / "model.pt"}
-        paths.update({s: args.exp_dir / s / "model.pt" for s in args.students
-                      if (args.exp_dir / s / "model.pt").is_file()})  # fmt: skip
+        paths.update(
+            {
+                s: args.exp_dir / s / "model.pt"
+                for s in args.students
+                if (args.exp_dir / s / "model.pt").is_file()
+            }
+        )
         models = {name: load_upstream(path) for name, path in paths.items()}
     manifest = load_manifest(args.cuts)  # a cut or a recording manifest
     if isinstance(manifest, RecordingSet):
@@ -92,25 +102,45 @@ def main() -> None:
     if args.memory_of:
         print(forward_memory(models[args.memory_of], max(waves, key=len)))
         return
-    memory = {} if args.no_memory else {
-        name: int(subprocess.run([sys.executable, *sys.argv, "--memory-of", name], check=True,
-                                 capture_output=True, text=True).stdout.split()[-1])
-        for name in models}  # fmt: skip
+    memory = (
+        {}
+        if args.no_memory
+        else {
+            name: int(
+                subprocess.run(
+                    [sys.executable, *sys.argv, "--memory-of", name],
+                    check=True,
+                    capture_output=True,
+                    text=True,
+                ).stdout.split()[-1]
+            )
+            for name in models
+        }
+    )
     audio = sum(len(w) for w in waves) / 16000
     seconds = inference_seconds(models, waves, args.rounds, args.threads)
     params = {name: upstream_parameters(m) for name, m in models.items()}
-    print(f"{len(waves)} utterances, {audio:.1f} s of audio, {args.threads} thread(s), "
-          f"best of {args.rounds} rounds")  # fmt: skip
+    print(
+        f"{len(waves)} utterances, {audio:.1f} s of audio, {args.threads} thread(s), "
+        f"best of {args.rounds} rounds"
+    )
     longest = max(len(w) for w in waves) / 16000
-    print(f"| upstream | params | params / teacher | CPU s | RTF | speed-up vs teacher | forward "
-          f"memory ({longest:.1f} s utterance) | memory / teacher |")  # fmt: skip
+    print(
+        f"| upstream | params | params / teacher | CPU s | RTF | speed-up vs teacher | forward "
+        f"memory ({longest:.1f} s utterance) | memory / teacher |"
+    )
     print("|---|---|---|---|---|---|---|---|")
     for name in models:
-        mem = (f"{memory[name] / 2**20:.0f} MB | {memory[name] / max(memory['teacher'], 1):.2f}"
-               if memory else " | ")  # fmt: skip
-        print(f"| {name} | {params[name] / 1e6:.2f}M | {params[name] / params['teacher']:.3f} | "
-              f"{seconds[name]:.2f} | {seconds[name] / audio:.4f} | "
-              f"{seconds['teacher'] / seconds[name]:.2f}x | {mem} |")  # fmt: skip
+        mem = (
+            f"{memory[name] / 2**20:.0f} MB | {memory[name] / max(memory['teacher'], 1):.2f}"
+            if memory
+            else " | "
+        )
+        print(
+            f"| {name} | {params[name] / 1e6:.2f}M | {params[name] / params['teacher']:.3f} | "
+            f"{seconds[name]:.2f} | {seconds[name] / audio:.4f} | "
+            f"{seconds['teacher'] / seconds[name]:.2f}x | {mem} |"
+        )
 
 
 @torch.no_grad()

@@ -52,8 +52,9 @@ def matmul_ceiling(seconds: float = 2.0) -> tuple[float, int]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--config", type=Path, required=True)
     parser.add_argument("--data-dir", type=Path, required=True, help="fbank/, lang_bpe_<N>/")
     parser.add_argument(
@@ -73,9 +74,16 @@ def main() -> None:
     if m.get("senone_head"):
         targets = {"senone": args.targets_dir / "senone.scp"}
         num_senones = len(read_units(args.targets_dir / "units" / "senone.txt"))
-    loader = make_loader(args.data_dir / "fbank" / f"cuts_{args.train_set}.jsonl.gz", tokenizer,
-                         tc["max_duration"], train=True, seed=0, num_workers=tc["num_workers"],
-                         max_cut_duration=tc["max_cut_duration"], targets=targets)  # fmt: skip
+    loader = make_loader(
+        args.data_dir / "fbank" / f"cuts_{args.train_set}.jsonl.gz",
+        tokenizer,
+        tc["max_duration"],
+        train=True,
+        seed=0,
+        num_workers=tc["num_workers"],
+        max_cut_duration=tc["max_cut_duration"],
+        targets=targets,
+    )
     n = args.steps + 2
     batches = list(itertools.islice(iter(loader), n))
     model = build_model(config, tokenizer.vocab_size, num_senones).train()
@@ -84,8 +92,14 @@ def main() -> None:
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
 
     def step(batch: dict) -> None:
-        out = model(batch["feats"], batch["feat_lens"], batch.get("ys"), batch.get("ys_lens"),
-                    batch.get("senone_targets"), {})  # fmt: skip
+        out = model(
+            batch["feats"],
+            batch["feat_lens"],
+            batch.get("ys"),
+            batch.get("ys_lens"),
+            batch.get("senone_targets"),
+            {},
+        )
         opt.zero_grad()
         out["loss"].backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), tc["grad_clip"])
@@ -115,8 +129,10 @@ def main() -> None:
     ceiling, size = matmul_ceiling()
     achieved = step_flops / step_time
     params = sum(p.numel() for p in model.parameters())
-    print(f"model: {args.config.name}, {params / 1e6:.2f}M parameters; {args.threads} threads; "
-          f"batches of ~{audio:.0f} s of audio (max_duration {tc['max_duration']})")  # fmt: skip
+    print(
+        f"model: {args.config.name}, {params / 1e6:.2f}M parameters; {args.threads} threads; "
+        f"batches of ~{audio:.0f} s of audio (max_duration {tc['max_duration']})"
+    )
     print("| measure | value |")
     print("|---|---|")
     print(f"| FLOPs per training step (forward + backward) | {step_flops / 1e9:.1f} G |")

@@ -28,8 +28,13 @@ def copy_recipe(tmp_path: Path, corpus: str, task: str = "asr1") -> Path:
         (tmp_path / "utils").symlink_to(REPO / "utils")
     if (egs / corpus).is_symlink():  # linked by an earlier call: copy it instead
         (egs / corpus).unlink()
-    shutil.copytree(REPO / "egs" / corpus, egs / corpus, symlinks=True, dirs_exist_ok=True,
-                    ignore=shutil.ignore_patterns("data", "exp", "corpus", "RESULTS_*"))  # fmt: skip
+    shutil.copytree(
+        REPO / "egs" / corpus,
+        egs / corpus,
+        symlinks=True,
+        dirs_exist_ok=True,
+        ignore=shutil.ignore_patterns("data", "exp", "corpus", "RESULTS_*"),
+    )
     return egs / corpus / task
 
 
@@ -108,15 +113,39 @@ def aligned(tiny_features, tmp_path_factory):
 
     out = tmp_path_factory.mktemp("align")
     lang = out / "lang_phone"
-    assert prepare_lang_main(["--words", str(tiny_features / "lang_bpe_64" / "words.txt"),
-                              "--lang-dir", str(lang)]) == 0  # fmt: skip
+    assert (
+        prepare_lang_main(
+            ["--words", str(tiny_features / "lang_bpe_64" / "words.txt"), "--lang-dir", str(lang)]
+        )
+        == 0
+    )
     cuts = tiny_features / "fbank" / "cuts_train-clean-100.jsonl.gz"
     bpe = tiny_features / "lang_bpe_64" / "bpe.model"
     exp = out / "exp"
-    argv = ["--lang-dir", str(lang), "--cuts", str(cuts), "--bpe-model", str(bpe),
-            "--extra-cuts", str(tiny_features / "fbank" / "cuts_dev-clean.jsonl.gz"),
-            "--exp-dir", str(exp), "--mono-iters", "6", "--tri-iters", "6", "--num-leaves", "150",
-            "--tri-totgauss", "400", "--mono-totgauss", "300", "--mono-subset", "30"]  # fmt: skip
+    argv = [
+        "--lang-dir",
+        str(lang),
+        "--cuts",
+        str(cuts),
+        "--bpe-model",
+        str(bpe),
+        "--extra-cuts",
+        str(tiny_features / "fbank" / "cuts_dev-clean.jsonl.gz"),
+        "--exp-dir",
+        str(exp),
+        "--mono-iters",
+        "6",
+        "--tri-iters",
+        "6",
+        "--num-leaves",
+        "150",
+        "--tri-totgauss",
+        "400",
+        "--mono-totgauss",
+        "300",
+        "--mono-subset",
+        "30",
+    ]
     assert align_cli.main(argv) == 0
     return exp, lang, cuts, bpe
 

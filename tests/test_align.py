@@ -33,8 +33,9 @@ def test_gmm_loglikes_match_a_direct_computation():
     def log_normal(v, m, s2):
         return -0.5 * np.sum(np.log(2 * np.pi * s2) + (v - m) ** 2 / s2, axis=-1)
 
-    direct0 = np.logaddexp(np.log(0.3) + log_normal(x, means[0], var[0]),
-                           np.log(0.7) + log_normal(x, means[1], var[1]))  # fmt: skip
+    direct0 = np.logaddexp(
+        np.log(0.3) + log_normal(x, means[0], var[0]), np.log(0.7) + log_normal(x, means[1], var[1])
+    )
     direct1 = log_normal(x, means[2], var[2])
     np.testing.assert_allclose(gmm.loglikes(x), np.stack([direct0, direct1], 1), rtol=1e-4)
 
@@ -79,8 +80,14 @@ def test_tree_gains_likelihood_respects_max_leaves_and_finds_the_context_questio
             counts.append(len(x))
             sums.append(x.sum(0))
             sums2.append((x**2).sum(0))
-    args = (np.array(windows), np.array(classes), np.array(counts, float), np.array(sums),
-            np.array(sums2), phone_sets)  # fmt: skip
+    args = (
+        np.array(windows),
+        np.array(classes),
+        np.array(counts, float),
+        np.array(sums),
+        np.array(sums2),
+        phone_sets,
+    )
     questions = [frozenset({1, 3}), frozenset({1, 2}), frozenset({4})]
     tree, totals = build_tree(*args, questions, set(), max_leaves=3, min_count=50)
     assert totals["leaf_loglike"] > totals["root_loglike"]
@@ -93,8 +100,12 @@ def test_tree_gains_likelihood_respects_max_leaves_and_finds_the_context_questio
     no = [i for i in range(len(windows)) if i not in yes]
 
     def ll(rows):
-        return gaussian_loglike(sum(counts[i] for i in rows), sum(sums[i] for i in rows),
-                                sum(sums2[i] for i in rows), 1e-3)  # fmt: skip
+        return gaussian_loglike(
+            sum(counts[i] for i in rows),
+            sum(sums[i] for i in rows),
+            sum(sums2[i] for i in rows),
+            1e-3,
+        )
 
     one, _ = build_tree(*args, questions, set(), max_leaves=2, min_count=50)
     assert one.num_pdfs == 2
@@ -118,9 +129,11 @@ def pdf_phones(aligned):
     lang = Lang.load(lang_dir)
     tree = GmmSystem.load(exp / "tri", lang).tree
     names = {i: p for p, i in lang.phones.items()}
-    return {pdf: (names[tree.phone_sets[set_idx][0]], pdf_class)
-            for (set_idx, pdf_class) in tree.roots
-            for pdf in tree.pdfs_of_root((set_idx, pdf_class))}  # fmt: skip
+    return {
+        pdf: (names[tree.phone_sets[set_idx][0]], pdf_class)
+        for (set_idx, pdf_class) in tree.roots
+        for pdf in tree.pdfs_of_root((set_idx, pdf_class))
+    }
 
 
 def test_em_training_increases_likelihood(aligned):
@@ -300,8 +313,9 @@ def test_frame_targets_load_in_the_lhotse_datamodule(aligned, tiny_features, cap
     partial.write_text("\n".join(lines[1:]) + "\n")
     dropped = lines[0].split()[0]
     with caplog.at_level("WARNING"):
-        loader = make_loader(cuts_file, None, 60.0, train=False, num_workers=0,
-                             targets={**scps, "senone": partial})  # fmt: skip
+        loader = make_loader(
+            cuts_file, None, 60.0, train=False, num_workers=0, targets={**scps, "senone": partial}
+        )
     assert any("1 of" in r.getMessage() and "senone" in r.getMessage() for r in caplog.records)
     reference = {u: kaldiio.load_scp(str(p)) for u, p in scps.items()}
     seen = 0
@@ -327,14 +341,29 @@ def test_word_position_dependent_phones_align_and_spell_the_words(tiny_features,
     """_B/_I/_E/_S phones: the tree roots group a phone's variants, targets stay position-free."""
     lang = tmp_path / "lang_pos"
     words = tiny_features / "lang_bpe_64" / "words.txt"
-    assert prepare_lang_main(["--words", str(words), "--lang-dir", str(lang),
-                              "--position-dependent"]) == 0  # fmt: skip
+    assert (
+        prepare_lang_main(["--words", str(words), "--lang-dir", str(lang), "--position-dependent"])
+        == 0
+    )
     assert "AE_B AE_I AE_E AE_S" in (lang / "phones" / "sets.txt").read_text()
     exp = tmp_path / "exp"
     cuts = tiny_features / "fbank" / "cuts_train-clean-100.jsonl.gz"
-    argv = ["--lang-dir", str(lang), "--cuts", str(cuts), "--bpe-model",
-            str(tiny_features / "lang_bpe_64" / "bpe.model"), "--exp-dir", str(exp),
-            "--mono-iters", "4", "--tri-iters", "3", "--num-leaves", "150"]  # fmt: skip
+    argv = [
+        "--lang-dir",
+        str(lang),
+        "--cuts",
+        str(cuts),
+        "--bpe-model",
+        str(tiny_features / "lang_bpe_64" / "bpe.model"),
+        "--exp-dir",
+        str(exp),
+        "--mono-iters",
+        "4",
+        "--tri-iters",
+        "3",
+        "--num-leaves",
+        "150",
+    ]
     assert align_cli.main(argv) == 0
     units = (exp / "targets" / "units" / "monophone.txt").read_text().split()[::2]
     assert "AE" in units and not any(u.endswith(("_B", "_I", "_E", "_S")) for u in units)
@@ -354,16 +383,24 @@ def test_tts_timings_parse_and_boundary_errors_by_hand(tmp_path):
     )
 
     segs = tmp_path / "a.segs"
-    segs.write_text("#\n0.1000 100 pau\n0.2000 100 hh\n0.3500 100 ax\n0.5000 100 pau\n"
-                    "0.6000 100 t\n")  # fmt: skip
+    segs.write_text(
+        "#\n0.1000 100 pau\n0.2000 100 hh\n0.3500 100 ax\n0.5000 100 pau\n0.6000 100 t\n"
+    )
     ref = tts_to_arpabet(read_festival_segs(segs))
     assert [(s.phone, s.start, s.end) for s in ref] == [
-        ("HH", 0.1, 0.2), ("AH", 0.2, 0.35), ("T", 0.5, 0.6)]  # fmt: skip
+        ("HH", 0.1, 0.2),
+        ("AH", 0.2, 0.35),
+        ("T", 0.5, 0.6),
+    ]
     flite = parse_flite_psdur("pau:0.100 hh:0.200 ax:0.350 pau:0.500 t:0.600")
     assert [(s.phone, s.end) for s in tts_to_arpabet(flite)] == [(s.phone, s.end) for s in ref]
     # hypothesis: HH 10 ms late, AH ends 30 ms early, an extra phone, T starts 20 ms late
-    hyp = [PhoneSegment("HH", 0.11, 0.21), PhoneSegment("AH", 0.21, 0.32),
-           PhoneSegment("D", 0.32, 0.40), PhoneSegment("T", 0.52, 0.60)]  # fmt: skip
+    hyp = [
+        PhoneSegment("HH", 0.11, 0.21),
+        PhoneSegment("AH", 0.21, 0.32),
+        PhoneSegment("D", 0.32, 0.40),
+        PhoneSegment("T", 0.52, 0.60),
+    ]
     cmp = compare_boundaries(ref, hyp)
     # HH start, HH-AH, AH end (before the pause), T start, T end: each boundary once
     assert cmp.errors.tolist() == pytest.approx([0.01, 0.01, -0.03, 0.02, 0.0])
@@ -377,8 +414,9 @@ def test_tts_timings_parse_and_boundary_errors_by_hand(tmp_path):
 
 
 @pytest.mark.parametrize("engine", ["festival", "flite"])
-def test_alignment_of_tts_audio_matches_the_engine_timings(aligned, tiny_features, tmp_path,
-                                                           engine):  # fmt: skip
+def test_alignment_of_tts_audio_matches_the_engine_timings(
+    aligned, tiny_features, tmp_path, engine
+):
     """The tiny triphone system aligns fresh TTS audio close to the engine's own phone times."""
     import shutil
 
@@ -397,9 +435,22 @@ def test_alignment_of_tts_audio_matches_the_engine_timings(aligned, tiny_feature
         "".join(f"{c.id} {c.supervisions[0].text}\n" for c in CutSet.from_file(cuts_file))
     )
     out = tmp_path / engine
-    argv = ["--engine", engine, "--align-dir", str(exp), "--lang-dir", str(lang_dir),
-            "--text", str(text), "--num-utts", "10",
-            "--out-dir", str(out), "--nj", "1"]  # fmt: skip
+    argv = [
+        "--engine",
+        engine,
+        "--align-dir",
+        str(exp),
+        "--lang-dir",
+        str(lang_dir),
+        "--text",
+        str(text),
+        "--num-utts",
+        "10",
+        "--out-dir",
+        str(out),
+        "--nj",
+        "1",
+    ]
     assert eval_alignment.main(argv) == 0
     summary = yaml.safe_load((out / "summary.yaml").read_text())
     errors = [
@@ -407,7 +458,8 @@ def test_alignment_of_tts_audio_matches_the_engine_timings(aligned, tiny_feature
     ]
     assert summary["boundaries"] == len(errors) > 100
     assert summary["within_tolerance"] == pytest.approx(
-        sum(abs(e) <= 20 for e in errors) / len(errors), abs=1e-3)  # fmt: skip
+        sum(abs(e) <= 20 for e in errors) / len(errors), abs=1e-3
+    )
     # measured with the 4-minute tiny system over threads, kernels and corpus seeds: festival
     # 33-64%, flite 20-53% within 20 ms, 94-95% of the phones matched (docs/test_spread.md); a
     # broken time convention (frames of 25 ms are 150 ms late by the 10th) or phone mapping

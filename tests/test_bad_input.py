@@ -25,10 +25,20 @@ def _trans_files(root):
 
 def test_missing_corpus_dir_is_a_one_line_error(tmp_path):
     r = subprocess.run(
-        [sys.executable, "-m", "espnet_distill.bin.prepare_manifests", "--corpus-dir", str(tmp_path / "nope"),
-         "--parts", "dev-clean", "--output-dir", str(tmp_path / "out")],
-        capture_output=True, text=True,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "espnet_distill.bin.prepare_manifests",
+            "--corpus-dir",
+            str(tmp_path / "nope"),
+            "--parts",
+            "dev-clean",
+            "--output-dir",
+            str(tmp_path / "out"),
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert r.returncode == 1
     assert (
         r.stderr.strip().splitlines()[-1]
@@ -94,14 +104,16 @@ def test_audio_without_a_transcript_line_is_listed(corpus_copy, tmp_path):
     n_audio = len(list(corpus_copy.rglob("*.flac")))
     report = prepare_part(corpus_copy, "dev-clean", tmp_path / "m")
     audio = trans.parent / f"{orphan}.flac"
-    assert report.rejected == [(str(audio), f"{audio}: no transcript line names {orphan} "
-                                f"(in {trans.parent}/*.trans.txt)")]  # fmt: skip
+    assert report.rejected == [
+        (str(audio), f"{audio}: no transcript line names {orphan} (in {trans.parent}/*.trans.txt)")
+    ]
     assert report.kept + len(report.rejected) == n_audio
 
 
 @pytest.mark.parametrize("where", ["same file", "other chapter"])
-def test_duplicated_utterance_id_keeps_the_first_and_names_both_places(corpus_copy, tmp_path,
-                                                                      where):  # fmt: skip
+def test_duplicated_utterance_id_keeps_the_first_and_names_both_places(
+    corpus_copy, tmp_path, where
+):
     """lhotse's own check ends in an AssertionError naming neither the id nor the files."""
     trans = _trans_files(corpus_copy)
     line = trans[0].read_text().splitlines()[0]
@@ -170,14 +182,19 @@ def _recipe(d, *args):
         (["--stage", "99"], "Error: --stage 99: the stages of asr.sh are 1..9"),
         (["--stage", "abc"], "Error: --stage abc: the stages of asr.sh are 1..9"),
         (["--stop_stage", "0"], "Error: --stop_stage 0: the stages of asr.sh are 1..9"),
-        (["--stage", "3", "--stop_stage", "1"],
-         "Error: --stage 3 comes after --stop_stage 1: nothing to run"),
+        (
+            ["--stage", "3", "--stop_stage", "1"],
+            "Error: --stage 3 comes after --stop_stage 1: nothing to run",
+        ),
         (["--PATH", "/nonexistent"], "./asr.sh: invalid option --PATH (--help lists the options)"),
         (["--am_dir", "x"], "./asr.sh: invalid option --am_dir (--help lists the options)"),
         (["--corpus_size"], "./run.sh: option --corpus_size needs a value"),
-        (["--stage", "3", "extra"], "./run.sh: unexpected arguments: extra (options are --name value)"),
+        (
+            ["--stage", "3", "extra"],
+            "./run.sh: unexpected arguments: extra (options are --name value)",
+        ),
     ],
-)  # fmt: skip
+)
 def test_bad_options_and_stages_are_one_line_errors_before_any_work(synth_recipe, args, error):
     """Before: exit 0 with "Successfully finished." (--stage 99, 3..1, abc after ten "integer
     expression expected" lines) or a later failure (--PATH, any shell variable, was an option)."""
@@ -193,8 +210,17 @@ def test_help_lists_the_declared_options_of_run_sh_and_of_its_engine(synth_recip
     assert r.returncode == 0, r.stderr
     options = {line.split()[0] for line in r.stdout.splitlines() if line.startswith("  --")}
     assert {"--corpus_size", "--corpus_seed", "--stage", "--test_sets", "--word_lm_text"} <= options
-    internal = {"--SECONDS", "--run_times", "--all_sets", "--am_dir", "--lang_dir", "--fbank_dir",
-                "--help_message", "--demo_opts", "--PARSE_OPTIONS_PASS_TO"}  # fmt: skip
+    internal = {
+        "--SECONDS",
+        "--run_times",
+        "--all_sets",
+        "--am_dir",
+        "--lang_dir",
+        "--fbank_dir",
+        "--help_message",
+        "--demo_opts",
+        "--PARSE_OPTIONS_PASS_TO",
+    }
     assert not options & internal
     described = {line.split()[0]: line for line in r.stdout.splitlines() if line.startswith("  --")}
     # continued descriptions are whole
@@ -246,8 +272,11 @@ def test_more_gpus_than_the_machine_has_is_refused_before_stage_1(synth_recipe):
 
     r = _recipe(synth_recipe, "--corpus_size", "tiny", "--ngpu", "99")
     assert r.returncode == 1
-    assert re.search(r"Error: --ngpu 99, but torch sees \d+ GPU\(s\) here: give --ngpu \d+ "
-                     r"\(0 trains on the CPU\)$", r.stderr.strip().splitlines()[-1]), r.stderr[-500:]  # fmt: skip
+    assert re.search(
+        r"Error: --ngpu 99, but torch sees \d+ GPU\(s\) here: give --ngpu \d+ "
+        r"\(0 trains on the CPU\)$",
+        r.stderr.strip().splitlines()[-1],
+    ), r.stderr[-500:]
     assert not (synth_recipe / "data").exists() and not (synth_recipe / "corpus").exists()
     r = _recipe(synth_recipe, "--corpus_size", "tiny", "--ngpu", "one")
     assert r.returncode == 1 and r.stderr.strip().endswith(
@@ -255,8 +284,13 @@ def test_more_gpus_than_the_machine_has_is_refused_before_stage_1(synth_recipe):
     )
 
 
-@pytest.mark.parametrize(("task", "own"), [("asr1", "train.max_epochs=2 train.average_best=1"),
-                                           ("ssl1", "train.max_epochs=2 model.hidden=16")])  # fmt: skip
+@pytest.mark.parametrize(
+    ("task", "own"),
+    [
+        ("asr1", "train.max_epochs=2 train.average_best=1"),
+        ("ssl1", "train.max_epochs=2 model.hidden=16"),
+    ],
+)
 def test_command_line_overrides_are_added_to_the_recipes_own(tmp_path, task, own):
     """Before: --train_overrides replaced run.sh's own for the corpus size (the full corpus's
     2 epochs, the tiny teacher's width) instead of adding to them."""

@@ -26,20 +26,44 @@ def test_two_cpu_processes_equal_one_process_at_the_doubled_batch(tiny_features,
     # dropout: process r's masks are seeded by its own batch numbers, not the single process's.
     # Adam's eps 1e-3 (1e-8 by default): a bias followed by BatchNorm has a gradient of exactly 0
     # but for rounding, which Adam with a tiny eps turns into whole +-lr steps of random sign.
-    cfg = _config(**{"train.max_epochs": 2, "train.average_best": 1, "train.average_by": "last",
-                     "train.sync_buckets": False, "train.max_duration": 12, "model.encoder_conf.dropout_rate": 0.0,
-                     "model.encoder_conf.positional_dropout_rate": 0.0, "optim.eps": 1e-3})  # fmt: skip
+    cfg = _config(
+        **{
+            "train.max_epochs": 2,
+            "train.average_best": 1,
+            "train.average_by": "last",
+            "train.sync_buckets": False,
+            "train.max_duration": 12,
+            "model.encoder_conf.dropout_rate": 0.0,
+            "model.encoder_conf.positional_dropout_rate": 0.0,
+            "optim.eps": 1e-3,
+        }
+    )
     cfg_file = tmp_path / "conf.yaml"
     cfg_file.write_text(yaml.safe_dump(cfg))
     ddp, single = tmp_path / "ddp", tmp_path / "single"
-    r = subprocess.run([*_train_cli(tiny_features, ddp, cfg_file), "--cpu-procs", "2",
-                        "--override", "train.limit_train_batches=3"],
-                       capture_output=True, text=True)  # fmt: skip
+    r = subprocess.run(
+        [
+            *_train_cli(tiny_features, ddp, cfg_file),
+            "--cpu-procs",
+            "2",
+            "--override",
+            "train.limit_train_batches=3",
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert r.returncode == 0, r.stderr[-3000:]
     assert "Initializing distributed: GLOBAL_RANK: 1, MEMBER: 2/2" in r.stderr
-    r = subprocess.run([*_train_cli(tiny_features, single, cfg_file), "--override",
-                        "train.limit_train_batches=6", "train.accumulate_grad_batches=2"],
-                       capture_output=True, text=True)  # fmt: skip
+    r = subprocess.run(
+        [
+            *_train_cli(tiny_features, single, cfg_file),
+            "--override",
+            "train.limit_train_batches=6",
+            "train.accumulate_grad_batches=2",
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert r.returncode == 0, r.stderr[-3000:]
     a = torch.load(ddp / "model.pt", weights_only=False)
     b = torch.load(single / "model.pt", weights_only=False)

@@ -100,8 +100,13 @@ def kws_sv_data(kws_sv_corpora, tmp_path_factory) -> dict:
 
     sv_test = cuts("voxceleb", "test")
     trials = read_trials(out / "voxceleb_trials.txt", {c.recording_id for c in sv_test})
-    return {"kws_train": cuts("speechcommands", "train"), "kws_test": cuts("speechcommands", "test"),
-            "sv_train": cuts("voxceleb", "train"), "sv_test": sv_test, "trials": trials}  # fmt: skip
+    return {
+        "kws_train": cuts("speechcommands", "train"),
+        "kws_test": cuts("speechcommands", "test"),
+        "sv_train": cuts("voxceleb", "train"),
+        "sv_test": sv_test,
+        "trials": trials,
+    }
 
 
 def test_keyword_cuts_window_the_background_into_silence(kws_sv_data):
@@ -119,10 +124,14 @@ def _upstream() -> HubertModel:
 
 @pytest.mark.parametrize("tasks,frozen", [(["kws", "sv"], True), (["kws", "sv"], False)])
 def test_fine_tune_trains_scores_and_resumes(kws_sv_data, tmp_path, tasks, frozen):
-    config = {"tasks": tasks, "freeze_upstream": frozen,
-              "kws": {"hidden": 32}, "sv": {"hidden": 32, "embedding": 16, "crop_seconds": 1.5},
-              "optim": {"lr": 3e-3, "upstream_lr": 1e-3, "warmup_steps": 2},
-              "train": {"max_epochs": 1, "max_duration": 20}}  # fmt: skip
+    config = {
+        "tasks": tasks,
+        "freeze_upstream": frozen,
+        "kws": {"hidden": 32},
+        "sv": {"hidden": 32, "embedding": 16, "crop_seconds": 1.5},
+        "optim": {"lr": 3e-3, "upstream_lr": 1e-3, "warmup_steps": 2},
+        "train": {"max_epochs": 1, "max_duration": 20},
+    }
     upstream = _upstream()
     before = {k: v.clone() for k, v in upstream.state_dict().items()}
     results = fine_tune(upstream, config, tmp_path / "exp", kws_sv_data)

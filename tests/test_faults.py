@@ -50,8 +50,14 @@ def _batches(bad: set[int], n: int = 8) -> list:
 
 
 def _fit(module, batches, epochs=1):
-    trainer = L.Trainer(max_epochs=epochs, accelerator="cpu", logger=False, enable_checkpointing=False,
-                        enable_progress_bar=False, enable_model_summary=False)  # fmt: skip
+    trainer = L.Trainer(
+        max_epochs=epochs,
+        accelerator="cpu",
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    )
     trainer.fit(module, torch.utils.data.DataLoader(batches, batch_size=None))
     return trainer
 
@@ -81,11 +87,23 @@ def test_nonfinite_batches_are_skipped_counted_and_capped(caplog):
 
 
 def _train_cli(data, exp, cfg_file):
-    return [sys.executable, "-m", "espnet_distill.bin.train_am", "--config", str(cfg_file),
-            "--train-cuts", str(data / "fbank" / "cuts_train-clean-100.jsonl.gz"),
-            "--valid-cuts", str(data / "fbank" / "cuts_dev-clean.jsonl.gz"),
-            "--lang-dir", str(data / "lang_bpe_64"), "--cmvn", str(data / "fbank" / "cmvn.npz"),
-            "--exp-dir", str(exp)]  # fmt: skip
+    return [
+        sys.executable,
+        "-m",
+        "espnet_distill.bin.train_am",
+        "--config",
+        str(cfg_file),
+        "--train-cuts",
+        str(data / "fbank" / "cuts_train-clean-100.jsonl.gz"),
+        "--valid-cuts",
+        str(data / "fbank" / "cuts_dev-clean.jsonl.gz"),
+        "--lang-dir",
+        str(data / "lang_bpe_64"),
+        "--cmvn",
+        str(data / "fbank" / "cmvn.npz"),
+        "--exp-dir",
+        str(exp),
+    ]
 
 
 def _state(model_file):
@@ -102,12 +120,16 @@ def _greedy_wer(model_file, data) -> float:
 
 def test_kill_resume_and_determinism(tiny_features, tmp_path):
     """Dropout and SpecAugment on, so the random state after a resume matters."""
-    cfg = _config(**{
-        "train.max_epochs": 2, "train.average_best": 1, "model.encoder_conf.dropout_rate": 0.1,
-        "model.specaug_conf": "{apply_time_warp: false, apply_freq_mask: true, "
-        "freq_mask_width_range: [0, 10], num_freq_mask: 1, apply_time_mask: true, "
-        "time_mask_width_ratio_range: [0.0, 0.05], num_time_mask: 1}",
-    })  # fmt: skip
+    cfg = _config(
+        **{
+            "train.max_epochs": 2,
+            "train.average_best": 1,
+            "model.encoder_conf.dropout_rate": 0.1,
+            "model.specaug_conf": "{apply_time_warp: false, apply_freq_mask: true, "
+            "freq_mask_width_range: [0, 10], num_freq_mask: 1, apply_time_mask: true, "
+            "time_mask_width_ratio_range: [0.0, 0.05], num_time_mask: 1}",
+        }
+    )
     cfg_file = tmp_path / "conf.yaml"
     cfg_file.write_text(yaml.safe_dump(cfg))
     runs = {name: tmp_path / name for name in ("a", "b", "killed")}
@@ -175,8 +197,9 @@ def test_feature_job_killed_midway_leaves_nothing_a_rerun_trusts(tiny_features, 
     assert r.returncode == -9
     assert (out / "feats.1.lca").exists()  # the partial archive the killed job was writing
     assert not (out / "cuts.1.jsonl.gz").exists() and not (out / "rejected.1.txt").exists()
-    r = subprocess.run([sys.executable, "-c", code.replace("== 3", "== -1")], capture_output=True,
-                       text=True)  # fmt: skip
+    r = subprocess.run(
+        [sys.executable, "-c", code.replace("== 3", "== -1")], capture_output=True, text=True
+    )
     assert r.returncode == 0, r.stderr[-1000:]
     assert len(CutSet.from_file(out / "cuts.1.jsonl.gz")) == len(CutSet.from_file(split))
     assert (out / "rejected.1.txt").read_text() == ""

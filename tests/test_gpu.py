@@ -16,8 +16,9 @@ pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA d
 def _batch(data):
     from espnet_distill.data.datamodule import make_loader
 
-    loader = make_loader(data / "fbank" / "cuts_dev-clean.jsonl.gz", None, 60, train=False,
-                         num_workers=0)  # fmt: skip
+    loader = make_loader(
+        data / "fbank" / "cuts_dev-clean.jsonl.gz", None, 60, train=False, num_workers=0
+    )
     return next(iter(loader))
 
 
@@ -28,10 +29,14 @@ def test_bf16_training_on_gpu_and_inference_matches_cpu(tiny_features, tmp_path)
         **{"train.max_epochs": 2, "train.average_best": 1, "train.precision": "bf16-mixed"}
     )
     model_file = am_trainer.train(
-        cfg, tmp_path / "am", tiny_features / "fbank" / "cuts_train-clean-100.jsonl.gz",
-        tiny_features / "fbank" / "cuts_dev-clean.jsonl.gz", tiny_features / "lang_bpe_64",
-        tiny_features / "fbank" / "cmvn.npz", ngpu=1,
-    )  # fmt: skip
+        cfg,
+        tmp_path / "am",
+        tiny_features / "fbank" / "cuts_train-clean-100.jsonl.gz",
+        tiny_features / "fbank" / "cuts_dev-clean.jsonl.gz",
+        tiny_features / "lang_bpe_64",
+        tiny_features / "fbank" / "cmvn.npz",
+        ngpu=1,
+    )
     ckpt = torch.load(
         tmp_path / "am" / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False
     )
@@ -56,10 +61,14 @@ def test_fp32_gpu_training_matches_cpu_training_closely(tiny_features, tmp_path)
     from espnet_distill.train import am_trainer
 
     gpu_file = am_trainer.train(
-        cfg, tmp_path / "gpu", tiny_features / "fbank" / "cuts_train-clean-100.jsonl.gz",
-        tiny_features / "fbank" / "cuts_dev-clean.jsonl.gz", tiny_features / "lang_bpe_64",
-        tiny_features / "fbank" / "cmvn.npz", ngpu=1,
-    )  # fmt: skip
+        cfg,
+        tmp_path / "gpu",
+        tiny_features / "fbank" / "cuts_train-clean-100.jsonl.gz",
+        tiny_features / "fbank" / "cuts_dev-clean.jsonl.gz",
+        tiny_features / "lang_bpe_64",
+        tiny_features / "fbank" / "cmvn.npz",
+        ngpu=1,
+    )
     a = torch.load(cpu_file, weights_only=False)["state_dict"]
     b = torch.load(gpu_file, weights_only=False)["state_dict"]
     for k in a:

@@ -95,8 +95,10 @@ def _walk_g(G: kaldifst.StdVectorFst, word_ids: list[int], backoff: int) -> floa
     """Cost of a sentence under G with back-off semantics (take the n-gram arc if there is
     one, else the back-off arc), the way an n-gram LM scores it; ``</s>`` is the final weight."""
     state, cost = G.start, 0.0
-    arcs = {s: {a.ilabel: (a.nextstate, a.weight.value) for a in kaldifst.ArcIterator(G, s)}
-            for s in range(G.num_states)}  # fmt: skip
+    arcs = {
+        s: {a.ilabel: (a.nextstate, a.weight.value) for a in kaldifst.ArcIterator(G, s)}
+        for s in range(G.num_states)
+    }
     for w in [*word_ids, None]:
         while True:
             if w is None and math.isfinite(G.final(state).value):
@@ -130,11 +132,15 @@ def test_arpa_counts_and_g_scores_match_kenlm(tmp_path, lm_order):
     word_ids = {w: i + 1 for i, w in enumerate(["<unk>", *vocab, "#0", "<s>", "</s>"])}
     G = arpa_to_fst(arpa, word_ids)
     lm = kenlm.Model(str(binary))
-    (tmp_path / "words.txt").write_text("".join(f"{w} {i}\n" for w, i in
-                                                [("<eps>", 0), *word_ids.items()]))  # fmt: skip
+    (tmp_path / "words.txt").write_text(
+        "".join(f"{w} {i}\n" for w, i in [("<eps>", 0), *word_ids.items()])
+    )
     # kaldilm's G (Kaldi's arpa2fst, weights printed with 6 digits) as a second reference
-    G_kaldilm = kaldifst.compile(kaldilm.arpa2fst(str(arpa), disambig_symbol="#0",
-                                                  read_symbol_table=str(tmp_path / "words.txt")))  # fmt: skip
+    G_kaldilm = kaldifst.compile(
+        kaldilm.arpa2fst(
+            str(arpa), disambig_symbol="#0", read_symbol_table=str(tmp_path / "words.txt")
+        )
+    )
     for sentence in [*text, "THE DOG RAN", "A CAT SAT AWAY THE"]:
         ids = [word_ids[w] for w in sentence.split()]
         expected = -lm.score(sentence, bos=True, eos=True)

@@ -14,12 +14,23 @@ CONV = [(32, 10, 5), (32, 3, 2), (32, 2, 2)]
 
 
 def tiny_config(layer_norm_first: bool = False, mode: str = "group_norm") -> dict:
-    return dict(extractor_mode=mode, extractor_conv_layer_config=CONV, extractor_conv_bias=False,
-                encoder_embed_dim=128, encoder_projection_dropout=0.0, encoder_pos_conv_kernel=16,
-                encoder_pos_conv_groups=4, encoder_num_layers=3, encoder_num_heads=2,
-                encoder_attention_dropout=0.0, encoder_ff_interm_features=256,
-                encoder_ff_interm_dropout=0.0, encoder_dropout=0.0,
-                encoder_layer_norm_first=layer_norm_first, encoder_layer_drop=0.0)  # fmt: skip
+    return dict(
+        extractor_mode=mode,
+        extractor_conv_layer_config=CONV,
+        extractor_conv_bias=False,
+        encoder_embed_dim=128,
+        encoder_projection_dropout=0.0,
+        encoder_pos_conv_kernel=16,
+        encoder_pos_conv_groups=4,
+        encoder_num_layers=3,
+        encoder_num_heads=2,
+        encoder_attention_dropout=0.0,
+        encoder_ff_interm_features=256,
+        encoder_ff_interm_dropout=0.0,
+        encoder_dropout=0.0,
+        encoder_layer_norm_first=layer_norm_first,
+        encoder_layer_drop=0.0,
+    )
 
 
 def _audio(seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
@@ -67,11 +78,26 @@ def test_torchaudio_state_dict_architecture_is_read_from_the_shapes(tmp_path, la
     torch.testing.assert_close(final[valid], last[valid])
     assert torch.equal(final, states[3]) is not layer_norm_first
 
-    pretrain = torchaudio.models.hubert_pretrain_model(**cfg, mask_prob=0.0, mask_selection="static",
-        mask_other=0.0, mask_length=1, no_mask_overlap=False, mask_min_space=1, mask_channel_prob=0.0,
-        mask_channel_selection="static", mask_channel_other=0.0, mask_channel_length=1,
-        no_mask_channel_overlap=False, mask_channel_min_space=1, skip_masked=False, skip_nomask=False,
-        num_classes=10, final_dim=16, feature_grad_mult=None)  # fmt: skip
+    pretrain = torchaudio.models.hubert_pretrain_model(
+        **cfg,
+        mask_prob=0.0,
+        mask_selection="static",
+        mask_other=0.0,
+        mask_length=1,
+        no_mask_overlap=False,
+        mask_min_space=1,
+        mask_channel_prob=0.0,
+        mask_channel_selection="static",
+        mask_channel_other=0.0,
+        mask_channel_length=1,
+        no_mask_channel_overlap=False,
+        mask_channel_min_space=1,
+        skip_masked=False,
+        skip_nomask=False,
+        num_classes=10,
+        final_dim=16,
+        feature_grad_mult=None,
+    )
     torch.save(pretrain.state_dict(), tmp_path / "pretrain.pt")
     with_head = load_hubert(tmp_path / "pretrain.pt", config=cfg)
     assert with_head.num_classes == 10
@@ -83,14 +109,26 @@ def test_torchaudio_state_dict_architecture_is_read_from_the_shapes(tmp_path, la
 def _hf_config(stable: bool):
     from transformers import HubertConfig
 
-    return HubertConfig(hidden_size=128, num_hidden_layers=3, num_attention_heads=2,
-                        intermediate_size=256, conv_dim=[c[0] for c in CONV],
-                        conv_kernel=[c[1] for c in CONV], conv_stride=[c[2] for c in CONV],
-                        num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=4,
-                        feat_extract_norm="layer" if stable else "group", do_stable_layer_norm=stable,
-                        conv_bias=stable, hidden_dropout=0.0, attention_dropout=0.0,
-                        activation_dropout=0.0, feat_proj_dropout=0.0, layerdrop=0.0,
-                        mask_time_prob=0.0)  # fmt: skip
+    return HubertConfig(
+        hidden_size=128,
+        num_hidden_layers=3,
+        num_attention_heads=2,
+        intermediate_size=256,
+        conv_dim=[c[0] for c in CONV],
+        conv_kernel=[c[1] for c in CONV],
+        conv_stride=[c[2] for c in CONV],
+        num_conv_pos_embeddings=16,
+        num_conv_pos_embedding_groups=4,
+        feat_extract_norm="layer" if stable else "group",
+        do_stable_layer_norm=stable,
+        conv_bias=stable,
+        hidden_dropout=0.0,
+        attention_dropout=0.0,
+        activation_dropout=0.0,
+        feat_proj_dropout=0.0,
+        layerdrop=0.0,
+        mask_time_prob=0.0,
+    )
 
 
 @pytest.mark.parametrize("stable", [False, True])
@@ -122,19 +160,35 @@ _TO_FAIRSEQ = [
     (r"encoder\.feature_projection\.projection\.", "post_extract_proj."),
     (r"encoder\.feature_projection\.layer_norm\.", "layer_norm."),
     (r"encoder\.transformer\.pos_conv_embed\.conv\.bias", "encoder.pos_conv.0.bias"),
-    (r"encoder\.transformer\.pos_conv_embed\.conv\.parametrizations\.weight\.original0",
-     "encoder.pos_conv.0.weight_g"),
-    (r"encoder\.transformer\.pos_conv_embed\.conv\.parametrizations\.weight\.original1",
-     "encoder.pos_conv.0.weight_v"),
+    (
+        r"encoder\.transformer\.pos_conv_embed\.conv\.parametrizations\.weight\.original0",
+        "encoder.pos_conv.0.weight_g",
+    ),
+    (
+        r"encoder\.transformer\.pos_conv_embed\.conv\.parametrizations\.weight\.original1",
+        "encoder.pos_conv.0.weight_v",
+    ),
     (r"encoder\.transformer\.layer_norm\.", "encoder.layer_norm."),
     (r"encoder\.transformer\.layers\.(\d+)\.attention\.", r"encoder.layers.\1.self_attn."),
-    (r"encoder\.transformer\.layers\.(\d+)\.layer_norm\.", r"encoder.layers.\1.self_attn_layer_norm."),
-    (r"encoder\.transformer\.layers\.(\d+)\.feed_forward\.intermediate_dense\.", r"encoder.layers.\1.fc1."),
-    (r"encoder\.transformer\.layers\.(\d+)\.feed_forward\.output_dense\.", r"encoder.layers.\1.fc2."),
-    (r"encoder\.transformer\.layers\.(\d+)\.final_layer_norm\.", r"encoder.layers.\1.final_layer_norm."),
+    (
+        r"encoder\.transformer\.layers\.(\d+)\.layer_norm\.",
+        r"encoder.layers.\1.self_attn_layer_norm.",
+    ),
+    (
+        r"encoder\.transformer\.layers\.(\d+)\.feed_forward\.intermediate_dense\.",
+        r"encoder.layers.\1.fc1.",
+    ),
+    (
+        r"encoder\.transformer\.layers\.(\d+)\.feed_forward\.output_dense\.",
+        r"encoder.layers.\1.fc2.",
+    ),
+    (
+        r"encoder\.transformer\.layers\.(\d+)\.final_layer_norm\.",
+        r"encoder.layers.\1.final_layer_norm.",
+    ),
     (r"^final_proj\.", "final_proj."),
     (r"^label_embeddings$", "label_embs_concat"),
-]  # fmt: skip
+]
 
 
 def _fairseq_checkpoint(model: HubertModel) -> dict:
@@ -151,14 +205,27 @@ def _fairseq_checkpoint(model: HubertModel) -> dict:
     state["mask_emb"] = torch.zeros(128)  # a pretraining parameter the teacher does not use
     cfg = model.config
     model_cfg = {
-        "_name": "hubert", "extractor_mode": "default", "encoder_layers": cfg["encoder_num_layers"],
-        "encoder_embed_dim": cfg["encoder_embed_dim"], "encoder_ffn_embed_dim": 256,
-        "encoder_attention_heads": 2, "conv_feature_layers": "[(32, 10, 5), (32, 3, 2), (32, 2, 2)]",
-        "conv_bias": False, "conv_pos": 16, "conv_pos_groups": 4,
-        "layer_norm_first": cfg["encoder_layer_norm_first"], "final_dim": 16, "label_rate": 50.0,
-    }  # fmt: skip
-    return {"args": None, "cfg": {"_name": None, "model": model_cfg, "task": {"_name": "hubert_pretraining"}},
-            "model": state, "optimizer_history": [], "extra_state": {}}  # fmt: skip
+        "_name": "hubert",
+        "extractor_mode": "default",
+        "encoder_layers": cfg["encoder_num_layers"],
+        "encoder_embed_dim": cfg["encoder_embed_dim"],
+        "encoder_ffn_embed_dim": 256,
+        "encoder_attention_heads": 2,
+        "conv_feature_layers": "[(32, 10, 5), (32, 3, 2), (32, 2, 2)]",
+        "conv_bias": False,
+        "conv_pos": 16,
+        "conv_pos_groups": 4,
+        "layer_norm_first": cfg["encoder_layer_norm_first"],
+        "final_dim": 16,
+        "label_rate": 50.0,
+    }
+    return {
+        "args": None,
+        "cfg": {"_name": None, "model": model_cfg, "task": {"_name": "hubert_pretraining"}},
+        "model": state,
+        "optimizer_history": [],
+        "extra_state": {},
+    }
 
 
 def test_fairseq_checkpoint_loads_with_its_prediction_head(tmp_path):
@@ -190,18 +257,27 @@ def test_checkpoint_of_another_architecture_names_the_keys(tmp_path):
     blob = _fairseq_checkpoint(model)
     blob["cfg"]["model"]["encoder_layers"] = 4  # the file has 3 layers
     torch.save(blob, tmp_path / "wrong_layers.pt")
-    with pytest.raises(CheckpointMismatch, match=r"wrong_layers.pt: not a checkpoint of this HuBERT "
-                       r"architecture: missing keys: wav2vec2\.encoder\.transformer\.layers\.3\."):  # fmt: skip
+    with pytest.raises(
+        CheckpointMismatch,
+        match=r"wrong_layers.pt: not a checkpoint of this HuBERT "
+        r"architecture: missing keys: wav2vec2\.encoder\.transformer\.layers\.3\.",
+    ):
         load_hubert(tmp_path / "wrong_layers.pt")
     state = {k: v for k, v in model.wav2vec2.state_dict().items() if "layers.1.fc" not in k}
     del state["encoder.transformer.layers.1.feed_forward.output_dense.weight"]
     torch.save(state, tmp_path / "missing.pt")
-    with pytest.raises(CheckpointMismatch, match=r"missing keys: wav2vec2\.encoder\.transformer\."
-                       r"layers\.1\.feed_forward\.output_dense\.weight"):  # fmt: skip
+    with pytest.raises(
+        CheckpointMismatch,
+        match=r"missing keys: wav2vec2\.encoder\.transformer\."
+        r"layers\.1\.feed_forward\.output_dense\.weight",
+    ):
         load_hubert(tmp_path / "missing.pt", config=model.config)
     cfg = dict(model.config, encoder_embed_dim=64, encoder_pos_conv_groups=2)
-    with pytest.raises(CheckpointMismatch, match=r"shape mismatches .*projection\.weight \(128, 32\) "
-                       r"vs \(64, 32\)"):  # fmt: skip
+    with pytest.raises(
+        CheckpointMismatch,
+        match=r"shape mismatches .*projection\.weight \(128, 32\) "
+        r"vs \(64, 32\)",
+    ):
         load_hubert(tmp_path / "missing.pt", config=cfg)
     torch.save({"weights": [1, 2]}, tmp_path / "junk.pt")
     with pytest.raises(CheckpointMismatch, match="junk.pt: not a torchaudio state dict"):

@@ -61,8 +61,9 @@ def test_frame_cross_entropy_by_hand():
 def test_prior_and_pseudo_log_likelihoods():
     head = FrameClassifier(idim=4, num_classes=3, upsample=4)
     head.set_prior(torch.tensor([6, 0, 2]))  # the unseen class is floored at one count
-    assert head.log_prior.tolist() == pytest.approx([math.log(6 / 9), math.log(1 / 9),
-                                                     math.log(2 / 9)])  # fmt: skip
+    assert head.log_prior.tolist() == pytest.approx(
+        [math.log(6 / 9), math.log(1 / 9), math.log(2 / 9)]
+    )
     enc = torch.randn(1, 5, 4)
     scores, lens = head.pseudo_log_likelihoods(enc, torch.tensor([5]))
     logits, _ = head(enc, torch.tensor([5]))
@@ -77,13 +78,26 @@ def test_hybrid_model_trains_on_the_alignment_and_decodes_over_hclg(
     exp, lang_dir, cuts_file, _ = aligned
     targets = exp / "targets"
     cfg = merge_config(DEFAULT_CONFIG, yaml.safe_load(TINY_CONF.read_text()))
-    cfg = apply_overrides(cfg, ["model.senone_head={upsample: 4, weight: 1.0}",
-                                "train.max_epochs=30", "optim.lr=0.005", "train.average_best=1",
-                                "optim.warmup_steps=10", f"train.seed={test_seed()}"])  # fmt: skip
-    model_file = train(cfg, tmp_path / "am", cuts_file,
-                       tiny_features / "fbank" / "cuts_dev-clean.jsonl.gz",
-                       tiny_features / "lang_bpe_64", tiny_features / "fbank" / "cmvn.npz",
-                       targets_dir=targets)  # fmt: skip
+    cfg = apply_overrides(
+        cfg,
+        [
+            "model.senone_head={upsample: 4, weight: 1.0}",
+            "train.max_epochs=30",
+            "optim.lr=0.005",
+            "train.average_best=1",
+            "optim.warmup_steps=10",
+            f"train.seed={test_seed()}",
+        ],
+    )
+    model_file = train(
+        cfg,
+        tmp_path / "am",
+        cuts_file,
+        tiny_features / "fbank" / "cuts_dev-clean.jsonl.gz",
+        tiny_features / "lang_bpe_64",
+        tiny_features / "fbank" / "cmvn.npz",
+        targets_dir=targets,
+    )
     model, _ = load_model(model_file)
     num_senones = model.senone_head.num_classes
     # the prior is the training alignment's senone frequencies
@@ -95,12 +109,27 @@ def test_hybrid_model_trains_on_the_alignment_and_decodes_over_hclg(
     # decode 15 training utterances over HCLG with the hybrid scores
     sub = CutSet.from_file(cuts_file).to_eager().subset(first=15)
     sub.to_file(tmp_path / "cuts15.jsonl.gz")
-    argv = ["--align-dir", str(exp), "--lang-dir", str(lang_dir), "--graph-dir", str(hclg_graph),
-            "--cuts", str(tmp_path / "cuts15.jsonl.gz"), "--model", str(model_file),
-            "--acoustic-scales", "0.1", "--out-dir", str(tmp_path / "dec")]  # fmt: skip
+    argv = [
+        "--align-dir",
+        str(exp),
+        "--lang-dir",
+        str(lang_dir),
+        "--graph-dir",
+        str(hclg_graph),
+        "--cuts",
+        str(tmp_path / "cuts15.jsonl.gz"),
+        "--model",
+        str(model_file),
+        "--acoustic-scales",
+        "0.1",
+        "--out-dir",
+        str(tmp_path / "dec"),
+    ]
     assert decode_hclg.main(argv) == 0
-    hyps = dict(ln.split(" ", 1) if " " in ln else (ln, "")
-                for ln in (tmp_path / "dec" / "text").read_text().splitlines())  # fmt: skip
+    hyps = dict(
+        ln.split(" ", 1) if " " in ln else (ln, "")
+        for ln in (tmp_path / "dec" / "text").read_text().splitlines()
+    )
     errors = words = 0
     for cut in sub:
         ref = cut.supervisions[0].text.split()
@@ -117,11 +146,23 @@ def test_decode_hclg_refuses_a_model_without_a_senone_head(aligned, hclg_graph, 
     cfg = merge_config(DEFAULT_CONFIG, yaml.safe_load(TINY_CONF.read_text()))
     cfg["model"]["senone_head"] = None
     model = build_model(cfg, 64)
-    torch.save({"config": cfg, "vocab_size": 64, "state_dict": model.state_dict()},
-               tmp_path / "ctc.pt")  # fmt: skip
-    argv = ["--align-dir", str(exp), "--lang-dir", str(lang_dir), "--graph-dir", str(hclg_graph),
-            "--cuts", str(cuts_file), "--model", str(tmp_path / "ctc.pt"),
-            "--out-dir", str(tmp_path / "dec")]  # fmt: skip
+    torch.save(
+        {"config": cfg, "vocab_size": 64, "state_dict": model.state_dict()}, tmp_path / "ctc.pt"
+    )
+    argv = [
+        "--align-dir",
+        str(exp),
+        "--lang-dir",
+        str(lang_dir),
+        "--graph-dir",
+        str(hclg_graph),
+        "--cuts",
+        str(cuts_file),
+        "--model",
+        str(tmp_path / "ctc.pt"),
+        "--out-dir",
+        str(tmp_path / "dec"),
+    ]
     assert decode_hclg.main(argv) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "ctc.pt" in err[0] and "no senone head" in err[0]

@@ -100,9 +100,12 @@ def test_unit_lm_learns_a_deterministic_grammar_and_is_causal(tmp_path):
     from espnet_distill.train.lm_trainer import DEFAULT_LM_CONFIG, train_unit_lm
 
     seqs = [[k % 3 for k in range(start, start + n)] for start in range(3) for n in range(4, 12)]
-    config = {**DEFAULT_LM_CONFIG, "lm_conf": {"unit": 32, "nlayers": 1, "dropout_rate": 0.0},
-              "optim": {"lr": 0.01, "weight_decay": 0.0, "warmup_steps": 5},
-              "train": {**DEFAULT_LM_CONFIG["train"], "max_epochs": 40, "max_tokens": 60}}  # fmt: skip
+    config = {
+        **DEFAULT_LM_CONFIG,
+        "lm_conf": {"unit": 32, "nlayers": 1, "dropout_rate": 0.0},
+        "optim": {"lr": 0.01, "weight_decay": 0.0, "warmup_steps": 5},
+        "train": {**DEFAULT_LM_CONFIG["train"], "max_epochs": 40, "max_tokens": 60},
+    }
     model = train_unit_lm(config, 3, seqs, seqs[:6], tmp_path / "lm")
     lm = load_unit_lm(model, num_units=3)
     units = torch.tensor([[0, 1, 2, 0, 1], [1, 2, 0, -1, -1]])
@@ -160,11 +163,29 @@ def unit_lm_dir(aligned, lm_text_lang, tmp_path_factory):
     (out / "train.txt").write_text("\n".join(sentences[100:]) + "\n")
     (out / "valid").write_text("".join(f"v{i} {s}\n" for i, s in enumerate(sentences[:100])))
     for unit in ("senone", "monophone", "subword"):
-        argv = ["--unit", unit, "--lang-dir", str(lang_dir), "--align-dir", str(exp),
-                "--bpe-model", str(bpe), "--text", str(out / "train.txt"),
-                "--valid-text", str(out / "valid"), "--exp-dir", str(out / unit),
-                "--override", "train.max_epochs=3", "lm_conf.unit=64", "lm_conf.nlayers=1",
-                "train.max_tokens=4000", "optim.warmup_steps=10", "optim.lr=0.005"]  # fmt: skip
+        argv = [
+            "--unit",
+            unit,
+            "--lang-dir",
+            str(lang_dir),
+            "--align-dir",
+            str(exp),
+            "--bpe-model",
+            str(bpe),
+            "--text",
+            str(out / "train.txt"),
+            "--valid-text",
+            str(out / "valid"),
+            "--exp-dir",
+            str(out / unit),
+            "--override",
+            "train.max_epochs=3",
+            "lm_conf.unit=64",
+            "lm_conf.nlayers=1",
+            "train.max_tokens=4000",
+            "optim.warmup_steps=10",
+            "optim.lr=0.005",
+        ]
         assert train_unit_lm.main(argv) == 0
     return out
 
@@ -221,14 +242,26 @@ def test_hierarchical_kd_training_runs_and_keeps_lms_out_of_the_model(
     exp, lang_dir, cuts_file, _ = aligned
     conf = REPO / "egs" / "synth" / "asr1" / "conf" / "train_conformer_ctc_senone_tiny.yaml"
     cfg = merge_config(DEFAULT_CONFIG, yaml.safe_load(conf.read_text()))
-    cfg = apply_overrides(cfg, [
-        "model.kd_heads={senone: {layer: 1}, monophone: {layer: 1}, subword: {layer: 2}}",
-        "model.label_interpolation={weight: 0.2}", "train.max_epochs=3", "train.average_best=1"])  # fmt: skip
-    model_file = train(cfg, tmp_path / "am", cuts_file,
-                       tiny_features / "fbank" / "cuts_dev-clean.jsonl.gz",
-                       tiny_features / "lang_bpe_64", tiny_features / "fbank" / "cmvn.npz",
-                       targets_dir=exp / "targets", unit_lm_dir=unit_lm_dir,
-                       phone_lang_dir=lang_dir)  # fmt: skip
+    cfg = apply_overrides(
+        cfg,
+        [
+            "model.kd_heads={senone: {layer: 1}, monophone: {layer: 1}, subword: {layer: 2}}",
+            "model.label_interpolation={weight: 0.2}",
+            "train.max_epochs=3",
+            "train.average_best=1",
+        ],
+    )
+    model_file = train(
+        cfg,
+        tmp_path / "am",
+        cuts_file,
+        tiny_features / "fbank" / "cuts_dev-clean.jsonl.gz",
+        tiny_features / "lang_bpe_64",
+        tiny_features / "fbank" / "cmvn.npz",
+        targets_dir=exp / "targets",
+        unit_lm_dir=unit_lm_dir,
+        phone_lang_dir=lang_dir,
+    )
     model, _ = load_model(model_file)
     assert set(model.kd_heads) == {"senone", "monophone", "subword"}
     state = torch.load(model_file, weights_only=False)["state_dict"]
@@ -308,11 +341,14 @@ def test_lm_teacher_gives_each_frame_its_token_prediction():
     teacher = LmTeacher(lm, silence={0})
     frames = torch.tensor([[0, 3, 3, 5, 0, 5, 2, 2], [4, 4, 1, -1, -1, -1, -1, -1]])
     log_probs, mask = teacher(frames)
-    assert mask.tolist() == [[False, True, True, True, False, True, True, True],
-                             [True, True, True, False, False, False, False, False]]  # fmt: skip
+    assert mask.tolist() == [
+        [False, True, True, True, False, True, True, True],
+        [True, True, True, False, False, False, False, False],
+    ]
     # tokens: [3, 5, 5, 2] and [4, 1]; frame -> its token's LM prediction given the tokens before
-    expected = lm.next_unit_log_probs(torch.tensor([[3, 5, 5, 2], [4, 1, -1, -1]]),
-                                      torch.tensor([4, 2]))  # fmt: skip
+    expected = lm.next_unit_log_probs(
+        torch.tensor([[3, 5, 5, 2], [4, 1, -1, -1]]), torch.tensor([4, 2])
+    )
     for b, row in enumerate([[None, 0, 0, 1, None, 2, 3, 3], [0, 0, 1]]):
         for f, k in enumerate(row):
             if k is not None:
@@ -326,12 +362,27 @@ def _kd_model(**extra):
     from espnet_distill.models.acoustic_model import AcousticModel
 
     torch.manual_seed(0)
-    conf = {"output_size": 16, "attention_heads": 2, "linear_units": 32, "num_blocks": 3,
-            "input_layer": "conv2d", "dropout_rate": 0.0, "positional_dropout_rate": 0.0,
-            "attention_dropout_rate": 0.0}  # fmt: skip
-    return AcousticModel(vocab_size=7, input_size=20, encoder_conf=conf, num_senones=5,
-                         kd_heads={"monophone": {"num_units": 4, "layer": 1, "temperature": 2.0},
-                                   "subword": {"num_units": 6, "layer": 3}}, **extra)  # fmt: skip
+    conf = {
+        "output_size": 16,
+        "attention_heads": 2,
+        "linear_units": 32,
+        "num_blocks": 3,
+        "input_layer": "conv2d",
+        "dropout_rate": 0.0,
+        "positional_dropout_rate": 0.0,
+        "attention_dropout_rate": 0.0,
+    }
+    return AcousticModel(
+        vocab_size=7,
+        input_size=20,
+        encoder_conf=conf,
+        num_senones=5,
+        kd_heads={
+            "monophone": {"num_units": 4, "layer": 1, "temperature": 2.0},
+            "subword": {"num_units": 6, "layer": 3},
+        },
+        **extra,
+    )
 
 
 def _kd_batch():
@@ -349,8 +400,14 @@ def _kd_batch():
         mask[1, 33:] = False
         return lp, mask
 
-    return feats, lens, ys, ys_lens, senones, {"monophone": teacher(4), "subword": teacher(6),
-                                               "senone": teacher(5)}  # fmt: skip
+    return (
+        feats,
+        lens,
+        ys,
+        ys_lens,
+        senones,
+        {"monophone": teacher(4), "subword": teacher(6), "senone": teacher(5)},
+    )
 
 
 def test_kd_heads_train_only_the_layers_below_them():
@@ -409,8 +466,9 @@ def test_label_interpolation_replaces_the_senone_cross_entropy():
     n = logits.size(1)
     valid = torch.arange(n)[None, :] < out_lens[:, None]
     lp, mask = teachers["senone"]
-    expected = label_interpolation_sum(logits, senones[:, :n].masked_fill(~valid, -1), lp[:, :n],
-                                       mask[:, :n] & valid, 0.4) / (2 * 4)  # fmt: skip
+    expected = label_interpolation_sum(
+        logits, senones[:, :n].masked_fill(~valid, -1), lp[:, :n], mask[:, :n] & valid, 0.4
+    ) / (2 * 4)
     torch.testing.assert_close(out["senone"], expected)
     with pytest.raises(ValueError, match="needs the senone teacher"):
         model(feats, lens, ys, ys_lens, senones, {})
@@ -424,12 +482,17 @@ def test_ablation_configs_resolve_through_their_base():
     from .conftest import REPO
 
     conf = REPO / "egs" / "synth" / "asr1" / "conf"
-    expected = {"none": set(), "label_interp": set(), "aux_senone": {"senone"},
-                "aux_monophone": {"monophone"}, "aux_subword": {"subword"},
-                "hier": {"senone", "monophone", "subword"},
-                "hier_no_senone": {"monophone", "subword"},
-                "hier_no_monophone": {"senone", "subword"},
-                "hier_no_subword": {"senone", "monophone"}}  # fmt: skip
+    expected = {
+        "none": set(),
+        "label_interp": set(),
+        "aux_senone": {"senone"},
+        "aux_monophone": {"monophone"},
+        "aux_subword": {"subword"},
+        "hier": {"senone", "monophone", "subword"},
+        "hier_no_senone": {"monophone", "subword"},
+        "hier_no_monophone": {"senone", "subword"},
+        "hier_no_subword": {"senone", "monophone"},
+    }
     sizes = {"senone": 50, "monophone": 40, "subword": 100}
     for name, heads in expected.items():
         cfg = merge_config(DEFAULT_CONFIG, load_config(conf / f"train_kd_{name}.yaml"))
@@ -465,8 +528,9 @@ def _fake_decode(d, errors, words, name):
     ]
     (score / "per_utt.tsv").write_text("\n".join(rows) + "\n")
     err = 100.0 * sum(errors) / sum(words)
-    (score / "wer.json").write_text(json.dumps({"err": err, "ci_low": err - 2, "ci_high": err + 2,
-                                                "name": name}))  # fmt: skip
+    (score / "wer.json").write_text(
+        json.dumps({"err": err, "ci_low": err - 2, "ci_high": err + 2, "name": name})
+    )
 
 
 def test_kd_ablation_table_against_the_baseline(tmp_path, capsys):
@@ -482,11 +546,26 @@ def test_kd_ablation_table_against_the_baseline(tmp_path, capsys):
     for tag, errs in systems.items():
         for seed in (1, 2):
             for part in ("dev-clean", "test-clean"):
-                _fake_decode(tmp_path / f"am_{tag}_seed{seed}" / f"decode_{part}_hclg", errs, words,
-                             part)  # fmt: skip
+                _fake_decode(
+                    tmp_path / f"am_{tag}_seed{seed}" / f"decode_{part}_hclg", errs, words, part
+                )
     out = tmp_path / "kd_ablation"
-    argv = ["--exp-dir", str(tmp_path), "--baseline", "kd_none", "--tags", "kd_hier", "kd_li",
-            "--seeds", "1", "2", "--methods", "hclg", "--out-dir", str(out)]  # fmt: skip
+    argv = [
+        "--exp-dir",
+        str(tmp_path),
+        "--baseline",
+        "kd_none",
+        "--tags",
+        "kd_hier",
+        "kd_li",
+        "--seeds",
+        "1",
+        "2",
+        "--methods",
+        "hclg",
+        "--out-dir",
+        str(out),
+    ]
     assert kd_ablation.main(argv) == 0
     table = (out / "table.md").read_text()
     rows = {ln.split("|")[1]: ln.split("|") for ln in table.splitlines() if ln.startswith("|kd_")}
@@ -519,8 +598,11 @@ def test_transformer_unit_lm_is_causal_and_normalised():
     from espnet_distill.lm.unit_lm import UnitLM
 
     torch.manual_seed(0)
-    lm = UnitLM(5, "transformer", {"embed_unit": 16, "att_unit": 16, "head": 2, "unit": 32,
-                                   "layer": 2, "dropout_rate": 0.0}).eval()  # fmt: skip
+    lm = UnitLM(
+        5,
+        "transformer",
+        {"embed_unit": 16, "att_unit": 16, "head": 2, "unit": 32, "layer": 2, "dropout_rate": 0.0},
+    ).eval()
     units = torch.tensor([[0, 1, 2, 3, 4]])
     logp = lm.next_unit_log_probs(units, torch.tensor([5]))
     torch.testing.assert_close(logp.exp().sum(-1), torch.ones(1, 5))

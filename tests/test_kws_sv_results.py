@@ -67,29 +67,46 @@ def _per_item_files(tmp_path) -> dict:
     labels = np.r_[np.ones(100, bool), np.zeros(300, bool)]
     trials = [(f"e{i}", f"t{i}") for i in range(400)]
     wrong = {  # misclassified KWS test utterances of each joint system
-        ("teacher", "frozen"): set(range(40)), ("teacher", "finetuned"): set(range(20)),
-        ("student", "frozen"): set(range(60)), ("student", "finetuned"): set(range(15, 38)),
-    }  # fmt: skip
-    separation = {("teacher", "frozen"): 1.0, ("teacher", "finetuned"): 4.0,
-                  ("student", "frozen"): 2.0, ("student", "finetuned"): None}  # fmt: skip
+        ("teacher", "frozen"): set(range(40)),
+        ("teacher", "finetuned"): set(range(20)),
+        ("student", "frozen"): set(range(60)),
+        ("student", "finetuned"): set(range(15, 38)),
+    }
+    separation = {
+        ("teacher", "frozen"): 1.0,
+        ("teacher", "finetuned"): 4.0,
+        ("student", "frozen"): 2.0,
+        ("student", "finetuned"): None,
+    }
     scores = {}
     for (upstream, mode), bad in wrong.items():
         d = tmp_path / upstream / mode / "joint"
         d.mkdir(parents=True)
-        (d / "kws_predictions.txt").write_text("".join(
-            f"u{i:03d}\tyes\t{'no' if i in bad else 'yes'}\n" for i in range(200)))  # fmt: skip
+        (d / "kws_predictions.txt").write_text(
+            "".join(f"u{i:03d}\tyes\t{'no' if i in bad else 'yes'}\n" for i in range(200))
+        )
         if (upstream, mode) == ("student", "finetuned"):  # the frozen one's scores, jittered
             s = scores["student", "frozen"] + rng.normal(0, 0.2, len(labels))
         else:
             s = rng.normal(labels * separation[upstream, mode], 1.0)
         s = np.round(s, 6)
         scores[upstream, mode] = s
-        (d / "sv_scores.txt").write_text("".join(
-            f"{a} {b} {x:.6f} {'target' if y else 'nontarget'}\n"
-            for (a, b), x, y in zip(trials, s, labels, strict=True)))  # fmt: skip
-        (d / "results.json").write_text(json.dumps({
-            "kws_accuracy": 100 - len(bad) / 2, "eer": round(100 * equal_error_rate(s, labels), 2),
-            "min_dcf": 0.5, "upstream_parameters": PARAMS[upstream]}))  # fmt: skip
+        (d / "sv_scores.txt").write_text(
+            "".join(
+                f"{a} {b} {x:.6f} {'target' if y else 'nontarget'}\n"
+                for (a, b), x, y in zip(trials, s, labels, strict=True)
+            )
+        )
+        (d / "results.json").write_text(
+            json.dumps(
+                {
+                    "kws_accuracy": 100 - len(bad) / 2,
+                    "eer": round(100 * equal_error_rate(s, labels), 2),
+                    "min_dcf": 0.5,
+                    "upstream_parameters": PARAMS[upstream],
+                }
+            )
+        )
     return {"labels": labels, "scores": scores, "wrong": wrong}
 
 
@@ -110,8 +127,9 @@ def test_per_item_scores_give_intervals_and_paired_tests(tmp_path):
     # student vs teacher, fine-tuned: 23 errors vs 20, 5 shared wrong ... the paired bootstrap
     kws = paired_difference(at["teacher", "finetuned"], at["student", "finetuned"], "kws_accuracy")
     errors = {k: np.array([int(i in made["wrong"][k]) for i in range(200)]) for k in made["wrong"]}
-    ref = paired_bootstrap(errors["teacher", "finetuned"], errors["student", "finetuned"],
-                           np.ones(200), n_boot=1000)  # fmt: skip
+    ref = paired_bootstrap(
+        errors["teacher", "finetuned"], errors["student", "finetuned"], np.ones(200), n_boot=1000
+    )
     assert kws["delta"] == pytest.approx(-1.5)
     assert (kws["low"], kws["high"]) == pytest.approx((-ref["delta_high"], -ref["delta_low"]))
     assert kws["p_not_better"] == ref["p_not_better"]

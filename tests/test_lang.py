@@ -132,8 +132,13 @@ def test_lexicon_fst_accepts_every_pronunciation_and_rejects_non_words(lang):
 
 
 def test_lexicon_disambig_marks_prefixes_and_l_disambig_reads_them(lang):
-    lex = dict((w, p) for w, p in (line.split(maxsplit=1) for line in
-                (lang / "lexicon_disambig.txt").read_text().splitlines()))  # fmt: skip
+    lex = dict(
+        (w, p)
+        for w, p in (
+            line.split(maxsplit=1)
+            for line in (lang / "lexicon_disambig.txt").read_text().splitlines()
+        )
+    )
     assert lex["CAT"] == "K AE T #1"  # CAT is a prefix of CATS
     phones = read_symbol_table(lang / "phones.txt")
     L = kaldifst.StdVectorFst.read(str(lang / "L_disambig.fst"))

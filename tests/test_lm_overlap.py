@@ -12,10 +12,20 @@ import yaml
 from espnet_distill.lm.ngram import train_word_ngram
 from espnet_distill.score.results import overlap_note
 
-LM_TEXT = ["THE CAT SAT ON THE MAT", "A DOG RAN IN THE PARK", "THE CAT RAN HOME",
-           "SHE SAW THE DOG", "THE MAT WAS RED"]  # fmt: skip
-REFS = {"u1": "THE CAT SAT ON THE MAT", "u2": "THE CAT SAT ON THE MAT", "u3": "A DOG SAT HOME",
-        "u4": "SHE  SAW THE DOG", "u5": "NOTHING LIKE IT"}  # fmt: skip
+LM_TEXT = [
+    "THE CAT SAT ON THE MAT",
+    "A DOG RAN IN THE PARK",
+    "THE CAT RAN HOME",
+    "SHE SAW THE DOG",
+    "THE MAT WAS RED",
+]
+REFS = {
+    "u1": "THE CAT SAT ON THE MAT",
+    "u2": "THE CAT SAT ON THE MAT",
+    "u3": "A DOG SAT HOME",
+    "u4": "SHE  SAW THE DOG",
+    "u5": "NOTHING LIKE IT",
+}
 
 
 def _trigrams(sentence: str) -> list[tuple[str, ...]]:
@@ -30,9 +40,25 @@ def test_overlap_counts_verbatim_sentences_and_trigrams_the_lm_holds(tmp_path):
     ref = tmp_path / "text"
     ref.write_text("".join(f"{u} {t}\n" for u, t in REFS.items()))
     out = tmp_path / "overlap.yaml"
-    r = subprocess.run([sys.executable, "-m", "espnet_distill.bin.lm_overlap", "--lm-text", str(text),
-                        "--model", str(model), "--order", "3", "--ref", f"test={ref}", "--out", str(out)],
-                       capture_output=True, text=True)  # fmt: skip
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "espnet_distill.bin.lm_overlap",
+            "--lm-text",
+            str(text),
+            "--model",
+            str(model),
+            "--order",
+            "3",
+            "--ref",
+            f"test={ref}",
+            "--out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert r.returncode == 0, r.stderr
     o = yaml.safe_load(out.read_text())["test"]
     # u1, u2 and u4 (whitespace aside) are lines of the LM text; u3 and u5 are not
@@ -48,8 +74,21 @@ def test_overlap_counts_verbatim_sentences_and_trigrams_the_lm_holds(tmp_path):
     assert "are optimistic on this set" in note
     # a second call keeps what it measured and adds only new sets
     text.write_text("")
-    r = subprocess.run([sys.executable, "-m", "espnet_distill.bin.lm_overlap", "--lm-text", str(text),
-                        "--ref", f"test={ref}", f"other={ref}", "--out", str(out)],
-                       capture_output=True, text=True)  # fmt: skip
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "espnet_distill.bin.lm_overlap",
+            "--lm-text",
+            str(text),
+            "--ref",
+            f"test={ref}",
+            f"other={ref}",
+            "--out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+    )
     both = yaml.safe_load(out.read_text())
     assert both["test"] == o and both["other"]["verbatim"] == 0 and "ngrams" not in both["other"]

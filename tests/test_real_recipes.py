@@ -19,9 +19,16 @@ from espnet_distill.data.synth_corpus import SIZES
 
 from .conftest import copy_recipe, run_recipe
 
-TINY = dict(zip(("train-clean-100", "dev-clean", "test-clean"),
-                (s * u for s, u in zip(SIZES["tiny"].speakers, SIZES["tiny"].utts_per_speaker, strict=True)),
-                strict=True))  # fmt: skip
+TINY = dict(
+    zip(
+        ("train-clean-100", "dev-clean", "test-clean"),
+        (
+            s * u
+            for s, u in zip(SIZES["tiny"].speakers, SIZES["tiny"].utts_per_speaker, strict=True)
+        ),
+        strict=True,
+    )
+)
 
 
 def _layout(tiny_corpus: Path, root: Path, parts: dict[str, str]) -> Path:
@@ -50,13 +57,19 @@ def _check_manifests(manifests: Path, corpus: Path, expected: dict[str, int]) ->
 
 
 def test_mini_librispeech_recipe_stages_1_to_3_and_transcript_lm(tiny_corpus, tmp_path):
-    corpus = _layout(tiny_corpus, tmp_path / "corpus",
-                     {"train-clean-5": "train-clean-100", "dev-clean-2": "dev-clean"})  # fmt: skip
+    corpus = _layout(
+        tiny_corpus,
+        tmp_path / "corpus",
+        {"train-clean-5": "train-clean-100", "dev-clean-2": "dev-clean"},
+    )
     d = copy_recipe(tmp_path, "mini_librispeech")
     small_sp = [*SMALL[:4], *SMALL[-2:]]  # with the recipe's speed perturbation (3 copies)
     run_recipe(d, "--corpus_dir", str(corpus), "--stop_stage", "3", *small_sp)
-    _check_manifests(d / "data" / "manifests", corpus,
-                     {"train-clean-5": TINY["train-clean-100"], "dev-clean-2": TINY["dev-clean"]})  # fmt: skip
+    _check_manifests(
+        d / "data" / "manifests",
+        corpus,
+        {"train-clean-5": TINY["train-clean-100"], "dev-clean-2": TINY["dev-clean"]},
+    )
     # no LM text in the corpus: stage 5's n-gram is trained on the training transcripts, each
     # once, though speed perturbation made three copies of each
     run_recipe(d, "--corpus_dir", str(corpus), "--stage", "5", "--stop_stage", "5", *small_sp)
@@ -71,8 +84,15 @@ def test_mini_librispeech_recipe_stages_1_to_3_and_transcript_lm(tiny_corpus, tm
 
 
 def test_missing_split_stops_stage_1_before_any_work(tiny_corpus, tmp_path):
-    corpus = _layout(tiny_corpus, tmp_path / "corpus", {
-        "train-clean-100": "train-clean-100", "dev-clean": "dev-clean", "test-clean": "test-clean"})  # fmt: skip
+    corpus = _layout(
+        tiny_corpus,
+        tmp_path / "corpus",
+        {
+            "train-clean-100": "train-clean-100",
+            "dev-clean": "dev-clean",
+            "test-clean": "test-clean",
+        },
+    )
     (corpus / "test-other").mkdir()  # present but empty
     d = copy_recipe(tmp_path, "librispeech")
     out = run_recipe(d, "--corpus_dir", str(corpus), "--stop_stage", "3", *SMALL, ok=False)
@@ -84,22 +104,47 @@ def test_missing_split_stops_stage_1_before_any_work(tiny_corpus, tmp_path):
 def test_parts_join_into_one_training_set(tiny_corpus, tmp_path):
     corpus = tiny_corpus / "LibriSpeech"
     out = tmp_path / "manifests"
-    argv = ["--corpus-dir", str(corpus), "--parts", "train-clean-100", "dev-clean",
-            "--output-dir", str(out), "--combine", "train-both=train-clean-100,dev-clean"]  # fmt: skip
+    argv = [
+        "--corpus-dir",
+        str(corpus),
+        "--parts",
+        "train-clean-100",
+        "dev-clean",
+        "--output-dir",
+        str(out),
+        "--combine",
+        "train-both=train-clean-100,dev-clean",
+    ]
     assert prepare_manifests.main(argv) == 0
     joined = load_manifest(out / "librispeech_supervisions_train-both.jsonl.gz")
     assert len(joined) == TINY["train-clean-100"] + TINY["dev-clean"]
     assert len(load_manifest(out / "librispeech_recordings_train-both.jsonl.gz")) == len(joined)
-    bad = ["--corpus-dir", str(corpus), "--parts", "dev-clean", "--output-dir", str(out),
-           "--combine", "x=dev-clean,train-clean-360"]  # fmt: skip
+    bad = [
+        "--corpus-dir",
+        str(corpus),
+        "--parts",
+        "dev-clean",
+        "--output-dir",
+        str(out),
+        "--combine",
+        "x=dev-clean,train-clean-360",
+    ]
     assert prepare_manifests.main(bad) == 1
 
 
 @pytest.mark.slow  # about 10 minutes: CI runs it (make test-slow)
 def test_librispeech_recipe_stages_1_to_3_then_to_a_wer_on_the_stand_in(tiny_corpus, tmp_path):
-    corpus = _layout(tiny_corpus, tmp_path / "corpus", {
-        "train-clean-100": "train-clean-100", "dev-clean": "dev-clean", "dev-other": "dev-clean",
-        "test-clean": "test-clean", "test-other": "test-clean"})  # fmt: skip
+    corpus = _layout(
+        tiny_corpus,
+        tmp_path / "corpus",
+        {
+            "train-clean-100": "train-clean-100",
+            "dev-clean": "dev-clean",
+            "dev-other": "dev-clean",
+            "test-clean": "test-clean",
+            "test-other": "test-clean",
+        },
+    )
     shutil.copy(tiny_corpus / "librispeech-lm-norm.txt.gz", corpus.parent)  # found beside it
     d = copy_recipe(tmp_path, "librispeech")
     opts = [
@@ -137,9 +182,18 @@ def test_speech_commands_and_voxceleb1_recipes_stages_1_to_3(kws_sv_corpora, tmp
     from .test_recipe_kws_sv import _upstreams
 
     teacher, student = _upstreams(tmp_path)
-    common = ["--teacher_ckpt", str(teacher), "--student_ckpt", str(student), "--upstream_modes",
-              "frozen", "--finetune_config", "../../synth/kws_sv1/conf/finetune_tiny.yaml",
-              "--stop_stage", "3"]  # fmt: skip
+    common = [
+        "--teacher_ckpt",
+        str(teacher),
+        "--student_ckpt",
+        str(student),
+        "--upstream_modes",
+        "frozen",
+        "--finetune_config",
+        "../../synth/kws_sv1/conf/finetune_tiny.yaml",
+        "--stop_stage",
+        "3",
+    ]
     d = copy_recipe(tmp_path, "speech_commands", "kws_sv1")
     run_recipe(d, "--corpus_dir", str(kws_sv_corpora / "SpeechCommands"), *common)
     counts = json.loads((d / "data" / "manifests" / "counts.json").read_text())
@@ -162,15 +216,45 @@ def test_speech_commands_and_voxceleb1_recipes_stages_1_to_3(kws_sv_corpora, tmp
 
 @pytest.mark.slow  # about 2 minutes
 def test_librispeech_ssl_recipe_stages_1_to_3(tiny_corpus, tmp_path):
-    corpus = _layout(tiny_corpus, tmp_path / "corpus", {
-        "train-clean-100": "train-clean-100", "dev-clean": "dev-clean", "dev-other": "dev-clean",
-        "test-clean": "test-clean", "test-other": "test-clean"})  # fmt: skip
+    corpus = _layout(
+        tiny_corpus,
+        tmp_path / "corpus",
+        {
+            "train-clean-100": "train-clean-100",
+            "dev-clean": "dev-clean",
+            "dev-other": "dev-clean",
+            "test-clean": "test-clean",
+            "test-other": "test-clean",
+        },
+    )
     d = copy_recipe(tmp_path, "librispeech", "ssl1")
-    run_recipe(d, "--corpus_dir", str(corpus), "--stop_stage", "3",
-               "--asr_opts", f"--corpus_dir {corpus} --train 100 {' '.join(SMALL[:4])} --num_leaves 50",
-               "--teacher_config", "../../synth/ssl1/conf/hubert_pretrain_tiny.yaml",
-               "--num_clusters", "20", "--train_overrides", "train.max_epochs=1 model.hidden=16")  # fmt: skip
+    run_recipe(
+        d,
+        "--corpus_dir",
+        str(corpus),
+        "--stop_stage",
+        "3",
+        "--asr_opts",
+        f"--corpus_dir {corpus} --train 100 {' '.join(SMALL[:4])} --num_leaves 50",
+        "--teacher_config",
+        "../../synth/ssl1/conf/hubert_pretrain_tiny.yaml",
+        "--num_clusters",
+        "20",
+        "--train_overrides",
+        "train.max_epochs=1 model.hidden=16",
+    )
     assert (d / "exp" / "train-clean-100" / "labels" / "labels.npz").is_file()
     assert (d / "exp" / "train-clean-100" / "teacher" / "model.pt").is_file()
-    assert len(load_manifest(d.parent / "asr1" / "data" / "train-clean-100" / "manifests" /
-                             "librispeech_supervisions_train-clean-100.jsonl.gz")) == TINY["train-clean-100"]  # fmt: skip
+    assert (
+        len(
+            load_manifest(
+                d.parent
+                / "asr1"
+                / "data"
+                / "train-clean-100"
+                / "manifests"
+                / "librispeech_supervisions_train-clean-100.jsonl.gz"
+            )
+        )
+        == TINY["train-clean-100"]
+    )

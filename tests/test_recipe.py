@@ -44,8 +44,14 @@ def _kill_9_in_stage_6_then_rerun(d):
     stage_6 = ["./run.sh", "--corpus_size", "tiny", "--stage", "6", "--stop_stage", "6"]
 
     def start(tag: str) -> subprocess.Popen:
-        return subprocess.Popen([*stage_6, "--tag", tag], cwd=d, env=env, text=True,
-                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT)  # fmt: skip
+        return subprocess.Popen(
+            [*stage_6, "--tag", tag],
+            cwd=d,
+            env=env,
+            text=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        )
 
     reference, killed = start("uninterrupted"), start("killed")
     exp = d / "exp" / "tiny" / "am_killed"
@@ -78,20 +84,39 @@ def _decode_another_corpus_with_the_trained_system(d):
     """A second tiny corpus (another seed of the generator) prepared, decoded and scored in a
     recipe of its own with the system the first one trained (--model_exp_dir, --model_data_dir),
     with the settings tuned on the first one's dev set."""
-    out = run_recipe(d, "--corpus_size", "tiny", "--corpus_seed", "7",
-                     "--local_data_opts", "--size tiny --seed 7 --out corpus/tiny_seed7",
-                     "--corpus_dir", "corpus/tiny_seed7/LibriSpeech", "--data_dir", "data/tiny_seed7",
-                     "--exp_dir", "exp/tiny_seed7", "--model_exp_dir", "exp/tiny",
-                     "--model_data_dir", "data/tiny", "--test_sets", "test-clean",
-                     "--results_file", "RESULTS_seed7.md")  # fmt: skip
+    out = run_recipe(
+        d,
+        "--corpus_size",
+        "tiny",
+        "--corpus_seed",
+        "7",
+        "--local_data_opts",
+        "--size tiny --seed 7 --out corpus/tiny_seed7",
+        "--corpus_dir",
+        "corpus/tiny_seed7/LibriSpeech",
+        "--data_dir",
+        "data/tiny_seed7",
+        "--exp_dir",
+        "exp/tiny_seed7",
+        "--model_exp_dir",
+        "exp/tiny",
+        "--model_data_dir",
+        "data/tiny",
+        "--test_sets",
+        "test-clean",
+        "--results_file",
+        "RESULTS_seed7.md",
+    )
     assert "Stages 3-7: the system of exp/tiny and data/tiny (--model_exp_dir)" in out
     ours = (d / "data" / "tiny_seed7" / "test_clean" / "text").read_text()
     assert ours != (d / "data" / "tiny" / "test_clean" / "text").read_text()  # other sentences
     results = (d / "RESULTS_seed7.md").read_text()
     assert "Decoded with the system of `exp/tiny`" in results
     am = "am_train_conformer_ctc_senone_tiny"
-    for row in (*(f"{am}/decode_test-clean_{m}" for m in ("greedy", "beam_lm", "tlg", "hclg")),
-                "align/tri/decode_test-clean_hclg"):  # fmt: skip
+    for row in (
+        *(f"{am}/decode_test-clean_{m}" for m in ("greedy", "beam_lm", "tlg", "hclg")),
+        "align/tri/decode_test-clean_hclg",
+    ):
         line = next(ln for ln in results.splitlines() if ln.startswith(f"|{row}|"))
         assert line.split("|")[2] == "10", row  # all 10 test utterances of the new corpus scored
     exp = d / "exp" / "tiny_seed7"
@@ -143,9 +168,14 @@ def test_tiny_recipe_end_to_end_then_rerun_from_stage_3(tiny_corpus, tmp_path):
     n_valid = len((d / "data" / "tiny" / "dev_clean" / "text").read_text().splitlines())
     assert n_targets + n_failed == 3 * n_train + n_valid  # speed-perturbed copies, valid set too
 
-    watched = [am / "model.pt", d / "data" / "tiny" / "fbank" / "cuts_test-clean.jsonl.gz",
-               d / "data" / "tiny" / "lang_bpe_100" / "bpe.model", am / "decode_test-clean_greedy" / "text",
-               d / "data" / "tiny" / "lang_phone" / "L.fst", align / "targets" / "senone.ark"]  # fmt: skip
+    watched = [
+        am / "model.pt",
+        d / "data" / "tiny" / "fbank" / "cuts_test-clean.jsonl.gz",
+        d / "data" / "tiny" / "lang_bpe_100" / "bpe.model",
+        am / "decode_test-clean_greedy" / "text",
+        d / "data" / "tiny" / "lang_phone" / "L.fst",
+        align / "targets" / "senone.ark",
+    ]
     mtimes = [p.stat().st_mtime_ns for p in watched]
     out = _run(d, "--stage", "3")
     assert "Stage 1" not in out and "Stage 2" not in out
@@ -173,9 +203,23 @@ def test_tiny_recipe_end_to_end_then_rerun_from_stage_3(tiny_corpus, tmp_path):
 
     bpe = next((d / "data" / "tiny").glob("lang_bpe_*/bpe.model"))
     hf = save_tiny_llama(tmp_path / "hf_lm", sentencepiece_tokenizer(bpe, tmp_path / "hf_tok"))
-    out = _run(d, "--stage", "5", "--stop_stage", "6", "--unit_lms", "monophone senone subword",
-               "--unit_lm_config", "conf/lm_unit_test.yaml", "--asr_config", "conf/train_kd_test.yaml",
-               "--tag", "kd_test", "--subword_lm_hf", str(hf))  # fmt: skip
+    out = _run(
+        d,
+        "--stage",
+        "5",
+        "--stop_stage",
+        "6",
+        "--unit_lms",
+        "monophone senone subword",
+        "--unit_lm_config",
+        "conf/lm_unit_test.yaml",
+        "--asr_config",
+        "conf/train_kd_test.yaml",
+        "--tag",
+        "kd_test",
+        "--subword_lm_hf",
+        str(hf),
+    )
     for unit in ("monophone", "senone", "subword"):
         ppl = (d / "exp" / "tiny" / "unit_lm" / unit / "ppl.yaml").read_text()
         assert "valid_perplexity" in ppl and f"{unit} LM" in out
@@ -194,9 +238,20 @@ def test_tiny_recipe_end_to_end_then_rerun_from_stage_3(tiny_corpus, tmp_path):
             + (f"model:\n{heads}" if heads else "")
             + "train: {max_epochs: 2, average_best: 1}\n"
         )
-    run_recipe(d, "--corpus_size", "tiny", "--configs", "none hier", "--units", "monophone senone",
-               "--seeds", "7", "--unit_lm_config", "conf/lm_unit_test.yaml",
-               script="local/run_kd_ablation.sh")  # fmt: skip
+    run_recipe(
+        d,
+        "--corpus_size",
+        "tiny",
+        "--configs",
+        "none hier",
+        "--units",
+        "monophone senone",
+        "--seeds",
+        "7",
+        "--unit_lm_config",
+        "conf/lm_unit_test.yaml",
+        script="local/run_kd_ablation.sh",
+    )
     table = (d / "exp" / "tiny" / "kd_ablation" / "table.md").read_text()
     assert "|kd_hier|" in table and "|kd_none|" in table and "### hclg, test-clean" in table
     results = (d / "RESULTS_tiny.md").read_text()

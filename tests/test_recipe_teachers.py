@@ -30,12 +30,23 @@ def _hf_teacher(path):
     from transformers import HubertConfig
     from transformers import HubertModel as HfHubertModel
 
-    config = HubertConfig(hidden_size=128, num_hidden_layers=3, num_attention_heads=2,
-                          intermediate_size=256, conv_dim=[c[0] for c in CONV],
-                          conv_kernel=[c[1] for c in CONV], conv_stride=[c[2] for c in CONV],
-                          num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=4,
-                          hidden_dropout=0.0, attention_dropout=0.0, activation_dropout=0.0,
-                          feat_proj_dropout=0.0, layerdrop=0.0, mask_time_prob=0.0)  # fmt: skip
+    config = HubertConfig(
+        hidden_size=128,
+        num_hidden_layers=3,
+        num_attention_heads=2,
+        intermediate_size=256,
+        conv_dim=[c[0] for c in CONV],
+        conv_kernel=[c[1] for c in CONV],
+        conv_stride=[c[2] for c in CONV],
+        num_conv_pos_embeddings=16,
+        num_conv_pos_embedding_groups=4,
+        hidden_dropout=0.0,
+        attention_dropout=0.0,
+        activation_dropout=0.0,
+        feat_proj_dropout=0.0,
+        layerdrop=0.0,
+        mask_time_prob=0.0,
+    )
     torch.manual_seed(0)
     HfHubertModel(config).eval().save_pretrained(path)
     return path
@@ -88,20 +99,47 @@ def test_own_teachers_of_every_format_through_the_recipes(tiny_corpus, kws_sv_co
     k = d.parent / "kws_sv1"  # copied with the rest of egs/synth
     (k / "corpus").mkdir(exist_ok=True)
     shutil.copytree(kws_sv_corpora, k / "corpus" / "tiny")
-    run_recipe(k, "--corpus_size", "tiny", "--teacher_ckpt", str(hf), "--student_ckpt",
-               str(exp / "distilhubert" / "model.pt"), "--upstream_modes", "frozen", "--setups",
-               "kws", "--stop_stage", "3")  # fmt: skip
+    run_recipe(
+        k,
+        "--corpus_size",
+        "tiny",
+        "--teacher_ckpt",
+        str(hf),
+        "--student_ckpt",
+        str(exp / "distilhubert" / "model.pt"),
+        "--upstream_modes",
+        "frozen",
+        "--setups",
+        "kws",
+        "--stop_stage",
+        "3",
+    )
     for name in ("teacher", "distilhubert"):
         assert (
             k / "exp" / "tiny" / "finetune" / name / "frozen" / "kws" / "results.json"
         ).is_file()
 
     # fairseq and torchaudio checkpoints: probed through stage 5, each in its own exp dir
-    teachers = {"fairseq": _fairseq_teacher(tmp_path / "checkpoint_best.pt"),
-                "torchaudio": _torchaudio_teacher(tmp_path / "hubert_torchaudio.pt")}  # fmt: skip
+    teachers = {
+        "fairseq": _fairseq_teacher(tmp_path / "checkpoint_best.pt"),
+        "torchaudio": _torchaudio_teacher(tmp_path / "hubert_torchaudio.pt"),
+    }
     for fmt, ckpt in teachers.items():
-        out = run_recipe(d, "--corpus_size", "tiny", "--teacher_ckpt", str(ckpt), "--exp_dir",
-                         f"exp/{fmt}", "--students", "", "--probe_tasks", "pr", "--stop_stage", "5")  # fmt: skip
+        out = run_recipe(
+            d,
+            "--corpus_size",
+            "tiny",
+            "--teacher_ckpt",
+            str(ckpt),
+            "--exp_dir",
+            f"exp/{fmt}",
+            "--students",
+            "",
+            "--probe_tasks",
+            "pr",
+            "--stop_stage",
+            "5",
+        )
         result = yaml.safe_load(
             (d / "exp" / fmt / "probe" / "teacher" / "pr" / "result.yaml").read_text()
         )

@@ -26,11 +26,21 @@ def upstream(tmp_path_factory):
 
 
 def _config(upstream, freeze=True):
-    return {"model": {"encoder": "conformer", "subsampling_conf": None,
-                      "ssl_frontend": {"upstream": str(upstream), "freeze": freeze},
-                      "senone_head": {"upsample": 4},
-                      "encoder_conf": {"output_size": 32, "attention_heads": 2, "linear_units": 64,
-                                       "num_blocks": 1, "cnn_module_kernel": 7}}}  # fmt: skip
+    return {
+        "model": {
+            "encoder": "conformer",
+            "subsampling_conf": None,
+            "ssl_frontend": {"upstream": str(upstream), "freeze": freeze},
+            "senone_head": {"upsample": 4},
+            "encoder_conf": {
+                "output_size": 32,
+                "attention_heads": 2,
+                "linear_units": 64,
+                "num_blocks": 1,
+                "cnn_module_kernel": 7,
+            },
+        }
+    }
 
 
 @pytest.mark.parametrize("freeze", [True, False])
@@ -64,14 +74,24 @@ def test_stage6_trains_and_scores_from_audio(aligned, tiny_features, upstream, t
     exp, _, cuts_file, _ = aligned
     cfg = merge_config(DEFAULT_CONFIG, _config(upstream))
     cfg["train"].update(max_epochs=2, average_best=1, max_duration=40, num_workers=0)
-    model_file = train(cfg, tmp_path / "am", cuts_file,
-                       tiny_features / "fbank" / "cuts_dev-clean.jsonl.gz",
-                       tiny_features / "lang_bpe_64", tiny_features / "fbank" / "cmvn.npz",
-                       targets_dir=exp / "targets")  # fmt: skip
+    model_file = train(
+        cfg,
+        tmp_path / "am",
+        cuts_file,
+        tiny_features / "fbank" / "cuts_dev-clean.jsonl.gz",
+        tiny_features / "lang_bpe_64",
+        tiny_features / "fbank" / "cmvn.npz",
+        targets_dir=exp / "targets",
+    )
     model, _ = load_model(model_file)
     assert model.takes_audio
-    scores = hybrid_scores(model_file, tiny_features / "fbank" / "cuts_dev-clean.jsonl.gz",
-                           model.senone_head.num_classes, "cpu", 60)  # fmt: skip
+    scores = hybrid_scores(
+        model_file,
+        tiny_features / "fbank" / "cuts_dev-clean.jsonl.gz",
+        model.senone_head.num_classes,
+        "cpu",
+        60,
+    )
     assert len(scores) == 10 and all(
         v.shape[1] == model.senone_head.num_classes for v in scores.values()
     )

@@ -29,8 +29,10 @@ from .test_hubert import tiny_config
 def test_weighted_sum_starts_as_the_mean_of_normalised_layers():
     layers = [torch.randn(2, 5, 8) * s + s for s in (1.0, 3.0, 10.0)]
     ws = WeightedSum(3)
-    normed = [(x - x.mean(-1, keepdim=True)) / (x.var(-1, unbiased=False, keepdim=True) + 1e-5).sqrt()
-              for x in layers]  # fmt: skip
+    normed = [
+        (x - x.mean(-1, keepdim=True)) / (x.var(-1, unbiased=False, keepdim=True) + 1e-5).sqrt()
+        for x in layers
+    ]
     torch.testing.assert_close(ws(layers), sum(normed) / 3, atol=1e-5, rtol=1e-5)
     with torch.no_grad():
         ws.weights.copy_(torch.tensor([0.0, 100.0, 0.0]))
@@ -125,8 +127,9 @@ def test_probes_train_on_a_frozen_upstream(tiny_features, caplog):
     assert asr["metric"] == "CER" and asr["test"] >= 0 and len(asr["dev_by_epoch"]) == 1
     assert set(asr["wer"]) == {"dev", "test"} and asr["wer"]["test"] >= 0
     # the CER counts letters: each test utterance's reference length is its text's, spaces out
-    letters = {c.id: len(" ".join(s.text for s in c.supervisions).replace(" ", ""))
-               for c in splits["test"]}  # fmt: skip
+    letters = {
+        c.id: len(" ".join(s.text for s in c.supervisions).replace(" ", "")) for c in splits["test"]
+    }
     assert {u: n for u, _, n in asr["test_utterances"]} == letters
     # per test utterance: (id, errors, reference length), which add up to the test score
     for result, count in ((asr, lambda e, n: e), (sid, lambda e, n: n - e)):

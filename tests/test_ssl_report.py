@@ -17,19 +17,55 @@ from espnet_distill.ssl.report import (
 )
 
 SCORES = {  # upstream: {task: (metric, test, dev)}
-    "teacher": {"asr": ("WER", 40.0, 42.0), "pr": ("PER", 20.0, 21.0), "sid": ("accuracy", 90.0, 88.0)},
-    "distilhubert": {"asr": ("WER", 45.0, 47.0), "pr": ("PER", 22.0, 23.0), "sid": ("accuracy", 85.0, 84.0)},
-    "lstm_kd": {"asr": ("WER", 44.0, 45.0), "pr": ("PER", 25.0, 26.0), "sid": ("accuracy", 70.0, 71.0)},
+    "teacher": {
+        "asr": ("WER", 40.0, 42.0),
+        "pr": ("PER", 20.0, 21.0),
+        "sid": ("accuracy", 90.0, 88.0),
+    },
+    "distilhubert": {
+        "asr": ("WER", 45.0, 47.0),
+        "pr": ("PER", 22.0, 23.0),
+        "sid": ("accuracy", 85.0, 84.0),
+    },
+    "lstm_kd": {
+        "asr": ("WER", 44.0, 45.0),
+        "pr": ("PER", 25.0, 26.0),
+        "sid": ("accuracy", 70.0, 71.0),
+    },
     # DKD: better ASR than KD on test, worse on dev
-    "lstm_dkd": {"asr": ("WER", 43.0, 46.0), "pr": ("PER", 24.0, 25.0), "sid": ("accuracy", 72.0, 70.0)},
+    "lstm_dkd": {
+        "asr": ("WER", 43.0, 46.0),
+        "pr": ("PER", 24.0, 25.0),
+        "sid": ("accuracy", 72.0, 70.0),
+    },
     # deep better on ASR; not on PR; wide better on SID on dev only
-    "deep": {"asr": ("WER", 41.0, 43.0), "pr": ("PER", 23.0, 24.0), "sid": ("accuracy", 80.0, 79.0)},
-    "wide": {"asr": ("WER", 48.0, 49.0), "pr": ("PER", 22.0, 23.0), "sid": ("accuracy", 78.0, 82.0)},
-}  # fmt: skip
-PARAMS = {"teacher": 8_000_000, "distilhubert": 2_000_000, "lstm_kd": 1_000_000,
-          "lstm_dkd": 1_000_000, "deep": 2_000_000, "wide": 2_000_000}  # fmt: skip
-SECONDS = {"teacher": 4.0, "distilhubert": 1.0, "lstm_kd": 0.5, "lstm_dkd": 0.5, "deep": 1.6,
-           "wide": 0.8}  # fmt: skip
+    "deep": {
+        "asr": ("WER", 41.0, 43.0),
+        "pr": ("PER", 23.0, 24.0),
+        "sid": ("accuracy", 80.0, 79.0),
+    },
+    "wide": {
+        "asr": ("WER", 48.0, 49.0),
+        "pr": ("PER", 22.0, 23.0),
+        "sid": ("accuracy", 78.0, 82.0),
+    },
+}
+PARAMS = {
+    "teacher": 8_000_000,
+    "distilhubert": 2_000_000,
+    "lstm_kd": 1_000_000,
+    "lstm_dkd": 1_000_000,
+    "deep": 2_000_000,
+    "wide": 2_000_000,
+}
+SECONDS = {
+    "teacher": 4.0,
+    "distilhubert": 1.0,
+    "lstm_kd": 0.5,
+    "lstm_dkd": 0.5,
+    "deep": 1.6,
+    "wide": 0.8,
+}
 
 
 def _rows(tmp_path):
@@ -68,8 +104,9 @@ def test_the_asr_probes_wer_gets_its_own_column(tmp_path):
 
 
 def test_claims_follow_the_direction_of_each_comparison(tmp_path):
-    claims = paper_claims(_rows(tmp_path), {"distilhubert": 2, "deep": 4, "wide": 1},
-                          ["asr", "pr", "sid"])  # fmt: skip
+    claims = paper_claims(
+        _rows(tmp_path), {"distilhubert": 2, "deep": 4, "wide": 1}, ["asr", "pr", "sid"]
+    )
     text = "\n".join(claims)
     assert "75% fewer parameters, 4.0x the teacher's speed" in claims[0]
     lstm_dkd = next(c for c in claims if c.startswith("- lstm_dkd vs DistilHuBERT"))
@@ -102,8 +139,9 @@ def test_claims_without_their_upstreams_are_left_out(tmp_path):
 def _test_scores(tmp_path, name: str, task: str, errors: list[int], length: int = 10) -> None:
     d = tmp_path / name / task
     d.mkdir(parents=True, exist_ok=True)
-    (d / "test_scores.tsv").write_text("".join(f"u{i:03d}\t{e}\t{length}\n"
-                                               for i, e in enumerate(errors)))  # fmt: skip
+    (d / "test_scores.tsv").write_text(
+        "".join(f"u{i:03d}\t{e}\t{length}\n" for i, e in enumerate(errors))
+    )
 
 
 def test_claims_say_whether_the_test_difference_is_significant(tmp_path):
@@ -119,16 +157,22 @@ def test_claims_say_whether_the_test_difference_is_significant(tmp_path):
     _test_scores(tmp_path, "wide", "sid", [1] * 60 + [0] * 140, length=1)  # SID: wrong or right
     _test_scores(tmp_path, "deep", "sid", [1] * 20 + [0] * 180, length=1)
     claims = "\n".join(paper_claims(rows, {"deep": 4, "wide": 1}, ["asr", "pr", "sid"], tmp_path))
-    assert "(dev 43.0 vs 49.0): holds on test and dev, on test significant (paired bootstrap, " \
-           "200 test utterances, p = 0.000)" in claims  # fmt: skip
+    assert (
+        "(dev 43.0 vs 49.0): holds on test and dev, on test significant (paired bootstrap, "
+        "200 test utterances, p = 0.000)" in claims
+    )
     expected = paired_bootstrap(np.roll(noise, 1), noise, np.full(200, 10), n_boot=2000)
     assert 0.05 < expected["p_not_better"] < 0.95
-    assert (f"PR PER lstm_dkd 24.0 vs lstm_kd 25.0 (dev 25.0 vs 26.0): holds on test and dev, on "
-            f"test not significant (paired bootstrap, 200 test utterances, "
-            f"p = {expected['p_not_better']:.3f})") in claims  # fmt: skip
-    assert "SID accuracy wide 78.0 vs deep 80.0 (dev 82.0 vs 79.0): holds on dev only, on test " \
-           "the opposite is significant (paired bootstrap, 200 test utterances, p = 1.000; p of " \
-           "the opposite = 0.000)" in claims  # fmt: skip
+    assert (
+        f"PR PER lstm_dkd 24.0 vs lstm_kd 25.0 (dev 25.0 vs 26.0): holds on test and dev, on "
+        f"test not significant (paired bootstrap, 200 test utterances, "
+        f"p = {expected['p_not_better']:.3f})"
+    ) in claims
+    assert (
+        "SID accuracy wide 78.0 vs deep 80.0 (dev 82.0 vs 79.0): holds on dev only, on test "
+        "the opposite is significant (paired bootstrap, 200 test utterances, p = 1.000; p of "
+        "the opposite = 0.000)" in claims
+    )
     # no per-utterance scores, or scores of different utterances: no significance claimed
     assert "ASR WER lstm_dkd 43.0 vs lstm_kd 44.0 (dev 46.0 vs 45.0): holds on test only;" in claims
     _test_scores(tmp_path, "lstm_kd", "asr", [1] * 10)

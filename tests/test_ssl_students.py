@@ -36,8 +36,11 @@ def test_select_layers_picks_the_teacher_layer_outputs(teacher):
         ref, _ = teacher.wav2vec2.extract_features(wave)
     picked = select_layers(states, [2, 4])
     assert torch.equal(picked[0], ref[1]) and torch.equal(picked[1], ref[3])
-    with pytest.raises(ValueError, match=r"teacher layers \[0, 5\] out of range: the teacher has "
-                                         r"layers 1..4"):  # fmt: skip
+    with pytest.raises(
+        ValueError,
+        match=r"teacher layers \[0, 5\] out of range: the teacher has "
+        r"layers 1..4",
+    ):
         select_layers(states, [0, 2, 5])
 
 
@@ -107,8 +110,10 @@ def test_width_for_budget_matches_the_parameter_count(teacher):
     budget = count_parameters(HubertModel(transformer_config(teacher.config, 2)))
     for layers in (1, 4):
         width, params = width_for_budget(teacher.config, layers, budget)
-        near = [count_parameters(HubertModel(transformer_config(teacher.config, layers, w)))
-                for w in (width - 8, width + 8)]  # fmt: skip
+        near = [
+            count_parameters(HubertModel(transformer_config(teacher.config, layers, w)))
+            for w in (width - 8, width + 8)
+        ]
         assert abs(params - budget) <= min(abs(p - budget) for p in near)
         assert abs(params - budget) / budget < 0.05, (layers, width, params, budget)
     deep, _ = width_for_budget(teacher.config, 4, budget)

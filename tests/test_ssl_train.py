@@ -45,9 +45,17 @@ train: {max_epochs: 3, max_duration: 30, crop_seconds: 3.0, num_workers: 0}
 def labels_dir(tiny_features, tmp_path_factory):
     out = tmp_path_factory.mktemp("ssl_labels")
     fbank = tiny_features / "fbank"
-    argv = ["--fit-cuts", str(fbank / "cuts_train-clean-100.jsonl.gz"), "--cuts",
-            str(fbank / "cuts_train-clean-100.jsonl.gz"), str(fbank / "cuts_dev-clean.jsonl.gz"),
-            "--num-clusters", "16", "--out-dir", str(out)]  # fmt: skip
+    argv = [
+        "--fit-cuts",
+        str(fbank / "cuts_train-clean-100.jsonl.gz"),
+        "--cuts",
+        str(fbank / "cuts_train-clean-100.jsonl.gz"),
+        str(fbank / "cuts_dev-clean.jsonl.gz"),
+        "--num-clusters",
+        "16",
+        "--out-dir",
+        str(out),
+    ]
     assert ssl_labels.main(argv) == 0
     return out
 
@@ -71,9 +79,18 @@ def teacher_path(labels_dir, tiny_features, tmp_path_factory):
     out = tmp_path_factory.mktemp("hubert")
     (out / "conf.yaml").write_text(TINY_HUBERT)
     fbank = tiny_features / "fbank"
-    argv = ["--config", str(out / "conf.yaml"), "--train-cuts", str(fbank / "cuts_train-clean-100.jsonl.gz"),
-            "--valid-cuts", str(fbank / "cuts_dev-clean.jsonl.gz"), "--labels",
-            str(labels_dir / "labels.npz"), "--exp-dir", str(out / "exp")]  # fmt: skip
+    argv = [
+        "--config",
+        str(out / "conf.yaml"),
+        "--train-cuts",
+        str(fbank / "cuts_train-clean-100.jsonl.gz"),
+        "--valid-cuts",
+        str(fbank / "cuts_dev-clean.jsonl.gz"),
+        "--labels",
+        str(labels_dir / "labels.npz"),
+        "--exp-dir",
+        str(out / "exp"),
+    ]
     assert train_ssl.main(argv) == 0
     return out / "exp" / "model.pt"
 
@@ -96,21 +113,32 @@ def test_pretrained_teacher_learns_the_masked_labels(teacher_path):
     assert load_upstream(teacher_path).num_classes == 16
 
 
-@pytest.mark.parametrize("mode,model", [
-    ("distilhubert", "{num_layers: 1, target_layers: [1, 2]}"),
-    ("kd", "{hidden: 16, num_layers: 1, kd_warmup_steps: 5}"),
-    ("dkd", "{hidden: 16, num_layers: 1, kd_warmup_steps: 5, cnn_channel_ratio: 0.5}"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "mode,model",
+    [
+        ("distilhubert", "{num_layers: 1, target_layers: [1, 2]}"),
+        ("kd", "{hidden: 16, num_layers: 1, kd_warmup_steps: 5}"),
+        ("dkd", "{hidden: 16, num_layers: 1, kd_warmup_steps: 5, cnn_channel_ratio: 0.5}"),
+    ],
+)
 def test_students_distil_the_teacher(teacher_path, tiny_features, tmp_path, mode, model):
     (tmp_path / "conf.yaml").write_text(
         f"mode: {mode}\nmodel: {model}\noptim: {{lr: 0.003, warmup_steps: 5}}\n"
         "train: {max_epochs: 5, max_duration: 30, crop_seconds: 3.0, num_workers: 0}\n"
     )
     fbank = tiny_features / "fbank"
-    argv = ["--config", str(tmp_path / "conf.yaml"), "--train-cuts",
-            str(fbank / "cuts_train-clean-100.jsonl.gz"), "--valid-cuts",
-            str(fbank / "cuts_dev-clean.jsonl.gz"), "--teacher", str(teacher_path),
-            "--exp-dir", str(tmp_path / "exp")]  # fmt: skip
+    argv = [
+        "--config",
+        str(tmp_path / "conf.yaml"),
+        "--train-cuts",
+        str(fbank / "cuts_train-clean-100.jsonl.gz"),
+        "--valid-cuts",
+        str(fbank / "cuts_dev-clean.jsonl.gz"),
+        "--teacher",
+        str(teacher_path),
+        "--exp-dir",
+        str(tmp_path / "exp"),
+    ]
     assert train_ssl.main(argv) == 0
     loss = _scalars(tmp_path / "exp", "valid_loss")
     assert len(loss) == 5
@@ -136,10 +164,18 @@ def test_kd_needs_a_teacher_with_a_prediction_head(tmp_path, tiny_features, teac
     headless.save(tmp_path / "headless.pt")
     (tmp_path / "conf.yaml").write_text("mode: kd\nmodel: {hidden: 8}\n")
     fbank = tiny_features / "fbank"
-    argv = ["--config", str(tmp_path / "conf.yaml"), "--train-cuts",
-            str(fbank / "cuts_train-clean-100.jsonl.gz"), "--valid-cuts",
-            str(fbank / "cuts_dev-clean.jsonl.gz"), "--teacher", str(tmp_path / "headless.pt"),
-            "--exp-dir", str(tmp_path / "exp")]  # fmt: skip
+    argv = [
+        "--config",
+        str(tmp_path / "conf.yaml"),
+        "--train-cuts",
+        str(fbank / "cuts_train-clean-100.jsonl.gz"),
+        "--valid-cuts",
+        str(fbank / "cuts_dev-clean.jsonl.gz"),
+        "--teacher",
+        str(tmp_path / "headless.pt"),
+        "--exp-dir",
+        str(tmp_path / "exp"),
+    ]
     assert train_ssl.main(argv) == 1
 
 
@@ -180,8 +216,11 @@ def test_unmasked_prediction_weight_adds_the_unmasked_frames_loss():
     module = SslLitModule(config, total_steps=10, num_classes=8)
     assert module.nomask_weight == 0.5
     audio = torch.randn(2, 16000)
-    batch = {"audio": audio, "lengths": torch.tensor([16000, 12000]),
-             "labels": torch.randint(0, 8, (2, 49))}  # fmt: skip
+    batch = {
+        "audio": audio,
+        "lengths": torch.tensor([16000, 12000]),
+        "labels": torch.randint(0, 8, (2, 49)),
+    }
     torch.manual_seed(3)
     with_unmasked = module._pretrain_step(batch, "train")
     module.nomask_weight = 0.0

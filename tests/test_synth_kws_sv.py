@@ -184,11 +184,15 @@ def test_speech_commands_bad_layouts_are_named(corpora, tmp_path):
 def test_voxceleb_trials_naming_missing_utterances_are_errors(corpora, tmp_path):
     root = _copy(corpora / "VoxCeleb1", tmp_path / "vox")
     trials = (root / "veri_test.txt").read_text().splitlines()
-    (root / "veri_test.txt").write_text("\n".join([*trials, "1 id10009/nope/00001.wav " +
-                                                   trials[0].split()[1], "1 two"]) + "\n")  # fmt: skip
+    (root / "veri_test.txt").write_text(
+        "\n".join([*trials, "1 id10009/nope/00001.wav " + trials[0].split()[1], "1 two"]) + "\n"
+    )
     n = len(trials)
-    with pytest.raises(CorpusError, match=rf"2 bad trial line\(s\): .*veri_test.txt:{n + 1}: "
-                       rf"id10009/nope/00001.wav not in the corpus; .*:{n + 2}: expected"):  # fmt: skip
+    with pytest.raises(
+        CorpusError,
+        match=rf"2 bad trial line\(s\): .*veri_test.txt:{n + 1}: "
+        rf"id10009/nope/00001.wav not in the corpus; .*:{n + 2}: expected",
+    ):
         prepare_voxceleb1(root, tmp_path / "out")
     meta = (root / "vox1_meta.csv").read_text().splitlines()
     (root / "vox1_meta.csv").write_text("\n".join(meta[:-1]) + "\n")

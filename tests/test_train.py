@@ -43,9 +43,13 @@ def _dataset_loss(model, data) -> float:
 
 def _train(data, exp, cfg):
     return train(
-        cfg, exp, data / "fbank" / "cuts_train-clean-100.jsonl.gz", data / "fbank" / "cuts_dev-clean.jsonl.gz",
-        data / "lang_bpe_64", data / "fbank" / "cmvn.npz",
-    )  # fmt: skip
+        cfg,
+        exp,
+        data / "fbank" / "cuts_train-clean-100.jsonl.gz",
+        data / "fbank" / "cuts_dev-clean.jsonl.gz",
+        data / "lang_bpe_64",
+        data / "fbank" / "cmvn.npz",
+    )
 
 
 def test_training_decreases_loss_and_resumes_from_checkpoint(
@@ -114,5 +118,14 @@ def test_linear_warmup_decay_schedule_by_hand():
     f = LinearWarmupDecay(warmup=4, total=10)
     # steps are 0-based: step s uses factor min((s+1)/4, (10-(s+1))/6)
     assert [round(f(s), 4) for s in range(10)] == [
-        0.25, 0.5, 0.75, 1.0, 0.8333, 0.6667, 0.5, 0.3333, 0.1667, 0.0,
-    ]  # fmt: skip
+        0.25,
+        0.5,
+        0.75,
+        1.0,
+        0.8333,
+        0.6667,
+        0.5,
+        0.3333,
+        0.1667,
+        0.0,
+    ]

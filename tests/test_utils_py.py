@@ -40,8 +40,9 @@ def test_full_disk_is_one_error_line():
     assert r.stderr.strip().splitlines() == ["-c: cannot write: No space left on device"]
 
 
-def test_full_disk_during_feature_export_names_the_file_and_leaves_nothing(tiny_features, tmp_path,
-                                                                          monkeypatch):  # fmt: skip
+def test_full_disk_during_feature_export_names_the_file_and_leaves_nothing(
+    tiny_features, tmp_path, monkeypatch
+):
     """ENOSPC in the middle of the Kaldi feats.ark: the error names it, and neither a partial
     archive nor an empty feats.scp is left for a rerun to trust."""
     import errno
@@ -89,8 +90,11 @@ def test_bad_kaldi_offset_says_what_is_wrong(tmp_path):
     kaldiio.save_ark(str(ark), {"a": np.zeros((3, 4), dtype=np.float32)}, scp=str(tmp_path / "s"))
     size = ark.stat().st_size
     assert load_kaldi_matrix(f"{ark}:2").shape == (3, 4)
-    with pytest.raises(ValueError, match=rf"^{ark}:99999: offset 99999 is past the end of the "
-                                         rf"{size}-byte archive$"):  # fmt: skip
+    with pytest.raises(
+        ValueError,
+        match=rf"^{ark}:99999: offset 99999 is past the end of the "
+        rf"{size}-byte archive$",
+    ):
         load_kaldi_matrix(f"{ark}:99999")
     with pytest.raises(ValueError, match=rf"^{ark}:7: no Kaldi matrix at offset 7 \(.+\)$"):
         load_kaldi_matrix(f"{ark}:7")
@@ -98,8 +102,9 @@ def test_bad_kaldi_offset_says_what_is_wrong(tmp_path):
         load_kaldi_matrix(f"{tmp_path / 'nope.ark'}:2")
 
 
-def test_full_disk_in_a_feature_job_stops_it_instead_of_rejecting_every_cut(tiny_features,
-                                                                           tmp_path, monkeypatch):  # fmt: skip
+def test_full_disk_in_a_feature_job_stops_it_instead_of_rejecting_every_cut(
+    tiny_features, tmp_path, monkeypatch
+):
     """A feature job skips and lists cuts whose audio fails to decode; a full disk is no such
     cut: before, every cut after it was listed as 'cannot compute features (OSError: ...)'."""
     import errno

@@ -169,8 +169,22 @@ def fake_sbatch(tmp_path):
 
 
 def test_slurm_pl_runs_array_job_with_run_pl_interface(tmp_path, fake_sbatch):
-    r = _run([UTILS / "slurm.pl", "--mem", "2G", "--num-threads", "2", "JOB=1:3", tmp_path / "log" / "s.JOB.log",
-              "echo", "task", "JOB"], env=fake_sbatch, cwd=tmp_path)  # fmt: skip
+    r = _run(
+        [
+            UTILS / "slurm.pl",
+            "--mem",
+            "2G",
+            "--num-threads",
+            "2",
+            "JOB=1:3",
+            tmp_path / "log" / "s.JOB.log",
+            "echo",
+            "task",
+            "JOB",
+        ],
+        env=fake_sbatch,
+        cwd=tmp_path,
+    )
     assert r.returncode == 0, r.stderr
     submitted = (tmp_path / "sbatch.log").read_text()
     assert "array=1-3" in submitted and "--mem=2G" in submitted and "--cpus-per-task=2" in submitted
@@ -180,8 +194,18 @@ def test_slurm_pl_runs_array_job_with_run_pl_interface(tmp_path, fake_sbatch):
 
 
 def test_slurm_pl_failure_names_failed_log(tmp_path, fake_sbatch):
-    r = _run([UTILS / "slurm.pl", "JOB=1:3", tmp_path / "log" / "f.JOB.log", "bash", "-c", "[ JOB -ne 2 ]"],
-             env=fake_sbatch, cwd=tmp_path)  # fmt: skip
+    r = _run(
+        [
+            UTILS / "slurm.pl",
+            "JOB=1:3",
+            tmp_path / "log" / "f.JOB.log",
+            "bash",
+            "-c",
+            "[ JOB -ne 2 ]",
+        ],
+        env=fake_sbatch,
+        cwd=tmp_path,
+    )
     assert r.returncode == 1
     assert "1 / 3 failed" in r.stderr and f"{tmp_path}/log/f.2.log" in r.stderr
 
@@ -212,8 +236,15 @@ def test_split_scp_even_parts_and_speaker_grouping(tmp_path):
 
 
 def _check_output_dir(path, need_mb: int) -> subprocess.CompletedProcess:
-    return _run(["bash", "-c", f'. {UTILS}/recipe_lib.sh; check_output_dir "$1" {need_mb}; echo ok',
-                 "_", path])  # fmt: skip
+    return _run(
+        [
+            "bash",
+            "-c",
+            f'. {UTILS}/recipe_lib.sh; check_output_dir "$1" {need_mb}; echo ok',
+            "_",
+            path,
+        ]
+    )
 
 
 def test_check_output_dir_names_the_problem_before_work(tmp_path):
@@ -226,8 +257,11 @@ def test_check_output_dir_names_the_problem_before_work(tmp_path):
     assert f"Error: cannot create {blocker}/exp (" in r.stdout and "Not a directory" in r.stdout
     r = _check_output_dir("/proc/self", 1)  # a directory no one can create files in, root included
     assert r.returncode == 1 and r.stdout.rstrip().endswith("Error: /proc/self is not writable")
-    free_mb = int(subprocess.run(["df", "-Pm", str(tmp_path)], capture_output=True, text=True)
-                  .stdout.splitlines()[1].split()[3])  # fmt: skip
+    free_mb = int(
+        subprocess.run(["df", "-Pm", str(tmp_path)], capture_output=True, text=True)
+        .stdout.splitlines()[1]
+        .split()[3]
+    )
     r = _check_output_dir(tmp_path, free_mb + 10**6)
     assert r.returncode == 1
     assert r.stdout.rstrip().endswith(
@@ -241,8 +275,11 @@ def test_claim_dir_lets_one_of_two_parallel_runs_take_a_job_and_frees_it_when_th
     job = tmp_path / "exp" / "probe" / "teacher" / "asr"
     claim = f'. {UTILS}/recipe_lib.sh; if claim_dir "$1"; then echo claimed; else echo busy; fi'
     # a first run claims the job and starts a long one, which inherits the lock; the run exits
-    holder = subprocess.Popen(["bash", "-c", claim + '; sleep 30 & echo "$!" > "$1/pid"',
-                               "_", str(job)], stdout=subprocess.PIPE, text=True)  # fmt: skip
+    holder = subprocess.Popen(
+        ["bash", "-c", claim + '; sleep 30 & echo "$!" > "$1/pid"', "_", str(job)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     assert holder.stdout.readline() == "claimed\n"
     holder.wait()
     assert _run(["bash", "-c", claim, "_", job]).stdout == "busy\n"
@@ -264,8 +301,20 @@ def test_slurm_pl_multi_node_training_runs_one_srun_job(tmp_path, fake_sbatch):
         '#!/usr/bin/env bash\necho "srun ${SLURM_NTASKS:-?}" >> "$FAKE_SBATCH_LOG"\n"$@"\n'
     )
     srun.chmod(0o755)
-    r = _run([UTILS / "slurm.pl", "--gpu", "4", "--num-nodes", "2", tmp_path / "log" / "train.log",
-              "echo", "training"], env=fake_sbatch, cwd=tmp_path)  # fmt: skip
+    r = _run(
+        [
+            UTILS / "slurm.pl",
+            "--gpu",
+            "4",
+            "--num-nodes",
+            "2",
+            tmp_path / "log" / "train.log",
+            "echo",
+            "training",
+        ],
+        env=fake_sbatch,
+        cwd=tmp_path,
+    )
     assert r.returncode == 0, r.stderr
     submitted = (tmp_path / "sbatch.log").read_text().splitlines()
     for opt in ("--nodes=2", "--ntasks-per-node=4", "--gres=gpu:4"):
@@ -275,8 +324,11 @@ def test_slurm_pl_multi_node_training_runs_one_srun_job(tmp_path, fake_sbatch):
     # run.pl takes the same options (and ignores them on one machine)
     r = _run([UTILS / "run.pl", "--gpu", "0", "--num-nodes", "1", tmp_path / "r.log", "echo", "ok"])
     assert r.returncode == 0 and "ok" in (tmp_path / "r.log").read_text()
-    r = _run([UTILS / "slurm.pl", "--gpu", "2", "JOB=1:2", tmp_path / "x.JOB.log", "true"],
-             env=fake_sbatch, cwd=tmp_path)  # fmt: skip
+    r = _run(
+        [UTILS / "slurm.pl", "--gpu", "2", "JOB=1:2", tmp_path / "x.JOB.log", "true"],
+        env=fake_sbatch,
+        cwd=tmp_path,
+    )
     assert r.returncode != 0 and "multi-process training runs one job" in r.stderr
 
 
@@ -329,8 +381,9 @@ def test_supervise_stops_every_job_on_sigterm_and_sigint(tmp_path, signal_name):
         signal.signal(signal.SIGINT, signal.SIG_DFL)
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
-    proc = subprocess.Popen([_supervised(tmp_path)], stderr=subprocess.PIPE, text=True,
-                            preexec_fn=default_signals)  # fmt: skip
+    proc = subprocess.Popen(
+        [_supervised(tmp_path)], stderr=subprocess.PIPE, text=True, preexec_fn=default_signals
+    )
     pids = _pids(tmp_path)
     proc.send_signal(getattr(signal, signal_name))
     assert proc.wait(timeout=20) == (143 if signal_name == "SIGTERM" else 130)
@@ -340,8 +393,9 @@ def test_supervise_stops_every_job_on_sigterm_and_sigint(tmp_path, signal_name):
 
 def test_supervise_stops_every_job_when_its_parent_is_killed(tmp_path):
     """kill -9 of the run.sh that started the engine (a SIGKILL nobody can trap)."""
-    parent = subprocess.Popen(["bash", "-c", f"{_supervised(tmp_path)}; echo never"],
-                              stderr=subprocess.DEVNULL)  # fmt: skip
+    parent = subprocess.Popen(
+        ["bash", "-c", f"{_supervised(tmp_path)}; echo never"], stderr=subprocess.DEVNULL
+    )
     pids = _pids(tmp_path)
     parent.kill()
     parent.wait()

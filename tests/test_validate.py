@@ -28,10 +28,16 @@ def _wav(path, seconds=1.0, sr=SR, channels=1, subtype="PCM_16", nan=False):
 
 def _rec(rid, path, sr=SR, seconds=1.0, channels=1):
     n = int(seconds * sr)
-    return Recording.from_dict({
-        "id": rid, "sources": [{"type": "file", "channels": list(range(channels)), "source": str(path)}],
-        "sampling_rate": sr, "num_samples": n, "duration": n / sr, "channel_ids": list(range(channels)),
-    })  # fmt: skip
+    return Recording.from_dict(
+        {
+            "id": rid,
+            "sources": [{"type": "file", "channels": list(range(channels)), "source": str(path)}],
+            "sampling_rate": sr,
+            "num_samples": n,
+            "duration": n / sr,
+            "channel_ids": list(range(channels)),
+        }
+    )
 
 
 def _sup(sid, rid, text, start=0.0, duration=1.0):
@@ -61,10 +67,18 @@ def bad_manifests(tmp_path):
     (a / "empty.wav").write_bytes(b"")
     bad("empty", "empty audio file, 0 bytes", path=a / "empty.wav")
     bad("short", "too short: 0.050 s < 0.1 s", path=_wav(a / "short.wav", 0.05), seconds=0.05)
-    bad("rate8k", "sample rate 8000 in the manifest, expected 16000",
-        path=_wav(a / "r8k.wav", sr=8000), sr=8000)  # fmt: skip
-    bad("stereo", "2 channels in the manifest, expected 1",
-        path=_wav(a / "stereo.wav", channels=2), channels=2)  # fmt: skip
+    bad(
+        "rate8k",
+        "sample rate 8000 in the manifest, expected 16000",
+        path=_wav(a / "r8k.wav", sr=8000),
+        sr=8000,
+    )
+    bad(
+        "stereo",
+        "2 channels in the manifest, expected 1",
+        path=_wav(a / "stereo.wav", channels=2),
+        channels=2,
+    )
     bad("nan", "1 NaN/inf samples", path=_wav(a / "nan.wav", subtype="FLOAT", nan=True))
     bad(
         "truncated",
@@ -96,8 +110,11 @@ def bad_manifests(tmp_path):
 
 
 def _run(*args):
-    return subprocess.run([sys.executable, "-m", "espnet_distill.bin.validate_data", *map(str, args)],
-                          capture_output=True, text=True)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-m", "espnet_distill.bin.validate_data", *map(str, args)],
+        capture_output=True,
+        text=True,
+    )
 
 
 def test_every_problem_is_named_and_fix_keeps_the_rest(bad_manifests):
@@ -110,8 +127,18 @@ def test_every_problem_is_named_and_fix_keeps_the_rest(bad_manifests):
     # nothing changed without --fix
     assert len(load_manifest(d / "x_supervisions_dev.jsonl.gz")) == len(before)
 
-    r = _run("--manifest-dir", d, "--parts", "dev", "train", "--prefix", "x", "--vocab-part",
-             "train", "--fix")  # fmt: skip
+    r = _run(
+        "--manifest-dir",
+        d,
+        "--parts",
+        "dev",
+        "train",
+        "--prefix",
+        "x",
+        "--vocab-part",
+        "train",
+        "--fix",
+    )
     assert r.returncode == 0, r.stderr
     lines = (d / "rejected_dev.txt").read_text().splitlines()
     assert len(lines) == len(expected)
@@ -140,8 +167,20 @@ def test_every_problem_is_named_and_fix_keeps_the_rest(bad_manifests):
 
 def test_oov_threshold_and_missing_part_are_errors(bad_manifests):
     d, _ = bad_manifests
-    r = _run("--manifest-dir", d, "--parts", "dev", "train", "--prefix", "x", "--vocab-part",
-             "train", "--fix", "--max-oov-rate", "0.1")  # fmt: skip
+    r = _run(
+        "--manifest-dir",
+        d,
+        "--parts",
+        "dev",
+        "train",
+        "--prefix",
+        "x",
+        "--vocab-part",
+        "train",
+        "--fix",
+        "--max-oov-rate",
+        "0.1",
+    )
     assert r.returncode == 1 and "dev: OOV rate 0.1250 > --max-oov-rate 0.1" in r.stderr
     r = _run("--manifest-dir", d, "--parts", "test", "--prefix", "x")
     assert r.returncode == 1

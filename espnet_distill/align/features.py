@@ -31,8 +31,13 @@ def add_deltas(feats: np.ndarray, order: int = 2, window: int = 2) -> np.ndarray
     for _ in range(order):
         padded = np.pad(prev, ((window, window), (0, 0)), mode="edge")
         t = len(prev)
-        delta = sum(i * (padded[window + i : window + i + t] - padded[window - i : window - i + t])
-                    for i in range(1, window + 1)) / denom  # fmt: skip
+        delta = (
+            sum(
+                i * (padded[window + i : window + i + t] - padded[window - i : window - i + t])
+                for i in range(1, window + 1)
+            )
+            / denom
+        )
         outs.append(delta)
         prev = delta
     return np.concatenate(outs, axis=1).astype(np.float32)

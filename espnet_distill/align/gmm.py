@@ -19,8 +19,14 @@ LOG_2PI = math.log(2.0 * math.pi)
 class GmmSet:
     """``num_pdfs`` diagonal GMMs over ``dim``-d features."""
 
-    def __init__(self, means: np.ndarray, variances: np.ndarray, weights: np.ndarray,
-                 owner: np.ndarray, num_pdfs: int) -> None:  # fmt: skip
+    def __init__(
+        self,
+        means: np.ndarray,
+        variances: np.ndarray,
+        weights: np.ndarray,
+        owner: np.ndarray,
+        num_pdfs: int,
+    ) -> None:
         self.means = means.astype(np.float64)  # (G, D)
         self.vars = variances.astype(np.float64)  # (G, D)
         self.weights = weights.astype(np.float64)  # (G,), sums to 1 within each pdf
@@ -34,8 +40,13 @@ class GmmSet:
     @classmethod
     def single(cls, mean: np.ndarray, var: np.ndarray, num_pdfs: int) -> GmmSet:
         """Every pdf one Gaussian at the global mean and variance (Kaldi's gmm-init-mono)."""
-        return cls(np.tile(mean, (num_pdfs, 1)), np.tile(var, (num_pdfs, 1)), np.ones(num_pdfs),
-                   np.arange(num_pdfs), num_pdfs)  # fmt: skip
+        return cls(
+            np.tile(mean, (num_pdfs, 1)),
+            np.tile(var, (num_pdfs, 1)),
+            np.ones(num_pdfs),
+            np.arange(num_pdfs),
+            num_pdfs,
+        )
 
     @property
     def dim(self) -> int:  # noqa: D102
@@ -47,8 +58,9 @@ class GmmSet:
     def _tensors(self) -> tuple[torch.Tensor, ...]:
         if self._cache is None:
             inv = 1.0 / self.vars
-            gconst = (np.log(self.weights) - 0.5 * (self.dim * LOG_2PI + np.log(self.vars).sum(1)
-                      + (self.means**2 * inv).sum(1)))  # fmt: skip
+            gconst = np.log(self.weights) - 0.5 * (
+                self.dim * LOG_2PI + np.log(self.vars).sum(1) + (self.means**2 * inv).sum(1)
+            )
             # (P, K) table of Gaussian indices per pdf, padded with index G (a -inf column)
             per_pdf = np.bincount(self.owner, minlength=self.num_pdfs)
             table = np.full((self.num_pdfs, max(1, per_pdf.max())), len(self.owner))
@@ -83,8 +95,9 @@ class GmmSet:
         g, d = self.means.shape
         return {"occ": np.zeros(g), "x": np.zeros((g, d)), "x2": np.zeros((g, d))}
 
-    def accumulate(self, stats: dict, feats: np.ndarray, pdfs: np.ndarray,
-                   gauss_ll: torch.Tensor | None = None) -> float:  # fmt: skip
+    def accumulate(
+        self, stats: dict, feats: np.ndarray, pdfs: np.ndarray, gauss_ll: torch.Tensor | None = None
+    ) -> float:
         """Add an utterance's stats given its frame-level pdf alignment; returns its log-lik.
 
         Only the Gaussians of each frame's own pdf are evaluated (a (T, K) table, K the most
@@ -122,8 +135,9 @@ class GmmSet:
         self.weights /= np.bincount(self.owner, weights=self.weights)[self.owner]
         self._cache = None
 
-    def mixup(self, target: int, pdf_counts: np.ndarray, power: float = 0.2,
-              perturb: float = 0.2) -> None:  # fmt: skip
+    def mixup(
+        self, target: int, pdf_counts: np.ndarray, power: float = 0.2, perturb: float = 0.2
+    ) -> None:
         """Split Gaussians until about ``target`` in total (see module doc)."""
         alloc = pdf_counts**power
         want = np.maximum(1, np.round(target * alloc / max(alloc.sum(), 1e-12))).astype(int)
@@ -152,8 +166,13 @@ class GmmSet:
 
     # ------------------------------------------------------------------ persistence
     def state_dict(self) -> dict[str, np.ndarray]:  # noqa: D102
-        return {"means": self.means, "vars": self.vars, "weights": self.weights,
-                "owner": self.owner, "num_pdfs": np.array(self.num_pdfs)}  # fmt: skip
+        return {
+            "means": self.means,
+            "vars": self.vars,
+            "weights": self.weights,
+            "owner": self.owner,
+            "num_pdfs": np.array(self.num_pdfs),
+        }
 
     @classmethod
     def from_state_dict(cls, d: dict) -> GmmSet:  # noqa: D102

@@ -96,16 +96,20 @@ class TransitionModel:
         p_loop = np.where(self.loop_tid >= 0, np.exp(lp[loop_tids]), 0.0)  # per tuple
         log_stay = np.log(np.maximum(1.0 - p_loop, 1e-10))[self.tid_tuple[1:]]  # per tid
         costs = np.zeros(len(lp))
-        costs[1:] = np.where(self.tid_self_loop[1:], -self_loop_scale * lp[1:],
-                             -(lp[1:] - log_stay) - self_loop_scale * log_stay)  # fmt: skip
+        costs[1:] = np.where(
+            self.tid_self_loop[1:],
+            -self_loop_scale * lp[1:],
+            -(lp[1:] - log_stay) - self_loop_scale * log_stay,
+        )
         return costs
 
     def state_dict(self) -> dict[str, np.ndarray]:  # noqa: D102
         return {"log_probs": self.log_probs}
 
 
-def h_transducer_text(tm: TransitionModel, tree: Tree, windows: list[list[int]],
-                      self_loop_scale: float = 0.1) -> str:  # fmt: skip
+def h_transducer_text(
+    tm: TransitionModel, tree: Tree, windows: list[list[int]], self_loop_scale: float = 0.1
+) -> str:
     """H for the context windows of one C o L o W: transition ids -> window index (1-based).
 
     State 0 is start and final; each window's HMM is entered by an epsilon arc that outputs the
@@ -136,8 +140,13 @@ def h_transducer_text(tm: TransitionModel, tree: Tree, windows: list[list[int]],
     return "\n".join(lines) + "\n"
 
 
-def training_graph(L: kaldifst.StdVectorFst, word_ids: list[int], tm: TransitionModel,
-                   tree: Tree, self_loop_scale: float = 0.1) -> kaldifst.StdVectorFst:  # fmt: skip
+def training_graph(
+    L: kaldifst.StdVectorFst,
+    word_ids: list[int],
+    tm: TransitionModel,
+    tree: Tree,
+    self_loop_scale: float = 0.1,
+) -> kaldifst.StdVectorFst:
     """H o C o L o W for one transcript (Kaldi's compile-train-graphs); L must be olabel-sorted."""
     W = kaldifst.make_linear_acceptor(word_ids)
     LW = kaldifst.compose(L, W)
@@ -159,9 +168,14 @@ class Alignment:
     cost: float
 
 
-def align_utterance(graph: kaldifst.StdVectorFst, loglikes: np.ndarray, tm: TransitionModel,
-                    acoustic_scale: float = 0.1, beam: float = 10.0,
-                    retry_beam: float = 100.0) -> Alignment | None:  # fmt: skip
+def align_utterance(
+    graph: kaldifst.StdVectorFst,
+    loglikes: np.ndarray,
+    tm: TransitionModel,
+    acoustic_scale: float = 0.1,
+    beam: float = 10.0,
+    retry_beam: float = 100.0,
+) -> Alignment | None:
     """Viterbi alignment of (T, num_pdfs) log-likelihoods; None if no path reaches the end."""
     scores = np.ascontiguousarray(loglikes[:, tm.tid_pdf[1:]] * acoustic_scale, dtype=np.float32)
     for b in (beam, retry_beam):

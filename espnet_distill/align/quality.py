@@ -77,12 +77,16 @@ def parse_flite_psdur(output: str, source: str = "flite") -> list[PhoneSegment]:
 
 def tts_to_arpabet(segments: list[PhoneSegment]) -> list[PhoneSegment]:
     """Speech phones only, in ARPAbet (pauses dropped): festival's and flite's phone set."""
-    return [PhoneSegment(FESTIVAL_TO_ARPABET.get(s.phone, s.phone.upper()), s.start, s.end)
-            for s in segments if s.phone != FESTIVAL_PAUSE]  # fmt: skip
+    return [
+        PhoneSegment(FESTIVAL_TO_ARPABET.get(s.phone, s.phone.upper()), s.start, s.end)
+        for s in segments
+        if s.phone != FESTIVAL_PAUSE
+    ]
 
 
-def synthesize_flite(texts: dict[str, str], out_dir: Path,
-                     voice: str = "slt") -> dict[str, tuple[Path, list[PhoneSegment]]]:  # fmt: skip
+def synthesize_flite(
+    texts: dict[str, str], out_dir: Path, voice: str = "slt"
+) -> dict[str, tuple[Path, list[PhoneSegment]]]:
     """{id: (wav, phone segments)} of flite ``voice`` under ``out_dir``."""
     out_dir.mkdir(parents=True, exist_ok=True)
     out = {}
@@ -97,8 +101,9 @@ def synthesize_flite(texts: dict[str, str], out_dir: Path,
     return out
 
 
-def synthesize_festival(texts: dict[str, str], out_dir: Path,
-                        voice: str = "kal_diphone") -> dict[str, tuple[Path, list[PhoneSegment]]]:  # fmt: skip
+def synthesize_festival(
+    texts: dict[str, str], out_dir: Path, voice: str = "kal_diphone"
+) -> dict[str, tuple[Path, list[PhoneSegment]]]:
     """One festival run for all sentences: {id: (wav, phone segments)} under ``out_dir``."""
     out_dir.mkdir(parents=True, exist_ok=True)
     lines = [f"(voice_{voice})"]
@@ -120,8 +125,10 @@ def synthesize_festival(texts: dict[str, str], out_dir: Path,
     missing = [u for u, (w, s) in out.items() if not (w.is_file() and s.is_file())]
     if proc.returncode != 0 or missing:
         detail = " ".join(proc.stderr.split())[-300:]
-        raise RuntimeError(f"festival (voice {voice}) failed for {len(missing)} of {len(out)} "
-                           f"sentences, e.g. {missing[:3]}: {detail}")  # fmt: skip
+        raise RuntimeError(
+            f"festival (voice {voice}) failed for {len(missing)} of {len(out)} "
+            f"sentences, e.g. {missing[:3]}: {detail}"
+        )
     return {uid: (wav, read_festival_segs(segs)) for uid, (wav, segs) in out.items()}
 
 

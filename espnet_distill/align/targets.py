@@ -25,8 +25,9 @@ from espnet_distill.lang.bpe import BpeTokenizer
 from espnet_distill.lang.phone_lang import SIL, SPN, base_phone, base_pronunciations, read_lexicon
 
 
-def split_words(phones: list[str], words: list[str],
-                prons: dict[str, list[list[str]]]) -> list[tuple[int, int]] | None:  # fmt: skip
+def split_words(
+    phones: list[str], words: list[str], prons: dict[str, list[list[str]]]
+) -> list[tuple[int, int]] | None:
     """Split a phone sequence (no silences) into ``words``: (first, end) phone index per word.
 
     Tries each word's pronunciations (dynamic programming over positions); None if no split
@@ -154,9 +155,14 @@ def senones_from_phones(phones: list[int], tree: Tree, topology: Topology) -> li
     return out
 
 
-def senones_from_text(words: list[str], prons: dict[str, list[list[str]]],
-                      phone_ids: dict[str, int], tree: Tree, topology: Topology,
-                      edge_silence: str | None = "SIL") -> list[int]:  # fmt: skip
+def senones_from_text(
+    words: list[str],
+    prons: dict[str, list[list[str]]],
+    phone_ids: dict[str, int],
+    tree: Tree,
+    topology: Topology,
+    edge_silence: str | None = "SIL",
+) -> list[int]:
     """Senone (pdf) sequence of a sentence: first pronunciations, one pdf per HMM state.
 
     ``edge_silence`` is the phone assumed before and after the sentence (recordings start and

@@ -60,13 +60,21 @@ class Lang:
     @classmethod
     def load(cls, lang_dir: Path) -> Lang:  # noqa: D102
         phones = read_symbol_table(lang_dir / "phones.txt")
-        sets = [[phones[p] for p in line.split()]
-                for line in (lang_dir / "phones" / "sets.txt").read_text().splitlines()]  # fmt: skip
+        sets = [
+            [phones[p] for p in line.split()]
+            for line in (lang_dir / "phones" / "sets.txt").read_text().splitlines()
+        ]
         silence = {phones[p] for p in (lang_dir / "phones" / "silence.txt").read_text().split()}
         L = kaldifst.StdVectorFst.read(str(lang_dir / "L.fst"))
         kaldifst.arcsort(L, sort_type="olabel")
-        return cls(phones, read_symbol_table(lang_dir / "words.txt"), read_topo(lang_dir / "topo"),
-                   sets, {i for i, s in enumerate(sets) if s[0] in silence}, L)  # fmt: skip
+        return cls(
+            phones,
+            read_symbol_table(lang_dir / "words.txt"),
+            read_topo(lang_dir / "topo"),
+            sets,
+            {i for i, s in enumerate(sets) if s[0] in silence},
+            L,
+        )
 
     @property
     def real_phones(self) -> list[int]:
@@ -96,8 +104,10 @@ class GmmSystem:
         np.savez(out_dir / "final.npz", **self.gmm.state_dict(), **self.tm.state_dict())
         if self.log:
             keys = list(self.log[0])
-            rows = ["\t".join(keys)] + ["\t".join(f"{r[k]:.4g}" if isinstance(r[k], float)
-                                                  else str(r[k]) for k in keys) for r in self.log]  # fmt: skip
+            rows = ["\t".join(keys)] + [
+                "\t".join(f"{r[k]:.4g}" if isinstance(r[k], float) else str(r[k]) for k in keys)
+                for r in self.log
+            ]
             (out_dir / "train_log.tsv").write_text("\n".join(rows) + "\n")
 
     @classmethod
@@ -149,29 +159,44 @@ def _iteration_job(args: tuple) -> tuple:
 class Aligner:
     """The training utterances and ``nj`` parallel jobs over them (Kaldi's JOB=1:nj)."""
 
-    def __init__(self, lang: Lang, utts: dict[str, tuple[list[int], np.ndarray]],
-                 nj: int = 1) -> None:  # fmt: skip
+    def __init__(
+        self, lang: Lang, utts: dict[str, tuple[list[int], np.ndarray]], nj: int = 1
+    ) -> None:
         self.lang = lang
         self.utts = utts  # id -> (word ids, features)
         self.nj = max(1, nj)
         self.failed: dict[str, str] = {}
 
-    def iteration(self, system: GmmSystem, realign: bool, alis: dict[str, Alignment] | None,
-                  desc: str, accumulate: bool = True,
-                  ) -> tuple[dict[str, Alignment], dict, np.ndarray, float, int]:  # fmt: skip
+    def iteration(
+        self,
+        system: GmmSystem,
+        realign: bool,
+        alis: dict[str, Alignment] | None,
+        desc: str,
+        accumulate: bool = True,
+    ) -> tuple[dict[str, Alignment], dict, np.ndarray, float, int]:
         """Alignments (new if ``realign``) and summed stats of one EM iteration (none if not
         ``accumulate``: alignment only)."""
         uids = list(self.utts) if realign else [u for u in self.utts if u in (alis or {})]
         chunks = [uids[j :: self.nj] for j in range(self.nj)]
-        jobs = [(system, c, realign, None if realign else {u: alis[u] for u in c}, accumulate)
-                for c in chunks]  # fmt: skip
+        jobs = [
+            (system, c, realign, None if realign else {u: alis[u] for u in c}, accumulate)
+            for c in chunks
+        ]
         _JOB_DATA.update(lang=self.lang, utts=self.utts)
         if self.nj == 1:
             results = [_iteration_job(jobs[0])]
         else:
             with multiprocessing.get_context("fork").Pool(self.nj) as pool:
-                results = list(tqdm(pool.imap(_iteration_job, jobs), total=len(jobs), desc=desc,
-                                    leave=False, disable=None))  # fmt: skip
+                results = list(
+                    tqdm(
+                        pool.imap(_iteration_job, jobs),
+                        total=len(jobs),
+                        desc=desc,
+                        leave=False,
+                        disable=None,
+                    )
+                )
         out_alis: dict[str, Alignment] = {}
         stats = system.gmm.new_stats()
         tid_counts = np.zeros(system.tm.num_tids + 1)
@@ -216,9 +241,16 @@ def _pdf_counts(system: GmmSystem, alis: dict[str, Alignment]) -> np.ndarray:
     return counts
 
 
-def train_gmm_iterations(system: GmmSystem, aligner: Aligner, alis: dict[str, Alignment],
-                         num_iters: int, realign_iters: set[int], totgauss: int,
-                         var_floor: np.ndarray, name: str) -> dict[str, Alignment]:  # fmt: skip
+def train_gmm_iterations(
+    system: GmmSystem,
+    aligner: Aligner,
+    alis: dict[str, Alignment],
+    num_iters: int,
+    realign_iters: set[int],
+    totgauss: int,
+    var_floor: np.ndarray,
+    name: str,
+) -> dict[str, Alignment]:
     """EM iterations with Viterbi re-alignment and Gaussian growth; returns the last alignment."""
     start_gauss = system.gmm.num_gauss()
     # one log line per iteration; tqdm only on a terminal (disable=None)
@@ -233,12 +265,27 @@ def train_gmm_iterations(system: GmmSystem, aligner: Aligner, alis: dict[str, Al
         target = start_gauss + (totgauss - start_gauss) * it // max(1, num_iters - 1)
         if it < num_iters and target > system.gmm.num_gauss():
             system.gmm.mixup(min(target, totgauss), _pdf_counts(system, alis))
-        system.log.append({"system": name, "iter": it, "realign": int(realign),
-                           "avg_loglike": avg_ll, "frames": frames, "utts": len(alis),
-                           "gaussians": system.gmm.num_gauss()})  # fmt: skip
-        log.info("%s iter %d%s: avg log-lik %.3f over %d frames of %d utts, %d Gaussians", name,
-                 it, " (realigned)" if realign else "", avg_ll, frames, len(alis),
-                 system.gmm.num_gauss())  # fmt: skip
+        system.log.append(
+            {
+                "system": name,
+                "iter": it,
+                "realign": int(realign),
+                "avg_loglike": avg_ll,
+                "frames": frames,
+                "utts": len(alis),
+                "gaussians": system.gmm.num_gauss(),
+            }
+        )
+        log.info(
+            "%s iter %d%s: avg log-lik %.3f over %d frames of %d utts, %d Gaussians",
+            name,
+            it,
+            " (realigned)" if realign else "",
+            avg_ll,
+            frames,
+            len(alis),
+            system.gmm.num_gauss(),
+        )
     return alis
 
 
@@ -248,8 +295,9 @@ def global_stats(utts: dict[str, tuple[list[int], np.ndarray]]) -> tuple[np.ndar
     return x.mean(0), x.var(0)
 
 
-def train_mono(lang: Lang, aligner: Aligner, num_iters: int = 25, totgauss: int = 1000,
-               seed: int = 0) -> tuple[GmmSystem, dict[str, Alignment]]:  # fmt: skip
+def train_mono(
+    lang: Lang, aligner: Aligner, num_iters: int = 25, totgauss: int = 1000, seed: int = 0
+) -> tuple[GmmSystem, dict[str, Alignment]]:
     """Flat-start monophone system (see module doc); returns it and its final alignment."""
     pdf_classes = {p: lang.topology.num_pdf_classes(p) for p in lang.real_phones}
     tree = Tree.monophone(lang.phone_sets, pdf_classes)
@@ -259,8 +307,9 @@ def train_mono(lang: Lang, aligner: Aligner, num_iters: int = 25, totgauss: int 
     var_floor = 0.01 * var
     alis = aligner.equal_align_all(system, seed)
     realign = set(range(1, 11)) | set(range(12, num_iters + 1, 2))
-    alis = train_gmm_iterations(system, aligner, alis, num_iters, realign, totgauss, var_floor,
-                                "mono")  # fmt: skip
+    alis = train_gmm_iterations(
+        system, aligner, alis, num_iters, realign, totgauss, var_floor, "mono"
+    )
     return system, alis
 
 
@@ -281,8 +330,12 @@ def tree_stats(system: GmmSystem, alis: dict[str, Alignment], aligner: Aligner) 
     for uid, ali in alis.items():
         feats = aligner.utts[uid][1].astype(np.float64)
         win = windows_of(ali, system.tm)
-        classes = [topo.states(p)[s].pdf_class for p, s in
-                   zip(system.tm.tid_phone[ali.tids], system.tm.tid_state[ali.tids], strict=True)]  # fmt: skip
+        classes = [
+            topo.states(p)[s].pdf_class
+            for p, s in zip(
+                system.tm.tid_phone[ali.tids], system.tm.tid_state[ali.tids], strict=True
+            )
+        ]
         keys = [(*w, c) for w, c in zip(map(tuple, win), classes, strict=True)]
         for t, key in enumerate(keys):
             entry = acc.get(key)
@@ -300,10 +353,17 @@ def tree_stats(system: GmmSystem, alis: dict[str, Alignment], aligner: Aligner) 
     return windows, classes, counts, sums, sums2
 
 
-def train_tri(lang: Lang, aligner: Aligner, mono: GmmSystem, mono_alis: dict[str, Alignment],
-              num_leaves: int = 500, totgauss: int = 5000, num_iters: int = 20,
-              use_phone_classes: bool = True, phone_names: dict[int, str] | None = None,
-              ) -> tuple[GmmSystem, dict[str, Alignment], dict[str, float]]:  # fmt: skip
+def train_tri(
+    lang: Lang,
+    aligner: Aligner,
+    mono: GmmSystem,
+    mono_alis: dict[str, Alignment],
+    num_leaves: int = 500,
+    totgauss: int = 5000,
+    num_iters: int = 20,
+    use_phone_classes: bool = True,
+    phone_names: dict[int, str] | None = None,
+) -> tuple[GmmSystem, dict[str, Alignment], dict[str, float]]:
     """Triphone tree + senone GMMs from the monophone alignment (see module doc)."""
     windows, classes, counts, sums, sums2 = tree_stats(mono, mono_alis, aligner)
     mean, var = global_stats(aligner.utts)
@@ -326,16 +386,32 @@ def train_tri(lang: Lang, aligner: Aligner, mono: GmmSystem, mono_alis: dict[str
                 questions.append(ids)
     questions = list(dict.fromkeys(questions))
     num_classes = {i: lang.topology.num_pdf_classes(s[0]) for i, s in enumerate(lang.phone_sets)}
-    tree, totals = build_tree(windows, classes, counts, sums, sums2, lang.phone_sets, questions,
-                              lang.silence_sets, num_leaves, var_floor=float(var_floor.mean()),
-                              num_classes_of_set=num_classes)  # fmt: skip
+    tree, totals = build_tree(
+        windows,
+        classes,
+        counts,
+        sums,
+        sums2,
+        lang.phone_sets,
+        questions,
+        lang.silence_sets,
+        num_leaves,
+        var_floor=float(var_floor.mean()),
+        num_classes_of_set=num_classes,
+    )
     totals["questions"] = float(len(questions))
-    log.info("tree: %d leaves from %d questions; stats log-lik %.1f at roots -> %.1f at leaves",
-             tree.num_pdfs, len(questions), totals["root_loglike"], totals["leaf_loglike"])  # fmt: skip
+    log.info(
+        "tree: %d leaves from %d questions; stats log-lik %.1f at roots -> %.1f at leaves",
+        tree.num_pdfs,
+        len(questions),
+        totals["root_loglike"],
+        totals["leaf_loglike"],
+    )
 
     # GMMs from the leaves' pooled statistics (Kaldi's gmm-init-model)
-    leaf_of_row = np.array([tree.pdf(tuple(w), int(c)) for w, c in zip(windows, classes,
-                                                                        strict=True)])  # fmt: skip
+    leaf_of_row = np.array(
+        [tree.pdf(tuple(w), int(c)) for w, c in zip(windows, classes, strict=True)]
+    )
     occ = np.bincount(leaf_of_row, weights=counts, minlength=tree.num_pdfs)
     s1 = np.zeros((tree.num_pdfs, sums.shape[1]))
     s2 = np.zeros_like(s1)
@@ -344,8 +420,9 @@ def train_tri(lang: Lang, aligner: Aligner, mono: GmmSystem, mono_alis: dict[str
     safe = np.maximum(occ, 1)[:, None]
     leaf_mean = np.where(occ[:, None] > 0, s1 / safe, mean)
     leaf_var = np.where(occ[:, None] > 0, np.maximum(s2 / safe - leaf_mean**2, var_floor), var)
-    gmm = GmmSet(leaf_mean, leaf_var, np.ones(tree.num_pdfs), np.arange(tree.num_pdfs),
-                 tree.num_pdfs)  # fmt: skip
+    gmm = GmmSet(
+        leaf_mean, leaf_var, np.ones(tree.num_pdfs), np.arange(tree.num_pdfs), tree.num_pdfs
+    )
     tm = TransitionModel(lang.topology, tree, lang.real_phones)
     system = GmmSystem(tree, tm, gmm)
 
@@ -360,6 +437,7 @@ def train_tri(lang: Lang, aligner: Aligner, mono: GmmSystem, mono_alis: dict[str
             new[t] = tm.tid(phone, state, pdf, int(mono.tm.tid_trans[tid]))
         alis[uid] = Alignment(new, ali.cost)
     realign = {10, 15, num_iters} if num_iters >= 15 else {num_iters // 2, num_iters}
-    alis = train_gmm_iterations(system, aligner, alis, num_iters, realign, totgauss, var_floor,
-                                "tri")  # fmt: skip
+    alis = train_gmm_iterations(
+        system, aligner, alis, num_iters, realign, totgauss, var_floor, "tri"
+    )
     return system, alis, totals

@@ -70,22 +70,36 @@ class Node:
     def to_json(self) -> dict:  # noqa: D102
         if self.yes is None:
             return {"pdf": self.pdf}
-        return {"position": self.position, "phones": sorted(self.phones),
-                "yes": self.yes.to_json(), "no": self.no.to_json()}  # fmt: skip
+        return {
+            "position": self.position,
+            "phones": sorted(self.phones),
+            "yes": self.yes.to_json(),
+            "no": self.no.to_json(),
+        }
 
     @classmethod
     def from_json(cls, d: dict) -> Node:  # noqa: D102
         if "pdf" in d:
             return cls(pdf=d["pdf"])
-        return cls(position=d["position"], phones=frozenset(d["phones"]),
-                   yes=cls.from_json(d["yes"]), no=cls.from_json(d["no"]))  # fmt: skip
+        return cls(
+            position=d["position"],
+            phones=frozenset(d["phones"]),
+            yes=cls.from_json(d["yes"]),
+            no=cls.from_json(d["no"]),
+        )
 
 
 class Tree:
     """Context window + pdf class -> pdf id (see module doc)."""
 
-    def __init__(self, context_width: int, central: int, phone_sets: list[list[int]],
-                 roots: dict[tuple[int, int], Node], num_pdfs: int) -> None:  # fmt: skip
+    def __init__(
+        self,
+        context_width: int,
+        central: int,
+        phone_sets: list[list[int]],
+        roots: dict[tuple[int, int], Node],
+        num_pdfs: int,
+    ) -> None:
         self.context_width = context_width
         self.central = central
         self.phone_sets = phone_sets
@@ -140,8 +154,9 @@ class Tree:
 
     def dump(self, phone_names: dict[int, str]) -> str:
         """Readable text: every root and its questions, indented, with leaf pdf ids."""
-        pos_name = ({0: "centre"} if self.context_width == 1 else
-                    {0: "left", 1: "centre", 2: "right"})  # fmt: skip
+        pos_name = (
+            {0: "centre"} if self.context_width == 1 else {0: "left", 1: "centre", 2: "right"}
+        )
         lines = []
 
         def walk(node: Node, depth: int) -> None:
@@ -178,8 +193,11 @@ class _Leaf:
     rows: np.ndarray  # indices into the stats table
 
 
-def cluster_phone_questions(stats: dict[int, tuple[float, np.ndarray, np.ndarray]],
-                            phone_sets: list[list[int]], var_floor: float) -> list[frozenset[int]]:  # fmt: skip
+def cluster_phone_questions(
+    stats: dict[int, tuple[float, np.ndarray, np.ndarray]],
+    phone_sets: list[list[int]],
+    var_floor: float,
+) -> list[frozenset[int]]:
     """Kaldi's cluster-phones: top-down 2-means of phone sets by Gaussian likelihood.
 
     ``stats``: phone set index -> (count, sum, sum of squares) pooled over its states. Every
@@ -197,15 +215,20 @@ def cluster_phone_questions(stats: dict[int, tuple[float, np.ndarray, np.ndarray
             return
         means = {i: stats[i][1] / stats[i][0] for i in idx}
         # seed the 2 clusters with the farthest pair, then 2-means by likelihood of pooled stats
-        a, b = max(((i, j) for i in idx for j in idx if i < j),
-                   key=lambda ij: float(((means[ij[0]] - means[ij[1]]) ** 2).sum()))  # fmt: skip
+        a, b = max(
+            ((i, j) for i in idx for j in idx if i < j),
+            key=lambda ij: float(((means[ij[0]] - means[ij[1]]) ** 2).sum()),
+        )
         groups = [[a], [b]]
         for _ in range(10):
             pooled = [_pool(stats, g) for g in groups]
             new: list[list[int]] = [[], []]
             for i in idx:
-                gains = [gaussian_loglike(*_add(pooled[k], stats[i]), var_floor)
-                         - gaussian_loglike(*pooled[k], var_floor) for k in range(2)]  # fmt: skip
+                gains = [
+                    gaussian_loglike(*_add(pooled[k], stats[i]), var_floor)
+                    - gaussian_loglike(*pooled[k], var_floor)
+                    for k in range(2)
+                ]
                 new[int(np.argmax(gains))].append(i)
             if not new[0] or not new[1] or new == groups:
                 break
@@ -254,8 +277,9 @@ def build_tree(
     centre_sets = np.array([set_of[w] for w in windows[:, 1]])
 
     def ll(rows: np.ndarray) -> float:
-        return gaussian_loglike(counts[rows].sum(), sums[rows].sum(0), sums2[rows].sum(0),
-                                var_floor)  # fmt: skip
+        return gaussian_loglike(
+            counts[rows].sum(), sums[rows].sum(0), sums2[rows].sum(0), var_floor
+        )
 
     leaves: list[_Leaf] = []
     roots: dict[tuple[int, int], Node] = {}  # root nodes turn into questions as they split
@@ -307,10 +331,16 @@ def build_tree(
         candidates.append(best_split(right))
 
     # pdf ids in root order, then by first stats row: the same stats give the same numbering
-    order = sorted(range(len(leaves)),
-                   key=lambda j: (leaves[j].key, int(leaves[j].rows.min(initial=len(counts)))))  # fmt: skip
+    order = sorted(
+        range(len(leaves)),
+        key=lambda j: (leaves[j].key, int(leaves[j].rows.min(initial=len(counts)))),
+    )
     for pdf, j in enumerate(order):
         leaves[j].node.pdf = pdf
-    totals = {"root_loglike": root_ll, "leaf_loglike": sum(ll(leaf.rows) for leaf in leaves),
-              "frames": float(counts.sum()), "leaves": float(len(leaves))}  # fmt: skip
+    totals = {
+        "root_loglike": root_ll,
+        "leaf_loglike": sum(ll(leaf.rows) for leaf in leaves),
+        "frames": float(counts.sum()),
+        "leaves": float(len(leaves)),
+    }
     return Tree(3, 1, phone_sets, roots, len(leaves)), totals

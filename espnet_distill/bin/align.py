@@ -58,21 +58,33 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--lang-dir", type=Path, required=True)
     parser.add_argument("--cuts", type=Path, required=True, help="training cuts with fbank")
-    parser.add_argument("--extra-cuts", type=Path, nargs="*", default=[],
-                        help="also aligned by the final triphone system, never trained on "
-                        "(the valid set: validation loss of hybrid models)")  # fmt: skip
+    parser.add_argument(
+        "--extra-cuts",
+        type=Path,
+        nargs="*",
+        default=[],
+        help="also aligned by the final triphone system, never trained on "
+        "(the valid set: validation loss of hybrid models)",
+    )
     parser.add_argument("--bpe-model", type=Path, required=True)
     parser.add_argument("--exp-dir", type=Path, required=True)
     parser.add_argument("--nj", type=int, default=2)
-    parser.add_argument("--mono-subset", type=int, default=0,
-                        help="train monophones on the N shortest utterances (Kaldi's habit); 0: all")  # fmt: skip
+    parser.add_argument(
+        "--mono-subset",
+        type=int,
+        default=0,
+        help="train monophones on the N shortest utterances (Kaldi's habit); 0: all",
+    )
     parser.add_argument("--mono-iters", type=int, default=10)
     parser.add_argument("--mono-totgauss", type=int, default=1000)
     parser.add_argument("--tri-iters", type=int, default=10)
     parser.add_argument("--num-leaves", type=int, default=500)
     parser.add_argument("--tri-totgauss", type=int, default=3000)
-    parser.add_argument("--no-phone-classes", action="store_true",
-                        help="questions from phone clustering only (no ARPAbet class table)")  # fmt: skip
+    parser.add_argument(
+        "--no-phone-classes",
+        action="store_true",
+        help="questions from phone clustering only (no ARPAbet class table)",
+    )
     args = parser.parse_args(argv)
     setup_logging()
     for path in (args.lang_dir / "L.fst", args.cuts, args.bpe_model, *args.extra_cuts):
@@ -106,8 +118,9 @@ def main(argv: list[str] | None = None) -> int:
         mono, mono_alis = train_mono(lang, mono_aligner, args.mono_iters, args.mono_totgauss)
         if mono_aligner is not aligner:
             # the triphone tree needs the monophone alignment of every training utterance
-            mono_alis, *_ = aligner.iteration(mono, True, None, "mono alignment of all",
-                                              accumulate=False)  # fmt: skip
+            mono_alis, *_ = aligner.iteration(
+                mono, True, None, "mono alignment of all", accumulate=False
+            )
         mono.save(mono_dir)
         atomic_write_text(mono_dir / "tree.txt", mono.tree.dump(names))
         _save_alis(mono_alis, mono_dir / "ali.npz")
@@ -116,18 +129,28 @@ def main(argv: list[str] | None = None) -> int:
         tri = GmmSystem.load(tri_dir, lang)
     else:
         tri, tri_alis, totals = train_tri(
-            lang, aligner, mono, mono_alis, args.num_leaves, args.tri_totgauss, args.tri_iters,
-            use_phone_classes=not args.no_phone_classes, phone_names=names,
-        )  # fmt: skip
+            lang,
+            aligner,
+            mono,
+            mono_alis,
+            args.num_leaves,
+            args.tri_totgauss,
+            args.tri_iters,
+            use_phone_classes=not args.no_phone_classes,
+            phone_names=names,
+        )
         tri.save(tri_dir)
         atomic_write_text(tri_dir / "tree.txt", tri.tree.dump(names))
-        atomic_write_text(tri_dir / "tree_stats.tsv",
-                          "".join(f"{k}\t{v:.6g}\n" for k, v in totals.items()))  # fmt: skip
+        atomic_write_text(
+            tri_dir / "tree_stats.tsv", "".join(f"{k}\t{v:.6g}\n" for k, v in totals.items())
+        )
         _save_alis(tri_alis, tri_dir / "ali.npz")
 
     if aligner.failed:
-        log.info("%d training cuts could not be aligned at some iteration (see the log)",
-                 len(aligner.failed))  # fmt: skip
+        log.info(
+            "%d training cuts could not be aligned at some iteration (see the log)",
+            len(aligner.failed),
+        )
     for extra in args.extra_cuts:
         cuts = cuts + CutSet.from_file(extra)
     write_targets(args, lang, tri, cuts)
@@ -145,8 +168,10 @@ def write_targets(args: argparse.Namespace, lang: Lang, tri: GmmSystem, cuts: Cu
     feats = load_align_features(cuts)
     utts = {}
     for cut in cuts:
-        utts[cut.id] = (lang.word_ids(" ".join(s.text for s in cut.supervisions).split())[0],
-                        feats[cut.id])  # fmt: skip
+        utts[cut.id] = (
+            lang.word_ids(" ".join(s.text for s in cut.supervisions).split())[0],
+            feats[cut.id],
+        )
     aligner = Aligner(lang, utts, nj=args.nj)
     alis, *_ = aligner.iteration(tri, True, None, "final alignment", accumulate=False)
     failed = dict(aligner.failed)
@@ -175,10 +200,17 @@ def write_targets(args: argparse.Namespace, lang: Lang, tri: GmmSystem, cuts: Cu
             written += 1
     for unit, text in units.vocabularies().items():
         atomic_write_text(out / "units" / f"{unit}.txt", text)
-    atomic_write_text(args.exp_dir / "failed.txt",
-                      "".join(f"{u}\t{why}\n" for u, why in sorted(failed.items())))  # fmt: skip
-    log.info("targets for %d of %d cuts (%d not aligned, see %s); %d senones", written, len(cuts),
-             len(cuts) - written, args.exp_dir / "failed.txt", tri.tree.num_pdfs)  # fmt: skip
+    atomic_write_text(
+        args.exp_dir / "failed.txt", "".join(f"{u}\t{why}\n" for u, why in sorted(failed.items()))
+    )
+    log.info(
+        "targets for %d of %d cuts (%d not aligned, see %s); %d senones",
+        written,
+        len(cuts),
+        len(cuts) - written,
+        args.exp_dir / "failed.txt",
+        tri.tree.num_pdfs,
+    )
     (out / ".done").touch()
 
 

@@ -47,17 +47,25 @@ def main(argv: list[str] | None = None) -> int:
         print(f"check_teacher: {err}", file=sys.stderr)
         return 1
     head = f"{teacher.num_classes} clusters" if teacher.num_classes else "no masked-prediction head"
-    logging.info("teacher %s (%s format): %d layers, %.2fM parameters, %s", args.teacher, fmt,
-                 teacher.num_layers, count_parameters(teacher) / 1e6, head)  # fmt: skip
+    logging.info(
+        "teacher %s (%s format): %d layers, %.2fM parameters, %s",
+        args.teacher,
+        fmt,
+        teacher.num_layers,
+        count_parameters(teacher) / 1e6,
+        head,
+    )
     ruled_out = students_needing_a_head(teacher, configs)
     if ruled_out:
         others = [n for n in configs if n not in ruled_out]
-        print(f"check_teacher: the {fmt}-format teacher {args.teacher} has no masked-prediction "
-              f"head (cluster embeddings), which output-level KD (modes kd, dkd) distils: "
-              f"{', '.join(ruled_out)} cannot train from it. Leave them out (--students "
-              f"\"{' '.join(others)}\") or give a teacher with the head (a torchaudio "
-              "HuBERTPretrainModel or fairseq checkpoint, or ssl1's own stage-3 teacher).",
-              file=sys.stderr)  # fmt: skip
+        print(
+            f"check_teacher: the {fmt}-format teacher {args.teacher} has no masked-prediction "
+            f"head (cluster embeddings), which output-level KD (modes kd, dkd) distils: "
+            f"{', '.join(ruled_out)} cannot train from it. Leave them out (--students "
+            f'"{" ".join(others)}") or give a teacher with the head (a torchaudio '
+            "HuBERTPretrainModel or fairseq checkpoint, or ssl1's own stage-3 teacher).",
+            file=sys.stderr,
+        )
         return 1
     return 0
 

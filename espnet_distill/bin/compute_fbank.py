@@ -31,8 +31,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--nj", type=int, required=True)
     p.add_argument("--out-dir", type=Path, required=True)
     p.add_argument("--prefix", default="librispeech")
-    p.add_argument("--speed-perturb", type=float, nargs="*", default=[],
-                   help="add speed-perturbed copies, e.g. 0.9 1.1")  # fmt: skip
+    p.add_argument(
+        "--speed-perturb",
+        type=float,
+        nargs="*",
+        default=[],
+        help="add speed-perturbed copies, e.g. 0.9 1.1",
+    )
     p = sub.add_parser("extract", help="one job: fbank for the cuts of split/cuts.JOB.jsonl.gz")
     p.add_argument("--out-dir", type=Path, required=True)
     p.add_argument("--job", type=int, required=True)
@@ -42,16 +47,23 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--part", required=True)
     p.add_argument("--kaldi-dir", type=Path, required=True)
     p.add_argument("--cmvn", type=Path, help="compute global CMVN stats from this part into FILE")
-    p.add_argument("--rejected-list", type=Path,
-                   help="the part's rejected list to add the jobs' rejects to (default: "
-                        "<out-dir>/rejected.txt)")  # fmt: skip
+    p.add_argument(
+        "--rejected-list",
+        type=Path,
+        help="the part's rejected list to add the jobs' rejects to (default: "
+        "<out-dir>/rejected.txt)",
+    )
     args = parser.parse_args(argv)
     setup_logging()
     if args.step == "split":
         nj = features.split_cuts(
-            args.manifest_dir, args.part, args.nj, args.out_dir, args.prefix,
+            args.manifest_dir,
+            args.part,
+            args.nj,
+            args.out_dir,
+            args.prefix,
             tuple(args.speed_perturb),
-        )  # fmt: skip
+        )
         print(nj)  # the number of jobs actually made (fewer when there are fewer cuts)
     elif args.step == "extract":
         features.extract(

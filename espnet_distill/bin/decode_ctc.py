@@ -43,8 +43,9 @@ def network_outputs(
 ) -> tuple[dict, float]:
     """{utt id: (T', V) log-probs as numpy}, and the audio duration in seconds."""
     model, _ = load_model(model_file, device)
-    loader = make_loader(cuts, None, max_duration, train=False, num_workers=0,
-                         audio=model.takes_audio)  # fmt: skip
+    loader = make_loader(
+        cuts, None, max_duration, train=False, num_workers=0, audio=model.takes_audio
+    )
     outputs, seconds = {}, 0.0
     for batch in tqdm(loader, desc=f"network {cuts.name}", unit="batch"):
         feats, lens = batch["feats"].to(device), batch["feat_lens"].to(device)
@@ -117,8 +118,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.method == "tlg" and (
         args.graph_dir is None or not (args.graph_dir / "TLG.fst").is_file()
     ):
-        print(f"decode_ctc: --method tlg needs --graph-dir with TLG.fst, got {args.graph_dir}",
-              file=sys.stderr)  # fmt: skip
+        print(
+            f"decode_ctc: --method tlg needs --graph-dir with TLG.fst, got {args.graph_dir}",
+            file=sys.stderr,
+        )
         return 1
     write_command(args.out_dir, "espnet_distill.bin.decode_ctc", argv)
     tokenizer = BpeTokenizer(args.lang_dir / "bpe.model")
@@ -133,8 +136,11 @@ def main(argv: list[str] | None = None) -> int:
             names = ("acoustic_scale", "blank_penalty")
             values = (args.acoustic_scales, args.blank_penalties)
             tlg = TlgDecoder(args.graph_dir, args.graph_beam, args.max_active)
-            settings = {"graph": str(args.graph_dir), "graph_beam": args.graph_beam,
-                        "max_active": args.max_active}  # fmt: skip
+            settings = {
+                "graph": str(args.graph_dir),
+                "graph_beam": args.graph_beam,
+                "max_active": args.max_active,
+            }
 
             def decode(scale: float, penalty: float) -> dict[str, str]:
                 return search_tlg(outputs, tlg, scale, penalty)
@@ -147,11 +153,16 @@ def main(argv: list[str] | None = None) -> int:
 
             def decode(weight: float, bonus: float) -> dict[str, str]:
                 decoder = CtcPrefixBeamSearch(
-                    pieces, tokenizer.blank_id, args.beam, lm=lm, lm_weight=weight,
+                    pieces,
+                    tokenizer.blank_id,
+                    args.beam,
+                    lm=lm,
+                    lm_weight=weight,
                     word_bonus=bonus,
-                )  # fmt: skip
-                return search(outputs, decoder, tokenizer,
-                              f"beam lm_weight={weight} word_bonus={bonus}")  # fmt: skip
+                )
+                return search(
+                    outputs, decoder, tokenizer, f"beam lm_weight={weight} word_bonus={bonus}"
+                )
 
         try:
             grid = weight_grid(names, values, args.best_from)

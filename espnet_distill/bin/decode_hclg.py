@@ -35,17 +35,21 @@ from espnet_distill.models.acoustic_model import load_model
 from espnet_distill.utils import setup_logging
 
 
-def hybrid_scores(model_file: Path, cuts: Path, num_pdfs: int, device: str,
-                  max_duration: float) -> dict[str, np.ndarray]:  # fmt: skip
+def hybrid_scores(
+    model_file: Path, cuts: Path, num_pdfs: int, device: str, max_duration: float
+) -> dict[str, np.ndarray]:
     """{utt id: (T, num_pdfs) pseudo log-likelihoods} of a network with a senone head."""
     model, _ = load_model(model_file, device)
     if model.senone_head is None:
         raise ValueError("the model has no senone head (a CTC-only model decodes with decode_ctc)")
     if model.senone_head.num_classes != num_pdfs:
-        raise ValueError(f"the model has {model.senone_head.num_classes} senones, the tree of "
-                         f"the graph {num_pdfs}")  # fmt: skip
-    loader = make_loader(cuts, None, max_duration, train=False, num_workers=0,
-                         audio=model.takes_audio)  # fmt: skip
+        raise ValueError(
+            f"the model has {model.senone_head.num_classes} senones, the tree of "
+            f"the graph {num_pdfs}"
+        )
+    loader = make_loader(
+        cuts, None, max_duration, train=False, num_workers=0, audio=model.takes_audio
+    )
     scores = {}
     for batch in tqdm(loader, desc=f"network {cuts.name}", unit="batch"):
         out, lens = model.senone_scores(batch["feats"].to(device), batch["feat_lens"].to(device))
@@ -85,30 +89,38 @@ def main(argv: list[str] | None = None) -> int:
     cuts = CutSet.from_file(args.cuts).to_eager()
     if args.model:
         try:
-            scores = hybrid_scores(args.model, args.cuts, tri.tree.num_pdfs, args.device,
-                                   args.max_duration)  # fmt: skip
+            scores = hybrid_scores(
+                args.model, args.cuts, tri.tree.num_pdfs, args.device, args.max_duration
+            )
         except ValueError as err:
             print(f"decode_hclg: {args.model}: {err}", file=sys.stderr)
             return 1
     else:
         feats = load_align_features(cuts)
-        scores = {c.id: tri.gmm.loglikes(feats[c.id])
-                  for c in tqdm(cuts, desc="GMM log-likelihoods")}  # fmt: skip
+        scores = {
+            c.id: tri.gmm.loglikes(feats[c.id]) for c in tqdm(cuts, desc="GMM log-likelihoods")
+        }
     seconds = sum(c.duration for c in cuts)
     decoder = HclgDecoder(args.graph_dir, tri.tm, args.beam, args.max_active)
 
     def decode(acoustic_scale: float) -> dict[str, str]:
-        return {uid: " ".join(decoder(s, acoustic_scale))
-                for uid, s in tqdm(sorted(scores.items()), desc=f"hclg scale={acoustic_scale}",
-                                   mininterval=2)}  # fmt: skip
+        return {
+            uid: " ".join(decoder(s, acoustic_scale))
+            for uid, s in tqdm(
+                sorted(scores.items()), desc=f"hclg scale={acoustic_scale}", mininterval=2
+            )
+        }
 
     model = f"hybrid {args.model}" if args.model else "tri GMM-HMM"
-    settings = {"model": model, "graph": str(args.graph_dir), "graph_beam": args.beam,
-                "max_active": args.max_active}  # fmt: skip
+    settings = {
+        "model": model,
+        "graph": str(args.graph_dir),
+        "graph_beam": args.beam,
+        "max_active": args.max_active,
+    }
     try:
         grid = weight_grid(["acoustic_scale"], [args.acoustic_scales], args.best_from)
-        hyps, chosen = tune(grid, ["acoustic_scale"], decode, args.tune_ref, args.out_dir,
-                            settings)  # fmt: skip
+        hyps, chosen = tune(grid, ["acoustic_scale"], decode, args.tune_ref, args.out_dir, settings)
     except ValueError as err:
         print(f"decode_hclg: {err}", file=sys.stderr)
         return 1

@@ -41,8 +41,9 @@ def download(corpus: str, target_dir: Path, parts: list[str] | None = None) -> P
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--corpus", choices=CORPORA, required=True)
     parser.add_argument("--target-dir", type=Path, required=True)
     parser.add_argument("--parts", nargs="*", help="LibriSpeech parts (default: all seven)")
@@ -51,8 +52,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         print(download(args.corpus, args.target_dir, args.parts))
     except (urllib.error.URLError, OSError) as err:
-        print(f"download_corpus: downloading {args.corpus} failed ({err}); without a network, "
-              "put the corpus on disk and pass its path (--corpus_dir)", file=sys.stderr)  # fmt: skip
+        print(
+            f"download_corpus: downloading {args.corpus} failed ({err}); without a network, "
+            "put the corpus on disk and pass its path (--corpus_dir)",
+            file=sys.stderr,
+        )
         return 1
     return 0
 

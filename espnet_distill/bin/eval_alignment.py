@@ -68,16 +68,16 @@ def pick_sentences(text_files: list[Path], words: set[str], num: int) -> tuple[d
     return chosen, skipped
 
 
-def tts_cuts(audio: dict[str, tuple[Path, object]], texts: dict[str, str], feats_dir: Path,
-             speaker: str) -> CutSet:  # fmt: skip
+def tts_cuts(
+    audio: dict[str, tuple[Path, object]], texts: dict[str, str], feats_dir: Path, speaker: str
+) -> CutSet:
     """Cuts of the synthesised audio with fbank (one speaker, as the aligner's CMN sees it)."""
     extractor = fbank_extractor()
     cuts = []
     with LilcomChunkyWriter(feats_dir / "feats.lca") as storage:
         for uid, (wav, _) in audio.items():
             rec = Recording.from_file(wav, recording_id=uid)
-            sup = SupervisionSegment(uid, uid, 0.0, rec.duration, text=texts[uid],
-                                     speaker=speaker)  # fmt: skip
+            sup = SupervisionSegment(uid, uid, 0.0, rec.duration, text=texts[uid], speaker=speaker)
             cut = MonoCut(uid, 0.0, rec.duration, 0, recording=rec, supervisions=[sup])
             cuts.append(cut.compute_and_store_features(extractor, storage))
     return CutSet.from_cuts(cuts)
@@ -110,8 +110,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--align-dir", type=Path, required=True)
     parser.add_argument("--lang-dir", type=Path, required=True)
-    parser.add_argument("--text", type=Path, nargs="+", required=True,
-                        help="Kaldi text(s) of the sentences, read in order")  # fmt: skip
+    parser.add_argument(
+        "--text",
+        type=Path,
+        nargs="+",
+        required=True,
+        help="Kaldi text(s) of the sentences, read in order",
+    )
     parser.add_argument("--out-dir", type=Path, required=True)
     parser.add_argument("--num-utts", type=int, default=50)
     parser.add_argument("--engine", choices=["festival", "flite"], default="festival")
@@ -122,8 +127,10 @@ def main(argv: list[str] | None = None) -> int:
     setup_logging()
     voice = args.voice or {"festival": "kal_diphone", "flite": "slt"}[args.engine]
     if shutil.which(args.engine) is None:
-        print(f"eval_alignment: {args.engine} is not installed (tools/install.sh installs it)",
-              file=sys.stderr)  # fmt: skip
+        print(
+            f"eval_alignment: {args.engine} is not installed (tools/install.sh installs it)",
+            file=sys.stderr,
+        )
         return 1
     for path in (args.align_dir / "tri" / "final.npz", args.lang_dir / "L.fst", *args.text):
         if not path.is_file():
@@ -133,11 +140,20 @@ def main(argv: list[str] | None = None) -> int:
     tri = GmmSystem.load(args.align_dir / "tri", lang)
     texts, skipped = pick_sentences(args.text, set(lang.words), args.num_utts)
     if not texts:
-        print(f"eval_alignment: {' '.join(map(str, args.text))}: no sentence has all its words "
-              "in the lexicon", file=sys.stderr)  # fmt: skip
+        print(
+            f"eval_alignment: {' '.join(map(str, args.text))}: no sentence has all its words "
+            "in the lexicon",
+            file=sys.stderr,
+        )
         return 1
-    log.info("%s (%s): %d sentences of %s (%d skipped: words outside the lexicon)",
-             args.engine, voice, len(texts), " ".join(map(str, args.text)), skipped)  # fmt: skip
+    log.info(
+        "%s (%s): %d sentences of %s (%d skipped: words outside the lexicon)",
+        args.engine,
+        voice,
+        len(texts),
+        " ".join(map(str, args.text)),
+        skipped,
+    )
     audio_dir = args.out_dir / "audio"
     synthesize = synthesize_festival if args.engine == "festival" else synthesize_flite
     try:
@@ -155,9 +171,11 @@ def main(argv: list[str] | None = None) -> int:
     rows, all_errors, ref_phones, matched = [], [], 0, 0
     for uid in sorted(alis):
         ref = tts_to_arpabet(audio[uid][1])
-        hyp = [PhoneSegment(base_phone(names[p]), s * FRAME_SHIFT, e * FRAME_SHIFT)
-               for p, s, e in phone_segments(alis[uid].tids, tri.tm)
-               if base_phone(names[p]) not in (SIL, SPN)]  # fmt: skip
+        hyp = [
+            PhoneSegment(base_phone(names[p]), s * FRAME_SHIFT, e * FRAME_SHIFT)
+            for p, s, e in phone_segments(alis[uid].tids, tri.tm)
+            if base_phone(names[p]) not in (SIL, SPN)
+        ]
         cmp = compare_boundaries(ref, hyp)
         ref_phones += cmp.ref_phones
         matched += cmp.matched_phones
@@ -185,13 +203,19 @@ def main(argv: list[str] | None = None) -> int:
     args.out_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_text(args.out_dir / "boundaries.tsv", "utt\terror_ms\n" + "".join(rows))
     atomic_write_text(args.out_dir / "summary.yaml", yaml.safe_dump(summary, sort_keys=False))
-    plot_cdf(abs_ms, args.tolerance_ms, args.out_dir / "boundary_errors.png",
-             f"tri alignment vs {args.engine} {voice}: {summary['within_tolerance']:.1%} "
-             f"within {args.tolerance_ms:g} ms ({len(errors_ms)} boundaries)")  # fmt: skip
-    print(f"alignment vs {args.engine} {voice}: {summary['within_tolerance']:.1%} of "
-          f"{summary['boundaries']} phone boundaries within {args.tolerance_ms:g} ms "
-          f"(median {summary['median_abs_error_ms']} ms; {summary['phones_matched']:.1%} of "
-          f"{args.engine}'s phones matched; {summary['utterances']} utterances)")  # fmt: skip
+    plot_cdf(
+        abs_ms,
+        args.tolerance_ms,
+        args.out_dir / "boundary_errors.png",
+        f"tri alignment vs {args.engine} {voice}: {summary['within_tolerance']:.1%} "
+        f"within {args.tolerance_ms:g} ms ({len(errors_ms)} boundaries)",
+    )
+    print(
+        f"alignment vs {args.engine} {voice}: {summary['within_tolerance']:.1%} of "
+        f"{summary['boundaries']} phone boundaries within {args.tolerance_ms:g} ms "
+        f"(median {summary['median_abs_error_ms']} ms; {summary['phones_matched']:.1%} of "
+        f"{args.engine}'s phones matched; {summary['utterances']} utterances)"
+    )
     return 0
 
 

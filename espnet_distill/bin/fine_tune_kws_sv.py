@@ -33,21 +33,27 @@ def load_cuts(manifest_dir: Path, prefix: str, split: str) -> CutSet:
     for f in files:
         if not f.is_file():
             raise FileNotFoundError(f"{f} is missing: run stage 1 (prepare_kws_sv)")
-    return CutSet.from_manifests(recordings=load_manifest(files[0]),
-                                 supervisions=load_manifest(files[1])).to_eager()  # fmt: skip
+    return CutSet.from_manifests(
+        recordings=load_manifest(files[0]), supervisions=load_manifest(files[1])
+    ).to_eager()
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--upstream", type=Path, required=True, help="a HuBERT or a ssl1 student")
     parser.add_argument("--config", type=Path, required=True)
     parser.add_argument("--tasks", nargs="+", required=True, choices=["kws", "sv"])
     parser.add_argument("--freeze", choices=["true", "false"], required=True)
     parser.add_argument("--manifest-dir", type=Path, required=True)
-    parser.add_argument("--kws-task", choices=["12class", "35class"], default="12class",
-                        help="12class: SUPERB's (test: the 12-class test set); 35class: the words "
-                        "(test: testing_list.txt)")  # fmt: skip
+    parser.add_argument(
+        "--kws-task",
+        choices=["12class", "35class"],
+        default="12class",
+        help="12class: SUPERB's (test: the 12-class test set); 35class: the words "
+        "(test: testing_list.txt)",
+    )
     parser.add_argument("--exp-dir", type=Path, required=True)
     parser.add_argument("--override", nargs="*", default=[], help="section.key=value (YAML value)")
     parser.add_argument("--ngpu", type=int, default=0)
@@ -55,13 +61,20 @@ def main(argv: list[str] | None = None) -> int:
     setup_logging()
     try:
         config = apply_overrides(load_config(args.config), args.override)
-        config = {**config, "tasks": args.tasks, "freeze_upstream": args.freeze == "true",
-                  "kws": {**config.get("kws", {}), "task": args.kws_task}}  # fmt: skip
+        config = {
+            **config,
+            "tasks": args.tasks,
+            "freeze_upstream": args.freeze == "true",
+            "kws": {**config.get("kws", {}), "task": args.kws_task},
+        }
         data = {}
         if "kws" in args.tasks:
             data["kws_train"] = load_cuts(args.manifest_dir, "speechcommands", "train")
-            data["kws_test"] = load_cuts(args.manifest_dir, "speechcommands",
-                                       "test" if args.kws_task == "12class" else "test35")  # fmt: skip
+            data["kws_test"] = load_cuts(
+                args.manifest_dir,
+                "speechcommands",
+                "test" if args.kws_task == "12class" else "test35",
+            )
         if "sv" in args.tasks:
             data["sv_train"] = load_cuts(args.manifest_dir, "voxceleb", "train")
             data["sv_test"] = load_cuts(args.manifest_dir, "voxceleb", "test")

@@ -52,21 +52,26 @@ def experiment_dir(exp_dir: Path, tag: str, seed: int | None) -> Path:
     return exp_dir / (f"am_{tag}" if seed is None else f"am_{tag}_seed{seed}")
 
 
-def ablation_rows(exp_dir: Path, tags: list[str], baseline: str, method: str, part: str,
-                  seeds: list[int | None]) -> list[dict]:  # fmt: skip
+def ablation_rows(
+    exp_dir: Path, tags: list[str], baseline: str, method: str, part: str, seeds: list[int | None]
+) -> list[dict]:
     """One row per tag: WERs per seed, their mean, and the paired test against the baseline
     (utterance errors summed over seeds, i.e. each seed's decode is one more sample)."""
 
     def load(tag: str) -> list[tuple[dict, dict]]:
-        return [read_scores(experiment_dir(exp_dir, tag, s) / f"decode_{part}_{method}")
-                for s in seeds]  # fmt: skip
+        return [
+            read_scores(experiment_dir(exp_dir, tag, s) / f"decode_{part}_{method}") for s in seeds
+        ]
 
     base = load(baseline)
     rows = []
     for tag in tags:
         runs = base if tag == baseline else load(tag)
-        row = {"tag": tag, "wers": [r[0]["err"] for r in runs],
-               "ci": [(r[0]["ci_low"], r[0]["ci_high"]) for r in runs]}  # fmt: skip
+        row = {
+            "tag": tag,
+            "wers": [r[0]["err"] for r in runs],
+            "ci": [(r[0]["ci_low"], r[0]["ci_high"]) for r in runs],
+        }
         row["wer"] = float(np.mean(row["wers"]))
         if tag != baseline:
             base_errs, sys_errs, words = [], [], []
@@ -77,23 +82,34 @@ def ablation_rows(exp_dir: Path, tags: list[str], baseline: str, method: str, pa
                     base_errs.append(b[utt][0])
                     sys_errs.append(s[utt][0])
                     words.append(b[utt][1])
-            row["paired"] = paired_bootstrap(np.array(base_errs), np.array(sys_errs),
-                                             np.array(words))  # fmt: skip
+            row["paired"] = paired_bootstrap(
+                np.array(base_errs), np.array(sys_errs), np.array(words)
+            )
         rows.append(row)
     return rows
 
 
-def table_markdown(tables: dict[tuple[str, str], list[dict]], baseline: str,
-                   seeds: list[int | None]) -> str:  # fmt: skip
-    seed_note = (f" over seeds {', '.join(str(s) for s in seeds)} (mean WER; per seed in brackets)"
-                 if seeds != [None] else "")  # fmt: skip
-    lines = [f"Baseline `{baseline}`{seed_note}. Delta: configuration - baseline (WER points), "
-             "95% paired-bootstrap interval; p: probability that the configuration is not better "
-             "(Bisani and Ney 2004; < 0.05: significantly better).", ""]  # fmt: skip
+def table_markdown(
+    tables: dict[tuple[str, str], list[dict]], baseline: str, seeds: list[int | None]
+) -> str:
+    seed_note = (
+        f" over seeds {', '.join(str(s) for s in seeds)} (mean WER; per seed in brackets)"
+        if seeds != [None]
+        else ""
+    )
+    lines = [
+        f"Baseline `{baseline}`{seed_note}. Delta: configuration - baseline (WER points), "
+        "95% paired-bootstrap interval; p: probability that the configuration is not better "
+        "(Bisani and Ney 2004; < 0.05: significantly better).",
+        "",
+    ]
     for (method, part), rows in tables.items():
-        lines += [f"### {method}, {part}", "",
-                  "|configuration|WER|95% CI|delta|delta 95% CI|p (not better)|",
-                  "|---|---|---|---|---|---|"]  # fmt: skip
+        lines += [
+            f"### {method}, {part}",
+            "",
+            "|configuration|WER|95% CI|delta|delta 95% CI|p (not better)|",
+            "|---|---|---|---|---|---|",
+        ]
         for r in rows:
             wer = f"{r['wer']:.1f}"
             if len(r["wers"]) > 1:
@@ -102,8 +118,10 @@ def table_markdown(tables: dict[tuple[str, str], list[dict]], baseline: str,
             ci = f"[{lo:.1f}, {hi:.1f}]" if len(r["ci"]) == 1 else "per seed"
             if "paired" in r:
                 p = r["paired"]
-                lines.append(f"|{r['tag']}|{wer}|{ci}|{p['delta']:+.1f}|"
-                             f"[{p['delta_low']:+.1f}, {p['delta_high']:+.1f}]|{p['p_not_better']:.3f}|")  # fmt: skip
+                lines.append(
+                    f"|{r['tag']}|{wer}|{ci}|{p['delta']:+.1f}|"
+                    f"[{p['delta_low']:+.1f}, {p['delta_high']:+.1f}]|{p['p_not_better']:.3f}|"
+                )
             else:
                 lines.append(f"|{r['tag']}|{wer}|{ci}|baseline| | |")
         lines.append("")
@@ -123,8 +141,13 @@ def plot(tables: dict[tuple[str, str], list[dict]], out: Path) -> None:
         wers = [r["wer"] for r in rows]
         lo = [min(c[0] for c in r["ci"]) for r in rows]
         hi = [max(c[1] for c in r["ci"]) for r in rows]
-        ax.bar(x, wers, yerr=[np.subtract(wers, lo), np.subtract(hi, wers)], capsize=3,
-               color=["grey" if "paired" not in r else "tab:blue" for r in rows])  # fmt: skip
+        ax.bar(
+            x,
+            wers,
+            yerr=[np.subtract(wers, lo), np.subtract(hi, wers)],
+            capsize=3,
+            color=["grey" if "paired" not in r else "tab:blue" for r in rows],
+        )
         ax.set_xticks(x, [r["tag"] for r in rows], rotation=60, ha="right", fontsize=8)
         ax.set_ylabel("WER (%)")
         ax.set_title(f"{method}, {part}", fontsize=10)
@@ -141,8 +164,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--exp-dir", type=Path, required=True)
     parser.add_argument("--baseline", required=True, help="tag of the no-KD experiment")
     parser.add_argument("--tags", nargs="+", required=True)
-    parser.add_argument("--seeds", type=int, nargs="*", default=[],
-                        help="experiment dirs am_<tag>_seed<S> (default: am_<tag>)")  # fmt: skip
+    parser.add_argument(
+        "--seeds",
+        type=int,
+        nargs="*",
+        default=[],
+        help="experiment dirs am_<tag>_seed<S> (default: am_<tag>)",
+    )
     parser.add_argument("--methods", nargs="+", default=["hclg", "tlg"])
     parser.add_argument("--sets", nargs="+", default=["dev-clean", "test-clean"])
     parser.add_argument("--out-dir", type=Path, required=True)
@@ -153,8 +181,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         for method in args.methods:
             for part in args.sets:
-                tables[(method, part)] = ablation_rows(args.exp_dir, tags, args.baseline, method,
-                                                       part, seeds)  # fmt: skip
+                tables[(method, part)] = ablation_rows(
+                    args.exp_dir, tags, args.baseline, method, part, seeds
+                )
     except (FileNotFoundError, ValueError) as err:
         print(f"kd_ablation: {err}", file=sys.stderr)
         return 1

@@ -58,8 +58,9 @@ def kws_interval(row: dict) -> tuple[float, float] | None:
     """95% bootstrap interval of the KWS accuracy (%), test utterances resampled."""
     if "kws_items" not in row:
         return None
-    lo, hi = bootstrap_ci(np.array(list(row["kws_items"].values())),
-                          np.ones(len(row["kws_items"])), n_boot=N_BOOT)  # fmt: skip
+    lo, hi = bootstrap_ci(
+        np.array(list(row["kws_items"].values())), np.ones(len(row["kws_items"])), n_boot=N_BOOT
+    )
     return 100 - hi, 100 - lo
 
 
@@ -72,8 +73,9 @@ def _paired_eers(rows: list[dict]) -> np.ndarray | None:
         return None
     keys = sorted(rows[0]["sv_items"])
     labels = np.array([rows[0]["sv_items"][k][1] for k in keys])
-    return 100 * bootstrap_eers([np.array([r["sv_items"][k][0] for k in keys]) for r in rows], labels,
-                                n_boot=N_BOOT)  # fmt: skip
+    return 100 * bootstrap_eers(
+        [np.array([r["sv_items"][k][0] for k in keys]) for r in rows], labels, n_boot=N_BOOT
+    )
 
 
 def eer_interval(row: dict) -> tuple[float, float] | None:
@@ -89,24 +91,36 @@ def paired_difference(a: dict, b: dict, key: str) -> dict[str, float] | None:
     if key == "kws_accuracy":
         if "kws_items" not in a or "kws_items" not in b:
             return None
-        r = paired_bootstrap_by_id({u: (e, 1) for u, e in a["kws_items"].items()},
-                                   {u: (e, 1) for u, e in b["kws_items"].items()}, n_boot=N_BOOT)  # fmt: skip
+        r = paired_bootstrap_by_id(
+            {u: (e, 1) for u, e in a["kws_items"].items()},
+            {u: (e, 1) for u, e in b["kws_items"].items()},
+            n_boot=N_BOOT,
+        )
         if r is None:
             return None
         # error-rate difference -> accuracy difference
-        return {"delta": b[key] - a[key], "low": -r["delta_high"], "high": -r["delta_low"],
-                "p_not_better": r["p_not_better"]}  # fmt: skip
+        return {
+            "delta": b[key] - a[key],
+            "low": -r["delta_high"],
+            "high": -r["delta_low"],
+            "p_not_better": r["p_not_better"],
+        }
     eers = _paired_eers([a, b])
     if eers is None:
         return None
     diff = eers[:, 1] - eers[:, 0]
     low, high = np.percentile(diff, [2.5, 97.5])
-    return {"delta": b[key] - a[key], "low": float(low), "high": float(high),
-            "p_not_better": float((diff >= 0).mean())}  # fmt: skip
+    return {
+        "delta": b[key] - a[key],
+        "low": float(low),
+        "high": float(high),
+        "p_not_better": float((diff >= 0).mean()),
+    }
 
 
-def collect(finetune_dir: Path, upstreams: list[str], modes: list[str] = MODES,
-            setups: list[str] = SETUPS) -> list[dict]:  # fmt: skip
+def collect(
+    finetune_dir: Path, upstreams: list[str], modes: list[str] = MODES, setups: list[str] = SETUPS
+) -> list[dict]:
     """One row per (upstream, mode, setup) that has results.json; missing ones are listed."""
     rows, missing = [], []
     for upstream in upstreams:
@@ -114,8 +128,12 @@ def collect(finetune_dir: Path, upstreams: list[str], modes: list[str] = MODES,
             for setup in setups:
                 path = finetune_dir / upstream / mode / setup / "results.json"
                 if path.is_file():
-                    row = {"upstream": upstream, "mode": mode, "setup": setup,
-                           **json.loads(path.read_text())}  # fmt: skip
+                    row = {
+                        "upstream": upstream,
+                        "mode": mode,
+                        "setup": setup,
+                        **json.loads(path.read_text()),
+                    }
                     if (path.parent / KWS_PREDICTIONS).is_file():
                         row["kws_items"] = read_kws_predictions(path.parent / KWS_PREDICTIONS)
                     if (path.parent / SV_SCORES).is_file():
@@ -124,15 +142,20 @@ def collect(finetune_dir: Path, upstreams: list[str], modes: list[str] = MODES,
                 else:
                     missing.append(str(path))
     if missing:
-        print(f"kws_sv_results: {len(missing)} system(s) without results, e.g. {missing[0]}",
-              file=sys.stderr)  # fmt: skip
+        print(
+            f"kws_sv_results: {len(missing)} system(s) without results, e.g. {missing[0]}",
+            file=sys.stderr,
+        )
     return rows
 
 
 def markdown_table(rows: list[dict]) -> str:
     """The table; scores with per-item files get their 95% bootstrap interval in brackets."""
-    lines = ["|upstream|params (M)|upstream|training|KWS accuracy (%) [95% CI]|SV EER (%) [95% CI]|"
-             "SV minDCF (0.01)|", "|---|---|---|---|---|---|---|"]  # fmt: skip
+    lines = [
+        "|upstream|params (M)|upstream|training|KWS accuracy (%) [95% CI]|SV EER (%) [95% CI]|"
+        "SV minDCF (0.01)|",
+        "|---|---|---|---|---|---|---|",
+    ]
 
     def cell(value: float, interval: tuple[float, float] | None) -> str:
         return f"{value:.2f}" + (f" [{interval[0]:.1f}, {interval[1]:.1f}]" if interval else "")
@@ -142,8 +165,10 @@ def markdown_table(rows: list[dict]) -> str:
         eer = cell(r["eer"], eer_interval(r)) if "eer" in r else "-"
         dcf = f"{r['min_dcf']:.3f}" if "min_dcf" in r else "-"
         training = "joint KWS+SV" if r["setup"] == "joint" else f"{r['setup'].upper()} only"
-        lines.append(f"|{r['upstream']}|{r['upstream_parameters'] / 1e6:.2f}|{r['mode']}|"
-                     f"{training}|{kws}|{eer}|{dcf}|")  # fmt: skip
+        lines.append(
+            f"|{r['upstream']}|{r['upstream_parameters'] / 1e6:.2f}|{r['mode']}|"
+            f"{training}|{kws}|{eer}|{dcf}|"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -157,21 +182,31 @@ def paper_claims(rows: list[dict], teacher: str = "teacher") -> list[str]:
         t = at.get((teacher, mode, setup))
         if name == teacher or t is None or (mode, setup) != ("finetuned", "joint"):
             continue
-        parts = [f"{r['upstream_parameters'] / t['upstream_parameters']:.0%} of the teacher's "
-                 "parameters"]  # fmt: skip
+        parts = [
+            f"{r['upstream_parameters'] / t['upstream_parameters']:.0%} of the teacher's parameters"
+        ]
         for key, label, higher in (("kws_accuracy", "KWS accuracy", True), ("eer", "EER", False)):
             if key in r and key in t:
                 d = paired_difference(t, r, key)
                 ci = ""
                 if d:
                     lo, hi = (d["low"], d["high"]) if higher else (-d["high"], -d["low"])
-                    verdict = ("significantly better" if lo > 0 else "significantly worse" if hi < 0
-                               else "no significant difference")  # fmt: skip
-                    ci = (f"; paired 95% CI of the difference [{d['low']:+.2f}, {d['high']:+.2f}]: "
-                          f"{verdict}")  # fmt: skip
+                    verdict = (
+                        "significantly better"
+                        if lo > 0
+                        else "significantly worse"
+                        if hi < 0
+                        else "no significant difference"
+                    )
+                    ci = (
+                        f"; paired 95% CI of the difference [{d['low']:+.2f}, {d['high']:+.2f}]: "
+                        f"{verdict}"
+                    )
                 parts.append(f"{label} {r[key] - t[key]:+.2f} ({r[key]:.2f} vs {t[key]:.2f}{ci})")
-        lines.append(f"- {name} vs {teacher}, joint and fine-tuned (paper: about 25% of the size, "
-                     f"KWS accuracy -0.1, EER +0.9): " + ", ".join(parts) + ".")  # fmt: skip
+        lines.append(
+            f"- {name} vs {teacher}, joint and fine-tuned (paper: about 25% of the size, "
+            f"KWS accuracy -0.1, EER +0.9): " + ", ".join(parts) + "."
+        )
     wins, total, tested, significant, cases = 0, 0, 0, 0, []
     for (name, mode, setup), r in at.items():
         frozen = at.get((name, "frozen", setup))
@@ -184,15 +219,19 @@ def paper_claims(rows: list[dict], teacher: str = "teacher") -> list[str]:
                 d = paired_difference(frozen, r, key)
                 if d is not None:
                     tested, significant = tested + 1, significant + (d["p_not_better"] < 0.05)
-                cases.append(f"{name} {setup} {label} {r[key]:.2f} vs {frozen[key]:.2f}"
-                             + ("" if better else " (not)")
-                             + (f" (p = {d['p_not_better']:.3f})" if d else ""))  # fmt: skip
+                cases.append(
+                    f"{name} {setup} {label} {r[key]:.2f} vs {frozen[key]:.2f}"
+                    + ("" if better else " (not)")
+                    + (f" (p = {d['p_not_better']:.3f})" if d else "")
+                )
     if total:
         sig = (
             f", significantly (p < 0.05) in {significant} of the {tested} tested" if tested else ""
         )
-        lines.append(f"- Fine-tuned vs frozen (paper: fine-tuning clearly better): better in "
-                     f"{wins} of {total} comparisons{sig}: " + "; ".join(cases) + ".")  # fmt: skip
+        lines.append(
+            f"- Fine-tuned vs frozen (paper: fine-tuning clearly better): better in "
+            f"{wins} of {total} comparisons{sig}: " + "; ".join(cases) + "."
+        )
     return lines
 
 
@@ -210,8 +249,12 @@ def det_plot(rows: list[dict], out: Path) -> None:
             continue
         p_fa = [min(max(p, 1e-4), 1 - 1e-4) for p in r["det"]["p_fa"]]
         p_miss = [min(max(p, 1e-4), 1 - 1e-4) for p in r["det"]["p_miss"]]
-        ax.plot(norm.ppf(p_fa), norm.ppf(p_miss), "-" if r["mode"] == "finetuned" else "--",
-                label=f"{r['upstream']} {r['mode']} {r['setup']} (EER {r['eer']:.1f}%)")  # fmt: skip
+        ax.plot(
+            norm.ppf(p_fa),
+            norm.ppf(p_miss),
+            "-" if r["mode"] == "finetuned" else "--",
+            label=f"{r['upstream']} {r['mode']} {r['setup']} (EER {r['eer']:.1f}%)",
+        )
     ax.set_xticks(norm.ppf(ticks), [f"{100 * t:g}" for t in ticks])
     ax.set_yticks(norm.ppf(ticks), [f"{100 * t:g}" for t in ticks])
     lim = norm.ppf([0.005, 0.6])
@@ -228,8 +271,9 @@ def det_plot(rows: list[dict], out: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--finetune-dir", type=Path, required=True)
     parser.add_argument("--upstreams", nargs="+", required=True, help="e.g. teacher distilhubert")
     parser.add_argument("--modes", nargs="+", default=list(MODES), choices=MODES)
@@ -253,20 +297,42 @@ def main(argv: list[str] | None = None) -> int:
     print(table, end="")
     claims = paper_claims(rows)
     if args.results_file:
-        body = [f"# {args.title}", "", "## Environment", *environment(), "",
-                "## Keyword spotting and speaker verification", "",
-                "KWS: accuracy on the 12-class test set (10 words, unknown, silence). SV: EER and "
-                "minDCF (p_target 0.01) on the trial list, cosine scoring. Frozen: only the heads "
-                "and the layer weights are trained; fine-tuned: the upstream too. Joint: one model "
-                "for both tasks.", "", table, "", args.notes, "",
-                *(["## The paper's findings in this run", "",
-                   "Differences with paired bootstrap tests where the systems' per-item scores "
-                   "exist (KWS: test utterances resampled; SV: trials, stratified, resampled; "
-                   f"{N_BOOT} resamples; p: the share where the claimed-better system is not "
-                   "better). SV trials share speakers, so its intervals are a lower bound; one "
-                   "training seed per system.", "", *claims, ""]
-                  if claims else []),
-                f"![DET curves]({plot})" if plot.is_file() else "", ""]  # fmt: skip
+        body = [
+            f"# {args.title}",
+            "",
+            "## Environment",
+            *environment(),
+            "",
+            "## Keyword spotting and speaker verification",
+            "",
+            "KWS: accuracy on the 12-class test set (10 words, unknown, silence). SV: EER and "
+            "minDCF (p_target 0.01) on the trial list, cosine scoring. Frozen: only the heads "
+            "and the layer weights are trained; fine-tuned: the upstream too. Joint: one model "
+            "for both tasks.",
+            "",
+            table,
+            "",
+            args.notes,
+            "",
+            *(
+                [
+                    "## The paper's findings in this run",
+                    "",
+                    "Differences with paired bootstrap tests where the systems' per-item scores "
+                    "exist (KWS: test utterances resampled; SV: trials, stratified, resampled; "
+                    f"{N_BOOT} resamples; p: the share where the claimed-better system is not "
+                    "better). SV trials share speakers, so its intervals are a lower bound; one "
+                    "training seed per system.",
+                    "",
+                    *claims,
+                    "",
+                ]
+                if claims
+                else []
+            ),
+            f"![DET curves]({plot})" if plot.is_file() else "",
+            "",
+        ]
         atomic_write_text(args.results_file, "\n".join(body))
     return 0
 

@@ -44,10 +44,16 @@ def main(argv: list[str] | None = None) -> int:
     overlap = lm_text_overlap(args.lm_text, refs, args.model, args.order, args.out)
     for name in refs:
         o = overlap[name]
-        ngrams = (f"; {o['ngrams_in_lm_share']:.1%} of its word {o['ngram_order']}-grams are in "
-                  "the n-gram LM" if "ngrams_in_lm_share" in o else "")  # fmt: skip
-        line = (f"{name}: {o['verbatim']} of {o['sentences']} sentences "
-                f"({o['verbatim_share']:.1%}) occur verbatim in the LM text{ngrams}")  # fmt: skip
+        ngrams = (
+            f"; {o['ngrams_in_lm_share']:.1%} of its word {o['ngram_order']}-grams are in "
+            "the n-gram LM"
+            if "ngrams_in_lm_share" in o
+            else ""
+        )
+        line = (
+            f"{name}: {o['verbatim']} of {o['sentences']} sentences "
+            f"({o['verbatim_share']:.1%}) occur verbatim in the LM text{ngrams}"
+        )
         if o["verbatim_share"] > WARN_SHARE:
             logging.warning("%s: WERs with this LM are optimistic on %s", line, name)
         else:

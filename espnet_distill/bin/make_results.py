@@ -24,8 +24,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--title", default="RESULTS")
     parser.add_argument("--notes", default="", help="markdown text placed after the environment")
-    parser.add_argument("--lm-overlap", type=Path,
-                        help="lm_overlap's YAML: each set's overlap with the LM text, shown with its WERs")  # fmt: skip
+    parser.add_argument(
+        "--lm-overlap",
+        type=Path,
+        help="lm_overlap's YAML: each set's overlap with the LM text, shown with its WERs",
+    )
     args = parser.parse_args(argv)
     overlap = None
     if args.lm_overlap is not None and args.lm_overlap.is_file():

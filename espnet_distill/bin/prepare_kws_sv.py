@@ -19,12 +19,17 @@ from espnet_distill.utils import atomic_write_text, setup_logging
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
-    parser.add_argument("--speech-commands", type=Path,
-                        help="holds speech_commands_v0.0N/ and speech_commands_test_set_v0.0N/")  # fmt: skip
-    parser.add_argument("--voxceleb1", type=Path,
-                        help="holds wav/, vox1_meta.csv and veri_test.txt")  # fmt: skip
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--speech-commands",
+        type=Path,
+        help="holds speech_commands_v0.0N/ and speech_commands_test_set_v0.0N/",
+    )
+    parser.add_argument(
+        "--voxceleb1", type=Path, help="holds wav/, vox1_meta.csv and veri_test.txt"
+    )
     parser.add_argument("--version", default="2", help="Speech Commands version (1 or 2)")
     parser.add_argument("--out-dir", type=Path, required=True)
     parser.add_argument("--nj", type=int, default=1)
@@ -36,8 +41,9 @@ def main(argv: list[str] | None = None) -> int:
     counts = {}
     try:
         if args.speech_commands:
-            counts["speech_commands"] = prepare_speech_commands(args.speech_commands, args.out_dir,
-                                                                args.version)  # fmt: skip
+            counts["speech_commands"] = prepare_speech_commands(
+                args.speech_commands, args.out_dir, args.version
+            )
         if args.voxceleb1:
             counts["voxceleb1"] = prepare_voxceleb1(args.voxceleb1, args.out_dir, args.nj)
     except (CorpusError, ValueError) as err:

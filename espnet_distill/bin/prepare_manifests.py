@@ -33,9 +33,12 @@ from espnet_distill.utils import setup_logging
 def combine_parts(output_dir: Path, name: str, parts: list[str], prefix: str) -> int:
     """Manifests ``<prefix>_{recordings,supervisions}_<name>`` joining ``parts``'; returns the
     number of supervisions."""
-    joined = {kind: combine(*[load_manifest(output_dir / f"{prefix}_{kind}_{part}.jsonl.gz")
-                              for part in parts])
-              for kind in ("recordings", "supervisions")}  # fmt: skip
+    joined = {
+        kind: combine(
+            *[load_manifest(output_dir / f"{prefix}_{kind}_{part}.jsonl.gz") for part in parts]
+        )
+        for kind in ("recordings", "supervisions")
+    }
     write_manifests(joined["recordings"], joined["supervisions"], output_dir, prefix, name)
     count = len(joined["supervisions"])
     logging.info("%s: %d utterances from %s", name, count, " + ".join(parts))
@@ -50,8 +53,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--parts", nargs="+", required=True)
     parser.add_argument("--output-dir", type=Path, required=True)
     parser.add_argument("--prefix", default="librispeech")
-    parser.add_argument("--combine", nargs="*", default=[], metavar="NAME=P1,P2",
-                        help="a joined set of parts, e.g. train-960=train-clean-100,train-clean-360")  # fmt: skip
+    parser.add_argument(
+        "--combine",
+        nargs="*",
+        default=[],
+        metavar="NAME=P1,P2",
+        help="a joined set of parts, e.g. train-960=train-clean-100,train-clean-360",
+    )
     args = parser.parse_args(argv)
     combined = {}
     for spec in args.combine:
@@ -65,8 +73,10 @@ def main(argv: list[str] | None = None) -> int:
         combined[name] = parts.split(",")
     missing = sorted({p for parts in combined.values() for p in parts} - set(args.parts))
     if missing:
-        print(f"prepare_manifests: --combine names parts not in --parts: {', '.join(missing)}",
-              file=sys.stderr)  # fmt: skip
+        print(
+            f"prepare_manifests: --combine names parts not in --parts: {', '.join(missing)}",
+            file=sys.stderr,
+        )
         return 1
     setup_logging()
     try:

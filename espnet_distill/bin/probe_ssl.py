@@ -79,32 +79,47 @@ def main(argv: list[str] | None = None) -> int:
     if conf.get("max_train_hours"):
         total = sum(c.duration for c in train) / 3600
         train = subset_hours(train, conf["max_train_hours"], seed=conf.get("seed", 0))
-        log.info("probe training cuts: %d (%.2f h) of %.2f h (max_train_hours %s)", len(train),
-                 sum(c.duration for c in train) / 3600, total, conf["max_train_hours"])  # fmt: skip
+        log.info(
+            "probe training cuts: %d (%.2f h) of %.2f h (max_train_hours %s)",
+            len(train),
+            sum(c.duration for c in train) / 3600,
+            total,
+            conf["max_train_hours"],
+        )
     if args.task == "sid":
-        split = speaker_split({c.id: c.supervisions[0].speaker for c in train},
-                              seed=conf.get("seed", 0))  # fmt: skip
-        splits = {k: train.filter(lambda c, ids=set(v): c.id in ids).to_eager()
-                  for k, v in split.items()}  # fmt: skip
+        split = speaker_split(
+            {c.id: c.supervisions[0].speaker for c in train}, seed=conf.get("seed", 0)
+        )
+        splits = {
+            k: train.filter(lambda c, ids=set(v): c.id in ids).to_eager() for k, v in split.items()
+        }
     else:
-        splits = {"train": train, "dev": CutSet.from_file(args.dev_cuts).to_eager(),
-                  "test": CutSet.from_file(args.test_cuts).to_eager()}  # fmt: skip
+        splits = {
+            "train": train,
+            "dev": CutSet.from_file(args.dev_cuts).to_eager(),
+            "test": CutSet.from_file(args.test_cuts).to_eager(),
+        }
     if lexicon is not None:
         texts = (s.text for cuts in splits.values() for c in cuts for s in c.supervisions)
         for word, why in complete_lexicon(lexicon, texts).items():
             log.warning("no pronunciation for %s (%s): its utterances are skipped", word, why)
     args.out_dir.mkdir(parents=True, exist_ok=True)
-    result = run_probe(upstream, args.task, splits, conf, lexicon,
-                       checkpoint=args.out_dir / "checkpoint.pt")  # fmt: skip
+    result = run_probe(
+        upstream, args.task, splits, conf, lexicon, checkpoint=args.out_dir / "checkpoint.pt"
+    )
     if result["skipped_cuts"]:
-        log.warning("%d cuts had no %s target (a word without pronunciation) and were skipped",
-                    result["skipped_cuts"], args.task)  # fmt: skip
+        log.warning(
+            "%d cuts had no %s target (a word without pronunciation) and were skipped",
+            result["skipped_cuts"],
+            args.task,
+        )
     utterances = result.pop("test_utterances")
     atomic_write_text(
         args.out_dir / TEST_SCORES, "".join(f"{u}\t{e}\t{n}\n" for u, e, n in utterances)
     )
-    atomic_write_text(final, yaml.safe_dump({"upstream": str(args.upstream), **result},
-                                            sort_keys=False))  # fmt: skip
+    atomic_write_text(
+        final, yaml.safe_dump({"upstream": str(args.upstream), **result}, sort_keys=False)
+    )
     print(
         f"{args.upstream} {args.task}: {result['metric']} dev {result['dev']} test {result['test']}"
     )

@@ -26,8 +26,12 @@ def main(argv: list[str] | None = None) -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--manifest-dir", type=Path, required=True)
-    parser.add_argument("--path-prefix", type=Path, required=True,
-                        help="dir the manifests' relative audio paths start from")  # fmt: skip
+    parser.add_argument(
+        "--path-prefix",
+        type=Path,
+        required=True,
+        help="dir the manifests' relative audio paths start from",
+    )
     parser.add_argument("--parts", nargs="+", required=True)
     parser.add_argument("--out-dir", type=Path, required=True)
     args = parser.parse_args(argv)
@@ -37,19 +41,24 @@ def main(argv: list[str] | None = None) -> int:
         rec_file = next(iter(args.manifest_dir.glob(f"*_recordings_{part}.jsonl.gz")), None)
         sup_file = next(iter(args.manifest_dir.glob(f"*_supervisions_{part}.jsonl.gz")), None)
         if rec_file is None or sup_file is None:
-            print(f"ssl_cuts: {args.manifest_dir}: no recordings/supervisions of {part}",
-                  file=sys.stderr)  # fmt: skip
+            print(
+                f"ssl_cuts: {args.manifest_dir}: no recordings/supervisions of {part}",
+                file=sys.stderr,
+            )
             return 1
         recordings = RecordingSet.from_file(rec_file)
         recordings = RecordingSet.from_recordings(
             r.with_path_prefix(str(args.path_prefix.resolve()))
-            if not Path(r.sources[0].source).is_absolute() else r for r in recordings
-        )  # fmt: skip
+            if not Path(r.sources[0].source).is_absolute()
+            else r
+            for r in recordings
+        )
         cuts = CutSet.from_manifests(recordings, SupervisionSet.from_file(sup_file))
         out = args.out_dir / f"cuts_{part}.jsonl.gz"
         cuts.to_file(out)
-        log.info("%s: %d cuts (%.2f h) -> %s", part, len(cuts),
-                 sum(c.duration for c in cuts) / 3600, out)  # fmt: skip
+        log.info(
+            "%s: %d cuts (%.2f h) -> %s", part, len(cuts), sum(c.duration for c in cuts) / 3600, out
+        )
     return 0
 
 

@@ -85,8 +85,10 @@ def main(argv: list[str] | None = None) -> int:
 
         teacher = load_hubert(args.teacher)
         if not 0 <= args.layer <= teacher.num_layers:
-            print(f"ssl_labels: --layer {args.layer}: the teacher has layers 0..{teacher.num_layers}",
-                  file=sys.stderr)  # fmt: skip
+            print(
+                f"ssl_labels: --layer {args.layer}: the teacher has layers 0..{teacher.num_layers}",
+                file=sys.stderr,
+            )
             return 1
     step = 1 if teacher is not None else 2  # features at 50 or 100 frames a second
     field = receptive_field(teacher.config) if teacher is not None else 400
@@ -97,8 +99,11 @@ def main(argv: list[str] | None = None) -> int:
     labels, skipped = {}, 0
     for cuts_file in args.cuts:
         cuts = CutSet.from_file(cuts_file)
-        feats = fit if cuts_file == args.fit_cuts else cut_features(cuts, teacher, args.layer,
-                                                                     f"features {cuts_file.name}")  # fmt: skip
+        feats = (
+            fit
+            if cuts_file == args.fit_cuts
+            else cut_features(cuts, teacher, args.layer, f"features {cuts_file.name}")
+        )
         for cut in cuts:
             n = model_frames(cut.num_samples, field)
             if n == 0:
@@ -107,15 +112,29 @@ def main(argv: list[str] | None = None) -> int:
             frame_labels = km.predict(feats[cut.id].astype(np.float32))
             labels[cut.id] = to_model_frames(frame_labels, n, step).astype(np.int16)
     if skipped:
-        log.warning("%d cuts shorter than the CNN's receptive field (%d samples) have no labels",
-                    skipped, field)  # fmt: skip
+        log.warning(
+            "%d cuts shorter than the CNN's receptive field (%d samples) have no labels",
+            skipped,
+            field,
+        )
     args.out_dir.mkdir(parents=True, exist_ok=True)
     sizes = np.bincount(np.concatenate(list(labels.values())), minlength=args.num_clusters)
-    (args.out_dir / "kmeans.yaml").write_text(yaml.safe_dump({
-        "features": f"layer {args.layer} of {args.teacher}" if teacher is not None else "mfcc39",
-        "num_clusters": args.num_clusters, "seed": args.seed, "labelled_cuts": len(labels),
-        "skipped_cuts": skipped, "empty_clusters": int((sizes == 0).sum()),
-        "largest_cluster_share": round(float(sizes.max() / sizes.sum()), 4)}, sort_keys=False))  # fmt: skip
+    (args.out_dir / "kmeans.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "features": f"layer {args.layer} of {args.teacher}"
+                if teacher is not None
+                else "mfcc39",
+                "num_clusters": args.num_clusters,
+                "seed": args.seed,
+                "labelled_cuts": len(labels),
+                "skipped_cuts": skipped,
+                "empty_clusters": int((sizes == 0).sum()),
+                "largest_cluster_share": round(float(sizes.max() / sizes.sum()), 4),
+            },
+            sort_keys=False,
+        )
+    )
     np.save(args.out_dir / "centers.npy", km.cluster_centers_)  # to label more audio the same way
     with atomic_output(final) as tmp:
         with open(tmp, "wb") as f:

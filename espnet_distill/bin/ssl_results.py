@@ -62,12 +62,24 @@ def main(argv: list[str] | None = None) -> int:
     table = markdown_table(rows, args.tasks)
     audio = sum(len(w) for w in waves) / 16000
     (args.out_dir / "table.md").write_text(table)
-    (args.out_dir / "summary.yaml").write_text(yaml.safe_dump(
-        {"rows": rows, "timing": {"utterances": len(waves), "audio_seconds": round(audio, 1),
-                                  "cpu_seconds": {k: round(v, 3) for k, v in seconds.items()}}},
-        sort_keys=False))  # fmt: skip
-    depths = {name: m.config["encoder_num_layers"] for name, m in models.items()
-              if isinstance(m, DistilHubert)}  # fmt: skip
+    (args.out_dir / "summary.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "rows": rows,
+                "timing": {
+                    "utterances": len(waves),
+                    "audio_seconds": round(audio, 1),
+                    "cpu_seconds": {k: round(v, 3) for k, v in seconds.items()},
+                },
+            },
+            sort_keys=False,
+        )
+    )
+    depths = {
+        name: m.config["encoder_num_layers"]
+        for name, m in models.items()
+        if isinstance(m, DistilHubert)
+    }
     teacher = models["teacher"]
     if isinstance(teacher, HubertModel) and len(depths) > 1:
         deep_vs_wide_plot(
@@ -75,25 +87,39 @@ def main(argv: list[str] | None = None) -> int:
         )
     print(table, end="")
     if args.results_file:
-        body = [f"# {args.title}", "", "## Environment", *environment(), "",
-                "## Upstreams: parameters, speed, SUPERB-style probing", "",
-                f"CPU speed-up: teacher's time / the upstream's on the same {len(waves)} utterances "
-                f"({audio:.0f} s of audio), one thread, measured in this run. Scores: test (dev); "
-                "probes on the frozen upstream with a learnt weighted sum of its layers.", "",
-                table]  # fmt: skip
+        body = [
+            f"# {args.title}",
+            "",
+            "## Environment",
+            *environment(),
+            "",
+            "## Upstreams: parameters, speed, SUPERB-style probing",
+            "",
+            f"CPU speed-up: teacher's time / the upstream's on the same {len(waves)} utterances "
+            f"({audio:.0f} s of audio), one thread, measured in this run. Scores: test (dev); "
+            "probes on the frozen upstream with a learnt weighted sum of its layers.",
+            "",
+            table,
+        ]
         if (args.out_dir / "deep_vs_wide.png").is_file():
             body += ["", f"![deep vs wide]({args.out_dir / 'deep_vs_wide.png'})", ""]
         claims = paper_claims(rows, depths, args.tasks, args.probe_dir)
         if claims:
-            body += ["", "## The papers' claims in this run", "",
-                     "Direction from the table above (test and dev); where the probes wrote "
-                     "per-utterance test scores, the test difference's paired bootstrap over "
-                     "utterances (Bisani and Ney 2004; p: the share of 2000 resamples where the "
-                     "claimed-better upstream is not better; a tie counts as not better, so the opposite is "
-                     "called significant only where its own p, the share where the claimed-better "
-                     "upstream is not worse, is below 0.05). One seed of each upstream and probe: "
-                     "the test covers the test set's sampling noise, not the training seed's.",
-                     "", *claims, ""]  # fmt: skip
+            body += [
+                "",
+                "## The papers' claims in this run",
+                "",
+                "Direction from the table above (test and dev); where the probes wrote "
+                "per-utterance test scores, the test difference's paired bootstrap over "
+                "utterances (Bisani and Ney 2004; p: the share of 2000 resamples where the "
+                "claimed-better upstream is not better; a tie counts as not better, so the opposite is "
+                "called significant only where its own p, the share where the claimed-better "
+                "upstream is not worse, is below 0.05). One seed of each upstream and probe: "
+                "the test covers the test set's sampling noise, not the training seed's.",
+                "",
+                *claims,
+                "",
+            ]
         atomic_write_text(args.results_file, "\n".join(body) + "\n")
     return 0
 

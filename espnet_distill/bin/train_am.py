@@ -37,15 +37,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--lang-dir", type=Path, required=True)
     parser.add_argument("--cmvn", type=Path, required=True)
     parser.add_argument("--exp-dir", type=Path, required=True)
-    parser.add_argument("--targets-dir", type=Path,
-                        help="stage-4 frame targets (for a model with a senone head)")  # fmt: skip
-    parser.add_argument("--unit-lm-dir", type=Path,
-                        help="stage-5 unit LMs <dir>/<unit>/model.pt (KD heads' teachers)")  # fmt: skip
+    parser.add_argument(
+        "--targets-dir", type=Path, help="stage-4 frame targets (for a model with a senone head)"
+    )
+    parser.add_argument(
+        "--unit-lm-dir",
+        type=Path,
+        help="stage-5 unit LMs <dir>/<unit>/model.pt (KD heads' teachers)",
+    )
     parser.add_argument("--phone-lang-dir", type=Path, help="phone lang dir (for KD heads)")
     parser.add_argument("--ngpu", type=int, default=0)
     parser.add_argument("--num-nodes", type=int, default=1)
-    parser.add_argument("--cpu-procs", type=int, default=1,
-                        help="without GPUs: data-parallel CPU processes (DDP, gloo)")  # fmt: skip
+    parser.add_argument(
+        "--cpu-procs",
+        type=int,
+        default=1,
+        help="without GPUs: data-parallel CPU processes (DDP, gloo)",
+    )
     parser.add_argument("--seed", type=int, help="overrides train.seed")
     parser.add_argument("--override", nargs="*", default=[], help="section.key=value (YAML value)")
     args = parser.parse_args(argv)
@@ -62,9 +70,20 @@ def main(argv: list[str] | None = None) -> int:
         f"#!/usr/bin/env bash\n# the exact command of this run\n{cmd}\n"
     )
     try:
-        train(config, args.exp_dir, args.train_cuts, args.valid_cuts, args.lang_dir, args.cmvn,
-              args.ngpu, args.num_nodes, args.targets_dir, args.unit_lm_dir,
-              args.phone_lang_dir, args.cpu_procs)  # fmt: skip
+        train(
+            config,
+            args.exp_dir,
+            args.train_cuts,
+            args.valid_cuts,
+            args.lang_dir,
+            args.cmvn,
+            args.ngpu,
+            args.num_nodes,
+            args.targets_dir,
+            args.unit_lm_dir,
+            args.phone_lang_dir,
+            args.cpu_procs,
+        )
     except (ValueError, FileNotFoundError) as err:
         print(f"train_am: {err}", file=sys.stderr)
         return 1

@@ -34,8 +34,9 @@ from espnet_distill.utils import setup_logging
 log = logging.getLogger(__name__)
 
 
-def convert(converter: TextToUnits, unit: str, sentences: list[str],
-            desc: str) -> tuple[list[list[int]], int]:  # fmt: skip
+def convert(
+    converter: TextToUnits, unit: str, sentences: list[str], desc: str
+) -> tuple[list[list[int]], int]:
     """Unit sequences of the sentences, and how many were skipped (no pronunciation)."""
     out, skipped = [], 0
     for text in tqdm(sentences, desc=desc, mininterval=5, disable=None):
@@ -67,9 +68,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.hf_model and args.unit != "subword":
         parser.error("--hf-model is a subword LM: it needs --unit subword")
     setup_logging()
-    needed = [args.lang_dir / "lexicon.txt", args.align_dir / "tri" / "tree.json",
-              args.align_dir / "targets" / "units" / f"{args.unit}.txt", args.bpe_model,
-              args.valid_text, *args.text] + ([args.config] if args.config else [])  # fmt: skip
+    needed = [
+        args.lang_dir / "lexicon.txt",
+        args.align_dir / "tri" / "tree.json",
+        args.align_dir / "targets" / "units" / f"{args.unit}.txt",
+        args.bpe_model,
+        args.valid_text,
+        *args.text,
+    ] + ([args.config] if args.config else [])
     for path in needed:
         if not path.is_file():
             print(f"train_unit_lm: {path} does not exist", file=sys.stderr)
@@ -84,12 +90,21 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as err:
         print(f"train_unit_lm: {err}", file=sys.stderr)
         return 1
-    train_seqs, skipped = ([], 0) if args.hf_model else convert(converter, args.unit, sentences,
-                                                                 f"{args.unit} LM text")  # fmt: skip
+    train_seqs, skipped = (
+        ([], 0)
+        if args.hf_model
+        else convert(converter, args.unit, sentences, f"{args.unit} LM text")
+    )
     valid_seqs, valid_skipped = convert(converter, args.unit, valid, f"{args.unit} valid text")
-    log.info("%s units: %d training sentences (%d skipped: words without pronunciation), "
-             "%d valid sentences (%d skipped)", args.unit, len(train_seqs), skipped,
-             len(valid_seqs), valid_skipped)  # fmt: skip
+    log.info(
+        "%s units: %d training sentences (%d skipped: words without pronunciation), "
+        "%d valid sentences (%d skipped)",
+        args.unit,
+        len(train_seqs),
+        skipped,
+        len(valid_seqs),
+        valid_skipped,
+    )
     try:
         if args.hf_model:
             register_hf_lm(args.hf_model, converter.names["subword"], valid_seqs, args.exp_dir)

@@ -51,8 +51,15 @@ def _print_problems(report: ValidationReport) -> None:
 def _log_report(report: ValidationReport, where: str) -> None:
     oov = f", OOV rate {100 * report.oov_rate:.2f}%" if report.oov_rate is not None else ""
     kept = f", kept {report.kept}" if report.kept is not None else ""
-    logging.info("%s: %d utterances, %d problems%s%s%s", report.name, report.total,
-                 len(report.problems), kept, oov, f" (listed in {where})" if where else "")  # fmt: skip
+    logging.info(
+        "%s: %d utterances, %d problems%s%s%s",
+        report.name,
+        report.total,
+        len(report.problems),
+        kept,
+        oov,
+        f" (listed in {where})" if where else "",
+    )
     for kind, n in report.kinds().most_common():
         logging.info("  %5d  %s", n, kind)
 
@@ -74,19 +81,34 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sample-rate", type=int, default=16000)
     parser.add_argument("--channels", type=int, default=1)
     parser.add_argument("--min-duration", type=float, default=0.1)
-    parser.add_argument("--charset", default=DEFAULT_CHARSET,
-                        help="allowed transcript characters, a regex class body; '' for no check")  # fmt: skip
-    parser.add_argument("--no-samples", action="store_true",
-                        help="check audio headers only, do not decode (faster, misses NaN/corrupt)")  # fmt: skip
+    parser.add_argument(
+        "--charset",
+        default=DEFAULT_CHARSET,
+        help="allowed transcript characters, a regex class body; '' for no check",
+    )
+    parser.add_argument(
+        "--no-samples",
+        action="store_true",
+        help="check audio headers only, do not decode (faster, misses NaN/corrupt)",
+    )
     vocab = parser.add_mutually_exclusive_group()
     vocab.add_argument("--vocab-part", help="OOV rate against this part's transcript words")
     vocab.add_argument("--lexicon", type=Path, help="OOV rate against this lexicon's words")
-    parser.add_argument("--max-oov-rate", type=float, default=None,
-                        help="an error when a part's OOV rate is higher (a fraction)")  # fmt: skip
+    parser.add_argument(
+        "--max-oov-rate",
+        type=float,
+        default=None,
+        help="an error when a part's OOV rate is higher (a fraction)",
+    )
     args = parser.parse_args(argv)
     setup_logging()
-    expect = Expect(args.sample_rate, args.channels, args.min_duration, args.charset or None,
-                    not args.no_samples)  # fmt: skip
+    expect = Expect(
+        args.sample_rate,
+        args.channels,
+        args.min_duration,
+        args.charset or None,
+        not args.no_samples,
+    )
     words = _lexicon_words(args.lexicon) if args.lexicon else None
     try:
         if args.kaldi_dir:
@@ -102,8 +124,10 @@ def main(argv: list[str] | None = None) -> int:
                 parts = [args.vocab_part] + [p for p in parts if p != args.vocab_part]
             reports = []
             for part in parts:
-                files = [args.manifest_dir / f"{args.prefix}_{kind}_{part}.jsonl.gz"
-                         for kind in ("recordings", "supervisions")]  # fmt: skip
+                files = [
+                    args.manifest_dir / f"{args.prefix}_{kind}_{part}.jsonl.gz"
+                    for kind in ("recordings", "supervisions")
+                ]
                 absent = [str(f) for f in files if not f.is_file()]
                 if absent:
                     raise ValidationError(f"part {part}: missing {', '.join(absent)}")
@@ -117,15 +141,19 @@ def main(argv: list[str] | None = None) -> int:
                     report.kept = len(sups)
                     if report.problems:
                         if not len(sups):
-                            raise ValidationError(f"part {part}: every item has a problem, "
-                                                  f"e.g. {report.lines()[0]}")  # fmt: skip
+                            raise ValidationError(
+                                f"part {part}: every item has a problem, e.g. {report.lines()[0]}"
+                            )
                         write_manifests(recs, sups, args.manifest_dir, args.prefix, part)
                     rejected = args.manifest_dir / f"rejected_{part}.txt"
                     before = len(rejected.read_text().splitlines()) if rejected.is_file() else 0
                     total = add_rejected(rejected, report.lines())
                     write_summary(report, args.manifest_dir / f"validation_{part}.json")
-                    where = (f"{rejected}: {total} in all, {before} from corpus preparation"
-                             if before else str(rejected))  # fmt: skip
+                    where = (
+                        f"{rejected}: {total} in all, {before} from corpus preparation"
+                        if before
+                        else str(rejected)
+                    )
                 _log_report(report, where)
                 reports.append(report)
     except ValidationError as err:
@@ -143,9 +171,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.max_oov_rate is not None:
         for r in reports:
             if r.oov_rate is not None and r.oov_rate > args.max_oov_rate:
-                print(f"validate_data: {r.name}: OOV rate {r.oov_rate:.4f} > --max-oov-rate "
-                      f"{args.max_oov_rate} (most frequent: {', '.join(r.oov_words)})"[:400],
-                      file=sys.stderr)  # fmt: skip
+                print(
+                    f"validate_data: {r.name}: OOV rate {r.oov_rate:.4f} > --max-oov-rate "
+                    f"{args.max_oov_rate} (most frequent: {', '.join(r.oov_words)})"[:400],
+                    file=sys.stderr,
+                )
                 status = 1
     return status
 

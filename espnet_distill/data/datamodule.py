@@ -34,8 +34,12 @@ log = logging.getLogger(__name__)
 class AsrDataset(Dataset):
     """Maps a CutSet (one batch chosen by a lhotse sampler) to padded tensors."""
 
-    def __init__(self, tokenizer: BpeTokenizer | None, targets: dict[str, Path] | None = None,
-                 audio: bool = False) -> None:  # fmt: skip
+    def __init__(
+        self,
+        tokenizer: BpeTokenizer | None,
+        targets: dict[str, Path] | None = None,
+        audio: bool = False,
+    ) -> None:
         self.tokenizer = tokenizer
         self.audio = audio  # "feats" are 16 kHz samples (an SSL front-end), lengths in samples
         self.target_files = dict(targets or {})
@@ -53,8 +57,10 @@ class AsrDataset(Dataset):
                 except ValueError as err:
                     raise ValueError(f"{self.target_files[unit]}: {cut.id}: {err}") from None
                 if len(ids) != n:
-                    raise ValueError(f"{self.target_files[unit]}: {cut.id} has {len(ids)} "
-                                     f"{unit} targets for {n} feature frames")  # fmt: skip
+                    raise ValueError(
+                        f"{self.target_files[unit]}: {cut.id} has {len(ids)} "
+                        f"{unit} targets for {n} feature frames"
+                    )
                 rows.append(ids)
             out[f"{unit}_targets"] = pad_sequence(rows, batch_first=True, padding_value=-1)
         return out
@@ -151,14 +157,25 @@ def make_loader(
         n_before = len(cuts)
         cuts = cuts.filter(have).to_eager()
         if len(cuts) < n_before:
-            log.warning("%s: %d of %d cuts have no %s targets in %s and are not used",
-                        cuts_file, n_before - len(cuts), n_before, unit, scp)  # fmt: skip
+            log.warning(
+                "%s: %d of %d cuts have no %s targets in %s and are not used",
+                cuts_file,
+                n_before - len(cuts),
+                n_before,
+                unit,
+                scp,
+            )
     if max_cut_duration:
         n_before = len(cuts)
         cuts = cuts.filter(_MaxDuration(max_cut_duration)).to_eager()
         if len(cuts) < n_before:
-            log.warning("%s: %d of %d cuts are longer than %.1f s and are not used for training",
-                        cuts_file, n_before - len(cuts), n_before, max_cut_duration)  # fmt: skip
+            log.warning(
+                "%s: %d of %d cuts are longer than %.1f s and are not used for training",
+                cuts_file,
+                n_before - len(cuts),
+                n_before,
+                max_cut_duration,
+            )
     if train:
         sampler = DynamicBucketingSampler(
             cuts,

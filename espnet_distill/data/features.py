@@ -149,8 +149,14 @@ def combine(out_dir: Path, nj: int, part: str, rejected_list: Path | None = None
     final = out_dir.parent / f"cuts_{part}.jsonl.gz"
     with atomic_output(final) as tmp:
         cuts.to_file(tmp)
-    log.info("%s: %d cuts with features, %d rejected by feature extraction (%s: %d in all)",
-             part, len(cuts), len(rejected), rejected_list, total)  # fmt: skip
+    log.info(
+        "%s: %d cuts with features, %d rejected by feature extraction (%s: %d in all)",
+        part,
+        len(cuts),
+        len(rejected),
+        rejected_list,
+        total,
+    )
     return cuts
 
 

@@ -30,8 +30,12 @@ log = logging.getLogger(__name__)
 
 SILENCE, UNKNOWN, BACKGROUND = "_silence_", "_unknown_", "_background_noise_"
 # v0.01 has 30 words: v0.02 added five
-WORDS = {"1": tuple(w for w in KEYWORDS if w not in ("backward", "follow", "forward", "learn",
-                                                     "visual")), "2": KEYWORDS}  # fmt: skip
+WORDS = {
+    "1": tuple(
+        w for w in KEYWORDS if w not in ("backward", "follow", "forward", "learn", "visual")
+    ),
+    "2": KEYWORDS,
+}
 
 
 def kws_label(text: str, task: str) -> str:
@@ -46,8 +50,9 @@ def kws_label(text: str, task: str) -> str:
     return text if text in CORE_WORDS else SILENCE if not text else UNKNOWN
 
 
-def _write(manifests: dict[str, tuple[RecordingSet, SupervisionSet]], output_dir: Path,
-           prefix: str) -> dict[str, int]:  # fmt: skip
+def _write(
+    manifests: dict[str, tuple[RecordingSet, SupervisionSet]], output_dir: Path, prefix: str
+) -> dict[str, int]:
     for split, (recordings, supervisions) in manifests.items():
         write_manifests(recordings, supervisions, output_dir, prefix, split)
     return {split: len(supervisions) for split, (_, supervisions) in manifests.items()}
@@ -74,8 +79,10 @@ def check_speech_commands(corpus_dir: Path, version: str = "2") -> None:
     for part, d in (("main", main), ("test", test)):
         unknown = sorted(p.name for p in d.iterdir() if p.is_dir() and p.name not in known[part])
         if unknown:
-            problems.append(f"{d}: unknown keyword folder(s) {', '.join(unknown)} (v0.0{version} "
-                            f"has {len(WORDS[version])} words)")  # fmt: skip
+            problems.append(
+                f"{d}: unknown keyword folder(s) {', '.join(unknown)} (v0.0{version} "
+                f"has {len(WORDS[version])} words)"
+            )
     for name in ("validation_list.txt", "testing_list.txt"):
         if (main / name).is_file():
             lines = (main / name).read_text().split()
@@ -83,13 +90,18 @@ def check_speech_commands(corpus_dir: Path, version: str = "2") -> None:
                 f"{name}:{i} {rel}" for i, rel in enumerate(lines, 1) if not (main / rel).is_file()
             ]
             if missing:
-                problems.append(f"{main / name} names {len(missing)} missing file(s): "
-                                + ", ".join(missing[:5]) + (" ..." if len(missing) > 5 else ""))  # fmt: skip
+                problems.append(
+                    f"{main / name} names {len(missing)} missing file(s): "
+                    + ", ".join(missing[:5])
+                    + (" ..." if len(missing) > 5 else "")
+                )
     if problems:
         raise CorpusError(f"Speech Commands dir {corpus_dir}: " + "; ".join(problems))
 
 
-def prepare_speech_commands(corpus_dir: Path, output_dir: Path, version: str = "2") -> dict[str, int]:  # fmt: skip
+def prepare_speech_commands(
+    corpus_dir: Path, output_dir: Path, version: str = "2"
+) -> dict[str, int]:
     """lhotse's train / valid / 12-class test manifests plus the 35-word ``test35`` split; returns
     the supervision count of each split."""
     corpus_dir = Path(corpus_dir)
@@ -105,11 +117,21 @@ def prepare_speech_commands(corpus_dir: Path, output_dir: Path, version: str = "
         recording = Recording.from_file(main / rel, recording_id=rec_id)
         recordings.append(recording)
         word, name = rel.split("/")
-        supervisions.append(SupervisionSegment(
-            id=rec_id, recording_id=rec_id, start=0.0, duration=recording.duration, channel=0,
-            language="English", speaker=name.split("_")[0], text=word))  # fmt: skip
-    test35 = fix_manifests(RecordingSet.from_recordings(recordings),
-                           SupervisionSet.from_segments(supervisions))  # fmt: skip
+        supervisions.append(
+            SupervisionSegment(
+                id=rec_id,
+                recording_id=rec_id,
+                start=0.0,
+                duration=recording.duration,
+                channel=0,
+                language="English",
+                speaker=name.split("_")[0],
+                text=word,
+            )
+        )
+    test35 = fix_manifests(
+        RecordingSet.from_recordings(recordings), SupervisionSet.from_segments(supervisions)
+    )
     validate_recordings_and_supervisions(*test35)
     manifests["test35"] = test35
     counts = _write(manifests, Path(output_dir), "speechcommands")
@@ -120,8 +142,11 @@ def prepare_speech_commands(corpus_dir: Path, output_dir: Path, version: str = "
 def check_voxceleb1(root: Path) -> None:
     """``wav/``, ``vox1_meta.csv`` naming every speaker dir, and ``veri_test.txt``."""
     root = Path(root)
-    problems = [f"{root / n} missing" for n in ("wav", "vox1_meta.csv", "veri_test.txt")
-                if not (root / n).exists()]  # fmt: skip
+    problems = [
+        f"{root / n} missing"
+        for n in ("wav", "vox1_meta.csv", "veri_test.txt")
+        if not (root / n).exists()
+    ]
     if not problems:
         meta = {
             line.split("\t")[0] for line in (root / "vox1_meta.csv").read_text().splitlines()[1:]
@@ -155,8 +180,11 @@ def read_trials(path: Path, recording_ids: set[str]) -> list[tuple[int, str, str
             continue
         trials.append((int(fields[0]), ids[0], ids[1]))
     if bad:
-        raise CorpusError(f"{len(bad)} bad trial line(s): " + "; ".join(bad[:5])
-                          + (" ..." if len(bad) > 5 else ""))  # fmt: skip
+        raise CorpusError(
+            f"{len(bad)} bad trial line(s): "
+            + "; ".join(bad[:5])
+            + (" ..." if len(bad) > 5 else "")
+        )
     if not trials:
         raise CorpusError(f"{path}: no trials")
     return trials

@@ -72,8 +72,9 @@ def _check_line(part_dir: Path, trans: Path, lineno: int, raw: bytes) -> tuple[s
     return line, ""
 
 
-def write_manifests(recordings: RecordingSet, supervisions: SupervisionSet, output_dir: Path,
-                    prefix: str, part: str) -> None:  # fmt: skip
+def write_manifests(
+    recordings: RecordingSet, supervisions: SupervisionSet, output_dir: Path, prefix: str, part: str
+) -> None:
     """``<prefix>_{supervisions,recordings}_<part>.jsonl.gz``, each written to a temporary name
     and renamed, recordings last: their file's existence marks the part as done."""
     output_dir.mkdir(parents=True, exist_ok=True)
@@ -108,8 +109,10 @@ def prepare_part(
                 continue
             utt_id = line.split(maxsplit=1)[0]
             if utt_id in first_seen:
-                reason = (f"{trans}:{lineno}: duplicated utterance id {utt_id} (first at "
-                          f"{first_seen[utt_id]}, which is kept)")  # fmt: skip
+                reason = (
+                    f"{trans}:{lineno}: duplicated utterance id {utt_id} (first at "
+                    f"{first_seen[utt_id]}, which is kept)"
+                )
                 report.rejected.append((str(trans), reason))
                 log.warning("skipping: %s", reason)
                 continue
@@ -141,6 +144,9 @@ def prepare_part(
     report.kept = len(supervision_set)
     log.info(
         "%s: %d utterances prepared, %d rejected (listed in %s); validation follows",
-        part, report.kept, len(report.rejected), rejected_file,
-    )  # fmt: skip
+        part,
+        report.kept,
+        len(report.rejected),
+        rejected_file,
+    )
     return report

@@ -239,11 +239,18 @@ def _tts_command(spk: Speaker, text: str, wav: Path, rng: random.Random) -> list
     f0 = spk.pitch * rng.uniform(0.95, 1.05)
     stretch = spk.rate * rng.uniform(0.96, 1.04)
     return [
-        "flite", "-voice", spk.voice,
-        "--setf", f"int_f0_target_mean={f0:.0f}",
-        "--setf", f"duration_stretch={stretch:.3f}",
-        "-t", spoken, "-o", str(wav),
-    ]  # fmt: skip
+        "flite",
+        "-voice",
+        spk.voice,
+        "--setf",
+        f"int_f0_target_mean={f0:.0f}",
+        "--setf",
+        f"duration_stretch={stretch:.3f}",
+        "-t",
+        spoken,
+        "-o",
+        str(wav),
+    ]
 
 
 def _channel_effects(spk: Speaker) -> list[str]:
@@ -305,8 +312,9 @@ def fit_clip(audio: np.ndarray, seconds: float, rng: np.random.Generator) -> np.
     return clip
 
 
-def mix_background(audio: np.ndarray, noise_file: Path, snr_db: float,
-                   rng: np.random.Generator) -> np.ndarray:  # fmt: skip
+def mix_background(
+    audio: np.ndarray, noise_file: Path, snr_db: float, rng: np.random.Generator
+) -> np.ndarray:
     """``audio`` plus a random segment of ``noise_file`` (looped if shorter) at ``snr_db``."""
     noise, sr = sf.read(noise_file, dtype="float64")
     if sr != SAMPLE_RATE:
@@ -382,8 +390,14 @@ def check_tools() -> None:
             raise FileNotFoundError(f"{tool} not found on PATH: run tools/install.sh")
 
 
-def run_synthesis(root: Path, utts: list[dict], speakers: list[Speaker], nj: int = 2,
-                  cmd: str | None = None, desc: str = "synthesising") -> int:  # fmt: skip
+def run_synthesis(
+    root: Path,
+    utts: list[dict],
+    speakers: list[Speaker],
+    nj: int = 2,
+    cmd: str | None = None,
+    desc: str = "synthesising",
+) -> int:
     """Synthesise the planned items under ``root`` as ``nj`` jobs through ``cmd`` (run.pl by
     default) with a progress bar over files written; items already on disk are skipped. Returns
     how many items are still missing (their errors are in ``root/synth_jobs/log``)."""
@@ -397,9 +411,12 @@ def run_synthesis(root: Path, utts: list[dict], speakers: list[Speaker], nj: int
     argv = shlex.split(cmd) + [
         f"JOB=1:{nj}",
         str(jobs_dir / "log" / "synth.JOB.log"),
-        sys.executable, "-m", "espnet_distill.data.synth_corpus", "worker",
+        sys.executable,
+        "-m",
+        "espnet_distill.data.synth_corpus",
+        "worker",
         str(jobs_dir / "plan.JOB.jsonl"),
-    ]  # fmt: skip
+    ]
     log.info("synthesising %d items with %d jobs: %s", len(utts), nj, shlex.join(argv))
     proc = subprocess.Popen(argv)
     paths = [item_path(root, u) for u in utts]
@@ -417,8 +434,10 @@ def run_synthesis(root: Path, utts: list[dict], speakers: list[Speaker], nj: int
 def check_synthesised(missing: int, root: Path, what: str) -> None:
     """Fail with one line pointing at the job logs when ``missing`` items were not written."""
     if missing:
-        raise RuntimeError(f"synthesis of {missing} {what} failed; see {root}/synth_jobs/log/"
-                           "synth.*.log (rerun to retry only those)")  # fmt: skip
+        raise RuntimeError(
+            f"synthesis of {missing} {what} failed; see {root}/synth_jobs/log/"
+            "synth.*.log (rerun to retry only those)"
+        )
 
 
 def _write_layout(root: Path, utts: list[dict], table: dict) -> dict[str, int]:

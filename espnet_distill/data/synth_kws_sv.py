@@ -63,14 +63,51 @@ log = logging.getLogger(__name__)
 
 # Speech Commands v0.02: the 35 words; the 10 of the 12-class task (+ _unknown_, _silence_)
 KEYWORDS = (
-    "backward", "bed", "bird", "cat", "dog", "down", "eight", "five", "follow", "forward",
-    "four", "go", "happy", "house", "learn", "left", "marvin", "nine", "no", "off", "on", "one",
-    "right", "seven", "sheila", "six", "stop", "three", "tree", "two", "up", "visual", "wow",
-    "yes", "zero",
-)  # fmt: skip
+    "backward",
+    "bed",
+    "bird",
+    "cat",
+    "dog",
+    "down",
+    "eight",
+    "five",
+    "follow",
+    "forward",
+    "four",
+    "go",
+    "happy",
+    "house",
+    "learn",
+    "left",
+    "marvin",
+    "nine",
+    "no",
+    "off",
+    "on",
+    "one",
+    "right",
+    "seven",
+    "sheila",
+    "six",
+    "stop",
+    "three",
+    "tree",
+    "two",
+    "up",
+    "visual",
+    "wow",
+    "yes",
+    "zero",
+)
 CORE_WORDS = ("down", "go", "left", "no", "off", "on", "right", "stop", "up", "yes")
-BACKGROUND_NOISES = ("doing_the_dishes", "dude_miaowing", "exercise_bike", "pink_noise",
-                     "running_tap", "white_noise")  # fmt: skip
+BACKGROUND_NOISES = (
+    "doing_the_dishes",
+    "dude_miaowing",
+    "exercise_bike",
+    "pink_noise",
+    "running_tap",
+    "white_noise",
+)
 SC_VERSION = "speech_commands_v0.02"
 SC_TEST_VERSION = "speech_commands_test_set_v0.02"
 
@@ -187,8 +224,14 @@ def plan_speech_commands(
     def item(index: int, word: str, rel: str) -> dict:
         spk = speakers[index]
         clip_seed = zlib.crc32(f"{seed}-{rel}".encode())
-        out = {"id": rel, "path": rel, "speaker": spk.id, "text": word, "seed": clip_seed,
-               "clip_seconds": 1.0}  # fmt: skip
+        out = {
+            "id": rel,
+            "path": rel,
+            "speaker": spk.id,
+            "text": word,
+            "seed": clip_seed,
+            "clip_seconds": 1.0,
+        }
         if rng.random() < BACKGROUND_PROBABILITY:
             out["background"] = {
                 "file": str(background_dir / f"{rng.choice(BACKGROUND_NOISES)}.wav"),
@@ -224,8 +267,12 @@ def write_silence_clips(root: Path, n: int, seed: int) -> list[str]:
     rng = np.random.default_rng(zlib.crc32(f"{seed}-silence".encode()))
     names = []
     for k in range(n):
-        noise, _ = sf.read(root / SC_VERSION / "_background_noise_" /
-                           f"{BACKGROUND_NOISES[k % len(BACKGROUND_NOISES)]}.wav")  # fmt: skip
+        noise, _ = sf.read(
+            root
+            / SC_VERSION
+            / "_background_noise_"
+            / f"{BACKGROUND_NOISES[k % len(BACKGROUND_NOISES)]}.wav"
+        )
         start = int(rng.integers(0, len(noise) - SAMPLE_RATE))
         rel = f"{SC_TEST_VERSION}/_silence_/silence_{k}.wav"
         level = 10 ** rng.uniform(-2.5, 0)
@@ -234,8 +281,9 @@ def write_silence_clips(root: Path, n: int, seed: int) -> list[str]:
     return names
 
 
-def generate_speech_commands(out: Path, size: str = "tiny", seed: int = 1234, nj: int = 2,
-                             cmd: str | None = None) -> Path:  # fmt: skip
+def generate_speech_commands(
+    out: Path, size: str = "tiny", seed: int = 1234, nj: int = 2, cmd: str | None = None
+) -> Path:
     """Write (or finish) the Speech Commands layout under ``out/SpeechCommands``; returns it."""
     if size not in COMMANDS_SIZES:
         raise ValueError(f"unknown size '{size}', expected one of {sorted(COMMANDS_SIZES)}")
@@ -284,7 +332,7 @@ def session_speaker(spk: Speaker, session_id: int, seed: int) -> Speaker:
         eq=tuple(
             (rng.choice([300, 700, 1200, 2500, 4000]), 1.0, round(rng.uniform(-8, 8), 1))
             for _ in range(2)
-        ),  # fmt: skip
+        ),
         reverberance=rng.choice([0, 0, 20, 35, 50]),
         room_scale=rng.choice([20, 40, 70]),
         snr_db=round(rng.uniform(10, 30), 1),
@@ -292,7 +340,9 @@ def session_speaker(spk: Speaker, session_id: int, seed: int) -> Speaker:
     )
 
 
-def plan_voxceleb1(size: str, seed: int, sentences: list[str]) -> tuple[list[dict], list[Speaker], dict]:  # fmt: skip
+def plan_voxceleb1(
+    size: str, seed: int, sentences: list[str]
+) -> tuple[list[dict], list[Speaker], dict]:
     """Every utterance (items of :func:`synth_corpus.run_synthesis`), the per-video speakers, and
     the meta: {"speakers": [(vox id, gender, set)], "trials": [(target, enrol, test)],
     "iden": [(1|2|3, wav)]}."""
@@ -320,8 +370,15 @@ def plan_voxceleb1(size: str, seed: int, sentences: list[str]) -> tuple[list[dic
                     cursor += 1
                 rel = f"{vox_id}/{video}/{u + 1:05d}.wav"  # numbered per video, as VoxCeleb
                 wavs.setdefault(vox_id, []).append((video, rel))
-                items.append({"id": rel, "path": f"wav/{rel}", "speaker": session.id,
-                              "text": " ".join(words), "seed": zlib.crc32(f"{seed}-{rel}".encode())})  # fmt: skip
+                items.append(
+                    {
+                        "id": rel,
+                        "path": f"wav/{rel}",
+                        "speaker": session.id,
+                        "text": " ".join(words),
+                        "seed": zlib.crc32(f"{seed}-{rel}".encode()),
+                    }
+                )
                 if split == "dev":  # identification split: the last video's utterances dev/test
                     meta["iden"].append((1 if v < cfg.videos - 1 else 2 + u % 2, rel))
     test_ids = [s for s, _, split in meta["speakers"] if split == "test"]
@@ -340,8 +397,14 @@ def plan_voxceleb1(size: str, seed: int, sentences: list[str]) -> tuple[list[dic
     return items, sessions, meta
 
 
-def generate_voxceleb1(out: Path, size: str = "tiny", seed: int = 1234, nj: int = 2,
-                       cmd: str | None = None, fortune_dir: Path = FORTUNE_DIR) -> Path:  # fmt: skip
+def generate_voxceleb1(
+    out: Path,
+    size: str = "tiny",
+    seed: int = 1234,
+    nj: int = 2,
+    cmd: str | None = None,
+    fortune_dir: Path = FORTUNE_DIR,
+) -> Path:
     """Write (or finish) the VoxCeleb1 layout under ``out/VoxCeleb1``; returns it."""
     if size not in VOX_SIZES:
         raise ValueError(f"unknown size '{size}', expected one of {sorted(VOX_SIZES)}")
@@ -355,19 +418,25 @@ def generate_voxceleb1(out: Path, size: str = "tiny", seed: int = 1234, nj: int 
     missing = run_synthesis(root, items, sessions, nj, cmd, f"synthesising VoxCeleb1 ({size})")
     check_synthesised(missing, root, "utterances")
     rows = ["VoxCeleb1 ID\tVGGFace1 ID\tGender\tNationality\tSet"]
-    rows += [f"{vox}\tSynth_{vox}\t{gender}\tSynthetic\t{split}" for vox, gender, split in meta["speakers"]]  # fmt: skip
+    rows += [
+        f"{vox}\tSynth_{vox}\t{gender}\tSynthetic\t{split}"
+        for vox, gender, split in meta["speakers"]
+    ]
     atomic_write_text(root / "vox1_meta.csv", "\n".join(rows) + "\n")
-    atomic_write_text(root / "veri_test.txt",
-                      "".join(f"{t} {a} {b}\n" for t, a, b in meta["trials"]))  # fmt: skip
+    atomic_write_text(
+        root / "veri_test.txt", "".join(f"{t} {a} {b}\n" for t, a, b in meta["trials"])
+    )
     atomic_write_text(root / "iden_split.txt", "".join(f"{s} {w}\n" for s, w in meta["iden"]))
-    atomic_write_text(done, f"size={size} seed={seed} utterances={len(items)} "
-                            f"trials={len(meta['trials'])}\n")  # fmt: skip
+    atomic_write_text(
+        done, f"size={size} seed={seed} utterances={len(items)} trials={len(meta['trials'])}\n"
+    )
     return root
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--corpus", choices=["speech_commands", "voxceleb1"], required=True)
     parser.add_argument(
         "--out", type=Path, required=True, help="parent of SpeechCommands/ or VoxCeleb1/"
@@ -377,8 +446,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--nj", type=int, default=2, help="parallel synthesis jobs")
     parser.add_argument("--cmd", default=None, help="job runner (default: utils/run.pl)")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")  # fmt: skip
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     generate = generate_speech_commands if args.corpus == "speech_commands" else generate_voxceleb1
     print(generate(args.out, args.size, args.seed, args.nj, args.cmd))
 

@@ -89,8 +89,12 @@ class ValidationReport:
         return [f"{item}: {reason}" for item, reason in self.problems]
 
     def summary(self) -> dict:
-        out = {"name": self.name, "utterances": self.total, "problems": len(self.problems),
-               "by_kind": dict(self.kinds())}  # fmt: skip
+        out = {
+            "name": self.name,
+            "utterances": self.total,
+            "problems": len(self.problems),
+            "by_kind": dict(self.kinds()),
+        }
         if self.kept is not None:
             out["kept"] = self.kept
         if self.oov_rate is not None:
@@ -136,8 +140,9 @@ def audio_header(path: Path) -> tuple[object | None, str | None]:
     return info, None
 
 
-def check_audio_file(path: Path, expect: Expect, num_samples: int | None = None,
-                     sample_rate: int | None = None) -> str | None:  # fmt: skip
+def check_audio_file(
+    path: Path, expect: Expect, num_samples: int | None = None, sample_rate: int | None = None
+) -> str | None:
     """The reason an audio file is unusable, or None. ``num_samples``/``sample_rate``: what a
     manifest claims (checked against the file's header)."""
     info, problem = audio_header(path)
@@ -204,9 +209,13 @@ def _load_raw(path: Path, kind: str, report: ValidationReport) -> tuple[dict[str
     return items, lineno
 
 
-def validate_manifests(recordings_file: Path, supervisions_file: Path, expect: Expect,
-                       vocab: set[str] | None = None, name: str = "") -> tuple[
-                           ValidationReport, RecordingSet, SupervisionSet]:  # fmt: skip
+def validate_manifests(
+    recordings_file: Path,
+    supervisions_file: Path,
+    expect: Expect,
+    vocab: set[str] | None = None,
+    name: str = "",
+) -> tuple[ValidationReport, RecordingSet, SupervisionSet]:
     """Check a recordings + supervisions manifest pair; returns the report and the clean subset."""
     report = ValidationReport(name or Path(supervisions_file).name)
     raw_recs, _ = _load_raw(Path(recordings_file), "recording", report)
@@ -234,8 +243,9 @@ def validate_manifests(recordings_file: Path, supervisions_file: Path, expect: E
             if sup.recording_id != sid:
                 reason += f" (recording {sup.recording_id})"
         elif sup.start < 0 or sup.end > rec["duration"] + 0.01:
-            reason = (f"outside its recording: {sup.start:.3f}-{sup.end:.3f} s of "
-                      f"{rec['duration']:.3f} s")  # fmt: skip
+            reason = (
+                f"outside its recording: {sup.start:.3f}-{sup.end:.3f} s of {rec['duration']:.3f} s"
+            )
         elif sup.duration < expect.min_duration:
             reason = f"too short: {sup.duration:.3f} s < {expect.min_duration} s"
         else:
@@ -274,8 +284,18 @@ def write_report(report: ValidationReport, out_dir: Path, stem: str) -> tuple[Pa
 
 
 # ---------------------------------------------------------------------------- Kaldi data dirs
-KALDI_FILES = ("wav.scp", "segments", "text", "utt2spk", "spk2utt", "feats.scp", "utt2dur",
-               "reco2dur", "utt2lang", "utt2num_frames")  # fmt: skip
+KALDI_FILES = (
+    "wav.scp",
+    "segments",
+    "text",
+    "utt2spk",
+    "spk2utt",
+    "feats.scp",
+    "utt2dur",
+    "reco2dur",
+    "utt2lang",
+    "utt2num_frames",
+)
 
 
 def _read_kaldi_file(path: Path, report: ValidationReport) -> tuple[dict[str, str], list[str]]:
@@ -310,8 +330,9 @@ def _pipe_inputs(entry: str) -> list[Path]:
     return [Path(tok) for tok in entry.split() if tok.lower().endswith(AUDIO_SUFFIXES)]
 
 
-def validate_kaldi_dir(data_dir: Path, expect: Expect, vocab: set[str] | None = None,
-                       fix: bool = False) -> ValidationReport:  # fmt: skip
+def validate_kaldi_dir(
+    data_dir: Path, expect: Expect, vocab: set[str] | None = None, fix: bool = False
+) -> ValidationReport:
     """Check a Kaldi data dir (and with ``fix``, rewrite it keeping the clean utterances, the
     originals moved to ``.backup/``, like Kaldi's fix_data_dir.sh)."""
     data_dir = Path(data_dir)
@@ -424,8 +445,9 @@ def _feats_problem(rxfile: str) -> str | None:
     return None
 
 
-def _rewrite_kaldi_dir(data_dir: Path, tables: dict[str, dict[str, str]], keep: list[str],
-                       recording_of: dict[str, str]) -> None:  # fmt: skip
+def _rewrite_kaldi_dir(
+    data_dir: Path, tables: dict[str, dict[str, str]], keep: list[str], recording_of: dict[str, str]
+) -> None:
     backup = data_dir / ".backup"
     backup.mkdir(exist_ok=True)
     keep_set = set(keep)

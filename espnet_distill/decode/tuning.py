@@ -19,8 +19,9 @@ from espnet_distill.score.wer import read_text_file, score_corpus
 from espnet_distill.utils import atomic_write_text
 
 
-def weight_grid(names: Sequence[str], values: Sequence[Sequence[float]],
-                best_from: Path | None) -> list[tuple]:  # fmt: skip
+def weight_grid(
+    names: Sequence[str], values: Sequence[Sequence[float]], best_from: Path | None
+) -> list[tuple]:
     """All combinations of ``values``, or the one stored in ``best_from``'s best.yaml."""
     if best_from is not None:
         best = yaml.safe_load(best_from.read_text())
@@ -31,8 +32,14 @@ def weight_grid(names: Sequence[str], values: Sequence[Sequence[float]],
     return list(itertools.product(*values))
 
 
-def tune(grid: list[tuple], names: Sequence[str], decode: Callable[..., dict[str, str]],
-         tune_ref: Path | None, out_dir: Path, settings: dict) -> tuple[dict[str, str], dict]:  # fmt: skip
+def tune(
+    grid: list[tuple],
+    names: Sequence[str],
+    decode: Callable[..., dict[str, str]],
+    tune_ref: Path | None,
+    out_dir: Path,
+    settings: dict,
+) -> tuple[dict[str, str], dict]:
     """Decode every combination; score on ``tune_ref``; write grid.tsv and best.yaml.
 
     Returns the chosen hypotheses and settings. Ties go to the first combination in grid order.
@@ -42,15 +49,19 @@ def tune(grid: list[tuple], names: Sequence[str], decode: Callable[..., dict[str
     results = []
     for combo in grid:
         hyps = decode(*combo)
-        wer = (score_corpus(read_text_file(tune_ref), hyps).totals()["err"] if tune_ref
-               else float("nan"))  # fmt: skip
+        wer = (
+            score_corpus(read_text_file(tune_ref), hyps).totals()["err"]
+            if tune_ref
+            else float("nan")
+        )
         results.append((wer, combo, hyps))
     if tune_ref:
         atomic_write_text(
             out_dir / "grid.tsv",
-            "\t".join([*names, "wer"]) + "\n"
+            "\t".join([*names, "wer"])
+            + "\n"
             + "".join("\t".join([*map(str, c), f"{e:.2f}"]) + "\n" for e, c, _ in results),
-        )  # fmt: skip
+        )
     wer, combo, hyps = min(results, key=lambda r: (r[0], r[1]))
     chosen = {**dict(zip(names, combo, strict=True)), **settings}
     if tune_ref:
@@ -69,8 +80,9 @@ def write_command(out_dir: Path, module: str, argv: list[str] | None) -> None:
 
 def write_hypotheses(out_dir: Path, hyps: dict[str, str], elapsed: float, seconds: float) -> float:
     """``text`` and ``rtf.txt``; returns the real-time factor."""
-    atomic_write_text(out_dir / "text",
-                      "".join(f"{u} {h}".rstrip() + "\n" for u, h in sorted(hyps.items())))  # fmt: skip
+    atomic_write_text(
+        out_dir / "text", "".join(f"{u} {h}".rstrip() + "\n" for u, h in sorted(hyps.items()))
+    )
     rtf = elapsed / max(seconds, 1e-9)
     atomic_write_text(out_dir / "rtf.txt", f"{rtf:.4f}\n")
     return rtf

@@ -60,8 +60,10 @@ def read_arpa(path: Path) -> tuple[int, dict[tuple[str, ...], tuple[float, float
                 continue
             fields = line.split()
             if len(fields) not in (section + 1, section + 2):
-                raise ValueError(f"{where}: a {section}-gram line needs {section + 1} or "
-                                 f"{section + 2} fields, got {line!r}")  # fmt: skip
+                raise ValueError(
+                    f"{where}: a {section}-gram line needs {section + 1} or "
+                    f"{section + 2} fields, got {line!r}"
+                )
             try:
                 logp = float(fields[0])
                 bow = float(fields[section + 1]) if len(fields) == section + 2 else 0.0
@@ -79,15 +81,20 @@ def read_arpa(path: Path) -> tuple[int, dict[tuple[str, ...], tuple[float, float
     return max(counts), ngrams
 
 
-def arpa_to_fst(arpa: Path, word_ids: dict[str, int], disambig: str = "#0",
-                bos: str = "<s>", eos: str = "</s>") -> kaldifst.StdVectorFst:  # fmt: skip
+def arpa_to_fst(
+    arpa: Path, word_ids: dict[str, int], disambig: str = "#0", bos: str = "<s>", eos: str = "</s>"
+) -> kaldifst.StdVectorFst:
     """G as an OpenFst acceptor over ``word_ids`` (see module doc)."""
     order, ngrams = read_arpa(arpa)
     unknown = {w for g in ngrams for w in g if w not in word_ids and w not in (bos, eos)}
     if unknown:
-        log.warning("%s: %d n-grams skipped: %d words not in the symbol table (e.g. %s)", arpa,
-                    sum(any(w in unknown for w in g) for g in ngrams), len(unknown),
-                    sorted(unknown)[:3])  # fmt: skip
+        log.warning(
+            "%s: %d n-grams skipped: %d words not in the symbol table (e.g. %s)",
+            arpa,
+            sum(any(w in unknown for w in g) for g in ngrams),
+            len(unknown),
+            sorted(unknown)[:3],
+        )
         ngrams = {g: v for g, v in ngrams.items() if not any(w in unknown for w in g)}
     state: dict[tuple[str, ...], int] = {(): 0}
     if (bos,) not in ngrams:

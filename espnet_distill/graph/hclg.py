@@ -39,8 +39,13 @@ from espnet_distill.utils import atomic_output
 log = logging.getLogger(__name__)
 
 
-def ha_text(windows: list[list[int]], tm: TransitionModel, tree: Tree, first_disambig: int,
-            costs: np.ndarray) -> tuple[str, int]:  # fmt: skip
+def ha_text(
+    windows: list[list[int]],
+    tm: TransitionModel,
+    tree: Tree,
+    first_disambig: int,
+    costs: np.ndarray,
+) -> tuple[str, int]:
     """Ha (text) over compose_context's ``windows``; returns it and the number of disambig labels.
 
     Only left-to-right topologies (one forward transition per state, in order) are supported here.
@@ -73,8 +78,9 @@ def ha_text(windows: list[list[int]], tm: TransitionModel, tree: Tree, first_dis
     return "\n".join(lines) + "\n", n_disambig
 
 
-def add_self_loops_reordered(fst: kaldifst.StdVectorFst, tm: TransitionModel,
-                             costs: np.ndarray) -> kaldifst.StdVectorFst:  # fmt: skip
+def add_self_loops_reordered(
+    fst: kaldifst.StdVectorFst, tm: TransitionModel, costs: np.ndarray
+) -> kaldifst.StdVectorFst:
     """Split states by the HMM state of their entering arcs, then add self-loops (module doc).
 
     Works in place (the graph has millions of arcs): one pass reads every arc, numpy finds the
@@ -125,8 +131,14 @@ def add_self_loops_reordered(fst: kaldifst.StdVectorFst, tm: TransitionModel,
     return fst
 
 
-def compile_hclg(lang_dir: Path, tree: Tree, tm: TransitionModel, arpa: Path, out_dir: Path,
-                 self_loop_scale: float = 0.1) -> Path:  # fmt: skip
+def compile_hclg(
+    lang_dir: Path,
+    tree: Tree,
+    tm: TransitionModel,
+    arpa: Path,
+    out_dir: Path,
+    self_loop_scale: float = 0.1,
+) -> Path:
     """Write ``<out_dir>/HCLG.fst`` and ``words.txt`` (see module doc); returns HCLG's path."""
     out_dir.mkdir(parents=True, exist_ok=True)
     phones = read_symbol_table(lang_dir / "phones.txt")
@@ -162,16 +174,23 @@ def compile_hclg(lang_dir: Path, tree: Tree, tm: TransitionModel, arpa: Path, ou
     with atomic_output(graph) as tmp:
         HCLG.write(str(tmp))
     n_arcs = sum(HCLG.num_arcs(s) for s in range(HCLG.num_states))
-    log.info("HCLG: LG %d states, CLG %d windows, HCLG %d states, %d arcs -> %s",
-             LG.num_states, len(windows), HCLG.num_states, n_arcs, graph)  # fmt: skip
+    log.info(
+        "HCLG: LG %d states, CLG %d windows, HCLG %d states, %d arcs -> %s",
+        LG.num_states,
+        len(windows),
+        HCLG.num_states,
+        n_arcs,
+        graph,
+    )
     return graph
 
 
 class HclgDecoder:
     """1-best WFST search of per-pdf scores over HCLG (kaldi-decoder's FasterDecoder)."""
 
-    def __init__(self, graph_dir: Path, tm: TransitionModel, beam: float = 13.0,
-                 max_active: int = 7000) -> None:  # fmt: skip
+    def __init__(
+        self, graph_dir: Path, tm: TransitionModel, beam: float = 13.0, max_active: int = 7000
+    ) -> None:
         self.graph = kaldifst.StdVectorFst.read(str(graph_dir / "HCLG.fst"))
         words = read_symbol_table(graph_dir / "words.txt")
         self.id2word = {i: w for w, i in words.items()}
@@ -181,8 +200,9 @@ class HclgDecoder:
 
     def __call__(self, pdf_scores: np.ndarray, acoustic_scale: float = 0.1) -> list[str]:
         """(T, num_pdfs) log-likelihoods (or log posterior - log prior) -> words."""
-        scores = np.ascontiguousarray(pdf_scores[:, self.tm.tid_pdf[1:]] * acoustic_scale,
-                                      dtype=np.float32)  # fmt: skip
+        scores = np.ascontiguousarray(
+            pdf_scores[:, self.tm.tid_pdf[1:]] * acoustic_scale, dtype=np.float32
+        )
         self.decoder.decode(kaldi_decoder.DecodableCtc(scores))
         ok, lattice = self.decoder.get_best_path()
         if not ok:

@@ -114,8 +114,13 @@ def compile_tlg(lang_dir: Path, arpa: Path, out_dir: Path) -> Path:
     n_arcs = sum(TLG.num_arcs(s) for s in range(n_states))
     log.info(
         "TLG: %d words, %d tokens (+%d disambig), %d states, %d arcs -> %s",
-        len(words), vocab_size, max_disambig + 1, n_states, n_arcs, graph,
-    )  # fmt: skip
+        len(words),
+        vocab_size,
+        max_disambig + 1,
+        n_states,
+        n_arcs,
+        graph,
+    )
     return graph
 
 

@@ -17,8 +17,12 @@ from __future__ import annotations
 import torch
 
 
-def kd_kl_sum(student_logits: torch.Tensor, teacher_log_probs: torch.Tensor, mask: torch.Tensor,
-              temperature: float = 1.0) -> torch.Tensor:  # fmt: skip
+def kd_kl_sum(
+    student_logits: torch.Tensor,
+    teacher_log_probs: torch.Tensor,
+    mask: torch.Tensor,
+    temperature: float = 1.0,
+) -> torch.Tensor:
     """T^2 * sum over masked frames of KL(softmax(teacher / T) || softmax(student / T)).
 
     The T^2 factor (Hinton et al.) keeps the gradient scale independent of the temperature.
@@ -32,9 +36,14 @@ def kd_kl_sum(student_logits: torch.Tensor, teacher_log_probs: torch.Tensor, mas
     return (t * t) * kl.masked_fill(~mask, 0.0).sum()
 
 
-def label_interpolation_sum(logits: torch.Tensor, targets: torch.Tensor,
-                            teacher_log_probs: torch.Tensor, teacher_mask: torch.Tensor,
-                            weight: float, temperature: float = 1.0) -> torch.Tensor:  # fmt: skip
+def label_interpolation_sum(
+    logits: torch.Tensor,
+    targets: torch.Tensor,
+    teacher_log_probs: torch.Tensor,
+    teacher_mask: torch.Tensor,
+    weight: float,
+    temperature: float = 1.0,
+) -> torch.Tensor:
     """Cross-entropy to ``(1 - weight) * one-hot + weight * teacher`` summed over frames.
 
     Frames with a target (>= 0) but no teacher keep the plain one-hot target. Written as
@@ -44,18 +53,24 @@ def label_interpolation_sum(logits: torch.Tensor, targets: torch.Tensor,
     if not 0.0 <= weight <= 1.0:
         raise ValueError(f"label interpolation weight must be in [0, 1], got {weight}")
     scored = targets >= 0
-    ce = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.size(-1)),
-                                           targets.reshape(-1), ignore_index=-1,
-                                           reduction="none").view(targets.shape)  # fmt: skip
+    ce = torch.nn.functional.cross_entropy(
+        logits.reshape(-1, logits.size(-1)), targets.reshape(-1), ignore_index=-1, reduction="none"
+    ).view(targets.shape)
     with_teacher = teacher_mask & scored
     hard = torch.where(with_teacher, (1.0 - weight) * ce, ce).masked_fill(~scored, 0.0).sum()
     soft = kd_kl_sum(logits, teacher_log_probs, with_teacher, temperature)
     return hard + weight * soft
 
 
-def dkd_sum(student_logits: torch.Tensor, teacher_logits: torch.Tensor, target: torch.Tensor,
-            mask: torch.Tensor, alpha: float = 1.0, beta: float = 8.0,
-            temperature: float = 4.0) -> torch.Tensor:  # fmt: skip
+def dkd_sum(
+    student_logits: torch.Tensor,
+    teacher_logits: torch.Tensor,
+    target: torch.Tensor,
+    mask: torch.Tensor,
+    alpha: float = 1.0,
+    beta: float = 8.0,
+    temperature: float = 4.0,
+) -> torch.Tensor:
     """Decoupled KD (Zhao et al., CVPR 2022) summed over masked frames:
     ``alpha * TCKD + beta * NCKD``, each times T^2.
 
@@ -85,8 +100,9 @@ def dkd_sum(student_logits: torch.Tensor, teacher_logits: torch.Tensor, target: 
     return per_frame.masked_fill(~mask, 0.0).sum()
 
 
-def layer_distillation_loss(predicted: torch.Tensor, target: torch.Tensor, mask: torch.Tensor,
-                            cos_weight: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
+def layer_distillation_loss(
+    predicted: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, cos_weight: float = 1.0
+) -> tuple[torch.Tensor, torch.Tensor]:
     """DistilHuBERT's loss of one prediction head (Chang et al. 2022), averaged over the masked
     frames: L1 (mean over dimensions) - ``cos_weight`` * log sigmoid(cosine similarity).
 

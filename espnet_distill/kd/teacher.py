@@ -42,6 +42,9 @@ class LmTeacher:
         units = torch.nn.utils.rnn.pad_sequence(rows, batch_first=True, padding_value=-1)
         device = next(self.lm.parameters()).device
         log_probs = self.lm.next_unit_log_probs(units.to(device), lens.to(device))  # (B, K, V)
-        gathered = torch.gather(log_probs.to(frame_targets.device), 1,
-                                index.clamp(min=0).unsqueeze(-1).expand(b, t, self.num_units))  # fmt: skip
+        gathered = torch.gather(
+            log_probs.to(frame_targets.device),
+            1,
+            index.clamp(min=0).unsqueeze(-1).expand(b, t, self.num_units),
+        )
         return gathered, mask

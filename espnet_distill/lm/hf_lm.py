@@ -47,8 +47,10 @@ class HfUnitLM(torch.nn.Module):
                 missing.append(name)
         if missing:
             shown = " ".join(missing[:8]) + (" ..." if len(missing) > 8 else "")
-            raise ValueError(f"{path}: the tokenizer's vocabulary does not match the subword units: "
-                             f"{len(missing)} of {len(unit_names)} pieces missing ({shown})")  # fmt: skip
+            raise ValueError(
+                f"{path}: the tokenizer's vocabulary does not match the subword units: "
+                f"{len(missing)} of {len(unit_names)} pieces missing ({shown})"
+            )
         if len(set(i for i in ids if i >= 0)) != len([i for i in ids if i >= 0]):
             raise ValueError(f"{path}: two subword units map to one LM token")
         lm_vocab = self.lm.get_output_embeddings().weight.shape[0]

@@ -56,8 +56,9 @@ def ngram_hits(model_file: Path, sentences: list[str], order: int) -> tuple[int,
     return hits, total
 
 
-def lm_text_overlap(lm_texts: list[Path], refs: dict[str, Path], model_file: Path | None,
-                    order: int, out: Path) -> dict[str, dict]:  # fmt: skip
+def lm_text_overlap(
+    lm_texts: list[Path], refs: dict[str, Path], model_file: Path | None, order: int, out: Path
+) -> dict[str, dict]:
     """The overlap of each set (name -> Kaldi text) with the LM text, added to ``out`` (YAML;
     sets already in it are kept, so stage 8 adds only the sets stage 5 did not see)."""
     known = yaml.safe_load(out.read_text()) if out.is_file() else {}
@@ -68,12 +69,16 @@ def lm_text_overlap(lm_texts: list[Path], refs: dict[str, Path], model_file: Pat
     found = lines_among(lm_texts, {t for texts in todo.values() for t in texts.values()})
     for name, texts in todo.items():
         verbatim = sum(1 for t in texts.values() if t in found)
-        entry = {"sentences": len(texts), "verbatim": verbatim,
-                 "verbatim_share": round(verbatim / max(1, len(texts)), 4)}  # fmt: skip
+        entry = {
+            "sentences": len(texts),
+            "verbatim": verbatim,
+            "verbatim_share": round(verbatim / max(1, len(texts)), 4),
+        }
         if model_file is not None:
             hits, total = ngram_hits(model_file, list(texts.values()), order)
-            entry.update(ngram_order=order, ngrams=total,
-                         ngrams_in_lm_share=round(hits / max(1, total), 4))  # fmt: skip
+            entry.update(
+                ngram_order=order, ngrams=total, ngrams_in_lm_share=round(hits / max(1, total), 4)
+            )
         entry["lm_text"] = [str(p) for p in lm_texts]
         known[name] = entry
     atomic_write_text(out, yaml.safe_dump(known, sort_keys=True))

@@ -27,15 +27,18 @@ class UnitLM(torch.nn.Module):
     def __init__(self, num_units: int, arch: str = "lstm", lm_conf: dict | None = None) -> None:
         super().__init__()
         if arch not in ARCHITECTURES:
-            raise ValueError(f"unknown LM architecture '{arch}', expected one of "
-                             f"{', '.join(sorted(ARCHITECTURES))}")  # fmt: skip
+            raise ValueError(
+                f"unknown LM architecture '{arch}', expected one of "
+                f"{', '.join(sorted(ARCHITECTURES))}"
+            )
         self.num_units = num_units
         self.vocab_size = num_units + 2
         conf = dict(lm_conf or {})
         if arch == "lstm":
             conf.setdefault("ignore_id", 0)
-        self.espnet_lm = ESPnetLanguageModel(ARCHITECTURES[arch](self.vocab_size, **conf),
-                                             self.vocab_size, ignore_id=0)  # fmt: skip
+        self.espnet_lm = ESPnetLanguageModel(
+            ARCHITECTURES[arch](self.vocab_size, **conf), self.vocab_size, ignore_id=0
+        )
 
     @staticmethod
     def to_tokens(units: torch.Tensor) -> torch.Tensor:
@@ -66,8 +69,9 @@ def load_unit_lm(path: Path, num_units: int | None = None) -> UnitLM | HfUnitLM:
     """
     blob = torch.load(path, map_location="cpu", weights_only=False)
     if num_units is not None and blob["num_units"] != num_units:
-        raise ValueError(f"{path}: the LM has {blob['num_units']} units, the unit inventory "
-                         f"{num_units}")  # fmt: skip
+        raise ValueError(
+            f"{path}: the LM has {blob['num_units']} units, the unit inventory {num_units}"
+        )
     if blob.get("kind") == "hf":
         return HfUnitLM(Path(blob["path"]), blob["unit_names"]).eval()
     lm = UnitLM(blob["num_units"], blob["config"]["arch"], blob["config"]["lm_conf"])

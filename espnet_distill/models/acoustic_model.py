@@ -70,8 +70,10 @@ class SslFrontend(torch.nn.Module):
         from espnet_distill.ssl.trainer import load_upstream
 
         if not Path(upstream).exists():
-            raise FileNotFoundError(f"model.ssl_frontend.upstream: {upstream} does not exist "
-                                    "(the ssl1 recipe's stage 3 or 4 writes it)")  # fmt: skip
+            raise FileNotFoundError(
+                f"model.ssl_frontend.upstream: {upstream} does not exist "
+                "(the ssl1 recipe's stage 3 or 4 writes it)"
+            )
         self.upstream = load_upstream(Path(upstream))
         self.freeze = freeze
         if freeze:
@@ -126,8 +128,9 @@ class FrameClassifier(torch.nn.Module):
         logits = self.linear(enc).view(b, t * self.upsample, self.num_classes)
         return logits, enc_lens * self.upsample
 
-    def loss(self, logits: torch.Tensor, lens: torch.Tensor,
-             targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:  # fmt: skip
+    def loss(
+        self, logits: torch.Tensor, lens: torch.Tensor, targets: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Cross-entropy summed over frames / (batch size * upsample), i.e. per encoder frame on
         the scale of CTC's per-utterance sum; also the number of correct and of scored frames.
 
@@ -137,13 +140,16 @@ class FrameClassifier(torch.nn.Module):
         """
         targets = self.scored_targets(logits, lens, targets)
         ce = torch.nn.functional.cross_entropy(
-            logits.reshape(-1, self.num_classes), targets.reshape(-1), ignore_index=-1,
+            logits.reshape(-1, self.num_classes),
+            targets.reshape(-1),
+            ignore_index=-1,
             reduction="sum",
-        )  # fmt: skip
+        )
         return (self.per_encoder_frame(ce, logits), *self.accuracy(logits, targets))
 
-    def scored_targets(self, logits: torch.Tensor, lens: torch.Tensor,
-                       targets: torch.Tensor) -> torch.Tensor:  # fmt: skip
+    def scored_targets(
+        self, logits: torch.Tensor, lens: torch.Tensor, targets: torch.Tensor
+    ) -> torch.Tensor:
         """Targets cut to the outputs' frames, -1 beyond each utterance's outputs.
 
         An SSL front-end's last 40 ms frame can reach past the last 10 ms feature frame: up to
@@ -159,8 +165,7 @@ class FrameClassifier(torch.nn.Module):
         return total / (logits.size(0) * self.upsample)
 
     @staticmethod
-    def accuracy(logits: torch.Tensor,
-                 targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
+    def accuracy(logits: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Correct and scored frames (targets from :meth:`scored_targets`)."""
         scored = targets >= 0
         return ((logits.argmax(-1) == targets) & scored).sum(), scored.sum()
@@ -171,8 +176,9 @@ class FrameClassifier(torch.nn.Module):
         self.log_prior.copy_((counts / counts.sum()).log().float())
 
     @torch.no_grad()
-    def pseudo_log_likelihoods(self, enc: torch.Tensor,
-                               enc_lens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
+    def pseudo_log_likelihoods(
+        self, enc: torch.Tensor, enc_lens: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """log p(senone | x) - log p(senone): (B, T' * upsample, C) and lengths."""
         logits, lens = self(enc, enc_lens)
         return logits.log_softmax(-1) - self.log_prior, lens
@@ -211,8 +217,10 @@ class AcousticModel(torch.nn.Module):
         self.kd_conf = {u: dict(c) for u, c in (kd_heads or {}).items()}
         for unit, conf in self.kd_conf.items():
             if not 1 <= conf["layer"] <= num_blocks:
-                raise ValueError(f"model.kd_heads.{unit}.layer must be in 1..{num_blocks} "
-                                 f"(encoder blocks), got {conf['layer']}")  # fmt: skip
+                raise ValueError(
+                    f"model.kd_heads.{unit}.layer must be in 1..{num_blocks} "
+                    f"(encoder blocks), got {conf['layer']}"
+                )
         # intermediate outputs of espnet2's encoder (normalised like the last one) for the heads
         inner = sorted({c["layer"] for c in self.kd_conf.values() if c["layer"] < num_blocks})
         if inner:
@@ -230,11 +238,14 @@ class AcousticModel(torch.nn.Module):
         self.ssl_frontend = None
         if ssl_frontend:  # audio in: an SSL upstream replaces fbank + subsampling
             if subsampling_conf:
-                raise ValueError("model.ssl_frontend replaces the fbank subsampling: set "
-                                 "model.subsampling_conf: null")  # fmt: skip
+                raise ValueError(
+                    "model.ssl_frontend replaces the fbank subsampling: set "
+                    "model.subsampling_conf: null"
+                )
             odim = encoder_conf.get("output_size", 256)
-            self.ssl_frontend = SslFrontend(ssl_frontend["upstream"], odim,
-                                            ssl_frontend.get("freeze", True))  # fmt: skip
+            self.ssl_frontend = SslFrontend(
+                ssl_frontend["upstream"], odim, ssl_frontend.get("freeze", True)
+            )
             encoder_conf["input_layer"] = None
             input_size = odim
         if subsampling_conf:
@@ -246,21 +257,30 @@ class AcousticModel(torch.nn.Module):
             input_size = odim
         self.encoder = ENCODERS[encoder](input_size=input_size, **encoder_conf)
         self.ctc = (
-            CTC(odim=vocab_size, encoder_output_size=self.encoder.output_size(),
-                dropout_rate=ctc_dropout)
-            if vocab_size is not None else None
-        )  # fmt: skip
+            CTC(
+                odim=vocab_size,
+                encoder_output_size=self.encoder.output_size(),
+                dropout_rate=ctc_dropout,
+            )
+            if vocab_size is not None
+            else None
+        )
         self.senone_head = (
             FrameClassifier(self.encoder.output_size(), num_senones, senone_upsample)
-            if num_senones is not None else None
-        )  # fmt: skip
+            if num_senones is not None
+            else None
+        )
         self.ctc_weight = ctc_weight if self.ctc is not None else 0.0
         self.senone_weight = senone_weight if self.senone_head is not None else 0.0
         # auxiliary outputs distilled from unit LMs (cross-modal KD), one per unit
-        self.kd_heads = torch.nn.ModuleDict({
-            unit: FrameClassifier(self.encoder.output_size(), c["num_units"], c.get("upsample", 4))
-            for unit, c in self.kd_conf.items()
-        })  # fmt: skip
+        self.kd_heads = torch.nn.ModuleDict(
+            {
+                unit: FrameClassifier(
+                    self.encoder.output_size(), c["num_units"], c.get("upsample", 4)
+                )
+                for unit, c in self.kd_conf.items()
+            }
+        )
 
     def set_cmvn(self, mean: torch.Tensor, std: torch.Tensor) -> None:
         self.cmvn_mean.copy_(torch.as_tensor(mean, dtype=torch.float32))
@@ -327,8 +347,9 @@ class AcousticModel(torch.nn.Module):
                 targets = head.scored_targets(logits, lens, senone_targets)
                 log_probs, mask = _crop_teacher(teachers["senone"], logits.size(1), lens)
                 li = self.label_interpolation
-                total = label_interpolation_sum(logits, targets, log_probs, mask, li["weight"],
-                                                li.get("temperature", 1.0))  # fmt: skip
+                total = label_interpolation_sum(
+                    logits, targets, log_probs, mask, li["weight"], li.get("temperature", 1.0)
+                )
                 out["senone"] = head.per_encoder_frame(total, logits)
                 out["senone_correct"], out["senone_frames"] = head.accuracy(logits, targets)
             else:
@@ -378,8 +399,9 @@ class AcousticModel(torch.nn.Module):
         return self.senone_head.pseudo_log_likelihoods(enc, enc_lens)
 
 
-def _crop_teacher(teacher: tuple[torch.Tensor, torch.Tensor], n: int,
-                  lens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
+def _crop_teacher(
+    teacher: tuple[torch.Tensor, torch.Tensor], n: int, lens: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Teacher (log-probs, mask) at the feature frame rate cut to a head's ``n`` output frames
     (the last 3-6 feature frames have no output) and masked beyond each utterance's outputs."""
     log_probs, mask = teacher
@@ -394,8 +416,12 @@ def kd_heads_of(model_config: dict) -> dict[str, dict]:
     return {u: c for u, c in (model_config.get("kd_heads") or {}).items() if c}
 
 
-def build_model(config: dict, vocab_size: int, num_senones: int | None = None,
-                unit_sizes: dict[str, int] | None = None) -> AcousticModel:  # fmt: skip
+def build_model(
+    config: dict,
+    vocab_size: int,
+    num_senones: int | None = None,
+    unit_sizes: dict[str, int] | None = None,
+) -> AcousticModel:
     """The model of ``config["model"]``; ``unit_sizes`` (unit -> inventory size) for KD heads."""
     m = config["model"]
     head = m.get("senone_head") or {}
@@ -427,8 +453,9 @@ def build_model(config: dict, vocab_size: int, num_senones: int | None = None,
 def load_model(path: Path, device: str = "cpu") -> tuple[AcousticModel, dict]:
     """The averaged model of :func:`train`, in eval mode, and its config."""
     blob = torch.load(path, map_location=device, weights_only=False)
-    model = build_model(blob["config"], blob["vocab_size"], blob.get("num_senones"),
-                        blob.get("unit_sizes"))  # fmt: skip
+    model = build_model(
+        blob["config"], blob["vocab_size"], blob.get("num_senones"), blob.get("unit_sizes")
+    )
     model.load_state_dict(blob["state_dict"])
     return model.eval().to(device), blob["config"]
 

@@ -26,8 +26,10 @@ def environment() -> list[str]:
     try:
         commit = subprocess.run(
             ["git", "-C", str(REPO_ROOT), "log", "-1", "--format=%h %cd", "--date=short"],
-            capture_output=True, text=True, check=True,
-        ).stdout.strip()  # fmt: skip
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
     except (subprocess.CalledProcessError, FileNotFoundError):
         commit = "unknown"
     return [
@@ -78,20 +80,25 @@ def overlap_note(o: dict) -> str:
     """One line on a set's overlap with the LM text (``lm.overlap``), for its WER table."""
     from espnet_distill.lm.overlap import WARN_SHARE
 
-    line = (f"LM text overlap: {o['verbatim']} of {o['sentences']} sentences "
-            f"({o['verbatim_share']:.1%}) occur verbatim in the word LM's text")  # fmt: skip
+    line = (
+        f"LM text overlap: {o['verbatim']} of {o['sentences']} sentences "
+        f"({o['verbatim_share']:.1%}) occur verbatim in the word LM's text"
+    )
     if "ngrams_in_lm_share" in o:
         line += (
             f"; {o['ngrams_in_lm_share']:.1%} of its word {o['ngram_order']}-grams are in the LM"
         )
     if o["verbatim_share"] > WARN_SHARE:
-        return (f"{line}. **Above {WARN_SHARE:.0%}: the WERs of decoders with the word LM "
-                "(beam_lm, tlg, hclg) are optimistic on this set.**")  # fmt: skip
+        return (
+            f"{line}. **Above {WARN_SHARE:.0%}: the WERs of decoders with the word LM "
+            "(beam_lm, tlg, hclg) are optimistic on this set.**"
+        )
     return line + "."
 
 
-def write_results(exp_root: Path, out: Path, title: str, notes: str = "",
-                  overlap: dict | None = None) -> str:  # fmt: skip
+def write_results(
+    exp_root: Path, out: Path, title: str, notes: str = "", overlap: dict | None = None
+) -> str:
     """Write RESULTS.md from every scored decode dir under ``exp_root``; returns the text.
     ``overlap``: set -> its overlap with the LM text (``lm.overlap``), noted under its WERs."""
     lines = [
@@ -156,10 +163,15 @@ def write_results(exp_root: Path, out: Path, title: str, notes: str = "",
             )
         lines.append("")
     for table in sorted(exp_root.glob("**/kd_ablation/table.md")):
-        lines += ["## Cross-modal KD ablation", "",
-                  f"From `{table.relative_to(exp_root).as_posix()}` (espnet_distill.bin.kd_ablation);"
-                  f" plot: `{(table.parent / 'ablation.png').relative_to(exp_root).as_posix()}`.",
-                  "", table.read_text().strip(), ""]  # fmt: skip
+        lines += [
+            "## Cross-modal KD ablation",
+            "",
+            f"From `{table.relative_to(exp_root).as_posix()}` (espnet_distill.bin.kd_ablation);"
+            f" plot: `{(table.parent / 'ablation.png').relative_to(exp_root).as_posix()}`.",
+            "",
+            table.read_text().strip(),
+            "",
+        ]
     for test_set, rows in collect(exp_root).items():
         lines += [f"## WER: {test_set}", ""]
         if overlap and test_set in overlap:

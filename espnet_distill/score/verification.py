@@ -44,8 +44,13 @@ def equal_error_rate(scores: np.ndarray, labels: np.ndarray) -> float:
     return float(p_miss[i - 1] + t * (p_miss[i] - p_miss[i - 1]))
 
 
-def min_dcf(scores: np.ndarray, labels: np.ndarray, p_target: float = 0.01,
-            c_miss: float = 1.0, c_fa: float = 1.0) -> float:  # fmt: skip
+def min_dcf(
+    scores: np.ndarray,
+    labels: np.ndarray,
+    p_target: float = 0.01,
+    c_miss: float = 1.0,
+    c_fa: float = 1.0,
+) -> float:
     """min over thresholds of C_miss P_miss p_target + C_fa P_fa (1 - p_target), divided by the
     cost of the best trial-independent decision, min(C_miss p_target, C_fa (1 - p_target))."""
     if not 0 < p_target < 1:
@@ -55,8 +60,9 @@ def min_dcf(scores: np.ndarray, labels: np.ndarray, p_target: float = 0.01,
     return float(cost.min() / min(c_miss * p_target, c_fa * (1 - p_target)))
 
 
-def bootstrap_eers(score_sets: list[np.ndarray], labels: np.ndarray, n_boot: int = 1000,
-                   seed: int = 0) -> np.ndarray:  # fmt: skip
+def bootstrap_eers(
+    score_sets: list[np.ndarray], labels: np.ndarray, n_boot: int = 1000, seed: int = 0
+) -> np.ndarray:
     """EERs (fractions) of systems scored on the same trials, over ``n_boot`` resamples of the
     trials, stratified (targets and non-targets resampled apart, so each resample keeps both
     counts) and shared by the systems (paired): an array (n_boot, len(score_sets)). Trials that

@@ -123,8 +123,14 @@ def bootstrap_ci(
     return float(lo), float(hi)
 
 
-def paired_bootstrap(errors_base: np.ndarray, errors_sys: np.ndarray, words: np.ndarray,
-                     n_boot: int = 1000, seed: int = 0, level: float = 0.95) -> dict[str, float]:  # fmt: skip
+def paired_bootstrap(
+    errors_base: np.ndarray,
+    errors_sys: np.ndarray,
+    words: np.ndarray,
+    n_boot: int = 1000,
+    seed: int = 0,
+    level: float = 0.95,
+) -> dict[str, float]:
     """Paired bootstrap of a system against a baseline on the same utterances (Bisani and Ney,
     ICASSP 2004): utterances are resampled together for both systems.
 
@@ -139,28 +145,43 @@ def paired_bootstrap(errors_base: np.ndarray, errors_sys: np.ndarray, words: np.
     system = np.asarray(errors_sys, dtype=np.float64)
     words = np.asarray(words, dtype=np.float64)
     if not (len(base) == len(system) == len(words)) or len(words) == 0:
-        raise ValueError(f"paired scores need the same non-empty utterance list, got "
-                         f"{len(base)}, {len(system)}, {len(words)}")  # fmt: skip
+        raise ValueError(
+            f"paired scores need the same non-empty utterance list, got "
+            f"{len(base)}, {len(system)}, {len(words)}"
+        )
     rng = np.random.default_rng(seed)
     idx = rng.integers(0, len(words), size=(n_boot, len(words)))
     n = np.maximum(words[idx].sum(1), 1)
     delta = 100.0 * (system[idx].sum(1) - base[idx].sum(1)) / n
     lo, hi = np.percentile(delta, [100 * (1 - level) / 2, 100 * (1 + level) / 2])
     full = 100.0 * (system.sum() - base.sum()) / max(words.sum(), 1)
-    return {"delta": float(full), "delta_low": float(lo), "delta_high": float(hi),
-            "p_not_better": float((delta >= 0).mean()),
-            "p_not_worse": float((delta <= 0).mean())}  # fmt: skip
+    return {
+        "delta": float(full),
+        "delta_low": float(lo),
+        "delta_high": float(hi),
+        "p_not_better": float((delta >= 0).mean()),
+        "p_not_worse": float((delta <= 0).mean()),
+    }
 
 
-def paired_bootstrap_by_id(base: dict[str, tuple[int, int]], system: dict[str, tuple[int, int]],
-                           n_boot: int = 1000, seed: int = 0) -> dict[str, float] | None:  # fmt: skip
+def paired_bootstrap_by_id(
+    base: dict[str, tuple[int, int]],
+    system: dict[str, tuple[int, int]],
+    n_boot: int = 1000,
+    seed: int = 0,
+) -> dict[str, float] | None:
     """:func:`paired_bootstrap` of two systems' per-item (errors, reference length), keyed by
     item id; None unless both scored the same items."""
     if base.keys() != system.keys():
         return None
     ids = sorted(base)
-    return paired_bootstrap(np.array([base[i][0] for i in ids]), np.array([system[i][0] for i in ids]),
-                            np.array([base[i][1] for i in ids]), n_boot=n_boot, seed=seed)  # fmt: skip
+    return paired_bootstrap(
+        np.array([base[i][0] for i in ids]),
+        np.array([system[i][0] for i in ids]),
+        np.array([base[i][1] for i in ids]),
+        n_boot=n_boot,
+        seed=seed,
+    )
 
 
 def sclite_block(u: UttScore) -> str:

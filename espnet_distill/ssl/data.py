@@ -26,8 +26,12 @@ STRIDE = 320  # samples per model frame (CNN strides 5 x 2^6)
 class AudioDataset(Dataset):
     """cuts -> {"audio" (B, S), "lengths" (B,), "ids", "labels" (B, T) padded with -1 or absent}."""
 
-    def __init__(self, labels: dict[str, np.ndarray] | None = None,
-                 crop_seconds: float | None = None, seed: int = 0) -> None:  # fmt: skip
+    def __init__(
+        self,
+        labels: dict[str, np.ndarray] | None = None,
+        crop_seconds: float | None = None,
+        seed: int = 0,
+    ) -> None:
         self.labels = labels
         self.crop = int(crop_seconds * 16000) // STRIDE * STRIDE if crop_seconds else None
         self.rng = random.Random(seed)
@@ -52,8 +56,9 @@ class AudioDataset(Dataset):
             "ids": ids,
         }
         if labels:
-            batch["labels"] = torch.nn.utils.rnn.pad_sequence(labels, batch_first=True,
-                                                              padding_value=-1)  # fmt: skip
+            batch["labels"] = torch.nn.utils.rnn.pad_sequence(
+                labels, batch_first=True, padding_value=-1
+            )
         return batch
 
 
@@ -65,21 +70,39 @@ def load_cuts(cuts_file: Path, min_samples: int, labels: dict | None = None) -> 
     unlabelled = [c.id for c in cuts if labels is not None and c.id not in labels]
     drop = set(short) | set(unlabelled)
     if short:
-        log.warning("%s: %d cuts shorter than the CNN's receptive field (%d samples) skipped, "
-                    "e.g. %s", cuts_file, len(short), min_samples, short[0])  # fmt: skip
+        log.warning(
+            "%s: %d cuts shorter than the CNN's receptive field (%d samples) skipped, e.g. %s",
+            cuts_file,
+            len(short),
+            min_samples,
+            short[0],
+        )
     if unlabelled:
-        log.warning("%s: %d cuts without labels skipped, e.g. %s", cuts_file, len(unlabelled),
-                    unlabelled[0])  # fmt: skip
+        log.warning(
+            "%s: %d cuts without labels skipped, e.g. %s", cuts_file, len(unlabelled), unlabelled[0]
+        )
     return cuts.filter(lambda c: c.id not in drop).to_eager() if drop else cuts
 
 
-def make_audio_loader(cuts: CutSet, max_duration: float, train: bool, seed: int = 0,
-                      labels: dict | None = None, crop_seconds: float | None = None,
-                      num_workers: int = 0) -> DataLoader:  # fmt: skip
+def make_audio_loader(
+    cuts: CutSet,
+    max_duration: float,
+    train: bool,
+    seed: int = 0,
+    labels: dict | None = None,
+    crop_seconds: float | None = None,
+    num_workers: int = 0,
+) -> DataLoader:
     """Duration-bucketed, shuffled (seeded) batches for training; in order for evaluation."""
     if train:
-        sampler = DynamicBucketingSampler(cuts, max_duration=max_duration, shuffle=True,
-                                          num_buckets=10, seed=seed, drop_last=False)  # fmt: skip
+        sampler = DynamicBucketingSampler(
+            cuts,
+            max_duration=max_duration,
+            shuffle=True,
+            num_buckets=10,
+            seed=seed,
+            drop_last=False,
+        )
     else:
         sampler = SimpleCutSampler(cuts, max_duration=max_duration, shuffle=False)
     dataset = AudioDataset(labels, crop_seconds if train else None, seed)

@@ -56,14 +56,32 @@ DEFAULT_CONFIG = {
     "tasks": ["kws", "sv"],
     "freeze_upstream": True,
     # a task's max_duration (seconds a batch) overrides train.max_duration for its loader
-    "kws": {"task": "12class", "hidden": 256, "loss_weight": 1.0, "class_balance": True,
-            "max_duration": None},
-    "sv": {"hidden": 256, "embedding": 128, "margin": 0.2, "scale": 30.0, "loss_weight": 1.0,
-           "crop_seconds": 3.0, "max_duration": None},
+    "kws": {
+        "task": "12class",
+        "hidden": 256,
+        "loss_weight": 1.0,
+        "class_balance": True,
+        "max_duration": None,
+    },
+    "sv": {
+        "hidden": 256,
+        "embedding": 128,
+        "margin": 0.2,
+        "scale": 30.0,
+        "loss_weight": 1.0,
+        "crop_seconds": 3.0,
+        "max_duration": None,
+    },
     "optim": {"lr": 1e-3, "upstream_lr": 5e-5, "weight_decay": 0.0, "warmup_steps": 100},
-    "train": {"max_epochs": 5, "max_duration": 60, "seed": 1234, "grad_clip": 5.0,
-              "num_workers": 0, "num_threads": 0},
-}  # fmt: skip
+    "train": {
+        "max_epochs": 5,
+        "max_duration": 60,
+        "seed": 1234,
+        "grad_clip": 5.0,
+        "num_workers": 0,
+        "num_threads": 0,
+    },
+}
 
 
 def valid_frames(x: torch.Tensor, lengths: torch.Tensor | None) -> torch.Tensor:
@@ -98,8 +116,9 @@ class SpeakerEmbedding(nn.Module):
 
     def __init__(self, dim: int, hidden: int = 256, embedding: int = 128) -> None:
         super().__init__()
-        self.frame = nn.Sequential(nn.Linear(dim, hidden), nn.ReLU(),
-                                   nn.Linear(hidden, hidden), nn.ReLU())  # fmt: skip
+        self.frame = nn.Sequential(
+            nn.Linear(dim, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU()
+        )
         self.out = nn.Linear(2 * hidden, embedding)
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor | None) -> torch.Tensor:
@@ -112,8 +131,9 @@ class AamSoftmax(nn.Module):
     target's logit s cos(theta_y + m); past theta_y = pi - m, where cos(theta + m) would rise
     again, the target logit is s (cos theta_y - m sin m) (ArcFace's monotonic fallback)."""
 
-    def __init__(self, embedding: int, num_classes: int, margin: float = 0.2,
-                 scale: float = 30.0) -> None:  # fmt: skip
+    def __init__(
+        self, embedding: int, num_classes: int, margin: float = 0.2, scale: float = 30.0
+    ) -> None:
         super().__init__()
         self.weight = nn.Parameter(torch.empty(num_classes, embedding))
         nn.init.xavier_uniform_(self.weight)
@@ -125,8 +145,9 @@ class AamSoftmax(nn.Module):
         sin_t = (1 - cos_t**2).sqrt()
         m = self.margin
         with_margin = cos_t * math.cos(m) - sin_t * math.sin(m)
-        with_margin = torch.where(cos_t > math.cos(math.pi - m), with_margin,
-                                  cos_t - m * math.sin(m))  # fmt: skip
+        with_margin = torch.where(
+            cos_t > math.cos(math.pi - m), with_margin, cos_t - m * math.sin(m)
+        )
         return self.scale * cos.scatter(1, target[:, None], with_margin)
 
     def forward(self, emb: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -152,8 +173,15 @@ def kws_class_weights(keywords: list[str], counts: dict[str, int] | None) -> tor
 class KwsSvModule(FaultTolerantModule):
     """An upstream with a KWS head, an SV head, or both (see the module docstring)."""
 
-    def __init__(self, upstream: nn.Module, config: dict, keywords: list[str], speakers: list[str],
-                 total_steps: int = 1, keyword_counts: dict[str, int] | None = None) -> None:  # fmt: skip
+    def __init__(
+        self,
+        upstream: nn.Module,
+        config: dict,
+        keywords: list[str],
+        speakers: list[str],
+        total_steps: int = 1,
+        keyword_counts: dict[str, int] | None = None,
+    ) -> None:
         super().__init__()
         self.configure_faults(config["train"])
         self.config, self.total_steps = config, total_steps
@@ -172,8 +200,12 @@ class KwsSvModule(FaultTolerantModule):
         self.featurizers = nn.ModuleDict({t: WeightedSum(layers) for t in self.tasks})
         if "kws" in self.tasks:
             self.kws_head = KwsHead(dim, len(keywords), config["kws"]["hidden"])
-            self.register_buffer("kws_class_weight", kws_class_weights(
-                keywords, keyword_counts if config["kws"].get("class_balance") else None))  # fmt: skip
+            self.register_buffer(
+                "kws_class_weight",
+                kws_class_weights(
+                    keywords, keyword_counts if config["kws"].get("class_balance") else None
+                ),
+            )
         if "sv" in self.tasks:
             sv = config["sv"]
             self.sv_head = SpeakerEmbedding(dim, sv["hidden"], sv["embedding"])
@@ -185,8 +217,12 @@ class KwsSvModule(FaultTolerantModule):
             self.upstream.eval()
         return self
 
-    def features(self, task: str, audio: torch.Tensor, lengths: torch.Tensor | None,
-                 ) -> tuple[torch.Tensor, torch.Tensor | None]:  # fmt: skip
+    def features(
+        self,
+        task: str,
+        audio: torch.Tensor,
+        lengths: torch.Tensor | None,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
         with torch.set_grad_enabled(torch.is_grad_enabled() and not self.frozen):
             states, frames = self.upstream.hidden_states(audio, lengths)
         return self.featurizers[task](states), frames
@@ -228,8 +264,9 @@ class KwsSvModule(FaultTolerantModule):
         if not self.frozen:
             groups.append({"params": list(self.upstream.parameters()), "lr": o["upstream_lr"]})
         opt = torch.optim.AdamW(groups, weight_decay=o["weight_decay"])
-        sched = torch.optim.lr_scheduler.LambdaLR(opt, LinearWarmupDecay(o["warmup_steps"],
-                                                                         self.total_steps))  # fmt: skip
+        sched = torch.optim.lr_scheduler.LambdaLR(
+            opt, LinearWarmupDecay(o["warmup_steps"], self.total_steps)
+        )
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
 
 
@@ -270,8 +307,16 @@ def _fit(
 ) -> None:
     checkpoint = last_epochs_checkpoint(exp_dir / "checkpoints", keep=1)
     combined = CombinedLoader(loaders, mode="max_size_cycle")
-    fit_resuming(module, exp_dir, tc, steps, checkpoint, train_dataloaders=combined, ngpu=ngpu,
-                 limit_val_batches=0)  # fmt: skip
+    fit_resuming(
+        module,
+        exp_dir,
+        tc,
+        steps,
+        checkpoint,
+        train_dataloaders=combined,
+        ngpu=ngpu,
+        limit_val_batches=0,
+    )
 
 
 @torch.no_grad()
@@ -288,8 +333,9 @@ def keyword_predictions(
 
 
 @torch.no_grad()
-def trial_scores(module: KwsSvModule, cuts: CutSet, trials: list[tuple[int, str, str]],
-                 max_duration: float = 60) -> np.ndarray:  # fmt: skip
+def trial_scores(
+    module: KwsSvModule, cuts: CutSet, trials: list[tuple[int, str, str]], max_duration: float = 60
+) -> np.ndarray:
     """Cosine similarity of the two utterances' embeddings, per trial (trials name recording
     ids, as :func:`espnet_distill.data.kws_sv.read_trials` writes them)."""
     module.eval()
@@ -318,15 +364,25 @@ def fine_tune(upstream: nn.Module, config: dict, exp_dir: Path, data: dict, ngpu
         train_cuts, labels = keyword_cuts(data["kws_train"], config["kws"]["task"])
         keywords = sorted(set(labels.values()))
         batch = config["kws"].get("max_duration") or tc["max_duration"]
-        loaders["kws"] = LabelledLoader(make_audio_loader(train_cuts, batch, True, tc["seed"],
-                                                          num_workers=tc["num_workers"]), labels)  # fmt: skip
+        loaders["kws"] = LabelledLoader(
+            make_audio_loader(train_cuts, batch, True, tc["seed"], num_workers=tc["num_workers"]),
+            labels,
+        )
     if "sv" in config["tasks"]:
         labels = speaker_labels(data["sv_train"])
         speakers = sorted(set(labels.values()))
         batch = config["sv"].get("max_duration") or tc["max_duration"]
-        loaders["sv"] = LabelledLoader(make_audio_loader(data["sv_train"], batch, True, tc["seed"],
-                                                         crop_seconds=config["sv"]["crop_seconds"],
-                                                         num_workers=tc["num_workers"]), labels)  # fmt: skip
+        loaders["sv"] = LabelledLoader(
+            make_audio_loader(
+                data["sv_train"],
+                batch,
+                True,
+                tc["seed"],
+                crop_seconds=config["sv"]["crop_seconds"],
+                num_workers=tc["num_workers"],
+            ),
+            labels,
+        )
     steps = 0
     for dl in loaders.values():
         dl.sampler.set_epoch(0)
@@ -335,14 +391,21 @@ def fine_tune(upstream: nn.Module, config: dict, exp_dir: Path, data: dict, ngpu
     module = KwsSvModule(
         upstream, config, keywords, speakers, steps * tc["max_epochs"], keyword_counts
     )
-    log.info("tasks %s, upstream %s: %.2fM upstream parameters, %.2fM in the heads; %d steps an epoch",
-             "+".join(config["tasks"]), "frozen" if module.frozen else "fine-tuned",
-             upstream_parameters(upstream) / 1e6,
-             (count_parameters(module) - count_parameters(upstream)) / 1e6, steps)  # fmt: skip
+    log.info(
+        "tasks %s, upstream %s: %.2fM upstream parameters, %.2fM in the heads; %d steps an epoch",
+        "+".join(config["tasks"]),
+        "frozen" if module.frozen else "fine-tuned",
+        upstream_parameters(upstream) / 1e6,
+        (count_parameters(module) - count_parameters(upstream)) / 1e6,
+        steps,
+    )
     _fit(module, loaders, exp_dir, tc, steps, ngpu)
     module = module.cpu()
-    results: dict = {"tasks": config["tasks"], "frozen": module.frozen,
-                     "upstream_parameters": upstream_parameters(upstream)}  # fmt: skip
+    results: dict = {
+        "tasks": config["tasks"],
+        "frozen": module.frozen,
+        "upstream_parameters": upstream_parameters(upstream),
+    }
     if "kws" in config["tasks"]:
         test_cuts, test_labels = keyword_cuts(data["kws_test"], config["kws"]["task"])
         unknown = {lab for lab in test_labels.values() if lab not in keywords}
@@ -351,8 +414,10 @@ def fine_tune(upstream: nn.Module, config: dict, exp_dir: Path, data: dict, ngpu
         predicted = keyword_predictions(module, test_cuts)
         correct = sum(predicted[i] == label for i, label in test_labels.items())
         results["kws_accuracy"] = round(100.0 * correct / max(len(test_labels), 1), 2)
-        atomic_write_text(exp_dir / KWS_PREDICTIONS, "".join(
-            f"{i}\t{label}\t{predicted[i]}\n" for i, label in sorted(test_labels.items())))  # fmt: skip
+        atomic_write_text(
+            exp_dir / KWS_PREDICTIONS,
+            "".join(f"{i}\t{label}\t{predicted[i]}\n" for i, label in sorted(test_labels.items())),
+        )
     if "sv" in config["tasks"]:
         scores = trial_scores(module, data["sv_test"], data["trials"])
         target = np.array([t for t, _, _ in data["trials"]])
@@ -360,8 +425,12 @@ def fine_tune(upstream: nn.Module, config: dict, exp_dir: Path, data: dict, ngpu
         results["min_dcf"] = round(min_dcf(scores, target, p_target=0.01), 4)
         p_miss, p_fa = error_rates(scores, target)
         results["det"] = {"p_miss": p_miss.round(5).tolist(), "p_fa": p_fa.round(5).tolist()}
-        atomic_write_text(exp_dir / SV_SCORES, "".join(
-            f"{a} {b} {s:.6f} {'target' if t else 'nontarget'}\n"
-            for (t, a, b), s in zip(data["trials"], scores, strict=True)))  # fmt: skip
+        atomic_write_text(
+            exp_dir / SV_SCORES,
+            "".join(
+                f"{a} {b} {s:.6f} {'target' if t else 'nontarget'}\n"
+                for (t, a, b), s in zip(data["trials"], scores, strict=True)
+            ),
+        )
     atomic_write_text(results_file, json.dumps(results))
     return results

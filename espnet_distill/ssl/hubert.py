@@ -36,8 +36,10 @@ FORMATS = ("torchaudio", "hf", "fairseq", "espnet_distill")
 _CNN_STRIDES = {10: 5, 3: 2, 2: 2}
 # weight norm of the positional convolution: the old keys (fairseq, torchaudio < 2.1 files) and
 # torch.nn.utils.parametrizations.weight_norm's
-_WEIGHT_NORM_KEYS = {"g": "conv.parametrizations.weight.original0",
-                     "v": "conv.parametrizations.weight.original1"}  # fmt: skip
+_WEIGHT_NORM_KEYS = {
+    "g": "conv.parametrizations.weight.original0",
+    "v": "conv.parametrizations.weight.original1",
+}
 
 
 def attention_heads(dim: int) -> int:
@@ -75,8 +77,12 @@ class HubertModel(nn.Module):
     def num_layers(self) -> int:
         return self.config["encoder_num_layers"]
 
-    def hidden_states(self, waveforms: torch.Tensor, lengths: torch.Tensor | None = None,
-                      num_layers: int | None = None) -> tuple[list[torch.Tensor], torch.Tensor | None]:  # fmt: skip
+    def hidden_states(
+        self,
+        waveforms: torch.Tensor,
+        lengths: torch.Tensor | None = None,
+        num_layers: int | None = None,
+    ) -> tuple[list[torch.Tensor], torch.Tensor | None]:
         """(B, S) 16 kHz audio -> [layer 0 (Transformer input), layer 1, ..., layer L] of (B, T, D)
         and the frame counts: each layer's own output, as transformers' ``hidden_states`` and
         torchaudio's ``extract_features`` (a pre-LN model's final norm: :meth:`final_output`)."""
@@ -114,25 +120,44 @@ class HubertModel(nn.Module):
         return max(n, 0)
 
     def save(self, path: Path) -> None:
-        save_torch({"format": "espnet_distill.hubert", "config": self.config,
-                    "num_classes": self.num_classes, "final_dim": self.final_dim,
-                    "state_dict": self.state_dict()}, path)  # fmt: skip
+        save_torch(
+            {
+                "format": "espnet_distill.hubert",
+                "config": self.config,
+                "num_classes": self.num_classes,
+                "final_dim": self.final_dim,
+                "state_dict": self.state_dict(),
+            },
+            path,
+        )
 
     def load_checked(self, state: dict[str, torch.Tensor], source: Path | str) -> HubertModel:
         """Strict load; every missing, unexpected or mis-shaped key is named in one error."""
-        state = {re.sub(r"conv\.weight_([gv])$", lambda m: _WEIGHT_NORM_KEYS[m.group(1)], k): v
-                 for k, v in state.items()}  # fmt: skip
+        state = {
+            re.sub(r"conv\.weight_([gv])$", lambda m: _WEIGHT_NORM_KEYS[m.group(1)], k): v
+            for k, v in state.items()
+        }
         own = self.state_dict()
         missing = sorted(k for k in own if k not in state)
         unexpected = sorted(k for k in state if k not in own)
-        shapes = sorted(f"{k} {tuple(state[k].shape)} vs {tuple(own[k].shape)}" for k in own
-                        if k in state and tuple(state[k].shape) != tuple(own[k].shape))  # fmt: skip
+        shapes = sorted(
+            f"{k} {tuple(state[k].shape)} vs {tuple(own[k].shape)}"
+            for k in own
+            if k in state and tuple(state[k].shape) != tuple(own[k].shape)
+        )
         if missing or unexpected or shapes:
-            parts = [f"{name}: {_describe(keys)}" for name, keys in
-                     (("missing keys", missing), ("unexpected keys", unexpected),
-                      ("shape mismatches (checkpoint vs model)", shapes)) if keys]  # fmt: skip
-            raise CheckpointMismatch(f"{source}: not a checkpoint of this HuBERT architecture: "
-                                     + "; ".join(parts))  # fmt: skip
+            parts = [
+                f"{name}: {_describe(keys)}"
+                for name, keys in (
+                    ("missing keys", missing),
+                    ("unexpected keys", unexpected),
+                    ("shape mismatches (checkpoint vs model)", shapes),
+                )
+                if keys
+            ]
+            raise CheckpointMismatch(
+                f"{source}: not a checkpoint of this HuBERT architecture: " + "; ".join(parts)
+            )
         self.load_state_dict(state)
         return self.eval()
 
@@ -145,52 +170,79 @@ def infer_torchaudio_config(state: dict[str, torch.Tensor], source: Path | str =
         while f"feature_extractor.conv_layers.{i}.conv.weight" in state:
             out_ch, _, kernel = state[f"feature_extractor.conv_layers.{i}.conv.weight"].shape
             if kernel not in _CNN_STRIDES:
-                raise CheckpointMismatch(f"{source}: CNN kernel {kernel} of layer {i} has no known "
-                                         "stride: give the architecture as a config")  # fmt: skip
+                raise CheckpointMismatch(
+                    f"{source}: CNN kernel {kernel} of layer {i} has no known "
+                    "stride: give the architecture as a config"
+                )
             conv.append((int(out_ch), int(kernel), _CNN_STRIDES[int(kernel)]))
             i += 1
         dim = int(state["encoder.feature_projection.projection.weight"].shape[0])
-        pos = [state[k] for k in state if k.startswith("encoder.transformer.pos_conv_embed.conv.")
-               and k.endswith(("weight_v", "original1", "conv.weight"))]  # fmt: skip
-        num_layers = len({m.group(1) for k in state
-                          if (m := re.match(r"encoder\.transformer\.layers\.(\d+)\.", k))})  # fmt: skip
+        pos = [
+            state[k]
+            for k in state
+            if k.startswith("encoder.transformer.pos_conv_embed.conv.")
+            and k.endswith(("weight_v", "original1", "conv.weight"))
+        ]
+        num_layers = len(
+            {
+                m.group(1)
+                for k in state
+                if (m := re.match(r"encoder\.transformer\.layers\.(\d+)\.", k))
+            }
+        )
         ff = state["encoder.transformer.layers.0.feed_forward.intermediate_dense.weight"].shape[0]
     except (KeyError, IndexError) as err:
-        raise CheckpointMismatch(f"{source}: not a torchaudio wav2vec2/HuBERT state dict "
-                                 f"(no {err})") from None  # fmt: skip
+        raise CheckpointMismatch(
+            f"{source}: not a torchaudio wav2vec2/HuBERT state dict (no {err})"
+        ) from None
     if not conv or not pos:
-        raise CheckpointMismatch(f"{source}: not a torchaudio wav2vec2/HuBERT state dict "
-                                 "(no CNN layers or positional convolution)")  # fmt: skip
+        raise CheckpointMismatch(
+            f"{source}: not a torchaudio wav2vec2/HuBERT state dict "
+            "(no CNN layers or positional convolution)"
+        )
     heads = attention_heads(dim)
     return {
-        "extractor_mode": "layer_norm" if "feature_extractor.conv_layers.1.layer_norm.weight" in state
+        "extractor_mode": "layer_norm"
+        if "feature_extractor.conv_layers.1.layer_norm.weight" in state
         else "group_norm",
         "extractor_conv_layer_config": conv,
         "extractor_conv_bias": "feature_extractor.conv_layers.0.conv.bias" in state,
-        "encoder_embed_dim": dim, "encoder_projection_dropout": 0.0,
+        "encoder_embed_dim": dim,
+        "encoder_projection_dropout": 0.0,
         "encoder_pos_conv_kernel": int(pos[0].shape[2]),
         "encoder_pos_conv_groups": dim // int(pos[0].shape[1]),
-        "encoder_num_layers": num_layers, "encoder_num_heads": heads,
-        "encoder_attention_dropout": 0.0, "encoder_ff_interm_features": int(ff),
-        "encoder_ff_interm_dropout": 0.0, "encoder_dropout": 0.0,
-        "encoder_layer_norm_first": dim != 768, "encoder_layer_drop": 0.0,
-    }  # fmt: skip
+        "encoder_num_layers": num_layers,
+        "encoder_num_heads": heads,
+        "encoder_attention_dropout": 0.0,
+        "encoder_ff_interm_features": int(ff),
+        "encoder_ff_interm_dropout": 0.0,
+        "encoder_dropout": 0.0,
+        "encoder_layer_norm_first": dim != 768,
+        "encoder_layer_drop": 0.0,
+    }
 
 
 def split_pretrain_state(state: dict) -> tuple[dict, torch.Tensor | None, dict]:
     """torchaudio HuBERTPretrainModel keys -> (wav2vec2 state, cluster embeddings, final_proj)."""
     if any(k.startswith("wav2vec2.") for k in state):
-        body = {k.removeprefix("wav2vec2."): v for k, v in state.items()
-                if k.startswith("wav2vec2.") and not k.startswith("wav2vec2.mask_generator")}  # fmt: skip
+        body = {
+            k.removeprefix("wav2vec2."): v
+            for k, v in state.items()
+            if k.startswith("wav2vec2.") and not k.startswith("wav2vec2.mask_generator")
+        }
         emb = state.get("logit_generator.label_embeddings")
-        proj = {k.removeprefix("logit_generator.final_proj."): v for k, v in state.items()
-                if k.startswith("logit_generator.final_proj.")}  # fmt: skip
+        proj = {
+            k.removeprefix("logit_generator.final_proj."): v
+            for k, v in state.items()
+            if k.startswith("logit_generator.final_proj.")
+        }
         return body, emb, proj
     return dict(state), None, {}
 
 
-def assemble_hubert(config: dict, body: dict, emb: torch.Tensor | None, proj: dict,
-              source: Path | str) -> HubertModel:  # fmt: skip
+def assemble_hubert(
+    config: dict, body: dict, emb: torch.Tensor | None, proj: dict, source: Path | str
+) -> HubertModel:
     num_classes, final_dim = (emb.shape[0], emb.shape[1]) if emb is not None else (0, 0)
     model = HubertModel(config, num_classes, final_dim)
     state = {f"wav2vec2.{k}": v for k, v in body.items()}
@@ -201,8 +253,11 @@ def assemble_hubert(config: dict, body: dict, emb: torch.Tensor | None, proj: di
 
 
 def _fairseq_config(model_cfg: dict) -> dict:
-    conv = ast.literal_eval(model_cfg.get("conv_feature_layers",
-                                          "[(512, 10, 5)] + [(512, 3, 2)] * 4 + [(512, 2, 2)] * 2"))  # fmt: skip
+    conv = ast.literal_eval(
+        model_cfg.get(
+            "conv_feature_layers", "[(512, 10, 5)] + [(512, 3, 2)] * 4 + [(512, 2, 2)] * 2"
+        )
+    )
     mode = model_cfg.get("extractor_mode", "default")
     return {
         "extractor_mode": "layer_norm" if mode == "layer_norm" else "group_norm",
@@ -216,10 +271,11 @@ def _fairseq_config(model_cfg: dict) -> dict:
         "encoder_num_heads": model_cfg.get("encoder_attention_heads", 12),
         "encoder_attention_dropout": 0.0,
         "encoder_ff_interm_features": model_cfg.get("encoder_ffn_embed_dim", 3072),
-        "encoder_ff_interm_dropout": 0.0, "encoder_dropout": 0.0,
+        "encoder_ff_interm_dropout": 0.0,
+        "encoder_dropout": 0.0,
         "encoder_layer_norm_first": bool(model_cfg.get("layer_norm_first", False)),
         "encoder_layer_drop": 0.0,
-    }  # fmt: skip
+    }
 
 
 def _load_fairseq(path: Path) -> HubertModel:
@@ -236,8 +292,9 @@ def _load_fairseq(path: Path) -> HubertModel:
         raise CheckpointMismatch(f"{path}: a fairseq checkpoint without 'cfg' or 'args'")
     model_cfg = dict(model_cfg)
     state = blob["model"]
-    proj = {k.removeprefix("final_proj."): v for k, v in state.items()
-            if k.startswith("final_proj.")}  # fmt: skip
+    proj = {
+        k.removeprefix("final_proj."): v for k, v in state.items() if k.startswith("final_proj.")
+    }
     emb = state.get("label_embs_concat")
     try:
         body = _convert_state_dict({k: v for k, v in state.items() if k != "label_embs_concat"})
@@ -260,8 +317,13 @@ def _load_hf(path: Path) -> HubertModel:
     hf = HfHubertModel.from_pretrained(path, local_files_only=True)
     imported = import_huggingface_model(hf)
     ours = {k: v for k, v in _get_config(config).items()}
-    ours.update(encoder_projection_dropout=0.0, encoder_attention_dropout=0.0,
-                encoder_ff_interm_dropout=0.0, encoder_dropout=0.0, encoder_layer_drop=0.0)  # fmt: skip
+    ours.update(
+        encoder_projection_dropout=0.0,
+        encoder_attention_dropout=0.0,
+        encoder_ff_interm_dropout=0.0,
+        encoder_dropout=0.0,
+        encoder_layer_drop=0.0,
+    )
     ours["extractor_conv_layer_config"] = [tuple(c) for c in ours["extractor_conv_layer_config"]]
     return assemble_hubert(ours, imported.state_dict(), None, {}, path)
 

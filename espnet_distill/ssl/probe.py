@@ -56,8 +56,11 @@ class CtcProbe(nn.Module):
 
     def __init__(self, dim: int, vocab_size: int, blstm_layers: int = 2, hidden: int = 128) -> None:
         super().__init__()
-        self.rnn = (nn.LSTM(dim, hidden, num_layers=blstm_layers, batch_first=True,
-                            bidirectional=True) if blstm_layers else None)  # fmt: skip
+        self.rnn = (
+            nn.LSTM(dim, hidden, num_layers=blstm_layers, batch_first=True, bidirectional=True)
+            if blstm_layers
+            else None
+        )
         self.out = nn.Linear(2 * hidden if blstm_layers else dim, vocab_size)
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
@@ -71,8 +74,15 @@ class CtcProbe(nn.Module):
     ) -> torch.Tensor:
         flat = torch.tensor([t for seq in targets for t in seq], dtype=torch.long)
         target_lens = torch.tensor([len(seq) for seq in targets])
-        return nn.functional.ctc_loss(log_probs.transpose(0, 1), flat, lengths, target_lens,
-                                      blank=0, reduction="sum", zero_infinity=True) / len(targets)  # fmt: skip
+        return nn.functional.ctc_loss(
+            log_probs.transpose(0, 1),
+            flat,
+            lengths,
+            target_lens,
+            blank=0,
+            reduction="sum",
+            zero_infinity=True,
+        ) / len(targets)
 
     @staticmethod
     def greedy(log_probs: torch.Tensor, lengths: torch.Tensor) -> list[list[int]]:
@@ -131,8 +141,9 @@ def phones_of(text: str, lexicon: dict[str, list[list[str]]]) -> list[str] | Non
     return out
 
 
-def complete_lexicon(lexicon: dict[str, list[list[str]]], texts: Iterable[str],
-                     g2p: Callable | None = None) -> dict[str, str]:  # fmt: skip
+def complete_lexicon(
+    lexicon: dict[str, list[list[str]]], texts: Iterable[str], g2p: Callable | None = None
+) -> dict[str, str]:
     """Give every word of ``texts`` that ``lexicon`` lacks a pronunciation, in place, the way the
     recipe's lexicon got its own (CMUdict, else espeak-ng G2P: :func:`build_lexicon`).
 
@@ -148,8 +159,12 @@ def complete_lexicon(lexicon: dict[str, list[list[str]]], texts: Iterable[str],
     added, failed = build_lexicon(missing, g2p=g2p, max_prons=1)
     for word, phones in added:
         lexicon.setdefault(word, []).append(phones)
-    log.info("PR references: %d words not in the lexicon, %d pronounced (CMUdict or G2P), %d not",
-             len(missing), len(missing) - len(failed), len(failed))  # fmt: skip
+    log.info(
+        "PR references: %d words not in the lexicon, %d pronounced (CMUdict or G2P), %d not",
+        len(missing),
+        len(missing) - len(failed),
+        len(failed),
+    )
     return failed
 
 
@@ -169,8 +184,9 @@ def subset_hours(cuts: CutSet, hours: float, seed: int = 0) -> CutSet:
     return cuts.filter(lambda c: c.id in keep).to_eager()
 
 
-def speaker_split(speaker_of: dict[str, str], seed: int = 0, dev: float = 0.1,
-                  test: float = 0.1) -> dict[str, list[str]]:  # fmt: skip
+def speaker_split(
+    speaker_of: dict[str, str], seed: int = 0, dev: float = 0.1, test: float = 0.1
+) -> dict[str, list[str]]:
     """Utterance ids split per speaker into train / dev / test (at least one each for speakers
     with 3+ utterances; others train only), seeded."""
     by_speaker: dict[str, list[str]] = defaultdict(list)
@@ -195,8 +211,9 @@ def _text(cut) -> str:  # noqa: ANN001
     return " ".join(s.text for s in cut.supervisions)
 
 
-def task_targets(task: str, cuts: CutSet, lexicon: dict | None = None,
-                 speakers: list[str] | None = None) -> tuple[dict, int]:  # fmt: skip
+def task_targets(
+    task: str, cuts: CutSet, lexicon: dict | None = None, speakers: list[str] | None = None
+) -> tuple[dict, int]:
     """Cut id -> target (ASR: chars, PR: phones, SID: speaker index); cuts without one (a word
     the lexicon lacks) are left out, their count returned."""
     out, skipped = {}, 0
@@ -232,8 +249,14 @@ class Probe(nn.Module):
         return self.head(self.featurizer(layers), lengths)
 
 
-def run_probe(upstream: nn.Module, task: str, splits: dict[str, CutSet], conf: dict,
-              lexicon: dict | None = None, checkpoint: Path | None = None) -> dict:  # fmt: skip
+def run_probe(
+    upstream: nn.Module,
+    task: str,
+    splits: dict[str, CutSet],
+    conf: dict,
+    lexicon: dict | None = None,
+    checkpoint: Path | None = None,
+) -> dict:
     """Train the probe on ``splits["train"]`` (upstream frozen), keep the epoch best on "dev",
     score "test". Returns {metric (``TASK_METRIC``), dev, test, for ASR wer: {dev, test} of the
     same epoch, layer_weights, skipped, test_utterances: [(id, errors, reference length)]}.
@@ -264,9 +287,12 @@ def run_probe(upstream: nn.Module, task: str, splits: dict[str, CutSet], conf: d
     probe = Probe(task, len(probe_states), probe_states[0].shape[-1], num_outputs, conf)
     opt = torch.optim.AdamW(probe.parameters(), lr=conf.get("lr", 1e-3))
     max_duration = conf.get("max_duration", 60)
-    loaders = {name: make_audio_loader(cuts.filter(lambda c, t=targets[name]: c.id in t).to_eager(),
-                                       max_duration, False)
-               for name, cuts in splits.items()}  # fmt: skip
+    loaders = {
+        name: make_audio_loader(
+            cuts.filter(lambda c, t=targets[name]: c.id in t).to_eager(), max_duration, False
+        )
+        for name, cuts in splits.items()
+    }
     # The upstream is frozen: its layers are computed once per utterance (float16, in memory)
     # and every epoch batches them anew (``cache: false`` recomputes them every epoch instead).
     cache: dict[str, list[tuple[str, list[torch.Tensor]]]] = {}
@@ -288,8 +314,13 @@ def run_probe(upstream: nn.Module, task: str, splits: dict[str, CutSet], conf: d
                     n = int(lens[i])
                     items.append((cut_id, [x[i, :n].half() for x in states]))
             cache[name] = items
-            log.info("%s: %d utterances, %d frames of %d layers cached (float16)", name,
-                     len(items), sum(i[1][0].shape[0] for i in items), len(items[0][1]) if items else 0)  # fmt: skip
+            log.info(
+                "%s: %d utterances, %d frames of %d layers cached (float16)",
+                name,
+                len(items),
+                sum(i[1][0].shape[0] for i in items),
+                len(items[0][1]) if items else 0,
+            )
         order = sorted(cache[name], key=lambda item: item[1][0].shape[0])
         budget = int(max_duration * 50)  # 50 frames a second
         groups, group, frames = [], [], 0
@@ -306,8 +337,10 @@ def run_probe(upstream: nn.Module, task: str, splits: dict[str, CutSet], conf: d
             rng.shuffle(groups)
         for group in groups:
             lens = torch.tensor([g[1][0].shape[0] for g in group])
-            states = [nn.utils.rnn.pad_sequence([g[1][layer].float() for g in group], batch_first=True)
-                      for layer in range(len(group[0][1]))]  # fmt: skip
+            states = [
+                nn.utils.rnn.pad_sequence([g[1][layer].float() for g in group], batch_first=True)
+                for layer in range(len(group[0][1]))
+            ]
             yield states, lens, [g[0] for g in group]
 
     def evaluate(name: str) -> tuple[float, list[tuple[str, int, int]], dict[str, float]]:
@@ -350,8 +383,10 @@ def run_probe(upstream: nn.Module, task: str, splits: dict[str, CutSet], conf: d
         # ASR probes selected their epoch on WER before they had CER: such a run cannot go on
         saved = state.get("metric", "WER" if task == "asr" else metric)
         if saved != metric:
-            raise ValueError(f"{checkpoint}: written by a probe selecting on {saved}, this one "
-                             f"selects on {metric}: delete it to start the probe again")  # fmt: skip
+            raise ValueError(
+                f"{checkpoint}: written by a probe selecting on {saved}, this one "
+                f"selects on {metric}: delete it to start the probe again"
+            )
         probe.load_state_dict(state["probe"])
         opt.load_state_dict(state["optimizer"])
         best, best_state, history = state["best"], state["best_state"], state["history"]
@@ -378,24 +413,50 @@ def run_probe(upstream: nn.Module, task: str, splits: dict[str, CutSet], conf: d
         score, _, secondary = evaluate("dev")
         history.append(round(score, 2))
         elapsed = time.perf_counter() - start
-        log.info("%s probe epoch %d/%d: train loss %.3f, dev %.2f; elapsed %.0fs, eta %.0fs", task,
-                 epoch + 1, epochs, sum(losses) / max(len(losses), 1), score, elapsed,
-                 elapsed / (epoch + 1 - first) * (epochs - epoch - 1))  # fmt: skip
+        log.info(
+            "%s probe epoch %d/%d: train loss %.3f, dev %.2f; elapsed %.0fs, eta %.0fs",
+            task,
+            epoch + 1,
+            epochs,
+            sum(losses) / max(len(losses), 1),
+            score,
+            elapsed,
+            elapsed / (epoch + 1 - first) * (epochs - epoch - 1),
+        )
         if best is None or (score > best if higher_better else score < best):
             best, best_state = score, {k: v.clone() for k, v in probe.state_dict().items()}
             best_secondary = secondary
         if checkpoint is not None:  # after the best is updated: this epoch may be the best
             with atomic_output(checkpoint) as tmp:
-                torch.save({"epochs_done": epoch + 1, "probe": probe.state_dict(),
-                            "optimizer": opt.state_dict(), "best": best, "best_state": best_state,
-                            "metric": metric, "best_secondary": best_secondary,
-                            "history": history, "python_rng": rng.getstate(),
-                            "torch_rng": torch.get_rng_state()}, tmp)  # fmt: skip
+                torch.save(
+                    {
+                        "epochs_done": epoch + 1,
+                        "probe": probe.state_dict(),
+                        "optimizer": opt.state_dict(),
+                        "best": best,
+                        "best_state": best_state,
+                        "metric": metric,
+                        "best_secondary": best_secondary,
+                        "history": history,
+                        "python_rng": rng.getstate(),
+                        "torch_rng": torch.get_rng_state(),
+                    },
+                    tmp,
+                )
     probe.load_state_dict(best_state)
     test, test_utterances, test_secondary = evaluate("test")
-    secondary = {m.lower(): {"dev": round(best_secondary[m], 2), "test": round(v, 2)}
-                 for m, v in test_secondary.items()}  # fmt: skip
-    return {"task": task, "metric": metric, "dev": round(best, 2), "test": round(test, 2),
-            **secondary, "dev_by_epoch": history,
-            "layer_weights": [round(w, 3) for w in probe.featurizer.weights.softmax(0).tolist()],
-            "skipped_cuts": skipped, "test_utterances": test_utterances}  # fmt: skip
+    secondary = {
+        m.lower(): {"dev": round(best_secondary[m], 2), "test": round(v, 2)}
+        for m, v in test_secondary.items()
+    }
+    return {
+        "task": task,
+        "metric": metric,
+        "dev": round(best, 2),
+        "test": round(test, 2),
+        **secondary,
+        "dev_by_epoch": history,
+        "layer_weights": [round(w, 3) for w in probe.featurizer.weights.softmax(0).tolist()],
+        "skipped_cuts": skipped,
+        "test_utterances": test_utterances,
+    }

@@ -21,14 +21,18 @@ def upstream_parameters(model: nn.Module) -> int:
     keep = getattr(model, "upstream_parameters", None)
     if keep is not None:
         return keep()
-    head = sum(p.numel() for n, p in model.named_parameters()
-               if n.startswith(("final_proj", "label_embeddings")))  # fmt: skip
+    head = sum(
+        p.numel()
+        for n, p in model.named_parameters()
+        if n.startswith(("final_proj", "label_embeddings"))
+    )
     return count_parameters(model) - head
 
 
 @torch.no_grad()
-def inference_seconds(models: dict[str, nn.Module], waves: list[torch.Tensor], rounds: int = 3,
-                      threads: int = 1) -> dict[str, float]:  # fmt: skip
+def inference_seconds(
+    models: dict[str, nn.Module], waves: list[torch.Tensor], rounds: int = 3, threads: int = 1
+) -> dict[str, float]:
     """CPU seconds of ``hidden_states`` over ``waves`` (one utterance at a time) per model: the
     minimum over ``rounds``, the models interleaved in each round so that they share the
     machine's state, their order rotating from round to round, each timed pass right after an
@@ -55,14 +59,23 @@ def inference_seconds(models: dict[str, nn.Module], waves: list[torch.Tensor], r
         torch.set_num_threads(old)
 
 
-def results_rows(names: list[str], params: dict[str, int], seconds: dict[str, float],
-                 probe_dir: Path, tasks: list[str], teacher: str = "teacher") -> list[dict]:  # fmt: skip
+def results_rows(
+    names: list[str],
+    params: dict[str, int],
+    seconds: dict[str, float],
+    probe_dir: Path,
+    tasks: list[str],
+    teacher: str = "teacher",
+) -> list[dict]:
     """One row per upstream: params, ratios to the teacher, and each task's test (dev) score."""
     rows = []
     for name in names:
-        row = {"upstream": name, "params_M": round(params[name] / 1e6, 3),
-               "params_vs_teacher": round(params[name] / params[teacher], 3),
-               "speedup_vs_teacher": round(seconds[teacher] / seconds[name], 2)}  # fmt: skip
+        row = {
+            "upstream": name,
+            "params_M": round(params[name] / 1e6, 3),
+            "params_vs_teacher": round(params[name] / params[teacher], 3),
+            "speedup_vs_teacher": round(seconds[teacher] / seconds[name], 2),
+        }
         for task in tasks:
             path = probe_dir / name / task / "result.yaml"
             if path.is_file():
@@ -85,8 +98,12 @@ def markdown_table(rows: list[dict], tasks: list[str]) -> str:
             head.append(f"{t.upper()} WER test (dev)")
     lines = ["|" + "|".join(head) + "|", "|" + "|".join("---" for _ in head) + "|"]
     for r in rows:
-        cells = [r["upstream"], f"{r['params_M']:.2f}", f"{r['params_vs_teacher']:.2f}",
-                 f"{r['speedup_vs_teacher']:.1f}x"]  # fmt: skip
+        cells = [
+            r["upstream"],
+            f"{r['params_M']:.2f}",
+            f"{r['params_vs_teacher']:.2f}",
+            f"{r['speedup_vs_teacher']:.1f}x",
+        ]
         for t in tasks:
             cells.append(f"{r[t]['test']:.1f} ({r[t]['dev']:.1f})" if t in r else "-")
             if t in with_wer:
@@ -125,13 +142,16 @@ def paired_significance(probe_dir: Path, task: str, better: str, worse: str) -> 
     # not "p > 0.95": resamples where the two tie count as not better, and with accuracy on a few
     # dozen utterances ties are common; the opposite is significant only if it holds strictly
     if r["p_not_worse"] < 0.05:
-        return (f"the opposite is significant (paired bootstrap, {span}; "
-                f"p of the opposite = {r['p_not_worse']:.3f})")  # fmt: skip
+        return (
+            f"the opposite is significant (paired bootstrap, {span}; "
+            f"p of the opposite = {r['p_not_worse']:.3f})"
+        )
     return f"not significant (paired bootstrap, {span})"
 
 
-def _verdict(rows: dict[str, dict], task: str, better: str, worse: str,
-             probe_dir: Path | None = None) -> str | None:  # fmt: skip
+def _verdict(
+    rows: dict[str, dict], task: str, better: str, worse: str, probe_dir: Path | None = None
+) -> str | None:
     """'holds on test and dev' / 'test only' / 'dev only' / 'does not hold' for ``better``
     scoring better than ``worse`` on ``task``, with the scores and, given the ``probe_dir``, the
     test difference's significance; None without both scores."""
@@ -145,13 +165,16 @@ def _verdict(rows: dict[str, dict], task: str, better: str, worse: str,
     else:
         where = f"holds on {wins[0]} only" if wins else "does not hold"
     significance = paired_significance(probe_dir, task, better, worse) if probe_dir else None
-    return (f"{task.upper()} {a['metric']} {better} {a['test']:.1f} vs {worse} {b['test']:.1f} "
-            f"(dev {a['dev']:.1f} vs {b['dev']:.1f}): {where}"
-            + (f", on test {significance}" if significance else ""))  # fmt: skip
+    return (
+        f"{task.upper()} {a['metric']} {better} {a['test']:.1f} vs {worse} {b['test']:.1f} "
+        f"(dev {a['dev']:.1f} vs {b['dev']:.1f}): {where}"
+        + (f", on test {significance}" if significance else "")
+    )
 
 
-def paper_claims(rows: list[dict], depths: dict[str, int], tasks: list[str],
-                 probe_dir: Path | None = None) -> list[str]:  # fmt: skip
+def paper_claims(
+    rows: list[dict], depths: dict[str, int], tasks: list[str], probe_dir: Path | None = None
+) -> list[str]:
     """Each paper's claim (../shared/PAPERS.md) against this run's table, as markdown bullets;
     claims whose upstreams are not in ``rows`` are left out. ``depths``: Transformer layers of
     the equal-size students (the deep-vs-wide comparison takes the deepest and the shallowest).
@@ -163,8 +186,9 @@ def paper_claims(rows: list[dict], depths: dict[str, int], tasks: list[str],
     if d is not None:
         changes = ", ".join(
             f"{t.upper()} {d[t]['metric']} {d[t]['test']:.1f} vs {by_name['teacher'][t]['test']:.1f}"
-            for t in tasks if t in d and t in by_name["teacher"]
-        )  # fmt: skip
+            for t in tasks
+            if t in d and t in by_name["teacher"]
+        )
         lines.append(
             f"- DistilHuBERT (paper: 75% fewer parameters, 73% faster, most of the performance "
             f"kept): {1 - d['params_vs_teacher']:.0%} fewer parameters, "
@@ -203,8 +227,9 @@ def paper_claims(rows: list[dict], depths: dict[str, int], tasks: list[str],
     return lines
 
 
-def score_interval(probe_dir: Path, name: str, task: str, metric: str,
-                  n_boot: int = 1000) -> tuple[float, float] | None:  # fmt: skip
+def score_interval(
+    probe_dir: Path, name: str, task: str, metric: str, n_boot: int = 1000
+) -> tuple[float, float] | None:
     """95% bootstrap interval (utterances resampled) of ``name``'s test score on ``task``, from
     its ``test_scores.tsv``, in the metric's own terms (accuracy: 100 - the error rate's
     interval, flipped); None without the file."""
@@ -212,13 +237,19 @@ def score_interval(probe_dir: Path, name: str, task: str, metric: str,
     if not path.is_file():
         return None
     scores = list(read_test_scores(path).values())
-    lo, hi = bootstrap_ci(np.array([e for e, _ in scores]), np.array([n for _, n in scores]),
-                          n_boot=n_boot)  # fmt: skip
+    lo, hi = bootstrap_ci(
+        np.array([e for e, _ in scores]), np.array([n for _, n in scores]), n_boot=n_boot
+    )
     return (100.0 - hi, 100.0 - lo) if HIGHER_IS_BETTER[metric] else (lo, hi)
 
 
-def deep_vs_wide_plot(rows: list[dict], depths: dict[str, int], tasks: list[str], out: Path,
-                      probe_dir: Path | None = None) -> None:  # fmt: skip
+def deep_vs_wide_plot(
+    rows: list[dict],
+    depths: dict[str, int],
+    tasks: list[str],
+    out: Path,
+    probe_dir: Path | None = None,
+) -> None:
     """Score vs depth at equal parameters, one panel per task; with ``probe_dir``, each test
     score's 95% bootstrap interval as an error bar (an axis zoomed on a small spread would
     otherwise read as a trend)."""

@@ -43,8 +43,9 @@ def lstm_over_lengths(lstm: nn.LSTM, x: torch.Tensor, lengths: torch.Tensor | No
         for suffix in ("", "_reverse"):
             weights = [getattr(lstm, f"{name}_l{layer}{suffix}") for name in names]
             inp = reverse_within_lengths(h, lengths) if suffix else h
-            out = torch.lstm(inp, (zeros, zeros), weights, lstm.bias, 1, 0.0, lstm.training,
-                             False, True)[0]  # fmt: skip
+            out = torch.lstm(
+                inp, (zeros, zeros), weights, lstm.bias, 1, 0.0, lstm.training, False, True
+            )[0]
             directions.append(reverse_within_lengths(out, lengths) if suffix else out)
         h = torch.cat(directions, -1)
         if lstm.dropout and lstm.training and layer < lstm.num_layers - 1:

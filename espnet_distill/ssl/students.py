@@ -25,8 +25,9 @@ from espnet_distill.ssl.rnn import lstm_over_lengths
 log = logging.getLogger(__name__)
 
 
-def transformer_config(teacher_config: dict, num_layers: int, dim: int | None = None,
-                       ff_ratio: float | None = None) -> dict:  # fmt: skip
+def transformer_config(
+    teacher_config: dict, num_layers: int, dim: int | None = None, ff_ratio: float | None = None
+) -> dict:
     """A student encoder config: the teacher's CNN, ``num_layers`` layers of width ``dim``
     (default: the teacher's) and feed-forward ``ff_ratio`` x dim (default: the teacher's ratio);
     attention heads of 64 dimensions, as HuBERT's."""
@@ -37,9 +38,15 @@ def transformer_config(teacher_config: dict, num_layers: int, dim: int | None = 
     groups = t["encoder_pos_conv_groups"]
     while dim % groups:
         groups -= 1
-    return dict(t, encoder_num_layers=num_layers, encoder_embed_dim=dim, encoder_num_heads=heads,
-                encoder_ff_interm_features=int(round(ratio * dim)), encoder_pos_conv_groups=groups,
-                encoder_layer_drop=0.0)  # fmt: skip
+    return dict(
+        t,
+        encoder_num_layers=num_layers,
+        encoder_embed_dim=dim,
+        encoder_num_heads=heads,
+        encoder_ff_interm_features=int(round(ratio * dim)),
+        encoder_pos_conv_groups=groups,
+        encoder_layer_drop=0.0,
+    )
 
 
 def narrow_cnn(cnn_config: dict, channel_ratio: float) -> dict:
@@ -49,8 +56,10 @@ def narrow_cnn(cnn_config: dict, channel_ratio: float) -> dict:
     measured), which caps the speed-up of any student that keeps it near 3x."""
     if not 0 < channel_ratio <= 1:
         raise ValueError(f"cnn_channel_ratio must be in (0, 1], got {channel_ratio}")
-    conv = [[max(1, round(channels * channel_ratio)), kernel, stride] for channels, kernel, stride
-            in cnn_config["extractor_conv_layer_config"]]  # fmt: skip
+    conv = [
+        [max(1, round(channels * channel_ratio)), kernel, stride]
+        for channels, kernel, stride in cnn_config["extractor_conv_layer_config"]
+    ]
     return dict(cnn_config, extractor_conv_layer_config=conv)
 
 
@@ -74,8 +83,11 @@ class DistilHubert(nn.Module):
         dim = config["encoder_embed_dim"]
         self.heads = nn.ModuleList(nn.Linear(dim, teacher_dim) for _ in self.target_layers)
 
-    def hidden_states(self, waveforms: torch.Tensor, lengths: torch.Tensor | None = None,
-                      ) -> tuple[list[torch.Tensor], torch.Tensor | None]:  # fmt: skip
+    def hidden_states(
+        self,
+        waveforms: torch.Tensor,
+        lengths: torch.Tensor | None = None,
+    ) -> tuple[list[torch.Tensor], torch.Tensor | None]:
         return self.backbone.hidden_states(waveforms, lengths)
 
     def predictions(self, last_layer: torch.Tensor) -> list[torch.Tensor]:
@@ -91,11 +103,22 @@ class LstmStudent(nn.Module):
     """The teacher's CNN front-end (and feature projection to ``hidden``), ``num_layers`` LSTM
     layers of ``hidden`` units per direction, and a linear output over ``num_classes`` clusters."""
 
-    def __init__(self, cnn_config: dict, num_classes: int, hidden: int = 256, num_layers: int = 2,
-                 bidirectional: bool = True) -> None:  # fmt: skip
+    def __init__(
+        self,
+        cnn_config: dict,
+        num_classes: int,
+        hidden: int = 256,
+        num_layers: int = 2,
+        bidirectional: bool = True,
+    ) -> None:
         super().__init__()
-        self.config = {"cnn": dict(cnn_config), "num_classes": num_classes, "hidden": hidden,
-                       "num_layers": num_layers, "bidirectional": bidirectional}  # fmt: skip
+        self.config = {
+            "cnn": dict(cnn_config),
+            "num_classes": num_classes,
+            "hidden": hidden,
+            "num_layers": num_layers,
+            "bidirectional": bidirectional,
+        }
         import torchaudio.models.wav2vec2.components as components
 
         conv = cnn_config["extractor_conv_layer_config"]
@@ -110,8 +133,11 @@ class LstmStudent(nn.Module):
         )
         self.output = nn.Linear(out_dim, num_classes)
 
-    def hidden_states(self, waveforms: torch.Tensor, lengths: torch.Tensor | None = None,
-                      ) -> tuple[list[torch.Tensor], torch.Tensor | None]:  # fmt: skip
+    def hidden_states(
+        self,
+        waveforms: torch.Tensor,
+        lengths: torch.Tensor | None = None,
+    ) -> tuple[list[torch.Tensor], torch.Tensor | None]:
         x, lengths = self.feature_extractor(waveforms, lengths)
         states = [self.projection(x)]
         for lstm in self.lstms:
@@ -125,14 +151,16 @@ class LstmStudent(nn.Module):
         return count_parameters(self) - count_parameters(self.output)
 
 
-def width_for_budget(teacher_config: dict, num_layers: int, budget: int, step: int = 8,
-                     ff_ratio: float | None = None) -> tuple[int, int]:  # fmt: skip
+def width_for_budget(
+    teacher_config: dict, num_layers: int, budget: int, step: int = 8, ff_ratio: float | None = None
+) -> tuple[int, int]:
     """The width (a multiple of ``step``) of a ``num_layers``-layer transformer student whose
     parameter count (CNN included) is closest to ``budget``; returns (width, parameters)."""
 
     def params(dim: int) -> int:
-        return count_parameters(HubertModel(transformer_config(teacher_config, num_layers, dim,
-                                                               ff_ratio)))  # fmt: skip
+        return count_parameters(
+            HubertModel(transformer_config(teacher_config, num_layers, dim, ff_ratio))
+        )
 
     lo, hi = step, step
     while params(hi) < budget:

@@ -22,9 +22,13 @@ SAMPLE_RATE = 16000
 
 def mfcc_features(waveform: torch.Tensor, sample_rate: int = SAMPLE_RATE) -> torch.Tensor:
     """(S,) audio -> (T, 39): 13 MFCCs + deltas + delta-deltas every 10 ms."""
-    mfcc = torchaudio.compliance.kaldi.mfcc(waveform.reshape(1, -1) * 32768,
-                                             sample_frequency=sample_rate, use_energy=False,
-                                             dither=0.0, num_ceps=13)  # fmt: skip
+    mfcc = torchaudio.compliance.kaldi.mfcc(
+        waveform.reshape(1, -1) * 32768,
+        sample_frequency=sample_rate,
+        use_energy=False,
+        dither=0.0,
+        num_ceps=13,
+    )
     d1 = torchaudio.functional.compute_deltas(mfcc.T)
     d2 = torchaudio.functional.compute_deltas(d1)
     return torch.cat([mfcc.T, d1, d2]).T.contiguous()
@@ -40,8 +44,9 @@ def to_model_frames(labels: np.ndarray, num_frames: int, step: int) -> np.ndarra
     return out
 
 
-def fit_kmeans(features: list[np.ndarray], num_clusters: int, seed: int = 0,
-               max_frames: int = 200_000) -> MiniBatchKMeans:  # fmt: skip
+def fit_kmeans(
+    features: list[np.ndarray], num_clusters: int, seed: int = 0, max_frames: int = 200_000
+) -> MiniBatchKMeans:
     """MiniBatchKMeans on at most ``max_frames`` frames drawn (seeded) from ``features``."""
     frames = np.concatenate(features)
     if len(frames) < num_clusters:
@@ -49,10 +54,22 @@ def fit_kmeans(features: list[np.ndarray], num_clusters: int, seed: int = 0,
     rng = np.random.default_rng(seed)
     if len(frames) > max_frames:
         frames = frames[rng.choice(len(frames), max_frames, replace=False)]
-    km = MiniBatchKMeans(n_clusters=num_clusters, init="k-means++", max_iter=100,
-                         batch_size=10000, n_init=3, max_no_improvement=100, random_state=seed,
-                         reassignment_ratio=0.0, compute_labels=False)  # fmt: skip
+    km = MiniBatchKMeans(
+        n_clusters=num_clusters,
+        init="k-means++",
+        max_iter=100,
+        batch_size=10000,
+        n_init=3,
+        max_no_improvement=100,
+        random_state=seed,
+        reassignment_ratio=0.0,
+        compute_labels=False,
+    )
     km.fit(frames)
-    log.info("k-means: %d clusters on %d frames, inertia per frame %.3f", num_clusters,
-             len(frames), km.score(frames) / -len(frames))  # fmt: skip
+    log.info(
+        "k-means: %d clusters on %d frames, inertia per frame %.3f",
+        num_clusters,
+        len(frames),
+        km.score(frames) / -len(frames),
+    )
     return km

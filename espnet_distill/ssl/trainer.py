@@ -64,14 +64,30 @@ DEFAULT_CONFIG = {
     "mode": "distilhubert",
     "model": {},
     "optim": {"lr": 2e-4, "weight_decay": 0.0, "warmup_steps": 200},
-    "train": {"max_epochs": 10, "max_duration": 60, "crop_seconds": 4.0, "seed": 1234,
-              "grad_clip": 10.0, "num_workers": 1, "average_last": 1},
-}  # fmt: skip
-MASKING = {"mask_prob": 0.8, "mask_selection": "static", "mask_other": 0.0, "mask_length": 10,
-           "no_mask_overlap": False, "mask_min_space": 1, "mask_channel_prob": 0.0,
-           "mask_channel_selection": "static", "mask_channel_other": 0.0,
-           "mask_channel_length": 10, "no_mask_channel_overlap": False,
-           "mask_channel_min_space": 1}  # fmt: skip
+    "train": {
+        "max_epochs": 10,
+        "max_duration": 60,
+        "crop_seconds": 4.0,
+        "seed": 1234,
+        "grad_clip": 10.0,
+        "num_workers": 1,
+        "average_last": 1,
+    },
+}
+MASKING = {
+    "mask_prob": 0.8,
+    "mask_selection": "static",
+    "mask_other": 0.0,
+    "mask_length": 10,
+    "no_mask_overlap": False,
+    "mask_min_space": 1,
+    "mask_channel_prob": 0.0,
+    "mask_channel_selection": "static",
+    "mask_channel_other": 0.0,
+    "mask_channel_length": 10,
+    "no_mask_channel_overlap": False,
+    "mask_channel_min_space": 1,
+}
 
 
 def resolve_target_layers(spec: list[int] | str, num_layers: int) -> list[int]:
@@ -85,8 +101,13 @@ def resolve_target_layers(spec: list[int] | str, num_layers: int) -> list[int]:
 
 
 class SslLitModule(FaultTolerantModule):
-    def __init__(self, config: dict, total_steps: int, teacher: HubertModel | None = None,
-                 num_classes: int = 0) -> None:  # fmt: skip
+    def __init__(
+        self,
+        config: dict,
+        total_steps: int,
+        teacher: HubertModel | None = None,
+        num_classes: int = 0,
+    ) -> None:
         super().__init__()
         self.configure_faults(config["train"])
         self.config, self.total_steps = config, total_steps
@@ -99,10 +120,14 @@ class SslLitModule(FaultTolerantModule):
             self.nomask_weight = float(m.get("pred_nomask_weight", 0.0))
             grad_mult = m.get("feature_grad_mult", 0.1)  # torchaudio takes None for "unscaled"
             self.net = torchaudio.models.hubert_pretrain_model(
-                **m["encoder"], **{**MASKING, **m.get("masking", {})}, skip_masked=False,
-                skip_nomask=self.nomask_weight == 0.0, num_classes=num_classes,
+                **m["encoder"],
+                **{**MASKING, **m.get("masking", {})},
+                skip_masked=False,
+                skip_nomask=self.nomask_weight == 0.0,
+                num_classes=num_classes,
                 final_dim=m.get("final_dim", 256),
-                feature_grad_mult=None if grad_mult >= 1.0 else grad_mult)  # fmt: skip
+                feature_grad_mult=None if grad_mult >= 1.0 else grad_mult,
+            )
             return
         assert teacher is not None
         self.teacher = [teacher.eval().requires_grad_(False)]  # a list: not a submodule
@@ -110,12 +135,24 @@ class SslLitModule(FaultTolerantModule):
             m["target_layers"] = resolve_target_layers(m["target_layers"], teacher.num_layers)
             dim = m.get("dim")
             if m.get("budget_layers"):  # deep vs wide: the parameters of budget_layers full layers
-                budget = count_parameters(HubertModel(transformer_config(
-                    teacher.config, m["budget_layers"], None, m.get("ff_ratio"))))  # fmt: skip
-                dim, params = width_for_budget(teacher.config, m["num_layers"], budget,
-                                               ff_ratio=m.get("ff_ratio"))  # fmt: skip
-                log.info("%d layers of width %d: %d parameters for a budget of %d (%+.1f%%)",
-                         m["num_layers"], dim, params, budget, 100 * (params - budget) / budget)  # fmt: skip
+                budget = count_parameters(
+                    HubertModel(
+                        transformer_config(
+                            teacher.config, m["budget_layers"], None, m.get("ff_ratio")
+                        )
+                    )
+                )
+                dim, params = width_for_budget(
+                    teacher.config, m["num_layers"], budget, ff_ratio=m.get("ff_ratio")
+                )
+                log.info(
+                    "%d layers of width %d: %d parameters for a budget of %d (%+.1f%%)",
+                    m["num_layers"],
+                    dim,
+                    params,
+                    budget,
+                    100 * (params - budget) / budget,
+                )
             enc = transformer_config(teacher.config, m["num_layers"], dim, m.get("ff_ratio"))
             self.net = DistilHubert(enc, m["target_layers"], teacher.config["encoder_embed_dim"])
             if m.get("init_from_teacher", True):
@@ -127,10 +164,16 @@ class SslLitModule(FaultTolerantModule):
             cnn = teacher.config
             if m.get("cnn_channel_ratio", 1.0) != 1.0:
                 cnn = narrow_cnn(cnn, m["cnn_channel_ratio"])
-            self.net = LstmStudent(cnn, teacher.num_classes, m.get("hidden", 256),
-                                   m.get("num_layers", 2), m.get("bidirectional", True))  # fmt: skip
-            copied = init_from_teacher(self.net.feature_extractor,
-                                       teacher.wav2vec2.feature_extractor)  # fmt: skip
+            self.net = LstmStudent(
+                cnn,
+                teacher.num_classes,
+                m.get("hidden", 256),
+                m.get("num_layers", 2),
+                m.get("bidirectional", True),
+            )
+            copied = init_from_teacher(
+                self.net.feature_extractor, teacher.wav2vec2.feature_extractor
+            )
             log.info("student: %d CNN tensors initialised from the teacher", len(copied))
 
     def on_fit_start(self) -> None:
@@ -178,8 +221,9 @@ class SslLitModule(FaultTolerantModule):
         if self.mode == "distilhubert":
             preds = self.net.predictions(s_states[-1])
             loss = 0.0
-            for layer, pred, target in zip(m["target_layers"], preds,
-                                           select_layers(t_states, m["target_layers"]), strict=True):  # fmt: skip
+            for layer, pred, target in zip(
+                m["target_layers"], preds, select_layers(t_states, m["target_layers"]), strict=True
+            ):
                 head_loss, cos = layer_distillation_loss(
                     pred, target, mask, m.get("cos_weight", 1.0)
                 )
@@ -193,8 +237,15 @@ class SslLitModule(FaultTolerantModule):
             if self.mode == "kd":
                 kd = kd_kl_sum(s_logits, t_logits, mask, temp)
             else:
-                kd = dkd_sum(s_logits, t_logits, t_logits.argmax(-1), mask, m.get("alpha", 1.0),
-                             m.get("beta", 8.0), temp)  # fmt: skip
+                kd = dkd_sum(
+                    s_logits,
+                    t_logits,
+                    t_logits.argmax(-1),
+                    mask,
+                    m.get("alpha", 1.0),
+                    m.get("beta", 8.0),
+                    temp,
+                )
             kd = kd / max(n, 1)
             warm = min(1.0, (self.global_step + 1) / max(m.get("kd_warmup_steps", 1), 1))
             loss = warm * kd if prefix == "train" else kd
@@ -229,9 +280,15 @@ def read_labels(path: Path) -> dict[str, np.ndarray]:
         return {k: data[k] for k in data.files}
 
 
-def train_ssl(config: dict, exp_dir: Path, train_cuts: Path, valid_cuts: Path,
-              teacher_path: Path | None = None, labels_path: Path | None = None,
-              ngpu: int = 0) -> Path:  # fmt: skip
+def train_ssl(
+    config: dict,
+    exp_dir: Path,
+    train_cuts: Path,
+    valid_cuts: Path,
+    teacher_path: Path | None = None,
+    labels_path: Path | None = None,
+    ngpu: int = 0,
+) -> Path:
     """Train (or resume) and write ``exp_dir/model.pt``; returns its path."""
     config = merge_config(DEFAULT_CONFIG, config)
     if config["mode"] not in MODES:
@@ -255,23 +312,44 @@ def train_ssl(config: dict, exp_dir: Path, train_cuts: Path, valid_cuts: Path,
         field = receptive_field(teacher.config)
     train_set = load_cuts(train_cuts, field, labels)
     valid_set = load_cuts(valid_cuts, field, labels)
-    train_dl = make_audio_loader(train_set, tc["max_duration"], True, tc["seed"], labels,
-                                 tc["crop_seconds"], tc["num_workers"])  # fmt: skip
+    train_dl = make_audio_loader(
+        train_set,
+        tc["max_duration"],
+        True,
+        tc["seed"],
+        labels,
+        tc["crop_seconds"],
+        tc["num_workers"],
+    )
     valid_dl = make_audio_loader(valid_set, tc["max_duration"], False, labels=labels)
     train_dl.sampler.set_epoch(0)
     steps_per_epoch = sum(1 for _ in train_dl.sampler)
     module = SslLitModule(config, steps_per_epoch * tc["max_epochs"], teacher, num_classes or 0)
-    log.info("%s: %.2fM trainable parameters%s; %d batches an epoch", config["mode"],
-             count_parameters(module.net) / 1e6,
-             f", teacher {count_parameters(teacher) / 1e6:.2f}M" if teacher else "",
-             steps_per_epoch)  # fmt: skip
+    log.info(
+        "%s: %.2fM trainable parameters%s; %d batches an epoch",
+        config["mode"],
+        count_parameters(module.net) / 1e6,
+        f", teacher {count_parameters(teacher) / 1e6:.2f}M" if teacher else "",
+        steps_per_epoch,
+    )
     ckpt_dir = exp_dir / "checkpoints"
     checkpoint = last_epochs_checkpoint(ckpt_dir, tc["average_last"])
-    fit_resuming(module, exp_dir, tc, steps_per_epoch, checkpoint, train_dataloaders=train_dl,
-                 val_dataloaders=valid_dl, ngpu=ngpu)  # fmt: skip
+    fit_resuming(
+        module,
+        exp_dir,
+        tc,
+        steps_per_epoch,
+        checkpoint,
+        train_dataloaders=train_dl,
+        val_dataloaders=valid_dl,
+        ngpu=ngpu,
+    )
     kept = [Path(p) for p in checkpoint.best_k_models]
-    state = {k.removeprefix("net."): v for k, v in average_checkpoints(kept).items()
-             if k.startswith("net.")}  # fmt: skip
+    state = {
+        k.removeprefix("net."): v
+        for k, v in average_checkpoints(kept).items()
+        if k.startswith("net.")
+    }
     with atomic_output(final) as tmp:
         if config["mode"] == "pretrain":
             body, emb, proj = split_pretrain_state(state)
@@ -321,7 +399,8 @@ def load_upstream(path: Path) -> HubertModel | DistilHubert | LstmStudent:
         net = DistilHubert(blob["student_config"], blob["target_layers"], blob["teacher_dim"])
     else:
         c = blob["student_config"]
-        net = LstmStudent(c["cnn"], c["num_classes"], c["hidden"], c["num_layers"],
-                          c["bidirectional"])  # fmt: skip
+        net = LstmStudent(
+            c["cnn"], c["num_classes"], c["hidden"], c["num_layers"], c["bidirectional"]
+        )
     net.load_state_dict(blob["state_dict"])
     return net.eval()

@@ -46,7 +46,7 @@ DEFAULT_CONFIG: dict = {
         "specaug_conf": None,
         "ctc_weight": 1.0,
         "senone_head": None,
-    },  # fmt: skip
+    },
     # scheduler: "warmuplr" (ESPnet's Noam-style inverse square root decay) or "linear" (warm-up,
     # then linear decay to zero at the last step: better when the budget is a fixed few epochs)
     "optim": {"lr": 2e-3, "weight_decay": 1e-6, "warmup_steps": 500, "scheduler": "warmuplr"},
@@ -125,9 +125,15 @@ class AmLitModule(FaultTolerantModule):
     """``teachers``: unit -> frozen :class:`LmTeacher` of the KD heads / label interpolation
     (kept in a plain dict: not parameters of this module, not in its checkpoints)."""
 
-    def __init__(self, config: dict, vocab_size: int, total_steps: int | None = None,
-                 num_senones: int | None = None, unit_sizes: dict[str, int] | None = None,
-                 teachers: dict[str, LmTeacher] | None = None) -> None:  # fmt: skip
+    def __init__(
+        self,
+        config: dict,
+        vocab_size: int,
+        total_steps: int | None = None,
+        num_senones: int | None = None,
+        unit_sizes: dict[str, int] | None = None,
+        teachers: dict[str, LmTeacher] | None = None,
+    ) -> None:
         super().__init__()
         self.configure_faults(config["train"])
         self.config = config
@@ -140,8 +146,14 @@ class AmLitModule(FaultTolerantModule):
         for unit, teacher in self.teachers.items():
             if f"{unit}_targets" in batch:
                 soft[unit] = teacher(batch[f"{unit}_targets"])
-        out = self.model(batch["feats"], batch["feat_lens"], batch.get("ys"), batch.get("ys_lens"),
-                         batch.get("senone_targets"), soft)  # fmt: skip
+        out = self.model(
+            batch["feats"],
+            batch["feat_lens"],
+            batch.get("ys"),
+            batch.get("ys_lens"),
+            batch.get("senone_targets"),
+            soft,
+        )
         bs = len(batch["ids"])
         sync = prefix == "valid"
         self.log(f"{prefix}_loss", out["loss"], prog_bar=True, batch_size=bs, sync_dist=sync)
@@ -151,8 +163,13 @@ class AmLitModule(FaultTolerantModule):
                 self.log(f"{prefix}_{name}_loss", out[name], batch_size=bs, sync_dist=sync)
         if "senone_frames" in out and out["senone_frames"] > 0:
             acc = out["senone_correct"].float() / out["senone_frames"]
-            self.log(f"{prefix}_senone_acc", acc, prog_bar=sync,
-                     batch_size=int(out["senone_frames"]), sync_dist=sync)  # fmt: skip
+            self.log(
+                f"{prefix}_senone_acc",
+                acc,
+                prog_bar=sync,
+                batch_size=int(out["senone_frames"]),
+                sync_dist=sync,
+            )
         return out["loss"]
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
@@ -165,8 +182,9 @@ class AmLitModule(FaultTolerantModule):
 
     def configure_optimizers(self) -> dict:
         o = self.config["optim"]
-        opt = torch.optim.AdamW(self.parameters(), lr=o["lr"], weight_decay=o["weight_decay"],
-                                eps=o.get("eps", 1e-8))  # fmt: skip
+        opt = torch.optim.AdamW(
+            self.parameters(), lr=o["lr"], weight_decay=o["weight_decay"], eps=o.get("eps", 1e-8)
+        )
         kind = o.get("scheduler", "warmuplr")
         if kind == "warmuplr":
             sched = WarmupLR(opt, warmup_steps=o["warmup_steps"])
@@ -214,16 +232,24 @@ def train(
     units = sorted(set(teacher_units) | ({"senone"} if m.get("senone_head") else set()))
     targets, valid_targets, unit_sizes = _frame_targets(targets_dir, units, valid_cuts)
     num_senones = unit_sizes.get("senone") if m.get("senone_head") else None
-    teachers = _teachers(teacher_units, unit_lm_dir, phone_lang_dir, targets_dir, lang_dir,
-                         unit_sizes)  # fmt: skip
+    teachers = _teachers(
+        teacher_units, unit_lm_dir, phone_lang_dir, targets_dir, lang_dir, unit_sizes
+    )
     audio = bool(m.get("ssl_frontend"))  # an SSL front-end reads audio, not fbank
 
     def train_loader() -> torch.utils.data.DataLoader:
         return make_loader(
-            train_cuts, tokenizer, tc["max_duration"], train=True, seed=tc["seed"],
-            num_workers=tc["num_workers"], max_cut_duration=tc["max_cut_duration"],
-            targets=targets, audio=audio, sync_buckets=tc.get("sync_buckets", True),
-        )  # fmt: skip
+            train_cuts,
+            tokenizer,
+            tc["max_duration"],
+            train=True,
+            seed=tc["seed"],
+            num_workers=tc["num_workers"],
+            max_cut_duration=tc["max_cut_duration"],
+            targets=targets,
+            audio=audio,
+            sync_buckets=tc.get("sync_buckets", True),
+        )
 
     # Batches per epoch vary a little with the shuffle; epoch 0's count sets the LR schedule.
     # With several processes each takes every world_size-th batch of the same sequence (lhotse's
@@ -236,22 +262,35 @@ def train(
     if tc.get("limit_train_batches"):
         batches_per_epoch = min(batches_per_epoch, int(tc["limit_train_batches"]))
     steps_per_epoch = -(-batches_per_epoch // tc.get("accumulate_grad_batches", 1))  # optimizer
-    module = AmLitModule(config, tokenizer.vocab_size, steps_per_epoch * tc["max_epochs"],
-                         num_senones, unit_sizes, teachers)  # fmt: skip
+    module = AmLitModule(
+        config,
+        tokenizer.vocab_size,
+        steps_per_epoch * tc["max_epochs"],
+        num_senones,
+        unit_sizes,
+        teachers,
+    )
     stats = np.load(cmvn_file)
     module.model.set_cmvn(torch.from_numpy(stats["mean"]), torch.from_numpy(stats["std"]))
     if num_senones is not None:
         used = {c.id for c in CutSet.from_file(train_cuts)}
         counts = senone_counts(targets["senone"], used, num_senones)
         module.model.senone_head.set_prior(torch.from_numpy(counts))
-        log.info("senone prior from %d frames of %d cuts; %d of %d senones unseen",
-                 counts.sum(), len(used), int((counts == 0).sum()), num_senones)  # fmt: skip
+        log.info(
+            "senone prior from %d frames of %d cuts; %d of %d senones unseen",
+            counts.sum(),
+            len(used),
+            int((counts == 0).sum()),
+            num_senones,
+        )
     n_params = sum(p.numel() for p in module.model.parameters())
     outputs = [f"CTC over {tokenizer.vocab_size} subwords"] if module.model.ctc is not None else []
     if num_senones is not None:
         li = m.get("label_interpolation")
-        outputs.append(f"{num_senones} senones (frame CE"
-                       + (f", label interpolation {li['weight']} with the senone LM)" if li else ")"))  # fmt: skip
+        outputs.append(
+            f"{num_senones} senones (frame CE"
+            + (f", label interpolation {li['weight']} with the senone LM)" if li else ")")
+        )
     for unit, conf in kd_heads_of(m).items():
         outputs.append(f"KD head of the {unit} LM at block {conf['layer']}")
     log.info(
@@ -262,14 +301,23 @@ def train(
         batches_per_epoch,
     )
     if module.model.ctc is None and not valid_targets:
-        raise ValueError(f"a senone-only model validates on aligned valid cuts; stage 4 has no "
-                         f"alignment of {valid_cuts} (align.py --extra-cuts)")  # fmt: skip
+        raise ValueError(
+            f"a senone-only model validates on aligned valid cuts; stage 4 has no "
+            f"alignment of {valid_cuts} (align.py --extra-cuts)"
+        )
 
     # With several processes the training loader is made again inside fit, after they have joined
     # their group: lhotse's samplers read rank and world size when they are created.
     def valid_loader() -> torch.utils.data.DataLoader:
-        return make_loader(valid_cuts, tokenizer, tc["max_duration"], train=False, num_workers=0,
-                           targets=valid_targets, audio=audio)  # fmt: skip
+        return make_loader(
+            valid_cuts,
+            tokenizer,
+            tc["max_duration"],
+            train=False,
+            num_workers=0,
+            targets=valid_targets,
+            audio=audio,
+        )
 
     ckpt_dir = exp_dir / "checkpoints"
     average_by = tc.get("average_by", "valid_loss")
@@ -314,14 +362,25 @@ def train(
         ", ".join(Path(b).name for b in best),
     )
     state = average_checkpoints([Path(b) for b in best])
-    save_torch({"config": config, "vocab_size": tokenizer.vocab_size, "state_dict": state,
-                "num_senones": num_senones, "unit_sizes": unit_sizes,
-                "averaged": [Path(b).name for b in best]}, final)  # fmt: skip
+    save_torch(
+        {
+            "config": config,
+            "vocab_size": tokenizer.vocab_size,
+            "state_dict": state,
+            "num_senones": num_senones,
+            "unit_sizes": unit_sizes,
+            "averaged": [Path(b).name for b in best],
+        },
+        final,
+    )
     return final
 
 
-def _frame_targets(targets_dir: Path | None, units: list[str], valid_cuts: Path,
-                   ) -> tuple[dict[str, Path], dict[str, Path], dict[str, int]]:  # fmt: skip
+def _frame_targets(
+    targets_dir: Path | None,
+    units: list[str],
+    valid_cuts: Path,
+) -> tuple[dict[str, Path], dict[str, Path], dict[str, int]]:
     """Train and valid target scps of ``units``, and each unit inventory's size."""
     if not units:
         return {}, {}, {}
@@ -340,20 +399,27 @@ def _frame_targets(targets_dir: Path | None, units: list[str], valid_cuts: Path,
     valid_ids = {c.id for c in CutSet.from_file(valid_cuts)}
     if valid_ids & aligned:
         return targets, dict(targets), sizes
-    log.warning("%s has no alignment of the valid cuts %s: validation scores CTC only",
-                scp, valid_cuts)  # fmt: skip
+    log.warning(
+        "%s has no alignment of the valid cuts %s: validation scores CTC only", scp, valid_cuts
+    )
     return targets, {}, sizes
 
 
-def _teachers(units: list[str], unit_lm_dir: Path | None, phone_lang_dir: Path | None,
-              targets_dir: Path | None, lang_dir: Path,
-              unit_sizes: dict[str, int]) -> dict[str, LmTeacher]:  # fmt: skip
+def _teachers(
+    units: list[str],
+    unit_lm_dir: Path | None,
+    phone_lang_dir: Path | None,
+    targets_dir: Path | None,
+    lang_dir: Path,
+    unit_sizes: dict[str, int],
+) -> dict[str, LmTeacher]:
     """The frozen unit-LM teachers of ``units`` (stage 5's ``<unit_lm_dir>/<unit>/model.pt``)."""
     if not units:
         return {}
     if unit_lm_dir is None or phone_lang_dir is None:
-        raise ValueError(f"KD from the {', '.join(units)} LM(s) needs --unit-lm-dir and "
-                         "--phone-lang-dir")  # fmt: skip
+        raise ValueError(
+            f"KD from the {', '.join(units)} LM(s) needs --unit-lm-dir and --phone-lang-dir"
+        )
     converter = TextToUnits(UnitTables(phone_lang_dir, targets_dir.parent, lang_dir / "bpe.model"))
     teachers = {}
     for unit in units:

@@ -55,9 +55,13 @@ class FaultTolerantModule(L.LightningModule):
         shown = ", ".join((ids or [])[:5]) + (" ..." if ids and len(ids) > 5 else "")
         log.warning(
             "epoch %d step %d: loss %s, batch skipped (%d of at most %d); utterances: %s",
-            self.current_epoch, self.global_step, loss.item(), self.bad_batches,
-            self.max_bad_batches, shown or "?",
-        )  # fmt: skip
+            self.current_epoch,
+            self.global_step,
+            loss.item(),
+            self.bad_batches,
+            self.max_bad_batches,
+            shown or "?",
+        )
         self.log("bad_batches", float(self.bad_batches), batch_size=1)
         if self.bad_batches > self.max_bad_batches:
             raise TooManyBadBatches(
@@ -71,8 +75,11 @@ class FaultTolerantModule(L.LightningModule):
         # Seeded per batch, not per epoch: Lightning draws from the global generator between the
         # epoch start and the first batch (the data loader's base seed) at different moments in a
         # fresh and in a resumed run.
-        seed = int(np.random.SeedSequence(
-            [self.fault_seed, self.current_epoch, batch_idx, self.global_rank]).generate_state(1)[0])  # fmt: skip
+        seed = int(
+            np.random.SeedSequence(
+                [self.fault_seed, self.current_epoch, batch_idx, self.global_rank]
+            ).generate_state(1)[0]
+        )
         random.seed(seed)
         np.random.seed(seed)
         torch.manual_seed(seed)
@@ -87,7 +94,11 @@ class FaultTolerantModule(L.LightningModule):
 class AtomicCheckpointIO(TorchCheckpointIO):
     """Lightning's torch.save checkpoints, written to a temporary name and renamed."""
 
-    def save_checkpoint(self, checkpoint: dict[str, Any], path: str | os.PathLike,
-                        storage_options: Any | None = None) -> None:  # fmt: skip
+    def save_checkpoint(
+        self,
+        checkpoint: dict[str, Any],
+        path: str | os.PathLike,
+        storage_options: Any | None = None,
+    ) -> None:
         with atomic_output(Path(path)) as tmp:
             super().save_checkpoint(checkpoint, tmp, storage_options)

@@ -40,7 +40,7 @@ DEFAULT_LM_CONFIG: dict = {
         "grad_clip": 1.0,
         "average_last": 2,
         "seed": 1234,
-    },  # fmt: skip
+    },
 }
 
 
@@ -100,8 +100,9 @@ class LmLitModule(FaultTolerantModule):
         units, lens = batch
         nll, n = self.lm.nll(units, lens)
         loss = nll / n
-        self.log(f"{prefix}_loss", loss, prog_bar=True, batch_size=int(n),
-                 sync_dist=prefix == "valid")  # fmt: skip
+        self.log(
+            f"{prefix}_loss", loss, prog_bar=True, batch_size=int(n), sync_dist=prefix == "valid"
+        )
         return loss
 
     def training_step(self, batch: tuple, batch_idx: int) -> torch.Tensor | None:
@@ -130,33 +131,56 @@ def perplexity(lm: UnitLM | HfUnitLM, seqs: list[list[int]], max_tokens: int = 2
     return math.exp(total / max(count, 1))
 
 
-def register_hf_lm(hf_dir: Path, unit_names: list[str], valid_seqs: list[list[int]],
-                   exp_dir: Path) -> Path:  # fmt: skip
+def register_hf_lm(
+    hf_dir: Path, unit_names: list[str], valid_seqs: list[list[int]], exp_dir: Path
+) -> Path:
     """Check a Hugging Face causal LM against the units, write its perplexity (``ppl.yaml``) and
     ``exp_dir/model.pt`` naming it (see :func:`~espnet_distill.lm.unit_lm.load_unit_lm`)."""
     exp_dir.mkdir(parents=True, exist_ok=True)
     lm = HfUnitLM(hf_dir.resolve(), unit_names)  # refuses a vocabulary that does not match
     ppl = perplexity(lm, valid_seqs, max_tokens=4000)
-    atomic_write_text(exp_dir / "ppl.yaml", yaml.safe_dump(
-        {"valid_perplexity": round(ppl, 3), "valid_sequences": len(valid_seqs),
-         "valid_tokens": sum(len(s) + 1 for s in valid_seqs), "hf_model": str(lm.path)},
-        sort_keys=False))  # fmt: skip
+    atomic_write_text(
+        exp_dir / "ppl.yaml",
+        yaml.safe_dump(
+            {
+                "valid_perplexity": round(ppl, 3),
+                "valid_sequences": len(valid_seqs),
+                "valid_tokens": sum(len(s) + 1 for s in valid_seqs),
+                "hf_model": str(lm.path),
+            },
+            sort_keys=False,
+        ),
+    )
     log.info("%s: valid perplexity %.3f over the %d subword units", lm.path, ppl, len(unit_names))
     final = exp_dir / "model.pt"
-    save_torch({"kind": "hf", "path": str(lm.path), "num_units": len(unit_names),
-                "unit_names": unit_names}, final)  # fmt: skip
+    save_torch(
+        {
+            "kind": "hf",
+            "path": str(lm.path),
+            "num_units": len(unit_names),
+            "unit_names": unit_names,
+        },
+        final,
+    )
     return final
 
 
-def train_unit_lm(config: dict, num_units: int, train_seqs: list[list[int]],
-                  valid_seqs: list[list[int]], exp_dir: Path) -> Path:  # fmt: skip
+def train_unit_lm(
+    config: dict,
+    num_units: int,
+    train_seqs: list[list[int]],
+    valid_seqs: list[list[int]],
+    exp_dir: Path,
+) -> Path:
     """Train (or resume) and write ``exp_dir/model.pt`` and ``ppl.yaml``; returns model.pt."""
     final = exp_dir / "model.pt"
     if begin_run(exp_dir, config):
         return final
     if not train_seqs or not valid_seqs:
-        raise ValueError(f"{exp_dir}: no training ({len(train_seqs)}) or valid "
-                         f"({len(valid_seqs)}) unit sequences")  # fmt: skip
+        raise ValueError(
+            f"{exp_dir}: no training ({len(train_seqs)}) or valid "
+            f"({len(valid_seqs)}) unit sequences"
+        )
     tc = config["train"]
     train_data = _Batches(train_seqs, tc["max_tokens"], True, tc["seed"])
     valid_data = _Batches(valid_seqs, tc["max_tokens"], False, 0)
@@ -166,9 +190,15 @@ def train_unit_lm(config: dict, num_units: int, train_seqs: list[list[int]],
     steps = len(train_data) * tc["max_epochs"]
     module = LmLitModule(config, num_units, steps)
     n_params = sum(p.numel() for p in module.lm.parameters())
-    log.info("%s LM over %d units: %.2fM parameters; %d sequences (%d tokens), %d batches an epoch",
-             config["arch"], num_units, n_params / 1e6, len(train_seqs),
-             sum(len(s) for s in train_seqs), len(train_data))  # fmt: skip
+    log.info(
+        "%s LM over %d units: %.2fM parameters; %d sequences (%d tokens), %d batches an epoch",
+        config["arch"],
+        num_units,
+        n_params / 1e6,
+        len(train_seqs),
+        sum(len(s) for s in train_seqs),
+        len(train_data),
+    )
     ckpt_dir = exp_dir / "checkpoints"
     checkpoint = last_epochs_checkpoint(ckpt_dir, tc["average_last"])
     fit_resuming(
@@ -187,10 +217,18 @@ def train_unit_lm(config: dict, num_units: int, train_seqs: list[list[int]],
     lm = UnitLM(num_units, config["arch"], config["lm_conf"])
     lm.load_state_dict(state)
     ppl = perplexity(lm, valid_seqs, tc["max_tokens"])
-    atomic_write_text(exp_dir / "ppl.yaml", yaml.safe_dump(
-        {"valid_perplexity": round(ppl, 3), "valid_sequences": len(valid_seqs),
-         "valid_tokens": sum(len(s) + 1 for s in valid_seqs), "averaged": len(kept)},
-        sort_keys=False))  # fmt: skip
+    atomic_write_text(
+        exp_dir / "ppl.yaml",
+        yaml.safe_dump(
+            {
+                "valid_perplexity": round(ppl, 3),
+                "valid_sequences": len(valid_seqs),
+                "valid_tokens": sum(len(s) + 1 for s in valid_seqs),
+                "averaged": len(kept),
+            },
+            sort_keys=False,
+        ),
+    )
     log.info("valid perplexity %.3f (average of %d checkpoints)", ppl, len(kept))
     save_torch({"config": config, "num_units": num_units, "state_dict": lm.state_dict()}, final)
     return final

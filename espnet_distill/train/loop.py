@@ -67,9 +67,15 @@ def average_checkpoints(paths: list[Path]) -> dict[str, torch.Tensor]:
 
 def last_epochs_checkpoint(ckpt_dir: Path, keep: int) -> ModelCheckpoint:
     """Keeps the checkpoints of the last ``keep`` epochs, plus ``last.ckpt`` to resume from."""
-    return ModelCheckpoint(dirpath=ckpt_dir, filename="epoch{epoch:03d}",
-                           auto_insert_metric_name=False, monitor="epoch", mode="max",
-                           save_top_k=keep, save_last=True)  # fmt: skip
+    return ModelCheckpoint(
+        dirpath=ckpt_dir,
+        filename="epoch{epoch:03d}",
+        auto_insert_metric_name=False,
+        monitor="epoch",
+        mode="max",
+        save_top_k=keep,
+        save_last=True,
+    )
 
 
 def set_data_epoch(loaders: Any, epoch: int) -> None:
@@ -82,8 +88,12 @@ def set_data_epoch(loaders: Any, epoch: int) -> None:
         loaders = list(loaders.values())
     for loader in loaders if isinstance(loaders, list | tuple) else [loaders]:
         batch_sampler = getattr(loader, "batch_sampler", None)
-        parts = (getattr(loader, "sampler", None), batch_sampler,
-                 getattr(batch_sampler, "sampler", None), getattr(loader, "dataset", None))  # fmt: skip
+        parts = (
+            getattr(loader, "sampler", None),
+            batch_sampler,
+            getattr(batch_sampler, "sampler", None),
+            getattr(loader, "dataset", None),
+        )
         for part in {id(p): p for p in parts if p is not None}.values():
             if callable(getattr(part, "set_epoch", None)):
                 part.set_epoch(epoch)
@@ -149,8 +159,11 @@ def fit_resuming(
     checkpoints.
     """
     progress, show_bar = progress_callbacks(batches_per_epoch)
-    data = (_DataEpochs(train_dataloaders) if val_dataloaders is None
-            else _DataEpochsWithValidation(train_dataloaders, val_dataloaders))  # fmt: skip
+    data = (
+        _DataEpochs(train_dataloaders)
+        if val_dataloaders is None
+        else _DataEpochsWithValidation(train_dataloaders, val_dataloaders)
+    )
     options: dict[str, Any] = {
         "default_root_dir": exp_dir,
         "accelerator": "gpu" if ngpu else "cpu",
