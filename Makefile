@@ -2,12 +2,9 @@
 SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
-SHELL_SCRIPTS := tools/install.sh .ci/run utils/parse_options.sh utils/recipe_lib.sh egs/TEMPLATE/asr1/asr.sh \
-	egs/synth/asr1/run.sh egs/TEMPLATE/asr1/path.sh egs/synth/asr1/cmd.sh egs/synth/asr1/local/data.sh \
-	egs/synth/asr1/local/run_kd_ablation.sh egs/TEMPLATE/ssl1/ssl.sh egs/synth/ssl1/run.sh \
-	egs/TEMPLATE/kws_sv1/kws_sv.sh egs/synth/kws_sv1/run.sh egs/synth/kws_sv1/local/data.sh \
-	egs/librispeech/asr1/run.sh egs/librispeech/ssl1/run.sh egs/mini_librispeech/asr1/run.sh \
-	egs/speech_commands/kws_sv1/run.sh egs/voxceleb1/kws_sv1/run.sh
+# every tracked shell script: the *.sh files (sourced ones too) and the scripts with a sh/bash shebang
+SHELL_SCRIPTS := $(shell git ls-files | while read -r f; do [ -f "$$f" ] && [ ! -L "$$f" ] && \
+	{ [[ "$$f" == *.sh ]] || head -n1 "$$f" | grep -qE '^\#!.*(bash|/sh)'; } && echo "$$f"; done)
 
 .PHONY: install demo test lint format test-slow test-spread clean-demo
 
@@ -21,6 +18,7 @@ demo: install
 lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/lint-imports --no-cache
 	shellcheck -x $(SHELL_SCRIPTS)
 
 format: install

@@ -26,8 +26,8 @@ from pathlib import Path
 import torch
 from lhotse import CutSet
 
-from espnet_distill.bin.decode_ctc import network_outputs, search
 from espnet_distill.decode.ctc_beam import CtcPrefixBeamSearch, WordLmScorer
+from espnet_distill.decode.network import network_outputs, search
 from espnet_distill.lang.bpe import BpeTokenizer
 from espnet_distill.score.wer import score_corpus
 

@@ -24,8 +24,7 @@ from lhotse import CutSet
 
 from espnet_distill.align.features import load_align_features
 from espnet_distill.align.trainer import GmmSystem, Lang
-from espnet_distill.bin.decode_ctc import network_outputs
-from espnet_distill.bin.decode_hclg import hybrid_scores
+from espnet_distill.decode.network import hybrid_scores, network_outputs
 from espnet_distill.graph.hclg import HclgDecoder
 from espnet_distill.graph.tlg import TlgDecoder
 from espnet_distill.score.wer import score_corpus

@@ -32,10 +32,11 @@ import numpy as np
 import torch
 from lhotse import CutSet, RecordingSet, load_manifest
 
-from espnet_distill.ssl.hubert import HubertModel
-from espnet_distill.ssl.report import inference_seconds, upstream_parameters
-from espnet_distill.ssl.trainer import DEFAULT_CONFIG, SslLitModule, load_upstream
-from espnet_distill.train.am_trainer import load_config, merge_config
+from espnet_distill.config import load_config, merge_config
+from espnet_distill.models.hubert import HubertModel
+from espnet_distill.models.upstream import load_upstream, upstream_parameters
+from espnet_distill.ssl.report import inference_seconds
+from espnet_distill.ssl.trainer import DEFAULT_CONFIG, SslLitModule
 
 
 def models_from_configs(conf_dir: Path, students: list[str], num_clusters: int) -> dict:

@@ -28,11 +28,12 @@ import numpy as np
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
+from espnet_distill.asr.trainer import DEFAULT_CONFIG
+from espnet_distill.config import load_config, merge_config
 from espnet_distill.data.datamodule import make_loader
 from espnet_distill.kd.units import read_units
 from espnet_distill.lang.bpe import BpeTokenizer
 from espnet_distill.models.acoustic_model import build_model
-from espnet_distill.train.am_trainer import DEFAULT_CONFIG, load_config, merge_config
 
 
 def matmul_ceiling(seconds: float = 2.0) -> tuple[float, int]:

@@ -1,4 +1,4 @@
-"""KWS and SV fine-tuning (espnet_distill/ssl/downstream.py): the AAM-softmax and pooling against
+"""KWS and SV fine-tuning (espnet_distill/kws_sv/trainer.py): the AAM-softmax and pooling against
 hand computations; single-task and joint training on the tiny synthetic corpora, frozen vs
 fine-tuned upstream, resumable and scored."""
 
@@ -11,14 +11,14 @@ import torch
 from lhotse import CutSet, load_manifest
 
 from espnet_distill.data.kws_sv import prepare_speech_commands, prepare_voxceleb1, read_trials
-from espnet_distill.ssl.downstream import (
+from espnet_distill.kws_sv.trainer import (
     AamSoftmax,
     fine_tune,
     keyword_cuts,
     kws_class_weights,
     mean_std_pool,
 )
-from espnet_distill.ssl.hubert import HubertModel
+from espnet_distill.models.hubert import HubertModel
 
 from .test_hubert import tiny_config
 

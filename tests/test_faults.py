@@ -15,7 +15,7 @@ import torch
 import yaml
 from lhotse import CutSet
 
-from espnet_distill.bin.decode_ctc import network_outputs, search
+from espnet_distill.decode.network import network_outputs, search
 from espnet_distill.lang.bpe import BpeTokenizer
 from espnet_distill.score.wer import score_corpus
 from espnet_distill.train.fault import FaultTolerantModule, TooManyBadBatches

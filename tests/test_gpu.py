@@ -23,7 +23,7 @@ def _batch(data):
 
 
 def test_bf16_training_on_gpu_and_inference_matches_cpu(tiny_features, tmp_path):
-    from espnet_distill.train import am_trainer
+    from espnet_distill.asr import trainer as am_trainer
 
     cfg = _config(
         **{"train.max_epochs": 2, "train.average_best": 1, "train.precision": "bf16-mixed"}
@@ -58,7 +58,7 @@ def test_fp32_gpu_training_matches_cpu_training_closely(tiny_features, tmp_path)
     """The same seed and config on CPU and GPU (fp32): the trained weights agree to GPU rounding."""
     cfg = _config(**{"train.max_epochs": 1, "train.average_best": 1})
     cpu_file = _train(tiny_features, tmp_path / "cpu", cfg)
-    from espnet_distill.train import am_trainer
+    from espnet_distill.asr import trainer as am_trainer
 
     gpu_file = am_trainer.train(
         cfg,

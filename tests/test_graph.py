@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 
 from espnet_distill.graph.arpa import arpa_to_fst, read_arpa
-from espnet_distill.graph.lexicon import add_disambig_symbols
 from espnet_distill.graph.tlg import TlgDecoder, compile_tlg
 from espnet_distill.lang.bpe import BpeTokenizer
+from espnet_distill.lang.lexicon_fst import add_disambig_symbols
 from espnet_distill.lm.ngram import train_word_ngram
 
 

@@ -1,4 +1,4 @@
-"""HuBERT teacher loading (espnet_distill/ssl/hubert.py): tiny random checkpoints in the torchaudio,
+"""HuBERT teacher loading (espnet_distill/models/hubert.py): tiny random checkpoints in the torchaudio,
 Hugging Face and fairseq formats; our hidden states must equal the originating library's."""
 
 from __future__ import annotations
@@ -8,7 +8,12 @@ import re
 import pytest
 import torch
 
-from espnet_distill.ssl.hubert import CheckpointMismatch, HubertModel, load_hubert, receptive_field
+from espnet_distill.models.hubert import (
+    CheckpointMismatch,
+    HubertModel,
+    load_hubert,
+    receptive_field,
+)
 
 CONV = [(32, 10, 5), (32, 3, 2), (32, 2, 2)]
 

@@ -10,15 +10,10 @@ import torch
 import yaml
 from lhotse import CutSet
 
+from espnet_distill.asr.trainer import DEFAULT_CONFIG, senone_counts, train
 from espnet_distill.bin import decode_hclg
+from espnet_distill.config import apply_overrides, merge_config
 from espnet_distill.models.acoustic_model import FrameClassifier, build_model, load_model
-from espnet_distill.train.am_trainer import (
-    DEFAULT_CONFIG,
-    apply_overrides,
-    merge_config,
-    senone_counts,
-    train,
-)
 
 from .conftest import REPO
 from .figures import figure, test_seed

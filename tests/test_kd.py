@@ -229,13 +229,9 @@ def test_hierarchical_kd_training_runs_and_keeps_lms_out_of_the_model(
     import torch
     import yaml
 
+    from espnet_distill.asr.trainer import DEFAULT_CONFIG, train
+    from espnet_distill.config import apply_overrides, merge_config
     from espnet_distill.models.acoustic_model import load_model
-    from espnet_distill.train.am_trainer import (
-        DEFAULT_CONFIG,
-        apply_overrides,
-        merge_config,
-        train,
-    )
 
     from .conftest import REPO
 
@@ -476,8 +472,9 @@ def test_label_interpolation_replaces_the_senone_cross_entropy():
 
 def test_ablation_configs_resolve_through_their_base():
     """Every KD ablation config builds; each has exactly the outputs its name says."""
+    from espnet_distill.asr.trainer import DEFAULT_CONFIG
+    from espnet_distill.config import load_config, merge_config
     from espnet_distill.models.acoustic_model import build_model, kd_heads_of
-    from espnet_distill.train.am_trainer import DEFAULT_CONFIG, load_config, merge_config
 
     from .conftest import REPO
 
@@ -505,7 +502,7 @@ def test_ablation_configs_resolve_through_their_base():
 
 
 def test_config_base_loops_and_bad_yaml_are_named(tmp_path):
-    from espnet_distill.train.am_trainer import load_config
+    from espnet_distill.config import load_config
 
     (tmp_path / "a.yaml").write_text("base: b.yaml\n")
     (tmp_path / "b.yaml").write_text("base: a.yaml\n")

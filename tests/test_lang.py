@@ -8,8 +8,6 @@ import random
 import kaldifst
 import pytest
 
-from espnet_distill.align.topology import make_topology, read_topo
-from espnet_distill.graph.lexicon import read_symbol_table
 from espnet_distill.lang.lexicon import (
     ARPABET,
     EspeakG2P,
@@ -18,7 +16,9 @@ from espnet_distill.lang.lexicon import (
     load_cmudict,
     phone_error_rate,
 )
+from espnet_distill.lang.lexicon_fst import read_symbol_table
 from espnet_distill.lang.phone_lang import add_word_positions, prepare_phone_lang
+from espnet_distill.lang.topology import make_topology, read_topo
 
 LEXICON = [
     ("A", ["AH"]),

@@ -10,9 +10,9 @@ import shutil
 import pytest
 import torch
 
-from espnet_distill.ssl.hubert import HubertModel
-from espnet_distill.ssl.students import DistilHubert, init_from_teacher, transformer_config
-from espnet_distill.ssl.trainer import save_student
+from espnet_distill.models.hubert import HubertModel
+from espnet_distill.models.students import DistilHubert, init_from_teacher, transformer_config
+from espnet_distill.models.upstream import save_student
 
 from .conftest import copy_recipe, run_recipe
 from .test_hubert import tiny_config

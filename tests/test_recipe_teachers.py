@@ -11,7 +11,7 @@ import pytest
 import torch
 import yaml
 
-from espnet_distill.ssl.hubert import HubertModel
+from espnet_distill.models.hubert import HubertModel
 
 from .conftest import run_recipe
 from .test_hubert import _fairseq_checkpoint, tiny_config

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from espnet_distill.models.acoustic_model import build_model
-from espnet_distill.ssl.hubert import HubertModel
+from espnet_distill.models.hubert import HubertModel
 
 from .test_hubert import tiny_config
 
@@ -67,9 +67,10 @@ def test_frozen_upstream_gets_no_gradient_finetuned_does(upstream, freeze):
 
 
 def test_stage6_trains_and_scores_from_audio(aligned, tiny_features, upstream, tmp_path):
-    from espnet_distill.bin.decode_hclg import hybrid_scores
+    from espnet_distill.asr.trainer import DEFAULT_CONFIG, train
+    from espnet_distill.config import merge_config
+    from espnet_distill.decode.network import hybrid_scores
     from espnet_distill.models.acoustic_model import load_model
-    from espnet_distill.train.am_trainer import DEFAULT_CONFIG, merge_config, train
 
     exp, _, cuts_file, _ = aligned
     cfg = merge_config(DEFAULT_CONFIG, _config(upstream))
@@ -98,7 +99,7 @@ def test_stage6_trains_and_scores_from_audio(aligned, tiny_features, upstream, t
     # the decoded audio's duration (the RTF's denominator) from sample counts, not 10 ms frames
     from lhotse import CutSet
 
-    from espnet_distill.bin.decode_ctc import network_outputs
+    from espnet_distill.decode.network import network_outputs
 
     dev = tiny_features / "fbank" / "cuts_dev-clean.jsonl.gz"
     outputs, seconds = network_outputs(model_file, dev, "cpu", 60)
@@ -107,12 +108,8 @@ def test_stage6_trains_and_scores_from_audio(aligned, tiny_features, upstream, t
 
 
 def test_recipe_configs_build_with_the_upstream_frozen_or_finetuned(upstream, tmp_path):
-    from espnet_distill.train.am_trainer import (
-        DEFAULT_CONFIG,
-        apply_overrides,
-        load_config,
-        merge_config,
-    )
+    from espnet_distill.asr.trainer import DEFAULT_CONFIG
+    from espnet_distill.config import apply_overrides, load_config, merge_config
 
     from .conftest import REPO
 

@@ -9,10 +9,10 @@ import pytest
 import torch
 from lhotse import CutSet
 
-from espnet_distill.ssl.hubert import HubertModel
+from espnet_distill.models.hubert import HubertModel
+from espnet_distill.models.upstream import WeightedSum
 from espnet_distill.ssl.probe import (
     CtcProbe,
-    WeightedSum,
     chars_of,
     complete_lexicon,
     phones_of,

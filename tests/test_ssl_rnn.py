@@ -1,4 +1,4 @@
-"""LSTMs over padded batches without packing (espnet_distill/ssl/rnn.py)."""
+"""LSTMs over padded batches without packing (espnet_distill/models/rnn.py)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from espnet_distill.ssl.rnn import lstm_over_lengths, reverse_within_lengths
+from espnet_distill.models.rnn import lstm_over_lengths, reverse_within_lengths
 
 
 def test_reverse_within_lengths_reverses_only_the_valid_frames():

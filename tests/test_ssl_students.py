@@ -1,4 +1,4 @@
-"""HuBERT students (espnet_distill/ssl/students.py): layer selection, initialisation from the
+"""HuBERT students (espnet_distill/models/students.py): layer selection, initialisation from the
 teacher, the LSTM student's padding, and equal-size deep vs wide widths."""
 
 from __future__ import annotations
@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from espnet_distill.ssl.hubert import HubertModel, count_parameters
-from espnet_distill.ssl.students import (
+from espnet_distill.models.hubert import HubertModel, count_parameters
+from espnet_distill.models.students import (
     DistilHubert,
     LstmStudent,
     init_from_teacher,

@@ -10,9 +10,10 @@ import torch
 from lhotse import CutSet
 
 from espnet_distill.bin import ssl_labels, train_ssl
-from espnet_distill.ssl.hubert import load_hubert
+from espnet_distill.models.hubert import load_hubert
+from espnet_distill.models.upstream import load_upstream
 from espnet_distill.ssl.targets import mfcc_features
-from espnet_distill.ssl.trainer import load_upstream, read_labels
+from espnet_distill.ssl.trainer import read_labels
 
 from .figures import figure
 
@@ -158,7 +159,7 @@ def test_students_distil_the_teacher(teacher_path, tiny_features, tmp_path, mode
 
 
 def test_kd_needs_a_teacher_with_a_prediction_head(tmp_path, tiny_features, teacher_path):
-    from espnet_distill.ssl.hubert import HubertModel
+    from espnet_distill.models.hubert import HubertModel
 
     headless = HubertModel(load_hubert(teacher_path).config)
     headless.save(tmp_path / "headless.pt")
@@ -183,7 +184,7 @@ def test_audio_shorter_than_the_receptive_field_is_skipped_and_counted(tmp_path,
     import soundfile as sf
     from lhotse import Recording, RecordingSet, SupervisionSegment, SupervisionSet
 
-    from espnet_distill.ssl.data import load_cuts
+    from espnet_distill.data.audio import load_cuts
 
     recs, sups = [], []
     for name, n in (("short", 300), ("long", 8000)):

@@ -8,11 +8,13 @@ import numpy as np
 import torch
 import yaml
 
+from espnet_distill.asr import trainer as am_trainer
+from espnet_distill.asr.trainer import DEFAULT_CONFIG, train
+from espnet_distill.config import apply_overrides, merge_config
 from espnet_distill.data.datamodule import make_loader
 from espnet_distill.lang.bpe import BpeTokenizer
-from espnet_distill.models.acoustic_model import build_model, greedy_ctc, load_model
-from espnet_distill.train import am_trainer
-from espnet_distill.train.am_trainer import DEFAULT_CONFIG, apply_overrides, merge_config, train
+from espnet_distill.models.acoustic_model import build_model, load_model
+from espnet_distill.nn import greedy_ctc
 
 from .conftest import REPO
 from .figures import figure, test_seed

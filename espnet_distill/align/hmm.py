@@ -18,8 +18,8 @@ import kaldi_decoder
 import kaldifst
 import numpy as np
 
-from espnet_distill.align.topology import Topology
 from espnet_distill.align.tree import Tree
+from espnet_distill.lang.topology import Topology
 
 
 class TransitionModel:

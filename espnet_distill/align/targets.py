@@ -19,10 +19,10 @@ from pathlib import Path
 import numpy as np
 
 from espnet_distill.align.hmm import TransitionModel, phone_segments
-from espnet_distill.align.topology import Topology
 from espnet_distill.align.tree import Tree
 from espnet_distill.lang.bpe import BpeTokenizer
 from espnet_distill.lang.phone_lang import SIL, SPN, base_phone, base_pronunciations, read_lexicon
+from espnet_distill.lang.topology import Topology
 
 
 def split_words(

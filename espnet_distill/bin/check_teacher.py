@@ -14,14 +14,14 @@ import logging
 import sys
 from pathlib import Path
 
-from espnet_distill.ssl.hubert import (
+from espnet_distill.config import load_config
+from espnet_distill.models.hubert import (
     CheckpointMismatch,
     count_parameters,
     detect_format,
     load_hubert,
 )
 from espnet_distill.ssl.trainer import students_needing_a_head
-from espnet_distill.train.am_trainer import load_config
 from espnet_distill.utils import setup_logging
 
 

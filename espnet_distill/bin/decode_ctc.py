@@ -26,61 +26,12 @@ import sys
 import time
 from pathlib import Path
 
-import torch
-from tqdm import tqdm
-
-from espnet_distill.data.datamodule import make_loader
 from espnet_distill.decode.ctc_beam import CtcPrefixBeamSearch, WordLmScorer
+from espnet_distill.decode.network import network_outputs, search, search_tlg
 from espnet_distill.decode.tuning import tune, weight_grid, write_command, write_hypotheses
 from espnet_distill.graph.tlg import TlgDecoder
 from espnet_distill.lang.bpe import BpeTokenizer
-from espnet_distill.models.acoustic_model import greedy_ctc, load_model
 from espnet_distill.utils import setup_logging
-
-
-def network_outputs(
-    model_file: Path, cuts: Path, device: str, max_duration: float
-) -> tuple[dict, float]:
-    """{utt id: (T', V) log-probs as numpy}, and the audio duration in seconds."""
-    model, _ = load_model(model_file, device)
-    loader = make_loader(
-        cuts, None, max_duration, train=False, num_workers=0, audio=model.takes_audio
-    )
-    outputs, seconds = {}, 0.0
-    for batch in tqdm(loader, desc=f"network {cuts.name}", unit="batch"):
-        feats, lens = batch["feats"].to(device), batch["feat_lens"].to(device)
-        log_probs, out_lens = model.log_probs(feats, lens)
-        for utt, lp, n in zip(batch["ids"], log_probs.cpu(), out_lens.tolist(), strict=True):
-            outputs[utt] = lp[:n].numpy()
-        # the cuts' durations: lens counts fbank frames or, with an SSL front-end, samples
-        seconds += float(batch["durations"].sum())
-    return outputs, seconds
-
-
-def search(
-    outputs: dict, decoder: CtcPrefixBeamSearch | None, tokenizer: BpeTokenizer, desc: str
-) -> dict[str, str]:
-    """Hypothesis text per utterance: greedy when ``decoder`` is None."""
-    hyps = {}
-    for utt, lp in tqdm(sorted(outputs.items()), desc=desc, unit="utt", mininterval=2):
-        ids = (
-            decoder(lp)
-            if decoder is not None
-            else greedy_ctc(torch.from_numpy(lp)[None], torch.tensor([len(lp)]))[0]
-        )
-        hyps[utt] = tokenizer.decode(ids)
-    return hyps
-
-
-def search_tlg(
-    outputs: dict, decoder: TlgDecoder, acoustic_scale: float, blank_penalty: float
-) -> dict[str, str]:
-    """Hypothesis text per utterance from the WFST search."""
-    desc = f"tlg acoustic_scale={acoustic_scale} blank_penalty={blank_penalty}"
-    return {
-        utt: " ".join(decoder(lp, acoustic_scale, blank_penalty))
-        for utt, lp in tqdm(sorted(outputs.items()), desc=desc, unit="utt", mininterval=2)
-    }
 
 
 def main(argv: list[str] | None = None) -> int:

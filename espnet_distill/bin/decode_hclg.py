@@ -22,40 +22,15 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 from lhotse import CutSet
 from tqdm import tqdm
 
 from espnet_distill.align.features import load_align_features
 from espnet_distill.align.trainer import GmmSystem, Lang
-from espnet_distill.data.datamodule import make_loader
+from espnet_distill.decode.network import hybrid_scores
 from espnet_distill.decode.tuning import tune, weight_grid, write_command, write_hypotheses
 from espnet_distill.graph.hclg import HclgDecoder
-from espnet_distill.models.acoustic_model import load_model
 from espnet_distill.utils import setup_logging
-
-
-def hybrid_scores(
-    model_file: Path, cuts: Path, num_pdfs: int, device: str, max_duration: float
-) -> dict[str, np.ndarray]:
-    """{utt id: (T, num_pdfs) pseudo log-likelihoods} of a network with a senone head."""
-    model, _ = load_model(model_file, device)
-    if model.senone_head is None:
-        raise ValueError("the model has no senone head (a CTC-only model decodes with decode_ctc)")
-    if model.senone_head.num_classes != num_pdfs:
-        raise ValueError(
-            f"the model has {model.senone_head.num_classes} senones, the tree of "
-            f"the graph {num_pdfs}"
-        )
-    loader = make_loader(
-        cuts, None, max_duration, train=False, num_workers=0, audio=model.takes_audio
-    )
-    scores = {}
-    for batch in tqdm(loader, desc=f"network {cuts.name}", unit="batch"):
-        out, lens = model.senone_scores(batch["feats"].to(device), batch["feat_lens"].to(device))
-        for utt, s, n in zip(batch["ids"], out.cpu(), lens.tolist(), strict=True):
-            scores[utt] = s[:n].numpy()
-    return scores
 
 
 def main(argv: list[str] | None = None) -> int:

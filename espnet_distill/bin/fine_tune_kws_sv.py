@@ -16,12 +16,12 @@ from pathlib import Path
 
 from lhotse import CutSet, load_manifest
 
+from espnet_distill.config import apply_overrides, load_config
 from espnet_distill.data.kws_sv import read_trials
 from espnet_distill.data.librispeech import CorpusError
-from espnet_distill.ssl.downstream import fine_tune
-from espnet_distill.ssl.hubert import CheckpointMismatch
-from espnet_distill.ssl.trainer import load_upstream
-from espnet_distill.train.am_trainer import apply_overrides, load_config
+from espnet_distill.kws_sv.trainer import fine_tune
+from espnet_distill.models.hubert import CheckpointMismatch
+from espnet_distill.models.upstream import load_upstream
 from espnet_distill.utils import setup_logging
 
 

@@ -19,10 +19,10 @@ from pathlib import Path
 import numpy as np
 from scipy.stats import norm
 
+from espnet_distill.kws_sv.trainer import KWS_PREDICTIONS, SV_SCORES
 from espnet_distill.score.results import environment
 from espnet_distill.score.verification import bootstrap_eers
 from espnet_distill.score.wer import bootstrap_ci, paired_bootstrap_by_id
-from espnet_distill.ssl.downstream import KWS_PREDICTIONS, SV_SCORES
 from espnet_distill.utils import atomic_write_text, setup_logging
 
 MODES = ("frozen", "finetuned")

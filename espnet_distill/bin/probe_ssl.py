@@ -24,7 +24,8 @@ from pathlib import Path
 import yaml
 from lhotse import CutSet
 
-from espnet_distill.ssl.hubert import CheckpointMismatch
+from espnet_distill.models.hubert import CheckpointMismatch
+from espnet_distill.models.upstream import load_upstream
 from espnet_distill.ssl.probe import (
     TASKS,
     TEST_SCORES,
@@ -33,7 +34,6 @@ from espnet_distill.ssl.probe import (
     speaker_split,
     subset_hours,
 )
-from espnet_distill.ssl.trainer import load_upstream
 from espnet_distill.utils import atomic_write_text, setup_logging
 
 log = logging.getLogger(__name__)

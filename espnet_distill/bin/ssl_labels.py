@@ -24,8 +24,8 @@ import yaml
 from lhotse import CutSet
 from tqdm import tqdm
 
-from espnet_distill.ssl.data import STRIDE
-from espnet_distill.ssl.hubert import HubertModel, receptive_field
+from espnet_distill.data.audio import STRIDE
+from espnet_distill.models.hubert import HubertModel, receptive_field
 from espnet_distill.ssl.targets import fit_kmeans, mfcc_features, to_model_frames
 from espnet_distill.utils import atomic_output, setup_logging
 
@@ -81,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
             return 1
     teacher = None
     if args.teacher:
-        from espnet_distill.ssl.hubert import load_hubert
+        from espnet_distill.models.hubert import load_hubert
 
         teacher = load_hubert(args.teacher)
         if not 0 <= args.layer <= teacher.num_layers:

@@ -19,18 +19,17 @@ import torch
 import yaml
 from lhotse import CutSet
 
+from espnet_distill.models.hubert import HubertModel
+from espnet_distill.models.students import DistilHubert
+from espnet_distill.models.upstream import load_upstream, upstream_parameters
 from espnet_distill.score.results import environment
-from espnet_distill.ssl.hubert import HubertModel
 from espnet_distill.ssl.report import (
     deep_vs_wide_plot,
     inference_seconds,
     markdown_table,
     paper_claims,
     results_rows,
-    upstream_parameters,
 )
-from espnet_distill.ssl.students import DistilHubert
-from espnet_distill.ssl.trainer import load_upstream
 from espnet_distill.utils import atomic_write_text, setup_logging
 
 

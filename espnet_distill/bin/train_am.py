@@ -17,13 +17,8 @@ import shlex
 import sys
 from pathlib import Path
 
-from espnet_distill.train.am_trainer import (
-    DEFAULT_CONFIG,
-    apply_overrides,
-    load_config,
-    merge_config,
-    train,
-)
+from espnet_distill.asr.trainer import DEFAULT_CONFIG, train
+from espnet_distill.config import apply_overrides, load_config, merge_config
 from espnet_distill.utils import setup_logging
 
 

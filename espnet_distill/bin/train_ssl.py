@@ -16,9 +16,9 @@ import argparse
 import sys
 from pathlib import Path
 
-from espnet_distill.ssl.hubert import CheckpointMismatch
+from espnet_distill.config import apply_overrides, load_config
+from espnet_distill.models.hubert import CheckpointMismatch
 from espnet_distill.ssl.trainer import train_ssl
-from espnet_distill.train.am_trainer import apply_overrides, load_config
 from espnet_distill.utils import setup_logging
 
 

@@ -24,10 +24,10 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from espnet_distill.config import apply_overrides, load_config, merge_config
 from espnet_distill.kd.units import UNITS, TextToUnits, UnitTables
 from espnet_distill.lm.ngram import read_text_lines
 from espnet_distill.score.wer import read_text_file
-from espnet_distill.train.am_trainer import apply_overrides, load_config, merge_config
 from espnet_distill.train.lm_trainer import DEFAULT_LM_CONFIG, register_hf_lm, train_unit_lm
 from espnet_distill.utils import setup_logging
 

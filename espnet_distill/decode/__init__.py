@@ -1,4 +1,6 @@
-"""Decoding: CTC greedy and prefix beam search with word n-gram fusion."""
+"""Decoding: CTC greedy and prefix beam search with word n-gram fusion, WFST search over TLG and
+HCLG graphs, and the tuning of their weights on a dev set."""
 
-# Stage 8's decoders; a decode dir is named decode_<set>_<method> (egs/TEMPLATE/asr1/asr.sh).
-DECODE_METHODS = ("greedy", "beam_lm", "tlg", "hclg")
+from espnet_distill.config import DECODE_METHODS
+
+__all__ = ["DECODE_METHODS"]

@@ -33,7 +33,7 @@ from kaldifst.lib._kaldifst import _ArcIteratorStdVectorFst as _ArcIterator
 from espnet_distill.align.hmm import TransitionModel
 from espnet_distill.align.tree import Tree
 from espnet_distill.graph.arpa import arpa_to_fst
-from espnet_distill.graph.lexicon import read_symbol_table
+from espnet_distill.lang.lexicon_fst import read_symbol_table
 from espnet_distill.utils import atomic_output
 
 log = logging.getLogger(__name__)

@@ -26,7 +26,7 @@ import kaldifst
 import numpy as np
 
 from espnet_distill.graph.arpa import arpa_to_fst
-from espnet_distill.graph.lexicon import (
+from espnet_distill.lang.lexicon_fst import (
     add_disambig_symbols,
     bpe_lexicon,
     lexicon_fst_text,

@@ -23,11 +23,11 @@ from pathlib import Path
 import numpy as np
 
 from espnet_distill.align.targets import senones_from_text
-from espnet_distill.align.topology import read_topo
 from espnet_distill.align.tree import Tree
-from espnet_distill.graph.lexicon import read_symbol_table
 from espnet_distill.lang.bpe import BpeTokenizer
+from espnet_distill.lang.lexicon_fst import read_symbol_table
 from espnet_distill.lang.phone_lang import SIL, SPN, base_phone, base_pronunciations, read_lexicon
+from espnet_distill.lang.topology import read_topo
 
 UNITS = ("senone", "monophone", "subword")
 

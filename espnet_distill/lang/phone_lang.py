@@ -19,8 +19,8 @@ from pathlib import Path
 
 import kaldifst
 
-from espnet_distill.align.topology import make_topology
-from espnet_distill.graph.lexicon import add_disambig_symbols, lexicon_fst_text
+from espnet_distill.lang.lexicon_fst import add_disambig_symbols, lexicon_fst_text
+from espnet_distill.lang.topology import make_topology
 from espnet_distill.utils import atomic_output, atomic_write_text
 
 log = logging.getLogger(__name__)

@@ -23,6 +23,8 @@ from espnet2.asr.encoder.transformer_encoder import TransformerEncoder
 from espnet2.asr.specaug.specaug import SpecAug
 
 from espnet_distill.kd.losses import kd_kl_sum, label_interpolation_sum
+from espnet_distill.models.upstream import WeightedSum, load_upstream
+from espnet_distill.nn import frame_mask
 
 ENCODERS = {"conformer": ConformerEncoder, "transformer": TransformerEncoder}
 
@@ -66,8 +68,6 @@ class SslFrontend(torch.nn.Module):
 
     def __init__(self, upstream: Path | str, odim: int, freeze: bool = True) -> None:
         super().__init__()
-        from espnet_distill.ssl.probe import WeightedSum
-        from espnet_distill.ssl.trainer import load_upstream
 
         if not Path(upstream).exists():
             raise FileNotFoundError(
@@ -97,11 +97,6 @@ class SslFrontend(torch.nn.Module):
             states, frames = self.upstream.hidden_states(audio, lens)
         x = self.conv(self.featurizer(states).transpose(1, 2)).transpose(1, 2)
         return self.norm(x), (frames - 1) // 2 + 1
-
-
-def frame_mask(n: int, lens: torch.Tensor) -> torch.Tensor:
-    """(B, n) True on each utterance's first ``lens`` frames."""
-    return torch.arange(n, device=lens.device)[None, :] < lens[:, None]
 
 
 class FrameClassifier(torch.nn.Module):
@@ -458,13 +453,3 @@ def load_model(path: Path, device: str = "cpu") -> tuple[AcousticModel, dict]:
     )
     model.load_state_dict(blob["state_dict"])
     return model.eval().to(device), blob["config"]
-
-
-def greedy_ctc(log_probs: torch.Tensor, lens: torch.Tensor, blank_id: int = 0) -> list[list[int]]:
-    """Best path: argmax per frame, merge repeats, drop blanks. (B, T, V) -> label ids per utt."""
-    best = log_probs.argmax(-1)
-    out = []
-    for seq, n in zip(best, lens.tolist(), strict=True):
-        seq = torch.unique_consecutive(seq[:n]).tolist()
-        out.append([t for t in seq if t != blank_id])
-    return out

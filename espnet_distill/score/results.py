@@ -11,7 +11,7 @@ from pathlib import Path
 
 import yaml
 
-from espnet_distill.decode import DECODE_METHODS
+from espnet_distill.config import DECODE_METHODS
 from espnet_distill.utils import REPO_ROOT, atomic_write_text
 
 

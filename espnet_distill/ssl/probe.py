@@ -24,7 +24,8 @@ import torch
 from lhotse import CutSet
 from torch import nn
 
-from espnet_distill.ssl.rnn import lstm_over_lengths
+from espnet_distill.models.rnn import lstm_over_lengths
+from espnet_distill.models.upstream import WeightedSum
 from espnet_distill.utils import atomic_output
 
 log = logging.getLogger(__name__)
@@ -36,19 +37,6 @@ TASK_METRIC = {"asr": "CER", "pr": "PER", "sid": "accuracy"}
 HIGHER_IS_BETTER = {"accuracy": True, "CER": False, "WER": False, "PER": False}
 TEST_SCORES = "test_scores.tsv"  # per test utterance: id, errors, reference length (probe_ssl)
 WORD_SEP = "|"
-
-
-class WeightedSum(nn.Module):
-    """softmax(w)-weighted sum of layer-normed layers (B, T, D) each."""
-
-    def __init__(self, num_layers: int) -> None:
-        super().__init__()
-        self.weights = nn.Parameter(torch.zeros(num_layers))
-
-    def forward(self, layers: list[torch.Tensor]) -> torch.Tensor:
-        stacked = torch.stack([nn.functional.layer_norm(x, x.shape[-1:]) for x in layers])
-        w = self.weights.softmax(0).view(-1, *([1] * (stacked.dim() - 1)))
-        return (w * stacked).sum(0)
 
 
 class CtcProbe(nn.Module):
@@ -263,8 +251,8 @@ def run_probe(
     With ``checkpoint``, the
     state after each epoch is written there and a rerun resumes from it (same result as a run
     that was never interrupted)."""
+    from espnet_distill.data.audio import make_audio_loader
     from espnet_distill.score.wer import score_corpus
-    from espnet_distill.ssl.data import make_audio_loader
 
     torch.manual_seed(conf.get("seed", 0))
     if conf.get("num_threads"):  # small LSTMs run faster on one thread (many tiny matmuls)

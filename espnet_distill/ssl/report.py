@@ -12,21 +12,7 @@ import yaml
 from torch import nn
 
 from espnet_distill.score.wer import bootstrap_ci, paired_bootstrap_by_id
-from espnet_distill.ssl.hubert import count_parameters
 from espnet_distill.ssl.probe import HIGHER_IS_BETTER, TEST_SCORES
-
-
-def upstream_parameters(model: nn.Module) -> int:
-    """Parameters an upstream keeps after training (students drop their prediction heads)."""
-    keep = getattr(model, "upstream_parameters", None)
-    if keep is not None:
-        return keep()
-    head = sum(
-        p.numel()
-        for n, p in model.named_parameters()
-        if n.startswith(("final_proj", "label_embeddings"))
-    )
-    return count_parameters(model) - head
 
 
 @torch.no_grad()

@@ -6,12 +6,12 @@ LSTM students: output-level KD or DKD). Lightning, resumable from ``checkpoints/
 
 - ``pretrain``: torchaudio's ``HuBERTPretrainModel`` on k-means labels (masked prediction; loss:
   cross-entropy of the masked frames + 10 x the CNN feature penalty, as HuBERT); ``model.pt`` is
-  written by :meth:`~espnet_distill.ssl.hubert.HubertModel.save`;
-- ``distilhubert``: a :class:`~espnet_distill.ssl.students.DistilHubert` regresses
+  written by :meth:`~espnet_distill.models.hubert.HubertModel.save`;
+- ``distilhubert``: a :class:`~espnet_distill.models.students.DistilHubert` regresses
   ``model.target_layers`` of the teacher (L1 - cos_weight x log sigmoid(cos) per head); its
   width is the teacher's, ``model.dim``, or (``model.budget_layers: N``) the width at which
   ``model.num_layers`` layers have the parameters of N teacher-width layers (deep vs wide);
-- ``kd`` / ``dkd``: an :class:`~espnet_distill.ssl.students.LstmStudent` (the teacher's CNN, or
+- ``kd`` / ``dkd``: an :class:`~espnet_distill.models.students.LstmStudent` (the teacher's CNN, or
   with ``model.cnn_channel_ratio`` a narrower one of the same strides) matches the teacher's
   cluster distribution (temperature KL x T^2, or alpha TCKD + beta NCKD with the teacher's top
   cluster as target), the KD term warmed up linearly over ``model.kd_warmup_steps``.
@@ -26,10 +26,10 @@ import numpy as np
 import torch
 import torchaudio
 
+from espnet_distill.config import merge_config
+from espnet_distill.data.audio import load_cuts, make_audio_loader
 from espnet_distill.kd.losses import dkd_sum, kd_kl_sum, layer_distillation_loss
-from espnet_distill.models.acoustic_model import frame_mask
-from espnet_distill.ssl.data import load_cuts, make_audio_loader
-from espnet_distill.ssl.hubert import (
+from espnet_distill.models.hubert import (
     HubertModel,
     assemble_hubert,
     count_parameters,
@@ -37,7 +37,7 @@ from espnet_distill.ssl.hubert import (
     receptive_field,
     split_pretrain_state,
 )
-from espnet_distill.ssl.students import (
+from espnet_distill.models.students import (
     DistilHubert,
     LstmStudent,
     init_from_teacher,
@@ -46,7 +46,8 @@ from espnet_distill.ssl.students import (
     transformer_config,
     width_for_budget,
 )
-from espnet_distill.train.am_trainer import merge_config
+from espnet_distill.models.upstream import save_student
+from espnet_distill.nn import frame_mask
 from espnet_distill.train.fault import FaultTolerantModule
 from espnet_distill.train.loop import (
     LinearWarmupDecay,
@@ -55,7 +56,7 @@ from espnet_distill.train.loop import (
     fit_resuming,
     last_epochs_checkpoint,
 )
-from espnet_distill.utils import atomic_output, save_torch
+from espnet_distill.utils import atomic_output
 
 log = logging.getLogger(__name__)
 
@@ -361,14 +362,6 @@ def train_ssl(
     return final
 
 
-def save_student(net: DistilHubert | LstmStudent, kind: str, path: Path) -> None:
-    """A student as :func:`load_upstream` reads it; ``kind``: distilhubert, kd or dkd."""
-    blob = {"kind": kind, "student_config": net.config, "state_dict": net.state_dict()}
-    if isinstance(net, DistilHubert):
-        blob.update(target_layers=net.target_layers, teacher_dim=net.heads[0].out_features)
-    save_torch(blob, path)
-
-
 NO_HEAD = (
     "output-level KD (modes kd, dkd) needs a teacher with its masked-prediction head "
     "(cluster embeddings): a torchaudio HuBERTPretrainModel or fairseq checkpoint, or "
@@ -383,24 +376,3 @@ def students_needing_a_head(teacher: HubertModel, configs: dict[str, dict]) -> l
     if teacher.num_classes:
         return []
     return [name for name, config in configs.items() if config.get("mode") in ("kd", "dkd")]
-
-
-def load_upstream(path: Path) -> HubertModel | DistilHubert | LstmStudent:
-    """A trained upstream in eval mode: a HuBERT (any format of :func:`load_hubert`: a Hugging
-    Face dir, a fairseq, torchaudio or espnet_distill checkpoint) or a student written by
-    :func:`train_ssl`. The one loader of every stage that takes an upstream."""
-    path = Path(path)
-    if path.is_dir():  # a Hugging Face model dir: only load_hubert reads those
-        return load_hubert(path)
-    blob = torch.load(path, map_location="cpu", weights_only=False)
-    if not isinstance(blob, dict) or blob.get("kind") not in ("distilhubert", "kd", "dkd"):
-        return load_hubert(path)
-    if blob["kind"] == "distilhubert":
-        net = DistilHubert(blob["student_config"], blob["target_layers"], blob["teacher_dim"])
-    else:
-        c = blob["student_config"]
-        net = LstmStudent(
-            c["cnn"], c["num_classes"], c["hidden"], c["num_layers"], c["bidirectional"]
-        )
-    net.load_state_dict(blob["state_dict"])
-    return net.eval()

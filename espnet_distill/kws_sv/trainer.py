@@ -31,13 +31,12 @@ from lhotse import CutSet
 from lightning.pytorch.utilities import CombinedLoader
 from torch import nn
 
+from espnet_distill.config import merge_config
+from espnet_distill.data.audio import make_audio_loader
 from espnet_distill.data.kws_sv import kws_label
+from espnet_distill.models.hubert import count_parameters
+from espnet_distill.models.upstream import WeightedSum, upstream_parameters
 from espnet_distill.score.verification import equal_error_rate, error_rates, min_dcf
-from espnet_distill.ssl.data import make_audio_loader
-from espnet_distill.ssl.hubert import count_parameters
-from espnet_distill.ssl.probe import WeightedSum
-from espnet_distill.ssl.report import upstream_parameters
-from espnet_distill.train.am_trainer import merge_config
 from espnet_distill.train.fault import FaultTolerantModule
 from espnet_distill.train.loop import (
     LinearWarmupDecay,

@@ -8,14 +8,12 @@ weights with the config, the file decoding reads.
 
 from __future__ import annotations
 
-import copy
 import logging
 from pathlib import Path
 
 import kaldiio
 import numpy as np
 import torch
-import yaml
 from espnet2.schedulers.warmup_lr import WarmupLR
 from lhotse import CutSet
 from lightning.pytorch.callbacks import ModelCheckpoint
@@ -64,50 +62,6 @@ DEFAULT_CONFIG: dict = {
         "precision": "32-true",
     },
 }
-
-
-def merge_config(base: dict, override: dict) -> dict:
-    """Recursive dict update (override wins)."""
-    out = copy.deepcopy(base)
-    for key, value in (override or {}).items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = merge_config(out[key], value)
-        else:
-            out[key] = value
-    return out
-
-
-def load_config(path: Path, _seen: tuple[Path, ...] = ()) -> dict:
-    """A YAML config; a top-level ``base: other.yaml`` (relative to this file) is read first and
-    this file's keys override it, so ablation configs state only what they change."""
-    path = path.resolve()
-    if path in _seen:
-        raise ValueError(f"{path}: 'base' chain loops ({' -> '.join(p.name for p in _seen)})")
-    try:
-        config = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as err:
-        raise ValueError(f"{path}: not valid YAML ({' '.join(str(err).split())})") from None
-    if not isinstance(config, dict):
-        raise ValueError(f"{path}: expected a mapping of config sections")
-    base = config.pop("base", None)
-    if base is None:
-        return config
-    return merge_config(load_config(path.parent / base, (*_seen, path)), config)
-
-
-def apply_overrides(config: dict, overrides: list[str]) -> dict:
-    """``train.max_epochs=3`` style overrides; values are parsed as YAML."""
-    config = copy.deepcopy(config)
-    for item in overrides:
-        if "=" not in item:
-            raise ValueError(f"override '{item}' is not of the form section.key=value")
-        dotted, value = item.split("=", 1)
-        node = config
-        *parents, leaf = dotted.split(".")
-        for p in parents:
-            node = node.setdefault(p, {})
-        node[leaf] = yaml.safe_load(value)
-    return config
 
 
 def senone_counts(scp: Path, cut_ids: set[str], num_senones: int) -> np.ndarray:

@@ -1,5 +1,5 @@
 """Students distilled from a HuBERT teacher, all with the upstream interface of
-:meth:`~espnet_distill.ssl.hubert.HubertModel.hidden_states` (a list of (B, T, D) layers):
+:meth:`~espnet_distill.models.hubert.HubertModel.hidden_states` (a list of (B, T, D) layers):
 
 - :class:`DistilHubert` (Chang et al. 2022): the teacher's CNN + a few Transformer layers, both
   initialised from the teacher where the shapes agree, and one linear prediction head per
@@ -19,8 +19,8 @@ import logging
 import torch
 from torch import nn
 
-from espnet_distill.ssl.hubert import HubertModel, attention_heads, count_parameters
-from espnet_distill.ssl.rnn import lstm_over_lengths
+from espnet_distill.models.hubert import HubertModel, attention_heads, count_parameters
+from espnet_distill.models.rnn import lstm_over_lengths
 
 log = logging.getLogger(__name__)
 
