@@ -10,6 +10,10 @@ import yaml
 
 # stage 8's decoding methods, in the order RESULTS.md lists them
 DECODE_METHODS = ("greedy", "beam_lm", "tlg", "hclg")
+# the searches' defaults: decode_ctc / decode_hclg take them, and asr.sh declares the same values
+# (tests/test_bad_input.py checks); graph_beam 12 vs 16: WER +0.1, search 4.5x faster
+# (bench/hclg_rtf.py); hclg_beam 11 is 2x faster than 13
+DECODE_DEFAULTS = {"beam": 10, "graph_beam": 12.0, "hclg_beam": 13.0, "max_active": 7000}
 
 
 def merge_config(base: dict, override: dict) -> dict:

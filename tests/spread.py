@@ -12,10 +12,10 @@ Variations (each a pytest run of SPREAD_TESTS, one after another):
   (``ESPNET_DISTILL_TEST_SEED``).
 
 The tests record their figures with :func:`tests.figures.figure`. Writes the table (markdown) to
-``--out`` as well. Usage::
+``--out-file`` as well. Usage::
 
     .venv/bin/python tests/spread.py                      # all variations, about 40 min
-    .venv/bin/python tests/spread.py --variations base threads1 --out /tmp/spread.md
+    .venv/bin/python tests/spread.py --variations base threads1 --out-file /tmp/spread.md
 """
 
 from __future__ import annotations
@@ -150,7 +150,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--tests", nargs="+", default=SPREAD_TESTS)
-    parser.add_argument("--out", type=Path, default=REPO / "docs" / "test_spread.md")
+    parser.add_argument("--out-file", type=Path, default=REPO / "docs" / "test_spread.md")
     args = parser.parse_args(argv)
     all_vars = variations(args.coretype, args.seeds)
     chosen = args.variations or list(all_vars)
@@ -165,7 +165,7 @@ def main(argv: list[str] | None = None) -> int:
         f"do not edit. -->\n\nMachine: {cpu_model()}, {os.cpu_count()} CPUs. "
         f"Tests: {' '.join(args.tests)}\n\n"
     )
-    args.out.write_text(header + text)
+    args.out_file.write_text(header + text)
     print(text)
     return 0 if all(r["ok"] for r in results.values()) else 1
 

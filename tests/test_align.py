@@ -342,7 +342,9 @@ def test_word_position_dependent_phones_align_and_spell_the_words(tiny_features,
     lang = tmp_path / "lang_pos"
     words = tiny_features / "lang_bpe_64" / "words.txt"
     assert (
-        prepare_lang_main(["--words", str(words), "--lang-dir", str(lang), "--position-dependent"])
+        prepare_lang_main(
+            ["--words", str(words), "--lang-dir", str(lang), "--position-dependent", "true"]
+        )
         == 0
     )
     assert "AE_B AE_I AE_E AE_S" in (lang / "phones" / "sets.txt").read_text()

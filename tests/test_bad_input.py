@@ -33,7 +33,7 @@ def test_missing_corpus_dir_is_a_one_line_error(tmp_path):
             str(tmp_path / "nope"),
             "--parts",
             "dev-clean",
-            "--output-dir",
+            "--out-dir",
             str(tmp_path / "out"),
         ],
         capture_output=True,

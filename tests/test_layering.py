@@ -65,3 +65,13 @@ def test_bench_imports_only_the_library_not_bin():
         for node in ast.walk(ast.parse(script.read_text())):
             if isinstance(node, ast.ImportFrom) and node.module:
                 assert not node.module.startswith("espnet_distill.bin"), (script.name, node.module)
+
+
+def test_the_readme_package_map_names_every_module():
+    readme = (ROOT / "README.md").read_text()
+    package_map = readme.split("### Package map", 1)[1].split("### Stage -> module", 1)[0]
+    for module in sorted((ROOT / "espnet_distill").rglob("*.py")):
+        rel = module.relative_to(ROOT / "espnet_distill")
+        if module.name == "__init__.py" or rel.parts[0] == "bin":
+            continue
+        assert f" {rel.as_posix()} " in package_map, f"README package map lacks {rel}"

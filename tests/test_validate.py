@@ -123,7 +123,7 @@ def test_every_problem_is_named_and_fix_keeps_the_rest(bad_manifests):
     r = _run(
         "--manifest-dir", d, "--parts", "dev", "train", "--prefix", "x", "--vocab-part", "train"
     )
-    assert r.returncode == 1 and "rerun with --fix" in r.stderr.splitlines()[-1]
+    assert r.returncode == 1 and "rerun with --fix true" in r.stderr.splitlines()[-1]
     # nothing changed without --fix
     assert len(load_manifest(d / "x_supervisions_dev.jsonl.gz")) == len(before)
 
@@ -138,6 +138,7 @@ def test_every_problem_is_named_and_fix_keeps_the_rest(bad_manifests):
         "--vocab-part",
         "train",
         "--fix",
+        "true",
     )
     assert r.returncode == 0, r.stderr
     lines = (d / "rejected_dev.txt").read_text().splitlines()
@@ -178,6 +179,7 @@ def test_oov_threshold_and_missing_part_are_errors(bad_manifests):
         "--vocab-part",
         "train",
         "--fix",
+        "true",
         "--max-oov-rate",
         "0.1",
     )

@@ -1,1 +1,77 @@
-"""espnet_distill.bin."""
+"""The recipes' stage entry points, ``python -m espnet_distill.bin.<step>``: each is argument
+parsing plus a call into the library. The flag convention they share (CONTRIBUTING.md) is here:
+
+- ``--out-dir DIR`` for what a step writes (``--results-file`` for a RESULTS.md, ``--out-file``
+  for another single file); inputs ``--train-cuts`` / ``--valid-cuts`` / ``--test-cuts``;
+- booleans take ``true`` or ``false`` as Kaldi's scripts do (:func:`str2bool`);
+- ``--ngpu N`` (0: CPU) picks the device; ``--seed N`` wherever a step draws random numbers;
+- ``--config FILE`` plus ``--override section.key=value`` (YAML values) for the trained steps.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+from pathlib import Path
+
+from espnet_distill.config import apply_overrides, load_config, merge_config
+
+
+def make_parser(doc: str | None) -> argparse.ArgumentParser:
+    """A parser whose ``--help`` shows the script's docstring as written (Usage lines kept)."""
+    return argparse.ArgumentParser(
+        description=doc, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+
+
+def str2bool(value: str) -> bool:
+    """A boolean option value as Kaldi's scripts take it: ``true`` or ``false``."""
+    if value not in ("true", "false"):
+        raise argparse.ArgumentTypeError(f"expected true or false, got '{value}'")
+    return value == "true"
+
+
+def add_bool(parser: argparse.ArgumentParser, flag: str, help: str, default: bool = False) -> None:
+    parser.add_argument(
+        flag, type=str2bool, default=default, metavar="true|false", help=f"{help} ({default})"
+    )
+
+
+def add_config_options(
+    parser: argparse.ArgumentParser, required: bool = True, seed_key: str = "train.seed"
+) -> None:
+    """``--config``, ``--override`` and ``--seed`` (which overrides the config's ``seed_key``)."""
+    parser.add_argument("--config", type=Path, required=required, help="YAML config")
+    parser.add_argument(
+        "--override",
+        nargs="*",
+        default=[],
+        metavar="SECTION.KEY=VALUE",
+        help="config overrides (YAML values)",
+    )
+    parser.add_argument("--seed", type=int, help=f"random seed (overrides {seed_key})")
+
+
+def read_config(
+    args: argparse.Namespace, defaults: dict | None = None, seed_key: str = "train.seed"
+) -> dict:
+    """The defaults, then ``--config`` (with its ``base:`` chain), then ``--override`` and
+    ``--seed``. Raises ValueError (naming the file) on a bad config."""
+    config = merge_config(defaults or {}, load_config(args.config) if args.config else {})
+    overrides = list(args.override)
+    if args.seed is not None:
+        overrides.append(f"{seed_key}={args.seed}")
+    return apply_overrides(config, overrides)
+
+
+def device_of(ngpu: int) -> str:
+    """The torch device of ``--ngpu``."""
+    return "cuda" if ngpu > 0 else "cpu"
+
+
+def record_command(exp_dir: Path, module: str, argv: list[str] | None, name: str) -> None:
+    """``<exp_dir>/<name>``: the exact command of this run, to rerun it by hand."""
+    cmd = shlex.join([sys.executable, "-m", module, *(argv or sys.argv[1:])])
+    exp_dir.mkdir(parents=True, exist_ok=True)
+    (exp_dir / name).write_text(f"#!/usr/bin/env bash\n# the exact command of this run\n{cmd}\n")

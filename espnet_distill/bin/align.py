@@ -32,6 +32,7 @@ from espnet_distill.align.features import load_align_features
 from espnet_distill.align.hmm import Alignment
 from espnet_distill.align.targets import UnitTargets
 from espnet_distill.align.trainer import Aligner, GmmSystem, Lang, train_mono, train_tri
+from espnet_distill.bin import add_bool, make_parser
 from espnet_distill.utils import atomic_output, atomic_write_text, setup_logging
 
 log = logging.getLogger(__name__)
@@ -53,9 +54,7 @@ def _load_alis(path: Path) -> dict[str, Alignment]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = make_parser(__doc__)
     parser.add_argument("--lang-dir", type=Path, required=True)
     parser.add_argument("--cuts", type=Path, required=True, help="training cuts with fbank")
     parser.add_argument(
@@ -77,13 +76,17 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--mono-iters", type=int, default=10)
     parser.add_argument("--mono-totgauss", type=int, default=1000)
+    parser.add_argument(
+        "--seed", type=int, default=0, help="random seed (the equal alignments EM starts from)"
+    )
     parser.add_argument("--tri-iters", type=int, default=10)
     parser.add_argument("--num-leaves", type=int, default=500)
     parser.add_argument("--tri-totgauss", type=int, default=3000)
-    parser.add_argument(
-        "--no-phone-classes",
-        action="store_true",
-        help="questions from phone clustering only (no ARPAbet class table)",
+    add_bool(
+        parser,
+        "--phone-classes",
+        "tree questions from the ARPAbet class table too (false: phone clustering only)",
+        default=True,
     )
     args = parser.parse_args(argv)
     setup_logging()
@@ -115,7 +118,9 @@ def main(argv: list[str] | None = None) -> int:
             shortest = sorted(utts, key=lambda u: (len(utts[u][1]), u))[: args.mono_subset]
             mono_aligner = Aligner(lang, {u: utts[u] for u in shortest}, nj=args.nj)
             log.info("monophones on the %d shortest utterances", len(shortest))
-        mono, mono_alis = train_mono(lang, mono_aligner, args.mono_iters, args.mono_totgauss)
+        mono, mono_alis = train_mono(
+            lang, mono_aligner, args.mono_iters, args.mono_totgauss, seed=args.seed
+        )
         if mono_aligner is not aligner:
             # the triphone tree needs the monophone alignment of every training utterance
             mono_alis, *_ = aligner.iteration(
@@ -136,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
             args.num_leaves,
             args.tri_totgauss,
             args.tri_iters,
-            use_phone_classes=not args.no_phone_classes,
+            use_phone_classes=args.phone_classes,
             phone_names=names,
         )
         tri.save(tri_dir)

@@ -9,11 +9,11 @@ Usage:
 
 from __future__ import annotations
 
-import argparse
 import logging
 import sys
 from pathlib import Path
 
+from espnet_distill.bin import make_parser
 from espnet_distill.config import load_config
 from espnet_distill.models.hubert import (
     CheckpointMismatch,
@@ -26,9 +26,7 @@ from espnet_distill.utils import setup_logging
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = make_parser(__doc__)
     parser.add_argument("--teacher", type=Path, required=True)
     parser.add_argument("--students", nargs="*", default=[], metavar="NAME=CONFIG")
     args = parser.parse_args(argv)

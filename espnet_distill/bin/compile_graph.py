@@ -9,17 +9,15 @@ Usage:
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
+from espnet_distill.bin import make_parser
 from espnet_distill.utils import setup_logging
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = make_parser(__doc__)
     parser.add_argument("--kind", choices=["tlg", "hclg"], default="tlg")
     parser.add_argument("--lang-dir", type=Path, required=True)
     parser.add_argument("--arpa", type=Path, required=True)

@@ -12,18 +12,16 @@ Usage (asr.sh runs these):
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
+from espnet_distill.bin import make_parser
 from espnet_distill.data import features
 from espnet_distill.utils import setup_logging
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = make_parser(__doc__)
     sub = parser.add_subparsers(dest="step", required=True)
     p = sub.add_parser("split", help="split a part's cuts into N lists")
     p.add_argument("--manifest-dir", type=Path, required=True)

@@ -21,11 +21,12 @@ Usage:
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 from pathlib import Path
 
+from espnet_distill.bin import device_of, make_parser
+from espnet_distill.config import DECODE_DEFAULTS
 from espnet_distill.decode.ctc_beam import CtcPrefixBeamSearch, WordLmScorer
 from espnet_distill.decode.network import network_outputs, search, search_tlg
 from espnet_distill.decode.tuning import tune, weight_grid, write_command, write_hypotheses
@@ -35,19 +36,24 @@ from espnet_distill.utils import setup_logging
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = make_parser(__doc__)
     parser.add_argument("--model", type=Path, required=True)
     parser.add_argument("--lang-dir", type=Path, required=True)
     parser.add_argument("--cuts", type=Path, required=True)
     parser.add_argument("--out-dir", type=Path, required=True)
     parser.add_argument("--method", choices=["greedy", "beam_lm", "tlg"], default="greedy")
     parser.add_argument("--lm", type=Path, help="KenLM word n-gram (binary or ARPA) for beam_lm")
-    parser.add_argument("--beam", type=int, default=10)
+    parser.add_argument("--beam", type=int, default=DECODE_DEFAULTS["beam"])
     parser.add_argument("--graph-dir", type=Path, help="TLG graph dir (stage 7) for tlg")
-    parser.add_argument("--graph-beam", type=float, default=16.0, help="WFST search beam")
-    parser.add_argument("--max-active", type=int, default=7000, help="WFST search max. states")
+    parser.add_argument(
+        "--graph-beam", type=float, default=DECODE_DEFAULTS["graph_beam"], help="WFST search beam"
+    )
+    parser.add_argument(
+        "--max-active",
+        type=int,
+        default=DECODE_DEFAULTS["max_active"],
+        help="WFST search max. states",
+    )
     parser.add_argument("--acoustic-scales", type=float, nargs="+", default=[1.0])
     parser.add_argument("--blank-penalties", type=float, nargs="+", default=[0.0])
     parser.add_argument("--lm-weights", type=float, nargs="+", default=[0.5])
@@ -57,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--best-from", type=Path, help="best.yaml of a tuning run: use its weights")
     parser.add_argument("--max-duration", type=float, default=300.0)
-    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--ngpu", type=int, default=0, help="0: CPU; 1: the first GPU")
     args = parser.parse_args(argv)
     setup_logging()
     if args.method == "beam_lm" and (args.lm is None or not args.lm.is_file()):
@@ -77,7 +83,9 @@ def main(argv: list[str] | None = None) -> int:
     write_command(args.out_dir, "espnet_distill.bin.decode_ctc", argv)
     tokenizer = BpeTokenizer(args.lang_dir / "bpe.model")
     start = time.perf_counter()
-    outputs, seconds = network_outputs(args.model, args.cuts, args.device, args.max_duration)
+    outputs, seconds = network_outputs(
+        args.model, args.cuts, device_of(args.ngpu), args.max_duration
+    )
 
     if args.method == "greedy":
         hyps = search(outputs, None, tokenizer, "greedy")

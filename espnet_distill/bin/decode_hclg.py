@@ -17,7 +17,6 @@ Usage:
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 from pathlib import Path
@@ -27,6 +26,8 @@ from tqdm import tqdm
 
 from espnet_distill.align.features import load_align_features
 from espnet_distill.align.trainer import GmmSystem, Lang
+from espnet_distill.bin import device_of, make_parser
+from espnet_distill.config import DECODE_DEFAULTS
 from espnet_distill.decode.network import hybrid_scores
 from espnet_distill.decode.tuning import tune, weight_grid, write_command, write_hypotheses
 from espnet_distill.graph.hclg import HclgDecoder
@@ -34,20 +35,20 @@ from espnet_distill.utils import setup_logging
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = make_parser(__doc__)
     parser.add_argument("--align-dir", type=Path, required=True, help="stage 4 dir (tri/)")
     parser.add_argument("--lang-dir", type=Path, required=True)
     parser.add_argument("--graph-dir", type=Path, required=True)
     parser.add_argument("--cuts", type=Path, required=True)
     parser.add_argument("--out-dir", type=Path, required=True)
     parser.add_argument("--model", type=Path, help="hybrid network (default: the GMM of tri/)")
-    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--ngpu", type=int, default=0, help="0: CPU; 1: the first GPU")
     parser.add_argument("--max-duration", type=float, default=60.0, help="network batch (s)")
     parser.add_argument("--acoustic-scales", type=float, nargs="+", default=[0.1])
-    parser.add_argument("--beam", type=float, default=13.0, help="search beam (11: 2x faster)")
-    parser.add_argument("--max-active", type=int, default=7000)
+    parser.add_argument(
+        "--beam", type=float, default=DECODE_DEFAULTS["hclg_beam"], help="search beam"
+    )
+    parser.add_argument("--max-active", type=int, default=DECODE_DEFAULTS["max_active"])
     parser.add_argument("--tune-ref", type=Path)
     parser.add_argument("--best-from", type=Path)
     args = parser.parse_args(argv)
@@ -65,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.model:
         try:
             scores = hybrid_scores(
-                args.model, args.cuts, tri.tree.num_pdfs, args.device, args.max_duration
+                args.model, args.cuts, tri.tree.num_pdfs, device_of(args.ngpu), args.max_duration
             )
         except ValueError as err:
             print(f"decode_hclg: {args.model}: {err}", file=sys.stderr)

@@ -2,20 +2,20 @@
 (a network is needed; by default the recipes expect the data on disk).
 
 Usage:
-    python -m espnet_distill.bin.download_corpus --corpus librispeech --target-dir downloads \\
+    python -m espnet_distill.bin.download_corpus --corpus librispeech --out-dir downloads \\
         [--parts train-clean-100 dev-clean dev-other test-clean test-other]
-    python -m espnet_distill.bin.download_corpus --corpus mini_librispeech --target-dir downloads
-    python -m espnet_distill.bin.download_corpus --corpus speech_commands --target-dir downloads
-    python -m espnet_distill.bin.download_corpus --corpus voxceleb1 --target-dir downloads
+    python -m espnet_distill.bin.download_corpus --corpus mini_librispeech --out-dir downloads
+    python -m espnet_distill.bin.download_corpus --corpus speech_commands --out-dir downloads
+    python -m espnet_distill.bin.download_corpus --corpus voxceleb1 --out-dir downloads
 """
 
 from __future__ import annotations
 
-import argparse
 import sys
 import urllib.error
 from pathlib import Path
 
+from espnet_distill.bin import make_parser
 from espnet_distill.utils import setup_logging
 
 CORPORA = ("librispeech", "mini_librispeech", "speech_commands", "voxceleb1")
@@ -41,16 +41,14 @@ def download(corpus: str, target_dir: Path, parts: list[str] | None = None) -> P
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = make_parser(__doc__)
     parser.add_argument("--corpus", choices=CORPORA, required=True)
-    parser.add_argument("--target-dir", type=Path, required=True)
+    parser.add_argument("--out-dir", type=Path, required=True)
     parser.add_argument("--parts", nargs="*", help="LibriSpeech parts (default: all seven)")
     args = parser.parse_args(argv)
     setup_logging()
     try:
-        print(download(args.corpus, args.target_dir, args.parts))
+        print(download(args.corpus, args.out_dir, args.parts))
     except (urllib.error.URLError, OSError) as err:
         print(
             f"download_corpus: downloading {args.corpus} failed ({err}); without a network, "

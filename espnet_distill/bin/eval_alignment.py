@@ -21,7 +21,6 @@ Usage:
 
 from __future__ import annotations
 
-import argparse
 import logging
 import shutil
 import sys
@@ -42,6 +41,7 @@ from espnet_distill.align.quality import (
     tts_to_arpabet,
 )
 from espnet_distill.align.trainer import Aligner, GmmSystem, Lang
+from espnet_distill.bin import make_parser
 from espnet_distill.data.features import fbank_extractor
 from espnet_distill.lang.phone_lang import SIL, SPN, base_phone
 from espnet_distill.utils import atomic_write_text, setup_logging
@@ -105,9 +105,7 @@ def plot_cdf(errors_ms: np.ndarray, tolerance_ms: float, out: Path, title: str) 
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = make_parser(__doc__)
     parser.add_argument("--align-dir", type=Path, required=True)
     parser.add_argument("--lang-dir", type=Path, required=True)
     parser.add_argument(

@@ -10,13 +10,12 @@ Usage:
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
 from lhotse import CutSet, load_manifest
 
-from espnet_distill.config import apply_overrides, load_config
+from espnet_distill.bin import add_config_options, make_parser, read_config, str2bool
 from espnet_distill.data.kws_sv import read_trials
 from espnet_distill.data.librispeech import CorpusError
 from espnet_distill.kws_sv.trainer import fine_tune
@@ -39,13 +38,13 @@ def load_cuts(manifest_dir: Path, prefix: str, split: str) -> CutSet:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = make_parser(__doc__)
     parser.add_argument("--upstream", type=Path, required=True, help="a HuBERT or a ssl1 student")
-    parser.add_argument("--config", type=Path, required=True)
+    add_config_options(parser)
     parser.add_argument("--tasks", nargs="+", required=True, choices=["kws", "sv"])
-    parser.add_argument("--freeze", choices=["true", "false"], required=True)
+    parser.add_argument(
+        "--freeze", type=str2bool, required=True, metavar="true|false", help="freeze the upstream"
+    )
     parser.add_argument("--manifest-dir", type=Path, required=True)
     parser.add_argument(
         "--kws-task",
@@ -55,16 +54,15 @@ def main(argv: list[str] | None = None) -> int:
         "(test: testing_list.txt)",
     )
     parser.add_argument("--exp-dir", type=Path, required=True)
-    parser.add_argument("--override", nargs="*", default=[], help="section.key=value (YAML value)")
     parser.add_argument("--ngpu", type=int, default=0)
     args = parser.parse_args(argv)
     setup_logging()
     try:
-        config = apply_overrides(load_config(args.config), args.override)
+        config = read_config(args)
         config = {
             **config,
             "tasks": args.tasks,
-            "freeze_upstream": args.freeze == "true",
+            "freeze_upstream": args.freeze,
             "kws": {**config.get("kws", {}), "task": args.kws_task},
         }
         data = {}

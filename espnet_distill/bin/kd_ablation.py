@@ -18,13 +18,13 @@ Usage:
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
 
 import numpy as np
 
+from espnet_distill.bin import make_parser
 from espnet_distill.score.wer import paired_bootstrap
 from espnet_distill.utils import atomic_write_text
 
@@ -158,9 +158,7 @@ def plot(tables: dict[tuple[str, str], list[dict]], out: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = make_parser(__doc__)
     parser.add_argument("--exp-dir", type=Path, required=True)
     parser.add_argument("--baseline", required=True, help="tag of the no-KD experiment")
     parser.add_argument("--tags", nargs="+", required=True)

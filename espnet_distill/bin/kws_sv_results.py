@@ -11,7 +11,6 @@ Usage:
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
@@ -19,6 +18,7 @@ from pathlib import Path
 import numpy as np
 from scipy.stats import norm
 
+from espnet_distill.bin import make_parser
 from espnet_distill.kws_sv.trainer import KWS_PREDICTIONS, SV_SCORES
 from espnet_distill.score.results import environment
 from espnet_distill.score.verification import bootstrap_eers
@@ -271,9 +271,7 @@ def det_plot(rows: list[dict], out: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = make_parser(__doc__)
     parser.add_argument("--finetune-dir", type=Path, required=True)
     parser.add_argument("--upstreams", nargs="+", required=True, help="e.g. teacher distilhubert")
     parser.add_argument("--modes", nargs="+", default=list(MODES), choices=MODES)

@@ -4,30 +4,28 @@ puts it beside each WER in RESULTS.md.
 
 Usage:
     python -m espnet_distill.bin.lm_overlap --lm-text corpus/demo/librispeech-lm-norm.txt.gz \\
-        --model data/lm/word_3gram.bin --order 3 --out data/lm/overlap.yaml \\
+        --model data/lm/word_3gram.bin --order 3 --out-file data/lm/overlap.yaml \\
         --ref test-clean=data/test_clean/text dev-clean=data/dev_clean/text
 """
 
 from __future__ import annotations
 
-import argparse
 import logging
 import sys
 from pathlib import Path
 
+from espnet_distill.bin import make_parser
 from espnet_distill.lm.overlap import WARN_SHARE, lm_text_overlap
 from espnet_distill.utils import setup_logging
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = make_parser(__doc__)
     parser.add_argument("--lm-text", type=Path, nargs="+", required=True)
     parser.add_argument("--model", type=Path, help="the n-gram LM (KenLM binary or ARPA)")
     parser.add_argument("--order", type=int, default=3)
     parser.add_argument("--ref", nargs="+", required=True, metavar="SET=KALDI_TEXT")
-    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--out-file", type=Path, required=True)
     args = parser.parse_args(argv)
     setup_logging()
     refs = {}
@@ -41,7 +39,7 @@ def main(argv: list[str] | None = None) -> int:
         if not path.is_file():
             print(f"lm_overlap: {path} does not exist", file=sys.stderr)
             return 1
-    overlap = lm_text_overlap(args.lm_text, refs, args.model, args.order, args.out)
+    overlap = lm_text_overlap(args.lm_text, refs, args.model, args.order, args.out_file)
     for name in refs:
         o = overlap[name]
         ngrams = (

@@ -1,27 +1,25 @@
 """Stage 9 (last step): collect every scored decode dir into RESULTS.md and print it.
 
 Usage:
-    python -m espnet_distill.bin.make_results --exp-dir exp --out RESULTS.md --title "synth asr1" \\
+    python -m espnet_distill.bin.make_results --exp-dir exp --results-file RESULTS.md --title "synth asr1" \\
         [--lm-overlap data/lm/overlap.yaml]
 """
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
 import yaml
 
+from espnet_distill.bin import make_parser
 from espnet_distill.score.results import write_results
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = make_parser(__doc__)
     parser.add_argument("--exp-dir", type=Path, required=True)
-    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--results-file", type=Path, required=True)
     parser.add_argument("--title", default="RESULTS")
     parser.add_argument("--notes", default="", help="markdown text placed after the environment")
     parser.add_argument(
@@ -33,7 +31,7 @@ def main(argv: list[str] | None = None) -> int:
     overlap = None
     if args.lm_overlap is not None and args.lm_overlap.is_file():
         overlap = yaml.safe_load(args.lm_overlap.read_text())
-    print(write_results(args.exp_dir, args.out, args.title, args.notes, overlap))
+    print(write_results(args.exp_dir, args.results_file, args.title, args.notes, overlap))
     return 0
 
 

@@ -7,11 +7,11 @@ Usage:
 
 from __future__ import annotations
 
-import argparse
 import gzip
 import sys
 from pathlib import Path
 
+from espnet_distill.bin import make_parser
 from espnet_distill.lang.bpe import train_bpe
 from espnet_distill.utils import setup_logging
 
@@ -28,9 +28,7 @@ def read_kaldi_text(path: Path) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = make_parser(__doc__)
     parser.add_argument(
         "--text", type=Path, required=True, help="Kaldi text file of the training set"
     )

@@ -8,20 +8,18 @@ Usage:
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
 
+from espnet_distill.bin import make_parser
 from espnet_distill.data.kws_sv import prepare_speech_commands, prepare_voxceleb1
 from espnet_distill.data.librispeech import CorpusError
 from espnet_distill.utils import atomic_write_text, setup_logging
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = make_parser(__doc__)
     parser.add_argument(
         "--speech-commands",
         type=Path,

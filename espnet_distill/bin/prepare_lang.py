@@ -6,15 +6,15 @@ holds the training and LM text vocabulary); words the G2P cannot spell are left 
 
 Usage:
     python -m espnet_distill.bin.prepare_lang --words data/lang_bpe_100/words.txt \\
-        --lang-dir data/lang_phone [--num-states 3] [--sil-prob 0.5] [--position-dependent]
+        --lang-dir data/lang_phone [--num-states 3] [--sil-prob 0.5] [--position-dependent true]
 """
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
+from espnet_distill.bin import add_bool, make_parser
 from espnet_distill.lang.lexicon import ARPABET, build_lexicon, load_cmudict
 from espnet_distill.lang.phone_lang import SIL_WORD, UNK_WORD, prepare_phone_lang
 from espnet_distill.utils import setup_logging
@@ -35,16 +35,14 @@ def read_words(path: Path) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = make_parser(__doc__)
     parser.add_argument("--words", type=Path, nargs="+", required=True)
     parser.add_argument("--lang-dir", type=Path, required=True)
     parser.add_argument("--num-states", type=int, default=3, help="HMM states per phone")
     parser.add_argument("--num-sil-states", type=int, default=3, help="HMM states of silence")
     parser.add_argument("--sil-prob", type=float, default=0.5, help="optional silence probability")
     parser.add_argument("--max-prons", type=int, default=3, help="CMUdict variants kept per word")
-    parser.add_argument("--position-dependent", action="store_true", help="_B/_I/_E/_S phones")
+    add_bool(parser, "--position-dependent", "_B/_I/_E/_S word-position phones")
     args = parser.parse_args(argv)
     setup_logging()
     words: list[str] = []

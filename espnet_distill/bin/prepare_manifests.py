@@ -8,19 +8,19 @@ then writes one set of manifests NAME joining parts (LibriSpeech's 960 h trainin
 
 Usage:
     python -m espnet_distill.bin.prepare_manifests --corpus-dir corpus/demo/LibriSpeech \\
-        --parts train-clean-100 dev-clean test-clean --output-dir data/manifests \\
+        --parts train-clean-100 dev-clean test-clean --out-dir data/manifests \\
         [--combine train-960=train-clean-100,train-clean-360,train-other-500]
 """
 
 from __future__ import annotations
 
-import argparse
 import logging
 import sys
 from pathlib import Path
 
 from lhotse import combine, load_manifest
 
+from espnet_distill.bin import make_parser
 from espnet_distill.data.librispeech import (
     CorpusError,
     check_corpus_dir,
@@ -46,12 +46,10 @@ def combine_parts(output_dir: Path, name: str, parts: list[str], prefix: str) ->
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = make_parser(__doc__)
     parser.add_argument("--corpus-dir", type=Path, required=True)
     parser.add_argument("--parts", nargs="+", required=True)
-    parser.add_argument("--output-dir", type=Path, required=True)
+    parser.add_argument("--out-dir", type=Path, required=True)
     parser.add_argument("--prefix", default="librispeech")
     parser.add_argument(
         "--combine",
@@ -82,13 +80,13 @@ def main(argv: list[str] | None = None) -> int:
     try:
         check_corpus_dir(args.corpus_dir, args.parts)
         for part in args.parts:
-            done = args.output_dir / f"{args.prefix}_recordings_{part}.jsonl.gz"
+            done = args.out_dir / f"{args.prefix}_recordings_{part}.jsonl.gz"
             if done.is_file():
                 logging.info("%s: manifests exist, skipping", part)
                 continue
-            prepare_part(args.corpus_dir, part, args.output_dir, args.prefix)
+            prepare_part(args.corpus_dir, part, args.out_dir, args.prefix)
         for name, parts in combined.items():
-            combine_parts(args.output_dir, name, parts, args.prefix)
+            combine_parts(args.out_dir, name, parts, args.prefix)
     except CorpusError as err:
         print(f"prepare_manifests: {err}", file=sys.stderr)
         return 1

@@ -3,20 +3,19 @@
 id, errors, reference length; for the paired significance tests of stage 6). Rerunning skips a
 finished probe.
 
-ASR and PR train on --train-cuts, keep the epoch best on --dev-cuts and score --test-cuts. SID
+ASR and PR train on --train-cuts, keep the epoch best on --valid-cuts and score --test-cuts. SID
 splits the speakers' utterances of --train-cuts into train/dev/test (per speaker, seeded). A task's
 ``max_train_hours`` trains on a seeded subset of --train-cuts of that size (SID: before its split).
 
 Usage:
     python -m espnet_distill.bin.probe_ssl --upstream exp/ssl/lstm_dkd/model.pt --task pr \\
-        --train-cuts data/fbank/cuts_train-clean-100.jsonl.gz --dev-cuts .../cuts_dev-clean.jsonl.gz \\
+        --train-cuts data/fbank/cuts_train-clean-100.jsonl.gz --valid-cuts .../cuts_dev-clean.jsonl.gz \\
         --test-cuts .../cuts_test-clean.jsonl.gz --lexicon data/lang_phone/lexicon.txt \\
         --config conf/probe.yaml --out-dir exp/ssl/probe/lstm_dkd/pr
 """
 
 from __future__ import annotations
 
-import argparse
 import logging
 import sys
 from pathlib import Path
@@ -24,6 +23,7 @@ from pathlib import Path
 import yaml
 from lhotse import CutSet
 
+from espnet_distill.bin import make_parser
 from espnet_distill.models.hubert import CheckpointMismatch
 from espnet_distill.models.upstream import load_upstream
 from espnet_distill.ssl.probe import (
@@ -40,16 +40,17 @@ log = logging.getLogger(__name__)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = make_parser(__doc__)
     parser.add_argument("--upstream", type=Path, required=True)
     parser.add_argument("--task", choices=TASKS, required=True)
     parser.add_argument("--train-cuts", type=Path, required=True)
-    parser.add_argument("--dev-cuts", type=Path, required=True)
+    parser.add_argument("--valid-cuts", type=Path, required=True)
     parser.add_argument("--test-cuts", type=Path, required=True)
     parser.add_argument("--lexicon", type=Path, help="Kaldi lexicon.txt (pr)")
-    parser.add_argument("--config", type=Path, help="YAML: a section per task (epochs, lr, ...)")
+    parser.add_argument(
+        "--config", type=Path, help="YAML: a section per task (epochs, lr, seed, ...)"
+    )
+    parser.add_argument("--seed", type=int, help="random seed (overrides the task section's seed)")
     parser.add_argument("--out-dir", type=Path, required=True)
     args = parser.parse_args(argv)
     setup_logging()
@@ -57,14 +58,20 @@ def main(argv: list[str] | None = None) -> int:
     if final.is_file():
         log.info("%s exists: skipping", final)
         return 0
-    needed = [args.upstream, args.train_cuts, args.dev_cuts, args.test_cuts]
+    needed = [args.upstream, args.train_cuts, args.valid_cuts, args.test_cuts]
     needed += [args.lexicon] if args.task == "pr" else []
     needed += [args.config] if args.config else []
     for path in needed:
         if path is None or not path.exists():
             print(f"probe_ssl: {path or '--lexicon'} does not exist", file=sys.stderr)
             return 1
-    conf = (yaml.safe_load(args.config.read_text()) or {}).get(args.task, {}) if args.config else {}
+    conf = (
+        dict((yaml.safe_load(args.config.read_text()) or {}).get(args.task, {}))
+        if args.config
+        else {}
+    )
+    if args.seed is not None:
+        conf["seed"] = args.seed
     lexicon = None
     if args.task == "pr":
         from espnet_distill.lang.phone_lang import read_lexicon
@@ -96,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
         splits = {
             "train": train,
-            "dev": CutSet.from_file(args.dev_cuts).to_eager(),
+            "dev": CutSet.from_file(args.valid_cuts).to_eager(),
             "test": CutSet.from_file(args.test_cuts).to_eager(),
         }
     if lexicon is not None:

@@ -7,18 +7,16 @@ Usage:
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
+from espnet_distill.bin import make_parser
 from espnet_distill.score.wer import read_text_file, score_corpus, write_report
 from espnet_distill.utils import setup_logging
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = make_parser(__doc__)
     parser.add_argument("--ref", type=Path, required=True)
     parser.add_argument("--hyp", type=Path, required=True)
     parser.add_argument("--out-dir", type=Path, required=True)

@@ -9,22 +9,20 @@ Usage:
 
 from __future__ import annotations
 
-import argparse
 import logging
 import sys
 from pathlib import Path
 
 from lhotse import CutSet, RecordingSet, SupervisionSet
 
+from espnet_distill.bin import make_parser
 from espnet_distill.utils import setup_logging
 
 log = logging.getLogger(__name__)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = make_parser(__doc__)
     parser.add_argument("--manifest-dir", type=Path, required=True)
     parser.add_argument(
         "--path-prefix",

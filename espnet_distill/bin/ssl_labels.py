@@ -13,7 +13,6 @@ Usage:
 
 from __future__ import annotations
 
-import argparse
 import logging
 import sys
 from pathlib import Path
@@ -24,6 +23,7 @@ import yaml
 from lhotse import CutSet
 from tqdm import tqdm
 
+from espnet_distill.bin import make_parser
 from espnet_distill.data.audio import STRIDE
 from espnet_distill.models.hubert import HubertModel, receptive_field
 from espnet_distill.ssl.targets import fit_kmeans, mfcc_features, to_model_frames
@@ -54,9 +54,7 @@ def cut_features(
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = make_parser(__doc__)
     parser.add_argument(
         "--fit-cuts", type=Path, required=True, help="cuts the k-means is fitted on"
     )

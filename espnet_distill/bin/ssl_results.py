@@ -10,7 +10,6 @@ Usage:
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
@@ -19,6 +18,7 @@ import torch
 import yaml
 from lhotse import CutSet
 
+from espnet_distill.bin import make_parser
 from espnet_distill.models.hubert import HubertModel
 from espnet_distill.models.students import DistilHubert
 from espnet_distill.models.upstream import load_upstream, upstream_parameters
@@ -34,9 +34,7 @@ from espnet_distill.utils import atomic_write_text, setup_logging
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = make_parser(__doc__)
     parser.add_argument("--upstream", nargs="+", required=True, help="name=path; one is 'teacher'")
     parser.add_argument("--probe-dir", type=Path, required=True)
     parser.add_argument("--tasks", nargs="+", default=["asr", "pr", "sid"])

@@ -12,21 +12,17 @@ Usage:
 
 from __future__ import annotations
 
-import argparse
-import shlex
 import sys
 from pathlib import Path
 
 from espnet_distill.asr.trainer import DEFAULT_CONFIG, train
-from espnet_distill.config import apply_overrides, load_config, merge_config
+from espnet_distill.bin import add_config_options, make_parser, read_config, record_command
 from espnet_distill.utils import setup_logging
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--config", type=Path, required=True)
+    parser = make_parser(__doc__)
+    add_config_options(parser)
     parser.add_argument("--train-cuts", type=Path, required=True)
     parser.add_argument("--valid-cuts", type=Path, required=True)
     parser.add_argument("--lang-dir", type=Path, required=True)
@@ -49,21 +45,14 @@ def main(argv: list[str] | None = None) -> int:
         default=1,
         help="without GPUs: data-parallel CPU processes (DDP, gloo)",
     )
-    parser.add_argument("--seed", type=int, help="overrides train.seed")
-    parser.add_argument("--override", nargs="*", default=[], help="section.key=value (YAML value)")
     args = parser.parse_args(argv)
     setup_logging()
-    overrides = list(args.override) + ([f"train.seed={args.seed}"] if args.seed is not None else [])
     try:
-        config = apply_overrides(merge_config(DEFAULT_CONFIG, load_config(args.config)), overrides)
+        config = read_config(args, DEFAULT_CONFIG)
     except (ValueError, OSError) as err:
         print(f"train_am: {err}", file=sys.stderr)
         return 1
-    args.exp_dir.mkdir(parents=True, exist_ok=True)
-    cmd = shlex.join([sys.executable, "-m", "espnet_distill.bin.train_am", *(argv or sys.argv[1:])])
-    (args.exp_dir / "train.sh").write_text(
-        f"#!/usr/bin/env bash\n# the exact command of this run\n{cmd}\n"
-    )
+    record_command(args.exp_dir, "espnet_distill.bin.train_am", argv, "train.sh")
     try:
         train(
             config,

@@ -12,22 +12,18 @@ Usage:
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
-from espnet_distill.config import apply_overrides, load_config
+from espnet_distill.bin import add_config_options, make_parser, read_config
 from espnet_distill.models.hubert import CheckpointMismatch
 from espnet_distill.ssl.trainer import train_ssl
 from espnet_distill.utils import setup_logging
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--config", type=Path, required=True)
-    parser.add_argument("--override", nargs="*", default=[], help="section.key=value (YAML value)")
+    parser = make_parser(__doc__)
+    add_config_options(parser)
     parser.add_argument("--train-cuts", type=Path, required=True)
     parser.add_argument("--valid-cuts", type=Path, required=True)
     parser.add_argument("--labels", type=Path, help="labels.npz of ssl_labels (pretraining)")
@@ -41,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"train_ssl: {path} does not exist", file=sys.stderr)
             return 1
     try:
-        config = apply_overrides(load_config(args.config), args.override)
+        config = read_config(args)
         train_ssl(
             config,
             args.exp_dir,

@@ -17,14 +17,13 @@ pieces) is the subword LM instead: nothing is trained; its valid perplexity is w
 
 from __future__ import annotations
 
-import argparse
 import logging
 import sys
 from pathlib import Path
 
 from tqdm import tqdm
 
-from espnet_distill.config import apply_overrides, load_config, merge_config
+from espnet_distill.bin import add_config_options, make_parser, read_config
 from espnet_distill.kd.units import UNITS, TextToUnits, UnitTables
 from espnet_distill.lm.ngram import read_text_lines
 from espnet_distill.score.wer import read_text_file
@@ -51,17 +50,14 @@ def convert(
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = make_parser(__doc__)
     parser.add_argument("--unit", choices=UNITS, required=True)
     parser.add_argument("--lang-dir", type=Path, required=True)
     parser.add_argument("--align-dir", type=Path, required=True)
     parser.add_argument("--bpe-model", type=Path, required=True)
     parser.add_argument("--text", type=Path, nargs="+", required=True, help="LM text (plain/.gz)")
     parser.add_argument("--valid-text", type=Path, required=True, help="Kaldi text (utt words)")
-    parser.add_argument("--config", type=Path)
-    parser.add_argument("--override", nargs="*", default=[], help="section.key=value (YAML value)")
+    add_config_options(parser, required=False)
     parser.add_argument("--exp-dir", type=Path, required=True)
     parser.add_argument("--hf-model", type=Path, help="Hugging Face causal LM dir (subword only)")
     args = parser.parse_args(argv)
@@ -80,8 +76,7 @@ def main(argv: list[str] | None = None) -> int:
         if not path.is_file():
             print(f"train_unit_lm: {path} does not exist", file=sys.stderr)
             return 1
-    config = merge_config(DEFAULT_LM_CONFIG, load_config(args.config) if args.config else {})
-    config = apply_overrides(config, args.override)
+    config = read_config(args, DEFAULT_LM_CONFIG)
     converter = TextToUnits(UnitTables(args.lang_dir, args.align_dir, args.bpe_model))
     num_units = len(converter.names[args.unit])
     sentences = [line.strip() for line in read_text_lines(args.text)]

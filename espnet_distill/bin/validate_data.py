@@ -1,4 +1,4 @@
-"""Validate lhotse manifests or a Kaldi data dir; with --fix, keep only the clean items.
+"""Validate lhotse manifests or a Kaldi data dir; with --fix true, keep only the clean items.
 
 Checks each item for missing/unreadable/corrupt audio, zero or too-short duration, a wrong sample
 rate or channel count, NaN/inf samples (or feature values), empty or non-UTF-8 transcripts,
@@ -6,25 +6,25 @@ characters outside the unit inventory (--charset), duplicated or mismatched ids,
 outside their recording, unsorted Kaldi files; and reports the OOV rate of each part against the
 words of --vocab-part (the training transcripts) or of --lexicon.
 
-Without --fix, problems are printed one a line (``<item>: <reason>``) and the exit status is 1.
-With --fix, manifests (or Kaldi files) are rewritten without the bad items; the dropped ones are
+Without --fix true, problems are printed one a line (``<item>: <reason>``) and the exit status is 1.
+With --fix true, manifests (or Kaldi files) are rewritten without the bad items; the dropped ones are
 added, with their reasons, to the part's one rejected list ``rejected_<part>.txt`` (where corpus
 preparation listed its own, and stage 2 adds its), the counts go to ``validation_<part>.json``
 (Kaldi dirs: ``validation.rejected.txt``/``.json`` in the dir, originals in ``.backup/``).
 
 Usage:
     python -m espnet_distill.bin.validate_data --manifest-dir data/manifests \\
-        --parts train-clean-100 dev-clean test-clean --vocab-part train-clean-100 [--fix]
-    python -m espnet_distill.bin.validate_data --kaldi-dir data/dev_clean [--fix]
+        --parts train-clean-100 dev-clean test-clean --vocab-part train-clean-100 [--fix true]
+    python -m espnet_distill.bin.validate_data --kaldi-dir data/dev_clean [--fix true]
 """
 
 from __future__ import annotations
 
-import argparse
 import logging
 import sys
 from pathlib import Path
 
+from espnet_distill.bin import add_bool, make_parser
 from espnet_distill.data.librispeech import write_manifests
 from espnet_distill.data.validate import (
     DEFAULT_CHARSET,
@@ -69,15 +69,13 @@ def _lexicon_words(path: Path) -> set[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = make_parser(__doc__)
     src = parser.add_mutually_exclusive_group(required=True)
     src.add_argument("--manifest-dir", type=Path)
     src.add_argument("--kaldi-dir", type=Path)
     parser.add_argument("--parts", nargs="+", default=[])
     parser.add_argument("--prefix", default="librispeech")
-    parser.add_argument("--fix", action="store_true", help="drop bad items, list them with reasons")
+    add_bool(parser, "--fix", "drop bad items, list them with reasons")
     parser.add_argument("--sample-rate", type=int, default=16000)
     parser.add_argument("--channels", type=int, default=1)
     parser.add_argument("--min-duration", type=float, default=0.1)
@@ -86,10 +84,11 @@ def main(argv: list[str] | None = None) -> int:
         default=DEFAULT_CHARSET,
         help="allowed transcript characters, a regex class body; '' for no check",
     )
-    parser.add_argument(
-        "--no-samples",
-        action="store_true",
-        help="check audio headers only, do not decode (faster, misses NaN/corrupt)",
+    add_bool(
+        parser,
+        "--read-samples",
+        "decode the audio (false: headers only, faster, misses NaN/corrupt)",
+        default=True,
     )
     vocab = parser.add_mutually_exclusive_group()
     vocab.add_argument("--vocab-part", help="OOV rate against this part's transcript words")
@@ -107,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
         args.channels,
         args.min_duration,
         args.charset or None,
-        not args.no_samples,
+        args.read_samples,
     )
     words = _lexicon_words(args.lexicon) if args.lexicon else None
     try:
@@ -165,7 +164,8 @@ def main(argv: list[str] | None = None) -> int:
             _print_problems(r)
         n = sum(len(r.problems) for r in reports)
         print(
-            f"validate_data: {n} problems (rerun with --fix to drop the bad items)", file=sys.stderr
+            f"validate_data: {n} problems (rerun with --fix true to drop the bad items)",
+            file=sys.stderr,
         )
         status = 1
     if args.max_oov_rate is not None:

@@ -15,7 +15,7 @@ and of the LM text. The layout is LibriSpeech's, so ``lhotse.recipes.prepare_lib
 Splits: train-clean-100 (training), dev-clean, test-clean; speaker-disjoint.
 
 Usage:
-    python -m espnet_distill.data.synth_corpus --size tiny --out corpus/tiny --nj 2
+    python -m espnet_distill.data.synth_corpus --size tiny --out-dir corpus/tiny --nj 2
 """
 
 from __future__ import annotations
@@ -510,7 +510,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--out", type=Path, required=True, help="corpus root to create")
+    parser.add_argument("--out-dir", type=Path, required=True, help="corpus root to create")
     parser.add_argument("--size", choices=sorted(SIZES), default="tiny")
     parser.add_argument("--seed", type=int, default=1234)
     parser.add_argument("--nj", type=int, default=2, help="parallel synthesis jobs")
@@ -519,7 +519,7 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    generate(args.out, args.size, args.seed, args.nj, args.cmd)
+    generate(args.out_dir, args.size, args.seed, args.nj, args.cmd)
 
 
 if __name__ == "__main__":

@@ -31,8 +31,8 @@ equaliser, reverberation, noise), so target trials cross channels as VoxCeleb's 
 speakers ("test" in vox1_meta.csv) never occur in training.
 
 Usage:
-    python -m espnet_distill.data.synth_kws_sv --corpus speech_commands --size tiny --out corpus/tiny
-    python -m espnet_distill.data.synth_kws_sv --corpus voxceleb1 --size demo --out corpus/demo
+    python -m espnet_distill.data.synth_kws_sv --corpus speech_commands --size tiny --out-dir corpus/tiny
+    python -m espnet_distill.data.synth_kws_sv --corpus voxceleb1 --size demo --out-dir corpus/demo
 """
 
 from __future__ import annotations
@@ -439,7 +439,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--corpus", choices=["speech_commands", "voxceleb1"], required=True)
     parser.add_argument(
-        "--out", type=Path, required=True, help="parent of SpeechCommands/ or VoxCeleb1/"
+        "--out-dir", type=Path, required=True, help="parent of SpeechCommands/ or VoxCeleb1/"
     )
     parser.add_argument("--size", choices=["tiny", "demo", "full"], default="tiny")
     parser.add_argument("--seed", type=int, default=1234)
@@ -450,7 +450,7 @@ def main(argv: list[str] | None = None) -> None:
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     generate = generate_speech_commands if args.corpus == "speech_commands" else generate_voxceleb1
-    print(generate(args.out, args.size, args.seed, args.nj, args.cmd))
+    print(generate(args.out_dir, args.size, args.seed, args.nj, args.cmd))
 
 
 if __name__ == "__main__":

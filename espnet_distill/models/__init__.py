@@ -1,1 +1,1 @@
-"""espnet_distill.models."""
+"""Networks: the acoustic model, HuBERT teachers, distilled students, and upstream loading."""

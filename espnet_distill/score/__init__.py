@@ -1,1 +1,1 @@
-"""espnet_distill.score."""
+"""Scoring and reports: WER with bootstrap intervals, verification metrics, RESULTS.md."""

@@ -1,1 +1,2 @@
-"""Self-supervised speech models: HuBERT teachers, distilled students, SUPERB-style probes."""
+"""The self-supervised task (ssl1 recipe): HuBERT pretraining targets and training, distillation
+into students, SUPERB-style probes and their report."""

@@ -1,1 +1,2 @@
-"""espnet_distill.train."""
+"""What every trainer shares: the Lightning loop, fault handling, resume, progress; the unit-LM
+trainer."""

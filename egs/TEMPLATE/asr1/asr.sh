@@ -156,12 +156,12 @@ if [ "${stage}" -le 1 ] && [ "${stop_stage}" -ge 1 ]; then
       combine=(--combine "${train_set}=${train_parts// /,}")
     fi
     python -m espnet_distill.bin.prepare_manifests --corpus-dir "${corpus_dir}" \
-      --parts "${manifest_parts[@]}" --output-dir "${manifest_dir}" "${combine[@]}"
+      --parts "${manifest_parts[@]}" --out-dir "${manifest_dir}" "${combine[@]}"
     vocab=(--vocab-part "${train_set}")
     [ "${foreign_model}" = true ] && vocab=(--lexicon "${lang_dir}/words.txt")  # the model's words
     log "  validating ${all_sets[*]} (audio, durations, transcripts, ids; OOV vs ${vocab[1]})"
     python -m espnet_distill.bin.validate_data --manifest-dir "${manifest_dir}" \
-      --parts "${all_sets[@]}" "${vocab[@]}" --charset "${validate_charset}" --fix
+      --parts "${all_sets[@]}" "${vocab[@]}" --charset "${validate_charset}" --fix true
     touch "${manifest_dir}/.done"
   fi
   stage_time 1 manifests "${t0}"
@@ -216,11 +216,10 @@ if [ "${stage}" -le 3 ] && [ "${stop_stage}" -ge 3 ] && [ "${foreign_model}" = f
   if is_done "${phone_lang_dir}/.done"; then
     log "  ${phone_lang_dir}/.done exists: skipping"
   else
-    pos_opt=()
-    [ "${position_dependent_phones}" = true ] && pos_opt=(--position-dependent)
     python -m espnet_distill.bin.prepare_lang --words "${lang_dir}/words.txt" \
       --lang-dir "${phone_lang_dir}" --num-states "${hmm_num_states}" \
-      --num-sil-states "${hmm_num_sil_states}" --sil-prob "${sil_prob}" "${pos_opt[@]}"
+      --num-sil-states "${hmm_num_sil_states}" --sil-prob "${sil_prob}" \
+      --position-dependent "${position_dependent_phones}"
     touch "${phone_lang_dir}/.done"
   fi
   stage_time 3 lang "${t0}"
@@ -286,7 +285,7 @@ lm_overlap() {
   [ -f "${lm_dir}/lm_text.list" ] && texts=$(tr '\n' ' ' < "${lm_dir}/lm_text.list")
   # shellcheck disable=SC2086
   python -m espnet_distill.bin.lm_overlap --lm-text ${texts} --model "${word_lm}" \
-    --order "${word_lm_order}" --ref "${refs[@]}" --out "${data_dir}/lm/overlap.yaml" 2>&1 \
+    --order "${word_lm_order}" --ref "${refs[@]}" --out-file "${data_dir}/lm/overlap.yaml" 2>&1 \
     | sed 's/^/  /'
 }
 
@@ -527,7 +526,7 @@ if [ "${stage}" -le 9 ] && [ "${stop_stage}" -ge 9 ]; then
   if [ "${foreign_model}" = true ]; then
     results_notes="Decoded with the system of \`${model_exp_dir}\` (model \`${model_am_dir}/model.pt\`, graphs of \`${model_data_dir}\`), with the settings tuned on its own ${valid_set}. ${results_notes}"
   fi
-  python -m espnet_distill.bin.make_results --exp-dir "${exp_dir}" --out "${results_file}" \
+  python -m espnet_distill.bin.make_results --exp-dir "${exp_dir}" --results-file "${results_file}" \
     --title "${results_title}" --notes "${results_notes}" --lm-overlap "${data_dir}/lm/overlap.yaml"
   stage_time 9 score "${t0}"
 fi

@@ -179,7 +179,7 @@ if [ "${stage}" -le 5 ] && [ "${stop_stage}" -ge 5 ]; then
       log "Stage 5: probing ${name} on ${task}"
       ${train_cmd} "${dir}/probe.log" python -m espnet_distill.bin.probe_ssl \
         --upstream "${pair#*=}" --task "${task}" --train-cuts "${train_cuts}" \
-        --dev-cuts "${valid_cuts}" --test-cuts "${test_cuts}" \
+        --valid-cuts "${valid_cuts}" --test-cuts "${test_cuts}" \
         --lexicon "${data_dir}/lang_phone/lexicon.txt" --config "${probe_config}" --out-dir "${dir}"
       grep -E "^(metric|dev|test):" "${dir}/result.yaml" | tr '\n' ' ' | sed 's/^/  /'; echo
       release_dir

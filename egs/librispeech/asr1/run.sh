@@ -45,7 +45,7 @@ if [ "${download}" = true ]; then
   . ./path.sh
   # shellcheck disable=SC2086
   python -m espnet_distill.bin.download_corpus --corpus librispeech \
-    --target-dir "$(dirname "${corpus_dir}")" --parts ${parts}
+    --out-dir "$(dirname "${corpus_dir}")" --parts ${parts}
 fi
 if [ -z "${lm_text}" ]; then
   lm_text=transcripts

@@ -21,7 +21,7 @@ if [ "${download}" = true ]; then
   # shellcheck source=/dev/null
   . ./path.sh
   python -m espnet_distill.bin.download_corpus --corpus mini_librispeech \
-    --target-dir "$(dirname "${corpus_dir}")"
+    --out-dir "$(dirname "${corpus_dir}")"
 fi
 
 ./asr.sh \

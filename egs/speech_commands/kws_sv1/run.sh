@@ -24,7 +24,7 @@ if [ "${download}" = true ]; then
   # shellcheck source=/dev/null
   . ./path.sh
   python -m espnet_distill.bin.download_corpus --corpus speech_commands \
-    --target-dir "$(dirname "${corpus_dir}")"
+    --out-dir "$(dirname "${corpus_dir}")"
 fi
 setups=kws
 [ -n "${voxceleb1_dir}" ] && setups="kws sv joint"

@@ -20,7 +20,7 @@ PARSE_OPTIONS_PASS_TO=./kws_sv.sh
 if [ "${download}" = true ]; then
   # shellcheck source=/dev/null
   . ./path.sh
-  python -m espnet_distill.bin.download_corpus --corpus voxceleb1 --target-dir "$(dirname "${corpus_dir}")"
+  python -m espnet_distill.bin.download_corpus --corpus voxceleb1 --out-dir "$(dirname "${corpus_dir}")"
 fi
 setups=sv
 [ -n "${speech_commands_dir}" ] && setups="kws sv joint"

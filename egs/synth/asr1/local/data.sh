@@ -9,4 +9,4 @@ out=            # corpus root (default: corpus/<size>)
 [ -n "${out}" ] || out=corpus/${size}
 # shellcheck disable=SC2154
 python -m espnet_distill.data.synth_corpus --size "${size}" --seed "${seed}" --nj "${nj}" \
-  --out "${out}" --cmd "${train_cmd}"
+  --out-dir "${out}" --cmd "${train_cmd}"

@@ -10,5 +10,5 @@ nj=2
 
 for corpus in speech_commands voxceleb1; do
   python -m espnet_distill.data.synth_kws_sv --corpus "${corpus}" --size "${size}" \
-    --seed "${seed}" --nj "${nj}" --out "corpus/${size}"
+    --seed "${seed}" --nj "${nj}" --out-dir "corpus/${size}"
 done

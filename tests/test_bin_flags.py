@@ -1,0 +1,75 @@
+"""The flag convention of bin/ (CONTRIBUTING.md, espnet_distill/bin/__init__.py), read from the
+scripts' argparse calls, and the decoding defaults that bin/ and asr.sh share."""
+
+from __future__ import annotations
+
+import ast
+import re
+from pathlib import Path
+
+import pytest
+
+from espnet_distill.config import DECODE_DEFAULTS
+
+ROOT = Path(__file__).resolve().parents[1]
+SCRIPTS = sorted(
+    p for p in (ROOT / "espnet_distill" / "bin").glob("*.py") if p.name != "__init__.py"
+)
+# the spellings the convention replaced, and what replaced them
+RETIRED = {
+    "--output-dir": "--out-dir",
+    "--target-dir": "--out-dir",
+    "--out": "--out-dir / --out-file / --results-file",
+    "--dev-cuts": "--valid-cuts",
+    "--device": "--ngpu",
+}
+
+
+def _flags(script: Path) -> tuple[dict[str, ast.Call], set[str]]:
+    """{flag: its add_argument call}, and the names of the bin helpers the script calls."""
+    flags, helpers = {}, set()
+    for node in ast.walk(ast.parse(script.read_text())):
+        if not isinstance(node, ast.Call):
+            continue
+        name = getattr(node.func, "attr", None) or getattr(node.func, "id", None)
+        if name == "add_argument" and node.args and isinstance(node.args[0], ast.Constant):
+            flags[node.args[0].value] = node
+        elif name == "add_bool" and len(node.args) > 1:
+            flags[node.args[1].value] = node
+            helpers.add(name)
+        elif name in ("add_config_options", "make_parser"):
+            helpers.add(name)
+    return flags, helpers
+
+
+def test_the_convention_is_seen_by_this_reader():
+    # the reader finds the flags of a script known to have them, else the checks below prove nothing
+    flags, helpers = _flags(ROOT / "espnet_distill" / "bin" / "decode_ctc.py")
+    assert {"--out-dir", "--ngpu", "--graph-beam"} <= set(flags)
+    assert "make_parser" in helpers
+
+
+@pytest.mark.parametrize("script", SCRIPTS, ids=lambda p: p.stem)
+def test_bin_script_follows_the_flag_convention(script: Path):
+    flags, helpers = _flags(script)
+    assert "make_parser" in helpers, f"{script.name}: build the parser with bin.make_parser"
+    for flag, call in flags.items():
+        assert flag not in RETIRED, f"{script.name}: {flag} is spelt {RETIRED[flag]}"
+        assert flag == flag.lower() and "_" not in flag, f"{script.name}: {flag}"
+        action = next((k.value for k in call.keywords if k.arg == "action"), None)
+        if isinstance(action, ast.Constant):
+            assert action.value not in ("store_true", "store_false"), (
+                f"{script.name}: {flag} is a boolean: add_bool (true|false, as Kaldi's scripts)"
+            )
+    if "--config" in flags or "add_config_options" in helpers:
+        assert "--seed" in flags or "add_config_options" in helpers, f"{script.name}: no --seed"
+
+
+def _engine_default(option: str) -> str:
+    text = (ROOT / "egs" / "TEMPLATE" / "asr1" / "asr.sh").read_text()
+    return re.search(rf"^{option}=(\S+)", text, re.M).group(1)
+
+
+@pytest.mark.parametrize("option", ["beam", "graph_beam", "hclg_beam"])
+def test_asr_sh_declares_the_decoding_defaults_of_bin(option):
+    assert float(_engine_default(option)) == DECODE_DEFAULTS[option]
