@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from espnet_distill.config import DECODE_DEFAULTS
+from espnet_distill.bin import config_value
+from espnet_distill.config import DECODE_DEFAULTS, DECODE_METHODS
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPTS = sorted(
@@ -22,6 +23,16 @@ RETIRED = {
     "--out": "--out-dir / --out-file / --results-file",
     "--dev-cuts": "--valid-cuts",
     "--device": "--ngpu",
+}
+# the steps that draw random numbers (training, EM from random starts, k-means, data subsets)
+RANDOM_STEPS = {
+    "align",
+    "fine_tune_kws_sv",
+    "probe_ssl",
+    "ssl_labels",
+    "train_am",
+    "train_ssl",
+    "train_unit_lm",
 }
 
 
@@ -61,7 +72,7 @@ def test_bin_script_follows_the_flag_convention(script: Path):
             assert action.value not in ("store_true", "store_false"), (
                 f"{script.name}: {flag} is a boolean: add_bool (true|false, as Kaldi's scripts)"
             )
-    if "--config" in flags or "add_config_options" in helpers:
+    if script.stem in RANDOM_STEPS:
         assert "--seed" in flags or "add_config_options" in helpers, f"{script.name}: no --seed"
 
 
@@ -73,3 +84,26 @@ def _engine_default(option: str) -> str:
 @pytest.mark.parametrize("option", ["beam", "graph_beam", "hclg_beam"])
 def test_asr_sh_declares_the_decoding_defaults_of_bin(option):
     assert float(_engine_default(option)) == DECODE_DEFAULTS[option]
+
+
+def test_asr_sh_knows_the_decoding_methods_of_config():
+    text = (ROOT / "egs" / "TEMPLATE" / "asr1" / "asr.sh").read_text()
+    known = re.search(r'^known_decode_methods="([^"]+)"', text, re.M).group(1)
+    assert tuple(known.split()) == DECODE_METHODS
+
+
+def test_config_value_exit_status_says_whether_the_key_is_set(tmp_path, capsys):
+    config = tmp_path / "config.yaml"
+    config.write_text("base: base.yaml\nmodel:\n  senone_head: {upsample: 4}\n  ctc_weight: 0\n")
+    (tmp_path / "base.yaml").write_text("train:\n  seed: 7\n")
+
+    def value(key: str) -> tuple[int, str]:
+        status = config_value.main(["--config", str(config), "--key", key])
+        return status, capsys.readouterr().out.strip()
+
+    assert value("model.senone_head") == (0, "{upsample: 4}")
+    assert value("train.seed") == (0, "7")  # read through the base chain
+    assert value("model.ctc_weight") == (1, "0")
+    assert value("model.missing") == (1, "null")
+    assert config_value.main(["--config", str(tmp_path / "none.yaml"), "--key", "a"]) == 2
+    assert "none.yaml" in capsys.readouterr().err

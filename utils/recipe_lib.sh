@@ -149,3 +149,24 @@ check_gpus() {
     exit 1
   fi
 }
+
+# stage_time NUM NAME T0: the stage's wall time (seconds since T0, a ${SECONDS} reading) appended to
+# ${exp_dir}/stage_times.tsv (every run's) and to this run's table, which report_stage_times prints
+stage_time() {
+  # shellcheck disable=SC2154  # exp_dir is the engine's option
+  echo -e "$1\t$2\t$((SECONDS - $3))" >> "${exp_dir}/stage_times.tsv"
+  _stage_times+=("$1 $2 $((SECONDS - $3))")
+}
+_stage_times=()
+
+# report_stage_times: this run's stages and their seconds as a markdown table, then the total
+report_stage_times() {
+  local entry num name secs
+  log "Wall time of this run by stage (also appended to ${exp_dir}/stage_times.tsv):"
+  printf '  | stage | | seconds |\n  |---|---|---|\n'
+  for entry in "${_stage_times[@]}"; do
+    read -r num name secs <<< "${entry}"
+    printf '  | %s | %s | %s |\n' "${num}" "${name}" "${secs}"
+  done
+  printf '  | | total | %s |\n' "${SECONDS}"
+}

@@ -14,7 +14,6 @@ from pathlib import Path
 import kaldiio
 import numpy as np
 import torch
-from espnet2.schedulers.warmup_lr import WarmupLR
 from lhotse import CutSet
 from lightning.pytorch.callbacks import ModelCheckpoint
 
@@ -24,13 +23,12 @@ from espnet_distill.kd.units import TextToUnits, UnitTables, read_units
 from espnet_distill.lang.bpe import BpeTokenizer
 from espnet_distill.lm.unit_lm import load_unit_lm
 from espnet_distill.models.acoustic_model import build_model, kd_heads_of
-from espnet_distill.train.fault import FaultTolerantModule
 from espnet_distill.train.loop import (
-    LinearWarmupDecay,
     average_checkpoints,
     begin_run,
     fit_resuming,
 )
+from espnet_distill.train.module import TrainingModule
 from espnet_distill.utils import save_torch
 
 log = logging.getLogger(__name__)
@@ -75,7 +73,7 @@ def senone_counts(scp: Path, cut_ids: set[str], num_senones: int) -> np.ndarray:
     return counts
 
 
-class AmLitModule(FaultTolerantModule):
+class AmLitModule(TrainingModule):
     """``teachers``: unit -> frozen :class:`LmTeacher` of the KD heads / label interpolation
     (kept in a plain dict: not parameters of this module, not in its checkpoints)."""
 
@@ -88,11 +86,8 @@ class AmLitModule(FaultTolerantModule):
         unit_sizes: dict[str, int] | None = None,
         teachers: dict[str, LmTeacher] | None = None,
     ) -> None:
-        super().__init__()
-        self.configure_faults(config["train"])
-        self.config = config
+        super().__init__(config, total_steps)
         self.model = build_model(config, vocab_size, num_senones, unit_sizes)
-        self.total_steps = total_steps
         self.teachers = dict(teachers or {})
 
     def _step(self, batch: dict, prefix: str) -> torch.Tensor:
@@ -133,24 +128,6 @@ class AmLitModule(FaultTolerantModule):
 
     def validation_step(self, batch: dict, batch_idx: int) -> None:
         self._step(batch, "valid")
-
-    def configure_optimizers(self) -> dict:
-        o = self.config["optim"]
-        opt = torch.optim.AdamW(
-            self.parameters(), lr=o["lr"], weight_decay=o["weight_decay"], eps=o.get("eps", 1e-8)
-        )
-        kind = o.get("scheduler", "warmuplr")
-        if kind == "warmuplr":
-            sched = WarmupLR(opt, warmup_steps=o["warmup_steps"])
-        elif kind == "linear":
-            if not self.total_steps:
-                raise ValueError("optim.scheduler=linear needs the number of training steps")
-            sched = torch.optim.lr_scheduler.LambdaLR(
-                opt, LinearWarmupDecay(o["warmup_steps"], self.total_steps)
-            )
-        else:
-            raise ValueError(f"optim.scheduler: unknown '{kind}', expected warmuplr or linear")
-        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
 
 
 def train(

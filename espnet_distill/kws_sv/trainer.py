@@ -37,13 +37,12 @@ from espnet_distill.data.kws_sv import kws_label
 from espnet_distill.models.hubert import count_parameters
 from espnet_distill.models.upstream import WeightedSum, upstream_parameters
 from espnet_distill.score.verification import equal_error_rate, error_rates, min_dcf
-from espnet_distill.train.fault import FaultTolerantModule
 from espnet_distill.train.loop import (
-    LinearWarmupDecay,
     begin_run,
     fit_resuming,
     last_epochs_checkpoint,
 )
+from espnet_distill.train.module import TrainingModule
 from espnet_distill.utils import atomic_write_text
 
 log = logging.getLogger(__name__)
@@ -169,7 +168,7 @@ def kws_class_weights(keywords: list[str], counts: dict[str, int] | None) -> tor
     )
 
 
-class KwsSvModule(FaultTolerantModule):
+class KwsSvModule(TrainingModule):
     """An upstream with a KWS head, an SV head, or both (see the module docstring)."""
 
     def __init__(
@@ -181,9 +180,7 @@ class KwsSvModule(FaultTolerantModule):
         total_steps: int = 1,
         keyword_counts: dict[str, int] | None = None,
     ) -> None:
-        super().__init__()
-        self.configure_faults(config["train"])
-        self.config, self.total_steps = config, total_steps
+        super().__init__(config, total_steps)
         self.tasks = list(config["tasks"])
         bad = [t for t in self.tasks if t not in TASKS]
         if bad or not self.tasks:
@@ -256,17 +253,14 @@ class KwsSvModule(FaultTolerantModule):
         self.log("train_loss", loss, prog_bar=True)
         return self.guard(loss)
 
-    def configure_optimizers(self) -> dict:
+    def param_groups(self) -> list[dict]:
+        """The heads at ``optim.lr``; a fine-tuned upstream at ``optim.upstream_lr``."""
         o = self.config["optim"]
         heads = [p for n, p in self.named_parameters() if not n.startswith("upstream.")]
         groups = [{"params": heads, "lr": o["lr"]}]
         if not self.frozen:
             groups.append({"params": list(self.upstream.parameters()), "lr": o["upstream_lr"]})
-        opt = torch.optim.AdamW(groups, weight_decay=o["weight_decay"])
-        sched = torch.optim.lr_scheduler.LambdaLR(
-            opt, LinearWarmupDecay(o["warmup_steps"], self.total_steps)
-        )
-        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+        return groups
 
 
 class LabelledLoader:

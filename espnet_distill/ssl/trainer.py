@@ -20,6 +20,7 @@ LSTM students: output-level KD or DKD). Lightning, resumable from ``checkpoints/
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
@@ -48,14 +49,13 @@ from espnet_distill.models.students import (
 )
 from espnet_distill.models.upstream import save_student
 from espnet_distill.nn import frame_mask
-from espnet_distill.train.fault import FaultTolerantModule
 from espnet_distill.train.loop import (
-    LinearWarmupDecay,
     average_checkpoints,
     begin_run,
     fit_resuming,
     last_epochs_checkpoint,
 )
+from espnet_distill.train.module import TrainingModule
 from espnet_distill.utils import atomic_output
 
 log = logging.getLogger(__name__)
@@ -101,7 +101,7 @@ def resolve_target_layers(spec: list[int] | str, num_layers: int) -> list[int]:
     return list(spec)
 
 
-class SslLitModule(FaultTolerantModule):
+class SslLitModule(TrainingModule):
     def __init__(
         self,
         config: dict,
@@ -109,9 +109,7 @@ class SslLitModule(FaultTolerantModule):
         teacher: HubertModel | None = None,
         num_classes: int = 0,
     ) -> None:
-        super().__init__()
-        self.configure_faults(config["train"])
-        self.config, self.total_steps = config, total_steps
+        super().__init__(config, total_steps)
         self.mode = config["mode"]
         m = config["model"]
         if self.mode == "pretrain":
@@ -266,13 +264,9 @@ class SslLitModule(FaultTolerantModule):
     def validation_step(self, batch: dict, batch_idx: int) -> None:
         self._step(batch, "valid")
 
-    def configure_optimizers(self) -> dict:
-        o = self.config["optim"]
-        opt = torch.optim.AdamW(self.net.parameters(), lr=o["lr"], weight_decay=o["weight_decay"])
-        sched = torch.optim.lr_scheduler.LambdaLR(
-            opt, LinearWarmupDecay(o["warmup_steps"], self.total_steps)
-        )
-        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+    def param_groups(self) -> Iterable:
+        """The trained network only (a distillation teacher stays as it is)."""
+        return self.net.parameters()
 
 
 def read_labels(path: Path) -> dict[str, np.ndarray]:

@@ -18,14 +18,13 @@ from torch.nn.utils.rnn import pad_sequence
 
 from espnet_distill.lm.hf_lm import HfUnitLM
 from espnet_distill.lm.unit_lm import UnitLM
-from espnet_distill.train.fault import FaultTolerantModule
 from espnet_distill.train.loop import (
-    LinearWarmupDecay,
     average_checkpoints,
     begin_run,
     fit_resuming,
     last_epochs_checkpoint,
 )
+from espnet_distill.train.module import TrainingModule
 from espnet_distill.utils import atomic_write_text, save_torch
 
 log = logging.getLogger(__name__)
@@ -88,13 +87,10 @@ class _Batches(torch.utils.data.Dataset):
         return collate([self.seqs[j] for j in self.batches[i]])
 
 
-class LmLitModule(FaultTolerantModule):
+class LmLitModule(TrainingModule):
     def __init__(self, config: dict, num_units: int, total_steps: int) -> None:
-        super().__init__()
-        self.configure_faults(config["train"])
-        self.config = config
+        super().__init__(config, total_steps)
         self.lm = UnitLM(num_units, config["arch"], config["lm_conf"])
-        self.total_steps = total_steps
 
     def _step(self, batch: tuple[torch.Tensor, torch.Tensor], prefix: str) -> torch.Tensor:
         units, lens = batch
@@ -110,14 +106,6 @@ class LmLitModule(FaultTolerantModule):
 
     def validation_step(self, batch: tuple, batch_idx: int) -> None:
         self._step(batch, "valid")
-
-    def configure_optimizers(self) -> dict:
-        o = self.config["optim"]
-        opt = torch.optim.AdamW(self.parameters(), lr=o["lr"], weight_decay=o["weight_decay"])
-        sched = torch.optim.lr_scheduler.LambdaLR(
-            opt, LinearWarmupDecay(o["warmup_steps"], self.total_steps)
-        )
-        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
 
 
 @torch.no_grad()

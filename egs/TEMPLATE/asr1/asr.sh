@@ -71,7 +71,8 @@ unit_lms=                # units whose LM stage 5 trains for KD, e.g. "senone mo
 unit_lm_config=conf/lm_unit_lstm.yaml  # unit LM config (espnet2 LSTM or Transformer LM)
 subword_lm_hf=           # a Hugging Face causal LM dir to use as the subword LM (its tokenizer
                          # must hold the BPE pieces) instead of training one
-decode_methods="greedy beam_lm tlg hclg"  # stage-8 decoders (each runs where its inputs exist)
+decode_methods=          # stage-8 decoders, a subset of greedy beam_lm tlg hclg (empty: all;
+                         # each runs where its inputs exist)
 beam=10                  # beam of the CTC prefix beam search
 lm_weights="0.3 0.5 0.7 0.9"  # LM weights tried on --valid_set
 word_bonuses="0.5 1.5 2.5"    # word insertion bonuses tried on --valid_set
@@ -95,6 +96,9 @@ model_data_dir=          # that recipe's data dir (lang dirs, word n-gram, graph
 # shellcheck source=/dev/null
 . ./cmd.sh
 . utils/parse_options.sh
+# the stage-8 decoders, in RESULTS.md's order (= espnet_distill.config.DECODE_METHODS; tested)
+known_decode_methods="greedy beam_lm tlg hclg"
+[ -n "${decode_methods}" ] || decode_methods=${known_decode_methods}
 
 [ $# -eq 0 ] || { log "Error: unexpected arguments: $*"; exit 1; }
 check_stages 1 9
@@ -121,11 +125,6 @@ sets="${train_set} ${valid_set} ${test_sets}"
 # shellcheck disable=SC2086
 mapfile -t all_sets < <(unique ${sets})
 
-stage_time() {
-  echo -e "$1\t$2\t$((SECONDS - $3))" >> "${exp_dir}/stage_times.tsv"
-  run_times+=("$1 $2 $((SECONDS - $3))")
-}
-run_times=()
 check_output_dir "${data_dir}" "${min_free_mb}"
 check_output_dir "${exp_dir}" "${min_free_mb}"
 
@@ -418,7 +417,7 @@ for method in ${decode_methods}; do
     beam_lm) [ -f "${word_lm}" ] && ctc_methods="${ctc_methods} beam_lm" ;;
     tlg) [ -f "${graph_dir}/TLG.fst" ] && ctc_methods="${ctc_methods} tlg" ;;
     hclg) ;;
-    *) echo "$0: --decode_methods: unknown '${method}' (greedy beam_lm tlg hclg)" >&2; exit 1 ;;
+    *) echo "$0: --decode_methods: unknown '${method}' (${known_decode_methods})" >&2; exit 1 ;;
   esac
 done
 if [ "${stage}" -le 8 ] && [ "${stop_stage}" -ge 8 ]; then
@@ -474,8 +473,8 @@ if [ "${stage}" -le 8 ] && [ "${stop_stage}" -ge 8 ]; then
   # a senone head, the hybrid network (log posterior - log prior)
   if [ -f "${hclg_dir}/HCLG.fst" ] && [[ " ${decode_methods} " == *" hclg "* ]]; then
     systems=gmm
-    has_senone_head="import sys, yaml; sys.exit(not yaml.safe_load(open(sys.argv[1]))['model'].get('senone_head'))"
-    python -c "${has_senone_head}" "${model_am_dir}/config.yaml" 2>/dev/null && systems="gmm hybrid"
+    python -m espnet_distill.bin.config_value --config "${model_am_dir}/config.yaml" \
+      --key model.senone_head > /dev/null && systems="gmm hybrid"
     for system in ${systems}; do
       # out_dir: the decoding outputs; tuned_dir: where the settings are tuned (the model's)
       out_dir=${tri_dir}; tuned_dir=${model_align_dir}/tri; model_opts=()
@@ -514,7 +513,7 @@ if [ "${stage}" -le 9 ] && [ "${stop_stage}" -ge 9 ]; then
   for dir in "${am_dir}"/decode_*_*/ "${tri_dir}"/decode_*_*/; do
     dir=${dir%/}
     [ -f "${dir}/text" ] || continue
-    part=$(basename "${dir}" | sed -E 's/^decode_(.*)_(greedy|beam_lm|tlg|hclg)$/\1/')
+    part=$(basename "${dir}" | sed -E "s/^decode_(.*)_(${known_decode_methods// /|})\$/\1/")
     if is_done "${dir}/score/.done"; then
       log "  ${dir}/score: done, skipping"
       continue
@@ -531,11 +530,5 @@ if [ "${stage}" -le 9 ] && [ "${stop_stage}" -ge 9 ]; then
   stage_time 9 score "${t0}"
 fi
 
-log "Wall time of this run by stage (also appended to ${exp_dir}/stage_times.tsv):"
-printf '  | stage | | seconds |\n  |---|---|---|\n'
-for entry in "${run_times[@]}"; do
-  read -r num name secs <<< "${entry}"
-  printf '  | %s | %s | %s |\n' "${num}" "${name}" "${secs}"
-done
-printf '  | | total | %s |\n' "${SECONDS}"
+report_stage_times
 log "Successfully finished. [elapsed=${SECONDS}s]"

@@ -81,6 +81,7 @@ check_output_dir "${data_dir}" "${min_free_mb}"
 check_output_dir "${exp_dir}" "${min_free_mb}"
 
 if [ "${stage}" -le 1 ] && [ "${stop_stage}" -ge 1 ]; then
+  t0=${SECONDS}
   if [ -x local/data.sh ]; then
     log "Stage 1: local/data.sh ${local_data_opts}"
     # shellcheck disable=SC2086
@@ -96,9 +97,11 @@ if [ "${stage}" -le 1 ] && [ "${stop_stage}" -ge 1 ]; then
     python -m espnet_distill.bin.prepare_kws_sv "${corpus_opts[@]}" \
       --version "${speech_commands_version}" --out-dir "${manifests}"
   fi
+  stage_time 1 data "${t0}"
 fi
 
 if [ "${stage}" -le 2 ] && [ "${stop_stage}" -ge 2 ]; then
+  t0=${SECONDS}
   if [ -n "${teacher_ckpt}" ] && [ -n "${student_ckpt}" ]; then
     log "Stage 2: upstreams given: ${teacher_ckpt}, ${student_ckpt}"
   else
@@ -110,9 +113,11 @@ if [ "${stage}" -le 2 ] && [ "${stop_stage}" -ge 2 ]; then
   for f in "${teacher}" "${student_model}"; do
     [ -e "${f}" ] || { log "Error: upstream ${f} is missing after stage 2"; exit 1; }  # a file or a HF dir
   done
+  stage_time 2 upstreams "${t0}"
 fi
 
 if [ "${stage}" -le 3 ] && [ "${stop_stage}" -ge 3 ]; then
+  t0=${SECONDS}
   need 1 "${manifests}/counts.json"
   need 2 "${teacher}" "${student_model}"
   for pair in "teacher=${teacher}" "${student}=${student_model}"; do
@@ -140,15 +145,19 @@ if [ "${stage}" -le 3 ] && [ "${stop_stage}" -ge 3 ]; then
       done
     done
   done
+  stage_time 3 fine_tune "${t0}"
 fi
 
 if [ "${stage}" -le 4 ] && [ "${stop_stage}" -ge 4 ]; then
+  t0=${SECONDS}
   log "Stage 4: results table, DET curves, ${results_file}"
   # shellcheck disable=SC2086
   python -m espnet_distill.bin.kws_sv_results --finetune-dir "${exp_dir}/finetune" \
     --upstreams teacher "${student}" --out-dir "${exp_dir}/results" \
     --modes ${upstream_modes} --setups ${setups} \
     --results-file "${results_file}" --title "${results_title}"
+  stage_time 4 results "${t0}"
 fi
 
+report_stage_times
 log "Successfully finished. [elapsed=${SECONDS}s]"

@@ -74,6 +74,7 @@ overrides=()
 check_output_dir "${exp_dir}" "${min_free_mb}"
 
 if [ "${stage}" -le 1 ] && [ "${stop_stage}" -ge 1 ]; then
+  t0=${SECONDS}
   log "Stage 1: data of ${asr_dir} (its stages 1-3)"
   # shellcheck disable=SC2086
   (cd "${asr_dir}" && ./run.sh ${asr_opts} --stop_stage 3)
@@ -87,9 +88,11 @@ if [ "${stage}" -le 1 ] && [ "${stop_stage}" -ge 1 ]; then
       --out-dir "${cuts_dir}"
     touch "${cuts_dir}/.done"
   fi
+  stage_time 1 data "${t0}"
 fi
 
 if [ "${stage}" -le 2 ] && [ "${stop_stage}" -ge 2 ]; then
+  t0=${SECONDS}
   if [ -n "${teacher_ckpt}" ]; then
     log "Stage 2: --teacher_ckpt given: no pretraining labels needed"
   elif is_done "${labels_dir}/labels.npz"; then
@@ -106,9 +109,11 @@ if [ "${stage}" -le 2 ] && [ "${stop_stage}" -ge 2 ]; then
       --num-clusters "${num_clusters}" --out-dir "${labels_dir}" "${label_opts[@]}"
     sed 's/^/  /' "${labels_dir}/kmeans.yaml"
   fi
+  stage_time 2 labels "${t0}"
 fi
 
 if [ "${stage}" -le 3 ] && [ "${stop_stage}" -ge 3 ]; then
+  t0=${SECONDS}
   if [ -n "${teacher_ckpt}" ]; then
     log "Stage 3: teacher ${teacher_ckpt} (given)"
   elif is_done "${teacher}"; then
@@ -124,9 +129,11 @@ if [ "${stage}" -le 3 ] && [ "${stop_stage}" -ge 3 ]; then
       --labels "${labels_dir}/labels.npz" --exp-dir "${exp_dir}/teacher" --ngpu "${ngpu}" \
       "${overrides[@]}"
   fi
+  stage_time 3 teacher "${t0}"
 fi
 
 if [ "${stage}" -le 4 ] && [ "${stop_stage}" -ge 4 ]; then
+  t0=${SECONDS}
   need 1 "${train_cuts}" "${valid_cuts}"
   [ -n "${teacher_ckpt}" ] || need 3 "${teacher}"
   # every student this teacher cannot train is named before any of them trains
@@ -151,12 +158,14 @@ if [ "${stage}" -le 4 ] && [ "${stop_stage}" -ge 4 ]; then
     grep -E "trainable parameters|layers of width" "${dir}/train.log" | sed 's/^/  /' || true
     release_dir
   done
+  stage_time 4 students "${t0}"
 fi
 
 upstreams=("teacher=${teacher}")
 for name in ${students}; do upstreams+=("${name}=${exp_dir}/${name}/model.pt"); done
 
 if [ "${stage}" -le 5 ] && [ "${stop_stage}" -ge 5 ]; then
+  t0=${SECONDS}
   need 1 "${train_cuts}" "${valid_cuts}" "${test_cuts}" "${data_dir}/lang_phone/lexicon.txt"
   skipped=0
   for pair in "${upstreams[@]}"; do
@@ -186,14 +195,18 @@ if [ "${stage}" -le 5 ] && [ "${stop_stage}" -ge 5 ]; then
     done
   done
   [ "${skipped}" -eq 0 ] || log "Stage 5: ${skipped} probe(s) skipped: run stage 5 again when done"
+  stage_time 5 probes "${t0}"
 fi
 
 if [ "${stage}" -le 6 ] && [ "${stop_stage}" -ge 6 ]; then
+  t0=${SECONDS}
   log "Stage 6: results table, deep-vs-wide plot, ${results_file}"
   # shellcheck disable=SC2086
   python -m espnet_distill.bin.ssl_results --upstream "${upstreams[@]}" \
     --probe-dir "${exp_dir}/probe" --tasks ${probe_tasks} --timing-cuts "${test_cuts}" \
     --out-dir "${exp_dir}/results" --results-file "${results_file}" --title "${results_title}"
+  stage_time 6 results "${t0}"
 fi
 
+report_stage_times
 log "Successfully finished. [elapsed=${SECONDS}s]"

@@ -6,26 +6,20 @@
 #   local/run_kd_ablation.sh --corpus_size demo --configs "none hier"   # a subset
 # Other options go to run.sh (and asr.sh), e.g. --unit_lm_config conf/lm_unit_lstm.yaml.
 set -euo pipefail
+
+corpus_size=full   # tiny | demo | full
+seeds=1234         # training seeds: one experiment per config and seed
+configs="none label_interp aux_senone aux_monophone aux_subword hier hier_no_senone hier_no_monophone hier_no_subword"  # conf/train_kd_<name>.yaml (none: the baseline, required)
+units="senone monophone subword"  # the unit LMs stage 5 trains
+methods="hclg tlg" # decoders run in stage 8, whose WER the table compares
+
+# Options above are this script's; any other option goes to ./run.sh.
+PARSE_OPTIONS_PASS_TO=./run.sh
+. utils/parse_options.sh
+[ $# -eq 0 ] || { echo "$0: unexpected arguments: $* (options are --name value)" >&2; exit 1; }
 # shellcheck source=egs/synth/asr1/path.sh
 . ./path.sh
-
-corpus_size=full
-seeds=1234
-configs="none label_interp aux_senone aux_monophone aux_subword hier hier_no_senone hier_no_monophone hier_no_subword"
-units="senone monophone subword"
-methods="hclg tlg"   # decoders run in stage 8, whose WER the table compares
-
-args=()
-while [ $# -gt 0 ]; do
-  case "$1" in
-    --corpus_size) corpus_size=$2; shift 2 ;;
-    --seeds) seeds=$2; shift 2 ;;
-    --configs) configs=$2; shift 2 ;;
-    --units) units=$2; shift 2 ;;
-    --methods) methods=$2; shift 2 ;;
-    *) args+=("$1"); shift ;;
-  esac
-done
+args=("${parsed_rest_options[@]}")
 case " ${configs} " in *" none "*) ;; *) echo "$0: --configs must include none (the baseline)" >&2; exit 1 ;; esac
 
 ./run.sh --corpus_size "${corpus_size}" --stop_stage 5 --unit_lms "${units}" "${args[@]}"
