@@ -65,6 +65,26 @@ def read_config(
     return apply_overrides(config, overrides)
 
 
+def named_values(specs: list[str], flag: str, what: str = "VALUE") -> dict[str, str]:
+    """``NAME=VALUE`` arguments as {name: value}; ValueError naming ``flag`` on a malformed one."""
+    out = {}
+    for spec in specs:
+        name, _, value = spec.partition("=")
+        if not name or not value:
+            raise ValueError(f"{flag} expects NAME={what}, got '{spec}'")
+        out[name] = value
+    return out
+
+
+def named_files(specs: list[str], flag: str, what: str = "FILE") -> dict[str, Path]:
+    """``NAME=FILE`` arguments as {name: path}; ValueError when one is malformed or not a file."""
+    out = {name: Path(value) for name, value in named_values(specs, flag, what).items()}
+    for name, path in out.items():
+        if not path.is_file():
+            raise ValueError(f"{flag} {name}={path}: no such file")
+    return out
+
+
 def device_of(ngpu: int) -> str:
     """The torch device of ``--ngpu``."""
     return "cuda" if ngpu > 0 else "cpu"

@@ -13,7 +13,7 @@ import logging
 import sys
 from pathlib import Path
 
-from espnet_distill.bin import make_parser
+from espnet_distill.bin import make_parser, named_files
 from espnet_distill.config import load_config
 from espnet_distill.models.hubert import (
     CheckpointMismatch,
@@ -31,13 +31,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--students", nargs="*", default=[], metavar="NAME=CONFIG")
     args = parser.parse_args(argv)
     setup_logging()
-    configs = {}
-    for spec in args.students:
-        name, _, config = spec.partition("=")
-        if not config or not Path(config).is_file():
-            print(f"check_teacher: --students {spec}: no config file '{config}'", file=sys.stderr)
-            return 1
-        configs[name] = load_config(Path(config))
+    try:
+        files = named_files(args.students, "--students", "CONFIG")
+    except ValueError as err:
+        print(f"check_teacher: {err}", file=sys.stderr)
+        return 1
+    configs = {name: load_config(path) for name, path in files.items()}
     try:
         fmt = detect_format(args.teacher)
         teacher = load_hubert(args.teacher, fmt)

@@ -14,7 +14,7 @@ import logging
 import sys
 from pathlib import Path
 
-from espnet_distill.bin import make_parser
+from espnet_distill.bin import make_parser, named_files
 from espnet_distill.lm.overlap import WARN_SHARE, lm_text_overlap
 from espnet_distill.utils import setup_logging
 
@@ -28,13 +28,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out-file", type=Path, required=True)
     args = parser.parse_args(argv)
     setup_logging()
-    refs = {}
-    for spec in args.ref:
-        name, _, path = spec.partition("=")
-        if not path or not Path(path).is_file():
-            print(f"lm_overlap: --ref {spec}: no Kaldi text '{path}'", file=sys.stderr)
-            return 1
-        refs[name] = Path(path)
+    try:
+        refs = named_files(args.ref, "--ref", "KALDI_TEXT")
+    except ValueError as err:
+        print(f"lm_overlap: {err}", file=sys.stderr)
+        return 1
     for path in [*args.lm_text, *([args.model] if args.model else [])]:
         if not path.is_file():
             print(f"lm_overlap: {path} does not exist", file=sys.stderr)

@@ -7,9 +7,10 @@ Usage:
 
 from __future__ import annotations
 
-import gzip
 import sys
 from pathlib import Path
+
+from lhotse.serialization import open_best
 
 from espnet_distill.bin import make_parser
 from espnet_distill.lang.bpe import train_bpe
@@ -41,8 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     setup_logging()
     texts = read_kaldi_text(args.text)
     if args.extra_text:
-        opener = gzip.open if args.extra_text.suffix == ".gz" else open
-        with opener(args.extra_text, "rt", encoding="utf-8") as f:
+        with open_best(args.extra_text, "r") as f:  # plain or .gz
             texts += [line.strip() for line in f if line.strip()]
     train_bpe(texts, args.lang_dir, args.vocab_size)
     return 0

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from lhotse import combine, load_manifest
 
-from espnet_distill.bin import make_parser
+from espnet_distill.bin import make_parser, named_values
 from espnet_distill.data.librispeech import (
     CorpusError,
     check_corpus_dir,
@@ -59,16 +59,14 @@ def main(argv: list[str] | None = None) -> int:
         help="a joined set of parts, e.g. train-960=train-clean-100,train-clean-360",
     )
     args = parser.parse_args(argv)
-    combined = {}
-    for spec in args.combine:
-        name, _, parts = spec.partition("=")
-        if not name or not parts:
-            print(
-                f"prepare_manifests: --combine expects NAME=P1,P2,..., got '{spec}'",
-                file=sys.stderr,
-            )
-            return 1
-        combined[name] = parts.split(",")
+    try:
+        combined = {
+            name: parts.split(",")
+            for name, parts in named_values(args.combine, "--combine", "P1,P2,...").items()
+        }
+    except ValueError as err:
+        print(f"prepare_manifests: {err}", file=sys.stderr)
+        return 1
     missing = sorted({p for parts in combined.values() for p in parts} - set(args.parts))
     if missing:
         print(

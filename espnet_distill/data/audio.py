@@ -15,8 +15,9 @@ from pathlib import Path
 import numpy as np
 import torch
 from lhotse import CutSet
-from lhotse.dataset import DynamicBucketingSampler, SimpleCutSampler
 from torch.utils.data import DataLoader, Dataset
+
+from espnet_distill.data.datamodule import cut_sampler
 
 log = logging.getLogger(__name__)
 
@@ -94,16 +95,6 @@ def make_audio_loader(
     num_workers: int = 0,
 ) -> DataLoader:
     """Duration-bucketed, shuffled (seeded) batches for training; in order for evaluation."""
-    if train:
-        sampler = DynamicBucketingSampler(
-            cuts,
-            max_duration=max_duration,
-            shuffle=True,
-            num_buckets=10,
-            seed=seed,
-            drop_last=False,
-        )
-    else:
-        sampler = SimpleCutSampler(cuts, max_duration=max_duration, shuffle=False)
+    sampler = cut_sampler(cuts, max_duration, train, seed)
     dataset = AudioDataset(labels, crop_seconds if train else None, seed)
     return DataLoader(dataset, sampler=sampler, batch_size=None, num_workers=num_workers)

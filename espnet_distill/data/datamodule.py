@@ -132,6 +132,24 @@ def _worker_init(_: int) -> None:
     torch.set_num_threads(1)
 
 
+def cut_sampler(
+    cuts: CutSet, max_duration: float, train: bool, seed: int = 0, sync_buckets: bool = True
+) -> DynamicBucketingSampler | SimpleCutSampler:
+    """Batches of at most ``max_duration`` seconds: for training, from 10 duration buckets,
+    shuffled with ``seed`` (``sync_buckets``: see :func:`make_loader`); else in manifest order."""
+    if not train:
+        return SimpleCutSampler(cuts, max_duration=max_duration, shuffle=False)
+    return DynamicBucketingSampler(
+        cuts,
+        max_duration=max_duration,
+        shuffle=True,
+        num_buckets=10,
+        seed=seed,
+        drop_last=False,
+        sync_buckets=sync_buckets,
+    )
+
+
 def make_loader(
     cuts_file: Path,
     tokenizer: BpeTokenizer | None,
@@ -176,18 +194,7 @@ def make_loader(
                 n_before,
                 max_cut_duration,
             )
-    if train:
-        sampler = DynamicBucketingSampler(
-            cuts,
-            max_duration=max_duration,
-            shuffle=True,
-            num_buckets=10,
-            seed=seed,
-            drop_last=False,
-            sync_buckets=sync_buckets,
-        )
-    else:
-        sampler = SimpleCutSampler(cuts, max_duration=max_duration, shuffle=False)
+    sampler = cut_sampler(cuts, max_duration, train, seed, sync_buckets)
     return DataLoader(
         AsrDataset(tokenizer, targets, audio),
         sampler=sampler,

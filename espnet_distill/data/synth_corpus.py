@@ -112,6 +112,25 @@ def espeak_variants() -> list[tuple[str, str]]:
     return sorted(set(variants))
 
 
+def draw_channel(
+    rng: random.Random, highpass_hz: list[int], lowpass_hz: list[int], min_snr_db: float
+) -> dict:
+    """A recording channel's :class:`Speaker` fields: band limits (from the given choices), a
+    two-band equaliser, reverberation, and noise of a random colour at min_snr_db..30 dB."""
+    return dict(
+        highpass_hz=rng.choice(highpass_hz),
+        lowpass_hz=rng.choice(lowpass_hz),
+        eq=tuple(
+            (rng.choice([300, 700, 1200, 2500, 4000]), 1.0, round(rng.uniform(-8, 8), 1))
+            for _ in range(2)
+        ),
+        reverberance=rng.choice([0, 0, 20, 35, 50]),
+        room_scale=rng.choice([20, 40, 70]),
+        snr_db=round(rng.uniform(min_snr_db, 30), 1),
+        noise_color=round(rng.random(), 2),
+    )
+
+
 def make_speakers(n: int, seed: int) -> list[Speaker]:
     """``n`` distinct speaker profiles, the same list for the same seed (prefixes agree)."""
     rng = random.Random(seed)
@@ -144,16 +163,7 @@ def make_speakers(n: int, seed: int) -> list[Speaker]:
                 variant=variant,
                 pitch=round(pitch, 1),
                 rate=round(rate, 3),
-                highpass_hz=srng.choice([60, 100, 150, 200]),
-                lowpass_hz=srng.choice([3800, 5000, 6500, 7600]),
-                eq=tuple(
-                    (srng.choice([300, 700, 1200, 2500, 4000]), 1.0, round(srng.uniform(-8, 8), 1))
-                    for _ in range(2)
-                ),
-                reverberance=srng.choice([0, 0, 20, 35, 50]),
-                room_scale=srng.choice([20, 40, 70]),
-                snr_db=round(srng.uniform(12, 30), 1),
-                noise_color=round(srng.random(), 2),
+                **draw_channel(srng, [60, 100, 150, 200], [3800, 5000, 6500, 7600], 12),
             )
         )
     return speakers

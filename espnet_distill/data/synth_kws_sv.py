@@ -52,6 +52,7 @@ from espnet_distill.data.synth_corpus import (
     Speaker,
     check_synthesised,
     check_tools,
+    draw_channel,
     make_speakers,
     run_synthesis,
     write_audio,
@@ -327,16 +328,7 @@ def session_speaker(spk: Speaker, session_id: int, seed: int) -> Speaker:
     return dataclasses.replace(
         spk,
         id=session_id,
-        highpass_hz=rng.choice([60, 100, 150, 200, 300]),
-        lowpass_hz=rng.choice([3400, 3800, 5000, 6500, 7600]),
-        eq=tuple(
-            (rng.choice([300, 700, 1200, 2500, 4000]), 1.0, round(rng.uniform(-8, 8), 1))
-            for _ in range(2)
-        ),
-        reverberance=rng.choice([0, 0, 20, 35, 50]),
-        room_scale=rng.choice([20, 40, 70]),
-        snr_db=round(rng.uniform(10, 30), 1),
-        noise_color=round(rng.random(), 2),
+        **draw_channel(rng, [60, 100, 150, 200, 300], [3400, 3800, 5000, 6500, 7600], 10),
     )
 
 

@@ -11,12 +11,12 @@ are skipped and counted. A malformed ARPA raises ``ValueError`` naming the file 
 
 from __future__ import annotations
 
-import gzip
 import logging
 import math
 from pathlib import Path
 
 import kaldifst
+from lhotse.serialization import open_best
 
 log = logging.getLogger(__name__)
 
@@ -25,13 +25,12 @@ LN10 = math.log(10.0)
 
 def read_arpa(path: Path) -> tuple[int, dict[tuple[str, ...], tuple[float, float]]]:
     """(order, n-gram -> (log10 prob, log10 back-off)); a clear error on malformed input."""
-    opener = gzip.open if str(path).endswith(".gz") else open
     counts: dict[int, int] = {}
     ngrams: dict[tuple[str, ...], tuple[float, float]] = {}
     section = None  # None: before \data\; 0: in \data\; n: in \n-grams:
     seen: dict[int, int] = {}
     ended = False
-    with opener(path, "rt", encoding="utf-8") as f:
+    with open_best(path, "r") as f:  # plain or .gz
         for lineno, raw in enumerate(f, 1):
             line = raw.strip()
             where = f"{path}:{lineno}"

@@ -28,7 +28,6 @@ from pathlib import Path
 import kaldi_decoder
 import kaldifst
 import numpy as np
-from kaldifst.lib._kaldifst import _ArcIteratorStdVectorFst as _ArcIterator
 
 from espnet_distill.align.hmm import TransitionModel
 from espnet_distill.align.tree import Tree
@@ -89,16 +88,11 @@ def add_self_loops_reordered(
     n = fst.num_states
     src, pos, dst, ilab = [], [], [], []
     for s in range(n):
-        it = _ArcIterator(fst, s)
-        k = 0
-        while not it.done:
-            arc = it.value
+        for k, arc in enumerate(kaldifst.ArcIterator(fst, s)):
             src.append(s)
             pos.append(k)
             dst.append(arc.nextstate)
             ilab.append(arc.ilabel)
-            it.next()
-            k += 1
     dst_a = np.array(dst, dtype=np.int64)
     ilab_a = np.array(ilab)
     kind = np.where(ilab_a > 0, tm.tid_tuple[np.maximum(ilab_a, 0)], -1).astype(np.int64)
@@ -115,9 +109,9 @@ def add_self_loops_reordered(
         codes = np.array([st * span + k + 1 for st, k in copy_of])
         moved = np.nonzero(np.isin(dst_a * span + kind + 1, codes))[0]
         for i in moved.tolist():
-            it = _ArcIterator(fst, src[i])
+            it = kaldifst.ArcIterator(fst, src[i])
             it.seek(pos[i])
-            it.value.nextstate = copy_of[(dst[i], int(kind[i]))]
+            it.value.nextstate = copy_of[(dst[i], int(kind[i]))]  # the arc itself, in place
         for (state, _), new in copy_of.items():
             for arc in kaldifst.ArcIterator(fst, state):
                 fst.add_arc(new, kaldifst.StdArc(arc.ilabel, arc.olabel, arc.weight, arc.nextstate))

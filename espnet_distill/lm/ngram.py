@@ -6,12 +6,13 @@
 
 from __future__ import annotations
 
-import gzip
 import logging
 import shutil
 import subprocess
 from collections.abc import Iterable
 from pathlib import Path
+
+from lhotse.serialization import open_best
 
 from espnet_distill.utils import REPO_ROOT, atomic_output
 
@@ -36,8 +37,7 @@ def kenlm_tool(name: str) -> str:
 def read_text_lines(paths: Iterable[Path]) -> Iterable[str]:
     """Non-empty lines of plain or .gz text files, in order."""
     for path in paths:
-        opener = gzip.open if str(path).endswith(".gz") else open
-        with opener(path, "rt", encoding="utf-8") as f:
+        with open_best(path, "r") as f:
             for line in f:
                 if line.strip():
                     yield line

@@ -279,6 +279,8 @@ def _fairseq_config(model_cfg: dict) -> dict:
 
 
 def _load_fairseq(path: Path) -> HubertModel:
+    # torchaudio's public import_fairseq_model needs the fairseq model object (fairseq itself,
+    # which does not install beside this stack); its private key mapping works on the state dict.
     from torchaudio.models.wav2vec2.utils.import_fairseq import _convert_state_dict
 
     blob = torch.load(path, map_location="cpu", weights_only=False)
@@ -304,6 +306,8 @@ def _load_fairseq(path: Path) -> HubertModel:
 
 
 def _load_hf(path: Path) -> HubertModel:
+    # import_huggingface_model is public; the config mapping it uses (_get_config) has no public
+    # name, and we need the config to rebuild the model with its dropouts off.
     from torchaudio.models.wav2vec2.utils.import_huggingface import (
         _get_config,
         import_huggingface_model,
