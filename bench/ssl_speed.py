@@ -36,7 +36,7 @@ from espnet_distill.config import load_config, merge_config
 from espnet_distill.models.hubert import HubertModel
 from espnet_distill.models.upstream import load_upstream, upstream_parameters
 from espnet_distill.ssl.report import inference_seconds
-from espnet_distill.ssl.trainer import DEFAULT_CONFIG, SslLitModule
+from espnet_distill.ssl.trainer import DEFAULT_CONFIG, make_ssl_module
 
 
 def models_from_configs(conf_dir: Path, students: list[str], num_clusters: int) -> dict:
@@ -47,7 +47,7 @@ def models_from_configs(conf_dir: Path, students: list[str], num_clusters: int) 
     models = {"teacher": teacher}
     for name in students:
         config = merge_config(DEFAULT_CONFIG, load_config(conf_dir / f"distill_{name}.yaml"))
-        models[name] = SslLitModule(config, 1, teacher).net.eval()
+        models[name] = make_ssl_module(config, 1, teacher).net.eval()
     return models
 
 

@@ -4,6 +4,8 @@ and the losses' direction, not the quality)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -40,6 +42,17 @@ model:
 optim: {lr: 0.001, warmup_steps: 5}
 train: {max_epochs: 3, max_duration: 30, crop_seconds: 3.0, num_workers: 0}
 """
+
+
+def _train_ssl_argv(config: Path, features: Path, exp_dir: Path, *extra: str) -> list[str]:
+    """train_ssl's arguments over the tiny corpus's train and dev cuts."""
+    fbank = features / "fbank"
+    train, valid = fbank / "cuts_train-clean-100.jsonl.gz", fbank / "cuts_dev-clean.jsonl.gz"
+    return ["--config", str(config), "--train-cuts", str(train), "--valid-cuts", str(valid)] + [
+        *extra,
+        "--exp-dir",
+        str(exp_dir),
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -79,19 +92,9 @@ def test_mfcc_labels_are_the_nearest_centroid_per_model_frame(labels_dir, tiny_f
 def teacher_path(labels_dir, tiny_features, tmp_path_factory):
     out = tmp_path_factory.mktemp("hubert")
     (out / "conf.yaml").write_text(TINY_HUBERT)
-    fbank = tiny_features / "fbank"
-    argv = [
-        "--config",
-        str(out / "conf.yaml"),
-        "--train-cuts",
-        str(fbank / "cuts_train-clean-100.jsonl.gz"),
-        "--valid-cuts",
-        str(fbank / "cuts_dev-clean.jsonl.gz"),
-        "--labels",
-        str(labels_dir / "labels.npz"),
-        "--exp-dir",
-        str(out / "exp"),
-    ]
+    argv = _train_ssl_argv(
+        out / "conf.yaml", tiny_features, out / "exp", "--labels", str(labels_dir / "labels.npz")
+    )
     assert train_ssl.main(argv) == 0
     return out / "exp" / "model.pt"
 
@@ -127,19 +130,9 @@ def test_students_distil_the_teacher(teacher_path, tiny_features, tmp_path, mode
         f"mode: {mode}\nmodel: {model}\noptim: {{lr: 0.003, warmup_steps: 5}}\n"
         "train: {max_epochs: 5, max_duration: 30, crop_seconds: 3.0, num_workers: 0}\n"
     )
-    fbank = tiny_features / "fbank"
-    argv = [
-        "--config",
-        str(tmp_path / "conf.yaml"),
-        "--train-cuts",
-        str(fbank / "cuts_train-clean-100.jsonl.gz"),
-        "--valid-cuts",
-        str(fbank / "cuts_dev-clean.jsonl.gz"),
-        "--teacher",
-        str(teacher_path),
-        "--exp-dir",
-        str(tmp_path / "exp"),
-    ]
+    argv = _train_ssl_argv(
+        tmp_path / "conf.yaml", tiny_features, tmp_path / "exp", "--teacher", str(teacher_path)
+    )
     assert train_ssl.main(argv) == 0
     loss = _scalars(tmp_path / "exp", "valid_loss")
     assert len(loss) == 5
@@ -164,19 +157,13 @@ def test_kd_needs_a_teacher_with_a_prediction_head(tmp_path, tiny_features, teac
     headless = HubertModel(load_hubert(teacher_path).config)
     headless.save(tmp_path / "headless.pt")
     (tmp_path / "conf.yaml").write_text("mode: kd\nmodel: {hidden: 8}\n")
-    fbank = tiny_features / "fbank"
-    argv = [
-        "--config",
-        str(tmp_path / "conf.yaml"),
-        "--train-cuts",
-        str(fbank / "cuts_train-clean-100.jsonl.gz"),
-        "--valid-cuts",
-        str(fbank / "cuts_dev-clean.jsonl.gz"),
+    argv = _train_ssl_argv(
+        tmp_path / "conf.yaml",
+        tiny_features,
+        tmp_path / "exp",
         "--teacher",
         str(tmp_path / "headless.pt"),
-        "--exp-dir",
-        str(tmp_path / "exp"),
-    ]
+    )
     assert train_ssl.main(argv) == 1
 
 
@@ -209,12 +196,12 @@ def test_unmasked_prediction_weight_adds_the_unmasked_frames_loss():
     feature penalty), the target being each frame's own cluster, logit 0 in torchaudio's order."""
     import yaml
 
-    from espnet_distill.ssl.trainer import SslLitModule
+    from espnet_distill.ssl.trainer import make_ssl_module
 
     config = yaml.safe_load(TINY_HUBERT)
     config["model"]["pred_nomask_weight"] = 0.5
     config["train"].update(grad_clip=10.0, seed=0)
-    module = SslLitModule(config, total_steps=10, num_classes=8)
+    module = make_ssl_module(config, total_steps=10, num_classes=8)
     assert module.nomask_weight == 0.5
     audio = torch.randn(2, 16000)
     batch = {

@@ -101,85 +101,48 @@ def resolve_target_layers(spec: list[int] | str, num_layers: int) -> list[int]:
     return list(spec)
 
 
-class SslLitModule(TrainingModule):
-    def __init__(
-        self,
-        config: dict,
-        total_steps: int,
-        teacher: HubertModel | None = None,
-        num_classes: int = 0,
-    ) -> None:
+class SslModule(TrainingModule):
+    """What the ssl1 trainers share: a trained network ``self.net`` (the only parameters AdamW
+    sees) and the train / valid steps around :meth:`step`."""
+
+    net: torch.nn.Module
+
+    def step(self, batch: dict, prefix: str) -> torch.Tensor:
+        raise NotImplementedError
+
+    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor | None:
+        return self.guard(self.step(batch, "train"), batch.get("ids"))
+
+    def validation_step(self, batch: dict, batch_idx: int) -> None:
+        self.step(batch, "valid")
+
+    def param_groups(self) -> Iterable:
+        """The trained network only (a distillation teacher stays as it is)."""
+        return self.net.parameters()
+
+
+class HubertPretrainModule(SslModule):
+    """HuBERT pretraining by masked prediction of k-means labels (the offline teacher)."""
+
+    def __init__(self, config: dict, total_steps: int, num_classes: int) -> None:
         super().__init__(config, total_steps)
-        self.mode = config["mode"]
         m = config["model"]
-        if self.mode == "pretrain":
-            self.encoder_config = m["encoder"]
-            # fairseq's pred_nomask_weight (HuBERT: 0, masked frames only); > 0 also scores the
-            # unmasked frames, which teaches the CNN the frame clusters sooner on a small budget
-            self.nomask_weight = float(m.get("pred_nomask_weight", 0.0))
-            grad_mult = m.get("feature_grad_mult", 0.1)  # torchaudio takes None for "unscaled"
-            self.net = torchaudio.models.hubert_pretrain_model(
-                **m["encoder"],
-                **{**MASKING, **m.get("masking", {})},
-                skip_masked=False,
-                skip_nomask=self.nomask_weight == 0.0,
-                num_classes=num_classes,
-                final_dim=m.get("final_dim", 256),
-                feature_grad_mult=None if grad_mult >= 1.0 else grad_mult,
-            )
-            return
-        assert teacher is not None
-        self.teacher = [teacher.eval().requires_grad_(False)]  # a list: not a submodule
-        if self.mode == "distilhubert":
-            m["target_layers"] = resolve_target_layers(m["target_layers"], teacher.num_layers)
-            dim = m.get("dim")
-            if m.get("budget_layers"):  # deep vs wide: the parameters of budget_layers full layers
-                budget = count_parameters(
-                    HubertModel(
-                        transformer_config(
-                            teacher.config, m["budget_layers"], None, m.get("ff_ratio")
-                        )
-                    )
-                )
-                dim, params = width_for_budget(
-                    teacher.config, m["num_layers"], budget, ff_ratio=m.get("ff_ratio")
-                )
-                log.info(
-                    "%d layers of width %d: %d parameters for a budget of %d (%+.1f%%)",
-                    m["num_layers"],
-                    dim,
-                    params,
-                    budget,
-                    100 * (params - budget) / budget,
-                )
-            enc = transformer_config(teacher.config, m["num_layers"], dim, m.get("ff_ratio"))
-            self.net = DistilHubert(enc, m["target_layers"], teacher.config["encoder_embed_dim"])
-            if m.get("init_from_teacher", True):
-                copied = init_from_teacher(self.net.backbone, teacher)
-                log.info("student: %d tensors initialised from the teacher", len(copied))
-        else:
-            if not teacher.num_classes:
-                raise ValueError(NO_HEAD)
-            cnn = teacher.config
-            if m.get("cnn_channel_ratio", 1.0) != 1.0:
-                cnn = narrow_cnn(cnn, m["cnn_channel_ratio"])
-            self.net = LstmStudent(
-                cnn,
-                teacher.num_classes,
-                m.get("hidden", 256),
-                m.get("num_layers", 2),
-                m.get("bidirectional", True),
-            )
-            copied = init_from_teacher(
-                self.net.feature_extractor, teacher.wav2vec2.feature_extractor
-            )
-            log.info("student: %d CNN tensors initialised from the teacher", len(copied))
+        self.encoder_config = m["encoder"]
+        # fairseq's pred_nomask_weight (HuBERT: 0, masked frames only); > 0 also scores the
+        # unmasked frames, which teaches the CNN the frame clusters sooner on a small budget
+        self.nomask_weight = float(m.get("pred_nomask_weight", 0.0))
+        grad_mult = m.get("feature_grad_mult", 0.1)  # torchaudio takes None for "unscaled"
+        self.net = torchaudio.models.hubert_pretrain_model(
+            **m["encoder"],
+            **{**MASKING, **m.get("masking", {})},
+            skip_masked=False,
+            skip_nomask=self.nomask_weight == 0.0,
+            num_classes=num_classes,
+            final_dim=m.get("final_dim", 256),
+            feature_grad_mult=None if grad_mult >= 1.0 else grad_mult,
+        )
 
-    def on_fit_start(self) -> None:
-        if self.mode != "pretrain":  # the frozen teacher is no submodule: move it here
-            self.teacher[0].to(self.device)
-
-    def _pretrain_step(self, batch: dict, prefix: str) -> torch.Tensor:
+    def step(self, batch: dict, prefix: str) -> torch.Tensor:
         audio, lengths, labels = batch["audio"], batch["lengths"], batch["labels"]
         feats, frames = self.net.wav2vec2.feature_extractor(audio, lengths)
         t = feats.shape[1]
@@ -208,65 +171,145 @@ class SslLitModule(TrainingModule):
             self.log(f"{prefix}_unmasked_acc", acc_u, batch_size=logit_u.shape[0])
         return loss
 
-    def _distill_step(self, batch: dict, prefix: str) -> torch.Tensor:
+
+class DistillModule(SslModule):
+    """A student trained against a frozen teacher (kept out of the module's parameters and
+    checkpoints); subclasses build ``self.net`` and score one batch in :meth:`distill`."""
+
+    def __init__(self, config: dict, total_steps: int, teacher: HubertModel) -> None:
+        super().__init__(config, total_steps)
+        self.teacher = [teacher.eval().requires_grad_(False)]  # a list: not a submodule
+
+    def on_fit_start(self) -> None:
+        self.teacher[0].to(self.device)  # the frozen teacher is no submodule: move it here
+
+    def distill(
+        self, t_states: list, s_states: list, mask: torch.Tensor, n: int, prefix: str
+    ) -> torch.Tensor:
+        raise NotImplementedError
+
+    def step(self, batch: dict, prefix: str) -> torch.Tensor:
         audio, lengths = batch["audio"], batch["lengths"]
         teacher = self.teacher[0]
-        m = self.config["model"]
         with torch.no_grad():
             t_states, frames = teacher.hidden_states(audio, lengths)
         s_states, _ = self.net.hidden_states(audio, lengths)
         mask = frame_mask(s_states[-1].shape[1], frames)
         n = int(mask.sum())
-        if self.mode == "distilhubert":
-            preds = self.net.predictions(s_states[-1])
-            loss = 0.0
-            for layer, pred, target in zip(
-                m["target_layers"], preds, select_layers(t_states, m["target_layers"]), strict=True
-            ):
-                head_loss, cos = layer_distillation_loss(
-                    pred, target, mask, m.get("cos_weight", 1.0)
-                )
-                loss = loss + head_loss
-                self.log(f"{prefix}_cos_layer{layer}", cos, batch_size=n)
-        else:
-            with torch.no_grad():
-                t_logits = teacher.unit_logits(t_states[-1])
-            s_logits = self.net.unit_logits(s_states[-1])
-            temp = m.get("temperature", 4.0 if self.mode == "dkd" else 1.0)
-            if self.mode == "kd":
-                kd = kd_kl_sum(s_logits, t_logits, mask, temp)
-            else:
-                kd = dkd_sum(
-                    s_logits,
-                    t_logits,
-                    t_logits.argmax(-1),
-                    mask,
-                    m.get("alpha", 1.0),
-                    m.get("beta", 8.0),
-                    temp,
-                )
-            kd = kd / max(n, 1)
-            warm = min(1.0, (self.global_step + 1) / max(m.get("kd_warmup_steps", 1), 1))
-            loss = warm * kd if prefix == "train" else kd
-            agree = (s_logits.argmax(-1) == t_logits.argmax(-1))[mask].float().mean()
-            self.log(f"{prefix}_top1_agreement", agree, prog_bar=prefix == "valid", batch_size=n)
+        loss = self.distill(t_states, s_states, mask, n, prefix)
         self.log(f"{prefix}_loss", loss, prog_bar=True, batch_size=n)
         return loss
 
-    def _step(self, batch: dict, prefix: str) -> torch.Tensor:
-        if self.mode == "pretrain":
-            return self._pretrain_step(batch, prefix)
-        return self._distill_step(batch, prefix)
 
-    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor | None:
-        return self.guard(self._step(batch, "train"), batch.get("ids"))
+class LayerDistillModule(DistillModule):
+    """DistilHuBERT: prediction heads on the student regress the teacher's target layers."""
 
-    def validation_step(self, batch: dict, batch_idx: int) -> None:
-        self._step(batch, "valid")
+    def __init__(self, config: dict, total_steps: int, teacher: HubertModel) -> None:
+        super().__init__(config, total_steps, teacher)
+        m = config["model"]
+        m["target_layers"] = resolve_target_layers(m["target_layers"], teacher.num_layers)
+        dim = m.get("dim")
+        if m.get("budget_layers"):  # deep vs wide: the parameters of budget_layers full layers
+            budget = count_parameters(
+                HubertModel(
+                    transformer_config(teacher.config, m["budget_layers"], None, m.get("ff_ratio"))
+                )
+            )
+            dim, params = width_for_budget(
+                teacher.config, m["num_layers"], budget, ff_ratio=m.get("ff_ratio")
+            )
+            log.info(
+                "%d layers of width %d: %d parameters for a budget of %d (%+.1f%%)",
+                m["num_layers"],
+                dim,
+                params,
+                budget,
+                100 * (params - budget) / budget,
+            )
+        enc = transformer_config(teacher.config, m["num_layers"], dim, m.get("ff_ratio"))
+        self.net = DistilHubert(enc, m["target_layers"], teacher.config["encoder_embed_dim"])
+        if m.get("init_from_teacher", True):
+            copied = init_from_teacher(self.net.backbone, teacher)
+            log.info("student: %d tensors initialised from the teacher", len(copied))
 
-    def param_groups(self) -> Iterable:
-        """The trained network only (a distillation teacher stays as it is)."""
-        return self.net.parameters()
+    def distill(
+        self, t_states: list, s_states: list, mask: torch.Tensor, n: int, prefix: str
+    ) -> torch.Tensor:
+        m = self.config["model"]
+        preds = self.net.predictions(s_states[-1])
+        loss = 0.0
+        for layer, pred, target in zip(
+            m["target_layers"], preds, select_layers(t_states, m["target_layers"]), strict=True
+        ):
+            head_loss, cos = layer_distillation_loss(pred, target, mask, m.get("cos_weight", 1.0))
+            loss = loss + head_loss
+            self.log(f"{prefix}_cos_layer{layer}", cos, batch_size=n)
+        return loss
+
+
+class OutputDistillModule(DistillModule):
+    """An LSTM student trained on the teacher's cluster distribution: KD or DKD (``mode``)."""
+
+    def __init__(self, config: dict, total_steps: int, teacher: HubertModel) -> None:
+        super().__init__(config, total_steps, teacher)
+        self.mode = config["mode"]
+        m = config["model"]
+        if not teacher.num_classes:
+            raise ValueError(NO_HEAD)
+        cnn = teacher.config
+        if m.get("cnn_channel_ratio", 1.0) != 1.0:
+            cnn = narrow_cnn(cnn, m["cnn_channel_ratio"])
+        self.net = LstmStudent(
+            cnn,
+            teacher.num_classes,
+            m.get("hidden", 256),
+            m.get("num_layers", 2),
+            m.get("bidirectional", True),
+        )
+        copied = init_from_teacher(self.net.feature_extractor, teacher.wav2vec2.feature_extractor)
+        log.info("student: %d CNN tensors initialised from the teacher", len(copied))
+
+    def distill(
+        self, t_states: list, s_states: list, mask: torch.Tensor, n: int, prefix: str
+    ) -> torch.Tensor:
+        m = self.config["model"]
+        teacher = self.teacher[0]
+        with torch.no_grad():
+            t_logits = teacher.unit_logits(t_states[-1])
+        s_logits = self.net.unit_logits(s_states[-1])
+        temp = m.get("temperature", 4.0 if self.mode == "dkd" else 1.0)
+        if self.mode == "kd":
+            kd = kd_kl_sum(s_logits, t_logits, mask, temp)
+        else:
+            kd = dkd_sum(
+                s_logits,
+                t_logits,
+                t_logits.argmax(-1),
+                mask,
+                m.get("alpha", 1.0),
+                m.get("beta", 8.0),
+                temp,
+            )
+        kd = kd / max(n, 1)
+        warm = min(1.0, (self.global_step + 1) / max(m.get("kd_warmup_steps", 1), 1))
+        loss = warm * kd if prefix == "train" else kd
+        agree = (s_logits.argmax(-1) == t_logits.argmax(-1))[mask].float().mean()
+        self.log(f"{prefix}_top1_agreement", agree, prog_bar=prefix == "valid", batch_size=n)
+        return loss
+
+
+def make_ssl_module(
+    config: dict, total_steps: int, teacher: HubertModel | None = None, num_classes: int = 0
+) -> SslModule:
+    """The module of ``config["mode"]`` (one of :data:`MODES`)."""
+    mode = config["mode"]
+    if mode == "pretrain":
+        return HubertPretrainModule(config, total_steps, num_classes)
+    if teacher is None:
+        raise ValueError(f"mode {mode} distils a teacher: give one")
+    if mode == "distilhubert":
+        return LayerDistillModule(config, total_steps, teacher)
+    return OutputDistillModule(config, total_steps, teacher)
 
 
 def read_labels(path: Path) -> dict[str, np.ndarray]:
@@ -319,7 +362,7 @@ def train_ssl(
     valid_dl = make_audio_loader(valid_set, tc["max_duration"], False, labels=labels)
     train_dl.sampler.set_epoch(0)
     steps_per_epoch = sum(1 for _ in train_dl.sampler)
-    module = SslLitModule(config, steps_per_epoch * tc["max_epochs"], teacher, num_classes or 0)
+    module = make_ssl_module(config, steps_per_epoch * tc["max_epochs"], teacher, num_classes or 0)
     log.info(
         "%s: %.2fM trainable parameters%s; %d batches an epoch",
         config["mode"],
