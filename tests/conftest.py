@@ -169,6 +169,25 @@ def hclg_graph(aligned, tmp_path_factory) -> Path:
     return out / "graph"
 
 
+def train_tiny_am(
+    config: dict, exp_dir: Path, tiny_features: Path, train_cuts: Path | None = None, **kwargs
+) -> Path:
+    """asr.trainer.train on the tiny corpus (its dev cuts, BPE-64 lang dir and CMVN); the
+    training cuts default to its train-clean-100. Returns model.pt."""
+    from espnet_distill.asr.trainer import train
+
+    fbank = tiny_features / "fbank"
+    return train(
+        config,
+        exp_dir,
+        train_cuts or fbank / "cuts_train-clean-100.jsonl.gz",
+        fbank / "cuts_dev-clean.jsonl.gz",
+        tiny_features / "lang_bpe_64",
+        fbank / "cmvn.npz",
+        **kwargs,
+    )
+
+
 def without_repeats(seq) -> list[int]:
     """Runs merged: the state sequence of senone frames (every HMM state has its own pdfs), or
     what frames can show of a unit sequence (not a unit repeated back to back: "P P" in

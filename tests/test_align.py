@@ -12,7 +12,12 @@ import sentencepiece as spm
 from espnet_distill.align.features import add_deltas, dct_matrix
 from espnet_distill.align.gmm import GmmSet
 from espnet_distill.align.hmm import align_utterance, phone_segments, training_graph
-from espnet_distill.align.targets import senones_from_phones, senones_from_text, split_words
+from espnet_distill.align.targets import (
+    is_original_speed,
+    senones_from_phones,
+    senones_from_text,
+    split_words,
+)
 from espnet_distill.align.trainer import GmmSystem, Lang
 from espnet_distill.align.tree import build_tree, gaussian_loglike
 from espnet_distill.bin import align as align_cli
@@ -281,7 +286,7 @@ def test_hclg_decoding_with_the_trained_gmm_reproduces_training_transcripts(alig
     from espnet_distill.graph.hclg import HclgDecoder
 
     exp, lang_dir, cuts_file, _ = aligned
-    cuts = CutSet.from_file(cuts_file).filter(align_cli.is_original_speed).to_eager()
+    cuts = CutSet.from_file(cuts_file).filter(is_original_speed).to_eager()
     texts = [c.supervisions[0].text for c in cuts]
     tri = GmmSystem.load(exp / "tri", Lang.load(lang_dir))
     decoder = HclgDecoder(hclg_graph, tri.tm)
@@ -478,7 +483,7 @@ def test_alignment_of_tts_audio_matches_the_engine_timings(
 def test_alignment_check_sentences_fall_back_to_later_texts(tmp_path):
     """A valid set whose words are outside the lexicon (real corpora: the lexicon covers the
     training words) gives way to the next text, in order."""
-    from espnet_distill.bin.eval_alignment import pick_sentences
+    from espnet_distill.align.quality import pick_sentences
 
     valid, train = tmp_path / "valid", tmp_path / "train"
     valid.write_text("v1 HELLO ZYZZYVA\nv2 HELLO WORLD\n")

@@ -8,6 +8,7 @@ import torch
 
 from espnet_distill.models.acoustic_model import load_model
 
+from .conftest import train_tiny_am
 from .test_train import _config, _train
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
@@ -23,20 +24,11 @@ def _batch(data):
 
 
 def test_bf16_training_on_gpu_and_inference_matches_cpu(tiny_features, tmp_path):
-    from espnet_distill.asr import trainer as am_trainer
 
     cfg = _config(
         **{"train.max_epochs": 2, "train.average_best": 1, "train.precision": "bf16-mixed"}
     )
-    model_file = am_trainer.train(
-        cfg,
-        tmp_path / "am",
-        tiny_features / "fbank" / "cuts_train-clean-100.jsonl.gz",
-        tiny_features / "fbank" / "cuts_dev-clean.jsonl.gz",
-        tiny_features / "lang_bpe_64",
-        tiny_features / "fbank" / "cmvn.npz",
-        ngpu=1,
-    )
+    model_file = train_tiny_am(cfg, tmp_path / "am", tiny_features, ngpu=1)
     ckpt = torch.load(
         tmp_path / "am" / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False
     )
@@ -58,17 +50,8 @@ def test_fp32_gpu_training_matches_cpu_training_closely(tiny_features, tmp_path)
     """The same seed and config on CPU and GPU (fp32): the trained weights agree to GPU rounding."""
     cfg = _config(**{"train.max_epochs": 1, "train.average_best": 1})
     cpu_file = _train(tiny_features, tmp_path / "cpu", cfg)
-    from espnet_distill.asr import trainer as am_trainer
 
-    gpu_file = am_trainer.train(
-        cfg,
-        tmp_path / "gpu",
-        tiny_features / "fbank" / "cuts_train-clean-100.jsonl.gz",
-        tiny_features / "fbank" / "cuts_dev-clean.jsonl.gz",
-        tiny_features / "lang_bpe_64",
-        tiny_features / "fbank" / "cmvn.npz",
-        ngpu=1,
-    )
+    gpu_file = train_tiny_am(cfg, tmp_path / "gpu", tiny_features, ngpu=1)
     a = torch.load(cpu_file, weights_only=False)["state_dict"]
     b = torch.load(gpu_file, weights_only=False)["state_dict"]
     for k in a:

@@ -111,7 +111,8 @@ def test_torchaudio_state_dict_architecture_is_read_from_the_shapes(tmp_path, la
     )
 
 
-def _hf_config(stable: bool):
+def _hf_config(stable: bool, conv: list[tuple[int, int, int]] = CONV):
+    """A tiny Hugging Face HuBERT config (``stable``: pre-LN layers, layer-normed CNN)."""
     from transformers import HubertConfig
 
     return HubertConfig(
@@ -119,9 +120,9 @@ def _hf_config(stable: bool):
         num_hidden_layers=3,
         num_attention_heads=2,
         intermediate_size=256,
-        conv_dim=[c[0] for c in CONV],
-        conv_kernel=[c[1] for c in CONV],
-        conv_stride=[c[2] for c in CONV],
+        conv_dim=[c[0] for c in conv],
+        conv_kernel=[c[1] for c in conv],
+        conv_stride=[c[2] for c in conv],
         num_conv_pos_embeddings=16,
         num_conv_pos_embedding_groups=4,
         feat_extract_norm="layer" if stable else "group",

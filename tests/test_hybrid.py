@@ -10,12 +10,12 @@ import torch
 import yaml
 from lhotse import CutSet
 
-from espnet_distill.asr.trainer import DEFAULT_CONFIG, senone_counts, train
+from espnet_distill.asr.trainer import DEFAULT_CONFIG, senone_counts
 from espnet_distill.bin import decode_hclg
 from espnet_distill.config import apply_overrides, merge_config
 from espnet_distill.models.acoustic_model import FrameClassifier, build_model, load_model
 
-from .conftest import REPO
+from .conftest import REPO, train_tiny_am
 from .figures import figure, test_seed
 
 TINY_CONF = REPO / "egs" / "synth" / "asr1" / "conf" / "train_conformer_ctc_senone_tiny.yaml"
@@ -66,6 +66,12 @@ def test_prior_and_pseudo_log_likelihoods():
     torch.testing.assert_close(scores + head.log_prior, logits.log_softmax(-1))
 
 
+def _decode_hclg_argv(align_dir, lang_dir, graph_dir, cuts, model, out_dir) -> list[str]:
+    paths = {"--align-dir": align_dir, "--lang-dir": lang_dir, "--graph-dir": graph_dir}
+    paths.update({"--cuts": cuts, "--model": model, "--out-dir": out_dir})
+    return [arg for flag, path in paths.items() for arg in (flag, str(path))]
+
+
 def test_hybrid_model_trains_on_the_alignment_and_decodes_over_hclg(
     aligned, hclg_graph, tiny_features, tmp_path, capsys
 ):
@@ -84,15 +90,7 @@ def test_hybrid_model_trains_on_the_alignment_and_decodes_over_hclg(
             f"train.seed={test_seed()}",
         ],
     )
-    model_file = train(
-        cfg,
-        tmp_path / "am",
-        cuts_file,
-        tiny_features / "fbank" / "cuts_dev-clean.jsonl.gz",
-        tiny_features / "lang_bpe_64",
-        tiny_features / "fbank" / "cmvn.npz",
-        targets_dir=targets,
-    )
+    model_file = train_tiny_am(cfg, tmp_path / "am", tiny_features, cuts_file, targets_dir=targets)
     model, _ = load_model(model_file)
     num_senones = model.senone_head.num_classes
     # the prior is the training alignment's senone frequencies
@@ -104,22 +102,9 @@ def test_hybrid_model_trains_on_the_alignment_and_decodes_over_hclg(
     # decode 15 training utterances over HCLG with the hybrid scores
     sub = CutSet.from_file(cuts_file).to_eager().subset(first=15)
     sub.to_file(tmp_path / "cuts15.jsonl.gz")
-    argv = [
-        "--align-dir",
-        str(exp),
-        "--lang-dir",
-        str(lang_dir),
-        "--graph-dir",
-        str(hclg_graph),
-        "--cuts",
-        str(tmp_path / "cuts15.jsonl.gz"),
-        "--model",
-        str(model_file),
-        "--acoustic-scales",
-        "0.1",
-        "--out-dir",
-        str(tmp_path / "dec"),
-    ]
+    argv = _decode_hclg_argv(
+        exp, lang_dir, hclg_graph, tmp_path / "cuts15.jsonl.gz", model_file, tmp_path / "dec"
+    ) + ["--acoustic-scales", "0.1"]
     assert decode_hclg.main(argv) == 0
     hyps = dict(
         ln.split(" ", 1) if " " in ln else (ln, "")
@@ -144,20 +129,9 @@ def test_decode_hclg_refuses_a_model_without_a_senone_head(aligned, hclg_graph, 
     torch.save(
         {"config": cfg, "vocab_size": 64, "state_dict": model.state_dict()}, tmp_path / "ctc.pt"
     )
-    argv = [
-        "--align-dir",
-        str(exp),
-        "--lang-dir",
-        str(lang_dir),
-        "--graph-dir",
-        str(hclg_graph),
-        "--cuts",
-        str(cuts_file),
-        "--model",
-        str(tmp_path / "ctc.pt"),
-        "--out-dir",
-        str(tmp_path / "dec"),
-    ]
+    argv = _decode_hclg_argv(
+        exp, lang_dir, hclg_graph, cuts_file, tmp_path / "ctc.pt", tmp_path / "dec"
+    )
     assert decode_hclg.main(argv) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "ctc.pt" in err[0] and "no senone head" in err[0]

@@ -9,6 +9,7 @@ from lhotse import CutSet
 
 from espnet_distill.kd.units import TextToUnits, UnitTables, read_units, tokens_of_frames
 
+from .conftest import train_tiny_am
 from .figures import figure
 
 
@@ -229,7 +230,7 @@ def test_hierarchical_kd_training_runs_and_keeps_lms_out_of_the_model(
     import torch
     import yaml
 
-    from espnet_distill.asr.trainer import DEFAULT_CONFIG, train
+    from espnet_distill.asr.trainer import DEFAULT_CONFIG
     from espnet_distill.config import apply_overrides, merge_config
     from espnet_distill.models.acoustic_model import load_model
 
@@ -247,13 +248,11 @@ def test_hierarchical_kd_training_runs_and_keeps_lms_out_of_the_model(
             "train.average_best=1",
         ],
     )
-    model_file = train(
+    model_file = train_tiny_am(
         cfg,
         tmp_path / "am",
+        tiny_features,
         cuts_file,
-        tiny_features / "fbank" / "cuts_dev-clean.jsonl.gz",
-        tiny_features / "lang_bpe_64",
-        tiny_features / "fbank" / "cmvn.npz",
         targets_dir=exp / "targets",
         unit_lm_dir=unit_lm_dir,
         phone_lang_dir=lang_dir,

@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from espnet_distill.bin.kws_sv_results import (
+from espnet_distill.kws_sv.report import (
     collect,
     markdown_table,
     paired_difference,

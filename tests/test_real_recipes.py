@@ -31,6 +31,16 @@ TINY = dict(
 )
 
 
+# the parts of a full LibriSpeech layout, each made from the tiny corpus's part of the same kind
+LIBRISPEECH_PARTS = {
+    "train-clean-100": "train-clean-100",
+    "dev-clean": "dev-clean",
+    "dev-other": "dev-clean",
+    "test-clean": "test-clean",
+    "test-other": "test-clean",
+}
+
+
 def _layout(tiny_corpus: Path, root: Path, parts: dict[str, str]) -> Path:
     """A LibriSpeech dir whose split ``name`` is a copy of the tiny corpus's split ``source``."""
     ls = root / "LibriSpeech"
@@ -134,17 +144,7 @@ def test_parts_join_into_one_training_set(tiny_corpus, tmp_path):
 
 @pytest.mark.slow  # about 10 minutes: CI runs it (make test-slow)
 def test_librispeech_recipe_stages_1_to_3_then_to_a_wer_on_the_stand_in(tiny_corpus, tmp_path):
-    corpus = _layout(
-        tiny_corpus,
-        tmp_path / "corpus",
-        {
-            "train-clean-100": "train-clean-100",
-            "dev-clean": "dev-clean",
-            "dev-other": "dev-clean",
-            "test-clean": "test-clean",
-            "test-other": "test-clean",
-        },
-    )
+    corpus = _layout(tiny_corpus, tmp_path / "corpus", LIBRISPEECH_PARTS)
     shutil.copy(tiny_corpus / "librispeech-lm-norm.txt.gz", corpus.parent)  # found beside it
     d = copy_recipe(tmp_path, "librispeech")
     opts = [
@@ -216,17 +216,7 @@ def test_speech_commands_and_voxceleb1_recipes_stages_1_to_3(kws_sv_corpora, tmp
 
 @pytest.mark.slow  # about 2 minutes
 def test_librispeech_ssl_recipe_stages_1_to_3(tiny_corpus, tmp_path):
-    corpus = _layout(
-        tiny_corpus,
-        tmp_path / "corpus",
-        {
-            "train-clean-100": "train-clean-100",
-            "dev-clean": "dev-clean",
-            "dev-other": "dev-clean",
-            "test-clean": "test-clean",
-            "test-other": "test-clean",
-        },
-    )
+    corpus = _layout(tiny_corpus, tmp_path / "corpus", LIBRISPEECH_PARTS)
     d = copy_recipe(tmp_path, "librispeech", "ssl1")
     run_recipe(
         d,

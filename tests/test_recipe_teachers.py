@@ -14,7 +14,7 @@ import yaml
 from espnet_distill.models.hubert import HubertModel
 
 from .conftest import run_recipe
-from .test_hubert import _fairseq_checkpoint, tiny_config
+from .test_hubert import _fairseq_checkpoint, _hf_config, tiny_config
 from .test_recipe import _recipe_copy
 
 # HuBERT's 20 ms frames (a stride of 320 samples) at a small width: test_hubert's tiny CNN
@@ -27,26 +27,9 @@ def _config(**kw) -> dict:
 
 
 def _hf_teacher(path):
-    from transformers import HubertConfig
     from transformers import HubertModel as HfHubertModel
 
-    config = HubertConfig(
-        hidden_size=128,
-        num_hidden_layers=3,
-        num_attention_heads=2,
-        intermediate_size=256,
-        conv_dim=[c[0] for c in CONV],
-        conv_kernel=[c[1] for c in CONV],
-        conv_stride=[c[2] for c in CONV],
-        num_conv_pos_embeddings=16,
-        num_conv_pos_embedding_groups=4,
-        hidden_dropout=0.0,
-        attention_dropout=0.0,
-        activation_dropout=0.0,
-        feat_proj_dropout=0.0,
-        layerdrop=0.0,
-        mask_time_prob=0.0,
-    )
+    config = _hf_config(stable=False, conv=CONV)
     torch.manual_seed(0)
     HfHubertModel(config).eval().save_pretrained(path)
     return path

@@ -10,6 +10,7 @@ import torch
 from espnet_distill.models.acoustic_model import build_model
 from espnet_distill.models.hubert import HubertModel
 
+from .conftest import train_tiny_am
 from .test_hubert import tiny_config
 
 CONV = [(32, 10, 5)] + [(32, 3, 2)] * 4 + [(32, 2, 2)] * 2  # HuBERT's 320-sample stride
@@ -67,7 +68,7 @@ def test_frozen_upstream_gets_no_gradient_finetuned_does(upstream, freeze):
 
 
 def test_stage6_trains_and_scores_from_audio(aligned, tiny_features, upstream, tmp_path):
-    from espnet_distill.asr.trainer import DEFAULT_CONFIG, train
+    from espnet_distill.asr.trainer import DEFAULT_CONFIG
     from espnet_distill.config import merge_config
     from espnet_distill.decode.network import hybrid_scores
     from espnet_distill.models.acoustic_model import load_model
@@ -75,14 +76,8 @@ def test_stage6_trains_and_scores_from_audio(aligned, tiny_features, upstream, t
     exp, _, cuts_file, _ = aligned
     cfg = merge_config(DEFAULT_CONFIG, _config(upstream))
     cfg["train"].update(max_epochs=2, average_best=1, max_duration=40, num_workers=0)
-    model_file = train(
-        cfg,
-        tmp_path / "am",
-        cuts_file,
-        tiny_features / "fbank" / "cuts_dev-clean.jsonl.gz",
-        tiny_features / "lang_bpe_64",
-        tiny_features / "fbank" / "cmvn.npz",
-        targets_dir=exp / "targets",
+    model_file = train_tiny_am(
+        cfg, tmp_path / "am", tiny_features, cuts_file, targets_dir=exp / "targets"
     )
     model, _ = load_model(model_file)
     assert model.takes_audio

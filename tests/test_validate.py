@@ -117,29 +117,19 @@ def _run(*args):
     )
 
 
+# the bad manifests' parts, OOVs counted against the training part's words
+_DEV_AND_TRAIN = ("--parts", "dev", "train", "--prefix", "x", "--vocab-part", "train")
+
+
 def test_every_problem_is_named_and_fix_keeps_the_rest(bad_manifests):
     d, expected = bad_manifests
     before = load_manifest(d / "x_supervisions_dev.jsonl.gz")
-    r = _run(
-        "--manifest-dir", d, "--parts", "dev", "train", "--prefix", "x", "--vocab-part", "train"
-    )
+    r = _run("--manifest-dir", d, *_DEV_AND_TRAIN)
     assert r.returncode == 1 and "rerun with --fix true" in r.stderr.splitlines()[-1]
     # nothing changed without --fix
     assert len(load_manifest(d / "x_supervisions_dev.jsonl.gz")) == len(before)
 
-    r = _run(
-        "--manifest-dir",
-        d,
-        "--parts",
-        "dev",
-        "train",
-        "--prefix",
-        "x",
-        "--vocab-part",
-        "train",
-        "--fix",
-        "true",
-    )
+    r = _run("--manifest-dir", d, *_DEV_AND_TRAIN, "--fix", "true")
     assert r.returncode == 0, r.stderr
     lines = (d / "rejected_dev.txt").read_text().splitlines()
     assert len(lines) == len(expected)
@@ -168,21 +158,7 @@ def test_every_problem_is_named_and_fix_keeps_the_rest(bad_manifests):
 
 def test_oov_threshold_and_missing_part_are_errors(bad_manifests):
     d, _ = bad_manifests
-    r = _run(
-        "--manifest-dir",
-        d,
-        "--parts",
-        "dev",
-        "train",
-        "--prefix",
-        "x",
-        "--vocab-part",
-        "train",
-        "--fix",
-        "true",
-        "--max-oov-rate",
-        "0.1",
-    )
+    r = _run("--manifest-dir", d, *_DEV_AND_TRAIN, "--fix", "true", "--max-oov-rate", "0.1")
     assert r.returncode == 1 and "dev: OOV rate 0.1250 > --max-oov-rate 0.1" in r.stderr
     r = _run("--manifest-dir", d, "--parts", "test", "--prefix", "x")
     assert r.returncode == 1

@@ -11,6 +11,7 @@ Boundary time convention (Kaldi's CTM): a phone that starts at frame ``i`` start
 
 from __future__ import annotations
 
+import logging
 import subprocess
 import tempfile
 from dataclasses import dataclass
@@ -18,6 +19,12 @@ from pathlib import Path
 
 import kaldialign
 import numpy as np
+from lhotse import CutSet, MonoCut, Recording, SupervisionSegment
+from lhotse.features.io import LilcomChunkyWriter
+
+from espnet_distill.data.features import fbank_extractor
+
+log = logging.getLogger(__name__)
 
 FESTIVAL_TO_ARPABET = {"ax": "AH"}  # the radio phone set is CMU's, plus schwa and pau
 FESTIVAL_PAUSE = "pau"
@@ -161,3 +168,60 @@ def compare_boundaries(ref: list[PhoneSegment], hyp: list[PhoneSegment]) -> Boun
         else:
             j += 1
     return BoundaryComparison(np.asarray(errors, dtype=np.float64), len(ref), matched)
+
+
+FRAME_SHIFT = 0.01
+
+
+def pick_sentences(text_files: list[Path], words: set[str], num: int) -> tuple[dict[str, str], int]:
+    """The first ``num`` utterances (each file's sorted by id, the files in order) whose words
+    are all in the lexicon; returns them and how many were skipped."""
+    chosen, skipped = {}, 0
+    for text_file in text_files:
+        for line in sorted(text_file.read_text(encoding="utf-8").splitlines()):
+            uid, _, text = line.partition(" ")
+            if not text.strip() or uid in chosen:
+                continue
+            if any(w not in words for w in text.split()):
+                skipped += 1
+                continue
+            chosen[uid] = text.strip()
+            if len(chosen) == num:
+                return chosen, skipped
+    return chosen, skipped
+
+
+def tts_cuts(
+    audio: dict[str, tuple[Path, object]], texts: dict[str, str], feats_dir: Path, speaker: str
+) -> CutSet:
+    """Cuts of the synthesised audio with fbank (one speaker, as the aligner's CMN sees it)."""
+    extractor = fbank_extractor()
+    cuts = []
+    with LilcomChunkyWriter(feats_dir / "feats.lca") as storage:
+        for uid, (wav, _) in audio.items():
+            rec = Recording.from_file(wav, recording_id=uid)
+            sup = SupervisionSegment(uid, uid, 0.0, rec.duration, text=texts[uid], speaker=speaker)
+            cut = MonoCut(uid, 0.0, rec.duration, 0, recording=rec, supervisions=[sup])
+            cuts.append(cut.compute_and_store_features(extractor, storage))
+    return CutSet.from_cuts(cuts)
+
+
+def plot_cdf(errors_ms: np.ndarray, tolerance_ms: float, out: Path, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    x = np.sort(errors_ms)
+    fig, ax = plt.subplots(figsize=(5, 3.5))
+    ax.plot(x, np.arange(1, len(x) + 1) / len(x))
+    ax.axvline(tolerance_ms, color="grey", linestyle="--", label=f"{tolerance_ms:g} ms")
+    ax.set_xlim(0, max(100.0, tolerance_ms * 3))
+    ax.set_xlabel("|boundary error| (ms)")
+    ax.set_ylabel("fraction of boundaries")
+    ax.set_title(title, fontsize=9)
+    ax.legend()
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(out, dpi=120)
+    plt.close(fig)

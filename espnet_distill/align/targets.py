@@ -14,15 +14,23 @@ phones -> triphone windows -> tree -> one pdf per HMM state), what the senone LM
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
+import kaldiio
 import numpy as np
+from lhotse import CutSet
 
+from espnet_distill.align.features import load_align_features
 from espnet_distill.align.hmm import TransitionModel, phone_segments
+from espnet_distill.align.trainer import Aligner, GmmSystem, Lang
 from espnet_distill.align.tree import Tree
 from espnet_distill.lang.bpe import BpeTokenizer
 from espnet_distill.lang.phone_lang import SIL, SPN, base_phone, base_pronunciations, read_lexicon
 from espnet_distill.lang.topology import Topology
+from espnet_distill.utils import atomic_write_text
+
+log = logging.getLogger(__name__)
 
 
 def split_words(
@@ -172,3 +180,74 @@ def senones_from_text(
     if edge_silence:
         phones = [phone_ids[edge_silence], *phones, phone_ids[edge_silence]]
     return senones_from_phones(phones, tree, topology)
+
+
+def is_original_speed(cut: object) -> bool:
+    """Not a speed-perturbed copy (lhotse ids ``<id>_sp<factor>``)."""
+    return "_sp" not in cut.id
+
+
+def write_targets(
+    exp_dir: Path,
+    lang_dir: Path,
+    bpe_model: Path,
+    lang: Lang,
+    tri: GmmSystem,
+    cuts: CutSet,
+    nj: int = 1,
+) -> None:
+    """Align every cut (speed-perturbed copies too) with ``tri`` in ``nj`` jobs and write the
+    three targets to ``exp_dir/targets`` (the cuts it could not align: ``exp_dir/failed.txt``)."""
+    out = exp_dir / "targets"
+    if (out / ".done").is_file():
+        log.info("%s exists: targets are written", out / ".done")
+        return
+    (out / "units").mkdir(parents=True, exist_ok=True)
+    log.info("aligning all %d cuts with the triphone system", len(cuts))
+    feats = load_align_features(cuts)
+    utts = {}
+    for cut in cuts:
+        utts[cut.id] = (
+            lang.word_ids(" ".join(s.text for s in cut.supervisions).split())[0],
+            feats[cut.id],
+        )
+    aligner = Aligner(lang, utts, nj=nj)
+    alis, *_ = aligner.iteration(tri, True, None, "final alignment", accumulate=False)
+    failed = dict(aligner.failed)
+
+    units = UnitTargets(
+        lang_dir, lang.phones, lang.real_phones, tri.tm, tri.tree.num_pdfs, bpe_model
+    )
+    senone_w = kaldiio.WriteHelper(f"ark,scp:{out / 'senone.ark'},{out / 'senone.scp'}")
+    mono_w = kaldiio.WriteHelper(f"ark,scp:{out / 'monophone.ark'},{out / 'monophone.scp'}")
+    sub_w = kaldiio.WriteHelper(f"ark,scp:{out / 'subword.ark'},{out / 'subword.scp'}")
+    written = 0
+    with senone_w, mono_w, sub_w:
+        for cut in cuts:
+            if cut.id not in alis:
+                continue
+            try:
+                senone, mono, sub = units(
+                    alis[cut.id].tids, " ".join(s.text for s in cut.supervisions)
+                )
+            except ValueError as err:
+                failed[cut.id] = str(err)
+                continue
+            senone_w(cut.id, senone)
+            mono_w(cut.id, mono)
+            sub_w(cut.id, sub)
+            written += 1
+    for unit, text in units.vocabularies().items():
+        atomic_write_text(out / "units" / f"{unit}.txt", text)
+    atomic_write_text(
+        exp_dir / "failed.txt", "".join(f"{u}\t{why}\n" for u, why in sorted(failed.items()))
+    )
+    log.info(
+        "targets for %d of %d cuts (%d not aligned, see %s); %d senones",
+        written,
+        len(cuts),
+        len(cuts) - written,
+        exp_dir / "failed.txt",
+        tri.tree.num_pdfs,
+    )
+    (out / ".done").touch()

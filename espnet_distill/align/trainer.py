@@ -42,6 +42,7 @@ from espnet_distill.align.tree import (
 from espnet_distill.lang.lexicon_fst import read_symbol_table
 from espnet_distill.lang.phone_lang import base_phone
 from espnet_distill.lang.topology import Topology, read_topo
+from espnet_distill.utils import atomic_output
 
 log = logging.getLogger(__name__)
 
@@ -441,3 +442,15 @@ def train_tri(
         system, aligner, alis, num_iters, realign, totgauss, var_floor, "tri"
     )
     return system, alis, totals
+
+
+def save_alignments(alis: dict[str, Alignment], path: Path) -> None:
+    """``ali.npz``: the transition-id sequence of every aligned utterance."""
+    with atomic_output(path) as tmp, open(tmp, "wb") as f:
+        np.savez(f, **{uid: a.tids for uid, a in alis.items()})
+
+
+def load_alignments(path: Path) -> dict[str, Alignment]:
+    """What :func:`save_alignments` wrote (the log-likelihoods are not kept: 0)."""
+    blob = np.load(path)
+    return {uid: Alignment(blob[uid], 0.0) for uid in blob.files}

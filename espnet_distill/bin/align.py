@@ -19,38 +19,27 @@ Usage:
 
 from __future__ import annotations
 
-import argparse
 import logging
 import sys
 from pathlib import Path
 
-import kaldiio
-import numpy as np
 from lhotse import CutSet
 
 from espnet_distill.align.features import load_align_features
-from espnet_distill.align.hmm import Alignment
-from espnet_distill.align.targets import UnitTargets
-from espnet_distill.align.trainer import Aligner, GmmSystem, Lang, train_mono, train_tri
+from espnet_distill.align.targets import is_original_speed, write_targets
+from espnet_distill.align.trainer import (
+    Aligner,
+    GmmSystem,
+    Lang,
+    load_alignments,
+    save_alignments,
+    train_mono,
+    train_tri,
+)
 from espnet_distill.bin import add_bool, make_parser
-from espnet_distill.utils import atomic_output, atomic_write_text, setup_logging
+from espnet_distill.utils import atomic_write_text, setup_logging
 
 log = logging.getLogger(__name__)
-
-
-def is_original_speed(cut: object) -> bool:
-    """Not a speed-perturbed copy (lhotse ids ``<id>_sp<factor>``)."""
-    return "_sp" not in cut.id
-
-
-def _save_alis(alis: dict[str, Alignment], path: Path) -> None:
-    with atomic_output(path) as tmp, open(tmp, "wb") as f:
-        np.savez(f, **{uid: a.tids for uid, a in alis.items()})
-
-
-def _load_alis(path: Path) -> dict[str, Alignment]:
-    blob = np.load(path)
-    return {uid: Alignment(blob[uid], 0.0) for uid in blob.files}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -111,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
     mono_dir, tri_dir = args.exp_dir / "mono", args.exp_dir / "tri"
     if (mono_dir / "ali.npz").is_file():
         log.info("%s exists: monophone system is trained", mono_dir / "ali.npz")
-        mono, mono_alis = GmmSystem.load(mono_dir, lang), _load_alis(mono_dir / "ali.npz")
+        mono, mono_alis = GmmSystem.load(mono_dir, lang), load_alignments(mono_dir / "ali.npz")
     else:
         mono_aligner = aligner
         if 0 < args.mono_subset < len(utts):
@@ -128,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
             )
         mono.save(mono_dir)
         atomic_write_text(mono_dir / "tree.txt", mono.tree.dump(names))
-        _save_alis(mono_alis, mono_dir / "ali.npz")
+        save_alignments(mono_alis, mono_dir / "ali.npz")
     if (tri_dir / "ali.npz").is_file():
         log.info("%s exists: triphone system is trained", tri_dir / "ali.npz")
         tri = GmmSystem.load(tri_dir, lang)
@@ -149,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
         atomic_write_text(
             tri_dir / "tree_stats.tsv", "".join(f"{k}\t{v:.6g}\n" for k, v in totals.items())
         )
-        _save_alis(tri_alis, tri_dir / "ali.npz")
+        save_alignments(tri_alis, tri_dir / "ali.npz")
 
     if aligner.failed:
         log.info(
@@ -158,65 +147,8 @@ def main(argv: list[str] | None = None) -> int:
         )
     for extra in args.extra_cuts:
         cuts = cuts + CutSet.from_file(extra)
-    write_targets(args, lang, tri, cuts)
+    write_targets(args.exp_dir, args.lang_dir, args.bpe_model, lang, tri, cuts, args.nj)
     return 0
-
-
-def write_targets(args: argparse.Namespace, lang: Lang, tri: GmmSystem, cuts: CutSet) -> None:
-    """Align every cut (speed-perturbed copies too) with ``tri`` and write the three targets."""
-    out = args.exp_dir / "targets"
-    if (out / ".done").is_file():
-        log.info("%s exists: targets are written", out / ".done")
-        return
-    (out / "units").mkdir(parents=True, exist_ok=True)
-    log.info("aligning all %d cuts with the triphone system", len(cuts))
-    feats = load_align_features(cuts)
-    utts = {}
-    for cut in cuts:
-        utts[cut.id] = (
-            lang.word_ids(" ".join(s.text for s in cut.supervisions).split())[0],
-            feats[cut.id],
-        )
-    aligner = Aligner(lang, utts, nj=args.nj)
-    alis, *_ = aligner.iteration(tri, True, None, "final alignment", accumulate=False)
-    failed = dict(aligner.failed)
-
-    units = UnitTargets(
-        args.lang_dir, lang.phones, lang.real_phones, tri.tm, tri.tree.num_pdfs, args.bpe_model
-    )
-    senone_w = kaldiio.WriteHelper(f"ark,scp:{out / 'senone.ark'},{out / 'senone.scp'}")
-    mono_w = kaldiio.WriteHelper(f"ark,scp:{out / 'monophone.ark'},{out / 'monophone.scp'}")
-    sub_w = kaldiio.WriteHelper(f"ark,scp:{out / 'subword.ark'},{out / 'subword.scp'}")
-    written = 0
-    with senone_w, mono_w, sub_w:
-        for cut in cuts:
-            if cut.id not in alis:
-                continue
-            try:
-                senone, mono, sub = units(
-                    alis[cut.id].tids, " ".join(s.text for s in cut.supervisions)
-                )
-            except ValueError as err:
-                failed[cut.id] = str(err)
-                continue
-            senone_w(cut.id, senone)
-            mono_w(cut.id, mono)
-            sub_w(cut.id, sub)
-            written += 1
-    for unit, text in units.vocabularies().items():
-        atomic_write_text(out / "units" / f"{unit}.txt", text)
-    atomic_write_text(
-        args.exp_dir / "failed.txt", "".join(f"{u}\t{why}\n" for u, why in sorted(failed.items()))
-    )
-    log.info(
-        "targets for %d of %d cuts (%d not aligned, see %s); %d senones",
-        written,
-        len(cuts),
-        len(cuts) - written,
-        args.exp_dir / "failed.txt",
-        tri.tree.num_pdfs,
-    )
-    (out / ".done").touch()
 
 
 if __name__ == "__main__":

@@ -18,39 +18,15 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import torch
 import yaml
 from lhotse import CutSet
-from tqdm import tqdm
 
 from espnet_distill.bin import make_parser
-from espnet_distill.data.audio import STRIDE
-from espnet_distill.models.hubert import HubertModel, receptive_field
-from espnet_distill.ssl.targets import fit_kmeans, mfcc_features, to_model_frames
+from espnet_distill.models.hubert import receptive_field
+from espnet_distill.ssl.targets import cut_features, fit_kmeans, model_frames, to_model_frames
 from espnet_distill.utils import atomic_output, setup_logging
 
 log = logging.getLogger(__name__)
-
-
-def model_frames(num_samples: int, field: int = 400) -> int:
-    """Frames of the HuBERT CNN (receptive field 400, stride 320 samples)."""
-    return 0 if num_samples < field else (num_samples - field) // STRIDE + 1
-
-
-def cut_features(
-    cuts: CutSet, teacher: HubertModel | None = None, layer: int = 0, desc: str = ""
-) -> dict[str, np.ndarray]:
-    """Per cut: MFCCs (10 ms) or the teacher's ``layer`` (20 ms), float32 (T, D)."""
-    out = {}
-    for cut in tqdm(cuts, desc=desc, mininterval=5, disable=None):
-        wave = torch.from_numpy(cut.load_audio()[0].astype(np.float32))
-        if teacher is None:
-            out[cut.id] = mfcc_features(wave).numpy()
-        else:
-            with torch.no_grad():
-                states, _ = teacher.hidden_states(wave[None])
-            out[cut.id] = states[layer][0].numpy()
-    return out
 
 
 def main(argv: list[str] | None = None) -> int:

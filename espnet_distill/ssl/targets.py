@@ -13,9 +13,15 @@ import logging
 import numpy as np
 import torch
 import torchaudio
+from lhotse import CutSet
 from sklearn.cluster import MiniBatchKMeans
+from tqdm import tqdm
+
+from espnet_distill.data.audio import STRIDE
+from espnet_distill.models.hubert import HubertModel
 
 log = logging.getLogger(__name__)
+
 
 SAMPLE_RATE = 16000
 
@@ -73,3 +79,24 @@ def fit_kmeans(
         km.score(frames) / -len(frames),
     )
     return km
+
+
+def model_frames(num_samples: int, field: int = 400) -> int:
+    """Frames of the HuBERT CNN (receptive field 400, stride 320 samples)."""
+    return 0 if num_samples < field else (num_samples - field) // STRIDE + 1
+
+
+def cut_features(
+    cuts: CutSet, teacher: HubertModel | None = None, layer: int = 0, desc: str = ""
+) -> dict[str, np.ndarray]:
+    """Per cut: MFCCs (10 ms) or the teacher's ``layer`` (20 ms), float32 (T, D)."""
+    out = {}
+    for cut in tqdm(cuts, desc=desc, mininterval=5, disable=None):
+        wave = torch.from_numpy(cut.load_audio()[0].astype(np.float32))
+        if teacher is None:
+            out[cut.id] = mfcc_features(wave).numpy()
+        else:
+            with torch.no_grad():
+                states, _ = teacher.hidden_states(wave[None])
+            out[cut.id] = states[layer][0].numpy()
+    return out
