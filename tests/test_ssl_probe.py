@@ -11,8 +11,8 @@ from lhotse import CutSet
 
 from espnet_distill.models.hubert import HubertModel
 from espnet_distill.models.upstream import WeightedSum
+from espnet_distill.nn import greedy_ctc
 from espnet_distill.ssl.probe import (
-    CtcProbe,
     chars_of,
     complete_lexicon,
     phones_of,
@@ -42,8 +42,8 @@ def test_weighted_sum_starts_as_the_mean_of_normalised_layers():
 def test_ctc_greedy_collapses_repeats_and_blanks():
     ids = torch.tensor([[0, 3, 3, 0, 3, 2, 2, 0, 1]])
     log_probs = torch.nn.functional.one_hot(ids, 4).float().log()
-    assert CtcProbe.greedy(log_probs, torch.tensor([9])) == [[3, 3, 2, 1]]
-    assert CtcProbe.greedy(log_probs, torch.tensor([4])) == [[3]]
+    assert greedy_ctc(log_probs, torch.tensor([9])) == [[3, 3, 2, 1]]
+    assert greedy_ctc(log_probs, torch.tensor([4])) == [[3]]
 
 
 def test_symbols_of_text():

@@ -295,9 +295,7 @@ class AcousticModel(torch.nn.Module):
         if self.ssl_frontend is not None:  # feats: (B, S) audio, feat_lens: samples
             feats, feat_lens = self.ssl_frontend(feats, feat_lens)
         else:
-            mask = (
-                torch.arange(feats.size(1), device=feats.device)[None, :] < feat_lens[:, None]
-            ).unsqueeze(-1)
+            mask = frame_mask(feats.size(1), feat_lens).unsqueeze(-1)
             feats = ((feats - self.cmvn_mean) / self.cmvn_std) * mask
         if self.specaug is not None and self.training:
             feats, feat_lens = self.specaug(feats, feat_lens)

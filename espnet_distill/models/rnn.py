@@ -13,6 +13,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from espnet_distill.nn import frame_mask
+
 _PARAMETERS = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
 
 
@@ -32,7 +34,7 @@ def lstm_over_lengths(lstm: nn.LSTM, x: torch.Tensor, lengths: torch.Tensor | No
         raise ValueError("lstm_over_lengths: needs a batch_first LSTM without projections")
     if lengths is None:
         return lstm(x)[0]
-    mask = torch.arange(x.size(1), device=x.device) < lengths.to(x.device)[:, None]
+    mask = frame_mask(x.size(1), lengths.to(x.device))
     if not lstm.bidirectional:  # padding comes after each sequence's last valid frame
         return lstm(x)[0] * mask[..., None]
     zeros = x.new_zeros(1, x.size(0), lstm.hidden_size)

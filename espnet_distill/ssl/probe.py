@@ -26,6 +26,7 @@ from torch import nn
 
 from espnet_distill.models.rnn import lstm_over_lengths
 from espnet_distill.models.upstream import WeightedSum
+from espnet_distill.nn import frame_mask, greedy_ctc
 from espnet_distill.utils import atomic_output
 
 log = logging.getLogger(__name__)
@@ -72,14 +73,6 @@ class CtcProbe(nn.Module):
             zero_infinity=True,
         ) / len(targets)
 
-    @staticmethod
-    def greedy(log_probs: torch.Tensor, lengths: torch.Tensor) -> list[list[int]]:
-        out = []
-        for row, n in zip(log_probs.argmax(-1), lengths, strict=True):
-            ids = torch.unique_consecutive(row[: int(n)]).tolist()
-            out.append([i for i in ids if i != 0])
-        return out
-
 
 class SidProbe(nn.Module):
     """Mean over the valid frames, then a linear layer over the speakers."""
@@ -89,7 +82,7 @@ class SidProbe(nn.Module):
         self.out = nn.Linear(dim, num_speakers)
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        mask = (torch.arange(x.shape[1])[None] < lengths[:, None]).unsqueeze(-1).to(x.dtype)
+        mask = frame_mask(x.shape[1], lengths).unsqueeze(-1).to(x.dtype)
         pooled = (x * mask).sum(1) / mask.sum(1).clamp(min=1.0)
         return self.out(pooled)
 
@@ -346,7 +339,7 @@ def run_probe(
                     if task == "sid":
                         per_utt.append((cut_id, int(int(out[i].argmax()) != ref), 1))
                         continue
-                    hyp = vocab.decode(CtcProbe.greedy(out[i : i + 1], lens[i : i + 1])[0])
+                    hyp = vocab.decode(greedy_ctc(out[i : i + 1], lens[i : i + 1])[0])
                     if task == "asr":  # CER over the letters, the word separator left out
                         words_ref[cut_id] = words_of_chars(ref)
                         words_hyp[cut_id] = words_of_chars(hyp)
