@@ -71,3 +71,16 @@ def test_speed_perturbation_matches_kaldis_sox_pipe(tiny_features, tmp_path):
     samples, sr = sf.read(io.BytesIO(wav))
     assert sr == 16000
     assert abs(len(samples) - sp.recording.num_samples) <= 2
+
+
+def test_global_cmvn_is_the_mean_and_std_of_every_training_frame(tiny_features):
+    """Stage 2's CMVN (lhotse's one-pass accumulation) against numpy over all frames at once."""
+    from lhotse import CutSet
+
+    fbank = tiny_features / "fbank"
+    cuts = CutSet.from_file(fbank / "cuts_train-clean-100.jsonl.gz")
+    frames = np.concatenate([c.load_features().astype(np.float64) for c in cuts])
+    stats = np.load(fbank / "cmvn.npz")
+    assert int(stats["frames"]) == len(frames)
+    np.testing.assert_allclose(stats["mean"], frames.mean(0), rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(stats["std"], frames.std(0), rtol=1e-6)

@@ -161,19 +161,17 @@ def combine(out_dir: Path, nj: int, part: str, rejected_list: Path | None = None
 
 
 def compute_global_cmvn(cuts: CutSet, out: Path) -> dict[str, np.ndarray]:
-    """Per-dimension mean and standard deviation over all frames of ``cuts`` -> ``out`` (npz)."""
-    total = None
-    total_sq = None
-    frames = 0
-    for cut in tqdm(cuts, desc="global CMVN", mininterval=5):
-        feats = cut.load_features().astype(np.float64)
-        total = feats.sum(0) if total is None else total + feats.sum(0)
-        total_sq = (feats**2).sum(0) if total_sq is None else total_sq + (feats**2).sum(0)
-        frames += feats.shape[0]
+    """Per-dimension mean and standard deviation over all frames of ``cuts`` -> ``out`` (npz).
+
+    lhotse's one-pass float64 accumulation (Chan, Golub and LeVeque); on the demo's training set
+    it gives the same float32 values as summing x and x^2 did here before."""
+    frames = sum(c.num_frames or 0 for c in cuts)
     if frames == 0:
         raise ValueError("cannot compute CMVN: no frames")
-    mean = total / frames
-    std = np.sqrt(np.maximum(total_sq / frames - mean**2, 1e-10))
+    log.info("global CMVN over %d frames of %d cuts", frames, len(cuts))
+    stats = cuts.compute_global_feature_stats()
+    # a constant bin (digital silence) would divide by zero
+    mean, std = stats["norm_means"], np.maximum(stats["norm_stds"], 1e-5)
     with atomic_output(out) as tmp:
         np.savez(tmp, mean=mean.astype(np.float32), std=std.astype(np.float32), frames=frames)
     return {"mean": mean, "std": std}
