@@ -210,10 +210,10 @@ def test_unmasked_prediction_weight_adds_the_unmasked_frames_loss():
         "labels": torch.randint(0, 8, (2, 49)),
     }
     torch.manual_seed(3)
-    with_unmasked = module._pretrain_step(batch, "train")
+    with_unmasked = module.step(batch, "train")
     module.nomask_weight = 0.0
     torch.manual_seed(3)
-    masked_only = module._pretrain_step(batch, "train")
+    masked_only = module.step(batch, "train")
     torch.manual_seed(3)  # the same masks again: the unmasked logits of that step
     _, logit_u, _ = module.net(audio, batch["labels"], batch["lengths"])
     ce_u = torch.nn.functional.cross_entropy(
