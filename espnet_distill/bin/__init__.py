@@ -34,7 +34,11 @@ def str2bool(value: str) -> bool:
 
 def add_bool(parser: argparse.ArgumentParser, flag: str, help: str, default: bool = False) -> None:
     parser.add_argument(
-        flag, type=str2bool, default=default, metavar="true|false", help=f"{help} ({default})"
+        flag,
+        type=str2bool,
+        default=default,
+        metavar="true|false",
+        help=f"{help} ({str(default).lower()})",
     )
 
 

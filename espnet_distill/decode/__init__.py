@@ -1,6 +1,2 @@
 """Decoding: CTC greedy and prefix beam search with word n-gram fusion, WFST search over TLG and
-HCLG graphs, and the tuning of their weights on a dev set."""
-
-from espnet_distill.config import DECODE_METHODS
-
-__all__ = ["DECODE_METHODS"]
+HCLG graphs, and the tuning of their weights on a dev set (the method list: config.DECODE_METHODS)."""
