@@ -26,8 +26,8 @@ from pathlib import Path
 import torch
 from lhotse import CutSet
 
-from espnet_distill.decode.ctc_beam import CtcPrefixBeamSearch, WordLmScorer
-from espnet_distill.decode.network import network_outputs, search
+from espnet_distill.decode.network import network_outputs
+from espnet_distill.decode.searches import CtcBeamLm, decode_all
 from espnet_distill.lang.bpe import BpeTokenizer
 from espnet_distill.score.wer import score_corpus
 
@@ -74,16 +74,9 @@ def main() -> None:
     network_time = time.perf_counter() - t0
     refs = {s.id: s.text for c in CutSet.from_file(args.cuts) for s in c.supervisions}
 
-    ours = CtcPrefixBeamSearch(
-        pieces,
-        tokenizer.blank_id,
-        args.beam,
-        lm=WordLmScorer(str(args.lm)),
-        lm_weight=args.lm_weight,
-        word_bonus=args.word_bonus,
-    )
+    ours = CtcBeamLm(tokenizer, args.lm, args.beam)
     t0 = time.perf_counter()
-    ours_hyps = search(outputs, ours, tokenizer, "ours")
+    ours_hyps = decode_all(outputs, ours, args.lm_weight, args.word_bonus)
     ours_time = time.perf_counter() - t0
 
     with tempfile.TemporaryDirectory() as tmp:

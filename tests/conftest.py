@@ -9,9 +9,22 @@ from pathlib import Path
 
 import pytest
 
+from .cli import cli_args
 from .figures import test_seed
 
 REPO = Path(__file__).resolve().parent.parent
+TINY_AM_CONF = REPO / "egs" / "synth" / "asr1" / "conf" / "train_conformer_ctc_senone_tiny.yaml"
+
+
+def tiny_am_config(*overrides: str) -> dict:
+    """The tiny recipe's acoustic-model config over the trainer's defaults, then ``overrides``
+    (``section.key=value``)."""
+    from espnet_distill.asr.trainer import DEFAULT_CONFIG
+    from espnet_distill.config import apply_overrides, load_config, merge_config
+
+    return apply_overrides(merge_config(DEFAULT_CONFIG, load_config(TINY_AM_CONF)), list(overrides))
+
+
 PARTS = ["train-clean-100", "dev-clean", "test-clean"]
 
 
@@ -122,30 +135,19 @@ def aligned(tiny_features, tmp_path_factory):
     cuts = tiny_features / "fbank" / "cuts_train-clean-100.jsonl.gz"
     bpe = tiny_features / "lang_bpe_64" / "bpe.model"
     exp = out / "exp"
-    argv = [
-        "--lang-dir",
-        str(lang),
-        "--cuts",
-        str(cuts),
-        "--bpe-model",
-        str(bpe),
-        "--extra-cuts",
-        str(tiny_features / "fbank" / "cuts_dev-clean.jsonl.gz"),
-        "--exp-dir",
-        str(exp),
-        "--mono-iters",
-        "6",
-        "--tri-iters",
-        "6",
-        "--num-leaves",
-        "150",
-        "--tri-totgauss",
-        "400",
-        "--mono-totgauss",
-        "300",
-        "--mono-subset",
-        "30",
-    ]
+    argv = cli_args(
+        lang_dir=lang,
+        cuts=cuts,
+        bpe_model=bpe,
+        extra_cuts=tiny_features / "fbank" / "cuts_dev-clean.jsonl.gz",
+        exp_dir=exp,
+        mono_iters=6,
+        tri_iters=6,
+        num_leaves=150,
+        tri_totgauss=400,
+        mono_totgauss=300,
+        mono_subset=30,
+    )
     assert align_cli.main(argv) == 0
     return exp, lang, cuts, bpe
 

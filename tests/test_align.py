@@ -24,6 +24,7 @@ from espnet_distill.bin import align as align_cli
 from espnet_distill.bin.prepare_lang import main as prepare_lang_main
 from espnet_distill.lang.phone_lang import read_lexicon
 
+from .cli import cli_args
 from .conftest import constructed_alignment, without_repeats
 from .figures import figure
 
@@ -355,22 +356,15 @@ def test_word_position_dependent_phones_align_and_spell_the_words(tiny_features,
     assert "AE_B AE_I AE_E AE_S" in (lang / "phones" / "sets.txt").read_text()
     exp = tmp_path / "exp"
     cuts = tiny_features / "fbank" / "cuts_train-clean-100.jsonl.gz"
-    argv = [
-        "--lang-dir",
-        str(lang),
-        "--cuts",
-        str(cuts),
-        "--bpe-model",
-        str(tiny_features / "lang_bpe_64" / "bpe.model"),
-        "--exp-dir",
-        str(exp),
-        "--mono-iters",
-        "4",
-        "--tri-iters",
-        "3",
-        "--num-leaves",
-        "150",
-    ]
+    argv = cli_args(
+        lang_dir=lang,
+        cuts=cuts,
+        bpe_model=tiny_features / "lang_bpe_64" / "bpe.model",
+        exp_dir=exp,
+        mono_iters=4,
+        tri_iters=3,
+        num_leaves=150,
+    )
     assert align_cli.main(argv) == 0
     units = (exp / "targets" / "units" / "monophone.txt").read_text().split()[::2]
     assert "AE" in units and not any(u.endswith(("_B", "_I", "_E", "_S")) for u in units)

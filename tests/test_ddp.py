@@ -9,12 +9,11 @@ the mean of their gradients: exactly one process accumulating the gradients of 2
 
 from __future__ import annotations
 
-import subprocess
-
 import pytest
 import torch
 import yaml
 
+from .cli import cli_args, run
 from .test_faults import _train_cli
 from .test_train import _config
 
@@ -41,29 +40,14 @@ def test_two_cpu_processes_equal_one_process_at_the_doubled_batch(tiny_features,
     cfg_file = tmp_path / "conf.yaml"
     cfg_file.write_text(yaml.safe_dump(cfg))
     ddp, single = tmp_path / "ddp", tmp_path / "single"
-    r = subprocess.run(
-        [
-            *_train_cli(tiny_features, ddp, cfg_file),
-            "--cpu-procs",
-            "2",
-            "--override",
-            "train.limit_train_batches=3",
-        ],
-        capture_output=True,
-        text=True,
+    r = run(
+        _train_cli(tiny_features, ddp, cfg_file)
+        + cli_args(cpu_procs=2, override="train.limit_train_batches=3")
     )
     assert r.returncode == 0, r.stderr[-3000:]
     assert "Initializing distributed: GLOBAL_RANK: 1, MEMBER: 2/2" in r.stderr
-    r = subprocess.run(
-        [
-            *_train_cli(tiny_features, single, cfg_file),
-            "--override",
-            "train.limit_train_batches=6",
-            "train.accumulate_grad_batches=2",
-        ],
-        capture_output=True,
-        text=True,
-    )
+    overrides = ["train.limit_train_batches=6", "train.accumulate_grad_batches=2"]
+    r = run(_train_cli(tiny_features, single, cfg_file) + cli_args(override=overrides))
     assert r.returncode == 0, r.stderr[-3000:]
     a = torch.load(ddp / "model.pt", weights_only=False)
     b = torch.load(single / "model.pt", weights_only=False)

@@ -15,7 +15,8 @@ import torch
 import yaml
 from lhotse import CutSet
 
-from espnet_distill.decode.network import network_outputs, search
+from espnet_distill.decode.network import network_outputs
+from espnet_distill.decode.searches import GreedyCtc, decode_all
 from espnet_distill.lang.bpe import BpeTokenizer
 from espnet_distill.score.wer import score_corpus
 from espnet_distill.train.fault import FaultTolerantModule, TooManyBadBatches
@@ -113,7 +114,7 @@ def _state(model_file):
 def _greedy_wer(model_file, data) -> float:
     cuts = data / "fbank" / "cuts_dev-clean.jsonl.gz"
     outputs, _ = network_outputs(model_file, cuts, "cpu", 60)
-    hyps = search(outputs, None, BpeTokenizer(data / "lang_bpe_64" / "bpe.model"), "greedy")
+    hyps = decode_all(outputs, GreedyCtc(BpeTokenizer(data / "lang_bpe_64" / "bpe.model")))
     refs = {c.supervisions[0].id: c.supervisions[0].text for c in CutSet.from_file(cuts)}
     return score_corpus(refs, hyps).totals()["err"]
 

@@ -45,6 +45,12 @@ def tlg(tiny_features, tmp_path_factory):
     return out / "graph", texts, kenlm.Model(str(binary))
 
 
+@pytest.fixture(scope="module")
+def tlg_decoder(tlg, tiny_features):
+    """(the TLG decoder of ``tlg``, the BPE tokenizer its T was built for)."""
+    return TlgDecoder(tlg[0]), BpeTokenizer(tiny_features / "lang_bpe_64" / "bpe.model")
+
+
 def _one_hot_log_probs(ids: list[int], vocab: int, frames_per_token: int = 2) -> np.ndarray:
     """CTC posteriors that are certain of ``ids``: each token for a few frames, then a blank."""
     rows = []
@@ -55,19 +61,16 @@ def _one_hot_log_probs(ids: list[int], vocab: int, frames_per_token: int = 2) ->
     return lp
 
 
-def test_tlg_decodes_certain_posteriors_to_the_sentence(tlg, tiny_features):
-    graph_dir, texts, _ = tlg
-    tok = BpeTokenizer(tiny_features / "lang_bpe_64" / "bpe.model")
-    decoder = TlgDecoder(graph_dir)
+def test_tlg_decodes_certain_posteriors_to_the_sentence(tlg, tlg_decoder):
+    texts, (decoder, tok) = tlg[1], tlg_decoder
     for sentence in texts[:5]:
         lp = _one_hot_log_probs(tok.encode(sentence), tok.vocab_size)
         assert " ".join(decoder(lp)) == sentence
 
 
-def test_tlg_path_cost_is_the_kenlm_sentence_log_probability(tlg, tiny_features):
-    graph_dir, texts, lm = tlg
-    tok = BpeTokenizer(tiny_features / "lang_bpe_64" / "bpe.model")
-    decoder = TlgDecoder(graph_dir)
+def test_tlg_path_cost_is_the_kenlm_sentence_log_probability(tlg, tlg_decoder):
+    _, texts, lm = tlg
+    decoder, tok = tlg_decoder
     for sentence in texts[:5]:
         lp = _one_hot_log_probs(tok.encode(sentence), tok.vocab_size)
         words, graph_cost = decoder.decode_with_cost(lp)
@@ -80,14 +83,13 @@ def test_tlg_path_cost_is_the_kenlm_sentence_log_probability(tlg, tiny_features)
         assert expected - 1e-2 < graph_cost < expected + 1e-3  # float32 weights in OpenFst
 
 
-def test_tlg_outputs_only_lexicon_words(tlg, tiny_features):
-    graph_dir, texts, _ = tlg
-    tok = BpeTokenizer(tiny_features / "lang_bpe_64" / "bpe.model")
+def test_tlg_outputs_only_lexicon_words(tlg, tlg_decoder):
+    texts, (decoder, tok) = tlg[1], tlg_decoder
     vocab = {w for t in texts for w in t.split()}
     rng = np.random.default_rng(0)
     logits = rng.normal(size=(60, tok.vocab_size)).astype(np.float32) * 3
     lp = logits - np.log(np.exp(logits).sum(1, keepdims=True))
-    words = TlgDecoder(graph_dir)(lp)
+    words = decoder(lp)
     assert words and set(words) <= vocab
 
 

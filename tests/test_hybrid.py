@@ -7,18 +7,14 @@ import math
 import kaldialign
 import pytest
 import torch
-import yaml
 from lhotse import CutSet
 
-from espnet_distill.asr.trainer import DEFAULT_CONFIG, senone_counts
+from espnet_distill.asr.trainer import senone_counts
 from espnet_distill.bin import decode_hclg
-from espnet_distill.config import apply_overrides, merge_config
 from espnet_distill.models.acoustic_model import FrameClassifier, build_model, load_model
 
-from .conftest import REPO, train_tiny_am
+from .conftest import tiny_am_config, train_tiny_am
 from .figures import figure, test_seed
-
-TINY_CONF = REPO / "egs" / "synth" / "asr1" / "conf" / "train_conformer_ctc_senone_tiny.yaml"
 
 
 def test_frame_cross_entropy_by_hand():
@@ -78,17 +74,13 @@ def test_hybrid_model_trains_on_the_alignment_and_decodes_over_hclg(
     """CTC + senone head on one encoder; decoded over HCLG, training utterances come back."""
     exp, lang_dir, cuts_file, _ = aligned
     targets = exp / "targets"
-    cfg = merge_config(DEFAULT_CONFIG, yaml.safe_load(TINY_CONF.read_text()))
-    cfg = apply_overrides(
-        cfg,
-        [
-            "model.senone_head={upsample: 4, weight: 1.0}",
-            "train.max_epochs=30",
-            "optim.lr=0.005",
-            "train.average_best=1",
-            "optim.warmup_steps=10",
-            f"train.seed={test_seed()}",
-        ],
+    cfg = tiny_am_config(
+        "model.senone_head={upsample: 4, weight: 1.0}",
+        "train.max_epochs=30",
+        "optim.lr=0.005",
+        "train.average_best=1",
+        "optim.warmup_steps=10",
+        f"train.seed={test_seed()}",
     )
     model_file = train_tiny_am(cfg, tmp_path / "am", tiny_features, cuts_file, targets_dir=targets)
     model, _ = load_model(model_file)
@@ -123,8 +115,7 @@ def test_hybrid_model_trains_on_the_alignment_and_decodes_over_hclg(
 
 def test_decode_hclg_refuses_a_model_without_a_senone_head(aligned, hclg_graph, tmp_path, capsys):
     exp, lang_dir, cuts_file, _ = aligned
-    cfg = merge_config(DEFAULT_CONFIG, yaml.safe_load(TINY_CONF.read_text()))
-    cfg["model"]["senone_head"] = None
+    cfg = tiny_am_config("model.senone_head=null")
     model = build_model(cfg, 64)
     torch.save(
         {"config": cfg, "vocab_size": 64, "state_dict": model.state_dict()}, tmp_path / "ctc.pt"

@@ -228,25 +228,17 @@ def test_hierarchical_kd_training_runs_and_keeps_lms_out_of_the_model(
     """Senone/monophone/subword KD heads at blocks 1/1/2 of the tiny model: KD losses are logged
     and fall, the saved model has the heads but no LM weights, and it decodes."""
     import torch
-    import yaml
 
-    from espnet_distill.asr.trainer import DEFAULT_CONFIG
-    from espnet_distill.config import apply_overrides, merge_config
     from espnet_distill.models.acoustic_model import load_model
 
-    from .conftest import REPO
+    from .conftest import tiny_am_config
 
     exp, lang_dir, cuts_file, _ = aligned
-    conf = REPO / "egs" / "synth" / "asr1" / "conf" / "train_conformer_ctc_senone_tiny.yaml"
-    cfg = merge_config(DEFAULT_CONFIG, yaml.safe_load(conf.read_text()))
-    cfg = apply_overrides(
-        cfg,
-        [
-            "model.kd_heads={senone: {layer: 1}, monophone: {layer: 1}, subword: {layer: 2}}",
-            "model.label_interpolation={weight: 0.2}",
-            "train.max_epochs=3",
-            "train.average_best=1",
-        ],
+    cfg = tiny_am_config(
+        "model.kd_heads={senone: {layer: 1}, monophone: {layer: 1}, subword: {layer: 2}}",
+        "model.label_interpolation={weight: 0.2}",
+        "train.max_epochs=3",
+        "train.average_best=1",
     )
     model_file = train_tiny_am(
         cfg,

@@ -4,13 +4,12 @@ share of its word trigrams the n-gram LM holds against the trigrams of the text 
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import yaml
 
 from espnet_distill.lm.ngram import train_word_ngram
 from espnet_distill.score.results import overlap_note
+
+from .cli import run_step
 
 LM_TEXT = [
     "THE CAT SAT ON THE MAT",
@@ -40,25 +39,7 @@ def test_overlap_counts_verbatim_sentences_and_trigrams_the_lm_holds(tmp_path):
     ref = tmp_path / "text"
     ref.write_text("".join(f"{u} {t}\n" for u, t in REFS.items()))
     out = tmp_path / "overlap.yaml"
-    r = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "espnet_distill.bin.lm_overlap",
-            "--lm-text",
-            str(text),
-            "--model",
-            str(model),
-            "--order",
-            "3",
-            "--ref",
-            f"test={ref}",
-            "--out-file",
-            str(out),
-        ],
-        capture_output=True,
-        text=True,
-    )
+    r = run_step("lm_overlap", lm_text=text, model=model, order=3, ref=f"test={ref}", out_file=out)
     assert r.returncode == 0, r.stderr
     o = yaml.safe_load(out.read_text())["test"]
     # u1, u2 and u4 (whitespace aside) are lines of the LM text; u3 and u5 are not
@@ -74,21 +55,6 @@ def test_overlap_counts_verbatim_sentences_and_trigrams_the_lm_holds(tmp_path):
     assert "are optimistic on this set" in note
     # a second call keeps what it measured and adds only new sets
     text.write_text("")
-    r = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "espnet_distill.bin.lm_overlap",
-            "--lm-text",
-            str(text),
-            "--ref",
-            f"test={ref}",
-            f"other={ref}",
-            "--out-file",
-            str(out),
-        ],
-        capture_output=True,
-        text=True,
-    )
+    r = run_step("lm_overlap", lm_text=text, ref=[f"test={ref}", f"other={ref}"], out_file=out)
     both = yaml.safe_load(out.read_text())
     assert both["test"] == o and both["other"]["verbatim"] == 0 and "ngrams" not in both["other"]

@@ -9,25 +9,24 @@ import torch
 import yaml
 
 from espnet_distill.asr import trainer as am_trainer
-from espnet_distill.asr.trainer import DEFAULT_CONFIG, train
-from espnet_distill.config import apply_overrides, merge_config
+from espnet_distill.asr.trainer import train
+from espnet_distill.config import apply_overrides
 from espnet_distill.data.datamodule import make_loader
 from espnet_distill.lang.bpe import BpeTokenizer
 from espnet_distill.models.acoustic_model import build_model, load_model
 from espnet_distill.nn import greedy_ctc
 
-from .conftest import REPO
+from .conftest import tiny_am_config
 from .figures import figure, test_seed
-
-TINY_CONF = REPO / "egs" / "synth" / "asr1" / "conf" / "train_conformer_ctc_senone_tiny.yaml"
 
 
 def _config(**overrides) -> dict:
     """The tiny recipe config as a CTC-only model (the senone head is tested in test_hybrid)."""
-    cfg = merge_config(DEFAULT_CONFIG, yaml.safe_load(TINY_CONF.read_text()))
-    cfg["model"]["senone_head"] = None
-    cfg["train"]["seed"] = test_seed()
-    return apply_overrides(cfg, [f"{k}={v}" for k, v in overrides.items()])
+    return tiny_am_config(
+        "model.senone_head=null",
+        f"train.seed={test_seed()}",
+        *(f"{k}={v}" for k, v in overrides.items()),
+    )
 
 
 def _dataset_loss(model, data) -> float:

@@ -8,6 +8,7 @@ weights with the config, the file decoding reads.
 
 from __future__ import annotations
 
+import functools
 import logging
 from pathlib import Path
 
@@ -27,6 +28,7 @@ from espnet_distill.train.loop import (
     average_checkpoints,
     begin_run,
     fit_resuming,
+    kept_checkpoints,
 )
 from espnet_distill.train.module import TrainingModule
 from espnet_distill.utils import save_torch
@@ -168,17 +170,18 @@ def train(
     )
     audio = bool(m.get("ssl_frontend"))  # an SSL front-end reads audio, not fbank
 
+    loader = functools.partial(
+        make_loader, tokenizer=tokenizer, max_duration=tc["max_duration"], audio=audio
+    )
+
     def train_loader() -> torch.utils.data.DataLoader:
-        return make_loader(
+        return loader(
             train_cuts,
-            tokenizer,
-            tc["max_duration"],
             train=True,
             seed=tc["seed"],
             num_workers=tc["num_workers"],
             max_cut_duration=tc["max_cut_duration"],
             targets=targets,
-            audio=audio,
             sync_buckets=tc.get("sync_buckets", True),
         )
 
@@ -240,15 +243,7 @@ def train(
     # With several processes the training loader is made again inside fit, after they have joined
     # their group: lhotse's samplers read rank and world size when they are created.
     def valid_loader() -> torch.utils.data.DataLoader:
-        return make_loader(
-            valid_cuts,
-            tokenizer,
-            tc["max_duration"],
-            train=False,
-            num_workers=0,
-            targets=valid_targets,
-            audio=audio,
-        )
+        return loader(valid_cuts, train=False, num_workers=0, targets=valid_targets)
 
     ckpt_dir = exp_dir / "checkpoints"
     average_by = tc.get("average_by", "valid_loss")
@@ -281,18 +276,16 @@ def train(
     )
     if trainer.global_rank != 0:  # the other processes of a multi-process run are done
         return final
-    best = sorted(checkpoint.best_k_models, key=lambda p: float(checkpoint.best_k_models[p]))
+    best = kept_checkpoints(checkpoint)
     if average_by == "last":
         best = best[::-1]
-    if not best:
-        raise RuntimeError(f"no checkpoint was saved in {ckpt_dir}")
     log.info(
         "averaging %d checkpoints (by %s): %s",
         len(best),
         average_by,
         ", ".join(Path(b).name for b in best),
     )
-    state = average_checkpoints([Path(b) for b in best])
+    state = average_checkpoints(best)
     save_torch(
         {
             "config": config,

@@ -5,14 +5,17 @@ parsing plus a call into the library. The flag convention they share (CONTRIBUTI
   for another single file); inputs ``--train-cuts`` / ``--valid-cuts`` / ``--test-cuts``;
 - booleans take ``true`` or ``false`` as Kaldi's scripts do (:func:`str2bool`);
 - ``--ngpu N`` (0: CPU) picks the device; ``--seed N`` wherever a step draws random numbers;
+- bad input ends a step with one line ``<step>: <message>`` (:func:`one_line_errors`);
 - ``--config FILE`` plus ``--override section.key=value`` (YAML values) for the trained steps.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import shlex
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from espnet_distill.config import apply_overrides, load_config, merge_config
@@ -23,6 +26,41 @@ def make_parser(doc: str | None) -> argparse.ArgumentParser:
     return argparse.ArgumentParser(
         description=doc, formatter_class=argparse.RawDescriptionHelpFormatter
     )
+
+
+class MissingInput(FileNotFoundError):
+    """An input of a step does not exist (the message names it)."""
+
+
+def require(*paths: Path | None, files: bool = False) -> None:
+    """Raises :class:`MissingInput` ``<path> does not exist`` for the first of ``paths`` that
+    does not (``files``: that is not a file); None entries (options not given) are skipped."""
+    for path in paths:
+        if path is not None and not (path.is_file() if files else path.exists()):
+            raise MissingInput(f"{path} does not exist")
+
+
+def one_line_errors(
+    *errors: type[BaseException],
+) -> Callable[[Callable[..., int]], Callable[..., int]]:
+    """Decorates a step's ``main``: an exception of ``errors`` or :class:`MissingInput` (bad
+    input, named in its message) ends the step with the one line ``<step>: <message>`` on stderr
+    and exit status 1, not a traceback."""
+
+    def decorate(main: Callable[..., int]) -> Callable[..., int]:
+        step = Path(sys.modules[main.__module__].__file__ or main.__module__).stem
+
+        @functools.wraps(main)
+        def run(argv: list[str] | None = None) -> int:
+            try:
+                return main(argv)
+            except (MissingInput, *errors) as err:
+                print(f"{step}: {err}", file=sys.stderr)
+                return 1
+
+        return run
+
+    return decorate
 
 
 def str2bool(value: str) -> bool:
@@ -40,6 +78,28 @@ def add_bool(parser: argparse.ArgumentParser, flag: str, help: str, default: boo
         metavar="true|false",
         help=f"{help} ({str(default).lower()})",
     )
+
+
+# What the shared path flags mean, so that every step's --help says it the same way.
+PATH_FLAGS = {
+    "--train-cuts": "training cuts (lhotse manifest)",
+    "--valid-cuts": "validation cuts (lhotse manifest)",
+    "--test-cuts": "test cuts (lhotse manifest)",
+    "--cuts": "the cuts to process (lhotse manifest)",
+    "--manifest-dir": "lhotse manifests of stage 1",
+    "--lang-dir": "lang dir of stage 3 (BPE model, lexicon, symbol tables)",
+    "--exp-dir": "experiment dir (models, logs)",
+    "--out-dir": "where this step writes",
+    "--out-file": "the file this step writes",
+    "--results-file": "the RESULTS.md to write",
+    "--kaldi-dir": "Kaldi-style data dir to export",
+}
+
+
+def add_paths(parser: argparse.ArgumentParser, *flags: str, required: bool = True) -> None:
+    """Path-valued flags, with the shared meaning of those in :data:`PATH_FLAGS`."""
+    for flag in flags:
+        parser.add_argument(flag, type=Path, required=required, help=PATH_FLAGS.get(flag))
 
 
 def add_config_options(

@@ -36,15 +36,16 @@ from espnet_distill.align.trainer import (
     train_mono,
     train_tri,
 )
-from espnet_distill.bin import add_bool, make_parser
+from espnet_distill.bin import add_bool, add_paths, make_parser, one_line_errors, require
 from espnet_distill.utils import atomic_write_text, setup_logging
 
 log = logging.getLogger(__name__)
 
 
+@one_line_errors()
 def main(argv: list[str] | None = None) -> int:
     parser = make_parser(__doc__)
-    parser.add_argument("--lang-dir", type=Path, required=True)
+    add_paths(parser, "--lang-dir", "--bpe-model", "--exp-dir")
     parser.add_argument("--cuts", type=Path, required=True, help="training cuts with fbank")
     parser.add_argument(
         "--extra-cuts",
@@ -54,8 +55,6 @@ def main(argv: list[str] | None = None) -> int:
         help="also aligned by the final triphone system, never trained on "
         "(the valid set: validation loss of hybrid models)",
     )
-    parser.add_argument("--bpe-model", type=Path, required=True)
-    parser.add_argument("--exp-dir", type=Path, required=True)
     parser.add_argument("--nj", type=int, default=2)
     parser.add_argument(
         "--mono-subset",
@@ -79,10 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     setup_logging()
-    for path in (args.lang_dir / "L.fst", args.cuts, args.bpe_model, *args.extra_cuts):
-        if not path.exists():
-            print(f"align: {path} does not exist", file=sys.stderr)
-            return 1
+    require(args.lang_dir / "L.fst", args.cuts, args.bpe_model, *args.extra_cuts)
     lang = Lang.load(args.lang_dir)
     names = {i: p for p, i in lang.phones.items()}
     cuts = CutSet.from_file(args.cuts)

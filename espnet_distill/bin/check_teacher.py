@@ -11,9 +11,8 @@ from __future__ import annotations
 
 import logging
 import sys
-from pathlib import Path
 
-from espnet_distill.bin import make_parser, named_files
+from espnet_distill.bin import add_paths, make_parser, named_files, one_line_errors
 from espnet_distill.config import load_config
 from espnet_distill.models.hubert import (
     CheckpointMismatch,
@@ -25,24 +24,17 @@ from espnet_distill.ssl.trainer import students_needing_a_head
 from espnet_distill.utils import setup_logging
 
 
+@one_line_errors(ValueError, FileNotFoundError, CheckpointMismatch)
 def main(argv: list[str] | None = None) -> int:
     parser = make_parser(__doc__)
-    parser.add_argument("--teacher", type=Path, required=True)
+    add_paths(parser, "--teacher")
     parser.add_argument("--students", nargs="*", default=[], metavar="NAME=CONFIG")
     args = parser.parse_args(argv)
     setup_logging()
-    try:
-        files = named_files(args.students, "--students", "CONFIG")
-    except ValueError as err:
-        print(f"check_teacher: {err}", file=sys.stderr)
-        return 1
+    files = named_files(args.students, "--students", "CONFIG")
     configs = {name: load_config(path) for name, path in files.items()}
-    try:
-        fmt = detect_format(args.teacher)
-        teacher = load_hubert(args.teacher, fmt)
-    except (FileNotFoundError, CheckpointMismatch, ValueError) as err:
-        print(f"check_teacher: {err}", file=sys.stderr)
-        return 1
+    fmt = detect_format(args.teacher)
+    teacher = load_hubert(args.teacher, fmt)
     head = f"{teacher.num_classes} clusters" if teacher.num_classes else "no masked-prediction head"
     logging.info(
         "teacher %s (%s format): %d layers, %.2fM parameters, %s",

@@ -12,16 +12,15 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from espnet_distill.bin import make_parser
+from espnet_distill.bin import add_paths, make_parser, one_line_errors, require
 from espnet_distill.utils import setup_logging
 
 
+@one_line_errors()
 def main(argv: list[str] | None = None) -> int:
     parser = make_parser(__doc__)
     parser.add_argument("--kind", choices=["tlg", "hclg"], default="tlg")
-    parser.add_argument("--lang-dir", type=Path, required=True)
-    parser.add_argument("--arpa", type=Path, required=True)
-    parser.add_argument("--out-dir", type=Path, required=True)
+    add_paths(parser, "--lang-dir", "--arpa", "--out-dir")
     parser.add_argument("--align-dir", type=Path, help="stage 4 dir with tri/ (hclg)")
     args = parser.parse_args(argv)
     setup_logging()
@@ -33,10 +32,7 @@ def main(argv: list[str] | None = None) -> int:
             print("compile_graph: --kind hclg needs --align-dir", file=sys.stderr)
             return 1
         needed += [args.lang_dir / "L_disambig.fst", args.align_dir / "tri" / "tree.json"]
-    for path in needed:
-        if not path.is_file():
-            print(f"compile_graph: {path} does not exist", file=sys.stderr)
-            return 1
+    require(*needed, files=True)
     if args.kind == "tlg":
         from espnet_distill.graph.tlg import compile_tlg
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from espnet_distill.bin import make_parser
+from espnet_distill.bin import add_paths, make_parser
 from espnet_distill.data import features
 from espnet_distill.utils import setup_logging
 
@@ -24,10 +24,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = make_parser(__doc__)
     sub = parser.add_subparsers(dest="step", required=True)
     p = sub.add_parser("split", help="split a part's cuts into N lists")
-    p.add_argument("--manifest-dir", type=Path, required=True)
+    add_paths(p, "--manifest-dir", "--out-dir")
     p.add_argument("--part", required=True)
     p.add_argument("--nj", type=int, required=True)
-    p.add_argument("--out-dir", type=Path, required=True)
     p.add_argument("--prefix", default="librispeech")
     p.add_argument(
         "--speed-perturb",
@@ -37,13 +36,12 @@ def main(argv: list[str] | None = None) -> int:
         help="add speed-perturbed copies, e.g. 0.9 1.1",
     )
     p = sub.add_parser("extract", help="one job: fbank for the cuts of split/cuts.JOB.jsonl.gz")
-    p.add_argument("--out-dir", type=Path, required=True)
+    add_paths(p, "--out-dir")
     p.add_argument("--job", type=int, required=True)
     p = sub.add_parser("combine", help="join the jobs, export the Kaldi data dir, optional CMVN")
-    p.add_argument("--out-dir", type=Path, required=True)
+    add_paths(p, "--out-dir", "--kaldi-dir")
     p.add_argument("--nj", type=int, required=True)
     p.add_argument("--part", required=True)
-    p.add_argument("--kaldi-dir", type=Path, required=True)
     p.add_argument("--cmvn", type=Path, help="compute global CMVN stats from this part into FILE")
     p.add_argument(
         "--rejected-list",

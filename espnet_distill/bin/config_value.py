@@ -9,17 +9,16 @@ Usage:
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
 import yaml
 
-from espnet_distill.bin import make_parser
+from espnet_distill.bin import add_paths, make_parser
 from espnet_distill.config import load_config
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = make_parser(__doc__)
-    parser.add_argument("--config", type=Path, required=True)
+    add_paths(parser, "--config")
     parser.add_argument("--key", required=True, help="dotted path, e.g. model.senone_head")
     args = parser.parse_args(argv)
     try:

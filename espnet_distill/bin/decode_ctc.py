@@ -25,22 +25,19 @@ import sys
 import time
 from pathlib import Path
 
-from espnet_distill.bin import device_of, make_parser
+from espnet_distill.bin import add_paths, device_of, make_parser, one_line_errors
 from espnet_distill.config import DECODE_DEFAULTS
-from espnet_distill.decode.ctc_beam import CtcPrefixBeamSearch, WordLmScorer
-from espnet_distill.decode.network import network_outputs, search, search_tlg
-from espnet_distill.decode.tuning import tune, weight_grid, write_command, write_hypotheses
-from espnet_distill.graph.tlg import TlgDecoder
+from espnet_distill.decode.network import network_outputs
+from espnet_distill.decode.searches import CtcBeamLm, GreedyCtc, Search, Tlg, decode_set
+from espnet_distill.decode.tuning import write_command, write_hypotheses
 from espnet_distill.lang.bpe import BpeTokenizer
 from espnet_distill.utils import setup_logging
 
 
+@one_line_errors(ValueError)
 def main(argv: list[str] | None = None) -> int:
     parser = make_parser(__doc__)
-    parser.add_argument("--model", type=Path, required=True)
-    parser.add_argument("--lang-dir", type=Path, required=True)
-    parser.add_argument("--cuts", type=Path, required=True)
-    parser.add_argument("--out-dir", type=Path, required=True)
+    add_paths(parser, "--model", "--lang-dir", "--cuts", "--out-dir")
     parser.add_argument("--method", choices=["greedy", "beam_lm", "tlg"], default="greedy")
     parser.add_argument("--lm", type=Path, help="KenLM word n-gram (binary or ARPA) for beam_lm")
     parser.add_argument("--beam", type=int, default=DECODE_DEFAULTS["beam"])
@@ -87,48 +84,15 @@ def main(argv: list[str] | None = None) -> int:
         args.model, args.cuts, device_of(args.ngpu), args.max_duration
     )
 
-    if args.method == "greedy":
-        hyps = search(outputs, None, tokenizer, "greedy")
-        chosen = {}
+    if args.method == "tlg":
+        search: Search = Tlg(args.graph_dir, args.graph_beam, args.max_active)
+        values = [args.acoustic_scales, args.blank_penalties]
+    elif args.method == "beam_lm":
+        search = CtcBeamLm(tokenizer, args.lm, args.beam)
+        values = [args.lm_weights, args.word_bonuses]
     else:
-        if args.method == "tlg":
-            names = ("acoustic_scale", "blank_penalty")
-            values = (args.acoustic_scales, args.blank_penalties)
-            tlg = TlgDecoder(args.graph_dir, args.graph_beam, args.max_active)
-            settings = {
-                "graph": str(args.graph_dir),
-                "graph_beam": args.graph_beam,
-                "max_active": args.max_active,
-            }
-
-            def decode(scale: float, penalty: float) -> dict[str, str]:
-                return search_tlg(outputs, tlg, scale, penalty)
-        else:
-            names = ("lm_weight", "word_bonus")
-            values = (args.lm_weights, args.word_bonuses)
-            lm = WordLmScorer(str(args.lm))
-            pieces = [tokenizer.sp.id_to_piece(i) for i in range(tokenizer.vocab_size)]
-            settings = {"beam": args.beam, "lm": str(args.lm)}
-
-            def decode(weight: float, bonus: float) -> dict[str, str]:
-                decoder = CtcPrefixBeamSearch(
-                    pieces,
-                    tokenizer.blank_id,
-                    args.beam,
-                    lm=lm,
-                    lm_weight=weight,
-                    word_bonus=bonus,
-                )
-                return search(
-                    outputs, decoder, tokenizer, f"beam lm_weight={weight} word_bonus={bonus}"
-                )
-
-        try:
-            grid = weight_grid(names, values, args.best_from)
-            hyps, chosen = tune(grid, names, decode, args.tune_ref, args.out_dir, settings)
-        except ValueError as err:
-            print(f"decode_ctc: {err}", file=sys.stderr)
-            return 1
+        search, values = GreedyCtc(tokenizer), []
+    hyps, chosen = decode_set(outputs, search, values, args.best_from, args.tune_ref, args.out_dir)
     rtf = write_hypotheses(args.out_dir, hyps, time.perf_counter() - start, seconds)
     print(
         f"decoded {len(hyps)} utterances with {args.method} {chosen or ''} RTF {rtf:.4f} (all settings tried)"

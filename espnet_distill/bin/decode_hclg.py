@@ -26,21 +26,19 @@ from tqdm import tqdm
 
 from espnet_distill.align.features import load_align_features
 from espnet_distill.align.trainer import GmmSystem, Lang
-from espnet_distill.bin import device_of, make_parser
+from espnet_distill.bin import add_paths, device_of, make_parser, one_line_errors, require
 from espnet_distill.config import DECODE_DEFAULTS
 from espnet_distill.decode.network import hybrid_scores
-from espnet_distill.decode.tuning import tune, weight_grid, write_command, write_hypotheses
-from espnet_distill.graph.hclg import HclgDecoder
+from espnet_distill.decode.searches import Hclg, decode_set
+from espnet_distill.decode.tuning import write_command, write_hypotheses
 from espnet_distill.utils import setup_logging
 
 
+@one_line_errors(ValueError)
 def main(argv: list[str] | None = None) -> int:
     parser = make_parser(__doc__)
     parser.add_argument("--align-dir", type=Path, required=True, help="stage 4 dir (tri/)")
-    parser.add_argument("--lang-dir", type=Path, required=True)
-    parser.add_argument("--graph-dir", type=Path, required=True)
-    parser.add_argument("--cuts", type=Path, required=True)
-    parser.add_argument("--out-dir", type=Path, required=True)
+    add_paths(parser, "--lang-dir", "--graph-dir", "--cuts", "--out-dir")
     parser.add_argument("--model", type=Path, help="hybrid network (default: the GMM of tri/)")
     parser.add_argument("--ngpu", type=int, default=0, help="0: CPU; 1: the first GPU")
     parser.add_argument("--max-duration", type=float, default=60.0, help="network batch (s)")
@@ -49,15 +47,11 @@ def main(argv: list[str] | None = None) -> int:
         "--beam", type=float, default=DECODE_DEFAULTS["hclg_beam"], help="search beam"
     )
     parser.add_argument("--max-active", type=int, default=DECODE_DEFAULTS["max_active"])
-    parser.add_argument("--tune-ref", type=Path)
-    parser.add_argument("--best-from", type=Path)
+    add_paths(parser, "--tune-ref", "--best-from", required=False)
     args = parser.parse_args(argv)
     setup_logging()
     inputs = [args.graph_dir / "HCLG.fst", args.align_dir / "tri" / "final.npz", args.cuts]
-    for path in inputs + ([args.model] if args.model else []):
-        if not path.is_file():
-            print(f"decode_hclg: {path} does not exist", file=sys.stderr)
-            return 1
+    require(*inputs, args.model, files=True)
     write_command(args.out_dir, "espnet_distill.bin.decode_hclg", argv)
     start = time.perf_counter()
     lang = Lang.load(args.lang_dir)
@@ -77,29 +71,11 @@ def main(argv: list[str] | None = None) -> int:
             c.id: tri.gmm.loglikes(feats[c.id]) for c in tqdm(cuts, desc="GMM log-likelihoods")
         }
     seconds = sum(c.duration for c in cuts)
-    decoder = HclgDecoder(args.graph_dir, tri.tm, args.beam, args.max_active)
-
-    def decode(acoustic_scale: float) -> dict[str, str]:
-        return {
-            uid: " ".join(decoder(s, acoustic_scale))
-            for uid, s in tqdm(
-                sorted(scores.items()), desc=f"hclg scale={acoustic_scale}", mininterval=2
-            )
-        }
-
     model = f"hybrid {args.model}" if args.model else "tri GMM-HMM"
-    settings = {
-        "model": model,
-        "graph": str(args.graph_dir),
-        "graph_beam": args.beam,
-        "max_active": args.max_active,
-    }
-    try:
-        grid = weight_grid(["acoustic_scale"], [args.acoustic_scales], args.best_from)
-        hyps, chosen = tune(grid, ["acoustic_scale"], decode, args.tune_ref, args.out_dir, settings)
-    except ValueError as err:
-        print(f"decode_hclg: {err}", file=sys.stderr)
-        return 1
+    search = Hclg(args.graph_dir, tri.tm, args.beam, args.max_active, model)
+    hyps, chosen = decode_set(
+        scores, search, [args.acoustic_scales], args.best_from, args.tune_ref, args.out_dir
+    )
     rtf = write_hypotheses(args.out_dir, hyps, time.perf_counter() - start, seconds)
     print(f"decoded {len(hyps)} utterances over HCLG {chosen} RTF {rtf:.4f} (all settings tried)")
     return 0

@@ -15,7 +15,7 @@ import sys
 import urllib.error
 from pathlib import Path
 
-from espnet_distill.bin import make_parser
+from espnet_distill.bin import add_paths, make_parser
 from espnet_distill.utils import setup_logging
 
 CORPORA = ("librispeech", "mini_librispeech", "speech_commands", "voxceleb1")
@@ -43,7 +43,7 @@ def download(corpus: str, target_dir: Path, parts: list[str] | None = None) -> P
 def main(argv: list[str] | None = None) -> int:
     parser = make_parser(__doc__)
     parser.add_argument("--corpus", choices=CORPORA, required=True)
-    parser.add_argument("--out-dir", type=Path, required=True)
+    add_paths(parser, "--out-dir")
     parser.add_argument("--parts", nargs="*", help="LibriSpeech parts (default: all seven)")
     args = parser.parse_args(argv)
     setup_logging()

@@ -43,17 +43,17 @@ from espnet_distill.align.quality import (
     tts_to_arpabet,
 )
 from espnet_distill.align.trainer import Aligner, GmmSystem, Lang
-from espnet_distill.bin import make_parser
+from espnet_distill.bin import add_paths, make_parser, one_line_errors, require
 from espnet_distill.lang.phone_lang import SIL, SPN, base_phone
 from espnet_distill.utils import atomic_write_text, setup_logging
 
 log = logging.getLogger(__name__)
 
 
+@one_line_errors()
 def main(argv: list[str] | None = None) -> int:
     parser = make_parser(__doc__)
-    parser.add_argument("--align-dir", type=Path, required=True)
-    parser.add_argument("--lang-dir", type=Path, required=True)
+    add_paths(parser, "--align-dir", "--lang-dir", "--out-dir")
     parser.add_argument(
         "--text",
         type=Path,
@@ -61,7 +61,6 @@ def main(argv: list[str] | None = None) -> int:
         required=True,
         help="Kaldi text(s) of the sentences, read in order",
     )
-    parser.add_argument("--out-dir", type=Path, required=True)
     parser.add_argument("--num-utts", type=int, default=50)
     parser.add_argument("--engine", choices=["festival", "flite"], default="festival")
     parser.add_argument("--voice", help="TTS voice (default: festival kal_diphone, flite slt)")
@@ -76,10 +75,7 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 1
-    for path in (args.align_dir / "tri" / "final.npz", args.lang_dir / "L.fst", *args.text):
-        if not path.is_file():
-            print(f"eval_alignment: {path} does not exist", file=sys.stderr)
-            return 1
+    require(args.align_dir / "tri" / "final.npz", args.lang_dir / "L.fst", *args.text, files=True)
     lang = Lang.load(args.lang_dir)
     tri = GmmSystem.load(args.align_dir / "tri", lang)
     texts, skipped = pick_sentences(args.text, set(lang.words), args.num_utts)
@@ -102,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
     synthesize = synthesize_festival if args.engine == "festival" else synthesize_flite
     try:
         audio = synthesize(texts, audio_dir, voice)
-    except (RuntimeError, ValueError) as err:
+    except (RuntimeError, ValueError) as err:  # the TTS engine failed
         print(f"eval_alignment: {err}", file=sys.stderr)
         return 1
     cuts = tts_cuts(audio, texts, audio_dir, f"{args.engine}-{voice}")

@@ -15,7 +15,14 @@ from pathlib import Path
 
 from lhotse import CutSet, load_manifest
 
-from espnet_distill.bin import add_config_options, make_parser, read_config, str2bool
+from espnet_distill.bin import (
+    add_config_options,
+    add_paths,
+    make_parser,
+    one_line_errors,
+    read_config,
+    str2bool,
+)
 from espnet_distill.data.kws_sv import read_trials
 from espnet_distill.data.librispeech import CorpusError
 from espnet_distill.kws_sv.trainer import fine_tune
@@ -37,6 +44,7 @@ def load_cuts(manifest_dir: Path, prefix: str, split: str) -> CutSet:
     ).to_eager()
 
 
+@one_line_errors(ValueError, FileNotFoundError, CorpusError, CheckpointMismatch)
 def main(argv: list[str] | None = None) -> int:
     parser = make_parser(__doc__)
     parser.add_argument("--upstream", type=Path, required=True, help="a HuBERT or a ssl1 student")
@@ -45,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--freeze", type=str2bool, required=True, metavar="true|false", help="freeze the upstream"
     )
-    parser.add_argument("--manifest-dir", type=Path, required=True)
+    add_paths(parser, "--manifest-dir", "--exp-dir")
     parser.add_argument(
         "--kws-task",
         choices=["12class", "35class"],
@@ -53,36 +61,31 @@ def main(argv: list[str] | None = None) -> int:
         help="12class: SUPERB's (test: the 12-class test set); 35class: the words "
         "(test: testing_list.txt)",
     )
-    parser.add_argument("--exp-dir", type=Path, required=True)
     parser.add_argument("--ngpu", type=int, default=0)
     args = parser.parse_args(argv)
     setup_logging()
-    try:
-        config = read_config(args)
-        config = {
-            **config,
-            "tasks": args.tasks,
-            "freeze_upstream": args.freeze,
-            "kws": {**config.get("kws", {}), "task": args.kws_task},
-        }
-        data = {}
-        if "kws" in args.tasks:
-            data["kws_train"] = load_cuts(args.manifest_dir, "speechcommands", "train")
-            data["kws_test"] = load_cuts(
-                args.manifest_dir,
-                "speechcommands",
-                "test" if args.kws_task == "12class" else "test35",
-            )
-        if "sv" in args.tasks:
-            data["sv_train"] = load_cuts(args.manifest_dir, "voxceleb", "train")
-            data["sv_test"] = load_cuts(args.manifest_dir, "voxceleb", "test")
-            data["trials"] = read_trials(
-                args.manifest_dir / "voxceleb_trials.txt", {c.recording_id for c in data["sv_test"]}
-            )
-        results = fine_tune(load_upstream(args.upstream), config, args.exp_dir, data, args.ngpu)
-    except (ValueError, FileNotFoundError, CorpusError, CheckpointMismatch) as err:
-        print(f"fine_tune_kws_sv: {err}", file=sys.stderr)
-        return 1
+    config = read_config(args)
+    config = {
+        **config,
+        "tasks": args.tasks,
+        "freeze_upstream": args.freeze,
+        "kws": {**config.get("kws", {}), "task": args.kws_task},
+    }
+    data = {}
+    if "kws" in args.tasks:
+        data["kws_train"] = load_cuts(args.manifest_dir, "speechcommands", "train")
+        data["kws_test"] = load_cuts(
+            args.manifest_dir,
+            "speechcommands",
+            "test" if args.kws_task == "12class" else "test35",
+        )
+    if "sv" in args.tasks:
+        data["sv_train"] = load_cuts(args.manifest_dir, "voxceleb", "train")
+        data["sv_test"] = load_cuts(args.manifest_dir, "voxceleb", "test")
+        data["trials"] = read_trials(
+            args.manifest_dir / "voxceleb_trials.txt", {c.recording_id for c in data["sv_test"]}
+        )
+    results = fine_tune(load_upstream(args.upstream), config, args.exp_dir, data, args.ngpu)
     print({k: v for k, v in results.items() if k != "det"})
     return 0
 

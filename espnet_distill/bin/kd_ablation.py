@@ -19,9 +19,8 @@ Usage:
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
-from espnet_distill.bin import make_parser
+from espnet_distill.bin import add_paths, make_parser, one_line_errors
 from espnet_distill.score.kd_ablation import (
     ablation_rows,
     plot,
@@ -30,9 +29,10 @@ from espnet_distill.score.kd_ablation import (
 from espnet_distill.utils import atomic_write_text
 
 
+@one_line_errors(FileNotFoundError, ValueError)
 def main(argv: list[str] | None = None) -> int:
     parser = make_parser(__doc__)
-    parser.add_argument("--exp-dir", type=Path, required=True)
+    add_paths(parser, "--exp-dir", "--out-dir")
     parser.add_argument("--baseline", required=True, help="tag of the no-KD experiment")
     parser.add_argument("--tags", nargs="+", required=True)
     parser.add_argument(
@@ -44,20 +44,15 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--methods", nargs="+", default=["hclg", "tlg"])
     parser.add_argument("--sets", nargs="+", default=["dev-clean", "test-clean"])
-    parser.add_argument("--out-dir", type=Path, required=True)
     args = parser.parse_args(argv)
     seeds: list[int | None] = list(args.seeds) or [None]
     tags = [args.baseline] + [t for t in args.tags if t != args.baseline]
     tables = {}
-    try:
-        for method in args.methods:
-            for part in args.sets:
-                tables[(method, part)] = ablation_rows(
-                    args.exp_dir, tags, args.baseline, method, part, seeds
-                )
-    except (FileNotFoundError, ValueError) as err:
-        print(f"kd_ablation: {err}", file=sys.stderr)
-        return 1
+    for method in args.methods:
+        for part in args.sets:
+            tables[(method, part)] = ablation_rows(
+                args.exp_dir, tags, args.baseline, method, part, seeds
+            )
     args.out_dir.mkdir(parents=True, exist_ok=True)
     text = table_markdown(tables, args.baseline, seeds)
     atomic_write_text(args.out_dir / "table.md", text + "\n")

@@ -12,9 +12,8 @@ Usage:
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
-from espnet_distill.bin import make_parser
+from espnet_distill.bin import add_paths, make_parser
 from espnet_distill.kws_sv.report import (
     MODES,
     N_BOOT,
@@ -30,12 +29,11 @@ from espnet_distill.utils import atomic_write_text, setup_logging
 
 def main(argv: list[str] | None = None) -> int:
     parser = make_parser(__doc__)
-    parser.add_argument("--finetune-dir", type=Path, required=True)
+    add_paths(parser, "--finetune-dir", "--out-dir")
     parser.add_argument("--upstreams", nargs="+", required=True, help="e.g. teacher distilhubert")
     parser.add_argument("--modes", nargs="+", default=list(MODES), choices=MODES)
     parser.add_argument("--setups", nargs="+", default=list(SETUPS), choices=SETUPS)
-    parser.add_argument("--out-dir", type=Path, required=True)
-    parser.add_argument("--results-file", type=Path)
+    add_paths(parser, "--results-file", required=False)
     parser.add_argument("--title", default="kws_sv1 results")
     parser.add_argument("--notes", default="", help="a paragraph under the table")
     args = parser.parse_args(argv)

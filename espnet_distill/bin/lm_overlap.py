@@ -14,29 +14,23 @@ import logging
 import sys
 from pathlib import Path
 
-from espnet_distill.bin import make_parser, named_files
+from espnet_distill.bin import add_paths, make_parser, named_files, one_line_errors, require
 from espnet_distill.lm.overlap import WARN_SHARE, lm_text_overlap
 from espnet_distill.utils import setup_logging
 
 
+@one_line_errors(ValueError)
 def main(argv: list[str] | None = None) -> int:
     parser = make_parser(__doc__)
     parser.add_argument("--lm-text", type=Path, nargs="+", required=True)
     parser.add_argument("--model", type=Path, help="the n-gram LM (KenLM binary or ARPA)")
     parser.add_argument("--order", type=int, default=3)
     parser.add_argument("--ref", nargs="+", required=True, metavar="SET=KALDI_TEXT")
-    parser.add_argument("--out-file", type=Path, required=True)
+    add_paths(parser, "--out-file")
     args = parser.parse_args(argv)
     setup_logging()
-    try:
-        refs = named_files(args.ref, "--ref", "KALDI_TEXT")
-    except ValueError as err:
-        print(f"lm_overlap: {err}", file=sys.stderr)
-        return 1
-    for path in [*args.lm_text, *([args.model] if args.model else [])]:
-        if not path.is_file():
-            print(f"lm_overlap: {path} does not exist", file=sys.stderr)
-            return 1
+    refs = named_files(args.ref, "--ref", "KALDI_TEXT")
+    require(*args.lm_text, args.model, files=True)
     overlap = lm_text_overlap(args.lm_text, refs, args.model, args.order, args.out_file)
     for name in refs:
         o = overlap[name]

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from lhotse.serialization import open_best
 
-from espnet_distill.bin import make_parser
+from espnet_distill.bin import add_paths, make_parser
 from espnet_distill.lang.bpe import train_bpe
 from espnet_distill.utils import setup_logging
 
@@ -37,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
         "--extra-text", type=Path, help="plain (optionally .gz) sentences, e.g. LM text"
     )
     parser.add_argument("--vocab-size", type=int, required=True)
-    parser.add_argument("--lang-dir", type=Path, required=True)
+    add_paths(parser, "--lang-dir")
     args = parser.parse_args(argv)
     setup_logging()
     texts = read_kaldi_text(args.text)

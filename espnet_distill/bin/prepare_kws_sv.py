@@ -12,12 +12,13 @@ import json
 import sys
 from pathlib import Path
 
-from espnet_distill.bin import make_parser
+from espnet_distill.bin import add_paths, make_parser, one_line_errors
 from espnet_distill.data.kws_sv import prepare_speech_commands, prepare_voxceleb1
 from espnet_distill.data.librispeech import CorpusError
 from espnet_distill.utils import atomic_write_text, setup_logging
 
 
+@one_line_errors(CorpusError, ValueError)
 def main(argv: list[str] | None = None) -> int:
     parser = make_parser(__doc__)
     parser.add_argument(
@@ -29,7 +30,7 @@ def main(argv: list[str] | None = None) -> int:
         "--voxceleb1", type=Path, help="holds wav/, vox1_meta.csv and veri_test.txt"
     )
     parser.add_argument("--version", default="2", help="Speech Commands version (1 or 2)")
-    parser.add_argument("--out-dir", type=Path, required=True)
+    add_paths(parser, "--out-dir")
     parser.add_argument("--nj", type=int, default=1)
     args = parser.parse_args(argv)
     setup_logging()
@@ -37,16 +38,12 @@ def main(argv: list[str] | None = None) -> int:
         print("prepare_kws_sv: give --speech-commands, --voxceleb1 or both", file=sys.stderr)
         return 1
     counts = {}
-    try:
-        if args.speech_commands:
-            counts["speech_commands"] = prepare_speech_commands(
-                args.speech_commands, args.out_dir, args.version
-            )
-        if args.voxceleb1:
-            counts["voxceleb1"] = prepare_voxceleb1(args.voxceleb1, args.out_dir, args.nj)
-    except (CorpusError, ValueError) as err:
-        print(f"prepare_kws_sv: {err}", file=sys.stderr)
-        return 1
+    if args.speech_commands:
+        counts["speech_commands"] = prepare_speech_commands(
+            args.speech_commands, args.out_dir, args.version
+        )
+    if args.voxceleb1:
+        counts["voxceleb1"] = prepare_voxceleb1(args.voxceleb1, args.out_dir, args.nj)
     atomic_write_text(args.out_dir / "counts.json", json.dumps(counts, indent=1) + "\n")
     print(json.dumps(counts))
     return 0

@@ -14,7 +14,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from espnet_distill.bin import add_bool, make_parser
+from espnet_distill.bin import add_bool, add_paths, make_parser, one_line_errors, require
 from espnet_distill.lang.lexicon import ARPABET, build_lexicon, load_cmudict
 from espnet_distill.lang.phone_lang import SIL_WORD, UNK_WORD, prepare_phone_lang
 from espnet_distill.utils import setup_logging
@@ -34,10 +34,11 @@ def read_words(path: Path) -> list[str]:
     return [w for w in dict.fromkeys(words) if w not in NOT_WORDS]
 
 
+@one_line_errors()
 def main(argv: list[str] | None = None) -> int:
     parser = make_parser(__doc__)
     parser.add_argument("--words", type=Path, nargs="+", required=True)
-    parser.add_argument("--lang-dir", type=Path, required=True)
+    add_paths(parser, "--lang-dir")
     parser.add_argument("--num-states", type=int, default=3, help="HMM states per phone")
     parser.add_argument("--num-sil-states", type=int, default=3, help="HMM states of silence")
     parser.add_argument("--sil-prob", type=float, default=0.5, help="optional silence probability")
@@ -45,12 +46,8 @@ def main(argv: list[str] | None = None) -> int:
     add_bool(parser, "--position-dependent", "_B/_I/_E/_S word-position phones")
     args = parser.parse_args(argv)
     setup_logging()
-    words: list[str] = []
-    for path in args.words:
-        if not path.is_file():
-            print(f"prepare_lang: {path} does not exist", file=sys.stderr)
-            return 1
-        words += read_words(path)
+    require(*args.words, files=True)
+    words = [w for path in args.words for w in read_words(path)]
     lexicon, failed = build_lexicon(words, load_cmudict(), max_prons=args.max_prons)
     prepare_phone_lang(
         lexicon,

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from lhotse import combine, load_manifest
 
-from espnet_distill.bin import make_parser, named_values
+from espnet_distill.bin import add_paths, make_parser, named_values, one_line_errors
 from espnet_distill.data.librispeech import (
     CorpusError,
     check_corpus_dir,
@@ -45,11 +45,11 @@ def combine_parts(output_dir: Path, name: str, parts: list[str], prefix: str) ->
     return count
 
 
+@one_line_errors(ValueError, CorpusError)
 def main(argv: list[str] | None = None) -> int:
     parser = make_parser(__doc__)
-    parser.add_argument("--corpus-dir", type=Path, required=True)
+    add_paths(parser, "--corpus-dir", "--out-dir")
     parser.add_argument("--parts", nargs="+", required=True)
-    parser.add_argument("--out-dir", type=Path, required=True)
     parser.add_argument("--prefix", default="librispeech")
     parser.add_argument(
         "--combine",
@@ -59,14 +59,10 @@ def main(argv: list[str] | None = None) -> int:
         help="a joined set of parts, e.g. train-960=train-clean-100,train-clean-360",
     )
     args = parser.parse_args(argv)
-    try:
-        combined = {
-            name: parts.split(",")
-            for name, parts in named_values(args.combine, "--combine", "P1,P2,...").items()
-        }
-    except ValueError as err:
-        print(f"prepare_manifests: {err}", file=sys.stderr)
-        return 1
+    combined = {
+        name: parts.split(",")
+        for name, parts in named_values(args.combine, "--combine", "P1,P2,...").items()
+    }
     missing = sorted({p for parts in combined.values() for p in parts} - set(args.parts))
     if missing:
         print(
@@ -75,19 +71,15 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 1
     setup_logging()
-    try:
-        check_corpus_dir(args.corpus_dir, args.parts)
-        for part in args.parts:
-            done = args.out_dir / f"{args.prefix}_recordings_{part}.jsonl.gz"
-            if done.is_file():
-                logging.info("%s: manifests exist, skipping", part)
-                continue
-            prepare_part(args.corpus_dir, part, args.out_dir, args.prefix)
-        for name, parts in combined.items():
-            combine_parts(args.out_dir, name, parts, args.prefix)
-    except CorpusError as err:
-        print(f"prepare_manifests: {err}", file=sys.stderr)
-        return 1
+    check_corpus_dir(args.corpus_dir, args.parts)
+    for part in args.parts:
+        done = args.out_dir / f"{args.prefix}_recordings_{part}.jsonl.gz"
+        if done.is_file():
+            logging.info("%s: manifests exist, skipping", part)
+            continue
+        prepare_part(args.corpus_dir, part, args.out_dir, args.prefix)
+    for name, parts in combined.items():
+        combine_parts(args.out_dir, name, parts, args.prefix)
     return 0
 
 

@@ -23,7 +23,7 @@ from pathlib import Path
 import yaml
 from lhotse import CutSet
 
-from espnet_distill.bin import make_parser
+from espnet_distill.bin import MissingInput, add_paths, make_parser, one_line_errors, require
 from espnet_distill.models.hubert import CheckpointMismatch
 from espnet_distill.models.upstream import load_upstream
 from espnet_distill.ssl.probe import (
@@ -39,32 +39,26 @@ from espnet_distill.utils import atomic_write_text, setup_logging
 log = logging.getLogger(__name__)
 
 
+@one_line_errors(CheckpointMismatch, ValueError)
 def main(argv: list[str] | None = None) -> int:
     parser = make_parser(__doc__)
-    parser.add_argument("--upstream", type=Path, required=True)
+    add_paths(parser, "--upstream", "--train-cuts", "--valid-cuts", "--test-cuts", "--out-dir")
     parser.add_argument("--task", choices=TASKS, required=True)
-    parser.add_argument("--train-cuts", type=Path, required=True)
-    parser.add_argument("--valid-cuts", type=Path, required=True)
-    parser.add_argument("--test-cuts", type=Path, required=True)
     parser.add_argument("--lexicon", type=Path, help="Kaldi lexicon.txt (pr)")
     parser.add_argument(
         "--config", type=Path, help="YAML: a section per task (epochs, lr, seed, ...)"
     )
     parser.add_argument("--seed", type=int, help="random seed (overrides the task section's seed)")
-    parser.add_argument("--out-dir", type=Path, required=True)
     args = parser.parse_args(argv)
     setup_logging()
     final = args.out_dir / "result.yaml"
     if final.is_file():
         log.info("%s exists: skipping", final)
         return 0
-    needed = [args.upstream, args.train_cuts, args.valid_cuts, args.test_cuts]
-    needed += [args.lexicon] if args.task == "pr" else []
-    needed += [args.config] if args.config else []
-    for path in needed:
-        if path is None or not path.exists():
-            print(f"probe_ssl: {path or '--lexicon'} does not exist", file=sys.stderr)
-            return 1
+    if args.task == "pr" and args.lexicon is None:
+        raise MissingInput("--task pr needs --lexicon (the phone targets)")
+    require(args.upstream, args.train_cuts, args.valid_cuts, args.test_cuts, args.config)
+    require(args.lexicon if args.task == "pr" else None)
     conf = (
         dict((yaml.safe_load(args.config.read_text()) or {}).get(args.task, {}))
         if args.config
@@ -77,11 +71,7 @@ def main(argv: list[str] | None = None) -> int:
         from espnet_distill.lang.phone_lang import read_lexicon
 
         lexicon = read_lexicon(args.lexicon)
-    try:
-        upstream = load_upstream(args.upstream)
-    except (CheckpointMismatch, ValueError) as err:
-        print(f"probe_ssl: {err}", file=sys.stderr)
-        return 1
+    upstream = load_upstream(args.upstream)
     train = CutSet.from_file(args.train_cuts).to_eager()
     if conf.get("max_train_hours"):
         total = sum(c.duration for c in train) / 3600

@@ -8,18 +8,15 @@ Usage:
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
-from espnet_distill.bin import make_parser
+from espnet_distill.bin import add_paths, make_parser
 from espnet_distill.score.wer import read_text_file, score_corpus, write_report
 from espnet_distill.utils import setup_logging
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = make_parser(__doc__)
-    parser.add_argument("--ref", type=Path, required=True)
-    parser.add_argument("--hyp", type=Path, required=True)
-    parser.add_argument("--out-dir", type=Path, required=True)
+    add_paths(parser, "--ref", "--hyp", "--out-dir")
     parser.add_argument("--name", default="")
     args = parser.parse_args(argv)
     setup_logging()

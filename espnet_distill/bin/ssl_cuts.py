@@ -15,7 +15,7 @@ from pathlib import Path
 
 from lhotse import CutSet, RecordingSet, SupervisionSet
 
-from espnet_distill.bin import make_parser
+from espnet_distill.bin import add_paths, make_parser
 from espnet_distill.utils import setup_logging
 
 log = logging.getLogger(__name__)
@@ -23,7 +23,7 @@ log = logging.getLogger(__name__)
 
 def main(argv: list[str] | None = None) -> int:
     parser = make_parser(__doc__)
-    parser.add_argument("--manifest-dir", type=Path, required=True)
+    add_paths(parser, "--manifest-dir", "--out-dir")
     parser.add_argument(
         "--path-prefix",
         type=Path,
@@ -31,7 +31,6 @@ def main(argv: list[str] | None = None) -> int:
         help="dir the manifests' relative audio paths start from",
     )
     parser.add_argument("--parts", nargs="+", required=True)
-    parser.add_argument("--out-dir", type=Path, required=True)
     args = parser.parse_args(argv)
     setup_logging()
     args.out_dir.mkdir(parents=True, exist_ok=True)

@@ -21,7 +21,7 @@ import numpy as np
 import yaml
 from lhotse import CutSet
 
-from espnet_distill.bin import make_parser
+from espnet_distill.bin import add_paths, make_parser, one_line_errors, require
 from espnet_distill.models.hubert import receptive_field
 from espnet_distill.ssl.targets import cut_features, fit_kmeans, model_frames, to_model_frames
 from espnet_distill.utils import atomic_output, setup_logging
@@ -29,6 +29,7 @@ from espnet_distill.utils import atomic_output, setup_logging
 log = logging.getLogger(__name__)
 
 
+@one_line_errors()
 def main(argv: list[str] | None = None) -> int:
     parser = make_parser(__doc__)
     parser.add_argument(
@@ -42,17 +43,14 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--layer", type=int, default=0)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out-dir", type=Path, required=True)
+    add_paths(parser, "--out-dir")
     args = parser.parse_args(argv)
     setup_logging()
     final = args.out_dir / "labels.npz"
     if final.is_file():
         log.info("%s exists: skipping", final)
         return 0
-    for path in [args.fit_cuts, *args.cuts] + ([args.teacher] if args.teacher else []):
-        if not path.exists():
-            print(f"ssl_labels: {path} does not exist", file=sys.stderr)
-            return 1
+    require(args.fit_cuts, *args.cuts, args.teacher)
     teacher = None
     if args.teacher:
         from espnet_distill.models.hubert import load_hubert

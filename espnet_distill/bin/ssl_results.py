@@ -18,7 +18,7 @@ import torch
 import yaml
 from lhotse import CutSet
 
-from espnet_distill.bin import make_parser
+from espnet_distill.bin import add_paths, make_parser
 from espnet_distill.models.hubert import HubertModel
 from espnet_distill.models.students import DistilHubert
 from espnet_distill.models.upstream import load_upstream, upstream_parameters
@@ -36,12 +36,10 @@ from espnet_distill.utils import atomic_write_text, setup_logging
 def main(argv: list[str] | None = None) -> int:
     parser = make_parser(__doc__)
     parser.add_argument("--upstream", nargs="+", required=True, help="name=path; one is 'teacher'")
-    parser.add_argument("--probe-dir", type=Path, required=True)
+    add_paths(parser, "--probe-dir", "--timing-cuts", "--out-dir")
     parser.add_argument("--tasks", nargs="+", default=["asr", "pr", "sid"])
-    parser.add_argument("--timing-cuts", type=Path, required=True)
     parser.add_argument("--timing-utts", type=int, default=20)
-    parser.add_argument("--out-dir", type=Path, required=True)
-    parser.add_argument("--results-file", type=Path)
+    add_paths(parser, "--results-file", required=False)
     parser.add_argument("--title", default="ssl1 results")
     args = parser.parse_args(argv)
     setup_logging()

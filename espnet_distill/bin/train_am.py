@@ -16,18 +16,22 @@ import sys
 from pathlib import Path
 
 from espnet_distill.asr.trainer import DEFAULT_CONFIG, train
-from espnet_distill.bin import add_config_options, make_parser, read_config, record_command
+from espnet_distill.bin import (
+    add_config_options,
+    add_paths,
+    make_parser,
+    one_line_errors,
+    read_config,
+    record_command,
+)
 from espnet_distill.utils import setup_logging
 
 
+@one_line_errors(ValueError, OSError)
 def main(argv: list[str] | None = None) -> int:
     parser = make_parser(__doc__)
     add_config_options(parser)
-    parser.add_argument("--train-cuts", type=Path, required=True)
-    parser.add_argument("--valid-cuts", type=Path, required=True)
-    parser.add_argument("--lang-dir", type=Path, required=True)
-    parser.add_argument("--cmvn", type=Path, required=True)
-    parser.add_argument("--exp-dir", type=Path, required=True)
+    add_paths(parser, "--train-cuts", "--valid-cuts", "--lang-dir", "--cmvn", "--exp-dir")
     parser.add_argument(
         "--targets-dir", type=Path, help="stage-4 frame targets (for a model with a senone head)"
     )
@@ -47,30 +51,22 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     setup_logging()
-    try:
-        config = read_config(args, DEFAULT_CONFIG)
-    except (ValueError, OSError) as err:
-        print(f"train_am: {err}", file=sys.stderr)
-        return 1
+    config = read_config(args, DEFAULT_CONFIG)
     record_command(args.exp_dir, "espnet_distill.bin.train_am", argv, "train.sh")
-    try:
-        train(
-            config,
-            args.exp_dir,
-            args.train_cuts,
-            args.valid_cuts,
-            args.lang_dir,
-            args.cmvn,
-            args.ngpu,
-            args.num_nodes,
-            args.targets_dir,
-            args.unit_lm_dir,
-            args.phone_lang_dir,
-            args.cpu_procs,
-        )
-    except (ValueError, FileNotFoundError) as err:
-        print(f"train_am: {err}", file=sys.stderr)
-        return 1
+    train(
+        config,
+        args.exp_dir,
+        args.train_cuts,
+        args.valid_cuts,
+        args.lang_dir,
+        args.cmvn,
+        args.ngpu,
+        args.num_nodes,
+        args.targets_dir,
+        args.unit_lm_dir,
+        args.phone_lang_dir,
+        args.cpu_procs,
+    )
     return 0
 
 

@@ -15,41 +15,40 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from espnet_distill.bin import add_config_options, make_parser, read_config
+from espnet_distill.bin import (
+    add_config_options,
+    add_paths,
+    make_parser,
+    one_line_errors,
+    read_config,
+    require,
+)
 from espnet_distill.models.hubert import CheckpointMismatch
 from espnet_distill.ssl.trainer import train_ssl
 from espnet_distill.utils import setup_logging
 
 
+@one_line_errors(ValueError, CheckpointMismatch)
 def main(argv: list[str] | None = None) -> int:
     parser = make_parser(__doc__)
     add_config_options(parser)
-    parser.add_argument("--train-cuts", type=Path, required=True)
-    parser.add_argument("--valid-cuts", type=Path, required=True)
+    add_paths(parser, "--train-cuts", "--valid-cuts", "--exp-dir")
     parser.add_argument("--labels", type=Path, help="labels.npz of ssl_labels (pretraining)")
     parser.add_argument("--teacher", type=Path, help="HuBERT checkpoint (distillation)")
-    parser.add_argument("--exp-dir", type=Path, required=True)
     parser.add_argument("--ngpu", type=int, default=0)
     args = parser.parse_args(argv)
     setup_logging()
-    for path in [args.config, args.train_cuts, args.valid_cuts, args.labels, args.teacher]:
-        if path is not None and not path.exists():
-            print(f"train_ssl: {path} does not exist", file=sys.stderr)
-            return 1
-    try:
-        config = read_config(args)
-        train_ssl(
-            config,
-            args.exp_dir,
-            args.train_cuts,
-            args.valid_cuts,
-            args.teacher,
-            args.labels,
-            args.ngpu,
-        )
-    except (ValueError, CheckpointMismatch) as err:
-        print(f"train_ssl: {err}", file=sys.stderr)
-        return 1
+    require(args.config, args.train_cuts, args.valid_cuts, args.labels, args.teacher)
+    config = read_config(args)
+    train_ssl(
+        config,
+        args.exp_dir,
+        args.train_cuts,
+        args.valid_cuts,
+        args.teacher,
+        args.labels,
+        args.ngpu,
+    )
     return 0
 
 

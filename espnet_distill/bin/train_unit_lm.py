@@ -23,7 +23,14 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from espnet_distill.bin import add_config_options, make_parser, read_config
+from espnet_distill.bin import (
+    add_config_options,
+    add_paths,
+    make_parser,
+    one_line_errors,
+    read_config,
+    require,
+)
 from espnet_distill.kd.units import UNITS, TextToUnits, UnitTables
 from espnet_distill.lm.ngram import read_text_lines
 from espnet_distill.score.wer import read_text_file
@@ -49,16 +56,14 @@ def convert(
     return out, skipped
 
 
+@one_line_errors(ValueError, OSError)
 def main(argv: list[str] | None = None) -> int:
     parser = make_parser(__doc__)
     parser.add_argument("--unit", choices=UNITS, required=True)
-    parser.add_argument("--lang-dir", type=Path, required=True)
-    parser.add_argument("--align-dir", type=Path, required=True)
-    parser.add_argument("--bpe-model", type=Path, required=True)
+    add_paths(parser, "--lang-dir", "--align-dir", "--bpe-model", "--exp-dir")
     parser.add_argument("--text", type=Path, nargs="+", required=True, help="LM text (plain/.gz)")
     parser.add_argument("--valid-text", type=Path, required=True, help="Kaldi text (utt words)")
     add_config_options(parser, required=False)
-    parser.add_argument("--exp-dir", type=Path, required=True)
     parser.add_argument("--hf-model", type=Path, help="Hugging Face causal LM dir (subword only)")
     args = parser.parse_args(argv)
     if args.hf_model and args.unit != "subword":
@@ -72,19 +77,12 @@ def main(argv: list[str] | None = None) -> int:
         args.valid_text,
         *args.text,
     ] + ([args.config] if args.config else [])
-    for path in needed:
-        if not path.is_file():
-            print(f"train_unit_lm: {path} does not exist", file=sys.stderr)
-            return 1
+    require(*needed, files=True)
     config = read_config(args, DEFAULT_LM_CONFIG)
     converter = TextToUnits(UnitTables(args.lang_dir, args.align_dir, args.bpe_model))
     num_units = len(converter.names[args.unit])
     sentences = [line.strip() for line in read_text_lines(args.text)]
-    try:
-        valid = [text for text in read_text_file(args.valid_text).values() if text]
-    except ValueError as err:
-        print(f"train_unit_lm: {err}", file=sys.stderr)
-        return 1
+    valid = [text for text in read_text_file(args.valid_text).values() if text]
     train_seqs, skipped = (
         ([], 0)
         if args.hf_model
@@ -100,14 +98,10 @@ def main(argv: list[str] | None = None) -> int:
         len(valid_seqs),
         valid_skipped,
     )
-    try:
-        if args.hf_model:
-            register_hf_lm(args.hf_model, converter.names["subword"], valid_seqs, args.exp_dir)
-        else:
-            train_unit_lm(config, num_units, train_seqs, valid_seqs, args.exp_dir)
-    except (ValueError, FileNotFoundError, OSError) as err:
-        print(f"train_unit_lm: {err}", file=sys.stderr)
-        return 1
+    if args.hf_model:
+        register_hf_lm(args.hf_model, converter.names["subword"], valid_seqs, args.exp_dir)
+    else:
+        train_unit_lm(config, num_units, train_seqs, valid_seqs, args.exp_dir)
     print(f"{args.unit} LM: {(args.exp_dir / 'ppl.yaml').read_text().strip()}".replace("\n", ", "))
     return 0
 

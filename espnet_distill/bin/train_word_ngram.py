@@ -10,7 +10,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from espnet_distill.bin import make_parser
+from espnet_distill.bin import add_paths, make_parser
 from espnet_distill.lm.ngram import train_word_ngram
 from espnet_distill.utils import setup_logging
 
@@ -21,7 +21,7 @@ def main(argv: list[str] | None = None) -> int:
         "--text", type=Path, nargs="+", required=True, help="plain or .gz sentence files"
     )
     parser.add_argument("--order", type=int, default=3)
-    parser.add_argument("--out-dir", type=Path, required=True)
+    add_paths(parser, "--out-dir")
     args = parser.parse_args(argv)
     setup_logging()
     for path in args.text:

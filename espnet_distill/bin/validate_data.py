@@ -24,7 +24,7 @@ import logging
 import sys
 from pathlib import Path
 
-from espnet_distill.bin import add_bool, make_parser
+from espnet_distill.bin import add_bool, add_paths, make_parser, one_line_errors
 from espnet_distill.data.librispeech import write_manifests
 from espnet_distill.data.validate import (
     DEFAULT_CHARSET,
@@ -68,11 +68,11 @@ def _lexicon_words(path: Path) -> set[str]:
     return {line.split(maxsplit=1)[0] for line in path.read_text().splitlines() if line.strip()}
 
 
+@one_line_errors(ValidationError)
 def main(argv: list[str] | None = None) -> int:
     parser = make_parser(__doc__)
     src = parser.add_mutually_exclusive_group(required=True)
-    src.add_argument("--manifest-dir", type=Path)
-    src.add_argument("--kaldi-dir", type=Path)
+    add_paths(src, "--manifest-dir", "--kaldi-dir", required=False)
     parser.add_argument("--parts", nargs="+", default=[])
     parser.add_argument("--prefix", default="librispeech")
     add_bool(parser, "--fix", "drop bad items, list them with reasons")
@@ -109,55 +109,49 @@ def main(argv: list[str] | None = None) -> int:
         args.read_samples,
     )
     words = _lexicon_words(args.lexicon) if args.lexicon else None
-    try:
-        if args.kaldi_dir:
-            reports = [validate_kaldi_dir(args.kaldi_dir, expect, words, fix=args.fix)]
-            _log_report(
-                reports[0], str(args.kaldi_dir / "validation.rejected.txt") if args.fix else ""
+    if args.kaldi_dir:
+        reports = [validate_kaldi_dir(args.kaldi_dir, expect, words, fix=args.fix)]
+        _log_report(reports[0], str(args.kaldi_dir / "validation.rejected.txt") if args.fix else "")
+    else:
+        if not args.parts:
+            parser.error("--manifest-dir needs --parts")
+        parts = list(args.parts)
+        if args.vocab_part:  # the vocabulary's part first, so the others are measured on it
+            parts = [args.vocab_part] + [p for p in parts if p != args.vocab_part]
+        reports = []
+        for part in parts:
+            files = [
+                args.manifest_dir / f"{args.prefix}_{kind}_{part}.jsonl.gz"
+                for kind in ("recordings", "supervisions")
+            ]
+            absent = [str(f) for f in files if not f.is_file()]
+            if absent:
+                raise ValidationError(f"part {part}: missing {', '.join(absent)}")
+            report, recs, sups = validate_manifests(
+                files[0], files[1], expect, None if part == args.vocab_part else words, part
             )
-        else:
-            if not args.parts:
-                parser.error("--manifest-dir needs --parts")
-            parts = list(args.parts)
-            if args.vocab_part:  # the vocabulary's part first, so the others are measured on it
-                parts = [args.vocab_part] + [p for p in parts if p != args.vocab_part]
-            reports = []
-            for part in parts:
-                files = [
-                    args.manifest_dir / f"{args.prefix}_{kind}_{part}.jsonl.gz"
-                    for kind in ("recordings", "supervisions")
-                ]
-                absent = [str(f) for f in files if not f.is_file()]
-                if absent:
-                    raise ValidationError(f"part {part}: missing {', '.join(absent)}")
-                report, recs, sups = validate_manifests(
-                    files[0], files[1], expect, None if part == args.vocab_part else words, part
+            if part == args.vocab_part:
+                words = {w for s in sups for w in s.text.split()}
+            where = ""
+            if args.fix:
+                report.kept = len(sups)
+                if report.problems:
+                    if not len(sups):
+                        raise ValidationError(
+                            f"part {part}: every item has a problem, e.g. {report.lines()[0]}"
+                        )
+                    write_manifests(recs, sups, args.manifest_dir, args.prefix, part)
+                rejected = args.manifest_dir / f"rejected_{part}.txt"
+                before = len(rejected.read_text().splitlines()) if rejected.is_file() else 0
+                total = add_rejected(rejected, report.lines())
+                write_summary(report, args.manifest_dir / f"validation_{part}.json")
+                where = (
+                    f"{rejected}: {total} in all, {before} from corpus preparation"
+                    if before
+                    else str(rejected)
                 )
-                if part == args.vocab_part:
-                    words = {w for s in sups for w in s.text.split()}
-                where = ""
-                if args.fix:
-                    report.kept = len(sups)
-                    if report.problems:
-                        if not len(sups):
-                            raise ValidationError(
-                                f"part {part}: every item has a problem, e.g. {report.lines()[0]}"
-                            )
-                        write_manifests(recs, sups, args.manifest_dir, args.prefix, part)
-                    rejected = args.manifest_dir / f"rejected_{part}.txt"
-                    before = len(rejected.read_text().splitlines()) if rejected.is_file() else 0
-                    total = add_rejected(rejected, report.lines())
-                    write_summary(report, args.manifest_dir / f"validation_{part}.json")
-                    where = (
-                        f"{rejected}: {total} in all, {before} from corpus preparation"
-                        if before
-                        else str(rejected)
-                    )
-                _log_report(report, where)
-                reports.append(report)
-    except ValidationError as err:
-        print(f"validate_data: {err}", file=sys.stderr)
-        return 1
+            _log_report(report, where)
+            reports.append(report)
     status = 0
     if not args.fix and any(r.problems for r in reports):
         for r in reports:

@@ -475,6 +475,19 @@ def _write_layout(root: Path, utts: list[dict], table: dict) -> dict[str, int]:
     return {"written": len(utts) - missing, "missing": missing}
 
 
+def start_layout(root: Path, size: str, sizes: dict) -> bool:
+    """Checks ``size`` (a key of ``sizes``) and the TTS tools before a corpus layout is written
+    under ``root``; False when ``root/.done`` says it is finished (a rerun does nothing)."""
+    if size not in sizes:
+        raise ValueError(f"unknown corpus size '{size}', expected one of {sorted(sizes)}")
+    done = root / ".done"
+    if done.is_file():
+        log.info("%s is complete (%s); nothing to do", root, done)
+        return False
+    check_tools()
+    return True
+
+
 def generate(
     out: Path,
     size: str = "tiny",
@@ -488,14 +501,10 @@ def generate(
     Synthesis runs as ``nj`` jobs through ``cmd`` (run.pl by default) with a progress bar over
     files written. A finished corpus has ``out/.done``; a rerun resumes where synthesis stopped.
     """
-    if size not in SIZES:
-        raise ValueError(f"unknown corpus size '{size}', expected one of {sorted(SIZES)}")
     out = Path(out)
     done = out / ".done"
-    if done.is_file():
-        log.info("%s is complete (%s); nothing to do", out, done)
+    if not start_layout(out, size, SIZES):
         return out / "LibriSpeech"
-    check_tools()
     sentences = load_sentences(fortune_dir)
     utts, lm_sentences, table = plan_corpus(size, seed, sentences)
     speakers = [spk for spk, _ in table.values()]

@@ -51,10 +51,10 @@ from espnet_distill.data.synth_corpus import (
     SAMPLE_RATE,
     Speaker,
     check_synthesised,
-    check_tools,
     draw_channel,
     make_speakers,
     run_synthesis,
+    start_layout,
     write_audio,
 )
 from espnet_distill.data.text import FORTUNE_DIR, load_sentences
@@ -286,14 +286,10 @@ def generate_speech_commands(
     out: Path, size: str = "tiny", seed: int = 1234, nj: int = 2, cmd: str | None = None
 ) -> Path:
     """Write (or finish) the Speech Commands layout under ``out/SpeechCommands``; returns it."""
-    if size not in COMMANDS_SIZES:
-        raise ValueError(f"unknown size '{size}', expected one of {sorted(COMMANDS_SIZES)}")
     root = Path(out) / "SpeechCommands"
     done = root / ".done"
-    if done.is_file():
-        log.info("%s is complete; nothing to do", root)
+    if not start_layout(root, size, COMMANDS_SIZES):
         return root
-    check_tools()
     cfg = COMMANDS_SIZES[size]
     for name in BACKGROUND_NOISES:
         path = root / SC_VERSION / "_background_noise_" / f"{name}.wav"
@@ -398,14 +394,10 @@ def generate_voxceleb1(
     fortune_dir: Path = FORTUNE_DIR,
 ) -> Path:
     """Write (or finish) the VoxCeleb1 layout under ``out/VoxCeleb1``; returns it."""
-    if size not in VOX_SIZES:
-        raise ValueError(f"unknown size '{size}', expected one of {sorted(VOX_SIZES)}")
     root = Path(out) / "VoxCeleb1"
     done = root / ".done"
-    if done.is_file():
-        log.info("%s is complete; nothing to do", root)
+    if not start_layout(root, size, VOX_SIZES):
         return root
-    check_tools()
     items, sessions, meta = plan_voxceleb1(size, seed, load_sentences(fortune_dir))
     missing = run_synthesis(root, items, sessions, nj, cmd, f"synthesising VoxCeleb1 ({size})")
     check_synthesised(missing, root, "utterances")

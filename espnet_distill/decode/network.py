@@ -1,20 +1,15 @@
-"""The network side of decoding: a model's CTC log-probs or senone scores over a cut manifest
-(computed once, then searched with every setting), and the searches that read them."""
+"""The network side of decoding: a model's CTC log-probs or senone scores over a cut manifest,
+computed once, then searched with every setting (:mod:`espnet_distill.decode.searches`)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import numpy as np
-import torch
 from tqdm import tqdm
 
 from espnet_distill.data.datamodule import make_loader
-from espnet_distill.decode.ctc_beam import CtcPrefixBeamSearch
-from espnet_distill.graph.tlg import TlgDecoder
-from espnet_distill.lang.bpe import BpeTokenizer
 from espnet_distill.models.acoustic_model import load_model
-from espnet_distill.nn import greedy_ctc
 
 
 def network_outputs(
@@ -34,32 +29,6 @@ def network_outputs(
         # the cuts' durations: lens counts fbank frames or, with an SSL front-end, samples
         seconds += float(batch["durations"].sum())
     return outputs, seconds
-
-
-def search(
-    outputs: dict, decoder: CtcPrefixBeamSearch | None, tokenizer: BpeTokenizer, desc: str
-) -> dict[str, str]:
-    """Hypothesis text per utterance: greedy when ``decoder`` is None."""
-    hyps = {}
-    for utt, lp in tqdm(sorted(outputs.items()), desc=desc, unit="utt", mininterval=2):
-        ids = (
-            decoder(lp)
-            if decoder is not None
-            else greedy_ctc(torch.from_numpy(lp)[None], torch.tensor([len(lp)]))[0]
-        )
-        hyps[utt] = tokenizer.decode(ids)
-    return hyps
-
-
-def search_tlg(
-    outputs: dict, decoder: TlgDecoder, acoustic_scale: float, blank_penalty: float
-) -> dict[str, str]:
-    """Hypothesis text per utterance from the WFST search."""
-    desc = f"tlg acoustic_scale={acoustic_scale} blank_penalty={blank_penalty}"
-    return {
-        utt: " ".join(decoder(lp, acoustic_scale, blank_penalty))
-        for utt, lp in tqdm(sorted(outputs.items()), desc=desc, unit="utt", mininterval=2)
-    }
 
 
 def hybrid_scores(

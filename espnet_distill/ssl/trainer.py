@@ -53,6 +53,7 @@ from espnet_distill.train.loop import (
     average_checkpoints,
     begin_run,
     fit_resuming,
+    kept_checkpoints,
     last_epochs_checkpoint,
 )
 from espnet_distill.train.module import TrainingModule
@@ -382,7 +383,7 @@ def train_ssl(
         val_dataloaders=valid_dl,
         ngpu=ngpu,
     )
-    kept = [Path(p) for p in checkpoint.best_k_models]
+    kept = kept_checkpoints(checkpoint)  # oldest epoch first, as saved
     state = {
         k.removeprefix("net."): v
         for k, v in average_checkpoints(kept).items()

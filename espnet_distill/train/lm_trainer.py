@@ -22,6 +22,7 @@ from espnet_distill.train.loop import (
     average_checkpoints,
     begin_run,
     fit_resuming,
+    kept_checkpoints,
     last_epochs_checkpoint,
 )
 from espnet_distill.train.module import TrainingModule
@@ -119,6 +120,17 @@ def perplexity(lm: UnitLM | HfUnitLM, seqs: list[list[int]], max_tokens: int = 2
     return math.exp(total / max(count, 1))
 
 
+def write_perplexity(exp_dir: Path, ppl: float, valid_seqs: list[list[int]], **about) -> None:
+    """``exp_dir/ppl.yaml``: the valid perplexity, what it was measured on, and ``about``."""
+    summary = {
+        "valid_perplexity": round(ppl, 3),
+        "valid_sequences": len(valid_seqs),
+        "valid_tokens": sum(len(s) + 1 for s in valid_seqs),  # + </s>
+        **about,
+    }
+    atomic_write_text(exp_dir / "ppl.yaml", yaml.safe_dump(summary, sort_keys=False))
+
+
 def register_hf_lm(
     hf_dir: Path, unit_names: list[str], valid_seqs: list[list[int]], exp_dir: Path
 ) -> Path:
@@ -127,18 +139,7 @@ def register_hf_lm(
     exp_dir.mkdir(parents=True, exist_ok=True)
     lm = HfUnitLM(hf_dir.resolve(), unit_names)  # refuses a vocabulary that does not match
     ppl = perplexity(lm, valid_seqs, max_tokens=4000)
-    atomic_write_text(
-        exp_dir / "ppl.yaml",
-        yaml.safe_dump(
-            {
-                "valid_perplexity": round(ppl, 3),
-                "valid_sequences": len(valid_seqs),
-                "valid_tokens": sum(len(s) + 1 for s in valid_seqs),
-                "hf_model": str(lm.path),
-            },
-            sort_keys=False,
-        ),
-    )
+    write_perplexity(exp_dir, ppl, valid_seqs, hf_model=str(lm.path))
     log.info("%s: valid perplexity %.3f over the %d subword units", lm.path, ppl, len(unit_names))
     final = exp_dir / "model.pt"
     save_torch(
@@ -198,25 +199,12 @@ def train_unit_lm(
         train_dataloaders=train_dl,
         val_dataloaders=valid_dl,
     )
-    kept = sorted(checkpoint.best_k_models, key=lambda p: float(checkpoint.best_k_models[p]))
-    state = {
-        k.removeprefix("lm."): v for k, v in average_checkpoints([Path(p) for p in kept]).items()
-    }
+    kept = kept_checkpoints(checkpoint)
+    state = {k.removeprefix("lm."): v for k, v in average_checkpoints(kept).items()}
     lm = UnitLM(num_units, config["arch"], config["lm_conf"])
     lm.load_state_dict(state)
     ppl = perplexity(lm, valid_seqs, tc["max_tokens"])
-    atomic_write_text(
-        exp_dir / "ppl.yaml",
-        yaml.safe_dump(
-            {
-                "valid_perplexity": round(ppl, 3),
-                "valid_sequences": len(valid_seqs),
-                "valid_tokens": sum(len(s) + 1 for s in valid_seqs),
-                "averaged": len(kept),
-            },
-            sort_keys=False,
-        ),
-    )
+    write_perplexity(exp_dir, ppl, valid_seqs, averaged=len(kept))
     log.info("valid perplexity %.3f (average of %d checkpoints)", ppl, len(kept))
     save_torch({"config": config, "num_units": num_units, "state_dict": lm.state_dict()}, final)
     return final

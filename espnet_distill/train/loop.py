@@ -78,6 +78,15 @@ def last_epochs_checkpoint(ckpt_dir: Path, keep: int) -> ModelCheckpoint:
     )
 
 
+def kept_checkpoints(checkpoint: ModelCheckpoint) -> list[Path]:
+    """The checkpoints ``checkpoint`` kept, by their monitored value, lowest first (with
+    :func:`last_epochs_checkpoint`: the oldest epoch first). RuntimeError when none was saved."""
+    kept = sorted(checkpoint.best_k_models, key=lambda p: float(checkpoint.best_k_models[p]))
+    if not kept:
+        raise RuntimeError(f"no checkpoint was saved in {checkpoint.dirpath}")
+    return [Path(p) for p in kept]
+
+
 def set_data_epoch(loaders: Any, epoch: int) -> None:
     """``set_epoch(epoch)`` on every sampler, batch sampler and dataset that has one, in a
     DataLoader, a CombinedLoader or a list/tuple/dict of them: each epoch's order comes from
