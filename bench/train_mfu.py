@@ -28,6 +28,7 @@ import numpy as np
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
+from espnet_distill.align.targets import UNITS
 from espnet_distill.asr.trainer import DEFAULT_CONFIG
 from espnet_distill.config import load_config, merge_config
 from espnet_distill.data.datamodule import make_loader
@@ -74,7 +75,7 @@ def main() -> None:
     targets, num_senones = {}, None
     if m.get("senone_head"):
         targets = {"senone": args.targets_dir / "senone.scp"}
-        num_senones = len(read_units(args.targets_dir / "units" / "senone.txt"))
+        num_senones = len(read_units(UNITS["senone"].vocabulary(args.targets_dir)))
     loader = make_loader(
         args.data_dir / "fbank" / f"cuts_{args.train_set}.jsonl.gz",
         tokenizer,

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from espnet_distill.bin import config_value
+from espnet_distill.bin import PATH_FLAGS, config_value
 from espnet_distill.config import DECODE_DEFAULTS, DECODE_METHODS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -48,6 +48,9 @@ def _flags(script: Path) -> tuple[dict[str, ast.Call], set[str]]:
         elif name == "add_bool" and len(node.args) > 1:
             flags[node.args[1].value] = node
             helpers.add(name)
+        elif name == "add_paths":
+            flags.update({a.value: node for a in node.args[1:] if isinstance(a, ast.Constant)})
+            helpers.add(name)
         elif name in ("add_config_options", "make_parser"):
             helpers.add(name)
     return flags, helpers
@@ -67,6 +70,10 @@ def test_bin_script_follows_the_flag_convention(script: Path):
     for flag, call in flags.items():
         assert flag not in RETIRED, f"{script.name}: {flag} is spelt {RETIRED[flag]}"
         assert flag == flag.lower() and "_" not in flag, f"{script.name}: {flag}"
+        called = getattr(call.func, "attr", None) or getattr(call.func, "id", None)
+        own_help = any(k.arg in ("nargs", "help") for k in call.keywords)
+        if flag in PATH_FLAGS and not own_help:  # a shared flag says what it means the same way
+            assert called == "add_paths", f"{script.name}: {flag} with add_paths (its shared help)"
         action = next((k.value for k in call.keywords if k.arg == "action"), None)
         if isinstance(action, ast.Constant):
             assert action.value not in ("store_true", "store_false"), (

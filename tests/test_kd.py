@@ -28,6 +28,23 @@ def test_read_units_refuses_gaps(tmp_path):
         read_units(tmp_path / "u.txt")
 
 
+def test_every_unit_has_the_files_stage_4_writes_and_the_vocabulary_the_converter_reads(aligned):
+    """The registry's paths are where stage 4 wrote each unit, and a config naming another unit
+    is refused with its key."""
+    from espnet_distill.align.targets import UNITS, unit_named
+
+    targets = aligned[0] / "targets"
+    assert list(UNITS) == ["senone", "monophone", "subword"]
+    for unit in UNITS.values():
+        scp, vocabulary = unit.frames(targets), unit.vocabulary(targets)
+        assert scp.is_file() and vocabulary.is_file()
+        # every frame id of the first cut is in the unit's vocabulary
+        ids = next(iter(kaldiio.load_scp(str(scp)).values()))
+        assert 0 <= ids.min() and ids.max() < len(read_units(vocabulary))
+    with pytest.raises(ValueError, match=r"model.kd_heads: unknown unit 'letter', expected one of"):
+        unit_named("letter", "model.kd_heads")
+
+
 @pytest.fixture(scope="module")
 def converter(aligned):
     exp, lang_dir, _, bpe = aligned

@@ -1,6 +1,8 @@
 """Frame targets in three units from an HMM alignment, and senone sequences from text alone.
 
-Units (one vocabulary file each, ``<targets>/units/<unit>.txt``):
+The units (:data:`UNITS`, the one registry that stage 4, stage 5, the KD heads and the configs
+read; each with its vocabulary ``<targets>/units/<unit>.txt`` and frame targets
+``<targets>/<unit>.scp``, and its stage-5 LM ``<unit_lm_dir>/<unit>/model.pt``):
 
 - ``senone``: the tree leaf (pdf id) of every 10 ms frame;
 - ``monophone``: the position-independent phone of every frame (``SIL``, ``SPN``, ARPAbet);
@@ -8,13 +10,18 @@ Units (one vocabulary file each, ``<targets>/units/<unit>.txt``):
   phones are split into the transcript's words by their lexicon pronunciations); a word's frames
   are shared among its pieces in proportion to their letters; silence frames get ``<blk>`` (0).
 
+Their text side (a sentence as unit ids, what the unit LMs train on) is
+:class:`espnet_distill.kd.units.TextToUnits`.
+
 :func:`senones_from_text` gives the senone sequence of a sentence with no audio (lexicon ->
 phones -> triphone windows -> tree -> one pdf per HMM state), what the senone LM trains on.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 
 import kaldiio
@@ -31,6 +38,44 @@ from espnet_distill.lang.topology import Topology
 from espnet_distill.utils import atomic_write_text
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Unit:
+    """One unit of the frame targets and of the unit LMs, and where its files are."""
+
+    name: str
+    about: str
+
+    def vocabulary(self, targets_dir: Path) -> Path:
+        """``name id`` lines, ids 0..N-1 (stage 4)."""
+        return targets_dir / "units" / f"{self.name}.txt"
+
+    def frames(self, targets_dir: Path) -> Path:
+        """The unit id of every 10 ms frame of each aligned cut (a Kaldi scp, stage 4)."""
+        return targets_dir / f"{self.name}.scp"
+
+    def lm(self, unit_lm_dir: Path) -> Path:
+        """The unit LM of stage 5 (a KD head's teacher)."""
+        return unit_lm_dir / self.name / "model.pt"
+
+
+# In the order of frame_targets' outputs.
+UNITS = {
+    unit.name: unit
+    for unit in (
+        Unit("senone", "tree leaves (pdfs) of the triphone HMM states"),
+        Unit("monophone", "position-independent phones"),
+        Unit("subword", "BPE pieces"),
+    )
+}
+
+
+def unit_named(name: str, where: str) -> Unit:
+    """The unit ``name``; ValueError naming ``where`` (a config key, a flag) when none is."""
+    if name not in UNITS:
+        raise ValueError(f"{where}: unknown unit '{name}', expected one of {', '.join(UNITS)}")
+    return UNITS[name]
 
 
 def split_words(
@@ -218,27 +263,29 @@ def write_targets(
     units = UnitTargets(
         lang_dir, lang.phones, lang.real_phones, tri.tm, tri.tree.num_pdfs, bpe_model
     )
-    senone_w = kaldiio.WriteHelper(f"ark,scp:{out / 'senone.ark'},{out / 'senone.scp'}")
-    mono_w = kaldiio.WriteHelper(f"ark,scp:{out / 'monophone.ark'},{out / 'monophone.scp'}")
-    sub_w = kaldiio.WriteHelper(f"ark,scp:{out / 'subword.ark'},{out / 'subword.scp'}")
     written = 0
-    with senone_w, mono_w, sub_w:
+    with contextlib.ExitStack() as stack:
+        writers = [
+            stack.enter_context(
+                kaldiio.WriteHelper(
+                    f"ark,scp:{unit.frames(out).with_suffix('.ark')},{unit.frames(out)}"
+                )
+            )
+            for unit in UNITS.values()
+        ]
         for cut in cuts:
             if cut.id not in alis:
                 continue
             try:
-                senone, mono, sub = units(
-                    alis[cut.id].tids, " ".join(s.text for s in cut.supervisions)
-                )
+                targets = units(alis[cut.id].tids, " ".join(s.text for s in cut.supervisions))
             except ValueError as err:
                 failed[cut.id] = str(err)
                 continue
-            senone_w(cut.id, senone)
-            mono_w(cut.id, mono)
-            sub_w(cut.id, sub)
+            for write, ids in zip(writers, targets, strict=True):
+                write(cut.id, ids)
             written += 1
-    for unit, text in units.vocabularies().items():
-        atomic_write_text(out / "units" / f"{unit}.txt", text)
+    for name, text in units.vocabularies().items():
+        atomic_write_text(UNITS[name].vocabulary(out), text)
     atomic_write_text(
         exp_dir / "failed.txt", "".join(f"{u}\t{why}\n" for u, why in sorted(failed.items()))
     )

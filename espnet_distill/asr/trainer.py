@@ -18,6 +18,7 @@ import torch
 from lhotse import CutSet
 from lightning.pytorch.callbacks import ModelCheckpoint
 
+from espnet_distill.align.targets import UNITS, unit_named
 from espnet_distill.data.datamodule import make_loader, scp_keys
 from espnet_distill.kd.teacher import LmTeacher
 from espnet_distill.kd.units import TextToUnits, UnitTables, read_units
@@ -312,7 +313,8 @@ def _frame_targets(
         raise ValueError(f"{', '.join(units)} outputs need the stage-4 targets dir (--targets-dir)")
     targets, sizes = {}, {}
     for unit in units:
-        scp, names = targets_dir / f"{unit}.scp", targets_dir / "units" / f"{unit}.txt"
+        scp = unit_named(unit, "model.kd_heads").frames(targets_dir)
+        names = UNITS[unit].vocabulary(targets_dir)
         for path in (scp, names):
             if not path.is_file():
                 raise FileNotFoundError(f"{path} does not exist (stage 4 writes it)")
@@ -347,7 +349,7 @@ def _teachers(
     converter = TextToUnits(UnitTables(phone_lang_dir, targets_dir.parent, lang_dir / "bpe.model"))
     teachers = {}
     for unit in units:
-        path = unit_lm_dir / unit / "model.pt"
+        path = UNITS[unit].lm(unit_lm_dir)
         if not path.is_file():
             raise FileNotFoundError(f"{path} does not exist (stage 5 trains the {unit} LM)")
         teachers[unit] = LmTeacher(load_unit_lm(path, unit_sizes[unit]), converter.silence[unit])

@@ -23,6 +23,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from espnet_distill.align.targets import UNITS
 from espnet_distill.bin import (
     add_config_options,
     add_paths,
@@ -31,7 +32,7 @@ from espnet_distill.bin import (
     read_config,
     require,
 )
-from espnet_distill.kd.units import UNITS, TextToUnits, UnitTables
+from espnet_distill.kd.units import TextToUnits, UnitTables
 from espnet_distill.lm.ngram import read_text_lines
 from espnet_distill.score.wer import read_text_file
 from espnet_distill.train.lm_trainer import DEFAULT_LM_CONFIG, register_hf_lm, train_unit_lm
@@ -59,7 +60,7 @@ def convert(
 @one_line_errors(ValueError, OSError)
 def main(argv: list[str] | None = None) -> int:
     parser = make_parser(__doc__)
-    parser.add_argument("--unit", choices=UNITS, required=True)
+    parser.add_argument("--unit", choices=list(UNITS), required=True)
     add_paths(parser, "--lang-dir", "--align-dir", "--bpe-model", "--exp-dir")
     parser.add_argument("--text", type=Path, nargs="+", required=True, help="LM text (plain/.gz)")
     parser.add_argument("--valid-text", type=Path, required=True, help="Kaldi text (utt words)")
@@ -72,11 +73,12 @@ def main(argv: list[str] | None = None) -> int:
     needed = [
         args.lang_dir / "lexicon.txt",
         args.align_dir / "tri" / "tree.json",
-        args.align_dir / "targets" / "units" / f"{args.unit}.txt",
+        UNITS[args.unit].vocabulary(args.align_dir / "targets"),
         args.bpe_model,
         args.valid_text,
         *args.text,
-    ] + ([args.config] if args.config else [])
+        args.config,
+    ]
     require(*needed, files=True)
     config = read_config(args, DEFAULT_LM_CONFIG)
     converter = TextToUnits(UnitTables(args.lang_dir, args.align_dir, args.bpe_model))

@@ -1,4 +1,5 @@
-"""Text and alignments in the three KD units: senones, monophones, subwords.
+"""Text and alignments in the three KD units (:data:`espnet_distill.align.targets.UNITS`):
+senones, monophones, subwords.
 
 The unit LMs of cross-modal KD train on text only, so every unit must be computable from a sentence:
 
@@ -22,14 +23,12 @@ from pathlib import Path
 
 import numpy as np
 
-from espnet_distill.align.targets import senones_from_text
+from espnet_distill.align.targets import UNITS, senones_from_text, unit_named
 from espnet_distill.align.tree import Tree
 from espnet_distill.lang.bpe import BpeTokenizer
 from espnet_distill.lang.lexicon_fst import read_symbol_table
 from espnet_distill.lang.phone_lang import SIL, SPN, base_phone, base_pronunciations, read_lexicon
 from espnet_distill.lang.topology import read_topo
-
-UNITS = ("senone", "monophone", "subword")
 
 
 def read_units(path: Path) -> list[str]:
@@ -54,8 +53,8 @@ class TextToUnits:
     """Sentence -> unit id sequence, for each unit (see the module doc)."""
 
     def __init__(self, tables: UnitTables) -> None:
-        units_dir = tables.align_dir / "targets" / "units"
-        self.names = {u: read_units(units_dir / f"{u}.txt") for u in UNITS}
+        targets_dir = tables.align_dir / "targets"
+        self.names = {name: read_units(u.vocabulary(targets_dir)) for name, u in UNITS.items()}
         lexicon = read_lexicon(tables.lang_dir / "lexicon.txt")
         self.prons = lexicon  # lang-dir phones (position-dependent ones too), for the tree
         self.base_prons = base_pronunciations(lexicon)
@@ -86,8 +85,7 @@ class TextToUnits:
         return [w for w in words if w not in self.prons]
 
     def __call__(self, unit: str, text: str) -> list[int]:
-        if unit not in UNITS:
-            raise ValueError(f"unknown unit '{unit}', expected one of {', '.join(UNITS)}")
+        unit_named(unit, "TextToUnits")
         words = text.split()
         if unit == "subword":
             return self.tokenizer.encode(text)
