@@ -21,20 +21,11 @@ import sys
 from pathlib import Path
 
 import yaml
-from lhotse import CutSet
 
 from espnet_distill.bin import MissingInput, add_paths, make_parser, one_line_errors, require
 from espnet_distill.models.hubert import CheckpointMismatch
-from espnet_distill.models.upstream import load_upstream
-from espnet_distill.ssl.probe import (
-    TASKS,
-    TEST_SCORES,
-    complete_lexicon,
-    run_probe,
-    speaker_split,
-    subset_hours,
-)
-from espnet_distill.utils import atomic_write_text, setup_logging
+from espnet_distill.ssl.probe import TASKS, probe_upstream
+from espnet_distill.utils import setup_logging
 
 log = logging.getLogger(__name__)
 
@@ -66,57 +57,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     if args.seed is not None:
         conf["seed"] = args.seed
-    lexicon = None
-    if args.task == "pr":
-        from espnet_distill.lang.phone_lang import read_lexicon
-
-        lexicon = read_lexicon(args.lexicon)
-    upstream = load_upstream(args.upstream)
-    train = CutSet.from_file(args.train_cuts).to_eager()
-    if conf.get("max_train_hours"):
-        total = sum(c.duration for c in train) / 3600
-        train = subset_hours(train, conf["max_train_hours"], seed=conf.get("seed", 0))
-        log.info(
-            "probe training cuts: %d (%.2f h) of %.2f h (max_train_hours %s)",
-            len(train),
-            sum(c.duration for c in train) / 3600,
-            total,
-            conf["max_train_hours"],
-        )
-    if args.task == "sid":
-        split = speaker_split(
-            {c.id: c.supervisions[0].speaker for c in train}, seed=conf.get("seed", 0)
-        )
-        splits = {
-            k: train.filter(lambda c, ids=set(v): c.id in ids).to_eager() for k, v in split.items()
-        }
-    else:
-        splits = {
-            "train": train,
-            "dev": CutSet.from_file(args.valid_cuts).to_eager(),
-            "test": CutSet.from_file(args.test_cuts).to_eager(),
-        }
-    if lexicon is not None:
-        texts = (s.text for cuts in splits.values() for c in cuts for s in c.supervisions)
-        for word, why in complete_lexicon(lexicon, texts).items():
-            log.warning("no pronunciation for %s (%s): its utterances are skipped", word, why)
-    args.out_dir.mkdir(parents=True, exist_ok=True)
-    result = run_probe(
-        upstream, args.task, splits, conf, lexicon, checkpoint=args.out_dir / "checkpoint.pt"
-    )
-    if result["skipped_cuts"]:
-        log.warning(
-            "%d cuts had no %s target (a word without pronunciation) and were skipped",
-            result["skipped_cuts"],
-            args.task,
-        )
-    utterances = result.pop("test_utterances")
-    atomic_write_text(
-        args.out_dir / TEST_SCORES, "".join(f"{u}\t{e}\t{n}\n" for u, e, n in utterances)
-    )
-    atomic_write_text(
-        final, yaml.safe_dump({"upstream": str(args.upstream), **result}, sort_keys=False)
-    )
+    cuts = {"train": args.train_cuts, "dev": args.valid_cuts, "test": args.test_cuts}
+    result = probe_upstream(args.upstream, args.task, cuts, conf, args.lexicon, args.out_dir)
     print(
         f"{args.upstream} {args.task}: {result['metric']} dev {result['dev']} test {result['test']}"
     )

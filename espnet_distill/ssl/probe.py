@@ -21,13 +21,15 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 import torch
+import yaml
 from lhotse import CutSet
 from torch import nn
 
+from espnet_distill.lang.phone_lang import read_lexicon
 from espnet_distill.models.rnn import lstm_over_lengths
-from espnet_distill.models.upstream import WeightedSum
+from espnet_distill.models.upstream import WeightedSum, load_upstream
 from espnet_distill.nn import frame_mask, greedy_ctc
-from espnet_distill.utils import atomic_output
+from espnet_distill.utils import atomic_output, atomic_write_text
 
 log = logging.getLogger(__name__)
 
@@ -441,3 +443,64 @@ def run_probe(
         "skipped_cuts": skipped,
         "test_utterances": test_utterances,
     }
+
+
+def probe_upstream(
+    upstream_file: Path,
+    task: str,
+    cuts: dict[str, Path],
+    conf: dict,
+    lexicon_file: Path | None,
+    out_dir: Path,
+) -> dict:
+    """ssl1 stage 5 for one upstream and task: the probe of :func:`run_probe` on the cut
+    manifests ``cuts`` ({"train", "dev", "test"}; SID splits the speakers of "train" instead),
+    after ``conf["max_train_hours"]`` of training cuts (seeded) when set. Writes
+    ``out_dir/result.yaml`` and ``out_dir/`` :data:`TEST_SCORES`; returns the result."""
+    lexicon = None
+    if task == "pr":
+        lexicon = read_lexicon(lexicon_file)
+    upstream = load_upstream(upstream_file)
+    train = CutSet.from_file(cuts["train"]).to_eager()
+    if conf.get("max_train_hours"):
+        total = sum(c.duration for c in train) / 3600
+        train = subset_hours(train, conf["max_train_hours"], seed=conf.get("seed", 0))
+        log.info(
+            "probe training cuts: %d (%.2f h) of %.2f h (max_train_hours %s)",
+            len(train),
+            sum(c.duration for c in train) / 3600,
+            total,
+            conf["max_train_hours"],
+        )
+    if task == "sid":
+        split = speaker_split(
+            {c.id: c.supervisions[0].speaker for c in train}, seed=conf.get("seed", 0)
+        )
+        splits = {
+            k: train.filter(lambda c, ids=set(v): c.id in ids).to_eager() for k, v in split.items()
+        }
+    else:
+        splits = {
+            "train": train,
+            "dev": CutSet.from_file(cuts["dev"]).to_eager(),
+            "test": CutSet.from_file(cuts["test"]).to_eager(),
+        }
+    if lexicon is not None:
+        texts = (s.text for part in splits.values() for c in part for s in c.supervisions)
+        for word, why in complete_lexicon(lexicon, texts).items():
+            log.warning("no pronunciation for %s (%s): its utterances are skipped", word, why)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    result = run_probe(upstream, task, splits, conf, lexicon, checkpoint=out_dir / "checkpoint.pt")
+    if result["skipped_cuts"]:
+        log.warning(
+            "%d cuts had no %s target (a word without pronunciation) and were skipped",
+            result["skipped_cuts"],
+            task,
+        )
+    utterances = result.pop("test_utterances")
+    atomic_write_text(out_dir / TEST_SCORES, "".join(f"{u}\t{e}\t{n}\n" for u, e, n in utterances))
+    atomic_write_text(
+        out_dir / "result.yaml",
+        yaml.safe_dump({"upstream": str(upstream_file), **result}, sort_keys=False),
+    )
+    return result
