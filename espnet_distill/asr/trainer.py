@@ -313,8 +313,8 @@ def _frame_targets(
         raise ValueError(f"{', '.join(units)} outputs need the stage-4 targets dir (--targets-dir)")
     targets, sizes = {}, {}
     for unit in units:
-        scp = unit_named(unit, "model.kd_heads").frames(targets_dir)
-        names = UNITS[unit].vocabulary(targets_dir)
+        spec = unit_named(unit, "model.kd_heads")
+        scp, names = spec.frames(targets_dir), spec.vocabulary(targets_dir)
         for path in (scp, names):
             if not path.is_file():
                 raise FileNotFoundError(f"{path} does not exist (stage 4 writes it)")

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import functools
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -30,8 +30,9 @@ from espnet_distill.nn import greedy_ctc
 
 
 class Search(ABC):
-    """One decoding method: ``text(scores, *weights)`` for the weights named ``weight_names``;
-    ``settings`` are its fixed options, recorded with the chosen weights (best.yaml)."""
+    """One decoding method: ``for_weights(*weights)`` (the weights named ``weight_names``) is
+    the search of one utterance at that setting; ``settings`` are its fixed options, recorded
+    with the chosen weights (best.yaml)."""
 
     method: str
     weight_names: tuple[str, ...] = ()
@@ -40,8 +41,8 @@ class Search(ABC):
         self.settings = settings or {}
 
     @abstractmethod
-    def text(self, scores: np.ndarray, *weights: float) -> str:
-        """The hypothesis of one utterance."""
+    def for_weights(self, *weights: float) -> Callable[[np.ndarray], str]:
+        """One utterance's scores -> its hypothesis text, at these weights."""
 
 
 class GreedyCtc(Search):
@@ -53,7 +54,10 @@ class GreedyCtc(Search):
         super().__init__()
         self.tokenizer = tokenizer
 
-    def text(self, scores: np.ndarray, *weights: float) -> str:
+    def for_weights(self, *weights: float) -> Callable[[np.ndarray], str]:
+        return self._text
+
+    def _text(self, scores: np.ndarray) -> str:
         ids = greedy_ctc(torch.from_numpy(scores)[None], torch.tensor([len(scores)]))[0]
         return self.tokenizer.decode(ids)
 
@@ -69,21 +73,18 @@ class CtcBeamLm(Search):
         self.tokenizer, self.beam = tokenizer, beam
         self.lm = WordLmScorer(str(lm))
         self.pieces = [tokenizer.sp.id_to_piece(i) for i in range(tokenizer.vocab_size)]
-        self._weights: tuple[float, ...] | None = None
 
-    def text(self, scores: np.ndarray, *weights: float) -> str:
-        if self._weights != weights:  # one search (and its LM state cache) per weight setting
-            lm_weight, word_bonus = weights
-            self._weights = weights
-            self._search = CtcPrefixBeamSearch(
-                self.pieces,
-                self.tokenizer.blank_id,
-                self.beam,
-                lm=self.lm,
-                lm_weight=lm_weight,
-                word_bonus=word_bonus,
-            )
-        return self.tokenizer.decode(self._search(scores))
+    def for_weights(self, *weights: float) -> Callable[[np.ndarray], str]:
+        lm_weight, word_bonus = weights
+        search = CtcPrefixBeamSearch(  # one search (and its LM state cache) per setting
+            self.pieces,
+            self.tokenizer.blank_id,
+            self.beam,
+            lm=self.lm,
+            lm_weight=lm_weight,
+            word_bonus=word_bonus,
+        )
+        return lambda scores: self.tokenizer.decode(search(scores))
 
 
 class Tlg(Search):
@@ -96,10 +97,10 @@ class Tlg(Search):
         super().__init__(
             {"graph": str(graph_dir), "graph_beam": graph_beam, "max_active": max_active}
         )
-        self.decoder = TlgDecoder(graph_dir, graph_beam, max_active)
+        self.wfst = TlgDecoder(graph_dir, graph_beam, max_active)
 
-    def text(self, scores: np.ndarray, *weights: float) -> str:
-        return " ".join(self.decoder(scores, *weights))
+    def for_weights(self, *weights: float) -> Callable[[np.ndarray], str]:
+        return lambda scores: " ".join(self.wfst(scores, *weights))
 
 
 class Hclg(Search):
@@ -125,10 +126,10 @@ class Hclg(Search):
                 "max_active": max_active,
             }
         )
-        self.decoder = HclgDecoder(graph_dir, transition_model, graph_beam, max_active)
+        self.wfst = HclgDecoder(graph_dir, transition_model, graph_beam, max_active)
 
-    def text(self, scores: np.ndarray, *weights: float) -> str:
-        return " ".join(self.decoder(scores, *weights))
+    def for_weights(self, *weights: float) -> Callable[[np.ndarray], str]:
+        return lambda scores: " ".join(self.wfst(scores, *weights))
 
 
 def decode_all(scores: dict[str, np.ndarray], search: Search, *weights: float) -> dict[str, str]:
@@ -136,8 +137,9 @@ def decode_all(scores: dict[str, np.ndarray], search: Search, *weights: float) -
     desc = " ".join(
         [search.method, *(f"{n}={w}" for n, w in zip(search.weight_names, weights, strict=True))]
     )
+    text = search.for_weights(*weights)
     return {
-        utt: search.text(s, *weights)
+        utt: text(s)
         for utt, s in tqdm(sorted(scores.items()), desc=desc, unit="utt", mininterval=2)
     }
 
