@@ -118,29 +118,33 @@ def tiny_features(tiny_corpus, tmp_path_factory) -> Path:
     return data
 
 
-@pytest.fixture(scope="session")
-def aligned(tiny_features, tmp_path_factory):
-    """Stage 4 run on the tiny corpus (dev-clean aligned too): (exp dir, lang dir, cuts, bpe)."""
+def align_tiny(tiny_features: Path, out: Path, *lang_flags: str, **options) -> tuple[Path, Path]:
+    """The phone lang dir of the tiny corpus's words (prepare_lang with ``lang_flags``), then
+    stage 4 (bin/align) on its training cuts with ``options`` as flags: (exp dir, lang dir)."""
     from espnet_distill.bin import align as align_cli
     from espnet_distill.bin.prepare_lang import main as prepare_lang_main
 
-    out = tmp_path_factory.mktemp("align")
-    lang = out / "lang_phone"
-    assert (
-        prepare_lang_main(
-            ["--words", str(tiny_features / "lang_bpe_64" / "words.txt"), "--lang-dir", str(lang)]
-        )
-        == 0
-    )
-    cuts = tiny_features / "fbank" / "cuts_train-clean-100.jsonl.gz"
-    bpe = tiny_features / "lang_bpe_64" / "bpe.model"
-    exp = out / "exp"
+    lang, exp = out / "lang_phone", out / "exp"
+    words = tiny_features / "lang_bpe_64" / "words.txt"
+    assert prepare_lang_main(cli_args(words=words, lang_dir=lang) + list(lang_flags)) == 0
     argv = cli_args(
         lang_dir=lang,
-        cuts=cuts,
-        bpe_model=bpe,
-        extra_cuts=tiny_features / "fbank" / "cuts_dev-clean.jsonl.gz",
+        cuts=tiny_features / "fbank" / "cuts_train-clean-100.jsonl.gz",
+        bpe_model=tiny_features / "lang_bpe_64" / "bpe.model",
         exp_dir=exp,
+        **options,
+    )
+    assert align_cli.main(argv) == 0
+    return exp, lang
+
+
+@pytest.fixture(scope="session")
+def aligned(tiny_features, tmp_path_factory):
+    """Stage 4 run on the tiny corpus (dev-clean aligned too): (exp dir, lang dir, cuts, bpe)."""
+    exp, lang = align_tiny(
+        tiny_features,
+        tmp_path_factory.mktemp("align"),
+        extra_cuts=tiny_features / "fbank" / "cuts_dev-clean.jsonl.gz",
         mono_iters=6,
         tri_iters=6,
         num_leaves=150,
@@ -148,8 +152,8 @@ def aligned(tiny_features, tmp_path_factory):
         mono_totgauss=300,
         mono_subset=30,
     )
-    assert align_cli.main(argv) == 0
-    return exp, lang, cuts, bpe
+    cuts = tiny_features / "fbank" / "cuts_train-clean-100.jsonl.gz"
+    return exp, lang, cuts, tiny_features / "lang_bpe_64" / "bpe.model"
 
 
 @pytest.fixture(scope="session")

@@ -20,12 +20,9 @@ from espnet_distill.align.targets import (
 )
 from espnet_distill.align.trainer import GmmSystem, Lang
 from espnet_distill.align.tree import build_tree, gaussian_loglike
-from espnet_distill.bin import align as align_cli
-from espnet_distill.bin.prepare_lang import main as prepare_lang_main
 from espnet_distill.lang.phone_lang import read_lexicon
 
-from .cli import cli_args
-from .conftest import constructed_alignment, without_repeats
+from .conftest import align_tiny, constructed_alignment, without_repeats
 from .figures import figure
 
 
@@ -345,27 +342,16 @@ def test_frame_targets_load_in_the_lhotse_datamodule(aligned, tiny_features, cap
 
 def test_word_position_dependent_phones_align_and_spell_the_words(tiny_features, tmp_path):
     """_B/_I/_E/_S phones: the tree roots group a phone's variants, targets stay position-free."""
-    lang = tmp_path / "lang_pos"
-    words = tiny_features / "lang_bpe_64" / "words.txt"
-    assert (
-        prepare_lang_main(
-            ["--words", str(words), "--lang-dir", str(lang), "--position-dependent", "true"]
-        )
-        == 0
-    )
-    assert "AE_B AE_I AE_E AE_S" in (lang / "phones" / "sets.txt").read_text()
-    exp = tmp_path / "exp"
-    cuts = tiny_features / "fbank" / "cuts_train-clean-100.jsonl.gz"
-    argv = cli_args(
-        lang_dir=lang,
-        cuts=cuts,
-        bpe_model=tiny_features / "lang_bpe_64" / "bpe.model",
-        exp_dir=exp,
+    exp, lang = align_tiny(
+        tiny_features,
+        tmp_path,
+        "--position-dependent",
+        "true",
         mono_iters=4,
         tri_iters=3,
         num_leaves=150,
     )
-    assert align_cli.main(argv) == 0
+    assert "AE_B AE_I AE_E AE_S" in (lang / "phones" / "sets.txt").read_text()
     units = (exp / "targets" / "units" / "monophone.txt").read_text().split()[::2]
     assert "AE" in units and not any(u.endswith(("_B", "_I", "_E", "_S")) for u in units)
     n_targets = len((exp / "targets" / "senone.scp").read_text().splitlines())

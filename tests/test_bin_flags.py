@@ -48,10 +48,12 @@ def _flags(script: Path) -> tuple[dict[str, ast.Call], set[str]]:
         elif name == "add_bool" and len(node.args) > 1:
             flags[node.args[1].value] = node
             helpers.add(name)
-        elif name == "add_paths":
+        elif name in ("add_paths", "make_parser"):  # make_parser(doc, *paths): add_paths
             flags.update({a.value: node for a in node.args[1:] if isinstance(a, ast.Constant)})
             helpers.add(name)
-        elif name in ("add_config_options", "make_parser"):
+            if any(k.arg == "config" and getattr(k.value, "value", False) for k in node.keywords):
+                helpers.add("add_config_options")  # make_parser(..., config=True)
+        elif name == "add_config_options":
             helpers.add(name)
     return flags, helpers
 
@@ -73,7 +75,9 @@ def test_bin_script_follows_the_flag_convention(script: Path):
         called = getattr(call.func, "attr", None) or getattr(call.func, "id", None)
         own_help = any(k.arg in ("nargs", "help") for k in call.keywords)
         if flag in PATH_FLAGS and not own_help:  # a shared flag says what it means the same way
-            assert called == "add_paths", f"{script.name}: {flag} with add_paths (its shared help)"
+            assert called in ("add_paths", "make_parser"), (
+                f"{script.name}: {flag} with add_paths (its shared help)"
+            )
         action = next((k.value for k in call.keywords if k.arg == "action"), None)
         if isinstance(action, ast.Constant):
             assert action.value not in ("store_true", "store_false"), (

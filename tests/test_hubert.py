@@ -14,27 +14,26 @@ from espnet_distill.models.hubert import (
     load_hubert,
     receptive_field,
 )
+from espnet_distill.ssl.trainer import MASKING
 
 CONV = [(32, 10, 5), (32, 3, 2), (32, 2, 2)]
 
 
 def tiny_config(layer_norm_first: bool = False, mode: str = "group_norm") -> dict:
+    no_dropout = ("projection_dropout", "attention_dropout", "ff_interm_dropout", "dropout")
     return dict(
         extractor_mode=mode,
         extractor_conv_layer_config=CONV,
         extractor_conv_bias=False,
         encoder_embed_dim=128,
-        encoder_projection_dropout=0.0,
         encoder_pos_conv_kernel=16,
         encoder_pos_conv_groups=4,
         encoder_num_layers=3,
         encoder_num_heads=2,
-        encoder_attention_dropout=0.0,
         encoder_ff_interm_features=256,
-        encoder_ff_interm_dropout=0.0,
-        encoder_dropout=0.0,
         encoder_layer_norm_first=layer_norm_first,
         encoder_layer_drop=0.0,
+        **{f"encoder_{name}": 0.0 for name in no_dropout},
     )
 
 
@@ -85,18 +84,7 @@ def test_torchaudio_state_dict_architecture_is_read_from_the_shapes(tmp_path, la
 
     pretrain = torchaudio.models.hubert_pretrain_model(
         **cfg,
-        mask_prob=0.0,
-        mask_selection="static",
-        mask_other=0.0,
-        mask_length=1,
-        no_mask_overlap=False,
-        mask_min_space=1,
-        mask_channel_prob=0.0,
-        mask_channel_selection="static",
-        mask_channel_other=0.0,
-        mask_channel_length=1,
-        no_mask_channel_overlap=False,
-        mask_channel_min_space=1,
+        **{**MASKING, "mask_prob": 0.0},  # the pretraining stage's settings, nothing masked
         skip_masked=False,
         skip_nomask=False,
         num_classes=10,
@@ -109,6 +97,9 @@ def test_torchaudio_state_dict_architecture_is_read_from_the_shapes(tmp_path, la
     torch.testing.assert_close(
         with_head.label_embeddings, pretrain.logit_generator.label_embeddings
     )
+
+
+NO_DROPOUT_HF = ("hidden_dropout", "attention_dropout", "activation_dropout", "feat_proj_dropout")
 
 
 def _hf_config(stable: bool, conv: list[tuple[int, int, int]] = CONV):
@@ -128,12 +119,9 @@ def _hf_config(stable: bool, conv: list[tuple[int, int, int]] = CONV):
         feat_extract_norm="layer" if stable else "group",
         do_stable_layer_norm=stable,
         conv_bias=stable,
-        hidden_dropout=0.0,
-        attention_dropout=0.0,
-        activation_dropout=0.0,
-        feat_proj_dropout=0.0,
-        layerdrop=0.0,
         mask_time_prob=0.0,
+        layerdrop=0.0,
+        **dict.fromkeys(NO_DROPOUT_HF, 0.0),
     )
 
 

@@ -16,55 +16,26 @@ from espnet_distill.ssl.report import (
     score_interval,
 )
 
+# upstream, parameters, CPU seconds, then test and dev scores: ASR WER, PR PER, SID accuracy.
+# DKD: better ASR than KD on test, worse on dev. Deep: better on ASR, not on PR; wide: better on
+# SID on dev only.
+UPSTREAMS = """
+teacher       8_000_000  4.0   40 42   20 21   90 88
+distilhubert  2_000_000  1.0   45 47   22 23   85 84
+lstm_kd       1_000_000  0.5   44 45   25 26   70 71
+lstm_dkd      1_000_000  0.5   43 46   24 25   72 70
+deep          2_000_000  1.6   41 43   23 24   80 79
+wide          2_000_000  0.8   48 49   22 23   78 82
+"""
+ROWS = [line.split() for line in UPSTREAMS.strip().splitlines()]
+PARAMS = {name: int(params) for name, params, *_ in ROWS}
+SECONDS = {name: float(seconds) for name, _, seconds, *_ in ROWS}
 SCORES = {  # upstream: {task: (metric, test, dev)}
-    "teacher": {
-        "asr": ("WER", 40.0, 42.0),
-        "pr": ("PER", 20.0, 21.0),
-        "sid": ("accuracy", 90.0, 88.0),
-    },
-    "distilhubert": {
-        "asr": ("WER", 45.0, 47.0),
-        "pr": ("PER", 22.0, 23.0),
-        "sid": ("accuracy", 85.0, 84.0),
-    },
-    "lstm_kd": {
-        "asr": ("WER", 44.0, 45.0),
-        "pr": ("PER", 25.0, 26.0),
-        "sid": ("accuracy", 70.0, 71.0),
-    },
-    # DKD: better ASR than KD on test, worse on dev
-    "lstm_dkd": {
-        "asr": ("WER", 43.0, 46.0),
-        "pr": ("PER", 24.0, 25.0),
-        "sid": ("accuracy", 72.0, 70.0),
-    },
-    # deep better on ASR; not on PR; wide better on SID on dev only
-    "deep": {
-        "asr": ("WER", 41.0, 43.0),
-        "pr": ("PER", 23.0, 24.0),
-        "sid": ("accuracy", 80.0, 79.0),
-    },
-    "wide": {
-        "asr": ("WER", 48.0, 49.0),
-        "pr": ("PER", 22.0, 23.0),
-        "sid": ("accuracy", 78.0, 82.0),
-    },
-}
-PARAMS = {
-    "teacher": 8_000_000,
-    "distilhubert": 2_000_000,
-    "lstm_kd": 1_000_000,
-    "lstm_dkd": 1_000_000,
-    "deep": 2_000_000,
-    "wide": 2_000_000,
-}
-SECONDS = {
-    "teacher": 4.0,
-    "distilhubert": 1.0,
-    "lstm_kd": 0.5,
-    "lstm_dkd": 0.5,
-    "deep": 1.6,
-    "wide": 0.8,
+    name: {
+        task: (metric, float(scores[2 * k]), float(scores[2 * k + 1]))
+        for k, (task, metric) in enumerate([("asr", "WER"), ("pr", "PER"), ("sid", "accuracy")])
+    }
+    for name, _, _, *scores in ROWS
 }
 
 

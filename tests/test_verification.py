@@ -9,12 +9,7 @@ from scipy.interpolate import interp1d
 from scipy.optimize import brentq
 from sklearn.metrics import roc_curve
 
-from espnet_distill.score.verification import (
-    bootstrap_eers,
-    equal_error_rate,
-    error_rates,
-    min_dcf,
-)
+from espnet_distill.score.verification import bootstrap_eers, equal_error_rate, error_rates, min_dcf
 
 # sorted by score: T T N T N N N
 SCORES = np.array([0.9, 0.8, 0.4, 0.7, 0.3, 0.2, 0.1])

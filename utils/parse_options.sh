@@ -11,32 +11,44 @@
 # prints $help_message (default: the script's header comment) and every option of the option block with its default and comment.
 # The options are the option block's: the script's top-level `name=value` lines above the line
 # that sources this file (upper-case names, the environment's, and help_message excepted); a
-# comment line indented under an option continues its description. Variables set elsewhere are
+# comment line indented under an option continues its description. A block line `. utils/<name>_options.sh`
+# declares the options of that file (options several scripts share) at that place. Variables set elsewhere are
 # not options. An option the script does not declare is an error, and so is a boolean option
 # given anything but true/false. Parsing stops at the first argument that is not an option.
 #
 # A wrapper that passes the options it does not declare on to another script (a corpus's run.sh
 # to its engine) sets PARSE_OPTIONS_PASS_TO=<that script> first: those options are collected, in
 # order, in the array parsed_rest_options (for the callee to check), and --help lists the
-# callee's options too.
+# callee's options too; an argument that is not an option is then an error.
 
-# _po_declared SCRIPT: "name|default|description" for each option of SCRIPT's option block
+# _po_declared SCRIPT: "name|default|description" for each option of SCRIPT's option block; a
+# block line `. utils/<name>_options.sh` (options several scripts share) adds that file's options
 _po_declared() {
   [ -f "$1" ] || return 0
   awk '
+    function take(line,    name, rest, value, comment, c) {
+      if (match(line, /^[A-Za-z_][A-Za-z0-9_]*=/)) {
+        name = substr(line, 1, RLENGTH - 1); rest = substr(line, RLENGTH + 1)
+        last = ""
+        if (name == "help_message" || name ~ /^[A-Z0-9_]+$/) return
+        if (rest ~ /^"/) { match(rest, /^"[^"]*"/) } else if (rest ~ /^\(/) { match(rest, /^\([^)]*\)/) } else { match(rest, /^[^ #]*/) }
+        value = substr(rest, 1, RLENGTH); comment = substr(rest, RLENGTH + 1)
+        sub(/^[[:space:]]*#?[[:space:]]*/, "", comment)
+        n++; names[n] = name; values[n] = value; comments[n] = comment; last = n
+      } else if (last != "" && line ~ /^[[:space:]]+#/) {
+        c = line; sub(/^[[:space:]]+#[[:space:]]*/, "", c); comments[last] = comments[last] " " c
+      } else {
+        last = ""
+      }
+    }
     /^[[:space:]]*[.] .*parse_options[.]sh/ { exit }
-    match($0, /^[A-Za-z_][A-Za-z0-9_]*=/) {
-      name = substr($0, 1, RLENGTH - 1); rest = substr($0, RLENGTH + 1)
-      last = ""
-      if (name == "help_message" || name ~ /^[A-Z0-9_]+$/) next
-      if (rest ~ /^"/) { match(rest, /^"[^"]*"/) } else if (rest ~ /^\(/) { match(rest, /^\([^)]*\)/) } else { match(rest, /^[^ #]*/) }
-      value = substr(rest, 1, RLENGTH); comment = substr(rest, RLENGTH + 1)
-      sub(/^[[:space:]]*#?[[:space:]]*/, "", comment)
-      n++; names[n] = name; values[n] = value; comments[n] = comment; last = n
+    match($0, /^[.] [^ ]*_options[.]sh/) {
+      shared = substr($0, 3, RLENGTH - 2)
+      while ((getline line < shared) > 0) take(line)
+      close(shared); last = ""
       next
     }
-    last != "" && /^[[:space:]]+#/ { c = $0; sub(/^[[:space:]]+#[[:space:]]*/, "", c); comments[last] = comments[last] " " c; next }
-    { last = "" }
+    { take($0) }
     END { for (i = 1; i <= n; i++) print names[i] "|" values[i] "|" comments[i] }
   ' "$1"
 }
@@ -124,6 +136,12 @@ after the ones this script sets for it (so they override them):"
     *) break ;;
   esac
 done
+
+# a wrapper passes options on, and takes no arguments of its own
+if [ -n "${PARSE_OPTIONS_PASS_TO:-}" ] && [ $# -gt 0 ]; then
+  echo "$0: unexpected arguments: $* (options are --name value)" >&2
+  exit 1
+fi
 
 unset _po_i _po_j _po_config _po_opt _po_value _po_shift _po_name _po_old _po_options
 true # so that a script with `set -e` does not stop on the last test

@@ -2,6 +2,29 @@
 # Helpers shared by the recipe templates (egs/TEMPLATE/*/*.sh), sourced after their options are
 # declared: log lines that name the calling script, line and function; and the stage-skip test.
 
+# recipe_start "$@": the start every engine shares: supervise (below), the command line echoed,
+# the run's clock (SECONDS) set to 0, the recipe's path.sh (venv, tools) and cmd.sh (job runners)
+recipe_start() {
+  supervise "$@"
+  echo "$0 $*"
+  SECONDS=0
+  # shellcheck source=/dev/null
+  . ./path.sh
+  # shellcheck source=/dev/null
+  . ./cmd.sh
+}
+
+# download_corpus CORPUS DIR [PART...]: lhotse downloads CORPUS (its PARTs) into the parent of DIR,
+# the --corpus_dir of a real-corpus recipe (its --download true; needs the network)
+download_corpus() {
+  local corpus=$1 dir=$2
+  shift 2
+  # shellcheck source=/dev/null
+  . ./path.sh
+  python -m espnet_distill.bin.download_corpus --corpus "${corpus}" --out-dir "$(dirname "${dir}")" \
+    ${1:+--parts "$@"}
+}
+
 # log MESSAGE...: "<time> (<script>:<line>:<function>) MESSAGE"
 log() {
   local fname=${BASH_SOURCE[1]##*/}
@@ -53,7 +76,8 @@ release_dir() {
   exec {claim_fd}>&-
 }
 
-# check_stages FIRST LAST: --stage and --stop_stage are integers in FIRST..LAST, in order
+# check_stages FIRST LAST [GPU_FIRST GPU_LAST]: --stage and --stop_stage are integers in FIRST..LAST,
+# in order; with GPU_FIRST GPU_LAST, the stages that use GPUs: check_gpus of --ngpu for them
 check_stages() {
   local opt value
   for opt in stage stop_stage; do
@@ -68,6 +92,8 @@ check_stages() {
     log "Error: --stage ${stage} comes after --stop_stage ${stop_stage}: nothing to run" >&2
     exit 1
   fi
+  # shellcheck disable=SC2154  # ngpu: the engine's option (engine_options.sh)
+  [ $# -lt 4 ] || check_gpus "${ngpu}" "$3" "$4"
 }
 
 # need STAGE PATH...: every PATH (an input of the current stage) exists; otherwise one error line

@@ -14,6 +14,9 @@
 #   --num-threads N, --mem SIZE, --gpu N, --time T, --config FILE   accepted, ignored locally
 use strict;
 use warnings;
+use FindBin;
+use lib $FindBin::RealBin;
+use JobArgs;
 use POSIX ();
 
 my $max_jobs_run = -1;
@@ -30,34 +33,7 @@ while (@ARGV && $ARGV[0] =~ m/^--/) {
   }
 }
 
-my ($jobname, $jobstart, $jobend) = (undef, 1, 1);
-if (@ARGV && $ARGV[0] =~ m/^([\w_][\w\d_]*)+=(\d+):(\d+)$/) {
-  ($jobname, $jobstart, $jobend) = ($1, $2, $3);
-  shift @ARGV;
-  die "run.pl: invalid job range $jobstart:$jobend\n" if $jobstart > $jobend;
-} elsif (@ARGV && $ARGV[0] =~ m/^([\w_][\w\d_]*)+=(\d+)$/) {
-  ($jobname, $jobstart, $jobend) = ($1, $2, $2);
-  shift @ARGV;
-} elsif (@ARGV && $ARGV[0] =~ m/=/) {
-  die "run.pl: the first argument looks like a job range but is not one: '$ARGV[0]'\n";
-}
-
-if (@ARGV < 2) {
-  print STDERR "Usage: run.pl [options] [JOB=1:N] <log-file> <command>...\n";
-  exit 1;
-}
-my $logfile = shift @ARGV;
-if (defined $jobname && $logfile !~ m/$jobname/ && $jobend > $jobstart) {
-  die "run.pl: the log file '$logfile' must contain '$jobname' when running several jobs\n";
-}
-
-# Join the command as Kaldi does: words without whitespace go through unquoted (so "|" is a pipe).
-my $cmd = "";
-foreach my $x (@ARGV) {
-  if ($x =~ m/^\S+$/) { $cmd .= $x . " "; }
-  elsif ($x =~ m:\":) { $cmd .= "'$x' "; }
-  else { $cmd .= "\"$x\" "; }
-}
+my ($jobname, $jobstart, $jobend, $logfile, $cmd) = JobArgs::parse("run.pl", @ARGV);
 
 sub run_job {
   my ($jobid) = @_;

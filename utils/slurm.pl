@@ -17,6 +17,9 @@
 # DDP group.
 use strict;
 use warnings;
+use FindBin;
+use lib $FindBin::RealBin;
+use JobArgs;
 use Cwd qw(getcwd);
 
 my %sbatch_opt;
@@ -38,26 +41,7 @@ while (@ARGV && $ARGV[0] =~ m/^--/) {
   elsif ($opt ne "--config") { die "slurm.pl: unknown option $opt\n"; }
 }
 
-my ($jobname, $jobstart, $jobend) = (undef, 1, 1);
-if (@ARGV && $ARGV[0] =~ m/^([\w_][\w\d_]*)+=(\d+):(\d+)$/) {
-  ($jobname, $jobstart, $jobend) = ($1, $2, $3);
-  shift @ARGV;
-  die "slurm.pl: invalid job range $jobstart:$jobend\n" if $jobstart > $jobend;
-} elsif (@ARGV && $ARGV[0] =~ m/^([\w_][\w\d_]*)+=(\d+)$/) {
-  ($jobname, $jobstart, $jobend) = ($1, $2, $2);
-  shift @ARGV;
-}
-if (@ARGV < 2) {
-  print STDERR "Usage: slurm.pl [options] [JOB=1:N] <log-file> <command>...\n";
-  exit 1;
-}
-my $logfile = shift @ARGV;
-my $cmd = "";
-foreach my $x (@ARGV) {
-  if ($x =~ m/^\S+$/) { $cmd .= $x . " "; }
-  elsif ($x =~ m:\":) { $cmd .= "'$x' "; }
-  else { $cmd .= "\"$x\" "; }
-}
+my ($jobname, $jobstart, $jobend, $logfile, $cmd) = JobArgs::parse("slurm.pl", @ARGV);
 if ($gpus > 1 || $nodes > 1) {
   die "slurm.pl: multi-process training runs one job, not an array\n" if defined $jobname;
   $sbatch_opt{"--ntasks-per-node"} = $gpus > 1 ? $gpus : 1;

@@ -12,6 +12,7 @@ Boundary time convention (Kaldi's CTM): a phone that starts at frame ``i`` start
 from __future__ import annotations
 
 import logging
+import shutil
 import subprocess
 import tempfile
 from dataclasses import dataclass
@@ -19,10 +20,16 @@ from pathlib import Path
 
 import kaldialign
 import numpy as np
+import yaml
 from lhotse import CutSet, MonoCut, Recording, SupervisionSegment
 from lhotse.features.io import LilcomChunkyWriter
 
+from espnet_distill.align.features import load_align_features
+from espnet_distill.align.hmm import phone_segments
+from espnet_distill.align.trainer import Aligner, GmmSystem, Lang
 from espnet_distill.data.features import fbank_extractor
+from espnet_distill.lang.phone_lang import SIL, SPN, base_phone
+from espnet_distill.utils import atomic_write_text
 
 log = logging.getLogger(__name__)
 
@@ -225,3 +232,90 @@ def plot_cdf(errors_ms: np.ndarray, tolerance_ms: float, out: Path, title: str) 
     fig.tight_layout()
     fig.savefig(out, dpi=120)
     plt.close(fig)
+
+
+def evaluate_alignment(
+    align_dir: Path,
+    lang_dir: Path,
+    text: list[Path],
+    out_dir: Path,
+    num_utts: int = 50,
+    engine: str = "festival",
+    voice: str | None = None,
+    tolerance_ms: float = 20.0,
+    nj: int = 2,
+) -> dict:
+    """The stage-4 triphone system (``align_dir/tri``) aligning ``num_utts`` sentences of the
+    Kaldi ``text`` files voiced by a TTS ``engine``, its phone boundaries against the engine's:
+    ``out_dir/boundaries.tsv``, ``summary.yaml`` (returned) and the error CDF plot. RuntimeError
+    when the engine is missing or fails, ValueError when nothing can be scored."""
+    voice = voice or {"festival": "kal_diphone", "flite": "slt"}[engine]
+    if shutil.which(engine) is None:
+        raise RuntimeError(f"{engine} is not installed (tools/install.sh installs it)")
+    lang = Lang.load(lang_dir)
+    tri = GmmSystem.load(align_dir / "tri", lang)
+    texts, skipped = pick_sentences(text, set(lang.words), num_utts)
+    if not texts:
+        raise ValueError(
+            f"{' '.join(map(str, text))}: no sentence has all its words in the lexicon"
+        )
+    log.info(
+        "%s (%s): %d sentences of %s (%d skipped: words outside the lexicon)",
+        engine,
+        voice,
+        len(texts),
+        " ".join(map(str, text)),
+        skipped,
+    )
+    audio_dir = out_dir / "audio"
+    synthesize = synthesize_festival if engine == "festival" else synthesize_flite
+    audio = synthesize(texts, audio_dir, voice)  # RuntimeError, ValueError: the engine failed
+    cuts = tts_cuts(audio, texts, audio_dir, f"{engine}-{voice}")
+    feats = load_align_features(cuts)
+    utts = {c.id: (lang.word_ids(texts[c.id].split())[0], feats[c.id]) for c in cuts}
+    aligner = Aligner(lang, utts, nj=nj)
+    alis, *_ = aligner.iteration(tri, True, None, "festival alignment", accumulate=False)
+
+    names = {i: p for p, i in lang.phones.items()}
+    rows, all_errors, ref_phones, matched = [], [], 0, 0
+    for uid in sorted(alis):
+        ref = tts_to_arpabet(audio[uid][1])
+        hyp = [
+            PhoneSegment(base_phone(names[p]), s * FRAME_SHIFT, e * FRAME_SHIFT)
+            for p, s, e in phone_segments(alis[uid].tids, tri.tm)
+            if base_phone(names[p]) not in (SIL, SPN)
+        ]
+        cmp = compare_boundaries(ref, hyp)
+        ref_phones += cmp.ref_phones
+        matched += cmp.matched_phones
+        all_errors.append(cmp.errors)
+        rows += [f"{uid}\t{e * 1000:.1f}\n" for e in cmp.errors]  # signed: > 0 is late
+    errors_ms = np.concatenate(all_errors) * 1000 if all_errors else np.zeros(0)
+    if not len(errors_ms):
+        raise ValueError("no boundary could be scored (no utterance aligned)")
+    abs_ms = np.abs(errors_ms)
+    summary = {
+        "engine": engine,
+        "voice": voice,
+        "utterances": len(alis),
+        "not_aligned": len(texts) - len(alis),
+        "boundaries": int(len(errors_ms)),
+        "tolerance_ms": tolerance_ms,
+        # times are multiples of 10 ms or 1 ms: a 1e-6 ms margin keeps 20.000000001 inside
+        "within_tolerance": round(float((abs_ms <= tolerance_ms + 1e-6).mean()), 4),
+        "median_abs_error_ms": round(float(np.median(abs_ms)), 1),
+        "mean_abs_error_ms": round(float(abs_ms.mean()), 1),
+        "mean_signed_error_ms": round(float(errors_ms.mean()), 1),
+        "phones_matched": round(matched / max(ref_phones, 1), 4),
+    }
+    out_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out_dir / "boundaries.tsv", "utt\terror_ms\n" + "".join(rows))
+    atomic_write_text(out_dir / "summary.yaml", yaml.safe_dump(summary, sort_keys=False))
+    plot_cdf(
+        abs_ms,
+        tolerance_ms,
+        out_dir / "boundary_errors.png",
+        f"tri alignment vs {engine} {voice}: {summary['within_tolerance']:.1%} "
+        f"within {tolerance_ms:g} ms ({len(errors_ms)} boundaries)",
+    )
+    return summary

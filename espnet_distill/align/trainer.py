@@ -33,12 +33,7 @@ from espnet_distill.align.hmm import (
     phone_segments,
     training_graph,
 )
-from espnet_distill.align.tree import (
-    ARPABET_CLASSES,
-    Tree,
-    build_tree,
-    cluster_phone_questions,
-)
+from espnet_distill.align.tree import ARPABET_CLASSES, Tree, build_tree, cluster_phone_questions
 from espnet_distill.lang.lexicon_fst import read_symbol_table
 from espnet_distill.lang.phone_lang import base_phone
 from espnet_distill.lang.topology import Topology, read_topo

@@ -25,12 +25,7 @@ from espnet_distill.kd.units import TextToUnits, UnitTables, read_units
 from espnet_distill.lang.bpe import BpeTokenizer
 from espnet_distill.lm.unit_lm import load_unit_lm
 from espnet_distill.models.acoustic_model import build_model, kd_heads_of
-from espnet_distill.train.loop import (
-    average_checkpoints,
-    begin_run,
-    fit_resuming,
-    kept_checkpoints,
-)
+from espnet_distill.train.loop import average_checkpoints, begin_run, fit_resuming, kept_checkpoints
 from espnet_distill.train.module import TrainingModule
 from espnet_distill.utils import save_torch
 
@@ -302,9 +297,7 @@ def train(
 
 
 def _frame_targets(
-    targets_dir: Path | None,
-    units: list[str],
-    valid_cuts: Path,
+    targets_dir: Path | None, units: list[str], valid_cuts: Path
 ) -> tuple[dict[str, Path], dict[str, Path], dict[str, int]]:
     """Train and valid target scps of ``units``, and each unit inventory's size."""
     if not units:

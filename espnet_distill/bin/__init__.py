@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import logging
 import shlex
 import sys
 from collections.abc import Callable
@@ -21,11 +22,26 @@ from pathlib import Path
 from espnet_distill.config import apply_overrides, load_config, merge_config
 
 
-def make_parser(doc: str | None) -> argparse.ArgumentParser:
-    """A parser whose ``--help`` shows the script's docstring as written (Usage lines kept)."""
-    return argparse.ArgumentParser(
+def make_parser(doc: str | None, *paths: str, config: bool = False) -> argparse.ArgumentParser:
+    """A parser whose ``--help`` shows the script's docstring as written (Usage lines kept), with
+    the required path flags ``paths`` (:func:`add_paths`) and, with ``config``, the trained
+    steps' config options (:func:`add_config_options`)."""
+    parser = argparse.ArgumentParser(
         description=doc, formatter_class=argparse.RawDescriptionHelpFormatter
     )
+    if config:
+        add_config_options(parser)
+    add_paths(parser, *paths)
+    return parser
+
+
+def finished(output: Path) -> bool:
+    """True (and a log line saying so) when ``output``, the file a step writes last, exists: the
+    step was done before and does nothing now."""
+    if output.is_file():
+        logging.getLogger("espnet_distill.bin").info("%s exists: skipping", output)
+        return True
+    return False
 
 
 class MissingInput(FileNotFoundError):

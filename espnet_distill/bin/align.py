@@ -36,7 +36,7 @@ from espnet_distill.align.trainer import (
     train_mono,
     train_tri,
 )
-from espnet_distill.bin import add_bool, add_paths, make_parser, one_line_errors, require
+from espnet_distill.bin import add_bool, make_parser, one_line_errors, require
 from espnet_distill.utils import atomic_write_text, setup_logging
 
 log = logging.getLogger(__name__)
@@ -44,8 +44,7 @@ log = logging.getLogger(__name__)
 
 @one_line_errors()
 def main(argv: list[str] | None = None) -> int:
-    parser = make_parser(__doc__)
-    add_paths(parser, "--lang-dir", "--bpe-model", "--exp-dir")
+    parser = make_parser(__doc__, "--lang-dir", "--bpe-model", "--exp-dir")
     parser.add_argument("--cuts", type=Path, required=True, help="training cuts with fbank")
     parser.add_argument(
         "--extra-cuts",

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import sys
 
-from espnet_distill.bin import add_paths, make_parser, named_files, one_line_errors
+from espnet_distill.bin import make_parser, named_files, one_line_errors
 from espnet_distill.config import load_config
 from espnet_distill.models.hubert import (
     CheckpointMismatch,
@@ -26,8 +26,7 @@ from espnet_distill.utils import setup_logging
 
 @one_line_errors(ValueError, FileNotFoundError, CheckpointMismatch)
 def main(argv: list[str] | None = None) -> int:
-    parser = make_parser(__doc__)
-    add_paths(parser, "--teacher")
+    parser = make_parser(__doc__, "--teacher")
     parser.add_argument("--students", nargs="*", default=[], metavar="NAME=CONFIG")
     args = parser.parse_args(argv)
     setup_logging()
@@ -47,15 +46,13 @@ def main(argv: list[str] | None = None) -> int:
     ruled_out = students_needing_a_head(teacher, configs)
     if ruled_out:
         others = [n for n in configs if n not in ruled_out]
-        print(
-            f"check_teacher: the {fmt}-format teacher {args.teacher} has no masked-prediction "
+        raise ValueError(
+            f"the {fmt}-format teacher {args.teacher} has no masked-prediction "
             f"head (cluster embeddings), which output-level KD (modes kd, dkd) distils: "
             f"{', '.join(ruled_out)} cannot train from it. Leave them out (--students "
             f'"{" ".join(others)}") or give a teacher with the head (a torchaudio '
-            "HuBERTPretrainModel or fairseq checkpoint, or ssl1's own stage-3 teacher).",
-            file=sys.stderr,
+            "HuBERTPretrainModel or fairseq checkpoint, or ssl1's own stage-3 teacher)."
         )
-        return 1
     return 0
 
 

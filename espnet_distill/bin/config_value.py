@@ -12,13 +12,12 @@ import sys
 
 import yaml
 
-from espnet_distill.bin import add_paths, make_parser
+from espnet_distill.bin import make_parser
 from espnet_distill.config import load_config
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = make_parser(__doc__)
-    add_paths(parser, "--config")
+    parser = make_parser(__doc__, "--config")
     parser.add_argument("--key", required=True, help="dotted path, e.g. model.senone_head")
     args = parser.parse_args(argv)
     try:

@@ -25,7 +25,7 @@ import sys
 import time
 from pathlib import Path
 
-from espnet_distill.bin import add_paths, device_of, make_parser, one_line_errors
+from espnet_distill.bin import device_of, make_parser, one_line_errors
 from espnet_distill.config import DECODE_DEFAULTS
 from espnet_distill.decode.network import network_outputs
 from espnet_distill.decode.searches import CtcBeamLm, GreedyCtc, Search, Tlg, decode_set
@@ -36,8 +36,7 @@ from espnet_distill.utils import setup_logging
 
 @one_line_errors(ValueError)
 def main(argv: list[str] | None = None) -> int:
-    parser = make_parser(__doc__)
-    add_paths(parser, "--model", "--lang-dir", "--cuts", "--out-dir")
+    parser = make_parser(__doc__, "--model", "--lang-dir", "--cuts", "--out-dir")
     parser.add_argument("--method", choices=["greedy", "beam_lm", "tlg"], default="greedy")
     parser.add_argument("--lm", type=Path, help="KenLM word n-gram (binary or ARPA) for beam_lm")
     parser.add_argument("--beam", type=int, default=DECODE_DEFAULTS["beam"])

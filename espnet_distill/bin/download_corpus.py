@@ -12,34 +12,13 @@ Usage:
 from __future__ import annotations
 
 import sys
-import urllib.error
-from pathlib import Path
 
-from espnet_distill.bin import add_paths, make_parser
+from espnet_distill.bin import add_paths, make_parser, one_line_errors
+from espnet_distill.data.download import CORPORA, download
 from espnet_distill.utils import setup_logging
 
-CORPORA = ("librispeech", "mini_librispeech", "speech_commands", "voxceleb1")
 
-
-def download(corpus: str, target_dir: Path, parts: list[str] | None = None) -> Path:
-    """Download (resumable, lhotse) and return the directory the recipe's --corpus_dir takes."""
-    from lhotse.recipes import (
-        download_librispeech,
-        download_speechcommands,
-        download_voxceleb1,
-    )
-
-    if corpus == "librispeech":
-        return download_librispeech(target_dir, dataset_parts=parts or "librispeech")
-    if corpus == "mini_librispeech":
-        return download_librispeech(target_dir, dataset_parts="mini_librispeech")
-    if corpus == "speech_commands":
-        return download_speechcommands("2", target_dir)
-    if corpus == "voxceleb1":
-        return download_voxceleb1(target_dir)
-    raise ValueError(f"unknown corpus '{corpus}', expected one of {', '.join(CORPORA)}")
-
-
+@one_line_errors(OSError)
 def main(argv: list[str] | None = None) -> int:
     parser = make_parser(__doc__)
     parser.add_argument("--corpus", choices=CORPORA, required=True)
@@ -47,15 +26,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--parts", nargs="*", help="LibriSpeech parts (default: all seven)")
     args = parser.parse_args(argv)
     setup_logging()
-    try:
-        print(download(args.corpus, args.out_dir, args.parts))
-    except (urllib.error.URLError, OSError) as err:
-        print(
-            f"download_corpus: downloading {args.corpus} failed ({err}); without a network, "
-            "put the corpus on disk and pass its path (--corpus_dir)",
-            file=sys.stderr,
-        )
-        return 1
+    print(download(args.corpus, args.out_dir, args.parts))
     return 0
 
 

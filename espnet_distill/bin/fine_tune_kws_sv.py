@@ -75,9 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     if "kws" in args.tasks:
         data["kws_train"] = load_cuts(args.manifest_dir, "speechcommands", "train")
         data["kws_test"] = load_cuts(
-            args.manifest_dir,
-            "speechcommands",
-            "test" if args.kws_task == "12class" else "test35",
+            args.manifest_dir, "speechcommands", "test" if args.kws_task == "12class" else "test35"
         )
     if "sv" in args.tasks:
         data["sv_train"] = load_cuts(args.manifest_dir, "voxceleb", "train")

@@ -20,19 +20,14 @@ from __future__ import annotations
 
 import sys
 
-from espnet_distill.bin import add_paths, make_parser, one_line_errors
-from espnet_distill.score.kd_ablation import (
-    ablation_rows,
-    plot,
-    table_markdown,
-)
+from espnet_distill.bin import make_parser, one_line_errors
+from espnet_distill.score.kd_ablation import ablation_rows, plot, table_markdown
 from espnet_distill.utils import atomic_write_text
 
 
 @one_line_errors(FileNotFoundError, ValueError)
 def main(argv: list[str] | None = None) -> int:
-    parser = make_parser(__doc__)
-    add_paths(parser, "--exp-dir", "--out-dir")
+    parser = make_parser(__doc__, "--exp-dir", "--out-dir")
     parser.add_argument("--baseline", required=True, help="tag of the no-KD experiment")
     parser.add_argument("--tags", nargs="+", required=True)
     parser.add_argument(

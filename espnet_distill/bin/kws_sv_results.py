@@ -13,23 +13,14 @@ from __future__ import annotations
 
 import sys
 
-from espnet_distill.bin import add_paths, make_parser
-from espnet_distill.kws_sv.report import (
-    MODES,
-    N_BOOT,
-    SETUPS,
-    collect,
-    det_plot,
-    markdown_table,
-    paper_claims,
-)
-from espnet_distill.score.results import environment
-from espnet_distill.utils import atomic_write_text, setup_logging
+from espnet_distill.bin import add_paths, make_parser, one_line_errors
+from espnet_distill.kws_sv.report import MODES, SETUPS, write_results
+from espnet_distill.utils import setup_logging
 
 
+@one_line_errors(ValueError)
 def main(argv: list[str] | None = None) -> int:
-    parser = make_parser(__doc__)
-    add_paths(parser, "--finetune-dir", "--out-dir")
+    parser = make_parser(__doc__, "--finetune-dir", "--out-dir")
     parser.add_argument("--upstreams", nargs="+", required=True, help="e.g. teacher distilhubert")
     parser.add_argument("--modes", nargs="+", default=list(MODES), choices=MODES)
     parser.add_argument("--setups", nargs="+", default=list(SETUPS), choices=SETUPS)
@@ -38,56 +29,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--notes", default="", help="a paragraph under the table")
     args = parser.parse_args(argv)
     setup_logging()
-    rows = collect(args.finetune_dir, args.upstreams, args.modes, args.setups)
-    if not rows:
-        print(f"kws_sv_results: no results.json under {args.finetune_dir}", file=sys.stderr)
-        return 1
-    args.out_dir.mkdir(parents=True, exist_ok=True)
-    table = markdown_table(rows)
-    atomic_write_text(args.out_dir / "table.md", table)
-    plot = args.out_dir / "det.png"
-    if any("det" in r for r in rows):
-        det_plot(rows, plot)
+    table = write_results(**vars(args))  # the flags are its parameters
     print(table, end="")
-    claims = paper_claims(rows)
-    if args.results_file:
-        body = [
-            f"# {args.title}",
-            "",
-            "## Environment",
-            *environment(),
-            "",
-            "## Keyword spotting and speaker verification",
-            "",
-            "KWS: accuracy on the 12-class test set (10 words, unknown, silence). SV: EER and "
-            "minDCF (p_target 0.01) on the trial list, cosine scoring. Frozen: only the heads "
-            "and the layer weights are trained; fine-tuned: the upstream too. Joint: one model "
-            "for both tasks.",
-            "",
-            table,
-            "",
-            args.notes,
-            "",
-            *(
-                [
-                    "## The paper's findings in this run",
-                    "",
-                    "Differences with paired bootstrap tests where the systems' per-item scores "
-                    "exist (KWS: test utterances resampled; SV: trials, stratified, resampled; "
-                    f"{N_BOOT} resamples; p: the share where the claimed-better system is not "
-                    "better). SV trials share speakers, so its intervals are a lower bound; one "
-                    "training seed per system.",
-                    "",
-                    *claims,
-                    "",
-                ]
-                if claims
-                else []
-            ),
-            f"![DET curves]({plot})" if plot.is_file() else "",
-            "",
-        ]
-        atomic_write_text(args.results_file, "\n".join(body))
     return 0
 
 

@@ -12,13 +12,12 @@ from pathlib import Path
 
 import yaml
 
-from espnet_distill.bin import add_paths, make_parser
+from espnet_distill.bin import make_parser
 from espnet_distill.score.results import write_results
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = make_parser(__doc__)
-    add_paths(parser, "--exp-dir", "--results-file")
+    parser = make_parser(__doc__, "--exp-dir", "--results-file")
     parser.add_argument("--title", default="RESULTS")
     parser.add_argument("--notes", default="", help="markdown text placed after the environment")
     parser.add_argument(

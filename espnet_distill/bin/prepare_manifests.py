@@ -20,7 +20,7 @@ from pathlib import Path
 
 from lhotse import combine, load_manifest
 
-from espnet_distill.bin import add_paths, make_parser, named_values, one_line_errors
+from espnet_distill.bin import make_parser, named_values, one_line_errors
 from espnet_distill.data.librispeech import (
     CorpusError,
     check_corpus_dir,
@@ -47,8 +47,7 @@ def combine_parts(output_dir: Path, name: str, parts: list[str], prefix: str) ->
 
 @one_line_errors(ValueError, CorpusError)
 def main(argv: list[str] | None = None) -> int:
-    parser = make_parser(__doc__)
-    add_paths(parser, "--corpus-dir", "--out-dir")
+    parser = make_parser(__doc__, "--corpus-dir", "--out-dir")
     parser.add_argument("--parts", nargs="+", required=True)
     parser.add_argument("--prefix", default="librispeech")
     parser.add_argument(

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import yaml
 
-from espnet_distill.bin import MissingInput, add_paths, make_parser, one_line_errors, require
+from espnet_distill.bin import MissingInput, finished, make_parser, one_line_errors, require
 from espnet_distill.models.hubert import CheckpointMismatch
 from espnet_distill.ssl.probe import TASKS, probe_upstream
 from espnet_distill.utils import setup_logging
@@ -32,8 +32,9 @@ log = logging.getLogger(__name__)
 
 @one_line_errors(CheckpointMismatch, ValueError)
 def main(argv: list[str] | None = None) -> int:
-    parser = make_parser(__doc__)
-    add_paths(parser, "--upstream", "--train-cuts", "--valid-cuts", "--test-cuts", "--out-dir")
+    parser = make_parser(
+        __doc__, "--upstream", "--train-cuts", "--valid-cuts", "--test-cuts", "--out-dir"
+    )
     parser.add_argument("--task", choices=TASKS, required=True)
     parser.add_argument("--lexicon", type=Path, help="Kaldi lexicon.txt (pr)")
     parser.add_argument(
@@ -42,9 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, help="random seed (overrides the task section's seed)")
     args = parser.parse_args(argv)
     setup_logging()
-    final = args.out_dir / "result.yaml"
-    if final.is_file():
-        log.info("%s exists: skipping", final)
+    if finished(args.out_dir / "result.yaml"):
         return 0
     if args.task == "pr" and args.lexicon is None:
         raise MissingInput("--task pr needs --lexicon (the phone targets)")

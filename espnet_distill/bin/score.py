@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import sys
 
-from espnet_distill.bin import add_paths, make_parser
+from espnet_distill.bin import make_parser
 from espnet_distill.score.wer import read_text_file, score_corpus, write_report
 from espnet_distill.utils import setup_logging
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = make_parser(__doc__)
-    add_paths(parser, "--ref", "--hyp", "--out-dir")
+    parser = make_parser(__doc__, "--ref", "--hyp", "--out-dir")
     parser.add_argument("--name", default="")
     args = parser.parse_args(argv)
     setup_logging()

@@ -15,15 +15,14 @@ from pathlib import Path
 
 from lhotse import CutSet, RecordingSet, SupervisionSet
 
-from espnet_distill.bin import add_paths, make_parser
+from espnet_distill.bin import make_parser
 from espnet_distill.utils import setup_logging
 
 log = logging.getLogger(__name__)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = make_parser(__doc__)
-    add_paths(parser, "--manifest-dir", "--out-dir")
+    parser = make_parser(__doc__, "--manifest-dir", "--out-dir")
     parser.add_argument(
         "--path-prefix",
         type=Path,

@@ -21,7 +21,7 @@ import numpy as np
 import yaml
 from lhotse import CutSet
 
-from espnet_distill.bin import add_paths, make_parser, one_line_errors, require
+from espnet_distill.bin import add_paths, finished, make_parser, one_line_errors, require
 from espnet_distill.models.hubert import receptive_field
 from espnet_distill.ssl.targets import cut_features, fit_kmeans, model_frames, to_model_frames
 from espnet_distill.utils import atomic_output, setup_logging
@@ -47,8 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     setup_logging()
     final = args.out_dir / "labels.npz"
-    if final.is_file():
-        log.info("%s exists: skipping", final)
+    if finished(final):
         return 0
     require(args.fit_cuts, *args.cuts, args.teacher)
     teacher = None

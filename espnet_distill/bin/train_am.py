@@ -16,22 +16,15 @@ import sys
 from pathlib import Path
 
 from espnet_distill.asr.trainer import DEFAULT_CONFIG, train
-from espnet_distill.bin import (
-    add_config_options,
-    add_paths,
-    make_parser,
-    one_line_errors,
-    read_config,
-    record_command,
-)
+from espnet_distill.bin import make_parser, one_line_errors, read_config, record_command
 from espnet_distill.utils import setup_logging
 
 
 @one_line_errors(ValueError, OSError)
 def main(argv: list[str] | None = None) -> int:
-    parser = make_parser(__doc__)
-    add_config_options(parser)
-    add_paths(parser, "--train-cuts", "--valid-cuts", "--lang-dir", "--cmvn", "--exp-dir")
+    parser = make_parser(
+        __doc__, "--train-cuts", "--valid-cuts", "--lang-dir", "--cmvn", "--exp-dir", config=True
+    )
     parser.add_argument(
         "--targets-dir", type=Path, help="stage-4 frame targets (for a model with a senone head)"
     )

@@ -15,14 +15,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from espnet_distill.bin import (
-    add_config_options,
-    add_paths,
-    make_parser,
-    one_line_errors,
-    read_config,
-    require,
-)
+from espnet_distill.bin import make_parser, one_line_errors, read_config, require
 from espnet_distill.models.hubert import CheckpointMismatch
 from espnet_distill.ssl.trainer import train_ssl
 from espnet_distill.utils import setup_logging
@@ -30,9 +23,7 @@ from espnet_distill.utils import setup_logging
 
 @one_line_errors(ValueError, CheckpointMismatch)
 def main(argv: list[str] | None = None) -> int:
-    parser = make_parser(__doc__)
-    add_config_options(parser)
-    add_paths(parser, "--train-cuts", "--valid-cuts", "--exp-dir")
+    parser = make_parser(__doc__, "--train-cuts", "--valid-cuts", "--exp-dir", config=True)
     parser.add_argument("--labels", type=Path, help="labels.npz of ssl_labels (pretraining)")
     parser.add_argument("--teacher", type=Path, help="HuBERT checkpoint (distillation)")
     parser.add_argument("--ngpu", type=int, default=0)
@@ -41,13 +32,7 @@ def main(argv: list[str] | None = None) -> int:
     require(args.config, args.train_cuts, args.valid_cuts, args.labels, args.teacher)
     config = read_config(args)
     train_ssl(
-        config,
-        args.exp_dir,
-        args.train_cuts,
-        args.valid_cuts,
-        args.teacher,
-        args.labels,
-        args.ngpu,
+        config, args.exp_dir, args.train_cuts, args.valid_cuts, args.teacher, args.labels, args.ngpu
     )
     return 0
 

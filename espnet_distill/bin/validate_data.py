@@ -102,11 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     setup_logging()
     expect = Expect(
-        args.sample_rate,
-        args.channels,
-        args.min_duration,
-        args.charset or None,
-        args.read_samples,
+        args.sample_rate, args.channels, args.min_duration, args.charset or None, args.read_samples
     )
     words = _lexicon_words(args.lexicon) if args.lexicon else None
     if args.kaldi_dir:

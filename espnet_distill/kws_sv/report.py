@@ -11,8 +11,10 @@ import numpy as np
 from scipy.stats import norm
 
 from espnet_distill.kws_sv.trainer import KWS_PREDICTIONS, SV_SCORES
+from espnet_distill.score.results import page_header
 from espnet_distill.score.verification import bootstrap_eers
 from espnet_distill.score.wer import bootstrap_ci, paired_bootstrap_by_id
+from espnet_distill.utils import atomic_write_text
 
 MODES = ("frozen", "finetuned")
 
@@ -261,3 +263,63 @@ def det_plot(rows: list[dict], out: Path) -> None:
     fig.tight_layout()
     fig.savefig(out, dpi=120)
     plt.close(fig)
+
+
+def write_results(
+    finetune_dir: Path,
+    upstreams: list[str],
+    modes: list[str],
+    setups: list[str],
+    out_dir: Path,
+    results_file: Path | None,
+    title: str,
+    notes: str,
+) -> str:
+    """Stage 4: ``out_dir/table.md`` and ``det.png`` from the systems' results under
+    ``finetune_dir``, and RESULTS.md (``results_file``) with the paper's findings; returns the
+    table. ValueError when there are no results."""
+    rows = collect(finetune_dir, upstreams, modes, setups)
+    if not rows:
+        raise ValueError(f"no results.json under {finetune_dir}")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    table = markdown_table(rows)
+    atomic_write_text(out_dir / "table.md", table)
+    plot = out_dir / "det.png"
+    if any("det" in r for r in rows):
+        det_plot(rows, plot)
+    claims = paper_claims(rows)
+    if results_file:
+        body = [
+            *page_header(title),
+            "## Keyword spotting and speaker verification",
+            "",
+            "KWS: accuracy on the 12-class test set (10 words, unknown, silence). SV: EER and "
+            "minDCF (p_target 0.01) on the trial list, cosine scoring. Frozen: only the heads "
+            "and the layer weights are trained; fine-tuned: the upstream too. Joint: one model "
+            "for both tasks.",
+            "",
+            table,
+            "",
+            notes,
+            "",
+            *(
+                [
+                    "## The paper's findings in this run",
+                    "",
+                    "Differences with paired bootstrap tests where the systems' per-item scores "
+                    "exist (KWS: test utterances resampled; SV: trials, stratified, resampled; "
+                    f"{N_BOOT} resamples; p: the share where the claimed-better system is not "
+                    "better). SV trials share speakers, so its intervals are a lower bound; one "
+                    "training seed per system.",
+                    "",
+                    *claims,
+                    "",
+                ]
+                if claims
+                else []
+            ),
+            f"![DET curves]({plot})" if plot.is_file() else "",
+            "",
+        ]
+        atomic_write_text(results_file, "\n".join(body))
+    return table

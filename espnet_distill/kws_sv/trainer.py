@@ -37,11 +37,7 @@ from espnet_distill.data.kws_sv import kws_label
 from espnet_distill.models.hubert import count_parameters
 from espnet_distill.models.upstream import WeightedSum, upstream_parameters
 from espnet_distill.score.verification import equal_error_rate, error_rates, min_dcf
-from espnet_distill.train.loop import (
-    begin_run,
-    fit_resuming,
-    last_epochs_checkpoint,
-)
+from espnet_distill.train.loop import begin_run, fit_resuming, last_epochs_checkpoint
 from espnet_distill.train.module import TrainingModule
 from espnet_distill.utils import atomic_write_text
 
@@ -214,10 +210,7 @@ class KwsSvModule(TrainingModule):
         return self
 
     def features(
-        self,
-        task: str,
-        audio: torch.Tensor,
-        lengths: torch.Tensor | None,
+        self, task: str, audio: torch.Tensor, lengths: torch.Tensor | None
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         with torch.set_grad_enabled(torch.is_grad_enabled() and not self.frozen):
             states, frames = self.upstream.hidden_states(audio, lengths)

@@ -376,9 +376,9 @@ class AcousticModel(torch.nn.Module):
         self, feats: torch.Tensor, feat_lens: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """CTC log-probs (B, T', V) and lengths."""
-        if self.ctc is None:
-            raise ValueError("this model has no CTC output (a senone-only hybrid model)")
-        enc, enc_lens = self.encode(feats, feat_lens)
+        enc, enc_lens = self._encode_for(
+            self.ctc, "CTC output (a senone-only hybrid model)", feats, feat_lens
+        )
         return self.ctc.log_softmax(enc), enc_lens
 
     @torch.no_grad()
@@ -386,10 +386,21 @@ class AcousticModel(torch.nn.Module):
         self, feats: torch.Tensor, feat_lens: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Hybrid pseudo log-likelihoods (B, T' * upsample, num_senones) and lengths."""
-        if self.senone_head is None:
-            raise ValueError("this model has no senone head (set model.senone_head in the config)")
-        enc, enc_lens = self.encode(feats, feat_lens)
+        missing = "senone head (set model.senone_head in the config)"
+        enc, enc_lens = self._encode_for(self.senone_head, missing, feats, feat_lens)
         return self.senone_head.pseudo_log_likelihoods(enc, enc_lens)
+
+    def _encode_for(
+        self,
+        head: torch.nn.Module | None,
+        missing: str,
+        feats: torch.Tensor,
+        feat_lens: torch.Tensor,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The encoder output for ``head``; ValueError "this model has no <missing>" without it."""
+        if head is None:
+            raise ValueError(f"this model has no {missing}")
+        return self.encode(feats, feat_lens)
 
 
 def _crop_teacher(

@@ -84,9 +84,7 @@ class DistilHubert(nn.Module):
         self.heads = nn.ModuleList(nn.Linear(dim, teacher_dim) for _ in self.target_layers)
 
     def hidden_states(
-        self,
-        waveforms: torch.Tensor,
-        lengths: torch.Tensor | None = None,
+        self, waveforms: torch.Tensor, lengths: torch.Tensor | None = None
     ) -> tuple[list[torch.Tensor], torch.Tensor | None]:
         return self.backbone.hidden_states(waveforms, lengths)
 
@@ -134,9 +132,7 @@ class LstmStudent(nn.Module):
         self.output = nn.Linear(out_dim, num_classes)
 
     def hidden_states(
-        self,
-        waveforms: torch.Tensor,
-        lengths: torch.Tensor | None = None,
+        self, waveforms: torch.Tensor, lengths: torch.Tensor | None = None
     ) -> tuple[list[torch.Tensor], torch.Tensor | None]:
         x, lengths = self.feature_extractor(waveforms, lengths)
         states = [self.projection(x)]

@@ -44,6 +44,11 @@ def environment() -> list[str]:
     ]
 
 
+def page_header(title: str) -> list[str]:
+    """The lines a results page starts with: its title and its Environment section."""
+    return [f"# {title}", "", "## Environment", *environment(), ""]
+
+
 def _cpu_count() -> int:
     import os
 

@@ -9,10 +9,16 @@ from pathlib import Path
 import numpy as np
 import torch
 import yaml
+from lhotse import CutSet
 from torch import nn
 
+from espnet_distill.models.hubert import HubertModel
+from espnet_distill.models.students import DistilHubert
+from espnet_distill.models.upstream import load_upstream, upstream_parameters
+from espnet_distill.score.results import page_header
 from espnet_distill.score.wer import bootstrap_ci, paired_bootstrap_by_id
 from espnet_distill.ssl.probe import HIGHER_IS_BETTER, TEST_SCORES
+from espnet_distill.utils import atomic_write_text
 
 
 @torch.no_grad()
@@ -268,3 +274,84 @@ def deep_vs_wide_plot(
     fig.tight_layout()
     fig.savefig(out, dpi=120)
     plt.close(fig)
+
+
+def write_results(
+    upstreams: dict[str, Path],
+    probe_dir: Path,
+    timing_cuts: Path,
+    out_dir: Path,
+    tasks: list[str],
+    timing_utts: int,
+    results_file: Path | None,
+    title: str,
+) -> str:
+    """Stage 6: ``out_dir/table.md``, ``summary.yaml`` and the deep-vs-wide plot for the
+    upstreams (name -> checkpoint, one of them ``teacher``) from their probes under ``probe_dir``,
+    their CPU time measured now on ``timing_cuts``; RESULTS.md (``results_file``) with the
+    papers' claims. Returns the table; ValueError without a teacher."""
+    if "teacher" not in upstreams:
+        raise ValueError("one --upstream must be teacher=PATH")
+    models = {name: load_upstream(path) for name, path in upstreams.items()}
+    cuts = list(CutSet.from_file(timing_cuts))[:timing_utts]
+    waves = [torch.from_numpy(c.load_audio()[0].astype(np.float32)) for c in cuts]
+    seconds = inference_seconds(models, waves)
+    params = {name: upstream_parameters(m) for name, m in models.items()}
+    rows = results_rows(list(models), params, seconds, probe_dir, tasks)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    table = markdown_table(rows, tasks)
+    audio = sum(len(w) for w in waves) / 16000
+    (out_dir / "table.md").write_text(table)
+    (out_dir / "summary.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "rows": rows,
+                "timing": {
+                    "utterances": len(waves),
+                    "audio_seconds": round(audio, 1),
+                    "cpu_seconds": {k: round(v, 3) for k, v in seconds.items()},
+                },
+            },
+            sort_keys=False,
+        )
+    )
+    depths = {
+        name: m.config["encoder_num_layers"]
+        for name, m in models.items()
+        if isinstance(m, DistilHubert)
+    }
+    teacher = models["teacher"]
+    if isinstance(teacher, HubertModel) and len(depths) > 1:
+        deep_vs_wide_plot(rows, depths, tasks, out_dir / "deep_vs_wide.png", probe_dir)
+    if results_file:
+        body = [
+            *page_header(title),
+            "## Upstreams: parameters, speed, SUPERB-style probing",
+            "",
+            f"CPU speed-up: teacher's time / the upstream's on the same {len(waves)} utterances "
+            f"({audio:.0f} s of audio), one thread, measured in this run. Scores: test (dev); "
+            "probes on the frozen upstream with a learnt weighted sum of its layers.",
+            "",
+            table,
+        ]
+        if (out_dir / "deep_vs_wide.png").is_file():
+            body += ["", f"![deep vs wide]({out_dir / 'deep_vs_wide.png'})", ""]
+        claims = paper_claims(rows, depths, tasks, probe_dir)
+        if claims:
+            body += [
+                "",
+                "## The papers' claims in this run",
+                "",
+                "Direction from the table above (test and dev); where the probes wrote "
+                "per-utterance test scores, the test difference's paired bootstrap over "
+                "utterances (Bisani and Ney 2004; p: the share of 2000 resamples where the "
+                "claimed-better upstream is not better; a tie counts as not better, so the opposite is "
+                "called significant only where its own p, the share where the claimed-better "
+                "upstream is not worse, is below 0.05). One seed of each upstream and probe: "
+                "the test covers the test set's sampling noise, not the training seed's.",
+                "",
+                *claims,
+                "",
+            ]
+        atomic_write_text(results_file, "\n".join(body) + "\n")
+    return table

@@ -30,6 +30,7 @@ import torchaudio
 from espnet_distill.config import merge_config
 from espnet_distill.data.audio import load_cuts, make_audio_loader
 from espnet_distill.kd.losses import dkd_sum, kd_kl_sum, layer_distillation_loss
+from espnet_distill.models import students
 from espnet_distill.models.hubert import (
     HubertModel,
     assemble_hubert,
@@ -38,24 +39,9 @@ from espnet_distill.models.hubert import (
     receptive_field,
     split_pretrain_state,
 )
-from espnet_distill.models.students import (
-    DistilHubert,
-    LstmStudent,
-    init_from_teacher,
-    narrow_cnn,
-    select_layers,
-    transformer_config,
-    width_for_budget,
-)
 from espnet_distill.models.upstream import save_student
 from espnet_distill.nn import frame_mask
-from espnet_distill.train.loop import (
-    average_checkpoints,
-    begin_run,
-    fit_resuming,
-    kept_checkpoints,
-    last_epochs_checkpoint,
-)
+from espnet_distill.train.loop import begin_run, fit_averaged
 from espnet_distill.train.module import TrainingModule
 from espnet_distill.utils import atomic_output
 
@@ -213,10 +199,12 @@ class LayerDistillModule(DistillModule):
         if m.get("budget_layers"):  # deep vs wide: the parameters of budget_layers full layers
             budget = count_parameters(
                 HubertModel(
-                    transformer_config(teacher.config, m["budget_layers"], None, m.get("ff_ratio"))
+                    students.transformer_config(
+                        teacher.config, m["budget_layers"], None, m.get("ff_ratio")
+                    )
                 )
             )
-            dim, params = width_for_budget(
+            dim, params = students.width_for_budget(
                 teacher.config, m["num_layers"], budget, ff_ratio=m.get("ff_ratio")
             )
             log.info(
@@ -227,10 +215,12 @@ class LayerDistillModule(DistillModule):
                 budget,
                 100 * (params - budget) / budget,
             )
-        enc = transformer_config(teacher.config, m["num_layers"], dim, m.get("ff_ratio"))
-        self.net = DistilHubert(enc, m["target_layers"], teacher.config["encoder_embed_dim"])
+        enc = students.transformer_config(teacher.config, m["num_layers"], dim, m.get("ff_ratio"))
+        self.net = students.DistilHubert(
+            enc, m["target_layers"], teacher.config["encoder_embed_dim"]
+        )
         if m.get("init_from_teacher", True):
-            copied = init_from_teacher(self.net.backbone, teacher)
+            copied = students.init_from_teacher(self.net.backbone, teacher)
             log.info("student: %d tensors initialised from the teacher", len(copied))
 
     def distill(
@@ -240,7 +230,10 @@ class LayerDistillModule(DistillModule):
         preds = self.net.predictions(s_states[-1])
         loss = 0.0
         for layer, pred, target in zip(
-            m["target_layers"], preds, select_layers(t_states, m["target_layers"]), strict=True
+            m["target_layers"],
+            preds,
+            students.select_layers(t_states, m["target_layers"]),
+            strict=True,
         ):
             head_loss, cos = layer_distillation_loss(pred, target, mask, m.get("cos_weight", 1.0))
             loss = loss + head_loss
@@ -259,15 +252,17 @@ class OutputDistillModule(DistillModule):
             raise ValueError(NO_HEAD)
         cnn = teacher.config
         if m.get("cnn_channel_ratio", 1.0) != 1.0:
-            cnn = narrow_cnn(cnn, m["cnn_channel_ratio"])
-        self.net = LstmStudent(
+            cnn = students.narrow_cnn(cnn, m["cnn_channel_ratio"])
+        self.net = students.LstmStudent(
             cnn,
             teacher.num_classes,
             m.get("hidden", 256),
             m.get("num_layers", 2),
             m.get("bidirectional", True),
         )
-        copied = init_from_teacher(self.net.feature_extractor, teacher.wav2vec2.feature_extractor)
+        copied = students.init_from_teacher(
+            self.net.feature_extractor, teacher.wav2vec2.feature_extractor
+        )
         log.info("student: %d CNN tensors initialised from the teacher", len(copied))
 
     def distill(
@@ -371,24 +366,16 @@ def train_ssl(
         f", teacher {count_parameters(teacher) / 1e6:.2f}M" if teacher else "",
         steps_per_epoch,
     )
-    ckpt_dir = exp_dir / "checkpoints"
-    checkpoint = last_epochs_checkpoint(ckpt_dir, tc["average_last"])
-    fit_resuming(
+    state, _ = fit_averaged(
         module,
         exp_dir,
         tc,
         steps_per_epoch,
-        checkpoint,
+        "net.",
         train_dataloaders=train_dl,
         val_dataloaders=valid_dl,
         ngpu=ngpu,
     )
-    kept = kept_checkpoints(checkpoint)  # oldest epoch first, as saved
-    state = {
-        k.removeprefix("net."): v
-        for k, v in average_checkpoints(kept).items()
-        if k.startswith("net.")
-    }
     with atomic_output(final) as tmp:
         if config["mode"] == "pretrain":
             body, emb, proj = split_pretrain_state(state)

@@ -18,13 +18,7 @@ from torch.nn.utils.rnn import pad_sequence
 
 from espnet_distill.lm.hf_lm import HfUnitLM
 from espnet_distill.lm.unit_lm import UnitLM
-from espnet_distill.train.loop import (
-    average_checkpoints,
-    begin_run,
-    fit_resuming,
-    kept_checkpoints,
-    last_epochs_checkpoint,
-)
+from espnet_distill.train.loop import begin_run, fit_averaged
 from espnet_distill.train.module import TrainingModule
 from espnet_distill.utils import atomic_write_text, save_torch
 
@@ -188,19 +182,15 @@ def train_unit_lm(
         sum(len(s) for s in train_seqs),
         len(train_data),
     )
-    ckpt_dir = exp_dir / "checkpoints"
-    checkpoint = last_epochs_checkpoint(ckpt_dir, tc["average_last"])
-    fit_resuming(
+    state, kept = fit_averaged(
         module,
         exp_dir,
         tc,
         len(train_data),
-        checkpoint,
+        "lm.",
         train_dataloaders=train_dl,
         val_dataloaders=valid_dl,
     )
-    kept = kept_checkpoints(checkpoint)
-    state = {k.removeprefix("lm."): v for k, v in average_checkpoints(kept).items()}
     lm = UnitLM(num_units, config["arch"], config["lm_conf"])
     lm.load_state_dict(state)
     ppl = perplexity(lm, valid_seqs, tc["max_tokens"])

@@ -87,6 +87,25 @@ def kept_checkpoints(checkpoint: ModelCheckpoint) -> list[Path]:
     return [Path(p) for p in kept]
 
 
+def fit_averaged(
+    module: L.LightningModule,
+    exp_dir: Path,
+    tc: dict,
+    steps_per_epoch: int,
+    prefix: str,
+    **fit: Any,
+) -> tuple[dict[str, torch.Tensor], list[Path]]:
+    """:func:`fit_resuming` keeping the last ``tc["average_last"]`` epochs' checkpoints, then the
+    mean of those: the weights of the module's submodule ``prefix`` (e.g. ``"net."``), named
+    without it, and the checkpoints averaged (oldest epoch first)."""
+    checkpoint = last_epochs_checkpoint(exp_dir / "checkpoints", tc["average_last"])
+    fit_resuming(module, exp_dir, tc, steps_per_epoch, checkpoint, **fit)
+    kept = kept_checkpoints(checkpoint)
+    averaged = average_checkpoints(kept)
+    state = {k.removeprefix(prefix): v for k, v in averaged.items() if k.startswith(prefix)}
+    return state, kept
+
+
 def set_data_epoch(loaders: Any, epoch: int) -> None:
     """``set_epoch(epoch)`` on every sampler, batch sampler and dataset that has one, in a
     DataLoader, a CombinedLoader or a list/tuple/dict of them: each epoch's order comes from

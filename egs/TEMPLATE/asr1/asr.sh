@@ -23,18 +23,13 @@
 set -euo pipefail
 
 # shellcheck source=utils/recipe_lib.sh
-. utils/recipe_lib.sh  # log, is_done, need, check_stages, supervise
-supervise "$@"  # Ctrl-C, SIGTERM or the death of run.sh stop every job of every stage
-echo "$0 $*"
-SECONDS=0
+. utils/recipe_lib.sh  # recipe_start (path.sh, cmd.sh), log, is_done, need, check_stages, supervise
+recipe_start "$@"  # Ctrl-C, SIGTERM or the death of run.sh stop every job of every stage
 
 # ---------------------------------------------------------------- configuration
-stage=1                  # first stage to run
+. utils/engine_options.sh  # stage, force, min_free_mb, ngpu
 stop_stage=9             # last stage to run
-force=false              # redo finished stages in stage..stop_stage
-min_free_mb=1000         # free disk space (MB) the data and exp dirs need; checked first
 nj=2                     # parallel jobs for data preparation
-ngpu=0                   # GPUs for training (0: CPU)
 num_nodes=1              # nodes for multi-node training
 cpu_procs=1              # without GPUs: data-parallel CPU training processes (DDP over gloo)
 seed=1234                # random seed of training
@@ -91,18 +86,13 @@ model_exp_dir=           # decode another data set with a system trained elsewhe
                          # prepare this recipe's --test_sets, 8-9 decode and score them
 model_data_dir=          # that recipe's data dir (lang dirs, word n-gram, graphs)
 
-# shellcheck source=/dev/null
-. ./path.sh
-# shellcheck source=/dev/null
-. ./cmd.sh
 . utils/parse_options.sh
 # the stage-8 decoders, in RESULTS.md's order (= espnet_distill.config.DECODE_METHODS; tested)
 known_decode_methods="greedy beam_lm tlg hclg"
 [ -n "${decode_methods}" ] || decode_methods=${known_decode_methods}
 
 [ $# -eq 0 ] || { log "Error: unexpected arguments: $*"; exit 1; }
-check_stages 1 9
-check_gpus "${ngpu}" 6 6  # training
+check_stages 1 9 6 6  # GPUs: training
 [ -n "${tag}" ] || tag=$(basename "${asr_config}" .yaml)
 [ -n "${results_file}" ] || results_file=${exp_dir}/RESULTS.md
 # the system that decodes: this recipe's own, or (--model_exp_dir) one trained elsewhere

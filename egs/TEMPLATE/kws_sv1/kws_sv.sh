@@ -19,17 +19,12 @@
 set -euo pipefail
 
 # shellcheck source=utils/recipe_lib.sh
-. utils/recipe_lib.sh  # log, is_done, check_stages, supervise
-supervise "$@"  # Ctrl-C, SIGTERM or the death of run.sh stop every job of every stage
-echo "$0 $*"
-SECONDS=0
+. utils/recipe_lib.sh  # recipe_start (path.sh, cmd.sh), log, is_done, check_stages, supervise
+recipe_start "$@"  # Ctrl-C, SIGTERM or the death of run.sh stop every job of every stage
 
 # ---------------------------------------------------------------- configuration
-stage=1                  # first stage to run
+. utils/engine_options.sh  # stage, force, min_free_mb, ngpu
 stop_stage=4             # last stage to run
-force=false              # redo finished stages in stage..stop_stage
-min_free_mb=1000         # free disk space (MB) the data and exp dirs need; checked first
-ngpu=0                   # GPUs for fine-tuning (0: CPU)
 local_data_opts=         # options for local/data.sh
 speech_commands_dir=     # holds speech_commands_v0.0N/ and speech_commands_test_set_v0.0N/
 speech_commands_version=2  # Speech Commands v0.0N
@@ -50,15 +45,10 @@ train_overrides=         # overrides of the fine-tuning config, e.g. "train.max_
 results_file=RESULTS.md  # the results page
 results_title="kws_sv1 results"  # its title
 
-# shellcheck source=/dev/null
-. ./path.sh
-# shellcheck source=/dev/null
-. ./cmd.sh
 . utils/parse_options.sh
 
 [ $# -eq 0 ] || { log "Error: unexpected arguments: $*"; exit 1; }
-check_stages 1 4
-check_gpus "${ngpu}" 3 3  # fine-tuning
+check_stages 1 4 3 3  # GPUs: fine-tuning
 # every setup needs its corpora: KWS Speech Commands, SV VoxCeleb1, joint both
 for setup in ${setups}; do
   case "${setup}" in

@@ -22,17 +22,12 @@
 set -euo pipefail
 
 # shellcheck source=utils/recipe_lib.sh
-. utils/recipe_lib.sh  # log, is_done, check_stages, supervise
-supervise "$@"  # Ctrl-C, SIGTERM or the death of run.sh stop every job of every stage
-echo "$0 $*"
-SECONDS=0
+. utils/recipe_lib.sh  # recipe_start (path.sh, cmd.sh), log, is_done, check_stages, supervise
+recipe_start "$@"  # Ctrl-C, SIGTERM or the death of run.sh stop every job of every stage
 
 # ---------------------------------------------------------------- configuration
-stage=1                  # first stage to run
+. utils/engine_options.sh  # stage, force, min_free_mb, ngpu
 stop_stage=6             # last stage to run
-force=false              # redo finished stages in stage..stop_stage
-min_free_mb=1000         # free disk space (MB) the exp dir needs; checked first
-ngpu=0                   # GPUs for pretraining and distillation (0: CPU)
 asr_dir=../asr1          # the ASR recipe of the same corpus (its data stages 1-3)
 asr_opts=                # options for its run.sh, e.g. "--corpus_size demo"
 data_dir=                # that recipe's data dir (e.g. ../asr1/data/demo)
@@ -52,15 +47,10 @@ train_overrides=         # overrides of every training config, e.g. "train.max_e
 results_file=RESULTS.md  # the results page
 results_title="ssl1 results"  # its title
 
-# shellcheck source=/dev/null
-. ./path.sh
-# shellcheck source=/dev/null
-. ./cmd.sh
 . utils/parse_options.sh
 
 [ $# -eq 0 ] || { log "Error: unexpected arguments: $*"; exit 1; }
-check_stages 1 6
-check_gpus "${ngpu}" 3 4  # teacher and students
+check_stages 1 6 3 4  # GPUs: teacher and students
 [ -n "${data_dir}" ] || { log "Error: --data_dir (the ASR recipe's data dir) is not set"; exit 1; }
 cuts_dir=${exp_dir}/data
 train_cuts=${cuts_dir}/cuts_${train_set}.jsonl.gz

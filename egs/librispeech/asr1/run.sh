@@ -13,6 +13,8 @@
 # file; any asr.sh option given here comes after them and overrides them, e.g.
 #   ./run.sh --corpus_dir /data/LibriSpeech --nj 2 --test_sets "dev-clean test-clean"
 set -euo pipefail
+# shellcheck source=utils/recipe_lib.sh
+. utils/recipe_lib.sh  # download_corpus
 
 corpus_dir=        # the LibriSpeech dir
 download=false     # true: lhotse downloads the parts into the parent of --corpus_dir (network)
@@ -27,7 +29,6 @@ asr_config=        # acoustic model config; default: conf/train_conformer_ctc_se
 # so it overrides them).
 PARSE_OPTIONS_PASS_TO=./asr.sh
 . utils/parse_options.sh
-[ $# -eq 0 ] || { echo "$0: unexpected arguments: $* (options are --name value)" >&2; exit 1; }
 [ -n "${corpus_dir}" ] || { echo "$0: --corpus_dir (the LibriSpeech dir) is required" >&2; exit 1; }
 case "${train}" in
   100) train_set="train-clean-100"
@@ -40,13 +41,8 @@ case "${train}" in
        asr_config=${asr_config:-conf/train_conformer_ctc_senone_960h.yaml} ;;
   *) echo "$0: --train must be 100 or 960, got '${train}'" >&2; exit 1 ;;
 esac
-if [ "${download}" = true ]; then
-  # shellcheck source=/dev/null
-  . ./path.sh
-  # shellcheck disable=SC2086
-  python -m espnet_distill.bin.download_corpus --corpus librispeech \
-    --out-dir "$(dirname "${corpus_dir}")" --parts ${parts}
-fi
+# shellcheck disable=SC2086  # the part names, one word each
+[ "${download}" = false ] || download_corpus librispeech "${corpus_dir}" ${parts}
 if [ -z "${lm_text}" ]; then
   lm_text=transcripts
   for f in "${corpus_dir}/librispeech-lm-norm.txt.gz" "$(dirname "${corpus_dir}")/librispeech-lm-norm.txt.gz"; do

@@ -11,7 +11,6 @@ corpus_dir=        # the LibriSpeech dir (../asr1's --corpus_dir)
 # so it overrides them).
 PARSE_OPTIONS_PASS_TO=./ssl.sh
 . utils/parse_options.sh
-[ $# -eq 0 ] || { echo "$0: unexpected arguments: $* (options are --name value)" >&2; exit 1; }
 [ -n "${corpus_dir}" ] || { echo "$0: --corpus_dir (the LibriSpeech dir) is required" >&2; exit 1; }
 
 ./ssl.sh \

@@ -7,6 +7,8 @@
 # As in Kaldi's recipe, dev-clean-2 is the only evaluation set: decoding weights are tuned on it
 # and its WER is reported, so it is an optimistic figure (RESULTS notes say so).
 set -euo pipefail
+# shellcheck source=utils/recipe_lib.sh
+. utils/recipe_lib.sh  # download_corpus
 
 corpus_dir=        # the LibriSpeech dir of the mini parts
 download=false     # true: lhotse downloads them into the parent of --corpus_dir (network)
@@ -15,14 +17,8 @@ download=false     # true: lhotse downloads them into the parent of --corpus_dir
 # so it overrides them).
 PARSE_OPTIONS_PASS_TO=./asr.sh
 . utils/parse_options.sh
-[ $# -eq 0 ] || { echo "$0: unexpected arguments: $* (options are --name value)" >&2; exit 1; }
 [ -n "${corpus_dir}" ] || { echo "$0: --corpus_dir (the LibriSpeech dir) is required" >&2; exit 1; }
-if [ "${download}" = true ]; then
-  # shellcheck source=/dev/null
-  . ./path.sh
-  python -m espnet_distill.bin.download_corpus --corpus mini_librispeech \
-    --out-dir "$(dirname "${corpus_dir}")"
-fi
+[ "${download}" = false ] || download_corpus mini_librispeech "${corpus_dir}"
 
 ./asr.sh \
   --corpus_dir "${corpus_dir}" \

@@ -8,6 +8,8 @@
 #   ./run.sh --download true --corpus_dir downloads/SpeechCommands2 ...
 # --corpus_dir holds speech_commands_v0.02/ and speech_commands_test_set_v0.02/.
 set -euo pipefail
+# shellcheck source=utils/recipe_lib.sh
+. utils/recipe_lib.sh  # download_corpus
 
 corpus_dir=        # holds speech_commands_v0.02/ and speech_commands_test_set_v0.02/
 voxceleb1_dir=     # the VoxCeleb1 dir: adds speaker verification and joint KWS + SV
@@ -18,26 +20,13 @@ kws_task=12class   # 12class (SUPERB) or 35class
 # so it overrides them).
 PARSE_OPTIONS_PASS_TO=./kws_sv.sh
 . utils/parse_options.sh
-[ $# -eq 0 ] || { echo "$0: unexpected arguments: $* (options are --name value)" >&2; exit 1; }
 [ -n "${corpus_dir}" ] || { echo "$0: --corpus_dir (the Speech Commands dir) is required" >&2; exit 1; }
-if [ "${download}" = true ]; then
-  # shellcheck source=/dev/null
-  . ./path.sh
-  python -m espnet_distill.bin.download_corpus --corpus speech_commands \
-    --out-dir "$(dirname "${corpus_dir}")"
-fi
-setups=kws
-[ -n "${voxceleb1_dir}" ] && setups="kws sv joint"
+[ "${download}" = false ] || download_corpus speech_commands "${corpus_dir}"
+setups="kws${voxceleb1_dir:+ sv joint}"  # SV and joint KWS + SV with --voxceleb1_dir
 
-./kws_sv.sh \
-  --speech_commands_dir "${corpus_dir}" \
-  --voxceleb1_dir "${voxceleb1_dir}" \
-  --setups "${setups}" \
-  --kws_task "${kws_task}" \
-  --data_dir data \
-  --exp_dir exp \
-  --ssl_dir ../../librispeech/ssl1 \
-  --ssl_exp_dir ../../librispeech/ssl1/exp/train-clean-100 \
-  --results_file RESULTS_run.md \
-  --results_title "Speech Commands v0.02 (${kws_task})" \
+# the upstreams of the LibriSpeech ssl1 recipe, unless --teacher_ckpt / --student_ckpt
+./kws_sv.sh --speech_commands_dir "${corpus_dir}" --voxceleb1_dir "${voxceleb1_dir}" \
+  --setups "${setups}" --kws_task "${kws_task}" --data_dir data --exp_dir exp \
+  --ssl_dir ../../librispeech/ssl1 --ssl_exp_dir ../../librispeech/ssl1/exp/train-clean-100 \
+  --results_file RESULTS_run.md --results_title "Speech Commands v0.02 (${kws_task})" \
   "${parsed_rest_options[@]}"

@@ -17,7 +17,6 @@ train_overrides=   # config overrides, added after this file's own for the corpu
 # so it overrides them).
 PARSE_OPTIONS_PASS_TO=./asr.sh
 . utils/parse_options.sh
-[ $# -eq 0 ] || { echo "$0: unexpected arguments: $* (options are --name value)" >&2; exit 1; }
 # Decoding grids, HCLG beam and GMM training sized for the demo's 20-minute budget (measured, see
 # README): the best settings of wider grids on dev-clean lie inside these; HCLG beam 11 instead
 # of 13 halves the search time for dev WER +0.1 (GMM-HMM) and -0.2 (hybrid).

@@ -18,7 +18,6 @@ finetune_config=conf/finetune.yaml  # fine-tuning config (tiny: its _tiny.yaml)
 # so it overrides them).
 PARSE_OPTIONS_PASS_TO=./kws_sv.sh
 . utils/parse_options.sh
-[ $# -eq 0 ] || { echo "$0: unexpected arguments: $* (options are --name value)" >&2; exit 1; }
 ssl_corpus_size=${ssl_corpus_size:-${corpus_size}}
 [ "${corpus_size}" = tiny ] && finetune_config=${finetune_config%.yaml}_tiny.yaml
 # Upstreams from another ssl1 corpus size get their own exp dir and results file.
@@ -27,16 +26,12 @@ tag=${corpus_size}
 results_file=RESULTS.md
 [ "${tag}" = demo ] || results_file=RESULTS_${tag}.md
 
-./kws_sv.sh \
-  --local_data_opts "--size ${corpus_size}" \
+./kws_sv.sh --local_data_opts "--size ${corpus_size}" \
   --speech_commands_dir "corpus/${corpus_size}/SpeechCommands" \
   --voxceleb1_dir "corpus/${corpus_size}/VoxCeleb1" \
-  --data_dir "data/${corpus_size}" \
-  --exp_dir "exp/${tag}" \
-  --ssl_dir ../ssl1 \
-  --ssl_opts "--corpus_size ${ssl_corpus_size}" \
+  --data_dir "data/${corpus_size}" --exp_dir "exp/${tag}" \
+  --ssl_dir ../ssl1 --ssl_opts "--corpus_size ${ssl_corpus_size}" \
   --ssl_exp_dir "../ssl1/exp/${ssl_corpus_size}" \
-  --finetune_config "${finetune_config}" \
-  --results_file "${results_file}" \
+  --finetune_config "${finetune_config}" --results_file "${results_file}" \
   --results_title "synth kws_sv1 (${corpus_size} corpora, upstreams of ssl1 ${ssl_corpus_size})" \
   "${parsed_rest_options[@]}"

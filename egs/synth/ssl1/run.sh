@@ -18,7 +18,6 @@ train_overrides=   # overrides of every training config, added after this file's
 # so it overrides them).
 PARSE_OPTIONS_PASS_TO=./ssl.sh
 . utils/parse_options.sh
-[ $# -eq 0 ] || { echo "$0: unexpected arguments: $* (options are --name value)" >&2; exit 1; }
 size_opts=()
 size_overrides=
 case "${corpus_size}" in
