@@ -26,10 +26,10 @@ format: install
 	$(VENV)/bin/ruff check --fix .
 
 test: install lint
-	$(PY) -m pytest -q -m "not slow" tests
+	$(PY) -m pytest -q -m "not slow" --durations=15 tests
 
 test-slow: install
-	$(PY) -m pytest -q -m slow tests
+	$(PY) -m pytest -q -m slow --durations=0 tests
 
 # the spread of the figures tests assert on, under threads / BLAS kernels / seeds (about 40 min)
 test-spread: install
