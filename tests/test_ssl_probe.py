@@ -5,12 +5,20 @@ from __future__ import annotations
 import logging
 import re
 
+import numpy as np
 import pytest
 import torch
 from lhotse import CutSet
 
+from espnet_distill.data.features import kaldi_native_fbank
 from espnet_distill.models.hubert import HubertModel
-from espnet_distill.models.upstream import WeightedSum
+from espnet_distill.models.upstream import (
+    FBANK,
+    FbankUpstream,
+    WeightedSum,
+    load_upstream,
+    upstream_parameters,
+)
 from espnet_distill.nn import greedy_ctc
 from espnet_distill.ssl.probe import (
     chars_of,
@@ -190,3 +198,38 @@ def test_subset_hours_is_a_seeded_budget_of_audio():
     assert [c.id for c in subset_hours(cuts, 0.25, seed=1)] == [c.id for c in sub]
     assert {c.id for c in subset_hours(cuts, 0.25, seed=2)} != {c.id for c in sub}
     assert len(subset_hours(cuts, 10.0)) == 200
+
+
+def _kaldi_deltas(x: np.ndarray, window: int = 2) -> np.ndarray:
+    """The delta formula (Kaldi, HTK): sum_n n (x[t+n] - x[t-n]) / (2 sum_n n^2), edges repeated."""
+    padded = np.concatenate([x[:1].repeat(window, 0), x, x[-1:].repeat(window, 0)])
+    t = len(x)
+    num = sum(
+        n * (padded[window + n : window + n + t] - padded[window - n : window - n + t])
+        for n in range(1, window + 1)
+    )
+    return num / (2 * sum(n * n for n in range(1, window + 1)))
+
+
+def test_fbank_upstream_is_kaldi_fbank_with_deltas_normalised_per_utterance():
+    """SUPERB's FBANK row: kaldi-native-fbank, Kaldi's delta formula and per-utterance CMVN in
+    numpy give the same 240 dims; an utterance padded in a batch gives its own frames."""
+    fbank = load_upstream(FBANK)
+    assert isinstance(fbank, FbankUpstream) and upstream_parameters(fbank) == 0
+    g = torch.Generator().manual_seed(0)
+    t = torch.arange(24000) / 16000
+    tone = 0.3 * torch.sin(2 * np.pi * 300 * t) * (1 + torch.sin(2 * np.pi * 3 * t))
+    long = (tone + 0.01 * torch.randn(24000, generator=g)).float()
+    short = long[:9000].clone()
+    batch = torch.stack([torch.nn.functional.pad(short, (0, 15000)), long])
+    (states,), frames = fbank.hidden_states(batch, torch.tensor([9000, 24000]))
+    assert states.shape == (2, 150, 240) and frames.tolist() == [56, 150]  # 100 frames a second
+    for i, wave in enumerate((short, long)):
+        static = kaldi_native_fbank(wave.numpy(), 16000)
+        d1 = _kaldi_deltas(static)
+        x = np.concatenate([static, d1, _kaldi_deltas(d1)], axis=1)
+        ref = (x - x.mean(0)) / x.std(0)
+        ours = states[i, : frames[i]].numpy()
+        assert np.abs(ours - ref).max() < 1e-2, i  # normalised units; fbank agrees to 1e-3
+    alone, _ = fbank.hidden_states(short[None])
+    assert torch.equal(alone[0][0], states[0, :56])

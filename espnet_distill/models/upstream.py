@@ -6,11 +6,48 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
+import torchaudio
 from torch import nn
 
+from espnet_distill.data.features import fbank_extractor
 from espnet_distill.models.hubert import HubertModel, count_parameters, load_hubert
 from espnet_distill.models.students import DistilHubert, LstmStudent
 from espnet_distill.utils import save_torch
+
+FBANK = "fbank"  # the name of the baseline upstream: the input features alone (no file)
+
+
+class FbankUpstream(nn.Module):
+    """SUPERB's FBANK baseline: the probes' input features alone, no upstream network. The
+    project's fbank (``data.features.fbank_extractor``: Kaldi's, 80 mel bins, 25 ms windows every
+    10 ms), with deltas and delta-deltas and each utterance's mean and variance normalized, as
+    s3prl's ``fbank`` upstream: one "layer" of 240 dimensions at 100 frames a second. No
+    parameters: a probe on it measures what the task gets from the features alone."""
+
+    num_layers = 0  # one state, the features: no layer above them
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.extractor = fbank_extractor()
+
+    @torch.no_grad()
+    def hidden_states(
+        self, waveforms: torch.Tensor, lengths: torch.Tensor | None = None
+    ) -> tuple[list[torch.Tensor], torch.Tensor]:
+        """(B, S) 16 kHz audio -> [(B, T, 240) features], frame counts; each utterance's frames
+        are those of its own ``lengths`` samples, whatever the padding."""
+        if lengths is None:
+            lengths = torch.full((waveforms.shape[0],), waveforms.shape[1])
+        feats = []
+        for wave, n in zip(waveforms, lengths.tolist(), strict=True):
+            fbank = torch.from_numpy(self.extractor.extract(wave[:n].cpu().numpy(), 16000))
+            d1 = torchaudio.functional.compute_deltas(fbank.T, win_length=5)
+            d2 = torchaudio.functional.compute_deltas(d1, win_length=5)
+            x = torch.cat([fbank, d1.T, d2.T], dim=1)
+            feats.append((x - x.mean(0)) / x.std(0, unbiased=False).clamp(min=1e-5))
+        frames = torch.tensor([len(f) for f in feats])
+        padded = nn.utils.rnn.pad_sequence(feats, batch_first=True).to(waveforms.device)
+        return [padded], frames
 
 
 def save_student(net: DistilHubert | LstmStudent, kind: str, path: Path) -> None:
@@ -21,10 +58,13 @@ def save_student(net: DistilHubert | LstmStudent, kind: str, path: Path) -> None
     save_torch(blob, path)
 
 
-def load_upstream(path: Path) -> HubertModel | DistilHubert | LstmStudent:
+def load_upstream(path: Path | str) -> HubertModel | DistilHubert | LstmStudent | FbankUpstream:
     """A trained upstream in eval mode: a HuBERT (any format of :func:`load_hubert`: a Hugging
     Face dir, a fairseq, torchaudio or espnet_distill checkpoint) or a student written by
-    :func:`train_ssl`. The one loader of every stage that takes an upstream."""
+    :func:`train_ssl`; the name ``fbank`` (:data:`FBANK`): the features alone,
+    :class:`FbankUpstream`. The one loader of every stage that takes an upstream."""
+    if str(path) == FBANK:
+        return FbankUpstream().eval()
     path = Path(path)
     if path.is_dir():  # a Hugging Face model dir: only load_hubert reads those
         return load_hubert(path)
