@@ -5,7 +5,11 @@ corpora have; bad layouts and trial lists are errors naming the item."""
 
 from __future__ import annotations
 
+import gzip
+import os
 import shutil
+import subprocess
+import sys
 from collections import Counter
 from pathlib import Path
 
@@ -146,6 +150,25 @@ def test_prepare_speech_commands_adds_the_35_word_test_split(corpora, tmp_path):
     assert (
         kws_label("marvin", "35class") == "marvin" and kws_label("marvin", "12class") == "_unknown_"
     )
+
+
+def test_manifests_are_the_same_whatever_the_hash_seed(corpora, tmp_path):
+    """lhotse lists the files in a set's order, which follows PYTHONHASHSEED: the written
+    manifests are sorted, so two runs give the same bytes (before: other cut ids and another
+    training order each run, so kws_sv1 results changed from run to run)."""
+    written = []
+    for seed in ("1", "2"):
+        out = tmp_path / seed
+        code = (
+            "import sys; from pathlib import Path; from espnet_distill.data.kws_sv import *; "
+            "prepare_speech_commands(Path(sys.argv[1]), Path(sys.argv[3])); "
+            "prepare_voxceleb1(Path(sys.argv[2]), Path(sys.argv[3]))"
+        )
+        argv = [sys.executable, "-c", code, corpora / "SpeechCommands", corpora / "VoxCeleb1", out]
+        env = dict(os.environ, PYTHONHASHSEED=seed)
+        subprocess.run([str(a) for a in argv], env=env, check=True, capture_output=True)
+        written.append({f.name: gzip.decompress(f.read_bytes()) for f in out.glob("*.jsonl.gz")})
+    assert len(written[0]) == 12 and written[0] == written[1]
 
 
 def test_prepare_voxceleb1_reads_the_trials(corpora, tmp_path):

@@ -54,6 +54,10 @@ def _write(
     manifests: dict[str, tuple[RecordingSet, SupervisionSet]], output_dir: Path, prefix: str
 ) -> dict[str, int]:
     for split, (recordings, supervisions) in manifests.items():
+        # sorted by id: lhotse lists the files in the order of a set, which changes with
+        # PYTHONHASHSEED from run to run, and with it the cut ids and the training order
+        recordings = RecordingSet.from_recordings(sorted(recordings, key=lambda r: r.id))
+        supervisions = SupervisionSet.from_segments(sorted(supervisions, key=lambda s: s.id))
         write_manifests(recordings, supervisions, output_dir, prefix, split)
     return {split: len(supervisions) for split, (_, supervisions) in manifests.items()}
 
