@@ -11,9 +11,9 @@
 # prints $help_message (default: the script's header comment) and every option of the option block with its default and comment.
 # The options are the option block's: the script's top-level `name=value` lines above the line
 # that sources this file (upper-case names, the environment's, and help_message excepted); a
-# comment line indented under an option continues its description. A block line `. utils/<name>_options.sh`
-# declares the options of that file (options several scripts share) at that place. Variables set elsewhere are
-# not options. An option the script does not declare is an error, and so is a boolean option
+# comment line indented under an option continues its description. A block line
+# `. utils/<name>_options.sh` declares the options of that file (options several scripts share)
+# at that place. Variables set elsewhere are not options. An option the script does not declare is an error, and so is a boolean option
 # given anything but true/false. Parsing stops at the first argument that is not an option.
 #
 # A wrapper that passes the options it does not declare on to another script (a corpus's run.sh
