@@ -302,3 +302,18 @@ def test_command_line_overrides_are_added_to_the_recipes_own(tmp_path, task, own
     r = _recipe(d, "--corpus_size", size, "--train_overrides", "train.seed=7", "--stop_stage", "0")
     assert r.returncode == 1
     assert f"--train_overrides {own} train.seed=7 " in r.stdout, r.stdout[:2000]
+
+
+def test_fine_tuning_fbank_is_a_one_line_error(tmp_path):
+    """FBANK (the features alone) has no weights to fine-tune: said before any data is read."""
+    r = subprocess.run(
+        [sys.executable, "-m", "espnet_distill.bin.fine_tune_kws_sv", "--upstream", "fbank"]
+        + ["--tasks", "kws", "--freeze", "false", "--manifest-dir", str(tmp_path)]
+        + ["--exp-dir", str(tmp_path / "exp"), "--config", str(tmp_path / "finetune.yaml")],
+        capture_output=True,
+        text=True,
+    )
+    assert r.returncode == 1
+    assert r.stderr.strip().splitlines()[-1] == (
+        "fine_tune_kws_sv: --upstream fbank (the features alone) has no weights: use --freeze true"
+    )

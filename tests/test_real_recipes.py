@@ -191,6 +191,8 @@ def test_speech_commands_and_voxceleb1_recipes_stages_1_to_3(kws_sv_corpora, tmp
         "frozen",
         "--finetune_config",
         "../../synth/kws_sv1/conf/finetune_tiny.yaml",
+        "--fbank_baseline",
+        "false",  # the tiny kws_sv1 test's
         "--stop_stage",
         "3",
     ]

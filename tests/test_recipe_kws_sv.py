@@ -1,6 +1,6 @@
 """The kws_sv1 recipe end to end on tiny synthetic corpora with given upstreams (a tiny random
 HuBERT and a DistilHuBERT student of it): synthesis, manifests, {teacher, student} x {frozen,
-fine-tuned} x {kws, sv, joint}, the table, the DET plot; a rerun redoes nothing; a corpus with an
+fine-tuned} x {kws, sv, joint} and FBANK frozen, the table, the DET plot; a rerun redoes nothing; a corpus with an
 unknown keyword folder stops stage 1 with the folder named."""
 
 from __future__ import annotations
@@ -48,8 +48,12 @@ def test_tiny_kws_sv_recipe_end_to_end(tmp_path, kws_sv_corpora):
         for mode in ("frozen", "finetuned"):
             for setup in ("kws", "sv", "joint"):
                 assert (exp / "finetune" / name / mode / setup / "results.json").is_file()
+    for setup in ("kws", "sv", "joint"):  # FBANK: frozen only, it has no weights
+        assert (exp / "finetune" / "fbank" / "frozen" / setup / "results.json").is_file()
+    assert not (exp / "finetune" / "fbank" / "finetuned").exists()
     results = (d / "RESULTS_tiny.md").read_text()
     assert results.count("|distilhubert|") == 6 and results.count("|teacher|") == 6
+    assert results.count("|fbank|0.00|frozen|") == 3 and "- Above FBANK, frozen" in results
     assert "joint KWS+SV" in results and (exp / "results" / "det.png").is_file()
     again = _run(d, *opts)
     assert (

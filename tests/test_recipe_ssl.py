@@ -1,5 +1,5 @@
 """The ssl1 recipe end to end on the tiny corpus (data from a copy of asr1 beside it): labels,
-teacher pretraining, five students, three probes each, the results table and plot; a rerun
+teacher pretraining, five students, three probes each (and of FBANK), the results table and plot; a rerun
 redoes nothing."""
 
 from __future__ import annotations
@@ -26,16 +26,21 @@ def test_tiny_ssl_recipe_end_to_end(tiny_corpus, tmp_path):
             assert result["skipped_cuts"] == 0, (name, task)  # new dev/test words pronounced too
             scores = (exp / "probe" / name / task / "test_scores.tsv").read_text().splitlines()
             assert len(scores) > 0 and all(len(s.split("\t")) == 3 for s in scores)
+    for task in ("asr", "pr", "sid"):  # SUPERB's FBANK baseline, probed as the others
+        fbank = yaml.safe_load((exp / "probe" / "fbank" / task / "result.yaml").read_text())
+        assert fbank["upstream"] == "fbank" and fbank["layer_weights"] == [1.0], task
     assert "4 layers of width" in out and "1 layers of width" in out  # deep / wide at equal size
     summary = yaml.safe_load((exp / "results" / "summary.yaml").read_text())
     rows = {r["upstream"]: r for r in summary["rows"]}
-    assert set(rows) == {"teacher", *students}
+    assert set(rows) == {"fbank", "teacher", *students}
+    assert rows["fbank"]["params_M"] == 0 and len(summary["above_fbank"]) == 6 * 3
     assert rows["teacher"]["params_vs_teacher"] == 1.0
     assert rows["distilhubert"]["params_vs_teacher"] < 1.0
     assert (exp / "results" / "deep_vs_wide.png").is_file()
     results = (d / "RESULTS_tiny.md").read_text()
     assert "|lstm_dkd|" in results and "CPU speed-up" in results and "ASR WER test" in results
     assert "(paired bootstrap, " in results  # the claims' test differences get a p-value
+    assert "## Above FBANK" in results and "|fbank|0.00|0.00|" in results
     again = _run(d)
     assert "Stage 4: exp/tiny/lstm_dkd/model.pt exists: skipping" in again
     assert "Stage 2: exp/tiny/labels/labels.npz exists: skipping" in again

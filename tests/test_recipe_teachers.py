@@ -56,7 +56,8 @@ def _torchaudio_teacher(path):
 def test_own_teachers_of_every_format_through_the_recipes(tiny_corpus, kws_sv_corpora, tmp_path):
     d = _recipe_copy(tmp_path, tiny_corpus).parent / "ssl1"
     hf = _hf_teacher(tmp_path / "hubert_hf")
-    tiny = ["--corpus_size", "tiny", "--teacher_ckpt", str(hf)]
+    # the FBANK baseline is the tiny ssl1 and kws_sv1 tests' (these runs test checkpoint formats)
+    tiny = ["--corpus_size", "tiny", "--teacher_ckpt", str(hf), "--fbank_baseline", "false"]
 
     # the default students include the LSTMs (output-level KD): named before any student trains
     out = run_recipe(d, *tiny, "--stop_stage", "4", ok=False)
@@ -94,6 +95,8 @@ def test_own_teachers_of_every_format_through_the_recipes(tiny_corpus, kws_sv_co
         "frozen",
         "--setups",
         "kws",
+        "--fbank_baseline",
+        "false",
         "--stop_stage",
         "3",
     )
@@ -120,6 +123,8 @@ def test_own_teachers_of_every_format_through_the_recipes(tiny_corpus, kws_sv_co
             "",
             "--probe_tasks",
             "pr",
+            "--fbank_baseline",
+            "false",
             "--stop_stage",
             "5",
         )

@@ -8,6 +8,7 @@ import re
 import numpy as np
 import pytest
 import torch
+import yaml
 from lhotse import CutSet
 
 from espnet_distill.data.features import kaldi_native_fbank
@@ -233,3 +234,19 @@ def test_fbank_upstream_is_kaldi_fbank_with_deltas_normalised_per_utterance():
         assert np.abs(ours - ref).max() < 1e-2, i  # normalised units; fbank agrees to 1e-3
     alone, _ = fbank.hidden_states(short[None])
     assert torch.equal(alone[0][0], states[0, :56])
+
+
+def test_probe_ssl_takes_fbank_as_an_upstream_without_a_file(tiny_features, tmp_path):
+    """stage 5's FBANK row: ``--upstream fbank`` is a name, not a missing file; its probe reads
+    the one 240-dim state (a single layer weight of 1) and writes the usual result files."""
+    from espnet_distill.bin.probe_ssl import main
+
+    config = tmp_path / "probe.yaml"
+    config.write_text("sid: {epochs: 1, lr: 0.01, max_duration: 30}\n")
+    cuts = str(tiny_features / "fbank" / "cuts_train-clean-100.jsonl.gz")
+    out = tmp_path / "probe" / "fbank" / "sid"
+    args = ["--upstream", FBANK, "--task", "sid", "--config", str(config), "--out-dir", str(out)]
+    assert main([*args, "--train-cuts", cuts, "--valid-cuts", cuts, "--test-cuts", cuts]) == 0
+    result = yaml.safe_load((out / "result.yaml").read_text())
+    assert result["upstream"] == "fbank" and result["layer_weights"] == [1.0]
+    assert (out / "test_scores.tsv").read_text().count("\n") > 0

@@ -8,6 +8,8 @@ import yaml
 
 from espnet_distill.score.wer import bootstrap_ci, paired_bootstrap
 from espnet_distill.ssl.report import (
+    above_fbank,
+    above_fbank_table,
     markdown_table,
     paired_significance,
     paper_claims,
@@ -17,9 +19,11 @@ from espnet_distill.ssl.report import (
 )
 
 # upstream, parameters, CPU seconds, then test and dev scores: ASR WER, PR PER, SID accuracy.
+# FBANK (the features alone) worst on every task.
 # DKD: better ASR than KD on test, worse on dev. Deep: better on ASR, not on PR; wide: better on
 # SID on dev only.
 UPSTREAMS = """
+fbank                 0  0.1   50 52   30 31   60 61
 teacher       8_000_000  4.0   40 42   20 21   90 88
 distilhubert  2_000_000  1.0   45 47   22 23   85 84
 lstm_kd       1_000_000  0.5   44 45   25 26   70 71
@@ -192,3 +196,42 @@ def test_score_interval_is_the_bootstrap_of_the_test_scores_in_the_metrics_terms
     sid_lo, sid_hi = bootstrap_ci(np.array([e % 2 for e in errors]), np.ones(len(errors)))
     assert score_interval(tmp_path, "deep", "sid", "accuracy") == (100 - sid_hi, 100 - sid_lo)
     assert score_interval(tmp_path, "wide", "pr", "PER") is None
+
+
+def test_above_fbank_is_the_gain_in_the_metrics_direction_with_its_paired_test(tmp_path):
+    """Error rates: FBANK's minus the upstream's; accuracy: the upstream's minus FBANK's; the
+    interval and p are the paired bootstrap's of the per-utterance errors, turned into gains."""
+    rows = _rows(tmp_path)
+    rng = np.random.default_rng(0)
+    fbank_errors = rng.integers(2, 8, size=150)
+    teacher_errors = np.maximum(fbank_errors - rng.integers(0, 3, size=150), 0)
+    _test_scores(tmp_path, "fbank", "pr", list(fbank_errors))
+    _test_scores(tmp_path, "teacher", "pr", list(teacher_errors))
+    gains = {
+        (g["upstream"], g["task"]): g for g in above_fbank(rows, ["asr", "pr", "sid"], tmp_path)
+    }
+    assert ("fbank", "pr") not in gains and len(gains) == 6 * 3
+    assert gains["teacher", "pr"]["gain"] == 10.0 and gains["teacher", "pr"]["dev_gain"] == 10.0
+    assert gains["wide", "sid"]["gain"] == 18.0 and gains["wide", "asr"]["gain"] == 2.0
+    ref = paired_bootstrap(fbank_errors, teacher_errors, np.full(150, 10), n_boot=2000)
+    g = gains["teacher", "pr"]
+    assert (g["low"], g["high"]) == pytest.approx((-ref["delta_high"], -ref["delta_low"]), abs=0.01)
+    assert g["p"] == ref["p_not_better"] and g["utterances"] == 150 and g["high"] > g["low"] > 0
+    assert "p" not in gains["teacher", "asr"]  # no per-utterance scores: no test
+    table = above_fbank_table(list(gains.values()), ["asr", "pr", "sid"])
+    assert table.splitlines()[0] == (
+        "|upstream|ASR WER above FBANK: test [95% CI] (dev)|PR PER above FBANK: test [95% CI] "
+        "(dev)|SID accuracy above FBANK: test [95% CI] (dev)|"
+    )
+    teacher = next(x for x in table.splitlines() if x.startswith("|teacher|"))
+    assert teacher.startswith(
+        f"|teacher|+10.0 (+10.0)|+10.0 [{g['low']:+.1f}, {g['high']:+.1f}], p < 0.001 (+10.0)|"
+    )
+    assert above_fbank([r for r in rows if r["upstream"] != "fbank"], ["asr"]) == []
+
+
+def test_distilhuberts_claim_says_how_much_of_the_teachers_gain_over_fbank_it_keeps(tmp_path):
+    """Teacher 10 WER points above FBANK, DistilHuBERT 5: half of it kept."""
+    claims = paper_claims(_rows(tmp_path), {}, ["asr", "pr", "sid"])
+    assert "ASR WER 45.0 vs 40.0 (50% of the teacher's 10.0 points above FBANK kept)" in claims[0]
+    assert "PR PER 22.0 vs 20.0 (80% of the teacher's 10.0 points above FBANK kept)" in claims[0]

@@ -27,7 +27,7 @@ from espnet_distill.data.kws_sv import read_trials
 from espnet_distill.data.librispeech import CorpusError
 from espnet_distill.kws_sv.trainer import fine_tune
 from espnet_distill.models.hubert import CheckpointMismatch
-from espnet_distill.models.upstream import load_upstream
+from espnet_distill.models.upstream import FBANK, load_upstream
 from espnet_distill.utils import setup_logging
 
 
@@ -47,7 +47,12 @@ def load_cuts(manifest_dir: Path, prefix: str, split: str) -> CutSet:
 @one_line_errors(ValueError, FileNotFoundError, CorpusError, CheckpointMismatch)
 def main(argv: list[str] | None = None) -> int:
     parser = make_parser(__doc__)
-    parser.add_argument("--upstream", type=Path, required=True, help="a HuBERT or a ssl1 student")
+    parser.add_argument(
+        "--upstream",
+        type=Path,
+        required=True,
+        help="a HuBERT, a ssl1 student, or fbank (SUPERB's FBANK baseline)",
+    )
     add_config_options(parser)
     parser.add_argument("--tasks", nargs="+", required=True, choices=["kws", "sv"])
     parser.add_argument(
@@ -64,6 +69,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ngpu", type=int, default=0)
     args = parser.parse_args(argv)
     setup_logging()
+    if str(args.upstream) == FBANK and not args.freeze:
+        raise ValueError("--upstream fbank (the features alone) has no weights: use --freeze true")
     config = read_config(args)
     config = {
         **config,

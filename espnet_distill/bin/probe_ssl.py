@@ -7,6 +7,8 @@ ASR and PR train on --train-cuts, keep the epoch best on --valid-cuts and score 
 splits the speakers' utterances of --train-cuts into train/dev/test (per speaker, seeded). A task's
 ``max_train_hours`` trains on a seeded subset of --train-cuts of that size (SID: before its split).
 
+--upstream fbank (no file) probes SUPERB's FBANK baseline: the probe's input features alone.
+
 Usage:
     python -m espnet_distill.bin.probe_ssl --upstream exp/ssl/lstm_dkd/model.pt --task pr \\
         --train-cuts data/fbank/cuts_train-clean-100.jsonl.gz --valid-cuts .../cuts_dev-clean.jsonl.gz \\
@@ -24,6 +26,7 @@ import yaml
 
 from espnet_distill.bin import MissingInput, finished, make_parser, one_line_errors, require
 from espnet_distill.models.hubert import CheckpointMismatch
+from espnet_distill.models.upstream import FBANK
 from espnet_distill.ssl.probe import TASKS, probe_upstream
 from espnet_distill.utils import setup_logging
 
@@ -47,7 +50,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.task == "pr" and args.lexicon is None:
         raise MissingInput("--task pr needs --lexicon (the phone targets)")
-    require(args.upstream, args.train_cuts, args.valid_cuts, args.test_cuts, args.config)
+    upstream_file = None if str(args.upstream) == FBANK else args.upstream  # FBANK: a name
+    require(upstream_file, args.train_cuts, args.valid_cuts, args.test_cuts, args.config)
     require(args.lexicon if args.task == "pr" else None)
     conf = (
         dict((yaml.safe_load(args.config.read_text()) or {}).get(args.task, {}))

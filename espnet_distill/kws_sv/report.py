@@ -11,8 +11,9 @@ import numpy as np
 from scipy.stats import norm
 
 from espnet_distill.kws_sv.trainer import KWS_PREDICTIONS, SV_SCORES
+from espnet_distill.models.upstream import FBANK
 from espnet_distill.score.results import page_header
-from espnet_distill.score.verification import bootstrap_eers
+from espnet_distill.score.verification import bootstrap_eers, min_dcf
 from espnet_distill.score.wer import bootstrap_ci, paired_bootstrap_by_id
 from espnet_distill.utils import atomic_write_text
 
@@ -120,6 +121,8 @@ def collect(
     rows, missing = [], []
     for upstream in upstreams:
         for mode in modes:
+            if upstream == FBANK and mode != "frozen":  # the features alone: nothing to fine-tune
+                continue
             for setup in setups:
                 path = finetune_dir / upstream / mode / setup / "results.json"
                 if path.is_file():
@@ -144,12 +147,23 @@ def collect(
     return rows
 
 
+def min_dcf_p05(row: dict) -> float | None:
+    """minDCF at p_target 0.05: from results.json, or (results of an older run) from the
+    system's trial scores; None without either."""
+    if "min_dcf_p05" in row:
+        return row["min_dcf_p05"]
+    if "sv_items" not in row:
+        return None
+    scores, target = zip(*row["sv_items"].values(), strict=True)
+    return round(min_dcf(np.array(scores), np.array(target), p_target=0.05), 4)
+
+
 def markdown_table(rows: list[dict]) -> str:
     """The table; scores with per-item files get their 95% bootstrap interval in brackets."""
     lines = [
         "|upstream|params (M)|upstream|training|KWS accuracy (%) [95% CI]|SV EER (%) [95% CI]|"
-        "SV minDCF (0.01)|",
-        "|---|---|---|---|---|---|---|",
+        "SV minDCF (0.01)|SV minDCF (0.05)|",
+        "|---|---|---|---|---|---|---|---|",
     ]
 
     def cell(value: float, interval: tuple[float, float] | None) -> str:
@@ -159,10 +173,12 @@ def markdown_table(rows: list[dict]) -> str:
         kws = cell(r["kws_accuracy"], kws_interval(r)) if "kws_accuracy" in r else "-"
         eer = cell(r["eer"], eer_interval(r)) if "eer" in r else "-"
         dcf = f"{r['min_dcf']:.3f}" if "min_dcf" in r else "-"
+        dcf05 = min_dcf_p05(r)
+        dcf05 = "-" if dcf05 is None else f"{dcf05:.3f}"
         training = "joint KWS+SV" if r["setup"] == "joint" else f"{r['setup'].upper()} only"
         lines.append(
             f"|{r['upstream']}|{r['upstream_parameters'] / 1e6:.2f}|{r['mode']}|"
-            f"{training}|{kws}|{eer}|{dcf}|"
+            f"{training}|{kws}|{eer}|{dcf}|{dcf05}|"
         )
     return "\n".join(lines) + "\n"
 
@@ -219,6 +235,25 @@ def paper_claims(rows: list[dict], teacher: str = "teacher") -> list[str]:
                     + ("" if better else " (not)")
                     + (f" (p = {d['p_not_better']:.3f})" if d else "")
                 )
+    above = []
+    for (name, mode, setup), r in at.items():
+        base = at.get((FBANK, "frozen", setup))
+        if name == FBANK or mode != "frozen" or base is None:
+            continue
+        for key, label, higher in (("kws_accuracy", "KWS acc", True), ("eer", "EER", False)):
+            if key in r and key in base:
+                gain = (r[key] - base[key]) * (1 if higher else -1)
+                d = paired_difference(base, r, key)
+                above.append(
+                    f"{name} {setup} {label} {r[key]:.2f} vs {base[key]:.2f} ({gain:+.2f}"
+                    + (f", p = {d['p_not_better']:.3f}" if d else "")
+                    + ")"
+                )
+    if above:
+        lines.append(
+            "- Above FBANK, frozen (how much a frozen upstream adds to the heads on its input "
+            "features; gains positive where the upstream is better): " + "; ".join(above) + "."
+        )
     if total:
         sig = (
             f", significantly (p < 0.05) in {significant} of the {tested} tested" if tested else ""
@@ -294,9 +329,10 @@ def write_results(
             "## Keyword spotting and speaker verification",
             "",
             "KWS: accuracy on the 12-class test set (10 words, unknown, silence). SV: EER and "
-            "minDCF (p_target 0.01) on the trial list, cosine scoring. Frozen: only the heads "
-            "and the layer weights are trained; fine-tuned: the upstream too. Joint: one model "
-            "for both tasks.",
+            "minDCF (p_target 0.01, and 0.05 as VoxCeleb papers add) on the trial list, cosine "
+            "scoring. Frozen: only the heads and the layer weights are trained; fine-tuned: the "
+            "upstream too. Joint: one model for both tasks. fbank: SUPERB's FBANK baseline, the "
+            "heads on the input features alone (frozen: it has no weights).",
             "",
             table,
             "",

@@ -14,7 +14,7 @@ from torch import nn
 
 from espnet_distill.models.hubert import HubertModel
 from espnet_distill.models.students import DistilHubert
-from espnet_distill.models.upstream import load_upstream, upstream_parameters
+from espnet_distill.models.upstream import FBANK, load_upstream, upstream_parameters
 from espnet_distill.score.results import page_header
 from espnet_distill.score.wer import bootstrap_ci, paired_bootstrap_by_id
 from espnet_distill.ssl.probe import HIGHER_IS_BETTER, TEST_SCORES
@@ -116,19 +116,26 @@ def read_test_scores(path: Path) -> dict[str, tuple[int, int]]:
     return scores
 
 
-def paired_significance(probe_dir: Path, task: str, better: str, worse: str) -> str | None:
-    """Paired bootstrap (utterances resampled together) of ``better`` against ``worse`` on the
-    task's test set, from their ``test_scores.tsv``; None without both files or on different
-    utterance lists."""
+def paired_test(probe_dir: Path, task: str, better: str, worse: str) -> dict | None:
+    """Paired bootstrap (utterances resampled together, 2000 resamples) of ``better`` against
+    ``worse`` on the task's test set, from their ``test_scores.tsv``: ``paired_bootstrap``'s
+    result (in error points, ``better`` minus ``worse``) and ``utterances``; None without both
+    files or on different utterance lists."""
     paths = [probe_dir / name / task / TEST_SCORES for name in (better, worse)]
     if not all(p.is_file() for p in paths):
         return None
     a, b = (read_test_scores(p) for p in paths)
     r = paired_bootstrap_by_id(b, a, n_boot=2000)
+    return None if r is None else {**r, "utterances": len(a)}
+
+
+def paired_significance(probe_dir: Path, task: str, better: str, worse: str) -> str | None:
+    """:func:`paired_test` of ``better`` against ``worse`` in words; None without it."""
+    r = paired_test(probe_dir, task, better, worse)
     if r is None:
         return None
     p = r["p_not_better"]
-    span = f"{len(a)} test utterances, p = {p:.3f}"
+    span = f"{r['utterances']} test utterances, p = {p:.3f}"
     if p < 0.05:
         return f"significant (paired bootstrap, {span})"
     # not "p > 0.95": resamples where the two tie count as not better, and with accuracy on a few
@@ -139,6 +146,68 @@ def paired_significance(probe_dir: Path, task: str, better: str, worse: str) -> 
             f"p of the opposite = {r['p_not_worse']:.3f})"
         )
     return f"not significant (paired bootstrap, {span})"
+
+
+def above_fbank(rows: list[dict], tasks: list[str], probe_dir: Path | None = None) -> list[dict]:
+    """How far each upstream's scores are above FBANK's (SUPERB's baseline: the features alone),
+    per task: ``gain`` on test and ``dev_gain``, in the metric's units, positive where the
+    upstream is better; with ``probe_dir``, the test gain's paired 95% interval (``low``,
+    ``high``) and ``p``, the share of resamples where the upstream is not better than FBANK.
+    Empty without an FBANK row."""
+    by_name = {r["upstream"]: r for r in rows}
+    base = by_name.get(FBANK)
+    if base is None:
+        return []
+    gains = []
+    for r in rows:
+        for task in tasks:
+            if r is base or task not in r or task not in base:
+                continue
+            sign = 1 if HIGHER_IS_BETTER[r[task]["metric"]] else -1
+            gain = {
+                "upstream": r["upstream"],
+                "task": task,
+                "metric": r[task]["metric"],
+                "gain": round(sign * (r[task]["test"] - base[task]["test"]), 2),
+                "dev_gain": round(sign * (r[task]["dev"] - base[task]["dev"]), 2),
+            }
+            # error points of the upstream minus FBANK's: its gain is their negative (accuracy's
+            # test scores are one error or none an utterance, so the same holds for SID)
+            t = paired_test(probe_dir, task, r["upstream"], FBANK) if probe_dir else None
+            if t is not None:
+                gain.update(
+                    low=round(-t["delta_high"], 2),
+                    high=round(-t["delta_low"], 2),
+                    p=t["p_not_better"],
+                    utterances=t["utterances"],
+                )
+            gains.append(gain)
+    return gains
+
+
+def above_fbank_table(gains: list[dict], tasks: list[str]) -> str:
+    """:func:`above_fbank` as a table: an upstream a row, a task a column."""
+    tasks = [t for t in tasks if any(g["task"] == t for g in gains)]
+    metric = {g["task"]: g["metric"] for g in gains}
+    head = ["upstream"] + [
+        f"{t.upper()} {metric[t]} above FBANK: test [95% CI] (dev)" for t in tasks
+    ]
+    lines = ["|" + "|".join(head) + "|", "|" + "|".join("---" for _ in head) + "|"]
+    at = {(g["upstream"], g["task"]): g for g in gains}
+    for name in dict.fromkeys(g["upstream"] for g in gains):
+        cells = [name]
+        for t in tasks:
+            g = at.get((name, t))
+            if g is None:
+                cells.append("-")
+                continue
+            cell = f"{g['gain']:+.1f}"
+            if "p" in g:
+                p = f"p = {g['p']:.3f}" if g["p"] > 0 else "p < 0.001"
+                cell += f" [{g['low']:+.1f}, {g['high']:+.1f}], {p}"
+            cells.append(f"{cell} ({g['dev_gain']:+.1f})")
+        lines.append("|" + "|".join(cells) + "|")
+    return "\n".join(lines) + "\n"
 
 
 def _verdict(
@@ -176,11 +245,20 @@ def paper_claims(
     lines = []
     d = by_name.get("distilhubert")
     if d is not None:
-        changes = ", ".join(
-            f"{t.upper()} {d[t]['metric']} {d[t]['test']:.1f} vs {by_name['teacher'][t]['test']:.1f}"
-            for t in tasks
-            if t in d and t in by_name["teacher"]
-        )
+        gains = {(g["upstream"], g["task"]): g["gain"] for g in above_fbank(rows, tasks)}
+        changes = []
+        for t in tasks:
+            if t not in d or t not in by_name["teacher"]:
+                continue
+            change = f"{t.upper()} {d[t]['metric']} {d[t]['test']:.1f} vs {by_name['teacher'][t]['test']:.1f}"
+            teacher_gain = gains.get(("teacher", t))
+            if teacher_gain is not None and teacher_gain > 0:  # the share of the teacher's gain
+                change += (
+                    f" ({gains[('distilhubert', t)] / teacher_gain:.0%} of the teacher's "
+                    f"{teacher_gain:.1f} points above FBANK kept)"
+                )
+            changes.append(change)
+        changes = ", ".join(changes)
         lines.append(
             f"- DistilHuBERT (paper: 75% fewer parameters, 73% faster, most of the performance "
             f"kept): {1 - d['params_vs_teacher']:.0%} fewer parameters, "
@@ -306,6 +384,7 @@ def write_results(
         yaml.safe_dump(
             {
                 "rows": rows,
+                "above_fbank": above_fbank(rows, tasks, probe_dir),
                 "timing": {
                     "utterances": len(waves),
                     "audio_seconds": round(audio, 1),
@@ -336,6 +415,20 @@ def write_results(
         ]
         if (out_dir / "deep_vs_wide.png").is_file():
             body += ["", f"![deep vs wide]({out_dir / 'deep_vs_wide.png'})", ""]
+        gains = above_fbank(rows, tasks, probe_dir)
+        if gains:
+            body += [
+                "",
+                "## Above FBANK",
+                "",
+                "How much of each score the upstream adds to its input features: its test score "
+                "minus FBANK's (SUPERB's baseline: the probes' input features alone, probed the "
+                "same way), in the metric's units, positive where the upstream is better; the "
+                "paired bootstrap's 95% interval over test utterances and p, the share of 2000 "
+                "resamples where the upstream is not better than FBANK; dev in parentheses.",
+                "",
+                above_fbank_table(gains, tasks),
+            ]
         claims = paper_claims(rows, depths, tasks, probe_dir)
         if claims:
             body += [

@@ -12,7 +12,8 @@
 #   2 upstreams: --teacher_ckpt / --student_ckpt, or the ssl1 recipe in --ssl_dir trains them
 #     (its stages 1-4 with --students <student>)
 #   3 fine-tuning: {teacher, student} x {frozen, fine-tuned} x {kws, sv, joint}
-#     (--upstream_modes, --setups narrow it)
+#     (--upstream_modes, --setups narrow it), and SUPERB's FBANK baseline (the features alone, no
+#     network: frozen only) x the setups (--fbank_baseline)
 #   4 results: the table, DET curves, RESULTS.md
 # Each stage skips finished work (manifests' counts.json, results.json); --force true redoes the
 # stages in --stage..--stop_stage.
@@ -38,6 +39,7 @@ teacher_ckpt=            # a teacher instead of ssl1's (any format of load_huber
 student=distilhubert     # the ssl1 student (conf/distill_<student>.yaml there)
 student_ckpt=            # a student instead of ssl1's
 upstream_modes="frozen finetuned"  # upstream frozen (SUPERB) and/or fine-tuned with the heads
+fbank_baseline=true      # the heads on FBANK too (fbank, deltas, CMVN; frozen: it has no weights)
 setups="kws sv joint"    # single-task KWS, single-task SV, joint KWS+SV
 finetune_config=conf/finetune.yaml  # fine-tuning config (heads, optimiser, epochs)
 kws_task=12class         # 12class (SUPERB: 10 words, unknown, silence) or 35class (the words)
@@ -110,9 +112,15 @@ if [ "${stage}" -le 3 ] && [ "${stop_stage}" -ge 3 ]; then
   t0=${SECONDS}
   need 1 "${manifests}/counts.json"
   need 2 "${teacher}" "${student_model}"
-  for pair in "teacher=${teacher}" "${student}=${student_model}"; do
+  systems=()
+  # fbank: a name (load_upstream), not a file; it has nothing to fine-tune
+  [ "${fbank_baseline}" = true ] && [[ " ${upstream_modes} " == *" frozen "* ]] && systems+=(fbank=fbank)
+  systems+=("teacher=${teacher}" "${student}=${student_model}")
+  for pair in "${systems[@]}"; do
     name=${pair%%=*}
-    for mode in ${upstream_modes}; do
+    modes=${upstream_modes}
+    [ "${name}" = fbank ] && modes=frozen
+    for mode in ${modes}; do
       freeze=true
       [ "${mode}" = finetuned ] && freeze=false
       for setup in ${setups}; do
@@ -141,9 +149,11 @@ fi
 if [ "${stage}" -le 4 ] && [ "${stop_stage}" -ge 4 ]; then
   t0=${SECONDS}
   log "Stage 4: results table, DET curves, ${results_file}"
+  result_upstreams=(teacher "${student}")
+  [ "${fbank_baseline}" = true ] && result_upstreams=(fbank "${result_upstreams[@]}")
   # shellcheck disable=SC2086
   python -m espnet_distill.bin.kws_sv_results --finetune-dir "${exp_dir}/finetune" \
-    --upstreams teacher "${student}" --out-dir "${exp_dir}/results" \
+    --upstreams "${result_upstreams[@]}" --out-dir "${exp_dir}/results" \
     --modes ${upstream_modes} --setups ${setups} \
     --results-file "${results_file}" --title "${results_title}"
   stage_time 4 results "${t0}"

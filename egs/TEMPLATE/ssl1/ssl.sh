@@ -12,9 +12,10 @@
 #     state dict, a Hugging Face HubertModel dir or a fairseq checkpoint)
 #   4 students: one per --students name, conf/distill_<name>.yaml (DistilHuBERT, LSTM-KD,
 #     LSTM-DKD, deep, wide)
-#   5 probing: every upstream (teacher and students) x --probe_tasks (asr pr sid), frozen
-#   6 results: parameters, CPU speed-up vs the teacher, probing scores, deep-vs-wide plot,
-#     RESULTS.md
+#   5 probing: every upstream (FBANK, teacher and students) x --probe_tasks (asr pr sid), frozen;
+#     FBANK is SUPERB's baseline, the probes' input features alone (--fbank_baseline)
+#   6 results: parameters, CPU speed-up vs the teacher, probing scores, each score above FBANK
+#     with its paired test, deep-vs-wide plot, RESULTS.md
 # Each stage skips finished work (its model.pt / result.yaml / labels.npz); --force true redoes
 # the stages in --stage..--stop_stage. Stages 4-5 can be run in parallel (one run a core, e.g.
 # `--stage 5 --stop_stage 5` twice): each job's dir is locked (claim_dir), so the runs split the
@@ -43,6 +44,7 @@ teacher_ckpt=            # a real teacher instead of pretraining one (any format
 students="distilhubert lstm_kd lstm_dkd deep wide"  # conf/distill_<name>.yaml each
 probe_tasks="asr pr sid" # SUPERB-style probes: ASR (CER, WER), phone recognition (PER), speaker ID
 probe_config=conf/probe.yaml  # probe settings, a section per task
+fbank_baseline=true      # probe SUPERB's FBANK baseline too (fbank, deltas, CMVN; no network)
 train_overrides=         # overrides of every training config, e.g. "train.max_epochs=2"
 results_file=RESULTS.md  # the results page
 results_title="ssl1 results"  # its title
@@ -151,7 +153,9 @@ if [ "${stage}" -le 4 ] && [ "${stop_stage}" -ge 4 ]; then
   stage_time 4 students "${t0}"
 fi
 
-upstreams=("teacher=${teacher}")
+upstreams=()
+[ "${fbank_baseline}" = true ] && upstreams+=("fbank=fbank")  # a name, not a file: load_upstream
+upstreams+=("teacher=${teacher}")
 for name in ${students}; do upstreams+=("${name}=${exp_dir}/${name}/model.pt"); done
 
 if [ "${stage}" -le 5 ] && [ "${stop_stage}" -ge 5 ]; then
@@ -166,7 +170,7 @@ if [ "${stage}" -le 5 ] && [ "${stop_stage}" -ge 5 ]; then
         log "Stage 5: ${dir}/result.yaml exists: skipping"
         continue
       fi
-      if [ ! -e "${pair#*=}" ]; then
+      if [ "${name}" != fbank ] && [ ! -e "${pair#*=}" ]; then
         log "Stage 5: ${pair#*=} does not exist (its stage not run, or running elsewhere): skipping"
         skipped=$((skipped + 1)); continue
       fi
