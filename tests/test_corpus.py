@@ -7,7 +7,13 @@ import gzip
 import soundfile as sf
 from lhotse.recipes import prepare_librispeech
 
-from espnet_distill.data.synth_corpus import SIZES, make_speakers, plan_corpus
+from espnet_distill.data.synth_corpus import (
+    FESTIVAL_VOICES,
+    SIZES,
+    SPLITS,
+    make_speakers,
+    plan_corpus,
+)
 from espnet_distill.data.text import load_sentences, normalize_sentence
 
 
@@ -17,7 +23,7 @@ def test_lhotse_prepare_librispeech_reads_the_corpus(tiny_corpus, tmp_path):
     expected = {
         part: n_spk * n_utt
         for part, n_spk, n_utt in zip(
-            ("train-clean-100", "dev-clean", "test-clean"),
+            SPLITS,
             cfg.speakers,
             cfg.utts_per_speaker,
             strict=True,
@@ -42,14 +48,14 @@ def test_lhotse_prepare_librispeech_reads_the_corpus(tiny_corpus, tmp_path):
 def test_splits_are_speaker_disjoint_and_test_text_is_held_out(tiny_corpus, tmp_path):
     manifests = prepare_librispeech(tiny_corpus / "LibriSpeech", output_dir=tmp_path)
     spk = {p: {s.speaker for s in m["supervisions"]} for p, m in manifests.items()}
-    assert not spk["train-clean-100"] & spk["dev-clean"]
-    assert not spk["train-clean-100"] & spk["test-clean"]
-    assert not spk["dev-clean"] & spk["test-clean"]
+    for i, part in enumerate(SPLITS):
+        for other in SPLITS[i + 1 :]:
+            assert not spk[part] & spk[other], (part, other)
     with gzip.open(tiny_corpus / "librispeech-lm-norm.txt.gz", "rt") as f:
         lm_text = f.read()
     lm_sentences = set(lm_text.splitlines())
     train_text = " ".join(s.text for s in manifests["train-clean-100"]["supervisions"])
-    for part in ("dev-clean", "test-clean"):
+    for part in ("dev-clean", "test-clean", "test-other"):
         for sup in manifests[part]["supervisions"]:
             # every test utterance is one or two held-out sentences: none is in the LM text
             assert sup.text not in lm_sentences
@@ -57,6 +63,15 @@ def test_splits_are_speaker_disjoint_and_test_text_is_held_out(tiny_corpus, tmp_
     speakers_txt = (tiny_corpus / "LibriSpeech" / "SPEAKERS.TXT").read_text().splitlines()
     assert speakers_txt[0].startswith(";ID")
     assert len(speakers_txt) - 1 == sum(SIZES["tiny"].speakers)
+    # test-other is the held-out engine: festival voices only there, and none of them elsewhere
+    engine_of = {
+        int(row.split("|")[0]): row.split("|")[4].strip().split(":") for row in speakers_txt[1:]
+    }
+    for part, speakers in spk.items():
+        engines = {engine_of[int(s)][0] for s in speakers}
+        held_out = engines == {"festival"} if part == "test-other" else "festival" not in engines
+        assert held_out, (part, engines)
+    assert {engine_of[int(s)][1] for s in spk["test-other"]} == set(FESTIVAL_VOICES)
 
 
 def test_plan_is_deterministic_and_held_out():
@@ -73,7 +88,7 @@ def test_plan_is_deterministic_and_held_out():
 
 
 def test_demo_corpus_has_at_least_40_distinct_voices():
-    n = sum(SIZES["demo"].speakers)
+    n = sum(SIZES["demo"].speakers[:3])  # test-other's festival speakers come after these
     speakers = make_speakers(n, 1234)
     assert n >= 40
     assert len({(s.engine, s.voice, s.variant) for s in speakers}) >= 40

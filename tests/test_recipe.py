@@ -149,11 +149,21 @@ def test_tiny_recipe_end_to_end_then_rerun_from_stage_3(tiny_corpus, tmp_path):
         if ln.startswith("|am_train_conformer_ctc_senone_tiny/decode_test-clean_hclg")
     )
     assert hybrid_row.split("|")[2] == "10"  # the network's senone head over HCLG
+    # test-other (the held-out festival voices) is decoded by every method beside test-clean
+    other = results.split("## WER: test-other")[1].split("\n## ")[0]
+    for method in ("greedy", "beam_lm", "tlg", "hclg"):
+        row = next(
+            ln
+            for ln in other.splitlines()
+            if ln.startswith(f"|am_train_conformer_ctc_senone_tiny/decode_test-other_{method}|")
+        )
+        assert row.split("|")[2] == "10", method
+    assert "LM text overlap: 0 of 10 sentences (0.0%)" in other  # test-clean's held-out sentences
     assert "## Alignment quality (stage 4)" in results and "|align/quality_festival|" in results
     am = d / "exp" / "tiny" / "am_train_conformer_ctc_senone_tiny"
     result_txt = (am / "decode_test-clean_greedy" / "score" / "result.txt").read_text()
     assert result_txt.startswith("%WER") and result_txt.count("\nREF:") == 10
-    for set_name in ("train_clean_100", "dev_clean", "test_clean"):
+    for set_name in ("train_clean_100", "dev_clean", "test_clean", "test_other"):
         kaldi = d / "data" / "tiny" / set_name
         assert all(
             (kaldi / f).is_file() for f in ("wav.scp", "text", "utt2spk", "spk2utt", "feats.scp")
@@ -256,6 +266,7 @@ def test_tiny_recipe_end_to_end_then_rerun_from_stage_3(tiny_corpus, tmp_path):
     )
     table = (d / "exp" / "tiny" / "kd_ablation" / "table.md").read_text()
     assert "|kd_hier|" in table and "|kd_none|" in table and "### hclg, test-clean" in table
+    assert "### hclg, test-other" in table  # the held-out engine beside test-clean
     results = (d / "RESULTS_tiny.md").read_text()
     assert "## Cross-modal KD ablation" in results and "|kd_hier|" in results
     assert (d / "exp" / "tiny" / "kd_ablation" / "ablation.png").is_file()

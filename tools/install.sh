@@ -5,7 +5,8 @@
 #        tools/install.sh --no-apt   # skip the Debian packages (e.g. no root)
 #
 #   1. Debian packages: espeak-ng, flite, sox (+ all formats), fortunes (corpus text), shellcheck,
-#      festival with a voice and the CMU lexicon (phone timings that check the stage-4 alignment),
+#      festival with the CMU lexicon and three voices (kal: phone timings that check the stage-4
+#      alignment; ked, slt-HTS: the synthetic corpus's held-out-engine test-other),
 #      and the compilers/boost/zlib/bz2/lzma headers that KenLM needs.
 #   2. .venv: Python 3.11 venv with requirements/lock.txt (uv, which links from its cache) and
 #      `pip install -e .`; re-installed only when the lock file changes.
@@ -23,7 +24,7 @@ SECONDS=0
 
 # ---------------------------------------------------------------- 1. Debian packages
 apt_packages=(espeak-ng flite sox libsox-fmt-all flac fortunes fortunes-min shellcheck
-  festival festvox-kallpc16k festlex-cmu
+  festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts festlex-cmu
   build-essential cmake libboost-program-options-dev libboost-system-dev libboost-thread-dev
   libboost-test-dev zlib1g-dev libbz2-dev liblzma-dev)
 if ${do_apt}; then

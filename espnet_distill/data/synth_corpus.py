@@ -2,7 +2,10 @@
 
 Speech comes from espeak-ng (English voices x voice variants) and flite voices, each synthetic
 speaker with its own pitch and rate and its own channel made with sox (band limits, a two-band
-equaliser, reverberation) plus additive coloured noise at a seeded SNR. Text comes from Debian's
+equaliser, reverberation) plus additive coloured noise at a seeded SNR. test-other, LibriSpeech's
+second test set, is here the held-out-engine condition: festival voices that no other split has
+(``FESTIVAL_VOICES``), speaking test-clean's held-out sentences through channels drawn alike, so
+its WER beside test-clean's says how far a model carries to a voice source it never heard. Text comes from Debian's
 fortunes, normalised like LibriSpeech; dev and test sentences are held out of the training text
 and of the LM text. The layout is LibriSpeech's, so ``lhotse.recipes.prepare_librispeech`` reads it::
 
@@ -12,7 +15,8 @@ and of the LM text. The layout is LibriSpeech's, so ``lhotse.recipes.prepare_lib
     <out>/librispeech-lm-norm.txt.gz        (LM text: every sentence not in dev/test)
     <out>/synth_speakers.json               (the speaker profiles, for reproducibility)
 
-Splits: train-clean-100 (training), dev-clean, test-clean; speaker-disjoint.
+Splits: train-clean-100 (training), dev-clean, test-clean, test-other (held-out engine);
+speaker-disjoint.
 
 Usage:
     python -m espnet_distill.data.synth_corpus --size tiny --out-dir corpus/tiny --nj 2
@@ -45,7 +49,7 @@ from espnet_distill.utils import REPO_ROOT, atomic_output, atomic_write_text
 log = logging.getLogger(__name__)
 
 SAMPLE_RATE = 16000
-SPLITS = ("train-clean-100", "dev-clean", "test-clean")
+SPLITS = ("train-clean-100", "dev-clean", "test-clean", "test-other")
 ESPEAK_VOICES = (
     "en-us",
     "en-gb",
@@ -57,24 +61,28 @@ ESPEAK_VOICES = (
     "en-us-nyc",
 )
 FLITE_VOICES = {"kal": "M", "kal16": "M", "awb": "M", "rms": "M", "slt": "F"}
+# test-other's voices (Debian festvox-kdlpc16k, festvox-us-slt-hts): ked is a diphone voice no
+# training engine has; slt is a speaker flite also voices (clustergen), here through HTS, another
+# synthesiser. festival's kal_diphone is left out: it is the diphone set of flite's kal.
+FESTIVAL_VOICES = {"ked_diphone": "M", "cmu_us_slt_arctic_hts": "F"}
 
 
 @dataclasses.dataclass(frozen=True)
 class CorpusSize:
     """Speakers per split and utterances per speaker; every size uses the same generator."""
 
-    speakers: tuple[int, int, int]  # train, dev, test
-    utts_per_speaker: tuple[int, int, int]
-    held_out_sentences: int  # per held-out split (dev, test)
+    speakers: tuple[int, int, int, int]  # train, dev, test-clean, test-other (as SPLITS)
+    utts_per_speaker: tuple[int, int, int, int]
+    held_out_sentences: int  # per held-out sentence pool (dev, test; test-other shares test's)
 
 
 SIZES = {
     # a few minutes: for tests
-    "tiny": CorpusSize((6, 2, 2), (8, 5, 5), 40),
+    "tiny": CorpusSize((6, 2, 2, 2), (8, 5, 5, 5), 40),
     # about 1 hour of training speech
-    "demo": CorpusSize((44, 5, 5), (14, 16, 16), 400),
+    "demo": CorpusSize((44, 5, 5, 4), (14, 16, 16, 20), 400),
     # about 10 hours of training speech
-    "full": CorpusSize((44, 5, 5), (135, 40, 40), 1000),
+    "full": CorpusSize((44, 5, 5, 4), (135, 40, 40, 50), 1000),
 }
 
 
@@ -84,11 +92,11 @@ class Speaker:
 
     id: int
     sex: str
-    engine: str  # espeak-ng or flite
+    engine: str  # espeak-ng, flite or festival
     voice: str
-    variant: str  # espeak-ng voice variant ('' for flite)
-    pitch: float  # espeak-ng -p (0-99) or flite mean F0 in Hz
-    rate: float  # espeak-ng words per minute or flite duration stretch
+    variant: str  # espeak-ng voice variant ('' for flite, festival)
+    pitch: float  # espeak-ng -p (0-99), flite mean F0 in Hz, festival: sox pitch shift in cents
+    rate: float  # espeak-ng words per minute, flite or festival duration stretch
     highpass_hz: int
     lowpass_hz: int
     eq: tuple[tuple[int, float, float], ...]  # (centre Hz, width in octaves, gain dB)
@@ -169,11 +177,36 @@ def make_speakers(n: int, seed: int) -> list[Speaker]:
     return speakers
 
 
+def held_out_engine_speakers(n: int, seed: int, first_index: int) -> list[Speaker]:
+    """``n`` festival speakers (``FESTIVAL_VOICES`` in turn) numbered on from ``first_index``, so
+    their ids follow :func:`make_speakers`'s; pitch, rate and channel drawn as theirs are."""
+    voices = sorted(FESTIVAL_VOICES.items())
+    speakers = []
+    for j in range(n):
+        i = first_index + j
+        voice, sex = voices[j % len(voices)]
+        srng = random.Random(f"{seed}-speaker-{i}")
+        speakers.append(
+            Speaker(
+                id=100 + 17 * i,
+                sex=sex,
+                engine="festival",
+                voice=voice,
+                variant="",
+                pitch=round(srng.uniform(-250, 250)),
+                rate=round(srng.uniform(0.9, 1.15), 3),
+                **draw_channel(srng, [60, 100, 150, 200], [3800, 5000, 6500, 7600], 12),
+            )
+        )
+    return speakers
+
+
 def plan_corpus(size: str, seed: int, sentences: list[str]) -> tuple[list[dict], list[str], dict]:
     """Decide every utterance: returns (utterances, LM text sentences, speaker table).
 
     Dev and test sentences are drawn first from a seeded shuffle and removed from the pool used for
-    training utterances and from the LM text, so no test sentence is ever seen in training.
+    training utterances and from the LM text, so no test sentence is ever seen in training;
+    test-other draws its own utterances from test-clean's sentences.
     """
     cfg = SIZES[size]
     rng = random.Random(seed)
@@ -183,9 +216,11 @@ def plan_corpus(size: str, seed: int, sentences: list[str]) -> tuple[list[dict],
         "test-clean": pool[: cfg.held_out_sentences],
         "dev-clean": pool[cfg.held_out_sentences : 2 * cfg.held_out_sentences],
     }
+    held["test-other"] = held["test-clean"]
     train_pool = pool[2 * cfg.held_out_sentences :]
-    n_spk = sum(cfg.speakers)
-    speakers = make_speakers(n_spk, seed)
+    # the festival speakers come after the others, so those are the same as without test-other
+    n_spk = sum(cfg.speakers[:3])
+    speakers = make_speakers(n_spk, seed) + held_out_engine_speakers(cfg.speakers[3], seed, n_spk)
     # Speaker-disjoint splits: train speakers first, then dev, then test.
     bounds = np.cumsum((0,) + cfg.speakers)
     utts: list[dict] = []
@@ -230,6 +265,20 @@ def utt_path(root: Path, utt: dict) -> Path:
 
 def _tts_command(spk: Speaker, text: str, wav: Path, rng: random.Random) -> list[str]:
     spoken = text.lower()
+    if spk.engine == "festival":
+        text_file = wav.with_suffix(".txt")  # text2wave reads a file
+        text_file.write_text(spoken + "\n")
+        stretch = spk.rate * rng.uniform(0.96, 1.04)
+        return [
+            "text2wave",
+            "-eval",
+            f"(voice_{spk.voice})",
+            "-eval",
+            f"(Parameter.set 'Duration_Stretch {stretch:.3f})",
+            "-o",
+            str(wav),
+            str(text_file),
+        ]
     if spk.engine == "espeak-ng":
         voice = f"{spk.voice}+{spk.variant}" if spk.variant else spk.voice
         pitch = min(99, max(0, spk.pitch + rng.uniform(-4, 4)))
@@ -264,7 +313,10 @@ def _tts_command(spk: Speaker, text: str, wav: Path, rng: random.Random) -> list
 
 
 def _channel_effects(spk: Speaker) -> list[str]:
-    effects = ["rate", "-v", str(SAMPLE_RATE), "channels", "1"]
+    effects = []
+    if spk.engine == "festival":  # festival voices have no pitch option that HTS ones share
+        effects += ["pitch", f"{spk.pitch:.0f}"]  # before rate: sox's pitch changes the rate
+    effects += ["rate", "-v", str(SAMPLE_RATE), "channels", "1"]
     effects += ["highpass", str(spk.highpass_hz), "lowpass", str(spk.lowpass_hz)]
     for freq, width, gain in spk.eq:
         effects += ["equalizer", str(freq), f"{width}o", str(gain)]
@@ -400,6 +452,21 @@ def check_tools() -> None:
             raise FileNotFoundError(f"{tool} not found on PATH: run tools/install.sh")
 
 
+def check_festival_voices() -> None:
+    """festival, its text2wave and test-other's voices, else one line saying how to install them."""
+    for tool in ("festival", "text2wave"):
+        if shutil.which(tool) is None:
+            raise FileNotFoundError(f"{tool} not found on PATH: run tools/install.sh")
+    listed = subprocess.run(
+        ["festival", "-b", "(print (voice.list))"], capture_output=True, text=True
+    ).stdout
+    missing = sorted(set(FESTIVAL_VOICES) - set(listed.strip("()\n ").split()))
+    if missing:
+        raise FileNotFoundError(
+            f"festival voice(s) {', '.join(missing)} (test-other) not installed: run tools/install.sh"
+        )
+
+
 def run_synthesis(
     root: Path,
     utts: list[dict],
@@ -505,6 +572,7 @@ def generate(
     done = out / ".done"
     if not start_layout(out, size, SIZES):
         return out / "LibriSpeech"
+    check_festival_voices()
     sentences = load_sentences(fortune_dir)
     utts, lm_sentences, table = plan_corpus(size, seed, sentences)
     speakers = [spk for spk, _ in table.values()]

@@ -11,6 +11,8 @@ corpus_seed=1234   # seed of the synthetic corpus
 bpe_vocab_size=100 # small: 1 h of speech has few examples of each of a large vocabulary
 speed_perturb_factors=auto  # Kaldi/ESPnet speed perturbation of the training set (auto: by size)
 asr_config=conf/train_conformer_ctc_senone.yaml  # acoustic model config (tiny: its _tiny.yaml)
+# test-other: the held-out engine (festival voices no training split has, test-clean's sentences)
+test_sets="test-clean test-other dev-clean"
 train_overrides=   # config overrides, added after this file's own for the corpus size
 
 # Options above are this file's; any other option goes to ./asr.sh (after the ones set below,
@@ -44,6 +46,7 @@ results_file=RESULTS.md
   --bpe_extra_text "corpus/${corpus_size}/librispeech-lm-norm.txt.gz" \
   --word_lm_text "corpus/${corpus_size}/librispeech-lm-norm.txt.gz" \
   --asr_config "${asr_config}" \
+  --test_sets "${test_sets}" \
   --bpe_vocab_size "${bpe_vocab_size}" \
   --speed_perturb_factors "${speed_perturb_factors}" \
   --results_file "${results_file}" \

@@ -12,6 +12,7 @@ seeds=1234         # training seeds: one experiment per config and seed
 configs="none label_interp aux_senone aux_monophone aux_subword hier hier_no_senone hier_no_monophone hier_no_subword"  # conf/train_kd_<name>.yaml (none: the baseline, required)
 units="senone monophone subword"  # the unit LMs stage 5 trains
 methods="hclg tlg" # decoders run in stage 8, whose WER the table compares
+sets="dev-clean test-clean test-other"  # the table's sets (test-other: the held-out engine)
 
 # Options above are this script's; any other option goes to ./run.sh.
 PARSE_OPTIONS_PASS_TO=./run.sh
@@ -34,6 +35,6 @@ for name in ${configs}; do
 done
 # shellcheck disable=SC2086
 python -m espnet_distill.bin.kd_ablation --exp-dir "exp/${corpus_size}" --baseline kd_none \
-  --tags "${tags[@]}" --seeds ${seeds} --methods ${methods} \
+  --tags "${tags[@]}" --seeds ${seeds} --methods ${methods} --sets ${sets} \
   --out-dir "exp/${corpus_size}/kd_ablation"
 ./run.sh --corpus_size "${corpus_size}" --stage 9 --stop_stage 9 "${args[@]}"
