@@ -547,9 +547,14 @@ def test_kd_ablation_table_against_the_baseline(tmp_path, capsys):
     rng = np.random.default_rng(0)
     words = rng.integers(5, 15, size=40)
     base = rng.integers(1, 5, size=40)
-    systems = {"kd_none": base, "kd_hier": np.maximum(base - 1, 0), "kd_li": base}
-    for tag, errs in systems.items():
-        for seed in (1, 2):
+    # per seed: kd_hier gains 1 error an utterance with seed 1, 2 with seed 2
+    systems = {
+        "kd_none": (base, base),
+        "kd_hier": (np.maximum(base - 1, 0), np.maximum(base - 2, 0)),
+        "kd_li": (base, base),
+    }
+    for tag, per_seed in systems.items():
+        for seed, errs in zip((1, 2), per_seed, strict=True):
             for part in ("dev-clean", "test-clean"):
                 _fake_decode(
                     tmp_path / f"am_{tag}_seed{seed}" / f"decode_{part}_hclg", errs, words, part
@@ -576,9 +581,20 @@ def test_kd_ablation_table_against_the_baseline(tmp_path, capsys):
     rows = {ln.split("|")[1]: ln.split("|") for ln in table.splitlines() if ln.startswith("|kd_")}
     assert rows["kd_none"][4] == "baseline"
     # paired over both seeds: the utterance errors of the two seeds are pooled
-    expected = paired_bootstrap(np.tile(base, 2), np.tile(systems["kd_hier"], 2), np.tile(words, 2))
+    hier = np.concatenate(systems["kd_hier"])
+    expected = paired_bootstrap(np.tile(base, 2), hier, np.tile(words, 2))
     assert rows["kd_hier"][4] == f"{expected['delta']:+.1f}" and float(rows["kd_hier"][6]) == 0.0
     assert rows["kd_li"][4] == "+0.0" and float(rows["kd_li"][6]) == 1.0
+    # mean ± seed spread of the WERs, and the detectable difference from the per-seed deltas'
+    # spread (sd / sqrt(2) over 2 seeds) and the test set's: 2.80 x their root sum of squares
+    wer = [100 * e.sum() / words.sum() for e in systems["kd_hier"]]
+    assert rows["kd_hier"][2].startswith(f"{np.mean(wer):.1f} ± {np.std(wer, ddof=1):.1f} (")
+    base_wer = 100 * base.sum() / words.sum()
+    seed_sd = np.std([w - base_wer for w in wer], ddof=1)
+    se = np.sqrt(seed_sd**2 / 2 + expected["delta_se"] ** 2)
+    assert float(rows["kd_hier"][7]) == pytest.approx(2.8016 * se, abs=0.051)
+    assert float(rows["kd_li"][7]) == 0.0  # identical systems: no spread at all
+    assert "Smallest detectable difference here: " in table
     assert (out / "ablation.png").stat().st_size > 1000
     # a missing decode is named
     import shutil

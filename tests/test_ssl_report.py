@@ -132,22 +132,24 @@ def test_claims_say_whether_the_test_difference_is_significant(tmp_path):
     _test_scores(tmp_path, "wide", "sid", [1] * 60 + [0] * 140, length=1)  # SID: wrong or right
     _test_scores(tmp_path, "deep", "sid", [1] * 20 + [0] * 180, length=1)
     claims = "\n".join(paper_claims(rows, {"deep": 4, "wide": 1}, ["asr", "pr", "sid"], tmp_path))
+    # identical differences on every utterance: no spread, so any difference is detectable
     assert (
         "(dev 43.0 vs 49.0): holds on test and dev, on test significant (paired bootstrap, "
-        "200 test utterances, p = 0.000)" in claims
+        "200 test utterances, p = 0.000, detectable 0.0)" in claims
     )
     expected = paired_bootstrap(np.roll(noise, 1), noise, np.full(200, 10), n_boot=2000)
     assert 0.05 < expected["p_not_better"] < 0.95
+    # detectable: 2.80 x the paired bootstrap's spread (one seed: the test set's alone)
     assert (
         f"PR PER lstm_dkd 24.0 vs lstm_kd 25.0 (dev 25.0 vs 26.0): holds on test and dev, on "
         f"test not significant (paired bootstrap, 200 test utterances, "
-        f"p = {expected['p_not_better']:.3f})"
+        f"p = {expected['p_not_better']:.3f}, detectable {2.8016 * expected['delta_se']:.1f})"
     ) in claims
     assert (
         "SID accuracy wide 78.0 vs deep 80.0 (dev 82.0 vs 79.0): holds on dev only, on test "
-        "the opposite is significant (paired bootstrap, 200 test utterances, p = 1.000; p of "
-        "the opposite = 0.000)" in claims
-    )
+        "the opposite is significant (paired bootstrap, 200 test utterances, p = 1.000, "
+        "detectable "
+    ) in claims
     # no per-utterance scores, or scores of different utterances: no significance claimed
     assert "ASR WER lstm_dkd 43.0 vs lstm_kd 44.0 (dev 46.0 vs 45.0): holds on test only;" in claims
     _test_scores(tmp_path, "lstm_kd", "asr", [1] * 10)
@@ -163,7 +165,7 @@ def test_ties_do_not_make_the_opposite_significant(tmp_path):
     _test_scores(tmp_path, "wide", "sid", [1, 1, 0, 0] + right, length=1)
     _test_scores(tmp_path, "deep", "sid", [0, 0, 0, 0] + right, length=1)
     verdict = paired_significance(tmp_path, "sid", "wide", "deep")
-    assert verdict.startswith("not significant (paired bootstrap, 44 test utterances, p = 1.000)")
+    assert verdict.startswith("not significant (paired bootstrap, 44 test utterances, p = 1.000,")
     r = paired_bootstrap(np.array([0] * 44), np.array([1, 1] + [0] * 42), np.ones(44), n_boot=2000)
     assert r["p_not_worse"] == pytest.approx((42 / 44) ** 44, abs=0.03)
     _test_scores(tmp_path, "deep", "sid", [1, 1, 0, 0] + right, length=1)
@@ -171,10 +173,11 @@ def test_ties_do_not_make_the_opposite_significant(tmp_path):
     # 5 extra errors: misses all five in (39/44)^44 = 0.5% of resamples: significantly worse
     _test_scores(tmp_path, "wide", "sid", [1] * 5 + [0] * 39, length=1)
     _test_scores(tmp_path, "deep", "sid", [0] * 44, length=1)
-    assert paired_significance(tmp_path, "sid", "wide", "deep").startswith(
-        "the opposite is significant (paired bootstrap, 44 test utterances, p = 1.000; p of the "
-        "opposite = 0.0"
+    verdict = paired_significance(tmp_path, "sid", "wide", "deep")
+    assert verdict.startswith(
+        "the opposite is significant (paired bootstrap, 44 test utterances, p = 1.000, detectable "
     )
+    assert "; p of the opposite = 0.0" in verdict
 
 
 def test_a_malformed_test_scores_line_names_the_file_and_line(tmp_path):

@@ -5,15 +5,17 @@ score/{wer.json,per_utt.tsv}``, stage 9) and writes to ``--out-dir``:
 
 - ``table.md``: per decoding method and set, WER with its 95% bootstrap interval, the difference
   to the baseline with its paired-bootstrap interval and the probability that the configuration is
-  not better (Bisani and Ney 2004); with several seeds, the mean over seeds and each seed's WER;
-- ``ablation.png``: a bar plot of test WER per configuration (interval as error bar).
+  not better (Bisani and Ney 2004) and the smallest difference the design detects (80% power);
+  with several seeds, the mean over seeds, their spread and each seed's WER;
+- ``ablation.png``: a bar plot of WER per configuration (interval as error bar), a panel per
+  method and set after the first of ``--sets`` (the dev set, where settings were tuned).
 
 make_results puts ``table.md`` into RESULTS.md (section "Cross-modal KD ablation").
 
 Usage:
     python -m espnet_distill.bin.kd_ablation --exp-dir exp/full --baseline kd_none \\
         --tags kd_none kd_label_interp kd_hier ... [--seeds 1234 1235] \\
-        [--methods hclg tlg] [--sets dev-clean test-clean] --out-dir exp/full/kd_ablation
+        [--methods hclg tlg] [--sets dev-clean test-clean test-other] --out-dir exp/full/kd_ablation
 """
 
 from __future__ import annotations
@@ -51,7 +53,8 @@ def main(argv: list[str] | None = None) -> int:
     args.out_dir.mkdir(parents=True, exist_ok=True)
     text = table_markdown(tables, args.baseline, seeds)
     atomic_write_text(args.out_dir / "table.md", text + "\n")
-    plot({k: v for k, v in tables.items() if k[1] == args.sets[-1]}, args.out_dir / "ablation.png")
+    shown = args.sets[1:] or args.sets
+    plot({k: v for k, v in tables.items() if k[1] in shown}, args.out_dir / "ablation.png")
     print(text)
     return 0
 

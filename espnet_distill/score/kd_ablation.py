@@ -1,5 +1,7 @@
-"""The cross-modal KD ablation: every KD configuration's WER (per seed and their mean) against
-the no-KD baseline with a paired bootstrap (Bisani and Ney 2004), as a table and a bar plot."""
+"""The cross-modal KD ablation: every KD configuration's WER (per seed, their mean and spread)
+against the no-KD baseline with a paired bootstrap (Bisani and Ney 2004) and the smallest effect
+the design detects (seeds and test set, :mod:`espnet_distill.score.power`), as a table and a bar
+plot."""
 
 from __future__ import annotations
 
@@ -8,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
+from espnet_distill.score.power import detectable_effect, paired_difference_se
 from espnet_distill.score.wer import paired_bootstrap
 
 
@@ -38,7 +41,9 @@ def ablation_rows(
     exp_dir: Path, tags: list[str], baseline: str, method: str, part: str, seeds: list[int | None]
 ) -> list[dict]:
     """One row per tag: WERs per seed, their mean, and the paired test against the baseline
-    (utterance errors summed over seeds, i.e. each seed's decode is one more sample)."""
+    (utterance errors summed over seeds, i.e. each seed's decode is one more sample) with the
+    per-seed differences, their standard error (seed spread + test set) and the smallest
+    difference detectable at 80% power (``detectable``)."""
 
     def load(tag: str) -> list[tuple[dict, dict]]:
         return [
@@ -46,6 +51,7 @@ def ablation_rows(
         ]
 
     base = load(baseline)
+    base_wers = [r[0]["err"] for r in base]
     rows = []
     for tag in tags:
         runs = base if tag == baseline else load(tag)
@@ -64,9 +70,11 @@ def ablation_rows(
                     base_errs.append(b[utt][0])
                     sys_errs.append(s[utt][0])
                     words.append(b[utt][1])
-            row["paired"] = paired_bootstrap(
-                np.array(base_errs), np.array(sys_errs), np.array(words)
-            )
+            paired = paired_bootstrap(np.array(base_errs), np.array(sys_errs), np.array(words))
+            paired["seed_deltas"] = [w - b for w, b in zip(row["wers"], base_wers, strict=True)]
+            paired["se"] = paired_difference_se(paired["seed_deltas"], paired["delta_se"])
+            paired["detectable"] = detectable_effect(paired["se"])
+            row["paired"] = paired
         rows.append(row)
     return rows
 
@@ -79,23 +87,33 @@ def table_markdown(
         if seeds != [None]
         else ""
     )
+    seed_sources = (
+        "the seed spread of each configuration's per-seed differences and the test set's "
+        "bootstrap spread"
+        if len(seeds) > 1
+        else "the test set's bootstrap spread alone (one seed: no seed spread measured, so it "
+        "is an underestimate)"
+    )
     lines = [
         f"Baseline `{baseline}`{seed_note}. Delta: configuration - baseline (WER points), "
         "95% paired-bootstrap interval; p: probability that the configuration is not better "
-        "(Bisani and Ney 2004; < 0.05: significantly better).",
+        "(Bisani and Ney 2004; < 0.05: significantly better). Detectable: the smallest "
+        "difference this design finds with 80% power (two-sided, 0.05), from "
+        f"{seed_sources}.",
         "",
     ]
     for (method, part), rows in tables.items():
         lines += [
             f"### {method}, {part}",
             "",
-            "|configuration|WER|95% CI|delta|delta 95% CI|p (not better)|",
-            "|---|---|---|---|---|---|",
+            "|configuration|WER|95% CI|delta|delta 95% CI|p (not better)|detectable|",
+            "|---|---|---|---|---|---|---|",
         ]
         for r in rows:
             wer = f"{r['wer']:.1f}"
             if len(r["wers"]) > 1:
-                wer += " (" + ", ".join(f"{w:.1f}" for w in r["wers"]) + ")"
+                spread = float(np.std(r["wers"], ddof=1))
+                wer += f" ± {spread:.1f} (" + ", ".join(f"{w:.1f}" for w in r["wers"]) + ")"
             lo, hi = r["ci"][0]
             ci = f"[{lo:.1f}, {hi:.1f}]" if len(r["ci"]) == 1 else "per seed"
             if "paired" in r:
@@ -103,9 +121,17 @@ def table_markdown(
                 lines.append(
                     f"|{r['tag']}|{wer}|{ci}|{p['delta']:+.1f}|"
                     f"[{p['delta_low']:+.1f}, {p['delta_high']:+.1f}]|{p['p_not_better']:.3f}|"
+                    f"{p['detectable']:.1f}|"
                 )
             else:
-                lines.append(f"|{r['tag']}|{wer}|{ci}|baseline| | |")
+                lines.append(f"|{r['tag']}|{wer}|{ci}|baseline| | | |")
+        detectable = [r["paired"]["detectable"] for r in rows if "paired" in r]
+        if detectable:
+            lines += [
+                "",
+                f"Smallest detectable difference here: {min(detectable):.1f}-"
+                f"{max(detectable):.1f} WER points.",
+            ]
         lines.append("")
     return "\n".join(lines)
 

@@ -137,7 +137,9 @@ def paired_bootstrap(
     Returns ``delta`` (system - baseline WER, points), its percentile interval (``delta_low``,
     ``delta_high``) and ``p_not_better``: the fraction of resamples where the system is not better
     (1 - Bisani and Ney's probability of improvement; < 0.05: significantly better), and
-    ``p_not_worse``: the fraction where it is not worse (< 0.05: significantly worse). Ties count
+    ``p_not_worse``: the fraction where it is not worse (< 0.05: significantly worse);
+    ``delta_se``: the resampled deltas' standard deviation (the test set's part of the standard
+    error, for :mod:`espnet_distill.score.power`). Ties count
     in both, so with discrete scores (accuracy on a few utterances) the two sum to more than 1
     and ``p_not_better`` > 0.95 does not make the system significantly worse.
     """
@@ -161,6 +163,7 @@ def paired_bootstrap(
         "delta_high": float(hi),
         "p_not_better": float((delta >= 0).mean()),
         "p_not_worse": float((delta <= 0).mean()),
+        "delta_se": float(delta.std(ddof=1)) if n_boot > 1 else 0.0,
     }
 
 

@@ -15,6 +15,7 @@ from torch import nn
 from espnet_distill.models.hubert import HubertModel
 from espnet_distill.models.students import DistilHubert
 from espnet_distill.models.upstream import FBANK, load_upstream, upstream_parameters
+from espnet_distill.score.power import detectable_effect, paired_difference_se
 from espnet_distill.score.results import page_header
 from espnet_distill.score.wer import bootstrap_ci, paired_bootstrap_by_id
 from espnet_distill.ssl.probe import HIGHER_IS_BETTER, TEST_SCORES
@@ -135,7 +136,8 @@ def paired_significance(probe_dir: Path, task: str, better: str, worse: str) -> 
     if r is None:
         return None
     p = r["p_not_better"]
-    span = f"{r['utterances']} test utterances, p = {p:.3f}"
+    detectable = detectable_effect(paired_difference_se([r["delta"]], r["delta_se"]))
+    span = f"{r['utterances']} test utterances, p = {p:.3f}, detectable {detectable:.1f}"
     if p < 0.05:
         return f"significant (paired bootstrap, {span})"
     # not "p > 0.95": resamples where the two tie count as not better, and with accuracy on a few
@@ -441,8 +443,10 @@ def write_results(
                 "utterances (Bisani and Ney 2004; p: the share of 2000 resamples where the "
                 "claimed-better upstream is not better; a tie counts as not better, so the opposite is "
                 "called significant only where its own p, the share where the claimed-better "
-                "upstream is not worse, is below 0.05). One seed of each upstream and probe: "
-                "the test covers the test set's sampling noise, not the training seed's.",
+                "upstream is not worse, is below 0.05; detectable: the smallest difference, in "
+                "the metric's points, that the test finds with 80% power at two-sided 0.05). One "
+                "seed of each upstream and probe: the test and the detectable difference cover "
+                "the test set's sampling noise, not the training seed's.",
                 "",
                 *claims,
                 "",
