@@ -245,6 +245,13 @@ def paper_claims(
     by_name = {r["upstream"]: r for r in rows}
     content = [t for t in tasks if t in ("asr", "pr")]
     lines = []
+    if FBANK in by_name and "teacher" in by_name:  # what there is to distil at all
+        verdicts = [v for t in tasks if (v := _verdict(by_name, t, "teacher", FBANK, probe_dir))]
+        if verdicts:
+            lines.append(
+                "- The teacher above FBANK (SUPERB: self-supervised upstreams well above FBANK, "
+                "the input features alone): " + "; ".join(verdicts) + "."
+            )
     d = by_name.get("distilhubert")
     if d is not None:
         gains = {(g["upstream"], g["task"]): g["gain"] for g in above_fbank(rows, tasks)}
