@@ -26,6 +26,12 @@ def test_tiny_ssl_recipe_end_to_end(tiny_corpus, tmp_path):
             assert result["skipped_cuts"] == 0, (name, task)  # new dev/test words pronounced too
             scores = (exp / "probe" / name / task / "test_scores.tsv").read_text().splitlines()
             assert len(scores) > 0 and all(len(s.split("\t")) == 3 for s in scores)
+            # the held-out engine: ASR and PR score test-other's 10 utterances too, SID not
+            other = exp / "probe" / name / task / "test_scores_test-other.tsv"
+            assert other.is_file() == (task != "sid"), (name, task)
+            if task != "sid":
+                assert len(other.read_text().splitlines()) == 10
+                assert set(result["other_tests"]) == {"test-other"}
     for task in ("asr", "pr", "sid"):  # SUPERB's FBANK baseline, probed as the others
         fbank = yaml.safe_load((exp / "probe" / "fbank" / task / "result.yaml").read_text())
         assert fbank["upstream"] == "fbank" and fbank["layer_weights"] == [1.0], task
@@ -41,6 +47,7 @@ def test_tiny_ssl_recipe_end_to_end(tiny_corpus, tmp_path):
     assert "|lstm_dkd|" in results and "CPU speed-up" in results and "ASR WER test" in results
     assert "(paired bootstrap, " in results  # the claims' test differences get a p-value
     assert "## Above FBANK" in results and "|fbank|0.00|0.00|" in results
+    assert "|ASR CER test-other|ASR WER test-other|" in results and "|PR PER test-other|" in results
     again = _run(d)
     assert "Stage 4: exp/tiny/lstm_dkd/model.pt exists: skipping" in again
     assert "Stage 2: exp/tiny/labels/labels.npz exists: skipping" in again

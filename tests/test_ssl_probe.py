@@ -250,3 +250,30 @@ def test_probe_ssl_takes_fbank_as_an_upstream_without_a_file(tiny_features, tmp_
     result = yaml.safe_load((out / "result.yaml").read_text())
     assert result["upstream"] == "fbank" and result["layer_weights"] == [1.0]
     assert (out / "test_scores.tsv").read_text().count("\n") > 0
+
+
+def test_probe_ssl_scores_further_test_sets_with_the_dev_chosen_epoch(tiny_features, tmp_path):
+    """--other-test-cuts: each further set is scored by the same probe as test; given test-clean
+    itself under another name, its score and per-utterance file are test's own. SID, which splits
+    its own speakers, refuses them."""
+    from espnet_distill.bin.probe_ssl import main
+
+    config = tmp_path / "probe.yaml"
+    config.write_text("asr: {epochs: 1, max_duration: 30, hidden: 16}\n")
+    fbank = tiny_features / "fbank"
+    test = str(fbank / "cuts_test-clean.jsonl.gz")
+    out = tmp_path / "probe" / "fbank" / "asr"
+    args = [
+        *("--upstream", FBANK, "--task", "asr", "--config", str(config)),
+        *("--train-cuts", str(fbank / "cuts_train-clean-100.jsonl.gz")),
+        *("--valid-cuts", str(fbank / "cuts_dev-clean.jsonl.gz"), "--test-cuts", test),
+    ]
+    assert main([*args, "--out-dir", str(out), "--other-test-cuts", f"again={test}"]) == 0
+    result = yaml.safe_load((out / "result.yaml").read_text())
+    assert result["other_tests"] == {
+        "again": {"test": result["test"], "wer": result["wer"]["test"]}
+    }
+    assert (out / "test_scores_again.tsv").read_text() == (out / "test_scores.tsv").read_text()
+    sid = [*args[:3], "sid", *args[4:], "--out-dir", str(tmp_path / "sid")]
+    assert main([*sid, "--other-test-cuts", f"again={test}"]) == 1
+    assert main([*args, "--out-dir", str(tmp_path / "x"), "--other-test-cuts", "again"]) == 1

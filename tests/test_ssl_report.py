@@ -78,6 +78,23 @@ def test_the_asr_probes_wer_gets_its_own_column(tmp_path):
     assert table[3].endswith("|40.0 (42.0)|-|-|")
 
 
+def test_further_test_sets_get_their_own_columns(tmp_path):
+    """test-other (the held-out engine) scored by the ASR probe: its CER and WER beside
+    test-clean's; an upstream probed without it shows dashes."""
+    for name, other in (("teacher", {"test-other": {"test": 61.5, "wer": 99.0}}), ("wide", None)):
+        d = tmp_path / name / "asr"
+        d.mkdir(parents=True)
+        result = {"metric": "CER", "test": 40.0, "dev": 42.0, "wer": {"dev": 95.5, "test": 97.3}}
+        (d / "result.yaml").write_text(yaml.safe_dump({**result, "other_tests": other}))
+    rows = results_rows(["teacher", "wide"], PARAMS, SECONDS, tmp_path, ["asr"])
+    table = markdown_table(rows, ["asr"]).splitlines()
+    assert table[0].endswith(
+        "|ASR CER test (dev)|ASR WER test (dev)|ASR CER test-other|ASR WER test-other|"
+    )
+    assert table[2].endswith("|40.0 (42.0)|97.3 (95.5)|61.5|99.0|")
+    assert table[3].endswith("|40.0 (42.0)|97.3 (95.5)|-|-|")
+
+
 def test_claims_follow_the_direction_of_each_comparison(tmp_path):
     claims = paper_claims(
         _rows(tmp_path), {"distilhubert": 2, "deep": 4, "wide": 1}, ["asr", "pr", "sid"]

@@ -3,7 +3,9 @@
 id, errors, reference length; for the paired significance tests of stage 6). Rerunning skips a
 finished probe.
 
-ASR and PR train on --train-cuts, keep the epoch best on --valid-cuts and score --test-cuts. SID
+ASR and PR train on --train-cuts, keep the epoch best on --valid-cuts and score --test-cuts, and
+with --other-test-cuts NAME=CUTS further test sets (``other_tests`` in result.yaml,
+``test_scores_<NAME>.tsv``; e.g. the synthetic corpus's held-out-engine test-other). SID
 splits the speakers' utterances of --train-cuts into train/dev/test (per speaker, seeded). A task's
 ``max_train_hours`` trains on a seeded subset of --train-cuts of that size (SID: before its split).
 
@@ -24,7 +26,14 @@ from pathlib import Path
 
 import yaml
 
-from espnet_distill.bin import MissingInput, finished, make_parser, one_line_errors, require
+from espnet_distill.bin import (
+    MissingInput,
+    finished,
+    make_parser,
+    named_files,
+    one_line_errors,
+    require,
+)
 from espnet_distill.models.hubert import CheckpointMismatch
 from espnet_distill.models.upstream import FBANK
 from espnet_distill.ssl.probe import TASKS, probe_upstream
@@ -44,6 +53,13 @@ def main(argv: list[str] | None = None) -> int:
         "--config", type=Path, help="YAML: a section per task (epochs, lr, seed, ...)"
     )
     parser.add_argument("--seed", type=int, help="random seed (overrides the task section's seed)")
+    parser.add_argument(
+        "--other-test-cuts",
+        nargs="*",
+        default=[],
+        metavar="NAME=CUTS",
+        help="further test sets scored by the dev-chosen epoch (ASR, PR), e.g. test-other=PATH",
+    )
     args = parser.parse_args(argv)
     setup_logging()
     if finished(args.out_dir / "result.yaml"):
@@ -51,6 +67,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.task == "pr" and args.lexicon is None:
         raise MissingInput("--task pr needs --lexicon (the phone targets)")
     upstream_file = None if str(args.upstream) == FBANK else args.upstream  # FBANK: a name
+    other_tests = named_files(args.other_test_cuts, "--other-test-cuts", "CUTS")
+    if args.task == "sid" and other_tests:
+        raise ValueError("--other-test-cuts: the SID probe scores its own split of the speakers")
     require(upstream_file, args.train_cuts, args.valid_cuts, args.test_cuts, args.config)
     require(args.lexicon if args.task == "pr" else None)
     conf = (
@@ -61,6 +80,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.seed is not None:
         conf["seed"] = args.seed
     cuts = {"train": args.train_cuts, "dev": args.valid_cuts, "test": args.test_cuts}
+    cuts.update(other_tests)
     result = probe_upstream(args.upstream, args.task, cuts, conf, args.lexicon, args.out_dir)
     print(
         f"{args.upstream} {args.task}: {result['metric']} dev {result['dev']} test {result['test']}"

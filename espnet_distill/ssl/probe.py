@@ -39,6 +39,13 @@ TASKS = ("asr", "pr", "sid")
 TASK_METRIC = {"asr": "CER", "pr": "PER", "sid": "accuracy"}
 HIGHER_IS_BETTER = {"accuracy": True, "CER": False, "WER": False, "PER": False}
 TEST_SCORES = "test_scores.tsv"  # per test utterance: id, errors, reference length (probe_ssl)
+
+
+def other_test_scores(name: str) -> str:
+    """The per-utterance scores file of a further test set (e.g. test-other), as TEST_SCORES."""
+    return f"test_scores_{name}.tsv"
+
+
 WORD_SEP = "|"
 
 
@@ -242,7 +249,9 @@ def run_probe(
 ) -> dict:
     """Train the probe on ``splits["train"]`` (upstream frozen), keep the epoch best on "dev",
     score "test". Returns {metric (``TASK_METRIC``), dev, test, for ASR wer: {dev, test} of the
-    same epoch, layer_weights, skipped, test_utterances: [(id, errors, reference length)]}.
+    same epoch, layer_weights, skipped, test_utterances: [(id, errors, reference length)],
+    other_tests}: any further split (e.g. "test-other") is scored by the same epoch, as
+    ``other_tests[name]`` = {test, for ASR wer, utterances}.
     With ``checkpoint``, the
     state after each epoch is written there and a rerun resumes from it (same result as a run
     that was never interrupted)."""
@@ -432,6 +441,15 @@ def run_probe(
         m.lower(): {"dev": round(best_secondary[m], 2), "test": round(v, 2)}
         for m, v in test_secondary.items()
     }
+    other_tests = {}
+    for name in splits:
+        if name not in ("train", "dev", "test"):
+            score, utterances, other_secondary = evaluate(name)
+            other_tests[name] = {
+                "test": round(score, 2),
+                **{m.lower(): round(v, 2) for m, v in other_secondary.items()},
+                "utterances": utterances,
+            }
     return {
         "task": task,
         "metric": metric,
@@ -442,6 +460,7 @@ def run_probe(
         "layer_weights": [round(w, 3) for w in probe.featurizer.weights.softmax(0).tolist()],
         "skipped_cuts": skipped,
         "test_utterances": test_utterances,
+        "other_tests": other_tests,
     }
 
 
@@ -454,9 +473,11 @@ def probe_upstream(
     out_dir: Path,
 ) -> dict:
     """ssl1 stage 5 for one upstream and task: the probe of :func:`run_probe` on the cut
-    manifests ``cuts`` ({"train", "dev", "test"}; SID splits the speakers of "train" instead),
-    after ``conf["max_train_hours"]`` of training cuts (seeded) when set. Writes
-    ``out_dir/result.yaml`` and ``out_dir/`` :data:`TEST_SCORES`; returns the result."""
+    manifests ``cuts`` ({"train", "dev", "test"}, and further test sets by name, e.g.
+    "test-other"; SID splits the speakers of "train" instead and scores no further set), after
+    ``conf["max_train_hours"]`` of training cuts (seeded) when set. Writes
+    ``out_dir/result.yaml`` (further sets under ``other_tests``), ``out_dir/`` :data:`TEST_SCORES`
+    and ``test_scores_<name>.tsv`` per further set; returns the result."""
     lexicon = None
     if task == "pr":
         lexicon = read_lexicon(lexicon_file)
@@ -482,8 +503,11 @@ def probe_upstream(
     else:
         splits = {
             "train": train,
-            "dev": CutSet.from_file(cuts["dev"]).to_eager(),
-            "test": CutSet.from_file(cuts["test"]).to_eager(),
+            **{
+                name: CutSet.from_file(path).to_eager()
+                for name, path in cuts.items()
+                if name != "train"
+            },
         }
     if lexicon is not None:
         texts = (s.text for part in splits.values() for c in part for s in c.supervisions)
@@ -499,6 +523,11 @@ def probe_upstream(
         )
     utterances = result.pop("test_utterances")
     atomic_write_text(out_dir / TEST_SCORES, "".join(f"{u}\t{e}\t{n}\n" for u, e, n in utterances))
+    for name, other in result["other_tests"].items():
+        lines = (f"{u}\t{e}\t{n}\n" for u, e, n in other.pop("utterances"))
+        atomic_write_text(out_dir / other_test_scores(name), "".join(lines))
+    if not result["other_tests"]:
+        del result["other_tests"]
     atomic_write_text(
         out_dir / "result.yaml",
         yaml.safe_dump({"upstream": str(upstream_file), **result}, sort_keys=False),

@@ -76,19 +76,30 @@ def results_rows(
                 row[task] = {"metric": r["metric"], "test": r["test"], "dev": r["dev"]}
                 if "wer" in r:  # the ASR probe's secondary score
                     row[task]["wer"] = r["wer"]
+                if r.get("other_tests"):  # further test sets, e.g. test-other
+                    row[task]["other_tests"] = r["other_tests"]
         rows.append(row)
     return rows
 
 
 def markdown_table(rows: list[dict], tasks: list[str]) -> str:
-    """The results table; a task whose rows carry a secondary WER (ASR) gets a column for it."""
+    """The results table; a task whose rows carry a secondary WER (ASR) gets a column for it, and
+    one for each further test set (e.g. test-other: its score, and WER for ASR)."""
     metric = {t: next((r[t]["metric"] for r in rows if t in r), "") for t in tasks}
     with_wer = {t for t in tasks if any("wer" in r.get(t, {}) for r in rows)}
+    others = {
+        t: list(dict.fromkeys(n for r in rows for n in r.get(t, {}).get("other_tests", {})))
+        for t in tasks
+    }
     head = ["upstream", "params (M)", "params / teacher", "CPU speed-up"]
     for t in tasks:
         head.append(f"{t.upper()} {metric[t]} test (dev)")
         if t in with_wer:
             head.append(f"{t.upper()} WER test (dev)")
+        for name in others[t]:
+            head.append(f"{t.upper()} {metric[t]} {name}")
+            if t in with_wer:
+                head.append(f"{t.upper()} WER {name}")
     lines = ["|" + "|".join(head) + "|", "|" + "|".join("---" for _ in head) + "|"]
     for r in rows:
         cells = [
@@ -102,6 +113,11 @@ def markdown_table(rows: list[dict], tasks: list[str]) -> str:
             if t in with_wer:
                 wer = r.get(t, {}).get("wer")
                 cells.append(f"{wer['test']:.1f} ({wer['dev']:.1f})" if wer else "-")
+            for name in others[t]:
+                other = r.get(t, {}).get("other_tests", {}).get(name)
+                cells.append(f"{other['test']:.1f}" if other else "-")
+                if t in with_wer:
+                    cells.append(f"{other['wer']:.1f}" if other and "wer" in other else "-")
         lines.append("|" + "|".join(cells) + "|")
     return "\n".join(lines) + "\n"
 

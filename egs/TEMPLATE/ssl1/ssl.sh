@@ -13,7 +13,8 @@
 #   4 students: one per --students name, conf/distill_<name>.yaml (DistilHuBERT, LSTM-KD,
 #     LSTM-DKD, deep, wide)
 #   5 probing: every upstream (FBANK, teacher and students) x --probe_tasks (asr pr sid), frozen;
-#     FBANK is SUPERB's baseline, the probes' input features alone (--fbank_baseline)
+#     FBANK is SUPERB's baseline, the probes' input features alone (--fbank_baseline); ASR and
+#     PR also score --other_test_sets (e.g. test-other) with the epoch chosen on dev
 #   6 results: parameters, CPU speed-up vs the teacher, probing scores, each score above FBANK
 #     with its paired test, deep-vs-wide plot, RESULTS.md
 # Each stage skips finished work (its model.pt / result.yaml / labels.npz); --force true redoes
@@ -35,6 +36,8 @@ data_dir=                # that recipe's data dir (e.g. ../asr1/data/demo)
 train_set=train-clean-100  # training split
 valid_set=dev-clean      # validation split
 test_set=test-clean      # test split of the ASR and PR probes
+other_test_sets=         # further test splits the ASR and PR probes score with the same epoch
+                         # (e.g. test-other; the ASR recipe's stage 1 must prepare them)
 exp_dir=exp              # where experiments go
 num_clusters=100         # k-means clusters (HuBERT's iteration 1)
 label_teacher=           # a HuBERT whose layer --label_layer is clustered instead of MFCCs
@@ -72,12 +75,18 @@ if [ "${stage}" -le 1 ] && [ "${stop_stage}" -ge 1 ]; then
   (cd "${asr_dir}" && ./run.sh ${asr_opts} --stop_stage 3)
   [ -f "${data_dir}/lang_phone/lexicon.txt" ] || {
     log "Error: ${data_dir}/lang_phone/lexicon.txt is missing after ${asr_dir}'s stages 1-3"; exit 1; }
-  if is_done "${cuts_dir}/.done"; then
+  parts=("${train_set}" "${valid_set}" "${test_set}")
+  # shellcheck disable=SC2206
+  parts+=(${other_test_sets})
+  missing_parts=0
+  for part in "${parts[@]}"; do
+    [ -f "${cuts_dir}/cuts_${part}.jsonl.gz" ] || missing_parts=$((missing_parts + 1))
+  done
+  if is_done "${cuts_dir}/.done" && [ "${missing_parts}" -eq 0 ]; then
     log "  ${cuts_dir}/.done exists: skipping"
   else
     python -m espnet_distill.bin.ssl_cuts --manifest-dir "${data_dir}/manifests" \
-      --path-prefix "${asr_dir}" --parts "${train_set}" "${valid_set}" "${test_set}" \
-      --out-dir "${cuts_dir}"
+      --path-prefix "${asr_dir}" --parts "${parts[@]}" --out-dir "${cuts_dir}"
     touch "${cuts_dir}/.done"
   fi
   stage_time 1 data "${t0}"
@@ -180,9 +189,16 @@ if [ "${stage}" -le 5 ] && [ "${stop_stage}" -ge 5 ]; then
       fi
       [ "${force}" = true ] && find "${dir}" -mindepth 1 ! -name .lock -delete
       log "Stage 5: probing ${name} on ${task}"
+      other_tests=()
+      if [ "${task}" != sid ]; then  # SID scores its own split of the training speakers
+        for part in ${other_test_sets}; do
+          other_tests+=("${part}=${cuts_dir}/cuts_${part}.jsonl.gz")
+        done
+      fi
       ${train_cmd} "${dir}/probe.log" python -m espnet_distill.bin.probe_ssl \
         --upstream "${pair#*=}" --task "${task}" --train-cuts "${train_cuts}" \
         --valid-cuts "${valid_cuts}" --test-cuts "${test_cuts}" \
+        --other-test-cuts "${other_tests[@]}" \
         --lexicon "${data_dir}/lang_phone/lexicon.txt" --config "${probe_config}" --out-dir "${dir}"
       grep -E "^(metric|dev|test):" "${dir}/result.yaml" | tr '\n' ' ' | sed 's/^/  /'; echo
       release_dir

@@ -7,6 +7,8 @@
 #   ./run.sh --corpus_size full             # 8.6 h: 2 epochs each (as many teacher updates
 #                                           #   as the demo's 20 epochs; CPU-sized)
 #   ./run.sh --teacher_ckpt /path/hubert    # a real teacher (torchaudio, HF or fairseq format)
+# The ASR and PR probes also score test-other, the held-out engine (festival voices no training
+# split has), beside test-clean.
 set -euo pipefail
 
 corpus_size=demo   # tiny | demo | full
@@ -42,6 +44,7 @@ results_file=RESULTS.md
   --exp_dir "exp/${corpus_size}" \
   --teacher_config "${teacher_config}" \
   --probe_config "${probe_config}" \
+  --other_test_sets test-other \
   --results_file "${results_file}" \
   --results_title "synth ssl1 (${corpus_size} corpus)" \
   --train_overrides "${size_overrides}${size_overrides:+ }${train_overrides}" \
