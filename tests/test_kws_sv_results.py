@@ -9,6 +9,7 @@ import pytest
 
 from espnet_distill.kws_sv.report import (
     collect,
+    kws_item,
     markdown_table,
     paired_difference,
     paper_claims,
@@ -164,6 +165,44 @@ def test_malformed_per_item_lines_name_the_file_and_line(tmp_path):
         read_kws_predictions(kws)
     with pytest.raises(ValueError, match="sv_scores.txt:2: expected 'enrol test score target"):
         read_sv_scores(sv)
+
+
+def test_kws_items_pair_across_manifest_orders(tmp_path):
+    """Two preparations of one corpus listed its files in another order, so lhotse's cut ids
+    (recording, manifest position, window) differ in the position only: the items pair by
+    recording and window; a repeated item is an error."""
+    assert kws_item("_unknown__eight_cceb0dc7_nohash_0-239") == "_unknown__eight_cceb0dc7_nohash_0"
+    assert kws_item("_silence__silence_10-61-0") == "_silence__silence_10-0"
+    assert kws_item("_silence__silence_10-2-1") == "_silence__silence_10-1"
+    assert kws_item("u019") == "u019"  # not lhotse's form: kept
+    a, b = tmp_path / "a.txt", tmp_path / "b.txt"
+    a.write_text("yes_x_nohash_0-5\tyes\tyes\n_silence__silence_0-100-0\t_silence_\tup\n")
+    b.write_text("_silence__silence_0-0-0\t_silence_\t_silence_\nyes_x_nohash_0-1\tyes\tno\n")
+    assert read_kws_predictions(a) == {"yes_x_nohash_0": 0, "_silence__silence_0-0": 1}
+    assert read_kws_predictions(b) == {"yes_x_nohash_0": 1, "_silence__silence_0-0": 0}
+    b.write_text("yes_x_nohash_0-1\tyes\tno\nyes_x_nohash_0-7\tyes\tno\n")
+    with pytest.raises(ValueError, match="b.txt:2: a second line for test item yes_x_nohash_0"):
+        read_kws_predictions(b)
+
+
+def test_kws_cut_ids_do_not_depend_on_the_manifest_order(tmp_path):
+    from lhotse import Recording, RecordingSet, SupervisionSegment, SupervisionSet
+
+    from espnet_distill.bin.fine_tune_kws_sv import load_cuts
+
+    recs = [
+        Recording(id=f"r{i}", sources=[], sampling_rate=16000, num_samples=16000, duration=1.0)
+        for i in range(4)
+    ]
+    sups = SupervisionSet.from_segments(
+        SupervisionSegment(id=r.id, recording_id=r.id, start=0, duration=1.0) for r in recs
+    )
+    ids = []
+    for order, name in ((recs, "a"), (recs[::-1], "b")):
+        RecordingSet.from_recordings(order).to_file(tmp_path / f"{name}_recordings_test.jsonl.gz")
+        sups.to_file(tmp_path / f"{name}_supervisions_test.jsonl.gz")
+        ids.append(sorted(c.id for c in load_cuts(tmp_path, name, "test")))
+    assert ids[0] == ids[1]
 
 
 def _brute_force_min_dcf(scores: np.ndarray, labels: np.ndarray, p_target: float) -> float:

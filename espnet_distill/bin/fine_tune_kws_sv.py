@@ -13,7 +13,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from lhotse import CutSet, load_manifest
+from lhotse import CutSet, RecordingSet, load_manifest
 
 from espnet_distill.bin import (
     add_config_options,
@@ -39,8 +39,11 @@ def load_cuts(manifest_dir: Path, prefix: str, split: str) -> CutSet:
     for f in files:
         if not f.is_file():
             raise FileNotFoundError(f"{f} is missing: run stage 1 (prepare_kws_sv)")
+    # sorted: the cut ids lhotse makes end in the recording's position, which would otherwise
+    # follow the order the corpus files were listed in (the filesystem's)
+    recordings = RecordingSet.from_recordings(sorted(load_manifest(files[0]), key=lambda r: r.id))
     return CutSet.from_manifests(
-        recordings=load_manifest(files[0]), supervisions=load_manifest(files[1])
+        recordings=recordings, supervisions=load_manifest(files[1])
     ).to_eager()
 
 

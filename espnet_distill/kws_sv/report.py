@@ -4,6 +4,7 @@ the paired differences behind the paper's two findings, the table and the DET cu
 from __future__ import annotations
 
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -26,14 +27,31 @@ SETUPS = ("kws", "sv", "joint")
 N_BOOT = 1000
 
 
+# A KWS cut id is lhotse's "<recording>-<position in the manifest>", plus "-<window>" for the
+# one-second windows of a no-word recording; Speech Commands' recording ids have no hyphen.
+_CUT_ID = re.compile(r"^([^-]+)-\d+(-\d+)?$")
+
+
+def kws_item(cut_id: str) -> str:
+    """The test item a KWS cut id names: its recording (and window), without the manifest
+    position lhotse's ``CutSet.from_manifests`` appends, which followed the order the corpus
+    files were listed in (filesystem order, before the manifests were sorted): systems scored
+    from two preparations of the same corpus pair item by item."""
+    m = _CUT_ID.match(cut_id)
+    return m[1] + (m[2] or "") if m else cut_id
+
+
 def read_kws_predictions(path: Path) -> dict[str, int]:
-    """``kws_predictions.txt``: utterance id -> 1 if misclassified, else 0."""
+    """``kws_predictions.txt``: test item (:func:`kws_item`) -> 1 if misclassified, else 0."""
     wrong = {}
     for n, line in enumerate(path.read_text().splitlines(), 1):
         fields = line.split("\t")
         if len(fields) != 3:
             raise ValueError(f"{path}:{n}: expected 'id<TAB>label<TAB>predicted', got {line!r}")
-        wrong[fields[0]] = int(fields[1] != fields[2])
+        item = kws_item(fields[0])
+        if item in wrong:
+            raise ValueError(f"{path}:{n}: a second line for test item {item} ({fields[0]})")
+        wrong[item] = int(fields[1] != fields[2])
     return wrong
 
 
