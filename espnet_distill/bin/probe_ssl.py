@@ -53,13 +53,8 @@ def main(argv: list[str] | None = None) -> int:
         "--config", type=Path, help="YAML: a section per task (epochs, lr, seed, ...)"
     )
     parser.add_argument("--seed", type=int, help="random seed (overrides the task section's seed)")
-    parser.add_argument(
-        "--other-test-cuts",
-        nargs="*",
-        default=[],
-        metavar="NAME=CUTS",
-        help="further test sets scored by the dev-chosen epoch (ASR, PR), e.g. test-other=PATH",
-    )
+    # further test sets (ASR, PR), scored by the epoch chosen on dev
+    parser.add_argument("--other-test-cuts", nargs="*", default=[], metavar="NAME=CUTS")
     args = parser.parse_args(argv)
     setup_logging()
     if finished(args.out_dir / "result.yaml"):
