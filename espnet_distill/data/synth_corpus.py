@@ -5,9 +5,9 @@ speaker with its own pitch and rate and its own channel made with sox (band limi
 equaliser, reverberation) plus additive coloured noise at a seeded SNR. test-other, LibriSpeech's
 second test set, is here the held-out-engine condition: festival voices that no other split has
 (``FESTIVAL_VOICES``), speaking test-clean's held-out sentences through channels drawn alike, so
-its WER beside test-clean's says how far a model carries to a voice source it never heard. Text comes from Debian's
-fortunes, normalised like LibriSpeech; dev and test sentences are held out of the training text
-and of the LM text. The layout is LibriSpeech's, so ``lhotse.recipes.prepare_librispeech`` reads it::
+its WER beside test-clean's says how far a model carries to a voice source it never heard. Text
+comes from Debian's fortunes, normalised like LibriSpeech; dev and test sentences are held out of
+the training text and of the LM text. The layout is LibriSpeech's, so ``lhotse.recipes.prepare_librispeech`` reads it::
 
     <out>/LibriSpeech/SPEAKERS.TXT
     <out>/LibriSpeech/<split>/<spk>/<chapter>/<spk>-<chapter>.trans.txt
