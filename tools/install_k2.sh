@@ -90,21 +90,35 @@ if ! ls "${cache}"/dist/k2-*.whl >/dev/null 2>&1; then
     fi
   fi
 
+  # pybind11 3's make_tuple returns a typed tuple, so a lambda returning tuples of two lengths
+  # needs its return type spelled out (k2's ragged.cu pickle lambda; the copy is patched, the
+  # source tarball is not)
+  "${py}" - "${src}/k2/python/csrc/torch/ragged.cu" <<'EOF'
+import sys
+from pathlib import Path
+
+path = Path(sys.argv[1])
+old = "  pyclass.def(py::pickle(\n      [](const PyClass &obj) {"
+text = path.read_text()
+if old in text:
+    path.write_text(text.replace(old, old[:-2] + " -> py::tuple {", 1))
+EOF
   log "k2 build (${key}): sources of pybind11 and kaldifeat from PyPI"
   deps=${work}/deps
   mkdir -p "${deps}"
+  # pybind11 3's sdist carries its CMake project (2.x's PyPI sdists do not); k2 pins a 2.x commit
   for sdist in pybind11==3.1.0 kaldifeat==1.24; do
-    name=${sdist%%==*}
-    if [ ! -d "${deps}/${name}" ]; then
+    dir=${deps}/${sdist/==/-}
+    if [ ! -d "${dir}" ]; then
       "${py}" -m pip download -q --no-deps --no-binary :all: "${sdist}" -d "${deps}" ||
         die "could not download the ${sdist} sdist from PyPI"
-      mkdir -p "${deps}/${name}"
-      tar xzf "${deps}/${sdist/==/-}.tar.gz" -C "${deps}/${name}" --strip-components 1
+      mkdir -p "${dir}"
+      tar xzf "${dir}.tar.gz" -C "${dir}" --strip-components 1
     fi
   done
   cmake_args=(-DCMAKE_BUILD_TYPE=Release -DCMAKE_CXX_STANDARD=17
-    -DFETCHCONTENT_SOURCE_DIR_PYBIND11="${deps}/pybind11"
-    -DFETCHCONTENT_SOURCE_DIR_KALDIFEAT="${deps}/kaldifeat")
+    -DFETCHCONTENT_SOURCE_DIR_PYBIND11="${deps}/pybind11-3.1.0"
+    -DFETCHCONTENT_SOURCE_DIR_KALDIFEAT="${deps}/kaldifeat-1.24")
   if [ "${cuda}" = 1 ]; then
     log "CUDA build (nvcc: $(command -v nvcc))"
   else
@@ -143,8 +157,13 @@ for name, (old, new) in patches.items():
         sys.exit(f"install_k2.sh: {path}: its CUDA block is not where this torch version had it")
     path.write_text(text.replace(old, new, 1))
 EOF
-    cmake_args+=(-DK2_WITH_CUDA=OFF -DTorch_DIR="${torch_copy}/share/cmake/Torch")
+    # both dirs: Torch's config finds Caffe2 through CMAKE_PREFIX_PATH (the venv's) first
+    cmake_args+=(-DK2_WITH_CUDA=OFF -DTorch_DIR="${torch_copy}/share/cmake/Torch"
+      -DCaffe2_DIR="${torch_copy}/share/cmake/Caffe2")
   fi
+  # configure afresh on a rerun (a failed configure can leave NOTFOUND values in the cache); the
+  # compiled objects are kept, so a killed build resumes
+  [ -d "${src}/build" ] && find "${src}/build" -name CMakeCache.txt -delete
   jobs=${K2_JOBS:-$(nproc)}
   log "compiling k2 with ${jobs} jobs (about 40-70 min on 2 CPU cores; log: ${work}/build.log)"
   (cd "${src}" && K2_CMAKE_ARGS="${cmake_args[*]}" K2_MAKE_ARGS="-j${jobs}" \
