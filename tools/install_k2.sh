@@ -26,8 +26,9 @@ die() { echo "install_k2.sh: $*" >&2; exit 1; }
 SECONDS=0
 py=.venv/bin/python
 [ -x "${py}" ] || die ".venv is missing: run tools/install.sh first"
+k2_version() { "${py}" -c "import k2; from importlib.metadata import version; print(version('k2'))"; }
 if "${py}" -c "import k2" 2>/dev/null; then
-  log "k2 $("${py}" -c 'import k2; print(k2.__version__)') is installed"
+  log "k2 $(k2_version) is installed"
   exit 0
 fi
 
@@ -174,6 +175,6 @@ EOF
   rm -rf "${work}"
 fi
 install_wheel
-"${py}" -c "import k2; print('k2', k2.__version__)" ||
-  die "the k2 wheel installed but 'import k2' fails"
+version=$(k2_version) || die "the k2 wheel installed but 'import k2' fails"
+log "k2 ${version}"
 log "done in ${SECONDS} s"
