@@ -445,18 +445,17 @@ def run_worker(plan_file: Path) -> None:
         sys.exit(1)
 
 
-def check_tools() -> None:
-    """espeak-ng, flite and sox on PATH, else one line saying how to install them."""
-    for tool in ("espeak-ng", "flite", "sox"):
+def check_tools(*tools: str) -> None:
+    """``tools`` (default: espeak-ng, flite and sox) on PATH, else one line saying how to install
+    them."""
+    for tool in tools or ("espeak-ng", "flite", "sox"):
         if shutil.which(tool) is None:
             raise FileNotFoundError(f"{tool} not found on PATH: run tools/install.sh")
 
 
 def check_festival_voices() -> None:
     """festival, its text2wave and test-other's voices, else one line saying how to install them."""
-    for tool in ("festival", "text2wave"):
-        if shutil.which(tool) is None:
-            raise FileNotFoundError(f"{tool} not found on PATH: run tools/install.sh")
+    check_tools("festival", "text2wave")
     listed = subprocess.run(
         ["festival", "-b", "(print (voice.list))"], capture_output=True, text=True
     ).stdout
