@@ -26,6 +26,9 @@ SETUPS = ("kws", "sv", "joint")
 
 N_BOOT = 1000
 
+# the scores the findings compare: results.json key, label, whether higher is better
+COMPARED_SCORES = (("kws_accuracy", "KWS acc", True), ("eer", "EER", False))
+
 
 # A KWS cut id is lhotse's "<recording>-<position in the manifest>", plus "-<window>" for the
 # one-second windows of a no-word recording; Speech Commands' recording ids have no hyphen.
@@ -241,7 +244,7 @@ def paper_claims(rows: list[dict], teacher: str = "teacher") -> list[str]:
         frozen = at.get((name, "frozen", setup))
         if mode != "finetuned" or frozen is None:
             continue
-        for key, label, higher in (("kws_accuracy", "KWS acc", True), ("eer", "EER", False)):
+        for key, label, higher in COMPARED_SCORES:
             if key in r and key in frozen:
                 better = r[key] > frozen[key] if higher else r[key] < frozen[key]
                 wins, total = wins + better, total + 1
@@ -258,7 +261,7 @@ def paper_claims(rows: list[dict], teacher: str = "teacher") -> list[str]:
         base = at.get((FBANK, "frozen", setup))
         if name == FBANK or mode != "frozen" or base is None:
             continue
-        for key, label, higher in (("kws_accuracy", "KWS acc", True), ("eer", "EER", False)):
+        for key, label, higher in COMPARED_SCORES:
             if key in r and key in base:
                 gain = (r[key] - base[key]) * (1 if higher else -1)
                 d = paired_difference(base, r, key)
