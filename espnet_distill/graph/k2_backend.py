@@ -130,8 +130,7 @@ class K2Decoder:
         those of the word acceptor ``G`` (:func:`word_acceptor`), then its best path."""
         if lattice.num_arcs == 0:
             return []
-        acoustic = k2.Fsa(lattice.arcs.clone(), aux_labels=lattice.aux_labels)
-        acoustic.labels = lattice.labels.clone()
+        acoustic = k2.Fsa(lattice.arcs.clone(), aux_labels=lattice.aux_labels)  # labels in arcs
         acoustic.scores = lattice.scores - lattice.graph_scores
         by_words = k2.arc_sort(k2.invert(acoustic))  # labels: words (0 where none), aux: units
         rescored = k2.intersect_device(
