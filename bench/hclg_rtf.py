@@ -7,9 +7,13 @@ the real-time factor is seconds of compute per second of audio, measured in one 
 utterances. Acoustic scale (and blank penalty, beam) are the ones the recipe chose on dev.
 The performance issue's target: search RTF <= 0.02.
 
+``--backend kaldi k2`` searches the same scores with kaldi-decoder and with k2, side by side:
+each one's graph load time, search RTF, WER, and the share of utterances whose hypothesis is
+identical to kaldi-decoder's (the k2 backend's parity check on real scores).
+
 Usage:
     python bench/hclg_rtf.py --recipe egs/synth/asr1 --size demo [--part test-clean] \\
-        [--system hybrid|ctc --am am_train_conformer_ctc_senone] [--beam 11]
+        [--system hybrid|ctc --am am_train_conformer_ctc_senone] [--beam 11] [--backend kaldi k2]
 """
 
 from __future__ import annotations
@@ -17,16 +21,17 @@ from __future__ import annotations
 import argparse
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import yaml
 from lhotse import CutSet
 
 from espnet_distill.align.features import load_align_features
 from espnet_distill.align.trainer import GmmSystem, Lang
 from espnet_distill.decode.network import hybrid_scores, network_outputs
-from espnet_distill.graph.hclg import HclgDecoder
-from espnet_distill.graph.tlg import TlgDecoder
+from espnet_distill.decode.searches import Hclg, Tlg, WfstSearch
 from espnet_distill.score.wer import score_corpus
 
 
@@ -47,6 +52,9 @@ def main() -> None:
     )
     parser.add_argument("--system", choices=["gmm", "hybrid", "ctc"], default="gmm")
     parser.add_argument(
+        "--backend", nargs="+", choices=["kaldi", "k2"], default=["kaldi"], help="search libraries"
+    )
+    parser.add_argument(
         "--am",
         default="am_train_conformer_ctc_senone",
         help="experiment dir (under exp/<size>) of the network",
@@ -63,11 +71,13 @@ def main() -> None:
     chosen = yaml.safe_load(best.read_text()) if best.is_file() else {}
     scale = chosen.get("acoustic_scale", 0.1)
     beam = float(args.beam or chosen.get("graph_beam", 13.0))
+    max_active = chosen.get("max_active", 7000)
     lang = Lang.load(data / "lang_phone")
     tri = GmmSystem.load(exp / "align" / "tri", lang)
     os.chdir(r)  # cut manifests hold paths relative to the recipe
     cuts = CutSet.from_file(data / "fbank" / f"cuts_{args.part}.jsonl.gz").to_eager()
     audio = sum(c.duration for c in cuts)
+    refs = {s.id: s.text for c in cuts for s in c.supervisions}
     t0 = time.perf_counter()
     if args.system == "gmm":
         feats = load_align_features(cuts)
@@ -76,29 +86,61 @@ def main() -> None:
         cuts_file = data / "fbank" / f"cuts_{args.part}.jsonl.gz"
         scores = hybrid_scores(system_dir / "model.pt", cuts_file, tri.tree.num_pdfs, "cpu", 60.0)
     t_acoustic = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    decoder = HclgDecoder(graph_dir, tri.tm, beam)
-    t_load = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    for s in scores.values():
-        decoder(s, scale)
-    t_search = time.perf_counter() - t0
-    print(graph_summary(decoder.graph, graph_dir / "HCLG.fst", t_load))
+    print(graph_summary(graph_dir / "HCLG.fst"))
     print(
-        f"{args.system} system; {args.part}: {len(cuts)} utterances, {audio:.0f} s of audio, acoustic scale {scale}, "
-        f"beam {beam}"
+        f"{args.system} system; {args.part}: {len(cuts)} utterances, {audio:.0f} s of audio, "
+        f"acoustic scale {scale}, beam {beam}; acoustic scoring RTF {t_acoustic / audio:.4f}"
     )
-    print(f"RTF search only: {t_search / audio:.4f}  (target <= 0.02)")
-    print(f"RTF {args.system} scoring + search: {(t_search + t_acoustic) / audio:.4f}")
+    rows = compare_backends(
+        lambda backend: Hclg(graph_dir, tri.tm, beam, max_active, args.system, backend),
+        args.backend,
+        (scale,),
+        scores,
+        refs,
+        audio,
+    )
+    print_rows(f"beam {beam:g}", rows)
 
 
-def graph_summary(graph: object, fst_file: Path, load_seconds: float) -> str:
+def graph_summary(fst_file: Path) -> str:
+    import kaldifst
+
+    graph = kaldifst.StdVectorFst.read(str(fst_file))
     arcs = sum(graph.num_arcs(s) for s in range(graph.num_states))
     size_mb = fst_file.stat().st_size / 2**20
-    return (
-        f"{fst_file}: {graph.num_states} states, {arcs} arcs, {size_mb:.1f} MB "
-        f"(loaded in {load_seconds:.1f} s)"
-    )
+    return f"{fst_file}: {graph.num_states} states, {arcs} arcs, {size_mb:.1f} MB"
+
+
+def compare_backends(
+    make_search: Callable[[str], WfstSearch],
+    backends: list[str],
+    weights: tuple[float, ...],
+    scores: dict[str, np.ndarray],
+    refs: dict[str, str],
+    audio: float,
+) -> list[tuple]:
+    """(backend, graph load s, search RTF, WER, share identical to the first backend's) rows."""
+    rows, first = [], None
+    for backend in backends:
+        t0 = time.perf_counter()
+        search = make_search(backend)
+        t_load = time.perf_counter() - t0
+        text = search.for_weights(*weights)
+        t0 = time.perf_counter()
+        hyps = {utt: text(s) for utt, s in scores.items()}
+        t_search = time.perf_counter() - t0
+        first = first or hyps
+        same = sum(hyps[u] == first[u] for u in hyps) / len(hyps)
+        wer = score_corpus(refs, hyps).totals()["err"]
+        rows.append((backend, t_load, t_search / audio, wer, same))
+    return rows
+
+
+def print_rows(setting: str, rows: list[tuple]) -> None:
+    print(f"| {setting}: backend | graph load (s) | search RTF | WER | identical to {rows[0][0]} |")
+    print("|---|---|---|---|---|")
+    for backend, t_load, rtf, wer, same in rows:
+        print(f"| {backend} | {t_load:.1f} | {rtf:.4f} | {wer:.1f} | {same:.1%} |")
 
 
 def tlg_rtf(args: argparse.Namespace) -> None:
@@ -117,28 +159,24 @@ def tlg_rtf(args: argparse.Namespace) -> None:
     t0 = time.perf_counter()
     outputs, _ = network_outputs(am_dir / "model.pt", cuts_file, "cpu", 60.0)
     t_network = time.perf_counter() - t0
-    rows = []
-    for beam in beams:
-        t0 = time.perf_counter()
-        decoder = TlgDecoder(graph_dir, beam, chosen.get("max_active", 7000))
-        t_load = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        hyps = {
-            utt: " ".join(decoder(lp, chosen["acoustic_scale"], chosen["blank_penalty"]))
-            for utt, lp in outputs.items()
-        }
-        t_search = time.perf_counter() - t0
-        rows.append((beam, t_search / audio, score_corpus(refs, hyps).totals()["err"]))
-    print(graph_summary(decoder.graph, graph_dir / "TLG.fst", t_load))
+    print(graph_summary(graph_dir / "TLG.fst"))
     print(
         f"ctc system {args.am}; {args.part}: {len(outputs)} utterances, {audio:.0f} s of audio, "
         f"acoustic scale {chosen['acoustic_scale']}, blank penalty {chosen['blank_penalty']}; "
         f"network RTF {t_network / audio:.4f}"
     )
-    print("| beam | search RTF (target <= 0.02) | WER |")
-    print("|---|---|---|")
-    for beam, rtf, wer in rows:
-        print(f"| {beam:g} | {rtf:.4f} | {wer:.1f} |")
+    weights = (chosen["acoustic_scale"], chosen["blank_penalty"])
+    max_active = chosen.get("max_active", 7000)
+    for beam in beams:
+        rows = compare_backends(
+            lambda backend, beam=beam: Tlg(graph_dir, beam, max_active, backend),
+            args.backend,
+            weights,
+            outputs,
+            refs,
+            audio,
+        )
+        print_rows(f"beam {beam:g}", rows)
 
 
 if __name__ == "__main__":

@@ -10,6 +10,10 @@ import yaml
 
 # stage 8's decoding methods, in the order RESULTS.md lists them
 DECODE_METHODS = ("greedy", "beam_lm", "tlg", "hclg")
+# stage 8's decode dir suffixes: a WFST method by kaldi-decoder (its own name), by k2 (``_k2``), and
+# k2's TLG lattices rescored with the larger word n-gram (``_k2_rescore``; HCLG lattices, not
+# determinized, hold millions of arcs an utterance: the recipe does not rescore them)
+DECODE_DIR_METHODS = ("greedy", "beam_lm", "tlg", "tlg_k2", "tlg_k2_rescore", "hclg", "hclg_k2")
 # the searches' defaults: decode_ctc / decode_hclg take them, and asr.sh declares the same values
 # (tests/test_bad_input.py checks); graph_beam 12 vs 16: WER +0.1, search 4.5x faster
 # (bench/hclg_rtf.py); hclg_beam 11 is 2x faster than 13

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from espnet_distill.bin import PATH_FLAGS, config_value
-from espnet_distill.config import DECODE_DEFAULTS, DECODE_METHODS
+from espnet_distill.config import DECODE_DEFAULTS, DECODE_DIR_METHODS, DECODE_METHODS
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPTS = sorted(
@@ -101,6 +101,8 @@ def test_asr_sh_knows_the_decoding_methods_of_config():
     text = (ROOT / "egs" / "TEMPLATE" / "asr1" / "asr.sh").read_text()
     known = re.search(r'^known_decode_methods="([^"]+)"', text, re.M).group(1)
     assert tuple(known.split()) == DECODE_METHODS
+    dir_methods = re.search(r'^decode_dir_methods="([^"]+)"', text, re.M).group(1)
+    assert tuple(dir_methods.split()) == DECODE_DIR_METHODS
 
 
 def test_config_value_exit_status_says_whether_the_key_is_set(tmp_path, capsys):

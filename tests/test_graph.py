@@ -169,3 +169,23 @@ def test_malformed_arpa_is_named_with_its_line(tmp_path, bad, message):
     with pytest.raises(ValueError, match=re.escape(message)) as err:
         read_arpa(path)
     assert str(path) in str(err.value)
+
+
+def test_wfst_search_backend_errors(tmp_path, monkeypatch):
+    """Lattice rescoring without the k2 backend, and the k2 backend where k2 does not import,
+    are one-line errors saying what is needed (before any graph is read)."""
+    import sys
+
+    from espnet_distill.decode.searches import Tlg
+
+    with pytest.raises(ValueError, match="needs the k2 backend"):
+        Tlg(tmp_path, 12.0, 7000, backend="kaldi", rescore_lm=tmp_path / "G.arpa")
+    with pytest.raises(ValueError, match="not one of"):
+        Tlg(tmp_path, 12.0, 7000, backend="openfst")
+    monkeypatch.setitem(sys.modules, "k2", None)  # import k2 raises ImportError
+    monkeypatch.delitem(sys.modules, "espnet_distill.graph.k2_backend", raising=False)
+    import espnet_distill.graph
+
+    monkeypatch.delattr(espnet_distill.graph, "k2_backend", raising=False)
+    with pytest.raises(ValueError, match="install_k2.sh"):
+        Tlg(tmp_path, 12.0, 7000, backend="k2")

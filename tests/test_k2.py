@@ -116,3 +116,79 @@ def test_k2_whole_lattice_rescoring(tlg_dir, tmp_path):
     for sentence in texts[:2]:
         lattice = decoder.lattice(_noisy_log_probs(tok, sentence, rng, noise=2.5))
         assert decoder.rescore(lattice, two_lm, lm_scale=1.0) == sentence.split()
+
+
+def test_k2_hclg_one_best_equals_kaldi_decoders_and_rescoring_keeps_transitions(
+    aligned, hclg_graph, tiny_features
+):
+    """The tiny GMM's log-likelihoods of dev sentences (not in the LM text) over HCLG: k2's
+    one-best words equal kaldi-decoder's with the same beam. Rescoring with the graph's own
+    3-gram returns the one-best path with its score (measured: within 0.005 of about -2400):
+    HCLG is deterministic on transition ids, so a lattice path's graph score is its transition
+    scores, its lexicon's log(1 - sil_prob) = log 0.5 per word and its LM score, and the score
+    comes back only if rescoring keeps the first two (dropping them moves it by 25-60)."""
+    from lhotse import CutSet
+
+    from espnet_distill.align.features import load_align_features
+    from espnet_distill.align.trainer import GmmSystem, Lang
+    from espnet_distill.graph.hclg import HclgDecoder
+    from espnet_distill.graph.k2_backend import hclg_decoder, word_acceptor
+
+    exp, lang_dir, _, _ = aligned
+    tri = GmmSystem.load(exp / "tri", Lang.load(lang_dir))
+    cuts = CutSet.from_file(tiny_features / "fbank" / "cuts_dev-clean.jsonl.gz").to_eager()
+    feats = load_align_features(cuts)
+    kaldi = HclgDecoder(hclg_graph, tri.tm, beam=20.0)
+    # an HCLG lattice is not determinized: every alignment within the output beam stays (0.5-4M
+    # arcs a tiny utterance at beam 8), so a narrow one keeps rescoring small here
+    ours = hclg_decoder(hclg_graph, tri.tm, lang_dir, search_beam=20.0, output_beam=1.0)
+    own_lm = word_acceptor(hclg_graph.parent / "lm" / "word_3gram.arpa", hclg_graph / "words.txt")
+    acoustic_scale = 0.1
+    scores = {c.id: tri.gmm.loglikes(feats[c.id]) * acoustic_scale for c in cuts}
+    for s in scores.values():
+        assert ours.one_best(ours.lattice(s))[0] == kaldi(s / acoustic_scale, acoustic_scale)
+    shortest = sorted(scores, key=lambda u: len(scores[u]))[:2]
+    for utt in shortest:
+        lattice = ours.lattice(scores[utt])
+        one_best = k2.shortest_path(lattice, use_double_scores=True)
+        rescored = ours.rescored_path(lattice, own_lm)
+        assert [ours.id2word[int(i)] for i in rescored.labels if i > 0] == ours.one_best(lattice)[0]
+        assert float(rescored.scores.sum()) == pytest.approx(float(one_best.scores.sum()), abs=0.05)
+    # the cached graph (<graph>.k2.pt) is the one converted from HCLG.fst
+    assert (hclg_graph / "HCLG.k2.pt").is_file()
+    again = hclg_decoder(hclg_graph, tri.tm, search_beam=20.0)
+    assert torch.equal(again.graph.labels, ours.graph.labels)
+    assert torch.equal(again.graph.graph_scores, ours.graph.graph_scores)
+
+
+def test_tlg_search_with_k2_rescoring_tunes_lm_scale_on_cached_lattices(
+    tlg_dir, tmp_path, monkeypatch
+):
+    """Stage 8's search with ``--graph-backend k2 --rescore-lm``: the grid (acoustic scale x
+    blank penalty x lm_scale) builds one lattice per utterance and scale setting, whatever the
+    number of lm_scales, and every setting's hypotheses are the rescoring of those lattices."""
+    from espnet_distill.decode.searches import Tlg, decode_set
+    from espnet_distill.graph import k2_backend
+
+    graph_dir, texts, tok = tlg_dir
+    lm = graph_dir.parent / "lm" / "word_3gram.arpa"
+    rng = np.random.default_rng(2)
+    scores = {f"u{i}": _noisy_log_probs(tok, t, rng, noise=2.0) for i, t in enumerate(texts[:4])}
+    ref = tmp_path / "text"
+    ref.write_text("".join(f"u{i} {t}\n" for i, t in enumerate(texts[:4])))
+    search = Tlg(graph_dir, 12.0, 7000, backend="k2", rescore_lm=lm)
+    assert search.weight_names == ("acoustic_scale", "blank_penalty", "lm_scale")
+    built = []
+    lattice = k2_backend.K2Decoder.lattice
+    monkeypatch.setattr(
+        k2_backend.K2Decoder, "lattice", lambda self, s: built.append(1) or lattice(self, s)
+    )
+    values = [[0.8, 1.0], [0.0], [0.5, 1.0, 2.0]]
+    hyps, chosen = decode_set(scores, search, values, None, ref, tmp_path / "dev")
+    assert len(built) == 2 * len(scores)  # two scale settings, three lm_scales each
+    assert chosen["backend"] == "k2" and chosen["rescore_lm"] == str(lm)
+    decoder = search.k2_decoder
+    G = k2_backend.word_acceptor(lm, graph_dir / "words.txt")
+    for utt, s in scores.items():
+        best = decoder.lattice(search.scaled(s, chosen["acoustic_scale"], chosen["blank_penalty"]))
+        assert hyps[utt] == " ".join(decoder.rescore(best, G, chosen["lm_scale"]))

@@ -136,6 +136,8 @@ def test_empty_references_report_their_errors_not_zero_percent(tmp_path, caplog)
         ("decode_test-clean_greedy", "test-clean"),
         ("decode_dev_clean_2_hclg", "dev_clean_2"),
         ("decode_test-other_tlg", "test-other"),
+        ("decode_test-other_tlg_k2", "test-other"),
+        ("decode_dev_clean_2_hclg_k2", "dev_clean_2"),
     ],
 )
 def test_results_name_the_test_set_of_a_decode_dir(tmp_path, decode_dir, test_set):

@@ -118,6 +118,20 @@ def add_paths(parser: argparse.ArgumentParser, *flags: str, required: bool = Tru
         parser.add_argument(flag, type=Path, required=required, help=PATH_FLAGS.get(flag))
 
 
+def add_graph_backend(parser: argparse.ArgumentParser) -> None:
+    """The WFST searches' backend options (decode_ctc's tlg, decode_hclg): kaldi-decoder or k2,
+    and k2's lattice rescoring with a word n-gram at the tuned ``--lm-scales``."""
+    parser.add_argument(
+        "--graph-backend", choices=["kaldi", "k2"], default="kaldi", help="WFST search library"
+    )
+    parser.add_argument(
+        "--rescore-lm", type=Path, help="ARPA word n-gram rescoring the k2 lattices (e.g. 4-gram)"
+    )
+    parser.add_argument(
+        "--lm-scales", type=float, nargs="+", default=[1.0], help="rescoring LM weights tried"
+    )
+
+
 def add_config_options(
     parser: argparse.ArgumentParser, required: bool = True, seed_key: str = "train.seed"
 ) -> None:

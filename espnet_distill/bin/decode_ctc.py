@@ -1,7 +1,9 @@
 """Stage 8: CTC decoding of a cut manifest with an averaged model.
 
 Methods: ``greedy`` (best path), ``beam_lm`` (prefix beam search with word n-gram fusion) and
-``tlg`` (WFST search over the TLG graph of stage 7; words only from its lexicon).
+``tlg`` (WFST search over the TLG graph of stage 7; words only from its lexicon), by kaldi-decoder
+or with ``--graph-backend k2`` by k2, whose lattices ``--rescore-lm`` rescores with a larger word
+n-gram (``--lm-scales`` tuned like the other weights).
 With ``--tune-ref`` (the dev set's Kaldi text) and several ``--lm-weights``/``--word-bonuses`` (for
 ``tlg``: ``--acoustic-scales``), every combination is decoded and scored, ``grid.tsv`` lists them and ``best.yaml`` keeps the best one; the
 test sets are then decoded with ``--best-from <dev decode dir>/best.yaml``. The network runs once per
@@ -17,6 +19,8 @@ Usage:
         --lm-weights 0.3 0.6 0.9 --word-bonuses 0 1 2 --out-dir exp/am/decode_dev-clean_beam_lm
     python -m espnet_distill.bin.decode_ctc ... --method tlg --graph-dir data/graph_tlg_3gram \
         --acoustic-scales 0.8 1.0 1.2 --tune-ref data/dev_clean/text --out-dir ...
+    python -m espnet_distill.bin.decode_ctc ... --method tlg --graph-backend k2 \
+        --rescore-lm data/lm/word_4gram.arpa --lm-scales 0.6 0.8 1.0 1.2 ...
 """
 
 from __future__ import annotations
@@ -25,7 +29,13 @@ import sys
 import time
 from pathlib import Path
 
-from espnet_distill.bin import device_of, make_parser, one_line_errors
+from espnet_distill.bin import (
+    add_graph_backend,
+    device_of,
+    make_parser,
+    one_line_errors,
+    require,
+)
 from espnet_distill.config import DECODE_DEFAULTS
 from espnet_distill.decode.network import network_outputs
 from espnet_distill.decode.searches import CtcBeamLm, GreedyCtc, Search, Tlg, decode_set
@@ -50,6 +60,7 @@ def main(argv: list[str] | None = None) -> int:
         default=DECODE_DEFAULTS["max_active"],
         help="WFST search max. states",
     )
+    add_graph_backend(parser)
     parser.add_argument("--acoustic-scales", type=float, nargs="+", default=[1.0])
     parser.add_argument("--blank-penalties", type=float, nargs="+", default=[0.0])
     parser.add_argument("--lm-weights", type=float, nargs="+", default=[0.5])
@@ -76,6 +87,7 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 1
+    require(args.rescore_lm, files=True)
     write_command(args.out_dir, "espnet_distill.bin.decode_ctc", argv)
     tokenizer = BpeTokenizer(args.lang_dir / "bpe.model")
     start = time.perf_counter()
@@ -84,8 +96,12 @@ def main(argv: list[str] | None = None) -> int:
     )
 
     if args.method == "tlg":
-        search: Search = Tlg(args.graph_dir, args.graph_beam, args.max_active)
+        search: Search = Tlg(
+            args.graph_dir, args.graph_beam, args.max_active, args.graph_backend, args.rescore_lm
+        )
         values = [args.acoustic_scales, args.blank_penalties]
+        if args.rescore_lm:
+            values.append(args.lm_scales)
     elif args.method == "beam_lm":
         search = CtcBeamLm(tokenizer, args.lm, args.beam)
         values = [args.lm_weights, args.word_bonuses]

@@ -3,7 +3,8 @@
 priors are the pseudo log-likelihoods. Both use the stage-4 transition model (``tri/``).
 
 The acoustic scale (1 / LM weight, Kaldi's LMWT sweep) is chosen on ``--tune-ref`` from
-``--acoustic-scales``; test sets reuse it with ``--best-from``. Writes the decode dir files of
+``--acoustic-scales``; test sets reuse it with ``--best-from``. ``--graph-backend k2`` searches with
+k2, and ``--rescore-lm`` rescores its lattices with a larger word n-gram (``--lm-scales``). Writes the decode dir files of
 :mod:`espnet_distill.decode.tuning`.
 
 Usage:
@@ -26,7 +27,14 @@ from tqdm import tqdm
 
 from espnet_distill.align.features import load_align_features
 from espnet_distill.align.trainer import GmmSystem, Lang
-from espnet_distill.bin import add_paths, device_of, make_parser, one_line_errors, require
+from espnet_distill.bin import (
+    add_graph_backend,
+    add_paths,
+    device_of,
+    make_parser,
+    one_line_errors,
+    require,
+)
 from espnet_distill.config import DECODE_DEFAULTS
 from espnet_distill.decode.network import hybrid_scores
 from espnet_distill.decode.searches import Hclg, decode_set
@@ -47,11 +55,12 @@ def main(argv: list[str] | None = None) -> int:
         "--beam", type=float, default=DECODE_DEFAULTS["hclg_beam"], help="search beam"
     )
     parser.add_argument("--max-active", type=int, default=DECODE_DEFAULTS["max_active"])
+    add_graph_backend(parser)
     add_paths(parser, "--tune-ref", "--best-from", required=False)
     args = parser.parse_args(argv)
     setup_logging()
     inputs = [args.graph_dir / "HCLG.fst", args.align_dir / "tri" / "final.npz", args.cuts]
-    require(*inputs, args.model, files=True)
+    require(*inputs, args.model, args.rescore_lm, files=True)
     write_command(args.out_dir, "espnet_distill.bin.decode_hclg", argv)
     start = time.perf_counter()
     lang = Lang.load(args.lang_dir)
@@ -72,10 +81,18 @@ def main(argv: list[str] | None = None) -> int:
         }
     seconds = sum(c.duration for c in cuts)
     model = f"hybrid {args.model}" if args.model else "tri GMM-HMM"
-    search = Hclg(args.graph_dir, tri.tm, args.beam, args.max_active, model)
-    hyps, chosen = decode_set(
-        scores, search, [args.acoustic_scales], args.best_from, args.tune_ref, args.out_dir
+    search = Hclg(
+        args.graph_dir,
+        tri.tm,
+        args.beam,
+        args.max_active,
+        model,
+        args.graph_backend,
+        args.rescore_lm,
+        args.lang_dir,
     )
+    values = [args.acoustic_scales] + ([args.lm_scales] if args.rescore_lm else [])
+    hyps, chosen = decode_set(scores, search, values, args.best_from, args.tune_ref, args.out_dir)
     rtf = write_hypotheses(args.out_dir, hyps, time.perf_counter() - start, seconds)
     print(f"decoded {len(hyps)} utterances over HCLG {chosen} RTF {rtf:.4f} (all settings tried)")
     return 0

@@ -24,7 +24,7 @@ from espnet_distill.align.hmm import TransitionModel
 from espnet_distill.decode.ctc_beam import CtcPrefixBeamSearch, WordLmScorer
 from espnet_distill.decode.tuning import tune, weight_grid
 from espnet_distill.graph.hclg import HclgDecoder
-from espnet_distill.graph.tlg import TlgDecoder
+from espnet_distill.graph.tlg import TlgDecoder, scaled_ctc_scores
 from espnet_distill.lang.bpe import BpeTokenizer
 from espnet_distill.nn import greedy_ctc
 
@@ -87,28 +87,124 @@ class CtcBeamLm(Search):
         return lambda scores: self.tokenizer.decode(search(scores))
 
 
-class Tlg(Search):
-    """WFST search (kaldi-decoder) over T o L o G: only lexicon words can be output."""
+GRAPH_BACKENDS = ("kaldi", "k2")
+# k2's lattice beam: icefall's 8 where the lattice is rescored; for a one-best only the best path
+# matters, and a narrow lattice saves the time and memory of the rest (HCLG: millions of arcs)
+RESCORE_OUTPUT_BEAM, ONE_BEST_OUTPUT_BEAM = 8.0, 0.5
 
-    method = "tlg"
-    weight_names = ("acoustic_scale", "blank_penalty")
 
-    def __init__(self, graph_dir: Path, graph_beam: float, max_active: int) -> None:
-        super().__init__(
-            {"graph": str(graph_dir), "graph_beam": graph_beam, "max_active": max_active}
-        )
-        self.wfst = TlgDecoder(graph_dir, graph_beam, max_active)
+def _k2_backend():
+    """The k2 backend module, or a one-line error saying how to get k2."""
+    try:
+        from espnet_distill.graph import k2_backend
+    except ImportError as err:
+        raise ValueError(
+            f"graph backend k2: k2 cannot be imported ({err}); tools/install_k2.sh builds it"
+        ) from None
+    return k2_backend
+
+
+class WfstSearch(Search):
+    """A search over an OpenFst graph, by kaldi-decoder (one-best) or by k2 (``backend="k2"``:
+    one-best from a lattice, or with ``rescore_lm`` the lattice rescored with that word n-gram
+    at the extra weight ``lm_scale``; :mod:`espnet_distill.graph.k2_backend`)."""
+
+    scale_names: tuple[str, ...]  # the weights of the scores the search reads
+
+    def __init__(
+        self, settings: dict, backend: str, rescore_lm: Path | None, words_file: Path
+    ) -> None:
+        if backend not in GRAPH_BACKENDS:
+            raise ValueError(f"graph backend {backend!r}: not one of {GRAPH_BACKENDS}")
+        if rescore_lm is not None and backend != "k2":
+            raise ValueError(f"rescoring with {rescore_lm} needs the k2 backend (lattices)")
+        super().__init__({**settings, "backend": backend})
+        self.weight_names = self.scale_names
+        self.k2_decoder, self.rescore_G = None, None
+        if rescore_lm is not None:
+            self.settings["rescore_lm"] = str(rescore_lm)
+            self.weight_names = (*self.scale_names, "lm_scale")
+            self.rescore_G = _k2_backend().word_acceptor(rescore_lm, words_file)
+        # the lattices of one scale setting, reused for every lm_scale (the grid varies it last)
+        self._lattices: dict[int, tuple[np.ndarray, object]] = {}
+        self._lattices_of: tuple[float, ...] | None = None
+
+    def k2_beams(self, graph_beam: float, max_active: int) -> dict:
+        """k2's search options for the searches' beam and max. active states."""
+        output_beam = ONE_BEST_OUTPUT_BEAM if self.rescore_G is None else RESCORE_OUTPUT_BEAM
+        return {
+            "search_beam": graph_beam,
+            "output_beam": output_beam,
+            "max_active_states": max_active,
+        }
+
+    @abstractmethod
+    def scaled(self, scores: np.ndarray, *scales: float) -> np.ndarray:
+        """The per-label scores the k2 search reads, at these scales."""
+
+    @abstractmethod
+    def kaldi_words(self, scores: np.ndarray, *scales: float) -> list[str]:
+        """kaldi-decoder's one-best words at these scales."""
 
     def for_weights(self, *weights: float) -> Callable[[np.ndarray], str]:
-        return lambda scores: " ".join(self.wfst(scores, *weights))
+        if self.k2_decoder is None:
+            return lambda scores: " ".join(self.kaldi_words(scores, *weights))
+        scales = weights[: len(self.scale_names)]
+        if self.rescore_G is None:
+            return lambda scores: " ".join(
+                self.k2_decoder.one_best(self.k2_decoder.lattice(self.scaled(scores, *scales)))[0]
+            )
+        lm_scale = weights[-1]
+        if self._lattices_of != scales:
+            self._lattices, self._lattices_of = {}, scales
+
+        def rescored(scores: np.ndarray) -> str:
+            cached = self._lattices.get(id(scores))
+            if cached is None or cached[0] is not scores:
+                cached = (scores, self.k2_decoder.lattice(self.scaled(scores, *scales)))
+                self._lattices[id(scores)] = cached
+            return " ".join(self.k2_decoder.rescore(cached[1], self.rescore_G, lm_scale))
+
+        return rescored
 
 
-class Hclg(Search):
+class Tlg(WfstSearch):
+    """WFST search over T o L o G: only lexicon words can be output."""
+
+    method = "tlg"
+    scale_names = ("acoustic_scale", "blank_penalty")
+
+    def __init__(
+        self,
+        graph_dir: Path,
+        graph_beam: float,
+        max_active: int,
+        backend: str = "kaldi",
+        rescore_lm: Path | None = None,
+    ) -> None:
+        settings = {"graph": str(graph_dir), "graph_beam": graph_beam, "max_active": max_active}
+        super().__init__(settings, backend, rescore_lm, graph_dir / "words.txt")
+        if backend == "k2":
+            self.k2_decoder = _k2_backend().tlg_decoder(
+                graph_dir, **self.k2_beams(graph_beam, max_active)
+            )
+        else:
+            self.wfst = TlgDecoder(graph_dir, graph_beam, max_active)
+
+    def scaled(self, scores: np.ndarray, *scales: float) -> np.ndarray:
+        return scaled_ctc_scores(scores, *scales)
+
+    def kaldi_words(self, scores: np.ndarray, *scales: float) -> list[str]:
+        return self.wfst(scores, *scales)
+
+
+class Hclg(WfstSearch):
     """WFST search over H o C o L o G with HMM-state log-likelihoods; ``model`` names where
-    they come from (the GMM-HMM or a hybrid network) in the recorded settings."""
+    they come from (the GMM-HMM or a hybrid network) in the recorded settings. ``lang_dir``: the
+    phone lang dir of the graph, whose lexicon scores k2's lattice rescoring keeps."""
 
     method = "hclg"
-    weight_names = ("acoustic_scale",)
+    scale_names = ("acoustic_scale",)
 
     def __init__(
         self,
@@ -117,19 +213,33 @@ class Hclg(Search):
         graph_beam: float,
         max_active: int,
         model: str,
+        backend: str = "kaldi",
+        rescore_lm: Path | None = None,
+        lang_dir: Path | None = None,
     ) -> None:
-        super().__init__(
-            {
-                "model": model,
-                "graph": str(graph_dir),
-                "graph_beam": graph_beam,
-                "max_active": max_active,
-            }
-        )
-        self.wfst = HclgDecoder(graph_dir, transition_model, graph_beam, max_active)
+        settings = {
+            "model": model,
+            "graph": str(graph_dir),
+            "graph_beam": graph_beam,
+            "max_active": max_active,
+        }
+        super().__init__(settings, backend, rescore_lm, graph_dir / "words.txt")
+        if backend == "k2":
+            self.k2_decoder = _k2_backend().hclg_decoder(
+                graph_dir,
+                transition_model,
+                lang_dir,
+                **self.k2_beams(graph_beam, max_active),
+            )
+        else:
+            self.wfst = HclgDecoder(graph_dir, transition_model, graph_beam, max_active)
 
-    def for_weights(self, *weights: float) -> Callable[[np.ndarray], str]:
-        return lambda scores: " ".join(self.wfst(scores, *weights))
+    def scaled(self, scores: np.ndarray, *scales: float) -> np.ndarray:
+        (acoustic_scale,) = scales
+        return np.asarray(scores, dtype=np.float32) * acoustic_scale
+
+    def kaldi_words(self, scores: np.ndarray, *scales: float) -> list[str]:
+        return self.wfst(scores, *scales)
 
 
 def decode_all(scores: dict[str, np.ndarray], search: Search, *weights: float) -> dict[str, str]:

@@ -11,9 +11,18 @@ epsilon. So epsilons are removed first (``k2.remove_epsilon``: the word labels b
 dense column ``i`` scores input label ``i``: column 0 is never used, column ``k + 1`` is CTC
 token ``k`` (TLG) or transition id ``k + 1``'s pdf (HCLG).
 
-Lattice rescoring replaces the lattice's graph scores by a word G's. In TLG the graph score is
-the LM's alone, so the result is the acoustic score plus the new LM (icefall's HLG case); in HCLG
-it also holds the HMM transition scores, which rescoring drops with the old LM.
+Lattice rescoring replaces the old LM in the lattice's scores by a word G's. In TLG the graph
+score is the LM's alone, so the lattice keeps its acoustic scores and gains the new LM (icefall's
+HLG case). In HCLG the graph score also holds the HMM transition scores and the lexicon's optional
+silence: each arc's transition id costs the same on every path (``TransitionModel.arc_costs``;
+determinization only moves costs along a path), and L pays log(1 - sil_prob) at the start and
+after every word, or log(sil_prob) where a silence follows. Both are put back, so only the old LM
+goes, as Kaldi's ``lattice-lmrescore --lm-scale=-1`` with the old G does; exactly at sil_prob 0.5
+(the recipe's), where both silence choices cost the same. (k2 has no back-off (phi) matching, so
+subtracting the old G itself would take each word sequence's worst back-off route.)
+
+The epsilon-free graph is cached beside the OpenFst one (``<graph>.k2.pt``, as icefall keeps
+``HLG.pt``): reading a 4M-arc HCLG through OpenFst's text format takes tens of seconds.
 """
 
 from __future__ import annotations
@@ -30,6 +39,7 @@ import torch
 from espnet_distill.align.hmm import TransitionModel
 from espnet_distill.graph.arpa import arpa_to_fst
 from espnet_distill.lang.lexicon_fst import read_symbol_table
+from espnet_distill.utils import atomic_output
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +56,18 @@ def epsilon_free_graph(fst: kaldifst.StdVectorFst) -> k2.Fsa:
     scores kept as ``graph_scores`` so that a lattice can tell graph from acoustic scores."""
     graph = k2.arc_sort(k2.connect(k2.remove_epsilon(fsa_from_openfst(fst))))
     graph.graph_scores = graph.scores.clone()
+    return graph
+
+
+def load_graph(graph_file: Path) -> k2.Fsa:
+    """:func:`epsilon_free_graph` of an OpenFst graph file, through its cache ``<graph>.k2.pt``
+    (rebuilt when the graph is newer)."""
+    cache = graph_file.with_suffix(".k2.pt")
+    if cache.is_file() and cache.stat().st_mtime >= graph_file.stat().st_mtime:
+        return k2.Fsa.from_dict(torch.load(cache, weights_only=False))
+    graph = epsilon_free_graph(kaldifst.StdVectorFst.read(str(graph_file)))
+    with atomic_output(cache) as tmp:
+        torch.save(graph.as_dict(), tmp)
     return graph
 
 
@@ -77,7 +99,10 @@ class K2Decoder:
     """One-best search and lattices of per-label scores over an OpenFst graph with k2.
 
     ``column_of_label[i]`` is the score column that input label ``i`` reads (index 0 unused);
-    None: label ``i`` reads column ``i - 1`` (TLG's tokens).
+    None: label ``i`` reads column ``i - 1`` (TLG's tokens). ``label_graph_scores[i]``: the part
+    of the graph score of an arc with input label ``i`` that is not the LM's (HCLG's transition
+    scores), kept by rescoring; None: the graph score is all LM (TLG). ``word_graph_score``: the
+    non-LM graph score every word (and the start) carries (HCLG's lexicon), kept too.
     The beams are k2's (icefall's defaults): ``search_beam`` prunes while searching,
     ``output_beam`` bounds the lattice kept for rescoring.
     """
@@ -87,16 +112,26 @@ class K2Decoder:
         graph_file: Path,
         words_file: Path,
         column_of_label: np.ndarray | None = None,
+        label_graph_scores: np.ndarray | None = None,
+        word_graph_score: float = 0.0,
         search_beam: float = 20.0,
         output_beam: float = 8.0,
         min_active_states: int = 30,
         max_active_states: int = 10000,
     ) -> None:
-        self.graph = epsilon_free_graph(kaldifst.StdVectorFst.read(str(graph_file)))
+        self.graph = load_graph(graph_file)
         self.id2word = {i: w for w, i in read_symbol_table(words_file).items()}
         self.column_of_label = (
             None if column_of_label is None else torch.as_tensor(column_of_label).long()
         )
+        self.label_graph_scores = (
+            None
+            if label_graph_scores is None
+            else torch.as_tensor(label_graph_scores, dtype=torch.float32).clone()
+        )
+        if self.label_graph_scores is not None:
+            self.label_graph_scores[0] = 0.0
+        self.word_graph_score = word_graph_score
         self.beams = (search_beam, output_beam, min_active_states, max_active_states)
         log.info(
             "k2 graph %s: %d states, %d arcs (epsilons removed)",
@@ -125,22 +160,35 @@ class K2Decoder:
         graph_cost = -float(best.graph_scores.double().sum())
         return [self.id2word[i] for i in word_ids_of_path(best[0])], graph_cost
 
-    def rescore(self, lattice: k2.Fsa, G: k2.Fsa, lm_scale: float = 1.0) -> list[str]:
-        """Whole-lattice rescoring: the lattice's graph scores replaced by ``lm_scale`` times
-        those of the word acceptor ``G`` (:func:`word_acceptor`), then its best path."""
+    def rescored_path(self, lattice: k2.Fsa, G: k2.Fsa, lm_scale: float = 1.0) -> k2.Fsa | None:
+        """Whole-lattice rescoring: the lattice's old LM scores replaced by ``lm_scale`` times
+        those of the word acceptor ``G`` (:func:`word_acceptor`); its best path (labels: words),
+        None if no path is left."""
         if lattice.num_arcs == 0:
-            return []
+            return None
         acoustic = k2.Fsa(lattice.arcs.clone(), aux_labels=lattice.aux_labels)  # labels in arcs
         acoustic.scores = lattice.scores - lattice.graph_scores
-        by_words = k2.arc_sort(k2.invert(acoustic))  # labels: words (0 where none), aux: units
+        if self.label_graph_scores is not None:  # final arcs read -1: index 0, which is 0
+            kept = self.label_graph_scores[lattice.labels.long().clamp(min=0)]
+            acoustic.scores = acoustic.scores + kept
+        by_words = k2.invert(acoustic)  # labels: words (0 where none; -1: final), aux: units
+        if self.word_graph_score:  # per word, and once a path on its final arc
+            by_words.scores = by_words.scores + self.word_graph_score * (by_words.labels != 0)
+        by_words = k2.arc_sort(by_words)
         rescored = k2.intersect_device(
             G, by_words, torch.zeros(1, dtype=torch.int32), sorted_match_a=True
         )
         rescored = k2.top_sort(k2.connect(rescored))
         if rescored.num_arcs == 0:
-            return []
+            return None
         rescored.scores = rescored.scores - rescored.lm_scores * (1.0 - lm_scale)
-        best = k2.shortest_path(rescored, use_double_scores=True)
+        return k2.shortest_path(rescored, use_double_scores=True)
+
+    def rescore(self, lattice: k2.Fsa, G: k2.Fsa, lm_scale: float = 1.0) -> list[str]:
+        """The words of :meth:`rescored_path` (none if no path is left)."""
+        best = self.rescored_path(lattice, G, lm_scale)
+        if best is None:
+            return []
         return [self.id2word[int(i)] for i in best.labels.tolist() if i > 0]
 
 
@@ -149,7 +197,40 @@ def tlg_decoder(graph_dir: Path, **beams) -> K2Decoder:
     return K2Decoder(graph_dir / "TLG.fst", graph_dir / "words.txt", None, **beams)
 
 
-def hclg_decoder(graph_dir: Path, tm: TransitionModel, **beams) -> K2Decoder:
+def lexicon_word_score(lang_dir: Path) -> float:
+    """log(1 - sil_prob) of ``lang_dir/L.fst``: what the lexicon adds at the start and after a
+    word not followed by optional silence (:func:`~espnet_distill.lang.lexicon_fst
+    .lexicon_fst_text`: the start state's arc to the final loop state), with a warning where the
+    silence choice costs something else."""
+    lexicon = kaldifst.StdVectorFst.read(str(lang_dir / "L.fst"))
+    costs = {
+        math.isfinite(lexicon.final(arc.nextstate).value): arc.weight.value
+        for arc in kaldifst.ArcIterator(lexicon, lexicon.start)
+    }
+    if set(costs) != {True, False}:
+        raise ValueError(f"{lang_dir / 'L.fst'}: no optional silence at its start state")
+    if not math.isclose(costs[True], costs[False], abs_tol=1e-5):
+        log.warning(
+            "%s: optional silence costs %.3f vs %.3f without: rescoring keeps the latter per word",
+            lang_dir / "L.fst",
+            costs[False],
+            costs[True],
+        )
+    return -float(costs[True])
+
+
+def hclg_decoder(
+    graph_dir: Path, tm: TransitionModel, lang_dir: Path | None = None, **beams
+) -> K2Decoder:
     """k2 search over ``graph_dir/HCLG.fst`` (per-pdf scores: transition id ``i`` reads the
-    column of its pdf)."""
-    return K2Decoder(graph_dir / "HCLG.fst", graph_dir / "words.txt", tm.tid_pdf, **beams)
+    column of its pdf). Rescoring keeps the transition scores and, given the phone ``lang_dir``
+    the graph was built from, the lexicon's (:func:`lexicon_word_score`)."""
+    word_score = lexicon_word_score(lang_dir) if lang_dir is not None else 0.0
+    return K2Decoder(
+        graph_dir / "HCLG.fst",
+        graph_dir / "words.txt",
+        tm.tid_pdf,
+        -tm.arc_costs(),
+        word_score,
+        **beams,
+    )

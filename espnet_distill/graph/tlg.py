@@ -124,6 +124,17 @@ def compile_tlg(lang_dir: Path, arpa: Path, out_dir: Path) -> Path:
     return graph
 
 
+def scaled_ctc_scores(
+    log_probs: np.ndarray, acoustic_scale: float = 1.0, blank_penalty: float = 0.0
+) -> np.ndarray:
+    """The per-frame token scores a TLG search reads: ``blank_penalty`` subtracted from the
+    blank's log-probability (icefall/sherpa's blank penalty: a positive value trades deletions
+    for insertions), then everything times ``acoustic_scale`` (float32, C-contiguous)."""
+    scaled = np.array(log_probs, dtype=np.float32)
+    scaled[:, 0] -= blank_penalty
+    return np.ascontiguousarray(scaled * acoustic_scale)
+
+
 class TlgDecoder:
     """1-best WFST search of CTC log-probs over a TLG graph (kaldi-decoder's FasterDecoder)."""
 
@@ -143,14 +154,9 @@ class TlgDecoder:
     def decode_with_cost(
         self, log_probs: np.ndarray, acoustic_scale: float = 1.0, blank_penalty: float = 0.0
     ) -> tuple[list[str], float]:
-        """Words of the best path and its graph cost (the negated natural-log LM probability).
-
-        ``blank_penalty`` is subtracted from the blank's log-probability (icefall/sherpa's
-        blank penalty): a positive value trades deletions for insertions.
-        """
-        scaled = np.array(log_probs, dtype=np.float32)
-        scaled[:, 0] -= blank_penalty
-        scaled = np.ascontiguousarray(scaled * acoustic_scale)
+        """Words of the best path and its graph cost (the negated natural-log LM probability);
+        the scales as in :func:`scaled_ctc_scores`."""
+        scaled = scaled_ctc_scores(log_probs, acoustic_scale, blank_penalty)
         self.decoder.decode(kaldi_decoder.DecodableCtc(scaled))
         ok, lattice = self.decoder.get_best_path()
         if not ok:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import yaml
 
-from espnet_distill.config import DECODE_METHODS
+from espnet_distill.config import DECODE_DIR_METHODS
 from espnet_distill.utils import REPO_ROOT, atomic_write_text
 
 
@@ -57,9 +57,9 @@ def _cpu_count() -> int:
 
 def test_set_of(decode_dir_name: str) -> str:
     """The test set of a decode dir ``decode_<set>_<method>`` (set names may hold ``_``, methods
-    too: ``beam_lm``); the whole rest when no known method ends it."""
+    too: ``beam_lm``, ``tlg_k2``); the whole rest when no known method ends it."""
     name = decode_dir_name.removeprefix("decode_")
-    for method in DECODE_METHODS:
+    for method in sorted(DECODE_DIR_METHODS, key=len, reverse=True):  # tlg_k2 before tlg
         if name.endswith(f"_{method}"):
             return name.removesuffix(f"_{method}")
     return name
@@ -142,7 +142,9 @@ def write_results(
             "n-gram); only lexicon words can be output. hclg: WFST search over H o C o L o G",
             "(HMM, triphone context, phone lexicon, word n-gram) with the stage-4 triphone",
             "GMM-HMM (align/tri: Kaldi's tri1 baseline) or the network's senone head (am_*:",
-            "hybrid, log posterior - log prior). Weights were chosen on the dev set.",
+            "hybrid, log posterior - log prior). *_k2: the same graph searched by k2;",
+            "*_k2_rescore: k2's lattices rescored with the larger word n-gram `rescore_lm`",
+            "(old LM scores replaced, weight lm_scale). Weights were chosen on the dev set.",
             "",
             *settings,
             "",

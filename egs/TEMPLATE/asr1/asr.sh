@@ -77,6 +77,12 @@ graph_beam=12            # TLG search beam (bench/hclg_rtf.py: 12 vs 16, WER +0.
 gmm_acoustic_scales="0.05 0.07 0.1"  # GMM-HMM HCLG acoustic scales tried on --valid_set
 hybrid_acoustic_scales="0.07 0.1 0.14"  # hybrid (senone head) HCLG acoustic scales, same
 hclg_beam=13             # HCLG search beam
+graph_backend=kaldi      # WFST search library of tlg and hclg: kaldi (kaldi-decoder), k2
+                         # (tools/install_k2.sh), or "kaldi k2": both, decode dirs *_tlg and
+                         # *_tlg_k2 side by side
+rescore_lm_order=        # N (e.g. 4): stage 5 trains a word N-gram on --word_lm_text too, and
+                         # stage 8 rescores k2's TLG lattices with it (decode dirs *_tlg_k2_rescore)
+lm_scales="0.6 0.8 1.0 1.2"  # its LM weights tried on --valid_set
 results_title="ASR results"  # title of RESULTS.md
 results_notes=           # markdown placed in RESULTS.md after the environment
 results_file=            # where RESULTS.md goes (default: <exp_dir>/RESULTS.md)
@@ -90,6 +96,48 @@ model_data_dir=          # that recipe's data dir (lang dirs, word n-gram, graph
 # the stage-8 decoders, in RESULTS.md's order (= espnet_distill.config.DECODE_METHODS; tested)
 known_decode_methods="greedy beam_lm tlg hclg"
 [ -n "${decode_methods}" ] || decode_methods=${known_decode_methods}
+# their decode dirs' suffixes (= espnet_distill.config.DECODE_DIR_METHODS; tested)
+decode_dir_methods="greedy beam_lm tlg tlg_k2 tlg_k2_rescore hclg hclg_k2"
+# the WFST methods' variants: by kaldi-decoder, by k2, and k2's lattices rescored
+wfst_variants=
+for backend in ${graph_backend}; do
+  case ${backend} in
+    kaldi) wfst_variants="${wfst_variants} kaldi" ;;
+    k2) wfst_variants="${wfst_variants} k2"
+        [ -n "${rescore_lm_order}" ] && wfst_variants="${wfst_variants} k2_rescore" ;;
+    *) log "Error: --graph_backend: unknown '${backend}' (kaldi k2)"; exit 1 ;;
+  esac
+done
+# the decode dir methods of WFST method $1 (tlg, hclg): tlg, tlg_k2, tlg_k2_rescore (HCLG
+# lattices are not rescored: not determinized, they hold millions of arcs an utterance)
+wfst_methods() {
+  local variant
+  for variant in ${wfst_variants}; do
+    case ${variant} in
+      kaldi) echo "$1" ;;
+      k2_rescore) [ "$1" = tlg ] && echo "$1_${variant}" ;;
+      *) echo "$1_${variant}" ;;
+    esac
+  done
+}
+# the backend options of decode dir method $1, in the array backend_opts
+backend_opts() {
+  backend_opts=()
+  case $1 in
+    *_k2) backend_opts=(--graph-backend k2) ;;
+    *_k2_rescore)
+      need 5 "${rescore_lm}"
+      backend_opts=(--graph-backend k2 --rescore-lm "${rescore_lm}") ;;
+  esac
+}
+if [[ " ${graph_backend} " == *" k2 "* ]] && ! python -c "import k2" 2> /dev/null; then
+  log "Error: --graph_backend k2: k2 cannot be imported (bash tools/install_k2.sh builds it)"
+  exit 1
+fi
+if [ -n "${rescore_lm_order}" ] && [[ " ${graph_backend} " != *" k2 "* ]]; then
+  log "Error: --rescore_lm_order rescores k2's lattices: it needs k2 in --graph_backend"
+  exit 1
+fi
 
 [ $# -eq 0 ] || { log "Error: unexpected arguments: $*"; exit 1; }
 check_stages 1 9 6 6  # GPUs: training
@@ -255,6 +303,8 @@ fi
 
 lm_dir=${model_data_dir}/lm
 word_lm=${lm_dir}/word_${word_lm_order}gram.bin
+rescore_lm=
+[ -n "${rescore_lm_order}" ] && rescore_lm=${lm_dir}/word_${rescore_lm_order}gram.arpa
 graph_dir=${model_data_dir}/graph_tlg_bpe_${bpe_vocab_size}_${word_lm_order}gram
 hclg_dir=${model_data_dir}/graph_hclg_${word_lm_order}gram
 tri_dir=${align_dir}/tri                         # stage-4 GMM; its decoding outputs
@@ -312,6 +362,16 @@ if [ "${stage}" -le 5 ] && [ "${stop_stage}" -ge 5 ] && [ "${foreign_model}" = f
     # shellcheck disable=SC2086
     python -m espnet_distill.bin.train_word_ngram --text ${word_lm_text} \
       --order "${word_lm_order}" --out-dir "${lm_dir}"
+  fi
+  if [ -n "${rescore_lm}" ] && [ -n "${word_lm_text}" ]; then
+    if is_done "${rescore_lm}"; then
+      log "Stage 5: ${rescore_lm} exists: skipping"
+    else
+      log "Stage 5: word ${rescore_lm_order}-gram for lattice rescoring (KenLM)"
+      # shellcheck disable=SC2086
+      python -m espnet_distill.bin.train_word_ngram --text ${word_lm_text} \
+        --order "${rescore_lm_order}" --out-dir "${lm_dir}"
+    fi
   fi
   if [ -n "${word_lm_text}" ]; then
     # what the n-gram was trained on, for the overlap of sets another recipe decodes with it
@@ -405,7 +465,7 @@ for method in ${decode_methods}; do
   case ${method} in
     greedy) ctc_methods="${ctc_methods} greedy" ;;
     beam_lm) [ -f "${word_lm}" ] && ctc_methods="${ctc_methods} beam_lm" ;;
-    tlg) [ -f "${graph_dir}/TLG.fst" ] && ctc_methods="${ctc_methods} tlg" ;;
+    tlg) [ -f "${graph_dir}/TLG.fst" ] && ctc_methods="${ctc_methods} $(wfst_methods tlg)" ;;
     hclg) ;;
     *) echo "$0: --decode_methods: unknown '${method}' (${known_decode_methods})" >&2; exit 1 ;;
   esac
@@ -437,14 +497,16 @@ if [ "${stage}" -le 8 ] && [ "${stop_stage}" -ge 8 ]; then
       opts=()
       case ${method} in
         beam_lm) opts=(--method beam_lm --lm "${word_lm}" --beam "${beam}") ;;
-        tlg) opts=(--method tlg --graph-dir "${graph_dir}" --graph-beam "${graph_beam}") ;;
+        tlg*) opts=(--method tlg --graph-dir "${graph_dir}" --graph-beam "${graph_beam}") ;;
       esac
+      backend_opts "${method}"
+      opts+=("${backend_opts[@]}")
       if [ "${method}" != greedy ]; then
         if [ "${part}" = "${valid_set}" ] && [ "${foreign_model}" = false ]; then
           # shellcheck disable=SC2206
           opts+=(--tune-ref "${data_dir}/${part//-/_}/text" --lm-weights ${lm_weights}
                  --word-bonuses ${word_bonuses} --acoustic-scales ${acoustic_scales}
-                 --blank-penalties ${blank_penalties})
+                 --blank-penalties ${blank_penalties} --lm-scales ${lm_scales})
         else
           opts+=(--best-from "${tune_dir}/best.yaml")
         fi
@@ -473,22 +535,27 @@ if [ "${stage}" -le 8 ] && [ "${stop_stage}" -ge 8 ]; then
         out_dir=${am_dir}; tuned_dir=${model_am_dir}; model_opts=(--model "${model_am_dir}/model.pt")
         scales=${hybrid_acoustic_scales}
       fi
-      # shellcheck disable=SC2086
-      for part in $(unique ${decode_sets}); do
-        dir=${out_dir}/decode_${part}_hclg
-        is_done "${dir}/.done" && { log "  ${dir}: done, skipping"; continue; }
-        opts=(--best-from "${tuned_dir}/decode_${valid_set}_hclg/best.yaml")
-        # shellcheck disable=SC2206
-        [ "${part}" = "${valid_set}" ] && [ "${foreign_model}" = false ] &&
-          opts=(--tune-ref "${data_dir}/${part//-/_}/text" --acoustic-scales ${scales})
-        ${decode_cmd} "${dir}/decode.log" python -m espnet_distill.bin.decode_hclg \
-          --align-dir "${model_align_dir}" --lang-dir "${phone_lang_dir}" --graph-dir "${hclg_dir}" \
-          --cuts "${fbank_dir}/cuts_${part}.jsonl.gz" --out-dir "${dir}" --beam "${hclg_beam}" \
-          "${model_opts[@]}" "${opts[@]}"
-        touch "${dir}/.done"
+      for method in $(wfst_methods hclg); do
+        backend_opts "${method}"
+        # shellcheck disable=SC2086
+        for part in $(unique ${decode_sets}); do
+          dir=${out_dir}/decode_${part}_${method}
+          is_done "${dir}/.done" && { log "  ${dir}: done, skipping"; continue; }
+          opts=(--best-from "${tuned_dir}/decode_${valid_set}_${method}/best.yaml")
+          # shellcheck disable=SC2206
+          [ "${part}" = "${valid_set}" ] && [ "${foreign_model}" = false ] &&
+            opts=(--tune-ref "${data_dir}/${part//-/_}/text" --acoustic-scales ${scales})
+          ${decode_cmd} "${dir}/decode.log" python -m espnet_distill.bin.decode_hclg \
+            --align-dir "${model_align_dir}" --lang-dir "${phone_lang_dir}" \
+            --graph-dir "${hclg_dir}" --cuts "${fbank_dir}/cuts_${part}.jsonl.gz" \
+            --out-dir "${dir}" --beam "${hclg_beam}" "${model_opts[@]}" "${backend_opts[@]}" \
+            "${opts[@]}"
+          touch "${dir}/.done"
+        done
+        best=${tuned_dir}/decode_${valid_set}_${method}/best.yaml
+        [ -f "${best}" ] &&
+          log "  ${system} ${method} settings chosen on ${valid_set}: $(tr '\n' ' ' < "${best}")"
       done
-      best=${tuned_dir}/decode_${valid_set}_hclg/best.yaml
-      [ -f "${best}" ] && log "  ${system} HCLG settings chosen on ${valid_set}: $(tr '\n' ' ' < "${best}")"
     done
   fi
   stage_time 8 decode "${t0}"
@@ -503,7 +570,7 @@ if [ "${stage}" -le 9 ] && [ "${stop_stage}" -ge 9 ]; then
   for dir in "${am_dir}"/decode_*_*/ "${tri_dir}"/decode_*_*/; do
     dir=${dir%/}
     [ -f "${dir}/text" ] || continue
-    part=$(basename "${dir}" | sed -E "s/^decode_(.*)_(${known_decode_methods// /|})\$/\1/")
+    part=$(basename "${dir}" | sed -E "s/^decode_(.*)_(${decode_dir_methods// /|})\$/\1/")
     if is_done "${dir}/score/.done"; then
       log "  ${dir}/score: done, skipping"
       continue
