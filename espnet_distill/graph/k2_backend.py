@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 from pathlib import Path
 
 import k2
@@ -65,9 +66,11 @@ def load_graph(graph_file: Path) -> k2.Fsa:
     cache = graph_file.with_suffix(".k2.pt")
     if cache.is_file() and cache.stat().st_mtime >= graph_file.stat().st_mtime:
         return k2.Fsa.from_dict(torch.load(cache, weights_only=False))
+    start = time.perf_counter()
     graph = epsilon_free_graph(kaldifst.StdVectorFst.read(str(graph_file)))
     with atomic_output(cache) as tmp:
         torch.save(graph.as_dict(), tmp)
+    log.info("%s -> %s in %.1f s", graph_file, cache, time.perf_counter() - start)
     return graph
 
 
