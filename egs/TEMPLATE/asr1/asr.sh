@@ -355,23 +355,18 @@ if [ "${stage}" -le 5 ] && [ "${stop_stage}" -ge 5 ] && [ "${foreign_model}" = f
   if [ -z "${word_lm_text}" ]; then
     log "Stage 5: no --word_lm_text: no word n-gram and no unit LMs"
     [ -z "${unit_lms}" ] || { log "Error: --unit_lms needs --word_lm_text (their text)"; exit 1; }
-  elif is_done "${word_lm}"; then
-    log "Stage 5: ${word_lm} exists: skipping"
   else
-    log "Stage 5: word ${word_lm_order}-gram on ${word_lm_text} (KenLM)"
-    # shellcheck disable=SC2086
-    python -m espnet_distill.bin.train_word_ngram --text ${word_lm_text} \
-      --order "${word_lm_order}" --out-dir "${lm_dir}"
-  fi
-  if [ -n "${rescore_lm}" ] && [ -n "${word_lm_text}" ]; then
-    if is_done "${rescore_lm}"; then
-      log "Stage 5: ${rescore_lm} exists: skipping"
-    else
-      log "Stage 5: word ${rescore_lm_order}-gram for lattice rescoring (KenLM)"
+    # the decoding graphs' n-gram, and the larger one that rescores k2's lattices (stage 8)
+    for order in ${word_lm_order} ${rescore_lm_order}; do
+      if is_done "${lm_dir}/word_${order}gram.bin"; then
+        log "Stage 5: ${lm_dir}/word_${order}gram.bin exists: skipping"
+        continue
+      fi
+      log "Stage 5: word ${order}-gram on ${word_lm_text} (KenLM)"
       # shellcheck disable=SC2086
       python -m espnet_distill.bin.train_word_ngram --text ${word_lm_text} \
-        --order "${rescore_lm_order}" --out-dir "${lm_dir}"
-    fi
+        --order "${order}" --out-dir "${lm_dir}"
+    done
   fi
   if [ -n "${word_lm_text}" ]; then
     # what the n-gram was trained on, for the overlap of sets another recipe decodes with it
