@@ -168,3 +168,41 @@ def test_bootstrap_interval_agrees_with_kaldialigns_compute_wer_bootci(seed):
     lo, hi = bootstrap_ci(errors, words, n_boot=1000, seed=seed)
     assert lo == pytest.approx(100 * theirs["ci95min"], abs=0.6)
     assert hi == pytest.approx(100 * theirs["ci95max"], abs=0.6)
+
+
+def test_results_compare_k2_and_rescored_systems_with_their_partners(tmp_path):
+    """RESULTS.md's partner table: tlg_k2 against tlg and tlg_k2_rescore against tlg_k2, each
+    from scored decode dirs. The counts are known: the rescored system fixes 3 of 4 sentences'
+    single error (20 words in all: 20% -> 5%) and shares one hypothesis with its partner."""
+    from espnet_distill.score.results import partner_comparisons, write_results
+    from espnet_distill.score.wer import write_report
+
+    refs = {f"u{i}": "a b c d e" for i in range(4)}
+    one_error = {u: "a b c d x" for u in refs}
+    systems = {
+        "tlg": one_error,
+        "tlg_k2": one_error,
+        "tlg_k2_rescore": {**refs, "u3": one_error["u3"]},
+        "greedy": refs,  # no partner: not in the table
+    }
+    for method, hyps in systems.items():
+        decode_dir = tmp_path / "am" / f"decode_dev_{method}"
+        (decode_dir / "score").mkdir(parents=True)
+        (decode_dir / "text").write_text("".join(f"{u} {h}\n" for u, h in hyps.items()))
+        write_report(score_corpus(refs, hyps), decode_dir / "score", "dev")
+    rows = [r for r in partner_comparisons(tmp_path) if r.startswith("|am/")]
+    assert len(rows) == 2
+    k2_row, rescore_row = (r.split("|")[1:-1] for r in rows)
+    assert k2_row[:5] == ["am/decode_dev_tlg_k2", "decode_dev_tlg", "20.00", "20.00", "+0.00"]
+    assert k2_row[-1] == "4/4 (100%)"
+    assert rescore_row[:5] == [
+        "am/decode_dev_tlg_k2_rescore",
+        "decode_dev_tlg_k2",
+        "20.00",
+        "5.00",
+        "-15.00",
+    ]
+    assert rescore_row[-1] == "1/4 (25%)"
+    # significantly better: not better only on resamples without u0-u2, (1/4)^4 = 0.004 of them
+    assert float(rescore_row[6]) < 0.02 and float(rescore_row[7]) == 1.0
+    assert "## k2 vs kaldi-decoder" in write_results(tmp_path, tmp_path / "RESULTS.md", "t")

@@ -125,7 +125,8 @@ class WfstSearch(Search):
             self.settings["rescore_lm"] = str(rescore_lm)
             self.weight_names = (*self.scale_names, "lm_scale")
             self.rescore_G = _k2_backend().word_acceptor(rescore_lm, words_file)
-        # the lattices of one scale setting, reused for every lm_scale (the grid varies it last)
+        # the word lattices of one scale setting (bounded in size: K2Decoder.word_lattice),
+        # reused for every lm_scale (the grid varies it last)
         self._lattices: dict[int, tuple[np.ndarray, object]] = {}
         self._lattices_of: tuple[float, ...] | None = None
 
@@ -161,7 +162,8 @@ class WfstSearch(Search):
         def rescored(scores: np.ndarray) -> str:
             cached = self._lattices.get(id(scores))
             if cached is None or cached[0] is not scores:
-                cached = (scores, self.k2_decoder.lattice(self.scaled(scores, *scales)))
+                lattice = self.k2_decoder.lattice(self.scaled(scores, *scales))
+                cached = (scores, self.k2_decoder.word_lattice(lattice))
                 self._lattices[id(scores)] = cached
             return " ".join(self.k2_decoder.rescore(cached[1], self.rescore_G, lm_scale))
 

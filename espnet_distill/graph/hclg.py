@@ -23,6 +23,7 @@ Usage (stage 7)::
 from __future__ import annotations
 
 import logging
+import math
 from pathlib import Path
 
 import kaldi_decoder
@@ -194,12 +195,19 @@ class HclgDecoder:
 
     def __call__(self, pdf_scores: np.ndarray, acoustic_scale: float = 0.1) -> list[str]:
         """(T, num_pdfs) log-likelihoods (or log posterior - log prior) -> words."""
+        return self.best_path(pdf_scores, acoustic_scale)[0]
+
+    def best_path(
+        self, pdf_scores: np.ndarray, acoustic_scale: float = 0.1
+    ) -> tuple[list[str], float]:
+        """The best path's words and its total cost: graph cost minus the scaled log-likelihoods
+        (inf if no path survived the beam)."""
         scores = np.ascontiguousarray(
             pdf_scores[:, self.tm.tid_pdf[1:]] * acoustic_scale, dtype=np.float32
         )
         self.decoder.decode(kaldi_decoder.DecodableCtc(scores))
         ok, lattice = self.decoder.get_best_path()
         if not ok:
-            return []
-        _, _, olabels, _ = kaldifst.get_linear_symbol_sequence(lattice)
-        return [self.id2word[i] for i in olabels if i != 0]
+            return [], math.inf
+        _, _, olabels, cost = kaldifst.get_linear_symbol_sequence(lattice)
+        return [self.id2word[i] for i in olabels if i != 0], cost.value1 + cost.value2

@@ -45,6 +45,9 @@ from espnet_distill.utils import atomic_output
 log = logging.getLogger(__name__)
 
 UNUSED_COLUMN_SCORE = -1e10  # column 0: no arc reads label 0 once epsilons are removed
+# icefall's arc-posterior thresholds for a lattice too large to rescore, continued until any
+# lattice fits (at 1e-2 a frame keeps at most about a hundred arcs)
+PRUNE_THRESHOLDS = (1e-10, 1e-9, 1e-8, 1e-7, 1e-6, 1e-5, 1e-4, 1e-3, 1e-2)
 
 
 def fsa_from_openfst(fst: kaldifst.StdVectorFst) -> k2.Fsa:
@@ -107,7 +110,8 @@ class K2Decoder:
     scores), kept by rescoring; None: the graph score is all LM (TLG). ``word_graph_score``: the
     non-LM graph score every word (and the start) carries (HCLG's lexicon), kept too.
     The beams are k2's (icefall's defaults): ``search_beam`` prunes while searching,
-    ``output_beam`` bounds the lattice kept for rescoring.
+    ``output_beam`` bounds the lattice kept for rescoring, and ``max_rescore_arcs`` bounds its
+    size (:meth:`bounded`).
     """
 
     def __init__(
@@ -121,6 +125,7 @@ class K2Decoder:
         output_beam: float = 8.0,
         min_active_states: int = 30,
         max_active_states: int = 10000,
+        max_rescore_arcs: int = 50_000,
     ) -> None:
         self.graph = load_graph(graph_file)
         self.id2word = {i: w for w, i in read_symbol_table(words_file).items()}
@@ -136,6 +141,8 @@ class K2Decoder:
             self.label_graph_scores[0] = 0.0
         self.word_graph_score = word_graph_score
         self.beams = (search_beam, output_beam, min_active_states, max_active_states)
+        self.max_rescore_arcs = max_rescore_arcs
+        self.pruned_lattices = 0  # by :meth:`bounded`
         log.info(
             "k2 graph %s: %d states, %d arcs (epsilons removed)",
             graph_file,
@@ -163,10 +170,10 @@ class K2Decoder:
         graph_cost = -float(best.graph_scores.double().sum())
         return [self.id2word[i] for i in word_ids_of_path(best[0])], graph_cost
 
-    def rescored_path(self, lattice: k2.Fsa, G: k2.Fsa, lm_scale: float = 1.0) -> k2.Fsa | None:
-        """Whole-lattice rescoring: the lattice's old LM scores replaced by ``lm_scale`` times
-        those of the word acceptor ``G`` (:func:`word_acceptor`); its best path (labels: words),
-        None if no path is left."""
+    def word_lattice(self, lattice: k2.Fsa) -> k2.Fsa | None:
+        """What rescoring intersects with a word G: the lattice with its old LM scores taken out
+        (only its acoustic and non-LM graph scores left), words as labels, no units, and pruned
+        by arc posterior to at most ``max_rescore_arcs`` arcs; None if it has no arc."""
         if lattice.num_arcs == 0:
             return None
         acoustic = k2.Fsa(lattice.arcs.clone(), aux_labels=lattice.aux_labels)  # labels in arcs
@@ -174,12 +181,45 @@ class K2Decoder:
         if self.label_graph_scores is not None:  # final arcs read -1: index 0, which is 0
             kept = self.label_graph_scores[lattice.labels.long().clamp(min=0)]
             acoustic.scores = acoustic.scores + kept
-        by_words = k2.invert(acoustic)  # labels: words (0 where none; -1: final), aux: units
+        inverted = k2.invert(acoustic)  # labels: words (0 where none; -1: final), aux: units
+        by_words = k2.Fsa(inverted.arcs.clone())  # the units are not needed again
+        by_words.scores = inverted.scores.clone()
         if self.word_graph_score:  # per word, and once a path on its final arc
             by_words.scores = by_words.scores + self.word_graph_score * (by_words.labels != 0)
-        by_words = k2.arc_sort(by_words)
+        return self.bounded(k2.arc_sort(by_words))
+
+    def bounded(self, lattice: k2.Fsa) -> k2.Fsa:
+        """``lattice`` pruned by arc posterior until at most ``max_rescore_arcs`` arcs are left,
+        as icefall prunes a lattice whose rescoring ran out of GPU memory. On the CPU there is
+        no exception to catch (the kernel kills the process), so the bound is set beforehand:
+        the intersection with G holds each arc once per back-off state of its word history,
+        and its time grows faster than the lattice (demo TLG, 4-gram, one thread: 180k arcs
+        18 s, the same pruned to 37k 0.7 s)."""
+        arcs, applied = lattice.num_arcs, None
+        for threshold in PRUNE_THRESHOLDS:
+            if lattice.num_arcs <= self.max_rescore_arcs:
+                break
+            lattice, applied = k2.prune_on_arc_post(lattice, threshold, True), threshold
+        if applied is not None:
+            self.pruned_lattices += 1
+            log.info(
+                "lattice of %d arcs pruned to %d (arc posterior >= %g) for rescoring",
+                arcs,
+                lattice.num_arcs,
+                applied,
+            )
+        return lattice
+
+    def rescored_path(
+        self, word_lattice: k2.Fsa | None, G: k2.Fsa, lm_scale: float = 1.0
+    ) -> k2.Fsa | None:
+        """Whole-lattice rescoring of a :meth:`word_lattice`: ``lm_scale`` times the LM scores
+        of the word acceptor ``G`` (:func:`word_acceptor`) added; its best path (labels: words),
+        None if no path is left."""
+        if word_lattice is None:
+            return None
         rescored = k2.intersect_device(
-            G, by_words, torch.zeros(1, dtype=torch.int32), sorted_match_a=True
+            G, word_lattice, torch.zeros(1, dtype=torch.int32), sorted_match_a=True
         )
         rescored = k2.top_sort(k2.connect(rescored))
         if rescored.num_arcs == 0:
@@ -187,9 +227,9 @@ class K2Decoder:
         rescored.scores = rescored.scores - rescored.lm_scores * (1.0 - lm_scale)
         return k2.shortest_path(rescored, use_double_scores=True)
 
-    def rescore(self, lattice: k2.Fsa, G: k2.Fsa, lm_scale: float = 1.0) -> list[str]:
+    def rescore(self, word_lattice: k2.Fsa | None, G: k2.Fsa, lm_scale: float = 1.0) -> list[str]:
         """The words of :meth:`rescored_path` (none if no path is left)."""
-        best = self.rescored_path(lattice, G, lm_scale)
+        best = self.rescored_path(word_lattice, G, lm_scale)
         if best is None:
             return []
         return [self.id2word[int(i)] for i in best.labels.tolist() if i > 0]

@@ -12,7 +12,13 @@ from pathlib import Path
 import yaml
 
 from espnet_distill.config import DECODE_DIR_METHODS
+from espnet_distill.score.kd_ablation import read_scores
+from espnet_distill.score.wer import paired_bootstrap_by_id, read_text_file
 from espnet_distill.utils import REPO_ROOT, atomic_write_text
+
+# a decode dir's method suffix -> the one it is compared with on the same scores: k2 against
+# kaldi-decoder on the same graph, and the rescored lattices against their own one-best
+PARTNER_METHOD = {"_tlg_k2": "_tlg", "_hclg_k2": "_hclg", "_tlg_k2_rescore": "_tlg_k2"}
 
 
 def _version(pkg: str) -> str:
@@ -101,6 +107,52 @@ def overlap_note(o: dict) -> str:
     return line + "."
 
 
+def partner_comparisons(exp_root: Path) -> list[str]:
+    """Table rows of every scored decode dir with a partner (:data:`PARTNER_METHOD`) scored on
+    the same utterances: both WERs, the paired bootstrap of the difference (Bisani and Ney) and
+    the share of utterances whose hypotheses are the same word for word."""
+    rows = []
+    for wer_file in sorted(exp_root.glob("**/decode_*/score/wer.json")):
+        system = wer_file.parent.parent
+        suffix = next((m for m in PARTNER_METHOD if system.name.endswith(m)), None)
+        if suffix is None:
+            continue
+        base = system.with_name(system.name.removesuffix(suffix) + PARTNER_METHOD[suffix])
+        if not (base / "score" / "wer.json").is_file():
+            continue
+        (base_wer, base_utts), (system_wer, system_utts) = read_scores(base), read_scores(system)
+        r = paired_bootstrap_by_id(base_utts, system_utts)
+        if r is None:
+            continue
+        base_hyps, system_hyps = read_text_file(base / "text"), read_text_file(system / "text")
+        same = sum(
+            base_hyps.get(u, "").split() == system_hyps.get(u, "").split() for u in base_utts
+        )
+        rows.append(
+            f"|{system.relative_to(exp_root).as_posix()}|{base.name}|{base_wer['err']:.2f}"
+            f"|{system_wer['err']:.2f}|{r['delta']:+.2f}|[{r['delta_low']:+.2f}, {r['delta_high']:+.2f}]"
+            f"|{r['p_not_better']:.3f}|{r['p_not_worse']:.3f}|{same}/{len(base_utts)} "
+            f"({same / len(base_utts):.0%})|"
+        )
+    if not rows:
+        return []
+    return [
+        "## k2 vs kaldi-decoder, and lattice rescoring",
+        "",
+        "Each system against its partner decoded from the same scores: `*_k2` against",
+        "kaldi-decoder on the same graph, `*_k2_rescore` against the one-best of its own lattices",
+        "(the graph's n-gram). Δ: system - partner WER (points) with the paired bootstrap's 95%",
+        "interval over utterances (1000 resamples); p(not better) < 0.05: the system is",
+        "significantly better, p(not worse) < 0.05: significantly worse. Same: utterances whose",
+        "hypotheses are identical. Each system's weights were tuned on dev on its own.",
+        "",
+        "|decode|partner|partner WER|WER|Δ|95% CI of Δ|p(not better)|p(not worse)|same|",
+        "|---|---|---|---|---|---|---|---|---|",
+        *rows,
+        "",
+    ]
+
+
 def write_results(
     exp_root: Path, out: Path, title: str, notes: str = "", overlap: dict | None = None
 ) -> str:
@@ -180,6 +232,7 @@ def write_results(
             table.read_text().strip(),
             "",
         ]
+    lines += partner_comparisons(exp_root)
     for test_set, rows in collect(exp_root).items():
         lines += [f"## WER: {test_set}", ""]
         if overlap and test_set in overlap:
