@@ -13,7 +13,8 @@ identical to kaldi-decoder's (the k2 backend's parity check on real scores).
 
 Usage:
     python bench/hclg_rtf.py --recipe egs/synth/asr1 --size demo [--part test-clean] \\
-        [--system hybrid|ctc --am am_train_conformer_ctc_senone] [--beam 11] [--backend kaldi k2]
+        [--system hybrid|ctc --am am_train_conformer_ctc_senone] [--beam 11] [--backend kaldi k2] \\
+        [--max-active 7000 100000]
 """
 
 from __future__ import annotations
@@ -50,6 +51,13 @@ def main() -> None:
         nargs="+",
         help="--system ctc: several beams, each with its RTF and WER",
     )
+    parser.add_argument(
+        "--max-active",
+        type=int,
+        nargs="+",
+        help="HCLG: one or more max-active settings (default: the recipe's); a large one shows "
+        "whether two backends' differences are pruning (they converge) or the search itself",
+    )
     parser.add_argument("--system", choices=["gmm", "hybrid", "ctc"], default="gmm")
     parser.add_argument(
         "--backend", nargs="+", choices=["kaldi", "k2"], default=["kaldi"], help="search libraries"
@@ -71,7 +79,7 @@ def main() -> None:
     chosen = yaml.safe_load(best.read_text()) if best.is_file() else {}
     scale = chosen.get("acoustic_scale", 0.1)
     beam = float(args.beam or chosen.get("graph_beam", 13.0))
-    max_active = chosen.get("max_active", 7000)
+    max_actives = args.max_active or [chosen.get("max_active", 7000)]
     lang = Lang.load(data / "lang_phone")
     tri = GmmSystem.load(exp / "align" / "tri", lang)
     os.chdir(r)  # cut manifests hold paths relative to the recipe
@@ -91,15 +99,18 @@ def main() -> None:
         f"{args.system} system; {args.part}: {len(cuts)} utterances, {audio:.0f} s of audio, "
         f"acoustic scale {scale}, beam {beam}; acoustic scoring RTF {t_acoustic / audio:.4f}"
     )
-    rows = compare_backends(
-        lambda backend: Hclg(graph_dir, tri.tm, beam, max_active, args.system, backend),
-        args.backend,
-        (scale,),
-        scores,
-        refs,
-        audio,
-    )
-    print_rows(f"beam {beam:g}", rows)
+    for max_active in max_actives:
+        rows = compare_backends(
+            lambda backend, max_active=max_active: Hclg(
+                graph_dir, tri.tm, beam, max_active, args.system, backend
+            ),
+            args.backend,
+            (scale,),
+            scores,
+            refs,
+            audio,
+        )
+        print_rows(f"beam {beam:g}, max-active {max_active}", rows)
 
 
 def graph_summary(fst_file: Path) -> str:
