@@ -1,6 +1,6 @@
 """The ssl1 recipe end to end on the tiny corpus (data from a copy of asr1 beside it): labels,
-teacher pretraining, five students, three probes each (and of FBANK), the results table and plot; a rerun
-redoes nothing."""
+teacher pretraining, five students, three probes each (and of FBANK), the results table and plot, the export
+stage; a rerun redoes nothing."""
 
 from __future__ import annotations
 
@@ -48,6 +48,16 @@ def test_tiny_ssl_recipe_end_to_end(tiny_corpus, tmp_path):
     assert "(paired bootstrap, " in results  # the claims' test differences get a p-value
     assert "## Above FBANK" in results and "|fbank|0.00|0.00|" in results
     assert "|ASR CER test-other|ASR WER test-other|" in results and "|PR PER test-other|" in results
+    for name in ["teacher", *students]:  # stage 7: deployable files, each checked against PyTorch
+        export = yaml.safe_load((exp / "export" / name / "export.yaml").read_text())["artifacts"]
+        assert export["onnx_fp32"]["max_abs_diff"] < 1e-4, name  # the bound export_model enforces
+        assert export["onnx_int8"]["mb"] < export["onnx_fp32"]["mb"], name
+        lstm = name.startswith("lstm")
+        assert ("torch_int8" in export, "hf" in export) == (lstm, not lstm), name
+        if not lstm:  # read back by load_hubert: the same float weights, so float rounding only
+            assert export["hf"]["max_abs_diff"] < 1e-4, name
+            assert (exp / "export" / name / "hf" / "model.safetensors").is_file(), name
     again = _run(d)
+    assert "Stage 7: exp/tiny/export/lstm_dkd/export.yaml exists: skipping" in again
     assert "Stage 4: exp/tiny/lstm_dkd/model.pt exists: skipping" in again
     assert "Stage 2: exp/tiny/labels/labels.npz exists: skipping" in again

@@ -29,7 +29,10 @@ def reverse_within_lengths(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tens
 def lstm_over_lengths(lstm: nn.LSTM, x: torch.Tensor, lengths: torch.Tensor | None) -> torch.Tensor:
     """``lstm``'s output over batch-first padded ``x`` (B, T, D) as if each sequence ran alone,
     frames past a sequence's length zero (what packing gives), with ``lstm``'s own parameters;
-    ``lengths`` None: all of ``x`` is valid."""
+    ``lengths`` None: all of ``x`` is valid. A dynamically quantized LSTM (int8 weights packed
+    out of reach) runs each sequence alone over its own frames."""
+    if not isinstance(lstm, nn.LSTM):
+        return _each_alone(lstm, x, lengths)
     if not lstm.batch_first or lstm.proj_size:
         raise ValueError("lstm_over_lengths: needs a batch_first LSTM without projections")
     if lengths is None:
@@ -53,3 +56,12 @@ def lstm_over_lengths(lstm: nn.LSTM, x: torch.Tensor, lengths: torch.Tensor | No
         if lstm.dropout and lstm.training and layer < lstm.num_layers - 1:
             h = nn.functional.dropout(h, lstm.dropout)
     return h * mask[..., None]
+
+
+def _each_alone(lstm: nn.Module, x: torch.Tensor, lengths: torch.Tensor | None) -> torch.Tensor:
+    if lengths is None:
+        return lstm(x)[0]
+    out = x.new_zeros(*x.shape[:2], lstm.hidden_size * (2 if lstm.bidirectional else 1))
+    for b, n in enumerate(lengths.tolist()):
+        out[b, :n] = lstm(x[b : b + 1, :n])[0][0]
+    return out

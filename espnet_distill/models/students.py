@@ -147,6 +147,21 @@ class LstmStudent(nn.Module):
         return count_parameters(self) - count_parameters(self.output)
 
 
+def quantize_int8(student: LstmStudent) -> LstmStudent:
+    """A copy of ``student`` with PyTorch dynamic int8 quantization of its LSTM and linear layers
+    (int8 weights, activations quantized batch by batch at run time); the CNN stays float, as
+    dynamic quantization has no convolution kernels. What :func:`save_student` writes with
+    ``int8`` and :func:`load_upstream` rebuilds."""
+    import copy
+    import warnings
+
+    with warnings.catch_warnings():  # torch.ao.quantization's deprecation notice (torchao has no
+        warnings.simplefilter("ignore")  # dynamic LSTM): the API is in torch 2.11 as documented
+        return torch.ao.quantization.quantize_dynamic(
+            copy.deepcopy(student).eval(), {nn.LSTM, nn.Linear}, dtype=torch.qint8
+        )
+
+
 def width_for_budget(
     teacher_config: dict, num_layers: int, budget: int, step: int = 8, ff_ratio: float | None = None
 ) -> tuple[int, int]:

@@ -11,7 +11,7 @@ from torch import nn
 
 from espnet_distill.data.features import fbank_extractor
 from espnet_distill.models.hubert import HubertModel, count_parameters, load_hubert
-from espnet_distill.models.students import DistilHubert, LstmStudent
+from espnet_distill.models.students import DistilHubert, LstmStudent, quantize_int8
 from espnet_distill.utils import save_torch
 
 FBANK = "fbank"  # the name of the baseline upstream: the input features alone (no file)
@@ -50,9 +50,14 @@ class FbankUpstream(nn.Module):
         return [padded], frames
 
 
-def save_student(net: DistilHubert | LstmStudent, kind: str, path: Path) -> None:
-    """A student as :func:`load_upstream` reads it; ``kind``: distilhubert, kd or dkd."""
+def save_student(
+    net: DistilHubert | LstmStudent, kind: str, path: Path, int8: bool = False
+) -> None:
+    """A student as :func:`load_upstream` reads it; ``kind``: distilhubert, kd or dkd; ``int8``:
+    an LSTM student after :func:`~espnet_distill.models.students.quantize_int8`."""
     blob = {"kind": kind, "student_config": net.config, "state_dict": net.state_dict()}
+    if int8:
+        blob["int8"] = True
     if isinstance(net, DistilHubert):
         blob.update(target_layers=net.target_layers, teacher_dim=net.heads[0].out_features)
     save_torch(blob, path)
@@ -78,6 +83,8 @@ def load_upstream(path: Path | str) -> HubertModel | DistilHubert | LstmStudent 
         net = LstmStudent(
             c["cnn"], c["num_classes"], c["hidden"], c["num_layers"], c["bidirectional"]
         )
+        if blob.get("int8"):
+            net = quantize_int8(net)
     net.load_state_dict(blob["state_dict"])
     return net.eval()
 

@@ -17,6 +17,9 @@
 #     PR also score --other_test_sets (e.g. test-other) with the epoch chosen on dev
 #   6 results: parameters, CPU speed-up vs the teacher, probing scores, each score above FBANK
 #     with its paired test, deep-vs-wide plot, RESULTS.md
+#   7 export: every upstream (teacher and students) as ONNX fp32 (checked against PyTorch on
+#     test utterances) and int8, LSTM students as PyTorch int8, transformers as Hugging Face
+#     HubertModel dirs -> <exp_dir>/export/<name>/ (export.yaml: sizes, differences)
 # Each stage skips finished work (its model.pt / result.yaml / labels.npz); --force true redoes
 # the stages in --stage..--stop_stage. Stages 4-5 can be run in parallel (one run a core, e.g.
 # `--stage 5 --stop_stage 5` twice): each job's dir is locked (claim_dir), so the runs split the
@@ -29,7 +32,7 @@ recipe_start "$@"  # Ctrl-C, SIGTERM or the death of run.sh stop every job of ev
 
 # ---------------------------------------------------------------- configuration
 . utils/engine_options.sh  # stage, force, min_free_mb, ngpu
-stop_stage=6             # last stage to run
+stop_stage=7             # last stage to run
 asr_dir=../asr1          # the ASR recipe of the same corpus (its data stages 1-3)
 asr_opts=                # options for its run.sh, e.g. "--corpus_size demo"
 data_dir=                # that recipe's data dir (e.g. ../asr1/data/demo)
@@ -55,7 +58,7 @@ results_title="ssl1 results"  # its title
 . utils/parse_options.sh
 
 [ $# -eq 0 ] || { log "Error: unexpected arguments: $*"; exit 1; }
-check_stages 1 6 3 4  # GPUs: teacher and students
+check_stages 1 7 3 4  # GPUs: teacher and students
 [ -n "${data_dir}" ] || { log "Error: --data_dir (the ASR recipe's data dir) is not set"; exit 1; }
 cuts_dir=${exp_dir}/data
 train_cuts=${cuts_dir}/cuts_${train_set}.jsonl.gz
@@ -216,6 +219,28 @@ if [ "${stage}" -le 6 ] && [ "${stop_stage}" -ge 6 ]; then
     --probe-dir "${exp_dir}/probe" --tasks ${probe_tasks} --timing-cuts "${test_cuts}" \
     --out-dir "${exp_dir}/results" --results-file "${results_file}" --title "${results_title}"
   stage_time 6 results "${t0}"
+fi
+
+if [ "${stage}" -le 7 ] && [ "${stop_stage}" -ge 7 ]; then
+  t0=${SECONDS}
+  need 1 "${test_cuts}"
+  for pair in "${upstreams[@]}"; do
+    name=${pair%%=*}
+    [ "${name}" = fbank ] && continue  # no network: nothing to deploy
+    dir=${exp_dir}/export/${name}
+    if is_done "${dir}/export.yaml"; then
+      log "Stage 7: ${dir}/export.yaml exists: skipping"
+      continue
+    fi
+    [ -e "${pair#*=}" ] || { log "Error: ${pair#*=} does not exist: run stages 3-4 first"; exit 1; }
+    [ "${force}" = true ] && rm -rf "${dir}"
+    log "Stage 7: exporting ${name} -> ${dir}"
+    mkdir -p "${dir}"
+    ${train_cmd} "${dir}/export.log" python -m espnet_distill.bin.export_model \
+      --upstream "${pair#*=}" --test-cuts "${test_cuts}" --out-dir "${dir}"
+    grep -E "max abs difference" "${dir}/export.log" | sed 's/.*INFO \[[^]]*\] /  /' || true
+  done
+  stage_time 7 export "${t0}"
 fi
 
 report_stage_times

@@ -1,0 +1,120 @@
+"""Deployment (espnet_distill/deploy/export.py): ONNX graphs equal to the PyTorch upstreams on a
+padded batch of other lengths than the export's example, int8 artifacts that load and stay close,
+and the Hugging Face round trip (transformers' own HubertModel gives our hidden states)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from espnet_distill.deploy.export import (
+    UpstreamGraph,
+    export_hf,
+    export_onnx,
+    max_abs_diff,
+    onnx_session,
+    padded_batch,
+    quantize_onnx_int8,
+)
+from espnet_distill.models.hubert import HubertModel, load_hubert
+from espnet_distill.models.students import DistilHubert, LstmStudent, quantize_int8
+from espnet_distill.models.upstream import FbankUpstream, load_upstream, save_student
+from tests.test_hubert import tiny_config
+
+pytest.importorskip("onnxruntime")
+
+# other batch size and lengths than export_onnx's example (2 x 2 s): the axes must be dynamic
+LENGTHS = (8000, 21000, 4400)
+
+
+def _waveforms(seed: int = 0) -> list[np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return [rng.standard_normal(n).astype(np.float32) * 0.1 for n in LENGTHS]
+
+
+def _upstreams() -> dict[str, torch.nn.Module]:
+    torch.manual_seed(0)
+    teacher = HubertModel(tiny_config(layer_norm_first=True)).eval()
+    student = DistilHubert(dict(tiny_config(), encoder_num_layers=2), [1, 3], 128).eval()
+    lstm = LstmStudent(tiny_config(), num_classes=10, hidden=24, num_layers=2).eval()
+    return {"hubert": teacher, "distilhubert": student, "lstm": lstm}
+
+
+@pytest.mark.parametrize("name", ["hubert", "distilhubert", "lstm"])
+def test_onnx_equals_torch_on_a_padded_batch_and_int8_stays_close(tmp_path, name):
+    """fp32, in one padded batch and each utterance alone: within 1e-4 (the issue's tolerance;
+    measured 1.6e-5 to 2.6e-5 max abs over every layer, float rounding of other kernels); a graph with the example's shapes baked in fails to
+    run or gives other frames. int8: runs and stays near the last layer (measured relative error
+    0.7-1.2%), far below an unrelated model's (1.3: another seed's student)."""
+    upstream = _upstreams()[name]
+    onnx_file = tmp_path / "model.onnx"
+    export_onnx(upstream, onnx_file)
+    waveforms = _waveforms()
+    assert max_abs_diff(onnx_file, upstream, waveforms, batched=True) < 1e-4
+    assert max_abs_diff(onnx_file, upstream, waveforms, normed=True) < 1e-4  # export_model's check
+
+    int8_file = tmp_path / "model.int8.onnx"
+    quantize_onnx_int8(onnx_file, int8_file)
+    assert int8_file.stat().st_size < 0.6 * onnx_file.stat().st_size
+    batch, lengths = padded_batch(waveforms)
+    states, frames = onnx_session(int8_file).run(None, {"waveforms": batch, "lengths": lengths})
+    with torch.no_grad():
+        ref, _ = UpstreamGraph(upstream)(torch.from_numpy(batch), torch.from_numpy(lengths))
+    n = int(frames[0])
+    last, ref_last = states[-1, 0, :n], ref[-1, 0, :n].numpy()
+    assert np.linalg.norm(last - ref_last) / np.linalg.norm(ref_last) < 0.3
+
+
+def test_fbank_baseline_has_nothing_to_export(tmp_path):
+    with pytest.raises(ValueError, match="no network to export"):
+        export_onnx(FbankUpstream(), tmp_path / "fbank.onnx")
+
+
+def test_int8_lstm_student_round_trips_through_load_upstream(tmp_path):
+    """PyTorch dynamic int8 of an LSTM student: saved by save_student, rebuilt by load_upstream
+    with the same outputs; on a padded batch the quantized LSTM runs each row over its own frames
+    (padding stays zero, each row near the float model's: measured relative error 1.2%; an
+    unrelated model of another seed is at 1.3)."""
+    lstm = _upstreams()["lstm"]
+    int8 = quantize_int8(lstm)
+    assert type(int8.lstms[0]).__module__.startswith("torch.ao.nn.quantized")
+    save_student(int8, "dkd", tmp_path / "model.int8.pt", int8=True)
+    loaded = load_upstream(tmp_path / "model.int8.pt")
+    batch, lengths = (torch.from_numpy(x) for x in padded_batch(_waveforms()))
+    with torch.no_grad():
+        states, frames = loaded.hidden_states(batch, lengths)
+        mine, _ = int8.hidden_states(batch, lengths)
+        ref, _ = lstm.hidden_states(batch, lengths)
+    torch.testing.assert_close(states[-1], mine[-1])
+    for row, n in enumerate(frames.tolist()):
+        assert (states[-1][row, n:] == 0).all()
+        got, want = states[-1][row, :n], ref[-1][row, :n]
+        assert (got - want).norm() / want.norm() < 0.3
+
+
+@pytest.mark.parametrize("name", ["hubert", "distilhubert"])
+def test_hf_export_loads_in_transformers_and_round_trips(tmp_path, name):
+    """transformers.HubertModel.from_pretrained on the exported dir gives every layer of ours
+    (the final layer norm of a pre-LN model included in its last state, as transformers does),
+    and load_hubert reads the dir back to the same hidden states."""
+    from transformers import HubertModel as HfHubertModel
+
+    upstream = _upstreams()[name]
+    export_hf(upstream, tmp_path / "hf")
+    assert (tmp_path / "hf" / "model.safetensors").is_file()
+    hf = HfHubertModel.from_pretrained(tmp_path / "hf", local_files_only=True).eval()
+    wave = torch.from_numpy(_waveforms()[1])[None]
+    with torch.no_grad():
+        ours, _ = upstream.hidden_states(wave)
+        theirs = hf(wave, output_hidden_states=True).hidden_states
+        back, _ = load_hubert(tmp_path / "hf").hidden_states(wave)
+    assert len(theirs) == len(ours) == len(back)
+    for layer, (a, b, c) in enumerate(zip(ours, theirs, back, strict=True)):
+        torch.testing.assert_close(b, a, atol=1e-5, rtol=1e-4, msg=f"transformers, layer {layer}")
+        torch.testing.assert_close(c, a, atol=1e-5, rtol=1e-4, msg=f"round trip, layer {layer}")
+
+
+def test_lstm_students_have_no_hf_form(tmp_path):
+    with pytest.raises(ValueError, match="no Hugging Face HubertModel form"):
+        export_hf(_upstreams()["lstm"], tmp_path / "hf")
