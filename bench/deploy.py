@@ -5,15 +5,24 @@ as ratios measured in one run on the same input: PyTorch fp32 (``model.pt``), on
 
 Latency: one utterance of 1 s and one of 10 s (batch 1, one thread, denormals flushed), the best
 of ``--rounds`` after an untimed pass, the artifacts interleaved in each round. Speed-up: the
-PyTorch fp32 teacher's 10 s latency over the artifact's. Memory: the growth of a fresh process's
-peak RSS over a 10 s forward pass after the artifact was loaded and run once on 1 s (activations
-and the runtime's buffers, not the weights). The input is seeded noise at speech level: the cost
-depends on the length, not on what is said.
+PyTorch fp32 teacher's 10 s latency over the artifact's. Memory: the peak resident memory of a
+fresh process that loads the artifact and runs it on 1 s and 10 s, the runtime included (what a
+device needs: an ONNX process imports onnxruntime and numpy only, no torch). The input is seeded
+noise at speech level: the cost depends on the length, not on what is said.
 
-Issue 30's target: the int8 LSTM-DKD student >= 10x faster than the fp32 PyTorch teacher.
+With ``--systems``: the KWS/SV systems kws_sv1's stage 5 exported
+(``<kws-sv-exp>/export/<upstream>/<mode>/<setup>/``), each form scored on the test sets the
+recipe scores (KWS accuracy on every test clip, EER on every trial) beside ``system.pt`` in
+PyTorch fp32, the difference with its paired 95% bootstrap interval over the same items, and
+the 1 s latency (a KWS clip's length), the size and the speed-up vs the teacher's fp32 system.
+
+Issue 30's targets: the int8 LSTM-DKD student + KWS head <= 1 MB, >= 10x faster than the fp32
+PyTorch teacher, KWS accuracy within 1 point of the fp32 student's (paired interval).
 
 Usage:
     python bench/deploy.py --exp-dir egs/synth/ssl1/exp/full [--names teacher lstm_dkd] [--rounds 5]
+    python bench/deploy.py --systems egs/synth/kws_sv1/exp/demo_ssl_full \
+        --manifest-dir egs/synth/kws_sv1/data/demo/manifests [--setups kws]
 """
 
 from __future__ import annotations
@@ -27,10 +36,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
-import torch
 
-from espnet_distill.deploy.export import onnx_session
-from espnet_distill.models.upstream import load_upstream, upstream_parameters
+from espnet_distill.deploy.runtime import onnx_session  # torch-free: the ONNX child stays so
 
 NAMES = ["teacher", "distilhubert", "deep", "wide", "lstm_kd", "lstm_dkd"]
 FORMS = {  # form -> file (under exp/<name> for model.pt, else under export/<name>)
@@ -54,6 +61,12 @@ def runner(path: Path) -> Callable[[np.ndarray], object]:
         return lambda wave: session.run(
             None, {"waveforms": wave[None], "lengths": np.array([len(wave)], dtype=np.int64)}
         )
+    import torch
+
+    from espnet_distill.models.upstream import load_upstream
+
+    torch.set_num_threads(1)
+    torch.set_flush_denormal(True)
     model = load_upstream(path).eval()
 
     def run(wave: np.ndarray) -> object:
@@ -69,28 +82,33 @@ def waves() -> dict[str, np.ndarray]:
 
 
 def peak_memory(path: Path) -> int:
-    """Bytes a 10 s forward pass adds to this process's peak RSS (see the module doc)."""
+    """Bytes of this process's peak RSS after loading ``path`` and running 1 s and 10 s."""
     run, inputs = runner(path), waves()
-    run(inputs["1 s"])
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    run(inputs["10 s"])
-    return (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) * 1024  # KiB -> bytes
+    for wave in inputs.values():
+        run(wave)
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # KiB -> bytes
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--exp-dir", type=Path, required=True)
+    parser.add_argument("--exp-dir", type=Path, help="ssl1's exp dir: the upstreams")
+    parser.add_argument("--systems", type=Path, help="kws_sv1's exp dir: the KWS/SV systems")
+    parser.add_argument("--manifest-dir", type=Path, help="--systems: kws_sv1's manifests")
+    parser.add_argument("--setups", nargs="+", default=["kws", "sv", "joint"])
     parser.add_argument("--names", nargs="+", default=NAMES)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--memory-of", type=Path, help=argparse.SUPPRESS)  # the child process
     args = parser.parse_args()
-    torch.set_num_threads(1)
-    torch.set_flush_denormal(True)
     if args.memory_of:
         print(peak_memory(args.memory_of))
         return
+    if args.systems:
+        systems_table(args)
+        return
+    if args.exp_dir is None:
+        sys.exit("deploy.py: give --exp-dir (upstreams) or --systems (KWS/SV systems)")
     artifacts = {
         (name, form): artifact_file(args.exp_dir, name, form)
         for name in args.names
@@ -139,6 +157,8 @@ def main() -> None:
         "| upstream | form | params | MB | 1 s latency (ms) | 10 s latency (ms) | RTF | speed-up | peak memory (MB) |"
     )
     print("|---|---|---|---|---|---|---|---|---|")
+    from espnet_distill.models.upstream import load_upstream, upstream_parameters
+
     params = {
         name: upstream_parameters(load_upstream(artifact_file(args.exp_dir, name, "torch fp32")))
         for name in args.names
@@ -150,6 +170,130 @@ def main() -> None:
         print(
             f"| {name} | {form} | {params[name] / 1e6:.2f}M | {size:.2f} | {1e3 * t1:.1f} | "
             f"{1e3 * t10:.1f} | {t10 / 10:.4f} | {speed} | {memory[name, form] / 2**20:.0f} |"
+        )
+
+
+SYSTEM_FORMS = {
+    "torch fp32": "system.pt",
+    "onnx fp32": "system.onnx",
+    "onnx int8": "system.int8.onnx",
+}
+
+
+def systems_table(args: argparse.Namespace) -> None:
+    """KWS accuracy / EER, size and latency of every exported system form (see the module doc)."""
+    import torch
+
+    from espnet_distill.data.kws_sv import load_split_cuts, read_trials
+    from espnet_distill.deploy.export import TorchSystem
+    from espnet_distill.deploy.runtime import OnnxSystem
+    from espnet_distill.kws_sv.report import kws_item, paired_difference
+    from espnet_distill.kws_sv.trainer import keyword_cuts
+    from espnet_distill.score.verification import equal_error_rate
+
+    torch.set_num_threads(1)  # the PyTorch forms on one thread, as onnx_session's
+    torch.set_flush_denormal(True)
+    if args.manifest_dir is None:
+        sys.exit("deploy.py: --systems needs --manifest-dir (kws_sv1's data/<size>/manifests)")
+    exported = sorted(
+        p.parent
+        for p in (args.systems / "export").glob("*/*/*/system.onnx")
+        if p.parent.name in args.setups
+    )
+    if not exported:
+        sys.exit(
+            f"deploy.py: no {args.systems}/export/*/*/<setup>/system.onnx: run kws_sv1's stage 5"
+        )
+    data: dict = {}
+
+    def kws_data() -> tuple[list, dict]:
+        if "kws" not in data:
+            cuts, labels = keyword_cuts(
+                load_split_cuts(args.manifest_dir, "speechcommands", "test"), "12class"
+            )
+            data["kws"] = ([(c.id, c.load_audio()[0].astype(np.float32)) for c in cuts], labels)
+        return data["kws"]
+
+    def sv_data() -> tuple[dict, list]:
+        if "sv" not in data:
+            cuts = load_split_cuts(args.manifest_dir, "voxceleb", "test")
+            trials = read_trials(
+                args.manifest_dir / "voxceleb_trials.txt", {c.recording_id for c in cuts}
+            )
+            needed = {u for _, a, b in trials for u in (a, b)}
+            audio = {
+                c.recording_id: c.load_audio()[0].astype(np.float32)
+                for c in cuts
+                if c.recording_id in needed
+            }
+            data["sv"] = (audio, trials)
+        return data["sv"]
+
+    rows = []
+    for out_dir in exported:
+        upstream, mode, setup = out_dir.parts[-3:]
+        finetune_dir = args.systems / "finetune" / upstream / mode / setup
+        forms = {"torch fp32": finetune_dir / "system.pt"}
+        forms.update({f: out_dir / name for f, name in SYSTEM_FORMS.items() if f != "torch fp32"})
+        scored = {}
+        for form, path in forms.items():
+            system = TorchSystem(path) if path.suffix == ".pt" else OnnxSystem(path)
+            row: dict = {"upstream": upstream, "mode": mode, "setup": setup, "form": form}
+            row["mb"] = path.stat().st_size / 2**20
+            one_second = np.zeros(16000, dtype=np.float32) + 0.01
+            task = "kws" if "kws" in system.meta["tasks"] else "sv"
+            system.run(task, one_second)
+            best = float("inf")
+            for _ in range(args.rounds):
+                start = time.perf_counter()
+                system.run(task, one_second)
+                best = min(best, time.perf_counter() - start)
+            row["latency_ms"] = 1e3 * best
+            if "kws" in system.meta["tasks"]:
+                clips, labels = kws_data()
+                keywords = system.meta["keywords"]
+                errors = {
+                    kws_item(i): int(keywords[int(np.argmax(system.run("kws", w)))] != labels[i])
+                    for i, w in clips
+                }
+                row["kws_items"] = errors
+                row["kws_accuracy"] = 100 * (1 - np.mean(list(errors.values())))
+            if "sv" in system.meta["tasks"]:
+                audio, trials = sv_data()
+                emb = {u: system.run("sv", w) for u, w in audio.items()}
+                row["sv_items"] = {(a, b): (float(emb[a] @ emb[b]), bool(t)) for t, a, b in trials}
+                scores = np.array([v[0] for v in row["sv_items"].values()])
+                target = np.array([v[1] for v in row["sv_items"].values()])
+                row["eer"] = 100 * equal_error_rate(scores, target)
+            scored[form] = row
+            rows.append(row)
+        for form, row in scored.items():
+            for key in ("kws_accuracy", "eer"):
+                if key in row and form != "torch fp32":
+                    row[f"{key}_diff"] = paired_difference(scored["torch fp32"], row, key)
+    reference = {
+        (r["mode"], r["setup"]): r["latency_ms"]
+        for r in rows
+        if r["upstream"] == "teacher" and r["form"] == "torch fp32"
+    }
+    print(
+        f"one thread, batch 1, 1 s input, best of {args.rounds}; differences: vs the same system in PyTorch fp32, paired 95% bootstrap interval"
+    )
+    print(
+        "| upstream | mode | setup | form | MB | 1 s latency (ms) | speed-up vs teacher fp32 | KWS accuracy | difference | EER | difference |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        ref = reference.get((r["mode"], r["setup"]))
+        speed = f"{ref / r['latency_ms']:.1f}x" if ref else "-"
+        cells = []
+        for key in ("kws_accuracy", "eer"):
+            d = r.get(f"{key}_diff")
+            cells.append(f"{r[key]:.2f}" if key in r else "-")
+            cells.append(f"{d['delta']:+.2f} [{d['low']:+.2f}, {d['high']:+.2f}]" if d else "-")
+        print(
+            f"| {r['upstream']} | {r['mode']} | {r['setup']} | {r['form']} | {r['mb']:.2f} | "
+            f"{r['latency_ms']:.1f} | {speed} | " + " | ".join(cells) + " |"
         )
 
 

@@ -4,6 +4,9 @@ and the Hugging Face round trip (transformers' own HubertModel gives our hidden 
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 import torch
@@ -13,10 +16,9 @@ from espnet_distill.deploy.export import (
     export_hf,
     export_onnx,
     max_abs_diff,
-    onnx_session,
-    padded_batch,
     quantize_onnx_int8,
 )
+from espnet_distill.deploy.runtime import onnx_session, padded_batch
 from espnet_distill.models.hubert import HubertModel, load_hubert
 from espnet_distill.models.students import DistilHubert, LstmStudent, quantize_int8
 from espnet_distill.models.upstream import FbankUpstream, load_upstream, save_student
@@ -79,7 +81,7 @@ def test_int8_lstm_student_round_trips_through_load_upstream(tmp_path):
     lstm = _upstreams()["lstm"]
     int8 = quantize_int8(lstm)
     assert type(int8.lstms[0]).__module__.startswith("torch.ao.nn.quantized")
-    save_student(int8, "dkd", tmp_path / "model.int8.pt", int8=True)
+    save_student(int8, "dkd", tmp_path / "model.int8.pt")
     loaded = load_upstream(tmp_path / "model.int8.pt")
     batch, lengths = (torch.from_numpy(x) for x in padded_batch(_waveforms()))
     with torch.no_grad():
@@ -118,3 +120,106 @@ def test_hf_export_loads_in_transformers_and_round_trips(tmp_path, name):
 def test_lstm_students_have_no_hf_form(tmp_path):
     with pytest.raises(ValueError, match="no Hugging Face HubertModel form"):
         export_hf(_upstreams()["lstm"], tmp_path / "hf")
+
+
+def _system(upstream_name: str, tasks: list[str]):
+    from espnet_distill.config import merge_config
+    from espnet_distill.kws_sv.trainer import DEFAULT_CONFIG, KwsSvModule
+
+    config = merge_config(DEFAULT_CONFIG, {"tasks": tasks, "kws": {"hidden": 32}})
+    config["sv"].update(hidden=32, embedding=16)
+    torch.manual_seed(1)
+    system = KwsSvModule(
+        _upstreams()[upstream_name], config, ["no", "yes", "_unknown_"], ["a", "b"]
+    )
+    with torch.no_grad():  # heads away from their initial weights, so a lost one shows
+        for name, p in system.named_parameters():
+            if not name.startswith("upstream."):
+                p.add_(torch.randn_like(p) * 0.1)
+    return system.eval()
+
+
+@pytest.mark.parametrize("upstream_name", ["lstm", "distilhubert"])
+def test_system_file_round_trip_and_onnx_export(tmp_path, upstream_name):
+    """save_system/load_system give the same outputs (fine-tuned upstream weights included);
+    the ONNX system's keyword probabilities and embeddings within 1e-4 of PyTorch's (measured
+    ~1e-7: softmax and normalised outputs), its int8 form close (measured < 0.05), the metadata
+    carried by both files."""
+    from espnet_distill.deploy.export import SystemGraph, export_system
+    from espnet_distill.deploy.runtime import metadata
+    from espnet_distill.kws_sv.trainer import load_system, save_system
+
+    system = _system(upstream_name, ["kws", "sv"])
+    with torch.no_grad():  # as if fine-tuned: the file must keep the upstream's own weights
+        next(system.upstream.parameters()).add_(0.05)
+    save_system(system, tmp_path / "system.pt", sv_threshold=0.42)
+    loaded, threshold = load_system(tmp_path / "system.pt")
+    assert threshold == 0.42 and loaded.keywords == system.keywords
+    wave = torch.from_numpy(_waveforms()[1])[None]
+    with torch.no_grad():
+        for a, b in zip(
+            SystemGraph(loaded)(wave, None), SystemGraph(system)(wave, None), strict=True
+        ):
+            torch.testing.assert_close(a, b)
+    summary = export_system(loaded, threshold, tmp_path / "export", _waveforms())
+    assert summary["artifacts"]["onnx_fp32"]["max_abs_diff"] < 1e-4
+    assert summary["artifacts"]["onnx_int8"]["max_abs_diff"] < 0.2
+    for name in ("system.onnx", "system.int8.onnx"):
+        meta = metadata(onnx_session(tmp_path / "export" / name))
+        assert meta["keywords"] == ["no", "yes", "_unknown_"] and meta["sv_threshold"] == 0.42
+
+
+INFER_WITHOUT_TORCH = (
+    "import sys; sys.modules['torch'] = None  # any import of torch fails\n"
+    "from espnet_distill.bin.infer import main; sys.exit(main(sys.argv[1:]))"
+)
+
+
+def _infer(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-c", INFER_WITHOUT_TORCH, *args], capture_output=True, text=True
+    )
+
+
+def test_infer_runs_on_onnx_without_torch_and_names_bad_input(tmp_path):
+    """bin/infer on an exported system in a process where importing torch fails: KWS labels
+    each file with the keyword PyTorch's system gives, SV scores a pair with its cosine and the
+    stored threshold; a wrong sample rate, an empty file and a task the system lacks end in one
+    line naming the file."""
+    import soundfile as sf
+
+    from espnet_distill.deploy.export import SystemGraph, export_system
+
+    system = _system("lstm", ["kws", "sv"])
+    export_system(system, 0.5, tmp_path, _waveforms())
+    waves = _waveforms()
+    for i, wave in enumerate(waves):
+        sf.write(tmp_path / f"{i}.wav", wave, 16000)
+    model = str(tmp_path / "system.onnx")
+    out = _infer("--model", model, "--task", "kws", *(str(tmp_path / f"{i}.wav") for i in range(3)))
+    assert out.returncode == 0, out.stderr
+    with torch.no_grad():
+        want = [
+            system.keywords[int(SystemGraph(system)(torch.from_numpy(w)[None], None)[0].argmax())]
+            for w in waves
+        ]
+    assert [line.split("\t")[1] for line in out.stdout.splitlines()] == want
+    a, b = str(tmp_path / "0.wav"), str(tmp_path / "1.wav")
+    out = _infer("--model", model, "--task", "sv", "--enroll", a, "--test", b)
+    assert out.returncode == 0, out.stderr
+    with torch.no_grad():
+        ea, eb = (SystemGraph(system)(torch.from_numpy(w)[None], None)[1][0] for w in waves[:2])
+    score = float(out.stdout.split("\t")[2])
+    assert score == pytest.approx(float(ea @ eb), abs=1e-3)
+    assert out.stdout.strip().endswith("accept" if score >= 0.5 else "reject")
+
+    sf.write(tmp_path / "8k.wav", waves[0][::2], 8000)
+    sf.write(tmp_path / "empty.wav", np.zeros(0, dtype=np.float32), 16000)
+    for bad, message in [("8k.wav", "8000 Hz audio"), ("empty.wav", "0 samples")]:
+        out = _infer("--model", model, "--task", "kws", str(tmp_path / bad))
+        assert out.returncode == 1 and out.stderr.count("\n") == 1, out.stderr
+        assert out.stderr.startswith(f"infer: {tmp_path / bad}: {message}"), out.stderr
+    export_system(_system("lstm", ["kws"]), None, tmp_path / "kws_only", waves)
+    kws_only = str(tmp_path / "kws_only" / "system.onnx")
+    out = _infer("--model", kws_only, "--task", "sv", "--enroll", a, "--test", b)
+    assert out.returncode == 1 and "a kws system has no sv output" in out.stderr, out.stderr

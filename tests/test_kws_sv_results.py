@@ -188,7 +188,7 @@ def test_kws_items_pair_across_manifest_orders(tmp_path):
 def test_kws_cut_ids_do_not_depend_on_the_manifest_order(tmp_path):
     from lhotse import Recording, RecordingSet, SupervisionSegment, SupervisionSet
 
-    from espnet_distill.bin.fine_tune_kws_sv import load_cuts
+    from espnet_distill.data.kws_sv import load_split_cuts
 
     recs = [
         Recording(id=f"r{i}", sources=[], sampling_rate=16000, num_samples=16000, duration=1.0)
@@ -201,7 +201,7 @@ def test_kws_cut_ids_do_not_depend_on_the_manifest_order(tmp_path):
     for order, name in ((recs, "a"), (recs[::-1], "b")):
         RecordingSet.from_recordings(order).to_file(tmp_path / f"{name}_recordings_test.jsonl.gz")
         sups.to_file(tmp_path / f"{name}_supervisions_test.jsonl.gz")
-        ids.append(sorted(c.id for c in load_cuts(tmp_path, name, "test")))
+        ids.append(sorted(c.id for c in load_split_cuts(tmp_path, name, "test")))
     assert ids[0] == ids[1]
 
 

@@ -1,15 +1,20 @@
 """The kws_sv1 recipe end to end on tiny synthetic corpora with given upstreams (a tiny random
 HuBERT and a DistilHuBERT student of it): synthesis, manifests, {teacher, student} x {frozen,
-fine-tuned} x {kws, sv, joint} and FBANK frozen, the table, the DET plot; a rerun redoes nothing; a corpus with an
+fine-tuned} x {kws, sv, joint} and FBANK frozen, the table, the DET plot, the export
+(infer runs on it); a rerun redoes nothing; a corpus with an
 unknown keyword folder stops stage 1 with the folder named."""
 
 from __future__ import annotations
 
 import shutil
+import subprocess
+import sys
 
 import pytest
 import torch
+import yaml
 
+from espnet_distill.deploy.runtime import metadata, onnx_session
 from espnet_distill.models.hubert import HubertModel
 from espnet_distill.models.students import DistilHubert, init_from_teacher, transformer_config
 from espnet_distill.models.upstream import save_student
@@ -28,6 +33,14 @@ def _upstreams(tmp_path):
     init_from_teacher(student.backbone, teacher)
     save_student(student, "distilhubert", tmp_path / "student.pt")
     return tmp_path / "teacher.pt", tmp_path / "student.pt"
+
+
+def _infer(*args: str) -> str:
+    out = subprocess.run(
+        [sys.executable, "-m", "espnet_distill.bin.infer", *args], capture_output=True, text=True
+    )
+    assert out.returncode == 0, out.stderr
+    return out.stdout
 
 
 def _run(d, *args, ok=True):
@@ -55,7 +68,29 @@ def test_tiny_kws_sv_recipe_end_to_end(tmp_path, kws_sv_corpora):
     assert results.count("|distilhubert|") == 6 and results.count("|teacher|") == 6
     assert results.count("|fbank|0.00|frozen|") == 3 and "- Above FBANK, frozen" in results
     assert "joint KWS+SV" in results and (exp / "results" / "det.png").is_file()
+    # stage 5: every trained system exported (FBANK's has no network); infer runs the int8 one
+    for name in ("teacher", "distilhubert"):
+        for mode in ("frozen", "finetuned"):
+            for setup in ("kws", "sv", "joint"):
+                export = yaml.safe_load(
+                    (exp / "export" / name / mode / setup / "export.yaml").read_text()
+                )
+                assert export["artifacts"]["onnx_fp32"]["max_abs_diff"] < 1e-4, (name, mode, setup)
+    assert not (exp / "export" / "fbank").exists()
+    joint = exp / "export" / "distilhubert" / "finetuned" / "joint" / "system.int8.onnx"
+    clips = sorted((d / "corpus" / "tiny" / "SpeechCommands").rglob("*.wav"))[:2]
+    voices = sorted((d / "corpus" / "tiny" / "VoxCeleb1").rglob("*.wav"))[:2]
+    kws = _infer("--model", str(joint), "--task", "kws", *map(str, clips))
+    keywords = metadata(onnx_session(joint))["keywords"]
+    labels = [line.split("\t") for line in kws.splitlines()]
+    assert [label[0] for label in labels] == [str(c) for c in clips]
+    assert all(label[1] in keywords and 0 < float(label[2]) <= 1 for label in labels)
+    sv = _infer(
+        "--model", str(joint), "--task", "sv", "--enroll", str(voices[0]), "--test", str(voices[1])
+    )
+    assert sv.strip().split("\t")[-1] in ("accept", "reject")
     again = _run(d, *opts)
+    assert "Stage 5: exp/tiny/export/teacher/frozen/kws/export.yaml exists: skipping" in again
     assert (
         "Stage 3: exp/tiny/finetune/distilhubert/finetuned/joint/results.json exists: skipping"
         in again

@@ -9,7 +9,13 @@ from scipy.interpolate import interp1d
 from scipy.optimize import brentq
 from sklearn.metrics import roc_curve
 
-from espnet_distill.score.verification import bootstrap_eers, equal_error_rate, error_rates, min_dcf
+from espnet_distill.score.verification import (
+    bootstrap_eers,
+    eer_threshold,
+    equal_error_rate,
+    error_rates,
+    min_dcf,
+)
 
 # sorted by score: T T N T N N N
 SCORES = np.array([0.9, 0.8, 0.4, 0.7, 0.3, 0.2, 0.1])
@@ -26,6 +32,10 @@ def test_hand_computed_list():
     assert min_dcf(SCORES, LABELS, p_target=0.01) == pytest.approx(1 / 3)
     # p_target 0.5: accepting all three targets and one non-target, (1/4) 0.5, over 0.5
     assert min_dcf(SCORES, LABELS, p_target=0.5) == pytest.approx(0.25)
+    # the equal-error point accepts the top four (0.9, 0.8, 0.7, 0.4): midway to the fifth
+    assert eer_threshold(SCORES, LABELS) == pytest.approx(0.35)
+    accepted = SCORES >= eer_threshold(SCORES, LABELS)
+    assert (~accepted[LABELS == 1]).mean() == 0 and accepted[LABELS == 0].mean() == 0.25
 
 
 def test_separable_tied_and_bad_lists():

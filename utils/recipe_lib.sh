@@ -176,6 +176,24 @@ check_gpus() {
   fi
 }
 
+# export_model_to STAGE DIR ARG...: bin/export_model ARG... --out-dir DIR, its log DIR/export.log
+# (skipped when DIR/export.yaml exists; --force redoes it), then each artifact's size and
+# difference from the PyTorch model
+# shellcheck disable=SC2154  # force, train_cmd: the engine's option and cmd.sh's runner
+export_model_to() {
+  local stage_num=$1 dir=$2
+  shift 2
+  if is_done "${dir}/export.yaml"; then
+    log "Stage ${stage_num}: ${dir}/export.yaml exists: skipping"
+    return 0
+  fi
+  [ "${force}" = true ] && rm -rf "${dir}"
+  log "Stage ${stage_num}: exporting $* -> ${dir}"
+  mkdir -p "${dir}"
+  ${train_cmd} "${dir}/export.log" python -m espnet_distill.bin.export_model "$@" --out-dir "${dir}"
+  grep -E "max abs difference" "${dir}/export.log" | sed 's/.*INFO \[[^]]*\] /  /' || true
+}
+
 # stage_time NUM NAME T0: the stage's wall time (seconds since T0, a ${SECONDS} reading) appended to
 # ${exp_dir}/stage_times.tsv (every run's) and to this run's table, which report_stage_times prints
 stage_time() {

@@ -1,6 +1,10 @@
-"""ssl1's export stage: one trained upstream (the teacher or a student) as deployable files in
---out-dir, each checked against the PyTorch model on real test utterances of several lengths
-(the shortest, the median and the longest of --test-cuts, one padded batch):
+"""The export stages (ssl1 stage 7, kws_sv1 stage 5): one trained upstream (the teacher or a
+student, --upstream) or one fine-tuned KWS/SV system (--system, its ``system.pt``) as deployable
+files in --out-dir, each checked against the PyTorch model on real test utterances of several
+lengths (the shortest, the median and the longest of --test-cuts, a cut or recording manifest,
+each alone).
+
+An upstream gives
 
 - ``model.onnx``: fp32, dynamic batch and time (inputs ``waveforms`` (B, S) and ``lengths``
   (B,); outputs ``hidden_states`` (L+1, B, T, D) and ``frames`` (B,)); more than 1e-4 (max abs)
@@ -11,24 +15,32 @@
   directory (``config.json`` + ``model.safetensors``), read back and compared;
 - ``export.yaml``: each artifact's file, size (MB) and max abs difference from the float model.
 
+A system gives ``system.onnx`` (fp32; its keyword probabilities and normalised speaker
+embedding more than 1e-4 from PyTorch's is an error) and ``system.int8.onnx``, both carrying the
+keywords and the SV threshold in their metadata: what ``bin/infer.py`` runs on.
+
 Rerunning skips a finished export (export.yaml exists).
 
 Usage:
     python -m espnet_distill.bin.export_model --upstream exp/ssl/lstm_dkd/model.pt \\
         --test-cuts exp/ssl/data/cuts_test-clean.jsonl.gz --out-dir exp/ssl/export/lstm_dkd
+    python -m espnet_distill.bin.export_model --system exp/finetune/lstm_dkd/frozen/kws/system.pt \
+        --test-cuts data/manifests/... --out-dir exp/export/lstm_dkd/frozen/kws
 """
 
 from __future__ import annotations
 
 import logging
 import sys
+from pathlib import Path
 
 import numpy as np
 import yaml
-from lhotse import CutSet
+from lhotse import CutSet, RecordingSet, load_manifest
 
 from espnet_distill.bin import finished, make_parser, one_line_errors, require
-from espnet_distill.deploy.export import SAMPLE_RATE, export_upstream
+from espnet_distill.deploy.export import SAMPLE_RATE, export_system, export_upstream
+from espnet_distill.kws_sv.trainer import load_system
 from espnet_distill.models.hubert import CheckpointMismatch
 from espnet_distill.models.upstream import FBANK, load_upstream
 from espnet_distill.utils import atomic_write_text, setup_logging
@@ -50,7 +62,10 @@ def test_waveforms(cuts: CutSet, source: str) -> list[np.ndarray]:
 
 @one_line_errors(ValueError, CheckpointMismatch)
 def main(argv: list[str] | None = None) -> int:
-    parser = make_parser(__doc__, "--upstream", "--test-cuts", "--out-dir")
+    parser = make_parser(__doc__, "--test-cuts", "--out-dir")
+    what = parser.add_mutually_exclusive_group(required=True)
+    what.add_argument("--upstream", type=Path, help="an upstream (any form load_upstream reads)")
+    what.add_argument("--system", type=Path, help="a KWS/SV system (fine_tune_kws_sv's system.pt)")
     args = parser.parse_args(argv)
     setup_logging()
     summary_file = args.out_dir / "export.yaml"
@@ -58,14 +73,19 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if str(args.upstream) == FBANK:
         raise ValueError("the fbank baseline has no network to export")
-    require(args.upstream, args.test_cuts)
-    upstream = load_upstream(args.upstream)
-    waveforms = test_waveforms(CutSet.from_file(args.test_cuts), str(args.test_cuts))
-    kind = _kind(args.upstream)
-    summary = {
-        "upstream": str(args.upstream),
-        **export_upstream(upstream, kind, args.out_dir, waveforms),
-    }
+    require(args.upstream or args.system, args.test_cuts)
+    manifest = load_manifest(args.test_cuts)  # cuts, or recordings (kws_sv1's manifests)
+    if isinstance(manifest, RecordingSet):
+        manifest = CutSet.from_manifests(recordings=manifest)
+    waveforms = test_waveforms(manifest, str(args.test_cuts))
+    if args.system:
+        system, threshold = load_system(args.system)
+        summary = {
+            "system": str(args.system),
+            **export_system(system, threshold, args.out_dir, waveforms),
+        }
+    else:
+        summary = export_one_upstream(args.upstream, args.out_dir, waveforms)
     for name, entry in summary["artifacts"].items():
         logging.info(
             "%s: %s, %.3f MB, max abs difference from the float model %.3g",
@@ -78,7 +98,15 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _kind(path) -> str:  # noqa: ANN001
+def export_one_upstream(path: Path, out_dir: Path, waveforms: list) -> dict:
+    """export_upstream of the upstream at ``path``, keeping a student's training mode."""
+    return {
+        "upstream": str(path),
+        **export_upstream(load_upstream(path), _kind(path), out_dir, waveforms),
+    }
+
+
+def _kind(path: Path) -> str:
     """The student kind save_student wrote (distilhubert, kd, dkd); a teacher file has none."""
     import torch
 

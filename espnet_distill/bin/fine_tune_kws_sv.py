@@ -13,8 +13,6 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from lhotse import CutSet, RecordingSet, load_manifest
-
 from espnet_distill.bin import (
     add_config_options,
     add_paths,
@@ -23,28 +21,12 @@ from espnet_distill.bin import (
     read_config,
     str2bool,
 )
-from espnet_distill.data.kws_sv import read_trials
+from espnet_distill.data.kws_sv import load_split_cuts, read_trials
 from espnet_distill.data.librispeech import CorpusError
 from espnet_distill.kws_sv.trainer import fine_tune
 from espnet_distill.models.hubert import CheckpointMismatch
 from espnet_distill.models.upstream import FBANK, load_upstream
 from espnet_distill.utils import setup_logging
-
-
-def load_cuts(manifest_dir: Path, prefix: str, split: str) -> CutSet:
-    files = [
-        manifest_dir / f"{prefix}_{kind}_{split}.jsonl.gz"
-        for kind in ("recordings", "supervisions")
-    ]
-    for f in files:
-        if not f.is_file():
-            raise FileNotFoundError(f"{f} is missing: run stage 1 (prepare_kws_sv)")
-    # sorted: the cut ids lhotse makes end in the recording's position, which would otherwise
-    # follow the order the corpus files were listed in (the filesystem's)
-    recordings = RecordingSet.from_recordings(sorted(load_manifest(files[0]), key=lambda r: r.id))
-    return CutSet.from_manifests(
-        recordings=recordings, supervisions=load_manifest(files[1])
-    ).to_eager()
 
 
 @one_line_errors(ValueError, FileNotFoundError, CorpusError, CheckpointMismatch)
@@ -83,13 +65,13 @@ def main(argv: list[str] | None = None) -> int:
     }
     data = {}
     if "kws" in args.tasks:
-        data["kws_train"] = load_cuts(args.manifest_dir, "speechcommands", "train")
-        data["kws_test"] = load_cuts(
+        data["kws_train"] = load_split_cuts(args.manifest_dir, "speechcommands", "train")
+        data["kws_test"] = load_split_cuts(
             args.manifest_dir, "speechcommands", "test" if args.kws_task == "12class" else "test35"
         )
     if "sv" in args.tasks:
-        data["sv_train"] = load_cuts(args.manifest_dir, "voxceleb", "train")
-        data["sv_test"] = load_cuts(args.manifest_dir, "voxceleb", "test")
+        data["sv_train"] = load_split_cuts(args.manifest_dir, "voxceleb", "train")
+        data["sv_test"] = load_split_cuts(args.manifest_dir, "voxceleb", "test")
         data["trials"] = read_trials(
             args.manifest_dir / "voxceleb_trials.txt", {c.recording_id for c in data["sv_test"]}
         )

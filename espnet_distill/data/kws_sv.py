@@ -17,7 +17,14 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from lhotse import Recording, RecordingSet, SupervisionSegment, SupervisionSet
+from lhotse import (
+    CutSet,
+    Recording,
+    RecordingSet,
+    SupervisionSegment,
+    SupervisionSet,
+    load_manifest,
+)
 from lhotse.qa import fix_manifests, validate_recordings_and_supervisions
 from lhotse.recipes import prepare_speechcommands
 from lhotse.recipes.voxceleb import _prepare_voxceleb_v1
@@ -215,3 +222,21 @@ def prepare_voxceleb1(root: Path, output_dir: Path, num_jobs: int = 1) -> dict[s
     counts["target_trials"] = sum(t for t, _, _ in trials)
     log.info("VoxCeleb1: %s", counts)
     return counts
+
+
+def load_split_cuts(manifest_dir: Path, prefix: str, split: str) -> CutSet:
+    """The cuts of one split of stage 1's manifests (``<prefix>_{recordings,supervisions}_<split>``),
+    in recording-id order."""
+    files = [
+        manifest_dir / f"{prefix}_{kind}_{split}.jsonl.gz"
+        for kind in ("recordings", "supervisions")
+    ]
+    for f in files:
+        if not f.is_file():
+            raise FileNotFoundError(f"{f} is missing: run stage 1 (prepare_kws_sv)")
+    # sorted: the cut ids lhotse makes end in the recording's position, which would otherwise
+    # follow the order the corpus files were listed in (the filesystem's)
+    recordings = RecordingSet.from_recordings(sorted(load_manifest(files[0]), key=lambda r: r.id))
+    return CutSet.from_manifests(
+        recordings=recordings, supervisions=load_manifest(files[1])
+    ).to_eager()

@@ -22,6 +22,7 @@ read them).
 from __future__ import annotations
 
 import copy
+import json
 import logging
 import shutil
 from pathlib import Path
@@ -30,6 +31,14 @@ import numpy as np
 import torch
 from torch import nn
 
+from espnet_distill.deploy.runtime import (
+    SAMPLE_RATE,
+    TASK_OUTPUT,
+    layer_norm,
+    onnx_session,
+    padded_batch,
+)
+from espnet_distill.kws_sv.trainer import KwsSvModule, load_system
 from espnet_distill.models.hubert import HubertModel, load_hubert, receptive_field
 from espnet_distill.models.students import DistilHubert, LstmStudent, quantize_int8
 from espnet_distill.models.upstream import load_upstream, save_student, upstream_parameters
@@ -40,9 +49,7 @@ for _chatty in ("onnxscript", "onnx_ir"):  # an INFO line per constant the optim
     logging.getLogger(_chatty).setLevel(logging.WARNING)
 
 INPUTS = ("waveforms", "lengths")
-OUTPUTS = ("hidden_states", "frames")
 OPSET = 18
-SAMPLE_RATE = 16000
 MAX_SECONDS = 3600  # the longest input the transformer graphs accept (torch.export's bound)
 
 
@@ -92,21 +99,21 @@ def _plain_weights(upstream: nn.Module) -> nn.Module:
 def export_onnx(upstream: nn.Module, path: Path) -> None:
     """``upstream`` as an ONNX file at ``path`` (see the module docstring for its signature)."""
     upstream = _plain_weights(upstream)
-    network = _network(upstream)
-    # eval mode on the wrapper too: the exporter runs the module in the wrapper's mode
-    graph = UpstreamGraph(upstream).eval()
+    axes = {"hidden_states": {1: "batch", 2: "time"}, "frames": {0: "batch"}}
+    _export_graph(UpstreamGraph(upstream), _network(upstream), path, axes)
+
+
+def _export_graph(graph: nn.Module, network: nn.Module, path: Path, outputs: dict) -> None:
+    """``graph`` (waveforms, lengths) -> ``outputs`` (name -> its dynamic axes) as ONNX, with the
+    exporter ``network`` (the upstream's) allows; see the module docstring."""
+    graph.eval()  # the wrapper too: the exporter runs the module in the wrapper's mode
     g = torch.Generator().manual_seed(0)
     example = (torch.randn(2, 2 * SAMPLE_RATE, generator=g), torch.tensor([32000, 24000]))
     path.parent.mkdir(parents=True, exist_ok=True)
-    common = dict(input_names=list(INPUTS), output_names=list(OUTPUTS), opset_version=OPSET)
+    common = dict(input_names=list(INPUTS), output_names=list(outputs), opset_version=OPSET)
     with atomic_output(path) as tmp, torch.no_grad():
         if isinstance(network, LstmStudent):
-            axes = {
-                "waveforms": {0: "batch", 1: "samples"},
-                "lengths": {0: "batch"},
-                "hidden_states": {1: "batch", 2: "time"},
-                "frames": {0: "batch"},
-            }
+            axes = {"waveforms": {0: "batch", 1: "samples"}, "lengths": {0: "batch"}, **outputs}
             torch.onnx.export(graph, example, tmp, dynamo=False, dynamic_axes=axes, **common)
         else:
             batch = torch.export.Dim("batch", max=4096)
@@ -122,24 +129,6 @@ def export_onnx(upstream: nn.Module, path: Path) -> None:
                 verbose=False,
                 **common,
             )
-
-
-def onnx_session(path: Path):  # noqa: ANN201 (onnxruntime.InferenceSession, imported lazily)
-    """A one-thread onnxruntime CPU session of ``path`` (the deployment setting measured)."""
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = options.inter_op_num_threads = 1
-    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-
-
-def padded_batch(waveforms: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-    """(B, S) float32 zero-padded audio and (B,) int64 lengths: the ONNX graphs' inputs."""
-    lengths = np.array([len(w) for w in waveforms], dtype=np.int64)
-    batch = np.zeros((len(waveforms), int(lengths.max())), dtype=np.float32)
-    for row, wave in zip(batch, waveforms, strict=True):
-        row[: len(wave)] = wave
-    return batch, lengths
 
 
 def max_abs_diff(
@@ -178,14 +167,10 @@ def max_abs_diff(
             )
         ref = ref.numpy()
         if normed:
-            states, ref = _layer_norm(states), _layer_norm(ref)
+            states, ref = layer_norm(states), layer_norm(ref)
         for b, n in enumerate(frames.tolist()):
             worst = max(worst, float(np.abs(states[:, b, :n] - ref[:, b, :n]).max()))
     return worst
-
-
-def _layer_norm(x: np.ndarray) -> np.ndarray:
-    return (x - x.mean(-1, keepdims=True)) / np.sqrt(x.var(-1, keepdims=True) + 1e-5)
 
 
 # The weight-heavy operators. The convolutions stay float: the first reads raw audio, whose
@@ -297,7 +282,7 @@ def export_upstream(upstream: nn.Module, kind: str, out_dir: Path, waveforms: li
     batch, lengths = (torch.from_numpy(x) for x in padded_batch(waveforms))
     if isinstance(network, LstmStudent):
         pt_file = out_dir / "model.int8.pt"
-        save_student(quantize_int8(network), kind, pt_file, int8=True)
+        save_student(quantize_int8(network), kind, pt_file)
         artifacts["torch_int8"] = {
             "file": pt_file.name,
             "max_abs_diff": _torch_diff(load_upstream(pt_file), upstream, batch, lengths),
@@ -337,3 +322,130 @@ def _size(path: Path) -> int:
         if path.is_dir()
         else path.stat().st_size
     )
+
+
+class SystemGraph(nn.Module):
+    """A KWS/SV system as one function of tensors: (waveforms, lengths) -> the keyword
+    probabilities (B, K) and/or the length-normalised speaker embedding (B, E), by its tasks."""
+
+    def __init__(self, system: KwsSvModule) -> None:
+        super().__init__()
+        self.system = system
+
+    def forward(self, waveforms: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        outputs = []
+        if "kws" in self.system.tasks:
+            outputs.append(self.system.keyword_logits(waveforms, lengths).softmax(-1))
+        if "sv" in self.system.tasks:
+            embedding = self.system.embeddings(waveforms, lengths)
+            outputs.append(nn.functional.normalize(embedding, dim=-1))
+        return tuple(outputs)
+
+
+def system_metadata(system: KwsSvModule, sv_threshold: float | None) -> dict:
+    """What ``bin/infer.py`` needs besides the graph: tasks, keywords, the SV threshold, the
+    shortest input (samples of the CNN's receptive field)."""
+    return {
+        "espnet_distill": "kws_sv",
+        "tasks": list(system.tasks),
+        "keywords": list(system.keywords),
+        "sv_threshold": sv_threshold,
+        "sample_rate": SAMPLE_RATE,
+        "min_samples": _min_samples(system.upstream),
+    }
+
+
+def _min_samples(upstream: nn.Module) -> int:
+    network = _network(upstream)
+    config = network.config["cnn"] if isinstance(network, LstmStudent) else network.config
+    return receptive_field(config)
+
+
+def export_system_onnx(system: KwsSvModule, path: Path, meta: dict) -> None:
+    """``system`` (:class:`SystemGraph`) as ONNX at ``path``, ``meta`` in its metadata."""
+    plain = _plain_weights(system)
+    outputs = {TASK_OUTPUT[t]: {0: "batch"} for t in system.tasks}
+    _export_graph(SystemGraph(plain), _network(plain.upstream), path, outputs)
+    write_metadata(path, meta)
+
+
+def write_metadata(path: Path, meta: dict) -> None:
+    """``meta`` (JSON values) as the ONNX file's ``metadata_props``, replacing any there."""
+    import onnx
+
+    model = onnx.load(str(path))
+    del model.metadata_props[:]
+    for key, value in meta.items():
+        model.metadata_props.add(key=key, value=json.dumps(value))
+    with atomic_output(path) as tmp:
+        onnx.save(model, str(tmp))
+
+
+def system_max_diff(path: Path, system: KwsSvModule, waveforms: list[np.ndarray]) -> float:
+    """The largest |ONNX - PyTorch| of the system's outputs (keyword probabilities, normalised
+    embedding: what infer reports), over ``waveforms`` each alone."""
+    session = onnx_session(path)
+    worst = 0.0
+    for wave in waveforms:
+        batch, lengths = padded_batch([wave])
+        got = session.run(None, {"waveforms": batch, "lengths": lengths})
+        with torch.no_grad():
+            want = SystemGraph(system).eval()(torch.from_numpy(batch), torch.from_numpy(lengths))
+        for a, b in zip(got, want, strict=True):
+            worst = max(worst, float(np.abs(a - b.numpy()).max()))
+    return worst
+
+
+def export_system(
+    system: KwsSvModule, sv_threshold: float | None, out_dir: Path, waveforms: list
+) -> dict:
+    """A KWS/SV system as ``system.onnx`` (fp32; more than :data:`ONNX_TOLERANCE` from PyTorch
+    on ``waveforms`` is an error) and ``system.int8.onnx`` (onnxruntime dynamic int8), both
+    carrying :func:`system_metadata`; returns the summary ``export.yaml`` holds."""
+    if _network_or_none(system.upstream) is None:
+        raise ValueError("a system on the fbank baseline has no network to export")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    meta = system_metadata(system, sv_threshold)
+    onnx_file, int8_file = out_dir / "system.onnx", out_dir / "system.int8.onnx"
+    export_system_onnx(system, onnx_file, meta)
+    diff = system_max_diff(onnx_file, system, waveforms)
+    if diff > ONNX_TOLERANCE:
+        raise ValueError(
+            f"{onnx_file}: max abs difference {diff:.2e} from PyTorch's > {ONNX_TOLERANCE}"
+        )
+    quantize_onnx_int8(onnx_file, int8_file)
+    write_metadata(int8_file, meta)
+    artifacts = {
+        "onnx_fp32": {"file": onnx_file.name, "max_abs_diff": diff},
+        "onnx_int8": {
+            "file": int8_file.name,
+            "max_abs_diff": system_max_diff(int8_file, system, waveforms),
+        },
+    }
+    for entry in artifacts.values():
+        entry["max_abs_diff"] = float(f"{entry['max_abs_diff']:.3g}")
+        entry["mb"] = round(_size(out_dir / entry["file"]) / 2**20, 3)
+    return {"tasks": meta["tasks"], "sv_threshold": sv_threshold, "artifacts": artifacts}
+
+
+def _network_or_none(upstream: nn.Module) -> nn.Module | None:
+    try:
+        return _network(upstream)
+    except ValueError:
+        return None
+
+
+class TorchSystem:
+    """A ``system.pt`` through PyTorch, with :class:`~espnet_distill.deploy.runtime.OnnxSystem`'s
+    interface (``meta``, ``outputs``, ``run``)."""
+
+    def __init__(self, path: Path) -> None:
+        system, threshold = load_system(path)
+        self.meta = system_metadata(system, threshold)
+        self.graph = SystemGraph(system).eval()
+        self.outputs = [TASK_OUTPUT[t] for t in system.tasks]
+
+    def run(self, task: str, wave: np.ndarray) -> np.ndarray:
+        with torch.no_grad():
+            outputs = self.graph(torch.from_numpy(wave)[None], torch.tensor([len(wave)]))
+        return outputs[self.outputs.index(TASK_OUTPUT[task])][0].numpy()

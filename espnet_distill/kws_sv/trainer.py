@@ -35,17 +35,24 @@ from espnet_distill.config import merge_config
 from espnet_distill.data.audio import make_audio_loader
 from espnet_distill.data.kws_sv import kws_label
 from espnet_distill.models.hubert import count_parameters
-from espnet_distill.models.upstream import WeightedSum, upstream_parameters
-from espnet_distill.score.verification import equal_error_rate, error_rates, min_dcf
+from espnet_distill.models.upstream import (
+    WeightedSum,
+    upstream_blob,
+    upstream_from_blob,
+    upstream_parameters,
+)
+from espnet_distill.score.verification import eer_threshold, equal_error_rate, error_rates, min_dcf
 from espnet_distill.train.loop import begin_run, fit_resuming, last_epochs_checkpoint
 from espnet_distill.train.module import TrainingModule
-from espnet_distill.utils import atomic_write_text
+from espnet_distill.utils import atomic_write_text, save_torch
 
 log = logging.getLogger(__name__)
 
 TASKS = ("kws", "sv")
 KWS_PREDICTIONS = "kws_predictions.txt"  # per KWS test utterance: id, label, predicted class
 SV_SCORES = "sv_scores.txt"  # per trial: enrolment, test, cosine score, target | nontarget
+SYSTEM = "system.pt"  # the trained system, self-contained (save_system, load_system)
+SYSTEM_FORMAT = "espnet_distill.kws_sv"
 DEFAULT_CONFIG = {
     "tasks": ["kws", "sv"],
     "freeze_upstream": True,
@@ -256,6 +263,35 @@ class KwsSvModule(TrainingModule):
         return groups
 
 
+def save_system(module: KwsSvModule, path: Path, sv_threshold: float | None = None) -> None:
+    """The trained system as one file: the upstream (as ``load_upstream`` would read it, so a
+    fine-tuned upstream keeps its new weights), the featurizers and heads, the keywords and
+    speakers, the config, and ``sv_threshold``, the cosine score a trial is accepted at."""
+    heads = {k: v for k, v in module.state_dict().items() if not k.startswith("upstream.")}
+    blob = {
+        "format": SYSTEM_FORMAT,
+        "config": module.config,
+        "keywords": module.keywords,
+        "speakers": module.speakers,
+        "sv_threshold": sv_threshold,
+        "upstream": upstream_blob(module.upstream),
+        "heads": heads,
+    }
+    save_torch(blob, path)
+
+
+def load_system(path: Path) -> tuple[KwsSvModule, float | None]:
+    """(the system in eval mode, its SV threshold) from :func:`save_system`'s file."""
+    blob = torch.load(path, map_location="cpu", weights_only=False)
+    if not isinstance(blob, dict) or blob.get("format") != SYSTEM_FORMAT:
+        raise ValueError(f"{path}: not a KWS/SV system file (fine_tune_kws_sv writes {SYSTEM})")
+    upstream = upstream_from_blob(blob["upstream"], path)
+    module = KwsSvModule(upstream, blob["config"], blob["keywords"], blob["speakers"])
+    own = {f"upstream.{k}": v for k, v in upstream.state_dict().items()}
+    module.load_state_dict({**own, **blob["heads"]})
+    return module.eval(), blob["sv_threshold"]
+
+
 class LabelledLoader:
     """A :func:`make_audio_loader` whose batches carry ``labels`` (one per cut, by id)."""
 
@@ -339,7 +375,9 @@ def fine_tune(upstream: nn.Module, config: dict, exp_dir: Path, data: dict, ngpu
     """Train (or resume) and score one system; ``data``: {"kws_train", "kws_test": CutSet,
     "sv_train", "sv_test": CutSet, "trials": [(label, enrol, test)]} (the tasks' entries only).
     Writes ``exp_dir/results.json`` (and the per-item scores: ``kws_predictions.txt``, ``id label
-    predicted`` per test utterance; ``sv_scores.txt``, per trial) and returns the results."""
+    predicted`` per test utterance; ``sv_scores.txt``, per trial), the system
+    (:data:`SYSTEM`, :func:`save_system`; its SV threshold: the equal-error point of the test
+    trials, as the protocol has no development trials) and returns the results."""
     config = merge_config(DEFAULT_CONFIG, config)
     results_file = exp_dir / "results.json"
     if begin_run(exp_dir, config, results_file.name):
@@ -404,9 +442,12 @@ def fine_tune(upstream: nn.Module, config: dict, exp_dir: Path, data: dict, ngpu
             exp_dir / KWS_PREDICTIONS,
             "".join(f"{i}\t{label}\t{predicted[i]}\n" for i, label in sorted(test_labels.items())),
         )
+    threshold = None
     if "sv" in config["tasks"]:
         scores = trial_scores(module, data["sv_test"], data["trials"])
         target = np.array([t for t, _, _ in data["trials"]])
+        threshold = eer_threshold(scores, target)
+        results["sv_threshold"] = round(threshold, 6)
         results["eer"] = round(100 * equal_error_rate(scores, target), 2)
         results["min_dcf"] = round(min_dcf(scores, target, p_target=0.01), 4)
         # VoxCeleb papers' second operating point: 0.01 needs far more non-target trials than a
@@ -421,5 +462,6 @@ def fine_tune(upstream: nn.Module, config: dict, exp_dir: Path, data: dict, ngpu
                 for (t, a, b), s in zip(data["trials"], scores, strict=True)
             ),
         )
-    atomic_write_text(results_file, json.dumps(results))
+    save_system(module, exp_dir / SYSTEM, threshold)
+    atomic_write_text(results_file, json.dumps(results))  # last: it marks the run finished
     return results

@@ -119,17 +119,25 @@ class HubertModel(nn.Module):
             n = (n - kernel) // stride + 1 if n >= kernel else 0
         return max(n, 0)
 
+    BLOB_FORMAT = "espnet_distill.hubert"
+
+    def blob(self) -> dict:
+        """What :meth:`save` writes and :meth:`from_blob` rebuilds."""
+        return {
+            "format": self.BLOB_FORMAT,
+            "config": self.config,
+            "num_classes": self.num_classes,
+            "final_dim": self.final_dim,
+            "state_dict": self.state_dict(),
+        }
+
+    @classmethod
+    def from_blob(cls, blob: dict, source: Path | str) -> HubertModel:
+        model = cls(blob["config"], blob["num_classes"], blob["final_dim"])
+        return model.load_checked(blob["state_dict"], source)
+
     def save(self, path: Path) -> None:
-        save_torch(
-            {
-                "format": "espnet_distill.hubert",
-                "config": self.config,
-                "num_classes": self.num_classes,
-                "final_dim": self.final_dim,
-                "state_dict": self.state_dict(),
-            },
-            path,
-        )
+        save_torch(self.blob(), path)
 
     def load_checked(self, state: dict[str, torch.Tensor], source: Path | str) -> HubertModel:
         """Strict load; every missing, unexpected or mis-shaped key is named in one error."""
@@ -339,7 +347,7 @@ def detect_format(path: Path) -> str:
             return "hf"
         raise CheckpointMismatch(f"{path}: a directory without config.json (not a HF model)")
     blob = torch.load(path, map_location="cpu", weights_only=False)
-    if isinstance(blob, dict) and blob.get("format") == "espnet_distill.hubert":
+    if isinstance(blob, dict) and blob.get("format") == HubertModel.BLOB_FORMAT:
         return "espnet_distill"
     if isinstance(blob, dict) and "model" in blob and ("cfg" in blob or "args" in blob):
         return "fairseq"
@@ -360,8 +368,7 @@ def load_hubert(path: Path, fmt: str = "auto", config: dict | None = None) -> Hu
         return _load_fairseq(path)
     blob = torch.load(path, map_location="cpu", weights_only=False)
     if fmt == "espnet_distill":
-        model = HubertModel(blob["config"], blob["num_classes"], blob["final_dim"])
-        return model.load_checked(blob["state_dict"], path)
+        return HubertModel.from_blob(blob, path)
     if not isinstance(blob, dict) or not all(isinstance(v, torch.Tensor) for v in blob.values()):
         raise CheckpointMismatch(f"{path}: not a torchaudio state dict (a dict of tensors)")
     body, emb, proj = split_pretrain_state(blob)

@@ -150,8 +150,8 @@ class LstmStudent(nn.Module):
 def quantize_int8(student: LstmStudent) -> LstmStudent:
     """A copy of ``student`` with PyTorch dynamic int8 quantization of its LSTM and linear layers
     (int8 weights, activations quantized batch by batch at run time); the CNN stays float, as
-    dynamic quantization has no convolution kernels. What :func:`save_student` writes with
-    ``int8`` and :func:`load_upstream` rebuilds."""
+    dynamic quantization has no convolution kernels. ``models.upstream.save_student`` marks it
+    ``int8`` and ``load_upstream`` rebuilds it."""
     import copy
     import warnings
 

@@ -50,32 +50,50 @@ class FbankUpstream(nn.Module):
         return [padded], frames
 
 
-def save_student(
-    net: DistilHubert | LstmStudent, kind: str, path: Path, int8: bool = False
-) -> None:
-    """A student as :func:`load_upstream` reads it; ``kind``: distilhubert, kd or dkd; ``int8``:
-    an LSTM student after :func:`~espnet_distill.models.students.quantize_int8`."""
-    blob = {"kind": kind, "student_config": net.config, "state_dict": net.state_dict()}
-    if int8:
+STUDENT_KINDS = ("distilhubert", "kd", "dkd")
+
+
+def upstream_blob(upstream: nn.Module, kind: str | None = None) -> dict:
+    """``upstream`` as the dict :func:`upstream_from_blob` rebuilds (what a student's or the
+    teacher's ``model.pt`` holds, and what a KWS/SV system file embeds). ``kind``: a student's
+    training mode (distilhubert, kd or dkd; default: distilhubert or kd by the class). An LSTM
+    student after :func:`~espnet_distill.models.students.quantize_int8` is marked ``int8``."""
+    if isinstance(upstream, FbankUpstream):
+        return {"kind": FBANK}
+    if isinstance(upstream, HubertModel):
+        return upstream.blob()
+    if not isinstance(upstream, DistilHubert | LstmStudent):
+        raise ValueError(f"not an upstream of this package: {type(upstream).__name__}")
+    default = "distilhubert" if isinstance(upstream, DistilHubert) else "kd"
+    blob = {
+        "kind": kind or default,
+        "student_config": upstream.config,
+        "state_dict": upstream.state_dict(),
+    }
+    if isinstance(upstream, DistilHubert):
+        blob.update(
+            target_layers=upstream.target_layers, teacher_dim=upstream.heads[0].out_features
+        )
+    elif not isinstance(upstream.lstms[0], nn.LSTM):  # dynamically quantized
         blob["int8"] = True
-    if isinstance(net, DistilHubert):
-        blob.update(target_layers=net.target_layers, teacher_dim=net.heads[0].out_features)
-    save_torch(blob, path)
+    return blob
 
 
-def load_upstream(path: Path | str) -> HubertModel | DistilHubert | LstmStudent | FbankUpstream:
-    """A trained upstream in eval mode: a HuBERT (any format of :func:`load_hubert`: a Hugging
-    Face dir, a fairseq, torchaudio or espnet_distill checkpoint) or a student written by
-    :func:`train_ssl`; the name ``fbank`` (:data:`FBANK`): the features alone,
-    :class:`FbankUpstream`. The one loader of every stage that takes an upstream."""
-    if str(path) == FBANK:
+def save_student(net: DistilHubert | LstmStudent, kind: str, path: Path) -> None:
+    """A student as :func:`load_upstream` reads it; ``kind``: distilhubert, kd or dkd."""
+    save_torch(upstream_blob(net, kind), path)
+
+
+def upstream_from_blob(
+    blob: dict, source: Path | str
+) -> HubertModel | DistilHubert | LstmStudent | FbankUpstream:
+    """The upstream of an :func:`upstream_blob` dict, in eval mode; ``source`` names it in errors."""
+    if blob.get("kind") == FBANK:
         return FbankUpstream().eval()
-    path = Path(path)
-    if path.is_dir():  # a Hugging Face model dir: only load_hubert reads those
-        return load_hubert(path)
-    blob = torch.load(path, map_location="cpu", weights_only=False)
-    if not isinstance(blob, dict) or blob.get("kind") not in ("distilhubert", "kd", "dkd"):
-        return load_hubert(path)
+    if blob.get("format") == HubertModel.BLOB_FORMAT:
+        return HubertModel.from_blob(blob, source)
+    if blob.get("kind") not in STUDENT_KINDS:
+        raise ValueError(f"{source}: not an upstream (no teacher format or student kind)")
     if blob["kind"] == "distilhubert":
         net = DistilHubert(blob["student_config"], blob["target_layers"], blob["teacher_dim"])
     else:
@@ -89,6 +107,22 @@ def load_upstream(path: Path | str) -> HubertModel | DistilHubert | LstmStudent 
     return net.eval()
 
 
+def load_upstream(path: Path | str) -> HubertModel | DistilHubert | LstmStudent | FbankUpstream:
+    """A trained upstream in eval mode: a HuBERT (any format of :func:`load_hubert`: a Hugging
+    Face dir, a fairseq, torchaudio or espnet_distill checkpoint) or a student written by
+    :func:`train_ssl`; the name ``fbank`` (:data:`FBANK`): the features alone,
+    :class:`FbankUpstream`. The one loader of every stage that takes an upstream."""
+    if str(path) == FBANK:
+        return FbankUpstream().eval()
+    path = Path(path)
+    if path.is_dir():  # a Hugging Face model dir: only load_hubert reads those
+        return load_hubert(path)
+    blob = torch.load(path, map_location="cpu", weights_only=False)
+    if not isinstance(blob, dict) or blob.get("kind") not in STUDENT_KINDS:
+        return load_hubert(path)
+    return upstream_from_blob(blob, path)
+
+
 class WeightedSum(nn.Module):
     """softmax(w)-weighted sum of layer-normed layers (B, T, D) each."""
 
@@ -97,7 +131,8 @@ class WeightedSum(nn.Module):
         self.weights = nn.Parameter(torch.zeros(num_layers))
 
     def forward(self, layers: list[torch.Tensor]) -> torch.Tensor:
-        stacked = torch.stack([nn.functional.layer_norm(x, x.shape[-1:]) for x in layers])
+        # the feature size as a Python int: a constant to the ONNX exporters, not a traced shape
+        stacked = torch.stack([nn.functional.layer_norm(x, (int(x.shape[-1]),)) for x in layers])
         w = self.weights.softmax(0).view(-1, *([1] * (stacked.dim() - 1)))
         return (w * stacked).sum(0)
 

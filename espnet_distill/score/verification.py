@@ -44,6 +44,21 @@ def equal_error_rate(scores: np.ndarray, labels: np.ndarray) -> float:
     return float(p_miss[i - 1] + t * (p_miss[i] - p_miss[i - 1]))
 
 
+def eer_threshold(scores: np.ndarray, labels: np.ndarray) -> float:
+    """A score threshold at the equal-error operating point (accept a trial when its score is >=
+    it): midway between the lowest accepted score and the next, at the first operating point
+    with P_miss <= P_fa."""
+    scores = np.asarray(scores, dtype=np.float64)
+    p_miss, p_fa = error_rates(scores, labels)
+    i = int(np.flatnonzero(p_miss - p_fa <= 0)[0])  # operating point i accepts i score groups
+    levels = np.unique(scores)[::-1]  # the distinct scores, highest first: one group each
+    if i == 0:
+        return float(levels[0] + 1e-6)
+    if i >= len(levels):
+        return float(levels[-1])
+    return float((levels[i - 1] + levels[i]) / 2)
+
+
 def min_dcf(
     scores: np.ndarray,
     labels: np.ndarray,

@@ -15,6 +15,9 @@
 #     (--upstream_modes, --setups narrow it), and SUPERB's FBANK baseline (the features alone, no
 #     network: frozen only) x the setups (--fbank_baseline)
 #   4 results: the table, DET curves, RESULTS.md
+#   5 export: each trained system (not FBANK's) as system.onnx and system.int8.onnx, checked
+#     against PyTorch on test recordings, with its keywords and SV threshold, for bin/infer.py
+#     -> <exp_dir>/export/<upstream>/<mode>/<setup>/
 # Each stage skips finished work (manifests' counts.json, results.json); --force true redoes the
 # stages in --stage..--stop_stage.
 set -euo pipefail
@@ -25,7 +28,7 @@ recipe_start "$@"  # Ctrl-C, SIGTERM or the death of run.sh stop every job of ev
 
 # ---------------------------------------------------------------- configuration
 . utils/engine_options.sh  # stage, force, min_free_mb, ngpu
-stop_stage=4             # last stage to run
+stop_stage=5             # last stage to run
 local_data_opts=         # options for local/data.sh
 speech_commands_dir=     # holds speech_commands_v0.0N/ and speech_commands_test_set_v0.0N/
 speech_commands_version=2  # Speech Commands v0.0N
@@ -50,7 +53,7 @@ results_title="kws_sv1 results"  # its title
 . utils/parse_options.sh
 
 [ $# -eq 0 ] || { log "Error: unexpected arguments: $*"; exit 1; }
-check_stages 1 4 3 3  # GPUs: fine-tuning
+check_stages 1 5 3 3  # GPUs: fine-tuning
 # every setup needs its corpora: KWS Speech Commands, SV VoxCeleb1, joint both
 for setup in ${setups}; do
   case "${setup}" in
@@ -157,6 +160,21 @@ if [ "${stage}" -le 4 ] && [ "${stop_stage}" -ge 4 ]; then
     --modes ${upstream_modes} --setups ${setups} \
     --results-file "${results_file}" --title "${results_title}"
   stage_time 4 results "${t0}"
+fi
+
+if [ "${stage}" -le 5 ] && [ "${stop_stage}" -ge 5 ]; then
+  t0=${SECONDS}
+  for system in "${exp_dir}"/finetune/*/*/*/system.pt; do
+    [ -e "${system}" ] || { log "Error: no ${exp_dir}/finetune/*/*/*/system.pt: run stage 3"; exit 1; }
+    setup_dir=$(dirname "${system}")
+    case "${setup_dir}" in */finetune/fbank/*) continue ;; esac  # no network to deploy
+    # test audio of several lengths: VoxCeleb's (Speech Commands' clips are all 1 s)
+    test_recordings=${manifests}/voxceleb_recordings_test.jsonl.gz
+    [ "${setup_dir##*/}" = kws ] && test_recordings=${manifests}/speechcommands_recordings_test.jsonl.gz
+    export_model_to 5 "${exp_dir}/export/${setup_dir#"${exp_dir}"/finetune/}" \
+      --system "${system}" --test-cuts "${test_recordings}"
+  done
+  stage_time 5 export "${t0}"
 fi
 
 report_stage_times

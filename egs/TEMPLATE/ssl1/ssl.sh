@@ -227,18 +227,8 @@ if [ "${stage}" -le 7 ] && [ "${stop_stage}" -ge 7 ]; then
   for pair in "${upstreams[@]}"; do
     name=${pair%%=*}
     [ "${name}" = fbank ] && continue  # no network: nothing to deploy
-    dir=${exp_dir}/export/${name}
-    if is_done "${dir}/export.yaml"; then
-      log "Stage 7: ${dir}/export.yaml exists: skipping"
-      continue
-    fi
     [ -e "${pair#*=}" ] || { log "Error: ${pair#*=} does not exist: run stages 3-4 first"; exit 1; }
-    [ "${force}" = true ] && rm -rf "${dir}"
-    log "Stage 7: exporting ${name} -> ${dir}"
-    mkdir -p "${dir}"
-    ${train_cmd} "${dir}/export.log" python -m espnet_distill.bin.export_model \
-      --upstream "${pair#*=}" --test-cuts "${test_cuts}" --out-dir "${dir}"
-    grep -E "max abs difference" "${dir}/export.log" | sed 's/.*INFO \[[^]]*\] /  /' || true
+    export_model_to 7 "${exp_dir}/export/${name}" --upstream "${pair#*=}" --test-cuts "${test_cuts}"
   done
   stage_time 7 export "${t0}"
 fi
