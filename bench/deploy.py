@@ -19,7 +19,14 @@ the 1 s latency (a KWS clip's length), the size and the speed-up vs the teacher'
 Issue 30's targets: the int8 LSTM-DKD student + KWS head <= 1 MB, >= 10x faster than the fp32
 PyTorch teacher, KWS accuracy within 1 point of the fp32 student's (paired interval).
 
+With ``--streaming CONF_DIR``: a unidirectional LSTM student of the recipe's LSTM-DKD size
+(``distill_lstm_kd.yaml`` with ``bidirectional: false``; random weights: the cost depends on the
+architecture) on a 10 s stream in chunks of 0.1, 0.2 and 0.5 s (``deploy/streaming.py``): the
+mean and worst per-chunk latency, the real-time factor, and the chunked output's agreement with
+the whole-utterance pass (its group-norm CNN normalises over what it has seen).
+
 Usage:
+    python bench/deploy.py --streaming egs/synth/ssl1/conf
     python bench/deploy.py --exp-dir egs/synth/ssl1/exp/full [--names teacher lstm_dkd] [--rounds 5]
     python bench/deploy.py --systems egs/synth/kws_sv1/exp/demo_ssl_full \
         --manifest-dir egs/synth/kws_sv1/data/demo/manifests [--setups kws]
@@ -97,6 +104,7 @@ def main() -> None:
     parser.add_argument("--systems", type=Path, help="kws_sv1's exp dir: the KWS/SV systems")
     parser.add_argument("--manifest-dir", type=Path, help="--systems: kws_sv1's manifests")
     parser.add_argument("--setups", nargs="+", default=["kws", "sv", "joint"])
+    parser.add_argument("--streaming", type=Path, help="ssl1's conf dir: the streaming bench")
     parser.add_argument("--names", nargs="+", default=NAMES)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--memory-of", type=Path, help=argparse.SUPPRESS)  # the child process
@@ -106,6 +114,9 @@ def main() -> None:
         return
     if args.systems:
         systems_table(args)
+        return
+    if args.streaming:
+        streaming_table(args)
         return
     if args.exp_dir is None:
         sys.exit("deploy.py: give --exp-dir (upstreams) or --systems (KWS/SV systems)")
@@ -170,6 +181,46 @@ def main() -> None:
         print(
             f"| {name} | {form} | {params[name] / 1e6:.2f}M | {size:.2f} | {1e3 * t1:.1f} | "
             f"{1e3 * t10:.1f} | {t10 / 10:.4f} | {speed} | {memory[name, form] / 2**20:.0f} |"
+        )
+
+
+def streaming_table(args: argparse.Namespace) -> None:
+    """Per-chunk latency and agreement of a streaming LSTM student (see the module doc)."""
+    import torch
+
+    from espnet_distill.config import load_config, merge_config
+    from espnet_distill.deploy.streaming import StreamingLstm, chunked_agreement
+    from espnet_distill.models.students import LstmStudent, narrow_cnn
+
+    torch.set_num_threads(1)
+    torch.set_flush_denormal(True)
+    teacher = load_config(args.streaming / "hubert_pretrain.yaml")["model"]["encoder"]
+    model = merge_config(load_config(args.streaming / "distill_lstm_kd.yaml"), {})["model"]
+    torch.manual_seed(0)
+    cnn = narrow_cnn(teacher, model["cnn_channel_ratio"])
+    student = LstmStudent(cnn, 100, model["hidden"], model["num_layers"], bidirectional=False)
+    wave = torch.from_numpy(waves()["10 s"])
+    print(
+        f"unidirectional LSTM student, {model['num_layers']} layers of {model['hidden']}, "
+        f"{sum(p.numel() for p in student.parameters()) / 1e6:.2f}M parameters; one thread, "
+        f"a 10 s stream, best of {args.rounds}"
+    )
+    print("| chunk (s) | mean latency (ms) | worst (ms) | RTF | relative error vs whole | cosine |")
+    print("|---|---|---|---|---|---|")
+    for seconds in (0.1, 0.2, 0.5):
+        n = int(seconds * 16000)
+        best_mean, best_worst = float("inf"), float("inf")
+        for _ in range(args.rounds):
+            stream, times = StreamingLstm(student), []
+            for i in range(0, len(wave), n):
+                start = time.perf_counter()
+                stream.push(wave[i : i + n])
+                times.append(time.perf_counter() - start)
+            best_mean, best_worst = min(best_mean, np.mean(times)), min(best_worst, max(times))
+        agree = chunked_agreement(student, wave, n)
+        print(
+            f"| {seconds} | {1e3 * best_mean:.2f} | {1e3 * best_worst:.2f} | "
+            f"{best_mean / seconds:.4f} | {agree['relative_error']:.4f} | {agree['cosine']:.5f} |"
         )
 
 
