@@ -29,13 +29,12 @@ Usage:
     python bench/deploy.py --streaming egs/synth/ssl1/conf
     python bench/deploy.py --exp-dir egs/synth/ssl1/exp/full [--names teacher lstm_dkd] [--rounds 5]
     python bench/deploy.py --systems egs/synth/kws_sv1/exp/demo_ssl_full \
-        --manifest-dir egs/synth/kws_sv1/data/demo/manifests [--setups kws]
+        --manifest-dir egs/synth/kws_sv1/data/demo/manifests [--setups kws] [--out-dir DIR]
 """
 
 from __future__ import annotations
 
 import argparse
-import resource
 import subprocess
 import sys
 import time
@@ -89,11 +88,16 @@ def waves() -> dict[str, np.ndarray]:
 
 
 def peak_memory(path: Path) -> int:
-    """Bytes of this process's peak RSS after loading ``path`` and running 1 s and 10 s."""
+    """Bytes of this process's peak RSS after loading ``path`` and running 1 s and 10 s: VmHWM,
+    which starts afresh at exec (getrusage's ru_maxrss keeps the parent's peak across it)."""
     run, inputs = runner(path), waves()
     for wave in inputs.values():
         run(wave)
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # KiB -> bytes
+    status = Path("/proc/self/status").read_text()
+    return (
+        int(next(line for line in status.splitlines() if line.startswith("VmHWM:")).split()[1])
+        * 1024
+    )
 
 
 def main() -> None:
@@ -105,6 +109,9 @@ def main() -> None:
     parser.add_argument("--manifest-dir", type=Path, help="--systems: kws_sv1's manifests")
     parser.add_argument("--setups", nargs="+", default=["kws", "sv", "joint"])
     parser.add_argument("--streaming", type=Path, help="ssl1's conf dir: the streaming bench")
+    parser.add_argument(
+        "--out-dir", type=Path, help="--systems: write deploy.md and size_vs_accuracy.png there"
+    )
     parser.add_argument("--names", nargs="+", default=NAMES)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--memory-of", type=Path, help=argparse.SUPPRESS)  # the child process
@@ -158,9 +165,8 @@ def main() -> None:
         )
         for key, path in artifacts.items()
     }
-    reference = (
-        best[("teacher", "torch fp32"), "10 s"] if ("teacher", "torch fp32") in best else None
-    )
+    teacher = ("teacher", "torch fp32")
+    reference = best[teacher, "10 s"] if teacher in runners else None
     print(
         f"one thread, batch 1, best of {args.rounds} rounds; speed-up: vs the PyTorch fp32 teacher (10 s)"
     )
@@ -327,13 +333,14 @@ def systems_table(args: argparse.Namespace) -> None:
         for r in rows
         if r["upstream"] == "teacher" and r["form"] == "torch fp32"
     }
-    print(
-        f"one thread, batch 1, 1 s input, best of {args.rounds}; differences: vs the same system in PyTorch fp32, paired 95% bootstrap interval"
-    )
-    print(
-        "| upstream | mode | setup | form | MB | 1 s latency (ms) | speed-up vs teacher fp32 | KWS accuracy | difference | EER | difference |"
-    )
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    lines = [
+        f"One thread, batch 1, 1 s input, best of {args.rounds}; differences: vs the same system in "
+        "PyTorch fp32, paired 95% bootstrap interval over the same test items.",
+        "",
+        "| upstream | mode | setup | form | MB | 1 s latency (ms) | speed-up vs teacher fp32 | "
+        "KWS accuracy | difference | EER | difference |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for r in rows:
         ref = reference.get((r["mode"], r["setup"]))
         speed = f"{ref / r['latency_ms']:.1f}x" if ref else "-"
@@ -341,11 +348,59 @@ def systems_table(args: argparse.Namespace) -> None:
         for key in ("kws_accuracy", "eer"):
             d = r.get(f"{key}_diff")
             cells.append(f"{r[key]:.2f}" if key in r else "-")
-            cells.append(f"{d['delta']:+.2f} [{d['low']:+.2f}, {d['high']:+.2f}]" if d else "-")
-        print(
+            # + 0.0: no "-0.00" where every resample agrees
+            low, high = (d["low"] + 0.0, d["high"] + 0.0) if d else (0, 0)
+            cells.append(f"{d['delta'] + 0.0:+.2f} [{low:+.2f}, {high:+.2f}]" if d else "-")
+        lines.append(
             f"| {r['upstream']} | {r['mode']} | {r['setup']} | {r['form']} | {r['mb']:.2f} | "
             f"{r['latency_ms']:.1f} | {speed} | " + " | ".join(cells) + " |"
         )
+    print("\n".join(lines))
+    if args.out_dir:
+        args.out_dir.mkdir(parents=True, exist_ok=True)
+        plot = args.out_dir / "size_vs_accuracy.png"
+        size_accuracy_plot(rows, plot)
+        (args.out_dir / "deploy.md").write_text(
+            f"# Deployed KWS/SV systems ({args.systems})\n\n"
+            f"`python bench/deploy.py --systems {args.systems} --manifest-dir {args.manifest_dir}"
+            f" --setups {' '.join(args.setups)} --out-dir {args.out_dir}`\n\n"
+            + "\n".join(lines)
+            + f"\n\n![size vs accuracy]({plot.name})\n"
+        )
+
+
+def size_accuracy_plot(rows: list[dict], out: Path) -> None:
+    """File size (log scale) against KWS accuracy (or EER), one point a system form."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    key = "kws_accuracy" if any("kws_accuracy" in r for r in rows) else "eer"
+    fig, ax = plt.subplots(figsize=(6, 4))
+    markers = {"torch fp32": "o", "onnx fp32": "s", "onnx int8": "^"}
+    systems = sorted({(r["upstream"], r["mode"], r["setup"]) for r in rows if key in r})
+    colours = {s: f"C{i}" for i, s in enumerate(systems)}
+    for r in rows:
+        if key in r:
+            system = (r["upstream"], r["mode"], r["setup"])
+            ax.scatter(r["mb"], r[key], marker=markers[r["form"]], color=colours[system], s=60)
+    handles = [
+        plt.Line2D([], [], color=c, marker="o", ls="", label=" ".join(s))
+        for s, c in colours.items()
+    ]
+    handles += [
+        plt.Line2D([], [], color="grey", marker=m, ls="", label=f) for f, m in markers.items()
+    ]
+    ax.legend(handles=handles, fontsize=7, loc="best")
+    ax.set_xscale("log")
+    ax.set_xlabel("file size (MB)")
+    ax.set_ylabel("KWS accuracy (%)" if key == "kws_accuracy" else "SV EER (%)")
+    ax.set_title("size vs accuracy of the deployed systems")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(out, dpi=120)
+    plt.close(fig)
 
 
 if __name__ == "__main__":

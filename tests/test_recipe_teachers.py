@@ -1,4 +1,4 @@
-"""Bring your own teacher: a Hugging Face HuBERT dir through ssl1's stages 4-6 and kws_sv1's
+"""Bring your own teacher: a Hugging Face HuBERT dir through ssl1's stages 4-7 and kws_sv1's
 fine-tuning, and fairseq and torchaudio checkpoints through ssl1's probes (stage 5); output-level
 KD from a teacher without its masked-prediction head is refused before any student trains
 (slow: CI runs it)."""
@@ -78,6 +78,16 @@ def test_own_teachers_of_every_format_through_the_recipes(tiny_corpus, kws_sv_co
     }
     assert rows == {"teacher", "distilhubert", "wide"}
     assert "(hf format): 3 layers" in out
+    # stage 7 gives the HF teacher back in the form it came in: every tensor as it was
+    from safetensors.torch import load_file
+
+    export = yaml.safe_load((exp / "export" / "teacher" / "export.yaml").read_text())["artifacts"]
+    assert export["onnx_fp32"]["max_abs_diff"] < 1e-4 and export["hf"]["max_abs_diff"] < 1e-4
+    original = load_file(hf / "model.safetensors")
+    exported = load_file(exp / "export" / "teacher" / "hf" / "model.safetensors")
+    assert exported.keys() == original.keys()
+    for key, tensor in original.items():
+        assert torch.equal(exported[key], tensor), key
 
     # kws_sv1 fine-tunes the HF teacher and its student
     k = d.parent / "kws_sv1"  # copied with the rest of egs/synth
