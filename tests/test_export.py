@@ -181,10 +181,10 @@ def _infer(*args: str) -> subprocess.CompletedProcess:
     )
 
 
-def test_infer_runs_on_onnx_without_torch_and_names_bad_input(tmp_path):
+def test_infer_runs_on_onnx_without_torch_and_names_bad_input(tmp_path, capsys):
     """bin/infer on an exported system in a process where importing torch fails: KWS labels
     each file with the keyword PyTorch's system gives, SV scores a pair with its cosine and the
-    stored threshold; a wrong sample rate, an empty file and a task the system lacks end in one
+    stored threshold; on the system.pt (PyTorch) the same labels; a wrong sample rate, an empty file and a task the system lacks end in one
     line naming the file."""
     import soundfile as sf
 
@@ -212,6 +212,16 @@ def test_infer_runs_on_onnx_without_torch_and_names_bad_input(tmp_path):
     score = float(out.stdout.split("\t")[2])
     assert score == pytest.approx(float(ea @ eb), abs=1e-3)
     assert out.stdout.strip().endswith("accept" if score >= 0.5 else "reject")
+
+    # the training's system.pt through PyTorch: the same labels
+    from espnet_distill.bin.infer import main as infer_main
+    from espnet_distill.kws_sv.trainer import save_system
+
+    save_system(system, tmp_path / "system.pt", 0.5)
+    wavs = [str(tmp_path / f"{i}.wav") for i in range(3)]
+    assert infer_main(["--model", str(tmp_path / "system.pt"), "--task", "kws", *wavs]) == 0
+    labels = [line.split("\t")[1] for line in capsys.readouterr().out.splitlines()]
+    assert labels == want
 
     sf.write(tmp_path / "8k.wav", waves[0][::2], 8000)
     sf.write(tmp_path / "empty.wav", np.zeros(0, dtype=np.float32), 16000)
