@@ -43,7 +43,7 @@ from pathlib import Path
 
 import numpy as np
 
-from espnet_distill.deploy.runtime import onnx_session  # torch-free: the ONNX child stays so
+from espnet_distill.ort import onnx_session  # torch-free: the ONNX child stays so
 
 NAMES = ["teacher", "distilhubert", "deep", "wide", "lstm_kd", "lstm_dkd"]
 FORMS = {  # form -> file (under exp/<name> for model.pt, else under export/<name>)

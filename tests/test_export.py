@@ -18,10 +18,10 @@ from espnet_distill.deploy.export import (
     max_abs_diff,
     quantize_onnx_int8,
 )
-from espnet_distill.deploy.runtime import onnx_session, padded_batch
 from espnet_distill.models.hubert import HubertModel, load_hubert
 from espnet_distill.models.students import DistilHubert, LstmStudent, quantize_int8
 from espnet_distill.models.upstream import FbankUpstream, load_upstream, save_student
+from espnet_distill.ort import onnx_session, padded_batch
 from tests.test_hubert import tiny_config
 
 pytest.importorskip("onnxruntime")
@@ -146,8 +146,8 @@ def test_system_file_round_trip_and_onnx_export(tmp_path, upstream_name):
     ~1e-7: softmax and normalised outputs), its int8 form close (measured < 0.05), the metadata
     carried by both files."""
     from espnet_distill.deploy.export import SystemGraph, export_system
-    from espnet_distill.deploy.runtime import metadata
     from espnet_distill.kws_sv.trainer import load_system, save_system
+    from espnet_distill.ort import metadata
 
     system = _system(upstream_name, ["kws", "sv"])
     with torch.no_grad():  # as if fine-tuned: the file must keep the upstream's own weights
@@ -277,3 +277,28 @@ def test_streaming_a_group_norm_cnn_is_measured_and_a_bilstm_refused():
     assert 0.99 < short["cosine"] <= 1.0 and 0.99 < long["cosine"] <= 1.0
     with pytest.raises(ValueError, match="cannot run on a stream"):
         StreamingLstm(_upstreams()["lstm"])
+
+
+def test_load_upstream_reads_an_exported_onnx_file(tmp_path):
+    """load_upstream on model.onnx: the upstream interface over onnxruntime, the model's layers
+    (within the export's tolerance) on a padded batch, and its parameter count from the graph;
+    a system's ONNX file is not an upstream."""
+    upstream = _upstreams()["distilhubert"]
+    export_onnx(upstream, tmp_path / "model.onnx")
+    loaded = load_upstream(tmp_path / "model.onnx")
+    batch, lengths = (torch.from_numpy(x) for x in padded_batch(_waveforms()))
+    with torch.no_grad():
+        got, frames = loaded.hidden_states(batch, lengths)
+        want, want_frames = upstream.hidden_states(batch, lengths)
+    assert torch.equal(frames, want_frames) and len(got) == len(want)
+    for a, b in zip(got, want, strict=True):
+        torch.testing.assert_close(a, b, atol=1e-4, rtol=1e-4)
+    from espnet_distill.models.upstream import upstream_parameters
+
+    # the graph's weights: the backbone's, give or take a few folded constants (measured 0.3%)
+    assert abs(upstream_parameters(loaded) / upstream_parameters(upstream) - 1) < 0.02
+    from espnet_distill.deploy.export import export_system
+
+    export_system(_system("lstm", ["kws"]), None, tmp_path / "sys", _waveforms())
+    with pytest.raises(ValueError, match="not an exported upstream"):
+        load_upstream(tmp_path / "sys" / "system.onnx")

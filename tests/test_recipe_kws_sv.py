@@ -14,10 +14,10 @@ import pytest
 import torch
 import yaml
 
-from espnet_distill.deploy.runtime import metadata, onnx_session
 from espnet_distill.models.hubert import HubertModel
 from espnet_distill.models.students import DistilHubert, init_from_teacher, transformer_config
 from espnet_distill.models.upstream import save_student
+from espnet_distill.ort import metadata, onnx_session
 
 from .conftest import copy_recipe, run_recipe
 from .test_hubert import tiny_config

@@ -23,7 +23,8 @@ from pathlib import Path
 import numpy as np
 
 from espnet_distill.bin import make_parser, one_line_errors
-from espnet_distill.deploy.runtime import SAMPLE_RATE, TASK_OUTPUT, OnnxSystem, read_wav
+from espnet_distill.deploy.runtime import TASK_OUTPUT, OnnxSystem, read_wav
+from espnet_distill.ort import SAMPLE_RATE
 
 
 def open_system(path: Path):  # noqa: ANN201 (an OnnxSystem or a TorchSystem)

@@ -31,17 +31,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from espnet_distill.deploy.runtime import (
-    SAMPLE_RATE,
-    TASK_OUTPUT,
-    layer_norm,
-    onnx_session,
-    padded_batch,
-)
+from espnet_distill.deploy.runtime import TASK_OUTPUT, layer_norm
 from espnet_distill.kws_sv.trainer import KwsSvModule, load_system
 from espnet_distill.models.hubert import HubertModel, load_hubert, receptive_field
 from espnet_distill.models.students import DistilHubert, LstmStudent, quantize_int8
 from espnet_distill.models.upstream import load_upstream, save_student, upstream_parameters
+from espnet_distill.ort import SAMPLE_RATE, onnx_session, padded_batch
 from espnet_distill.utils import atomic_output
 
 log = logging.getLogger(__name__)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import torch
 import torchaudio
 from torch import nn
@@ -12,6 +13,7 @@ from torch import nn
 from espnet_distill.data.features import fbank_extractor
 from espnet_distill.models.hubert import HubertModel, count_parameters, load_hubert
 from espnet_distill.models.students import DistilHubert, LstmStudent, quantize_int8
+from espnet_distill.ort import onnx_session
 from espnet_distill.utils import save_torch
 
 FBANK = "fbank"  # the name of the baseline upstream: the input features alone (no file)
@@ -48,6 +50,49 @@ class FbankUpstream(nn.Module):
         frames = torch.tensor([len(f) for f in feats])
         padded = nn.utils.rnn.pad_sequence(feats, batch_first=True).to(waveforms.device)
         return [padded], frames
+
+
+class OnnxUpstream(nn.Module):
+    """An exported upstream (``deploy.export.export_onnx``'s file, fp32 or int8) behind the
+    upstream interface: its layers come from onnxruntime (one thread) as torch tensors, so every
+    stage that takes an upstream (the probes, frozen KWS/SV heads, the speed table) scores the
+    deployed artifact itself. Frozen: onnxruntime gives no gradients."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__()
+        self.path = Path(path)
+        self.session = onnx_session(self.path)
+        names = [o.name for o in self.session.get_outputs()]
+        if names[:2] != ["hidden_states", "frames"]:
+            raise ValueError(f"{self.path}: not an exported upstream (outputs {names})")
+
+    @torch.no_grad()
+    def hidden_states(
+        self, waveforms: torch.Tensor, lengths: torch.Tensor | None = None
+    ) -> tuple[list[torch.Tensor], torch.Tensor]:
+        if lengths is None:
+            lengths = torch.full((waveforms.shape[0],), waveforms.shape[1])
+        states, frames = self.session.run(
+            None,
+            {
+                "waveforms": waveforms.detach().cpu().float().numpy(),
+                "lengths": lengths.cpu().numpy().astype(np.int64),
+            },
+        )
+        states = torch.from_numpy(states).to(waveforms.device)
+        return list(states.unbind(0)), torch.from_numpy(frames)
+
+    def upstream_parameters(self) -> int:
+        """The weights stored in the graph (int8 ones count once, as their float originals)."""
+        import onnx
+
+        graph = onnx.load(str(self.path), load_external_data=False).graph
+        weights = [
+            t
+            for t in graph.initializer
+            if len(t.dims) >= 1 and not t.name.endswith(("_scale", "_zero_point"))
+        ]
+        return int(sum(np.prod(t.dims) for t in weights))
 
 
 STUDENT_KINDS = ("distilhubert", "kd", "dkd")
@@ -110,11 +155,13 @@ def upstream_from_blob(
 def load_upstream(path: Path | str) -> HubertModel | DistilHubert | LstmStudent | FbankUpstream:
     """A trained upstream in eval mode: a HuBERT (any format of :func:`load_hubert`: a Hugging
     Face dir, a fairseq, torchaudio or espnet_distill checkpoint) or a student written by
-    :func:`train_ssl`; the name ``fbank`` (:data:`FBANK`): the features alone,
-    :class:`FbankUpstream`. The one loader of every stage that takes an upstream."""
+    :func:`train_ssl`; an exported ``.onnx`` (:class:`OnnxUpstream`); the name ``fbank``
+    (:data:`FBANK`): the features alone, :class:`FbankUpstream`. The one loader of every stage that takes an upstream."""
     if str(path) == FBANK:
         return FbankUpstream().eval()
     path = Path(path)
+    if path.suffix == ".onnx":
+        return OnnxUpstream(path).eval()
     if path.is_dir():  # a Hugging Face model dir: only load_hubert reads those
         return load_hubert(path)
     blob = torch.load(path, map_location="cpu", weights_only=False)
