@@ -35,6 +35,7 @@ Usage:
 from __future__ import annotations
 
 import argparse
+import os
 import subprocess
 import sys
 import time
@@ -252,6 +253,14 @@ def systems_table(args: argparse.Namespace) -> None:
     torch.set_flush_denormal(True)
     if args.manifest_dir is None:
         sys.exit("deploy.py: --systems needs --manifest-dir (kws_sv1's data/<size>/manifests)")
+    # the manifests hold audio paths relative to the recipe (<recipe>/data/<size>/manifests)
+    command = (
+        f"python bench/deploy.py --systems {args.systems} --manifest-dir {args.manifest_dir} "
+        f"--setups {' '.join(args.setups)} --out-dir {args.out_dir}"
+    )
+    args.systems, args.manifest_dir = args.systems.resolve(), args.manifest_dir.resolve()
+    out_dir = args.out_dir.resolve() if args.out_dir else None
+    os.chdir(args.manifest_dir.parents[2])
     exported = sorted(
         p.parent
         for p in (args.systems / "export").glob("*/*/*/system.onnx")
@@ -356,14 +365,12 @@ def systems_table(args: argparse.Namespace) -> None:
             f"{r['latency_ms']:.1f} | {speed} | " + " | ".join(cells) + " |"
         )
     print("\n".join(lines))
-    if args.out_dir:
-        args.out_dir.mkdir(parents=True, exist_ok=True)
-        plot = args.out_dir / "size_vs_accuracy.png"
+    if out_dir:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        plot = out_dir / "size_vs_accuracy.png"
         size_accuracy_plot(rows, plot)
-        (args.out_dir / "deploy.md").write_text(
-            f"# Deployed KWS/SV systems ({args.systems})\n\n"
-            f"`python bench/deploy.py --systems {args.systems} --manifest-dir {args.manifest_dir}"
-            f" --setups {' '.join(args.setups)} --out-dir {args.out_dir}`\n\n"
+        (out_dir / "deploy.md").write_text(
+            f"# Deployed KWS/SV systems\n\n`{command}`\n\n"
             + "\n".join(lines)
             + f"\n\n![size vs accuracy]({plot.name})\n"
         )
