@@ -25,7 +25,13 @@ architecture) on a 10 s stream in chunks of 0.1, 0.2 and 0.5 s (``deploy/streami
 mean and worst per-chunk latency, the real-time factor, and the chunked output's agreement with
 the whole-utterance pass (its group-norm CNN normalises over what it has seen).
 
+With ``--probes REF=DIR NAME=DIR ...``: ssl1 probe dirs (``probe_ssl --upstream`` on a
+``model.pt`` and on its exported forms: ``load_upstream`` reads ``.onnx``), each probe's test
+score beside the first one's with the paired 95% bootstrap interval over the test utterances
+(``test_scores.tsv``).
+
 Usage:
+    python bench/deploy.py --probes fp32=exp/probe/lstm_dkd/pr int8=exp/probe/lstm_dkd_int8/pr
     python bench/deploy.py --streaming egs/synth/ssl1/conf
     python bench/deploy.py --exp-dir egs/synth/ssl1/exp/full [--names teacher lstm_dkd] [--rounds 5]
     python bench/deploy.py --systems egs/synth/kws_sv1/exp/demo_ssl_full \
@@ -110,6 +116,7 @@ def main() -> None:
     parser.add_argument("--manifest-dir", type=Path, help="--systems: kws_sv1's manifests")
     parser.add_argument("--setups", nargs="+", default=["kws", "sv", "joint"])
     parser.add_argument("--streaming", type=Path, help="ssl1's conf dir: the streaming bench")
+    parser.add_argument("--probes", nargs="+", metavar="NAME=DIR", help="ssl1 probe dirs")
     parser.add_argument(
         "--out-dir", type=Path, help="--systems: write deploy.md and size_vs_accuracy.png there"
     )
@@ -125,6 +132,9 @@ def main() -> None:
         return
     if args.streaming:
         streaming_table(args)
+        return
+    if args.probes:
+        probes_table(args.probes)
         return
     if args.exp_dir is None:
         sys.exit("deploy.py: give --exp-dir (upstreams) or --systems (KWS/SV systems)")
@@ -189,6 +199,30 @@ def main() -> None:
             f"| {name} | {form} | {params[name] / 1e6:.2f}M | {size:.2f} | {1e3 * t1:.1f} | "
             f"{1e3 * t10:.1f} | {t10 / 10:.4f} | {speed} | {memory[name, form] / 2**20:.0f} |"
         )
+
+
+def probes_table(pairs: list[str]) -> None:
+    """Each probe's test score and its paired difference from the first's (see the module doc)."""
+    import yaml
+
+    from espnet_distill.score.wer import paired_bootstrap_by_id
+    from espnet_distill.ssl.report import read_test_scores
+
+    dirs = dict(pair.split("=", 1) for pair in pairs)
+    results = {n: yaml.safe_load((Path(d) / "result.yaml").read_text()) for n, d in dirs.items()}
+    scores = {n: read_test_scores(Path(d) / "test_scores.tsv") for n, d in dirs.items()}
+    ref = next(iter(dirs))
+    metric = results[ref]["metric"]
+    print(f"| upstream form | {metric} test (dev) | difference vs {ref} [95% paired interval] |")
+    print("|---|---|---|")
+    for name, result in results.items():
+        d = paired_bootstrap_by_id(scores[ref], scores[name]) if name != ref else None
+        diff = (
+            f"{d['delta'] + 0.0:+.2f} [{d['delta_low'] + 0.0:+.2f}, {d['delta_high'] + 0.0:+.2f}]"
+            if d
+            else "-"
+        )
+        print(f"| {name} | {result['test']:.2f} ({result['dev']:.2f}) | {diff} |")
 
 
 def streaming_table(args: argparse.Namespace) -> None:
