@@ -330,11 +330,13 @@ def systems_table(args: argparse.Namespace) -> None:
         return data["sv"]
 
     rows = []
-    for out_dir in exported:
-        upstream, mode, setup = out_dir.parts[-3:]
+    for export_dir in exported:
+        upstream, mode, setup = export_dir.parts[-3:]
         finetune_dir = args.systems / "finetune" / upstream / mode / setup
         forms = {"torch fp32": finetune_dir / "system.pt"}
-        forms.update({f: out_dir / name for f, name in SYSTEM_FORMS.items() if f != "torch fp32"})
+        forms.update(
+            {f: export_dir / name for f, name in SYSTEM_FORMS.items() if f != "torch fp32"}
+        )
         scored = {}
         for form, path in forms.items():
             system = TorchSystem(path) if path.suffix == ".pt" else OnnxSystem(path)
