@@ -147,25 +147,35 @@ def max_abs_diff(
     normalised (the full teacher's layers reach |x| = 96, rms 16), so float32 rounding alone
     puts its raw difference near 1e-4 (3.5e-4 measured, 4e-6 of the layer's scale)."""
     groups = [waveforms] if batched else [[w] for w in waveforms]
-    session = onnx_session(path)
+    session, graph = onnx_session(path), UpstreamGraph(upstream)
     worst = 0.0
     for group in groups:
-        batch, lengths = padded_batch(group)
-        states, frames = session.run(None, {"waveforms": batch, "lengths": lengths})
-        with torch.no_grad():
-            ref, ref_frames = UpstreamGraph(upstream).eval()(
-                torch.from_numpy(batch), torch.from_numpy(lengths)
-            )
-        if not np.array_equal(frames, ref_frames.numpy()):
+        (states, frames), (ref, ref_frames) = _both_runtimes(session, graph, group)
+        if not np.array_equal(frames, ref_frames):
             raise ValueError(
                 f"{path}: frame counts {frames.tolist()}, PyTorch's {ref_frames.tolist()}"
             )
-        ref = ref.numpy()
-        if normed:
-            states, ref = layer_norm(states), layer_norm(ref)
-        for b, n in enumerate(frames.tolist()):
-            worst = max(worst, float(np.abs(states[:, b, :n] - ref[:, b, :n]).max()))
+        worst = max(worst, _valid_frames_diff(states, ref, frames, normed))
     return worst
+
+
+def _both_runtimes(session, graph: nn.Module, group: list[np.ndarray]) -> tuple[list, list]:  # noqa: ANN001
+    """onnxruntime's and PyTorch's outputs (numpy) on ``group`` as one padded batch."""
+    batch, lengths = padded_batch(group)
+    got = session.run(None, {"waveforms": batch, "lengths": lengths})
+    with torch.no_grad():
+        want = graph.eval()(torch.from_numpy(batch), torch.from_numpy(lengths))
+    return got, [w.numpy() for w in want]
+
+
+def _valid_frames_diff(a: np.ndarray, b: np.ndarray, frames: np.ndarray, normed: bool) -> float:
+    """max |a - b| of stacked layers (L+1, B, T, D) over each row's valid ``frames``; with
+    ``normed``, of each layer through a layer norm."""
+    if normed:
+        a, b = layer_norm(a), layer_norm(b)
+    return max(
+        float(np.abs(a[:, i, :n] - b[:, i, :n]).max()) for i, n in enumerate(frames.tolist())
+    )
 
 
 # The weight-heavy operators. The convolutions stay float: the first reads raw audio, whose
@@ -286,29 +296,31 @@ def export_upstream(upstream: nn.Module, kind: str, out_dir: Path, waveforms: li
         export_hf(upstream, out_dir / "hf")
         back = load_hubert(out_dir / "hf")
         artifacts["hf"] = {"file": "hf", "max_abs_diff": _torch_diff(back, network, batch, lengths)}
-    for entry in artifacts.values():
-        for key in ("max_abs_diff", "raw_diff", "padded_batch_diff"):
-            if key in entry:
-                entry[key] = float(f"{entry[key]:.3g}")
-        entry["mb"] = round(_size(out_dir / entry["file"]) / 2**20, 3)
     return {
         "upstream_parameters": upstream_parameters(upstream),
         "test_lengths_s": [round(len(w) / SAMPLE_RATE, 2) for w in waveforms],
-        "artifacts": artifacts,
+        "artifacts": _summary(artifacts, out_dir),
     }
 
 
 def _torch_diff(
     model: nn.Module, reference: nn.Module, batch: torch.Tensor, lengths: torch.Tensor
 ) -> float:
+    """:func:`max_abs_diff` (layer-normed) between two PyTorch upstreams on one padded batch."""
     with torch.no_grad():
         got, frames = UpstreamGraph(model).eval()(batch, lengths)
         want, _ = UpstreamGraph(reference).eval()(batch, lengths)
-    # layer-normed, as max_abs_diff(normed=True): the form the downstreams read
-    got, want = (nn.functional.layer_norm(x, x.shape[-1:]) for x in (got, want))
-    return max(
-        float((got[:, b, :n] - want[:, b, :n]).abs().max()) for b, n in enumerate(frames.tolist())
-    )
+    return _valid_frames_diff(got.numpy(), want.numpy(), frames.numpy(), normed=True)
+
+
+def _summary(artifacts: dict, out_dir: Path) -> dict:
+    """``artifacts`` with their differences to 3 significant digits and their files' MB."""
+    for entry in artifacts.values():
+        for key in ("max_abs_diff", "raw_diff", "padded_batch_diff"):
+            if key in entry:
+                entry[key] = float(f"{entry[key]:.3g}")
+        entry["mb"] = round(_size(out_dir / entry["file"]) / 2**20, 3)
+    return artifacts
 
 
 def _size(path: Path) -> int:
@@ -379,15 +391,11 @@ def write_metadata(path: Path, meta: dict) -> None:
 def system_max_diff(path: Path, system: KwsSvModule, waveforms: list[np.ndarray]) -> float:
     """The largest |ONNX - PyTorch| of the system's outputs (keyword probabilities, normalised
     embedding: what infer reports), over ``waveforms`` each alone."""
-    session = onnx_session(path)
+    session, graph = onnx_session(path), SystemGraph(system)
     worst = 0.0
     for wave in waveforms:
-        batch, lengths = padded_batch([wave])
-        got = session.run(None, {"waveforms": batch, "lengths": lengths})
-        with torch.no_grad():
-            want = SystemGraph(system).eval()(torch.from_numpy(batch), torch.from_numpy(lengths))
-        for a, b in zip(got, want, strict=True):
-            worst = max(worst, float(np.abs(a - b.numpy()).max()))
+        got, want = _both_runtimes(session, graph, [wave])
+        worst = max([worst, *(float(np.abs(a - b).max()) for a, b in zip(got, want, strict=True))])
     return worst
 
 
@@ -397,8 +405,7 @@ def export_system(
     """A KWS/SV system as ``system.onnx`` (fp32; more than :data:`ONNX_TOLERANCE` from PyTorch
     on ``waveforms`` is an error) and ``system.int8.onnx`` (onnxruntime dynamic int8), both
     carrying :func:`system_metadata`; returns the summary ``export.yaml`` holds."""
-    if _network_or_none(system.upstream) is None:
-        raise ValueError("a system on the fbank baseline has no network to export")
+    _network(system.upstream)  # the fbank baseline has none: an error before anything is written
     out_dir.mkdir(parents=True, exist_ok=True)
     meta = system_metadata(system, sv_threshold)
     onnx_file, int8_file = out_dir / "system.onnx", out_dir / "system.int8.onnx"
@@ -417,17 +424,8 @@ def export_system(
             "max_abs_diff": system_max_diff(int8_file, system, waveforms),
         },
     }
-    for entry in artifacts.values():
-        entry["max_abs_diff"] = float(f"{entry['max_abs_diff']:.3g}")
-        entry["mb"] = round(_size(out_dir / entry["file"]) / 2**20, 3)
-    return {"tasks": meta["tasks"], "sv_threshold": sv_threshold, "artifacts": artifacts}
-
-
-def _network_or_none(upstream: nn.Module) -> nn.Module | None:
-    try:
-        return _network(upstream)
-    except ValueError:
-        return None
+    summary = {"tasks": meta["tasks"], "sv_threshold": sv_threshold}
+    return {**summary, "artifacts": _summary(artifacts, out_dir)}
 
 
 class TorchSystem:
