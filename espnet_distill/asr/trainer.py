@@ -15,16 +15,19 @@ from pathlib import Path
 import kaldiio
 import numpy as np
 import torch
+import yaml
 from lhotse import CutSet
 from lightning.pytorch.callbacks import ModelCheckpoint
 
 from espnet_distill.align.targets import UNITS, unit_named
+from espnet_distill.asr.ssl_teacher import SslTeacher
 from espnet_distill.data.datamodule import make_loader, scp_keys
+from espnet_distill.kd.codebooks import check_teacher_frames
 from espnet_distill.kd.teacher import LmTeacher
 from espnet_distill.kd.units import TextToUnits, UnitTables, read_units
 from espnet_distill.lang.bpe import BpeTokenizer
 from espnet_distill.lm.unit_lm import load_unit_lm
-from espnet_distill.models.acoustic_model import build_model, kd_heads_of
+from espnet_distill.models.acoustic_model import SSL_KD_HEADS, build_model, kd_heads_of
 from espnet_distill.train.loop import average_checkpoints, begin_run, fit_resuming, kept_checkpoints
 from espnet_distill.train.module import TrainingModule
 from espnet_distill.utils import save_torch
@@ -73,7 +76,9 @@ def senone_counts(scp: Path, cut_ids: set[str], num_senones: int) -> np.ndarray:
 
 class AmLitModule(TrainingModule):
     """``teachers``: unit -> frozen :class:`LmTeacher` of the KD heads / label interpolation
-    (kept in a plain dict: not parameters of this module, not in its checkpoints)."""
+    (kept in a plain dict: not parameters of this module, not in its checkpoints); ``hint_teacher``:
+    the frozen SSL teacher layer of ``model.hint_kd``, run on each batch's audio (kept out the
+    same way)."""
 
     def __init__(
         self,
@@ -83,10 +88,25 @@ class AmLitModule(TrainingModule):
         num_senones: int | None = None,
         unit_sizes: dict[str, int] | None = None,
         teachers: dict[str, LmTeacher] | None = None,
+        hint_teacher: SslTeacher | None = None,
     ) -> None:
         super().__init__(config, total_steps)
-        self.model = build_model(config, vocab_size, num_senones, unit_sizes)
+        teacher_dim = hint_teacher.dim if hint_teacher is not None else None
+        self.model = build_model(
+            config, vocab_size, num_senones, unit_sizes, ssl_kd_heads=True, teacher_dim=teacher_dim
+        )
         self.teachers = dict(teachers or {})
+        self.hint_teacher = hint_teacher  # not a module: no state in checkpoints, no gradient
+
+    def _teacher_layer(self, batch: dict) -> torch.Tensor | None:
+        """The hint teacher's layer of the batch's audio; a cut whose teacher frame count does
+        not fit its feature frames is refused by name."""
+        if self.hint_teacher is None or "teacher_audio" not in batch:
+            return None
+        layer, frames = self.hint_teacher(batch["teacher_audio"], batch["teacher_audio_lens"])
+        for cut_id, n, f in zip(batch["ids"], frames.tolist(), batch["frame_lens"].tolist()):
+            check_teacher_frames(cut_id, n, f, str(self.hint_teacher.path))
+        return layer
 
     def _step(self, batch: dict, prefix: str) -> torch.Tensor:
         soft = {}
@@ -100,14 +120,19 @@ class AmLitModule(TrainingModule):
             batch.get("ys_lens"),
             batch.get("senone_targets"),
             soft,
+            batch.get("codebook_indexes"),
+            self._teacher_layer(batch),
         )
         bs = len(batch["ids"])
         sync = prefix == "valid"
         self.log(f"{prefix}_loss", out["loss"], prog_bar=True, batch_size=bs, sync_dist=sync)
         several = (self.model.ctc is not None) + (self.model.senone_head is not None) + len(soft)
-        for name in ("ctc", "senone", *(f"kd_{u}" for u in self.model.kd_heads)):
+        several += ("mvq" in out) + ("hint" in out)
+        for name in ("ctc", "senone", *(f"kd_{u}" for u in self.model.kd_heads), "mvq", "hint"):
             if name in out and several > 1:
                 self.log(f"{prefix}_{name}_loss", out[name], batch_size=bs, sync_dist=sync)
+        if "hint_cos" in out:
+            self.log(f"{prefix}_hint_cos", out["hint_cos"], batch_size=bs, sync_dist=sync)
         if "senone_frames" in out and out["senone_frames"] > 0:
             acc = out["senone_correct"].float() / out["senone_frames"]
             self.log(
@@ -141,6 +166,8 @@ def train(
     unit_lm_dir: Path | None = None,
     phone_lang_dir: Path | None = None,
     cpu_procs: int = 1,
+    codebook_dir: Path | None = None,
+    kd_teacher: Path | None = None,
 ) -> Path:
     """Train (or resume) and write ``exp_dir/model.pt``; returns its path.
 
@@ -149,6 +176,8 @@ def train(
     were aligned in stage 4. KD heads and label interpolation need ``unit_lm_dir`` (stage 5's
     ``<unit>/model.pt``) and ``phone_lang_dir`` (which frames are silence, per unit).
     ``cpu_procs`` > 1 (without GPUs): data-parallel CPU processes (DDP over gloo).
+    ``model.mvq_kd`` needs ``codebook_dir`` (stage 5's teacher codebooks: ``cuts_<part>.jsonl.gz``
+    beside ``quantizer.yaml``), ``model.hint_kd`` the teacher checkpoint ``kd_teacher``.
     """
     final = exp_dir / "model.pt"
     if begin_run(exp_dir, config):
@@ -165,9 +194,19 @@ def train(
         teacher_units, unit_lm_dir, phone_lang_dir, targets_dir, lang_dir, unit_sizes
     )
     audio = bool(m.get("ssl_frontend"))  # an SSL front-end reads audio, not fbank
+    codebooks, valid_codebooks = _codebook_manifests(m, codebook_dir, train_cuts, valid_cuts)
+    hint_teacher = None
+    if m.get("hint_kd"):
+        if kd_teacher is None:
+            raise ValueError("model.hint_kd needs the SSL teacher's checkpoint (--kd-teacher)")
+        hint_teacher = SslTeacher(kd_teacher, m["hint_kd"]["teacher_layer"])
 
     loader = functools.partial(
-        make_loader, tokenizer=tokenizer, max_duration=tc["max_duration"], audio=audio
+        make_loader,
+        tokenizer=tokenizer,
+        max_duration=tc["max_duration"],
+        audio=audio,
+        teacher_audio=hint_teacher is not None,
     )
 
     def train_loader() -> torch.utils.data.DataLoader:
@@ -179,6 +218,7 @@ def train(
             max_cut_duration=tc["max_cut_duration"],
             targets=targets,
             sync_buckets=tc.get("sync_buckets", True),
+            codebooks=codebooks,
         )
 
     # Batches per epoch vary a little with the shuffle; epoch 0's count sets the LR schedule.
@@ -199,6 +239,7 @@ def train(
         num_senones,
         unit_sizes,
         teachers,
+        hint_teacher,
     )
     stats = np.load(cmvn_file)
     module.model.set_cmvn(torch.from_numpy(stats["mean"]), torch.from_numpy(stats["std"]))
@@ -223,6 +264,14 @@ def train(
         )
     for unit, conf in kd_heads_of(m).items():
         outputs.append(f"KD head of the {unit} LM at block {conf['layer']}")
+    if codebooks is not None:
+        c = m["mvq_kd"]
+        outputs.append(f"MVQ KD head at block {c['layer']} ({c['num_codebooks']} codebooks)")
+    if hint_teacher is not None:
+        c = m["hint_kd"]
+        outputs.append(
+            f"hint KD head at block {c['layer']} (layer {c['teacher_layer']} of {kd_teacher})"
+        )
     log.info(
         "model: %s encoder, %.2fM parameters, outputs: %s; %d batches per epoch",
         config["model"]["encoder"],
@@ -239,7 +288,13 @@ def train(
     # With several processes the training loader is made again inside fit, after they have joined
     # their group: lhotse's samplers read rank and world size when they are created.
     def valid_loader() -> torch.utils.data.DataLoader:
-        return loader(valid_cuts, train=False, num_workers=0, targets=valid_targets)
+        return loader(
+            valid_cuts,
+            train=False,
+            num_workers=0,
+            targets=valid_targets,
+            codebooks=valid_codebooks,
+        )
 
     ckpt_dir = exp_dir / "checkpoints"
     average_by = tc.get("average_by", "valid_loss")
@@ -281,7 +336,8 @@ def train(
         average_by,
         ", ".join(Path(b).name for b in best),
     )
-    state = average_checkpoints(best)
+    # the SSL-teacher heads serve training only: the model that decodes is built without them
+    state = {k: v for k, v in average_checkpoints(best).items() if not k.startswith(SSL_KD_HEADS)}
     save_torch(
         {
             "config": config,
@@ -322,6 +378,36 @@ def _frame_targets(
         "%s has no alignment of the valid cuts %s: validation scores CTC only", scp, valid_cuts
     )
     return targets, {}, sizes
+
+
+def _codebook_manifests(
+    model_config: dict, codebook_dir: Path | None, train_cuts: Path, valid_cuts: Path
+) -> tuple[Path | None, Path | None]:
+    """Stage 5's codebook manifests of the train and valid cuts for ``model.mvq_kd`` (the same
+    names as the cut manifests); validation leaves the MVQ loss out when the valid cuts have none.
+    """
+    conf = model_config.get("mvq_kd")
+    if not conf:
+        return None, None
+    if codebook_dir is None:
+        raise ValueError("model.mvq_kd needs stage 5's teacher codebooks (--codebook-dir)")
+    summary_file = codebook_dir / "quantizer.yaml"
+    if not summary_file.is_file():
+        raise FileNotFoundError(f"{summary_file} does not exist (stage 5 writes it)")
+    stored = yaml.safe_load(summary_file.read_text())["num_codebooks"]
+    if stored != conf["num_codebooks"]:
+        raise ValueError(
+            f"model.mvq_kd.num_codebooks is {conf['num_codebooks']} but {summary_file} has "
+            f"{stored} (stage 5's --kd_num_codebooks)"
+        )
+    train_manifest = codebook_dir / Path(train_cuts).name
+    if not train_manifest.is_file():
+        raise FileNotFoundError(f"{train_manifest} does not exist (stage 5 writes it)")
+    valid_manifest = codebook_dir / Path(valid_cuts).name
+    if not valid_manifest.is_file():
+        log.warning("%s does not exist: validation scores no MVQ loss", valid_manifest)
+        return train_manifest, None
+    return train_manifest, valid_manifest
 
 
 def _teachers(

@@ -8,6 +8,8 @@ Usage:
         --cmvn data/fbank/cmvn.npz --exp-dir exp/am_ctc_conformer [--override train.max_epochs=3] \\
         [--targets-dir exp/align/targets]   # a config with model.senone_head needs it
         [--unit-lm-dir exp/unit_lm --phone-lang-dir data/lang_phone]   # KD heads need them
+        [--codebook-dir exp/kd_codebooks/layer4_cb8]   # model.mvq_kd needs it (stage 5)
+        [--kd-teacher ../ssl1/exp/full/teacher/model.pt]   # model.hint_kd needs it
 """
 
 from __future__ import annotations
@@ -34,6 +36,10 @@ def main(argv: list[str] | None = None) -> int:
         help="stage-5 unit LMs <dir>/<unit>/model.pt (KD heads' teachers)",
     )
     parser.add_argument("--phone-lang-dir", type=Path, help="phone lang dir (for KD heads)")
+    parser.add_argument(
+        "--codebook-dir", type=Path, help="stage-5 teacher codebooks (model.mvq_kd)"
+    )
+    parser.add_argument("--kd-teacher", type=Path, help="SSL teacher checkpoint (model.hint_kd)")
     parser.add_argument("--ngpu", type=int, default=0)
     parser.add_argument("--num-nodes", type=int, default=1)
     parser.add_argument(
@@ -59,6 +65,8 @@ def main(argv: list[str] | None = None) -> int:
         args.unit_lm_dir,
         args.phone_lang_dir,
         args.cpu_procs,
+        args.codebook_dir,
+        args.kd_teacher,
     )
     return 0
 

@@ -8,9 +8,14 @@ A batch is a dict::
     ys_lens    (B,)       long
     ids        list[str]          supervision ids
     durations  (B,)       float64 the cuts' durations (s)
+    frame_lens (B,)       long    the cuts' 10 ms feature frames (= feat_lens for fbank input)
     texts      list[str]          reference transcripts
     <unit>_targets (B, T) long    frame targets of stage 4 (``targets={unit: scp}``), padded
                                   with -1; one per 10 ms fbank frame
+    codebook_indexes (B, Tt, C) long  an SSL teacher's codebook indexes (``codebooks``: stage 5's
+                                  manifest), one row per 20 ms teacher frame, padded with -100
+    teacher_audio (B, S) float, teacher_audio_lens (B,)  16 kHz samples for an SSL teacher run
+                                  during training (``teacher_audio``: hint KD)
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from lhotse.dataset.collation import collate_features
 from torch.nn.utils.rnn import pad_sequence
 from torch.utils.data import DataLoader, Dataset
 
+from espnet_distill.kd.codebooks import IGNORE, check_teacher_frames, codebook_table
 from espnet_distill.lang.bpe import BpeTokenizer
 from espnet_distill.utils import load_kaldi_matrix
 
@@ -39,11 +45,25 @@ class AsrDataset(Dataset):
         tokenizer: BpeTokenizer | None,
         targets: dict[str, Path] | None = None,
         audio: bool = False,
+        codebooks: Path | None = None,
+        teacher_audio: bool = False,
     ) -> None:
         self.tokenizer = tokenizer
         self.audio = audio  # "feats" are 16 kHz samples (an SSL front-end), lengths in samples
         self.target_files = dict(targets or {})
         self._tables: dict | None = None  # opened lazily: one reader per DataLoader worker
+        self.codebooks, self.teacher_audio = codebooks, teacher_audio
+        self._codebook_table: dict | None = None
+
+    def _codebook_indexes(self, cuts: CutSet, frame_lens: torch.Tensor) -> torch.Tensor:
+        if self._codebook_table is None:
+            self._codebook_table = codebook_table(self.codebooks)
+        rows = []
+        for cut, n in zip(cuts, frame_lens.tolist(), strict=True):
+            indexes = self._codebook_table[cut.id].load()
+            check_teacher_frames(cut.id, len(indexes), n, str(self.codebooks))
+            rows.append(torch.from_numpy(indexes.astype("int64")))
+        return pad_sequence(rows, batch_first=True, padding_value=IGNORE)
 
     def _frame_targets(self, cuts: CutSet, feat_lens: torch.Tensor) -> dict[str, torch.Tensor]:
         if self._tables is None:
@@ -67,8 +87,9 @@ class AsrDataset(Dataset):
 
     def __getitem__(self, cuts: CutSet) -> dict:
         cuts = cuts.sort_by_duration(ascending=False)
-        if self.audio:
+        if self.audio or self.teacher_audio:
             waves = [torch.from_numpy(c.load_audio()[0]) for c in cuts]
+        if self.audio:
             feats = pad_sequence(waves, batch_first=True)
             feat_lens = torch.tensor([len(w) for w in waves])
             # frame targets are at the fbank frame rate (stage 4 aligned the fbank features)
@@ -82,6 +103,7 @@ class AsrDataset(Dataset):
             "feat_lens": feat_lens,
             "ids": [c.id for c in cuts],
             "durations": torch.tensor([c.duration for c in cuts], dtype=torch.float64),
+            "frame_lens": frame_lens,
             "texts": texts,
         }
         if self.tokenizer is not None:
@@ -90,6 +112,11 @@ class AsrDataset(Dataset):
             batch["ys_lens"] = torch.tensor([len(x) for x in labels], dtype=torch.long)
         if self.target_files:
             batch.update(self._frame_targets(cuts, frame_lens))
+        if self.codebooks is not None:
+            batch["codebook_indexes"] = self._codebook_indexes(cuts, frame_lens)
+        if self.teacher_audio:
+            batch["teacher_audio"] = pad_sequence(waves, batch_first=True)
+            batch["teacher_audio_lens"] = torch.tensor([len(w) for w in waves])
         return batch
 
 
@@ -118,14 +145,21 @@ def scp_keys(scp: Path) -> set[str]:
     return set(read_scp(scp))
 
 
-class _ScpKeys:
-    """Picklable filter: the cut has an entry in a Kaldi scp file."""
+class _Keys:
+    """Picklable filter: the cut's id is one of ``keys``."""
 
-    def __init__(self, scp: Path) -> None:
-        self.keys = scp_keys(scp)
+    def __init__(self, keys: object) -> None:
+        self.keys = set(keys)
 
     def __call__(self, cut: object) -> bool:
         return cut.id in self.keys
+
+
+class _ScpKeys(_Keys):
+    """Picklable filter: the cut has an entry in a Kaldi scp file."""
+
+    def __init__(self, scp: Path) -> None:
+        super().__init__(scp_keys(scp))
 
 
 def _worker_init(_: int) -> None:
@@ -161,6 +195,8 @@ def make_loader(
     targets: dict[str, Path] | None = None,
     audio: bool = False,
     sync_buckets: bool = True,
+    codebooks: Path | None = None,
+    teacher_audio: bool = False,
 ) -> DataLoader:
     """DataLoader over a cut manifest. Training: duration-bucketed, shuffled with ``seed``.
 
@@ -168,10 +204,15 @@ def make_loader(
     are left out and counted in the log. ``sync_buckets`` (multi-process training): the processes
     draw each step's batches from the same duration bucket (lhotse's default, less waiting for
     the slowest); False keeps the single-process batch sequence, dealt out in turn.
+    ``codebooks`` (stage 5's codebook manifest) adds an SSL teacher's codebook indexes and
+    ``teacher_audio`` the audio for a teacher run in training (see :class:`AsrDataset`); cuts
+    without codebook indexes are left out and counted in the log, as those without targets.
     """
     cuts = CutSet.from_file(cuts_file)
-    for unit, scp in (targets or {}).items():
-        have = _ScpKeys(scp)
+    sources = {unit: (_ScpKeys(scp), scp) for unit, scp in (targets or {}).items()}
+    if codebooks is not None:
+        sources["codebook"] = (_Keys(codebook_table(codebooks)), codebooks)
+    for unit, (have, scp) in sources.items():
         n_before = len(cuts)
         cuts = cuts.filter(have).to_eager()
         if len(cuts) < n_before:
@@ -196,7 +237,7 @@ def make_loader(
             )
     sampler = cut_sampler(cuts, max_duration, train, seed, sync_buckets)
     return DataLoader(
-        AsrDataset(tokenizer, targets, audio),
+        AsrDataset(tokenizer, targets, audio, codebooks, teacher_audio),
         sampler=sampler,
         batch_size=None,
         num_workers=num_workers,

@@ -22,6 +22,7 @@ from espnet2.asr.encoder.conformer_encoder import ConformerEncoder
 from espnet2.asr.encoder.transformer_encoder import TransformerEncoder
 from espnet2.asr.specaug.specaug import SpecAug
 
+from espnet_distill.kd.codebooks import CodebookHead, HintHead
 from espnet_distill.kd.losses import kd_kl_sum, label_interpolation_sum
 from espnet_distill.models.upstream import WeightedSum, load_upstream
 from espnet_distill.nn import frame_mask
@@ -185,6 +186,10 @@ class AcousticModel(torch.nn.Module):
 
     ``vocab_size`` None: no CTC output (a pure hybrid model); ``num_senones`` None: no senone head.
     Loss: ``ctc_weight`` * CTC + ``senone_weight`` * frame CE (see :meth:`FrameClassifier.loss`).
+    KD from an SSL teacher (:mod:`espnet_distill.kd.codebooks`): ``mvq_kd`` ({layer,
+    num_codebooks, weight}) predicts the teacher's codebook indexes from encoder block ``layer``;
+    ``hint_kd`` ({layer, teacher_dim, weight}) regresses the teacher layer from it. Both heads
+    exist for training only: :func:`build_model` leaves them out of the model that decodes.
     """
 
     def __init__(
@@ -203,6 +208,8 @@ class AcousticModel(torch.nn.Module):
         kd_heads: dict[str, dict] | None = None,
         label_interpolation: dict | None = None,
         ssl_frontend: dict | None = None,
+        mvq_kd: dict | None = None,
+        hint_kd: dict | None = None,
     ) -> None:
         super().__init__()
         if vocab_size is None and num_senones is None:
@@ -216,8 +223,16 @@ class AcousticModel(torch.nn.Module):
                     f"model.kd_heads.{unit}.layer must be in 1..{num_blocks} "
                     f"(encoder blocks), got {conf['layer']}"
                 )
+        self.mvq_conf, self.hint_conf = dict(mvq_kd or {}), dict(hint_kd or {})
+        for name, conf in (("mvq_kd", self.mvq_conf), ("hint_kd", self.hint_conf)):
+            if conf and not 1 <= conf["layer"] <= num_blocks:
+                raise ValueError(
+                    f"model.{name}.layer must be in 1..{num_blocks} (encoder blocks), "
+                    f"got {conf['layer']}"
+                )
+        head_layers = [c["layer"] for c in (*self.kd_conf.values(), self.mvq_conf, self.hint_conf) if c]
         # intermediate outputs of espnet2's encoder (normalised like the last one) for the heads
-        inner = sorted({c["layer"] for c in self.kd_conf.values() if c["layer"] < num_blocks})
+        inner = sorted({layer for layer in head_layers if layer < num_blocks})
         if inner:
             encoder_conf["interctc_layer_idx"] = inner
         if label_interpolation and num_senones is None:
@@ -276,6 +291,9 @@ class AcousticModel(torch.nn.Module):
                 for unit, c in self.kd_conf.items()
             }
         )
+        d = self.encoder.output_size()
+        self.mvq_head = CodebookHead(d, self.mvq_conf["num_codebooks"]) if mvq_kd else None
+        self.hint_head = HintHead(d, self.hint_conf["teacher_dim"]) if hint_kd else None
 
     def set_cmvn(self, mean: torch.Tensor, std: torch.Tensor) -> None:
         self.cmvn_mean.copy_(torch.as_tensor(mean, dtype=torch.float32))
@@ -317,12 +335,16 @@ class AcousticModel(torch.nn.Module):
         ys_lens: torch.Tensor | None = None,
         senone_targets: torch.Tensor | None = None,
         teachers: dict[str, tuple[torch.Tensor, torch.Tensor]] | None = None,
+        codebook_indexes: torch.Tensor | None = None,
+        teacher_layer: torch.Tensor | None = None,
     ) -> dict[str, torch.Tensor]:
         """Losses: ``loss`` (the weighted sum), ``ctc`` (summed over each utterance, averaged over
         the batch), ``senone`` (frame CE, or label interpolation with the senone teacher),
         ``senone_correct`` / ``senone_frames`` (accuracy counts), ``kd_<unit>`` (each KD head's
-        T^2 KL to its teacher, per encoder frame). ``teachers``: unit -> (log-probs (B, T, V),
-        mask (B, T)) at the 10 ms frame rate (:class:`~espnet_distill.kd.teacher.LmTeacher`).
+        T^2 KL to its teacher, per encoder frame), ``mvq`` / ``hint`` (and ``hint_cos``) of the
+        SSL-teacher heads. ``teachers``: unit -> (log-probs (B, T, V), mask (B, T)) at the 10 ms
+        frame rate (:class:`~espnet_distill.kd.teacher.LmTeacher`); ``codebook_indexes``
+        (B, Tt, C) and ``teacher_layer`` (B, Tt, Dt) at the teacher's 20 ms.
         An output whose labels are not given (None) is left out of the sum."""
         enc, enc_lens, layers = self.encode_layers(feats, feat_lens)
         teachers = teachers or {}
@@ -359,6 +381,13 @@ class AcousticModel(torch.nn.Module):
             kd = kd_kl_sum(logits, teacher, mask, conf.get("temperature", 1.0))
             out[f"kd_{unit}"] = head.per_encoder_frame(kd, logits)
             loss = loss + conf.get("weight", 1.0) * out[f"kd_{unit}"]
+        if self.mvq_head is not None and codebook_indexes is not None:
+            out["mvq"] = self.mvq_head(layers[self.mvq_conf["layer"]], enc_lens, codebook_indexes)
+            loss = loss + self.mvq_conf.get("weight", 0.1) * out["mvq"]
+        if self.hint_head is not None and teacher_layer is not None:
+            hint = self.hint_head(layers[self.hint_conf["layer"]], enc_lens, teacher_layer)
+            out["hint"], out["hint_cos"] = hint
+            loss = loss + self.hint_conf.get("weight", 1.0) * out["hint"]
         if not out:
             raise ValueError(
                 "forward needs the labels of at least one output (ys or senone_targets)"
@@ -420,13 +449,21 @@ def kd_heads_of(model_config: dict) -> dict[str, dict]:
     return {u: c for u, c in (model_config.get("kd_heads") or {}).items() if c}
 
 
+SSL_KD_HEADS = ("mvq_head.", "hint_head.")  # parameters of the training-only SSL-teacher heads
+
+
 def build_model(
     config: dict,
     vocab_size: int,
     num_senones: int | None = None,
     unit_sizes: dict[str, int] | None = None,
+    ssl_kd_heads: bool = False,
+    teacher_dim: int | None = None,
 ) -> AcousticModel:
-    """The model of ``config["model"]``; ``unit_sizes`` (unit -> inventory size) for KD heads."""
+    """The model of ``config["model"]``; ``unit_sizes`` (unit -> inventory size) for KD heads.
+    ``ssl_kd_heads``: with the training-only heads of ``model.mvq_kd`` / ``model.hint_kd``
+    (``teacher_dim``: the size of the hint's teacher layer); without them (the default) the model
+    is the one that decodes and :func:`load_model` reads."""
     m = config["model"]
     head = m.get("senone_head") or {}
     ctc_weight = m.get("ctc_weight", 1.0)
@@ -451,6 +488,10 @@ def build_model(
         kd_heads=kd_heads,
         label_interpolation=m.get("label_interpolation"),
         ssl_frontend=m.get("ssl_frontend"),
+        mvq_kd=m.get("mvq_kd") if ssl_kd_heads else None,
+        hint_kd={**m["hint_kd"], "teacher_dim": teacher_dim}
+        if ssl_kd_heads and m.get("hint_kd")
+        else None,
     )
 
 

@@ -10,7 +10,8 @@
 #   3 lang dirs: sentencepiece BPE; phones (CMUdict + espeak-ng G2P, topo, L.fst)
 #   4 GMM-HMM alignment (flat-start monophones -> triphone tree): senone/monophone/subword
 #     frame targets (kaldiio ark/scp)
-#   5 word n-gram (KenLM lmplz) on --word_lm_text; unit LMs come with the KD recipe
+#   5 word n-gram (KenLM lmplz) on --word_lm_text; unit LMs come with the KD recipe; for a
+#     config with model.mvq_kd, the SSL teacher's codebook indexes of the train and valid cuts
 #   6 acoustic model training (Lightning, resumable)
 #   7 decoding graphs (kaldifst): TLG (CTC topology o BPE lexicon o word n-gram) and HCLG (HMM o
 #     triphone context o phone lexicon o word n-gram, Kaldi's mkgraph.sh) for the stage-4 tree
@@ -66,6 +67,14 @@ unit_lms=                # units whose LM stage 5 trains for KD, e.g. "senone mo
 unit_lm_config=conf/lm_unit_lstm.yaml  # unit LM config (espnet2 LSTM or Transformer LM)
 subword_lm_hf=           # a Hugging Face causal LM dir to use as the subword LM (its tokenizer
                          # must hold the BPE pieces) instead of training one
+kd_teacher=              # SSL teacher of model.mvq_kd / model.hint_kd: any checkpoint load_hubert
+                         # reads (torchaudio, Hugging Face dir, fairseq, the ssl1 recipe's own)
+kd_layer=4               # its layer stage 5 quantizes for model.mvq_kd (0: the CNN's output;
+                         # icefall: 36 of HuBERT X-Large's 48, three quarters up)
+kd_num_codebooks=8       # one-byte codebooks per 20 ms teacher frame (icefall: 8)
+kd_quantizer_cuts=1000   # training cuts the quantizer learns on (icefall: 1000)
+kd_quantizer_iters=1000  # steps of each of its two training phases (icefall: 10000 on GPUs; a step
+                         # of 512 frames takes about 0.45 s on 2 CPU cores)
 decode_methods=          # stage-8 decoders, a subset of greedy beam_lm tlg hclg (empty: all;
                          # each runs where its inputs exist)
 beam=10                  # beam of the CTC prefix beam search
@@ -310,6 +319,16 @@ hclg_dir=${model_data_dir}/graph_hclg_${word_lm_order}gram
 tri_dir=${align_dir}/tri                         # stage-4 GMM; its decoding outputs
 model_align_dir=${model_exp_dir}/align           # the alignment system that decodes over HCLG
 unit_lm_dir=${exp_dir}/unit_lm
+# stage 5's codebook indexes of the SSL teacher (model.mvq_kd), by teacher dir, layer and size
+kd_codebook_dir=
+if [ -n "${kd_teacher}" ]; then
+  kd_codebook_dir=${exp_dir}/kd_codebooks/$(basename "$(dirname "$(realpath -m "${kd_teacher}")")")
+  kd_codebook_dir=${kd_codebook_dir}_layer${kd_layer}_cb${kd_num_codebooks}
+fi
+# config_key KEY: the --asr_config sets KEY (e.g. model.mvq_kd)
+config_key() {
+  python -m espnet_distill.bin.config_value --config "${asr_config}" --key "$1" > /dev/null
+}
 # the dev and test sets' overlap with the LM text (verbatim sentences, n-grams the LM holds):
 # logged with a warning when high, and shown beside each WER; sets already measured are kept
 lm_overlap() {
@@ -394,6 +413,26 @@ if [ "${stage}" -le 5 ] && [ "${stop_stage}" -ge 5 ] && [ "${foreign_model}" = f
       --config "${unit_lm_config}" --exp-dir "${out}" "${hf_opts[@]}"
     sed 's/^/  /' "${out}/ppl.yaml"
   done
+  # MVQ KD: the SSL teacher layer's codebook indexes of the train and valid cuts
+  if config_key model.mvq_kd; then
+    [ -n "${kd_teacher}" ] || { log "Error: model.mvq_kd needs --kd_teacher"; exit 1; }
+    need 2 "${fbank_dir}/cuts_${train_set}.jsonl.gz" "${fbank_dir}/cuts_${valid_set}.jsonl.gz"
+    if is_done "${kd_codebook_dir}/quantizer.yaml"; then
+      log "Stage 5: ${kd_codebook_dir}/quantizer.yaml exists: skipping"
+    else
+      log "Stage 5: codebooks of ${kd_teacher} layer ${kd_layer} in ${kd_codebook_dir}"
+      log "  progress: tail -f ${kd_codebook_dir}/extract.log (finished parts are kept)"
+      [ "${force}" = true ] && rm -rf "${kd_codebook_dir}"
+      mkdir -p "${kd_codebook_dir}"
+      ${train_cmd} "${kd_codebook_dir}/extract.log" python -m espnet_distill.bin.teacher_codebooks \
+        --teacher "${kd_teacher}" --layer "${kd_layer}" --num-codebooks "${kd_num_codebooks}" \
+        --train-cuts "${fbank_dir}/cuts_${train_set}.jsonl.gz" \
+        --cuts "${fbank_dir}/cuts_${train_set}.jsonl.gz" "${fbank_dir}/cuts_${valid_set}.jsonl.gz" \
+        --quantizer-cuts "${kd_quantizer_cuts}" --quantizer-iters "${kd_quantizer_iters}" \
+        --seed "${seed}" --out-dir "${kd_codebook_dir}"
+      sed 's/^/  /' "${kd_codebook_dir}/quantizer.yaml"
+    fi
+  fi
   stage_time 5 word_lm "${t0}"
 fi
 
@@ -416,6 +455,13 @@ if [ "${stage}" -le 6 ] && [ "${stop_stage}" -ge 6 ] && [ "${foreign_model}" = f
     # KD heads / label interpolation (model.kd_heads, model.label_interpolation) use the unit LMs
     [ -d "${unit_lm_dir}" ] && targets_opts+=(--unit-lm-dir "${unit_lm_dir}"
                                               --phone-lang-dir "${phone_lang_dir}")
+    # KD from the SSL teacher: stage 5's codebooks (model.mvq_kd), the teacher (model.hint_kd)
+    if config_key model.mvq_kd; then
+      [ -n "${kd_teacher}" ] || { log "Error: model.mvq_kd needs --kd_teacher"; exit 1; }
+      need 5 "${kd_codebook_dir}/quantizer.yaml"
+      targets_opts+=(--codebook-dir "${kd_codebook_dir}")
+    fi
+    [ -n "${kd_teacher}" ] && targets_opts+=(--kd-teacher "${kd_teacher}")
     # shellcheck disable=SC2206
     [ -n "${train_overrides}" ] && overrides=(--override ${train_overrides})
     log "  progress: tail -f ${am_dir}/train.log (a killed run resumes from its last checkpoint)"
