@@ -127,6 +127,39 @@ def _decode_another_corpus_with_the_trained_system(d):
     assert "LM text overlap: " in results.split("## WER: test-clean")[1]
 
 
+def _kd_from_the_ssl_teacher(d):
+    """MVQ and hint KD through the recipe: stage 5 quantizes a layer of the ssl1 recipe's
+    committed teacher for a config with model.mvq_kd, stage 6 trains both heads beside CTC and
+    the senone head, and model.pt holds neither."""
+    import torch
+    import yaml
+
+    (d / "conf" / "train_kd_ssl_test_tiny.yaml").write_text(
+        "base: train_conformer_ctc_senone_tiny.yaml\n"
+        "model:\n  mvq_kd: {layer: 1, num_codebooks: 8, weight: 0.1}\n"
+        "  hint_kd: {layer: 1, teacher_layer: 6, weight: 0.1}\n"
+        "train: {max_epochs: 1, average_best: 1}\n"
+    )
+    teacher = REPO / "egs" / "synth" / "ssl1" / "exp" / "full" / "teacher" / "model.pt"
+    config = ["--asr_config", "conf/train_kd_ssl_test.yaml", "--tag", "kd_ssl_test"]
+    out = _run(d, "--stage", "5", "--stop_stage", "6", *config, "--kd_teacher", str(teacher))
+    codebooks = d / "exp" / "tiny" / "kd_codebooks" / "teacher_layer6_cb8"
+    summary = yaml.safe_load((codebooks / "quantizer.yaml").read_text())
+    assert summary["layer"] == 6 and summary["num_codebooks"] == 8 and "codebooks of" in out
+    assert summary["relative_reconstruction_error"] > 0  # 20 steps a phase: no better than 1
+    for part in ("train-clean-100", "dev-clean"):
+        assert (codebooks / f"cuts_{part}.jsonl.gz").is_file()
+    am = d / "exp" / "tiny" / "am_kd_ssl_test"
+    log = (am / "train.log").read_text()
+    assert "MVQ KD head at block 1 (8 codebooks)" in log
+    assert "hint KD head at block 1 (layer 6 of" in log
+    state = torch.load(am / "model.pt", weights_only=False)["state_dict"]
+    assert not any(k.startswith(("mvq_head.", "hint_head.")) for k in state)
+    # a rerun of stage 5 keeps the codebooks
+    out = _run(d, "--stage", "5", "--stop_stage", "5", *config, "--kd_teacher", str(teacher))
+    assert "quantizer.yaml exists: skipping" in out
+
+
 @pytest.mark.slow  # about 15 minutes, mostly on one core: CI runs it (make test-slow)
 def test_tiny_recipe_end_to_end_then_rerun_from_stage_3(tiny_corpus, tmp_path):
     d = _recipe_copy(tmp_path, tiny_corpus)
@@ -274,6 +307,8 @@ def test_tiny_recipe_end_to_end_then_rerun_from_stage_3(tiny_corpus, tmp_path):
     am = d / "exp" / "tiny" / "am_kd_hier_seed7"
     assert (am / "decode_test-clean_tlg").is_dir() and (am / "decode_test-clean_hclg").is_dir()
     assert not list(am.glob("decode_*_greedy")) and not list(am.glob("decode_*_beam_lm"))
+
+    _kd_from_the_ssl_teacher(d)
 
     # --force redoes finished work of stages 4 and 5, which their programs would otherwise resume
     # (bin/align.py skips trained systems; the unit-LM trainer returns a finished model.pt)

@@ -6,11 +6,10 @@ from __future__ import annotations
 import pytest
 import torch
 
+from espnet_distill.data.teacher_frames import IGNORE, check_teacher_frames
 from espnet_distill.kd.codebooks import (
-    IGNORE,
     CodebookHead,
     HintHead,
-    check_teacher_frames,
     pair_teacher_frames,
     train_quantizer,
 )
@@ -63,7 +62,10 @@ def test_codebook_loss_is_the_per_codebook_cross_entropy_by_hand():
     lens = torch.tensor([3, 2])
     indexes = torch.randint(0, 256, (2, 7, 2))
     loss = head(enc, lens, indexes)
-    weight, bias = head.loss_net.linear2b_weight, head.loss_net.linear2_bias  # (4, 256, 6), (4, 256)
+    weight, bias = (
+        head.loss_net.linear2b_weight,
+        head.loss_net.linear2_bias,
+    )  # (4, 256, 6), (4, 256)
     total = 0.0
     for b in range(2):
         for j in range(int(lens[b])):
@@ -193,13 +195,16 @@ def test_mvq_and_hint_kd_train_and_leave_the_heads_out_of_model_pt(
 
     from espnet_distill.asr.ssl_teacher import SslTeacher, extract_codebooks
     from espnet_distill.data.datamodule import make_loader
-    from espnet_distill.kd.codebooks import FIELD, codebook_table
+    from espnet_distill.data.teacher_frames import FIELD, codebook_table
     from espnet_distill.models.acoustic_model import load_model
 
     from .conftest import tiny_am_config, train_tiny_am
 
     fbank = tiny_features / "fbank"
-    train_cuts, valid_cuts = fbank / "cuts_train-clean-100.jsonl.gz", fbank / "cuts_dev-clean.jsonl.gz"
+    train_cuts, valid_cuts = (
+        fbank / "cuts_train-clean-100.jsonl.gz",
+        fbank / "cuts_dev-clean.jsonl.gz",
+    )
     out = tmp_path / "codebooks"
     summary = extract_codebooks(
         SslTeacher(tiny_teacher, 2),
@@ -259,7 +264,12 @@ def test_mvq_and_hint_kd_train_and_leave_the_heads_out_of_model_pt(
             )
     CutSet.from_cuts(halved).to_file(bad / "cuts_dev-clean.jsonl.gz")
     loader = make_loader(
-        valid_cuts, None, 100.0, train=False, num_workers=0, codebooks=bad / "cuts_dev-clean.jsonl.gz"
+        valid_cuts,
+        None,
+        100.0,
+        train=False,
+        num_workers=0,
+        codebooks=bad / "cuts_dev-clean.jsonl.gz",
     )
     with pytest.raises(ValueError, match=r"cuts_dev-clean.jsonl.gz: \S+ has \d+ teacher") as err:
         next(iter(loader))

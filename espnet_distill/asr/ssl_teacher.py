@@ -19,19 +19,20 @@ import torch
 import yaml
 from lhotse import CutSet
 from lhotse.features.io import NumpyHdf5Writer
+from multi_quantization import Quantizer
 
-from espnet_distill.kd.codebooks import (
+from espnet_distill.data.teacher_frames import (
     CODEBOOK_SIZE,
     FIELD,
     TEACHER_FRAME_SHIFT,
     check_teacher_frames,
-    relative_reconstruction_error,
-    train_quantizer,
 )
+from espnet_distill.kd.codebooks import relative_reconstruction_error, train_quantizer
 from espnet_distill.models.hubert import load_hubert
 from espnet_distill.utils import atomic_output, atomic_write_text, save_torch
 
 log = logging.getLogger(__name__)
+
 
 class SslTeacher:
     """Layer ``layer`` (0: the Transformer's input, 1..L: its layers' outputs, as the ssl1 probes
@@ -78,10 +79,8 @@ def quantizer_frames(teacher: SslTeacher, cuts: CutSet, num_cuts: int, seed: int
     return torch.cat(frames)
 
 
-def load_quantizer(path: Path):
+def load_quantizer(path: Path) -> tuple[Quantizer, dict]:
     """The quantizer :func:`extract_codebooks` saved, and its record (teacher, layer, ...)."""
-    from multi_quantization import Quantizer
-
     blob = torch.load(path, map_location="cpu", weights_only=False)
     quantizer = Quantizer(
         dim=blob["dim"], codebook_size=CODEBOOK_SIZE, num_codebooks=blob["num_codebooks"]
@@ -168,4 +167,3 @@ def extract_codebooks(
     }
     atomic_write_text(out_dir / "quantizer.yaml", yaml.safe_dump(summary, sort_keys=False))
     return summary
-

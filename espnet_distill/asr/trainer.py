@@ -22,7 +22,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from espnet_distill.align.targets import UNITS, unit_named
 from espnet_distill.asr.ssl_teacher import SslTeacher
 from espnet_distill.data.datamodule import make_loader, scp_keys
-from espnet_distill.kd.codebooks import check_teacher_frames
+from espnet_distill.data.teacher_frames import check_teacher_frames
 from espnet_distill.kd.teacher import LmTeacher
 from espnet_distill.kd.units import TextToUnits, UnitTables, read_units
 from espnet_distill.lang.bpe import BpeTokenizer
@@ -104,7 +104,9 @@ class AmLitModule(TrainingModule):
         if self.hint_teacher is None or "teacher_audio" not in batch:
             return None
         layer, frames = self.hint_teacher(batch["teacher_audio"], batch["teacher_audio_lens"])
-        for cut_id, n, f in zip(batch["ids"], frames.tolist(), batch["frame_lens"].tolist()):
+        for cut_id, n, f in zip(
+            batch["ids"], frames.tolist(), batch["frame_lens"].tolist(), strict=True
+        ):
             check_teacher_frames(cut_id, n, f, str(self.hint_teacher.path))
         return layer
 

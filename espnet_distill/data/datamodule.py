@@ -30,7 +30,7 @@ from lhotse.dataset.collation import collate_features
 from torch.nn.utils.rnn import pad_sequence
 from torch.utils.data import DataLoader, Dataset
 
-from espnet_distill.kd.codebooks import IGNORE, check_teacher_frames, codebook_table
+from espnet_distill.data.teacher_frames import IGNORE, check_teacher_frames, codebook_table
 from espnet_distill.lang.bpe import BpeTokenizer
 from espnet_distill.utils import load_kaldi_matrix
 

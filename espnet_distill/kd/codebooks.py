@@ -13,10 +13,10 @@ frames. The Conformer's subsampling gives 40 ms frames, ``T' = ((T - 1) // 2 - 1
 icefall's ``concat_successive_codebook_indexes``, encoder frame ``j`` predicts teacher frames
 ``2j`` and ``2j + 1`` (for MVQ: the codebooks of both, ``2 * num_codebooks`` classes); the one to
 three teacher frames past ``2T'`` have no encoder frame and are not scored. Encoder frame ``j``
-sees fbank frames ``4j .. 4j + 6`` (centred 40j + 35 ms), teacher frames ``2j, 2j + 1`` are
-centred at 40j + 12.5 and 40j + 32.5 ms: the pairing is off by at most 22.5 ms, within one
-teacher frame. A teacher whose frame count is not about ``T / 2`` (another frame rate, audio of
-another cut) is refused (:func:`check_teacher_frames`).
+sees fbank frames ``4j .. 4j + 6`` (centred on frame ``4j + 3``, 40j + 30 ms), teacher frames
+``2j, 2j + 1`` are centred at 40j + 12.5 and 40j + 32.5 ms: the pairing is off by about one
+teacher frame at most (docs/ssl_teacher_kd.md). A teacher whose frame count is not about ``T / 2`` (another frame rate, audio of
+another cut) is refused (:func:`~espnet_distill.data.teacher_frames.check_teacher_frames`).
 """
 
 from __future__ import annotations
@@ -24,31 +24,12 @@ from __future__ import annotations
 import logging
 import random
 
-from pathlib import Path
-
 import torch
-from lhotse import CutSet
+from multi_quantization import JointCodebookLoss, Quantizer, QuantizerTrainer
+
+from espnet_distill.data.teacher_frames import CODEBOOK_SIZE, ENCODER_TO_TEACHER, IGNORE
 
 log = logging.getLogger(__name__)
-
-TEACHER_FRAME_SHIFT = 0.02  # seconds: HuBERT / wav2vec 2.0's CNN stride of 320 samples at 16 kHz
-ENCODER_TO_TEACHER = 2  # 40 ms encoder frames over 20 ms teacher frames
-CODEBOOK_SIZE = 256  # one byte per codebook (multi_quantization's trained quantizers)
-IGNORE = -100  # codebook index of frames that are not scored (JointCodebookLoss's ignore_index)
-FRAME_SLACK = 2  # teacher frames a cut's count may differ from half its feature frames
-FIELD = "codebook_indexes"  # the custom field of stage 5's codebook manifests' cuts
-
-
-def check_teacher_frames(cut_id: str, teacher_frames: int, feature_frames: int, source: str) -> None:
-    """ValueError naming ``source`` and the cut unless the teacher has about one frame per two
-    10 ms feature frames (within :data:`FRAME_SLACK`)."""
-    expected = feature_frames / ENCODER_TO_TEACHER
-    if abs(teacher_frames - expected) > FRAME_SLACK:
-        raise ValueError(
-            f"{source}: {cut_id} has {teacher_frames} teacher frames for {feature_frames} "
-            f"feature frames (a 20 ms teacher has about {expected:.0f}): another frame rate or "
-            "another cut's audio"
-        )
 
 
 def pair_teacher_frames(
@@ -73,8 +54,6 @@ class CodebookHead(torch.nn.Module):
 
     def __init__(self, idim: int, num_codebooks: int) -> None:
         super().__init__()
-        from multi_quantization import JointCodebookLoss
-
         self.num_codebooks = num_codebooks
         self.loss_net = JointCodebookLoss(
             predictor_channels=idim,
@@ -133,15 +112,13 @@ def train_quantizer(
     seed: int,
     iters_per_phase: int = 10000,
     batch_frames: int = 512,
-):
+) -> Quantizer:
     """A ``multi_quantization`` Quantizer of ``num_codebooks`` bytes per frame trained on
     ``frames`` (N, D), reproducibly: the trainer's Python and torch draws are seeded and the
     minibatches are consecutive slices of the frames in one seeded shuffle (icefall's generator).
 
     The trainer runs two phases (16-entry codebooks, then pairs of them merged into 256-entry
     ones) of ``iters_per_phase`` steps each; icefall uses 10000 with 512-frame batches."""
-    from multi_quantization import QuantizerTrainer
-
     if len(frames) < 2 * batch_frames:
         raise ValueError(
             f"{len(frames)} teacher frames are too few to train a quantizer on "
@@ -166,29 +143,17 @@ def train_quantizer(
             trainer.step(frames[start : start + batch_frames])
             offset += batch_frames
             if trainer.cur_iter % 1000 == 0:
-                log.info(
-                    "quantizer: step %d of %d", trainer.cur_iter, 2 * iters_per_phase
-                )
+                log.info("quantizer: step %d of %d", trainer.cur_iter, 2 * iters_per_phase)
         quantizer = trainer.get_quantizer()
     random.setstate(python_state)
     return quantizer.eval()
 
 
 @torch.no_grad()
-def relative_reconstruction_error(quantizer, frames: torch.Tensor) -> float:
+def relative_reconstruction_error(quantizer: Quantizer, frames: torch.Tensor) -> float:
     """Squared error of the decoded indexes over the frames' variance (0: exact, 1: no better than
     their mean): the quantizer's quality, written beside the indexes."""
     frames = frames.float()
     decoded = quantizer.decode(quantizer.encode(frames, as_bytes=False))
     err = ((decoded - frames) ** 2).sum()
     return float(err / ((frames - frames.mean(0)) ** 2).sum())
-
-
-def codebook_table(manifest: Path) -> dict[str, object]:
-    """cut id -> its stored codebook indexes (a lhotse TemporalArray; ``.load()`` reads them)."""
-    table = {}
-    for cut in CutSet.from_file(manifest):
-        if not cut.custom or FIELD not in cut.custom:
-            raise ValueError(f"{manifest}: {cut.id} has no {FIELD} (not a stage-5 codebook manifest)")
-        table[cut.id] = cut.custom[FIELD]
-    return table

@@ -230,7 +230,9 @@ class AcousticModel(torch.nn.Module):
                     f"model.{name}.layer must be in 1..{num_blocks} (encoder blocks), "
                     f"got {conf['layer']}"
                 )
-        head_layers = [c["layer"] for c in (*self.kd_conf.values(), self.mvq_conf, self.hint_conf) if c]
+        head_layers = [
+            c["layer"] for c in (*self.kd_conf.values(), self.mvq_conf, self.hint_conf) if c
+        ]
         # intermediate outputs of espnet2's encoder (normalised like the last one) for the heads
         inner = sorted({layer for layer in head_layers if layer < num_blocks})
         if inner:

@@ -16,6 +16,12 @@ from espnet_distill.score.kd_ablation import read_scores
 from espnet_distill.score.wer import paired_bootstrap_by_id, read_text_file
 from espnet_distill.utils import REPO_ROOT, atomic_write_text
 
+# the sections of the KD ablation drivers' tables (local/run_kd_ablation.sh --table_name)
+ABLATION_TITLES = {
+    "kd_ablation": "Cross-modal KD ablation",
+    "kd_ablation_ssl": "KD from the SSL teacher: MVQ codebooks and hints",
+}
+
 # a decode dir's method suffix -> the one it is compared with on the same scores: k2 against
 # kaldi-decoder on the same graph, and the rescored lattices against their own one-best
 PARTNER_METHOD = {"_tlg_k2": "_tlg", "_hclg_k2": "_hclg", "_tlg_k2_rescore": "_tlg_k2"}
@@ -222,9 +228,10 @@ def write_results(
                 f"|{q['mean_signed_error_ms']:+.1f} ms|{q['phones_matched']:.1%}|"
             )
         lines.append("")
-    for table in sorted(exp_root.glob("**/kd_ablation/table.md")):
+    for table in sorted(exp_root.glob("**/kd_ablation*/table.md")):
+        name = table.parent.name
         lines += [
-            "## Cross-modal KD ablation",
+            f"## {ABLATION_TITLES.get(name, f'KD ablation ({name})')}",
             "",
             f"From `{table.relative_to(exp_root).as_posix()}` (espnet_distill.bin.kd_ablation);"
             f" plot: `{(table.parent / 'ablation.png').relative_to(exp_root).as_posix()}`.",

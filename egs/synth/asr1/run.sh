@@ -14,6 +14,11 @@ asr_config=conf/train_conformer_ctc_senone.yaml  # acoustic model config (tiny: 
 # test-other: the held-out engine (festival voices no training split has, test-clean's sentences)
 test_sets="test-clean test-other dev-clean"
 train_overrides=   # config overrides, added after this file's own for the corpus size
+# the SSL teacher of model.mvq_kd / model.hint_kd: the ssl1 recipe's committed teacher (the
+# strongest it has), layer 6 of 6: the Transformer layer its SUPERB probes weight most (ASR 0.33;
+# layer 0, 0.55, is the CNN's output, which a fbank model sees the information of already)
+kd_teacher=../ssl1/exp/full/teacher/model.pt
+kd_layer=6
 
 # Options above are this file's; any other option goes to ./asr.sh (after the ones set below,
 # so it overrides them).
@@ -26,6 +31,9 @@ demo_opts=(--mono_subset 300 --lm_weights "0.3 0.5" --word_bonuses "1.5 2.5"
            --acoustic_scales "0.8 1.0" --blank_penalties "2 4" --gmm_acoustic_scales "0.05 0.07"
            --hybrid_acoustic_scales "0.1 0.14 0.2" --hclg_beam 11)
 [ "${corpus_size}" = tiny ] && asr_config=${asr_config%.yaml}_tiny.yaml
+# the tiny corpus's MVQ quantizer: a smoke test's few steps (the recipes' 1000 take 15 min)
+kd_opts=(--kd_teacher "${kd_teacher}" --kd_layer "${kd_layer}")
+[ "${corpus_size}" = tiny ] && kd_opts+=(--kd_quantizer_iters 20 --kd_quantizer_cuts 20)
 # The full corpus (about 10 h) trains on the demo's compute: 2 epochs of 10 h without speed
 # perturbation see 20 h of speech, the demo's 7 epochs of 3 x 1 h see 21 h, but of 10x more
 # distinct speech. Both can be overridden (--speed_perturb_factors, --train_overrides).
@@ -52,4 +60,4 @@ results_file=RESULTS.md
   --results_file "${results_file}" \
   --results_title "synth asr1 (${corpus_size} corpus)" \
   --train_overrides "${size_overrides}${size_overrides:+ }${train_overrides}" \
-  "${demo_opts[@]}" "${parsed_rest_options[@]}"
+  "${demo_opts[@]}" "${kd_opts[@]}" "${parsed_rest_options[@]}"

@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# Cross-modal KD ablation (docs/cross_modal_kd.md): the unit LMs (stage 5), then every
+# KD ablation (docs/cross_modal_kd.md, docs/ssl_teacher_kd.md): the unit LMs (stage 5), then every
 # conf/train_kd_<name>.yaml through stages 6-9 of run.sh as experiment am_kd_<name>_seed<S>, then
 # the ablation table (WER, bootstrap CI, paired test vs kd_none) and bar plot into RESULTS.md.
 #   local/run_kd_ablation.sh --corpus_size full --seeds "1234 1235"
 #   local/run_kd_ablation.sh --corpus_size demo --configs "none hier"   # a subset
+#   local/run_kd_ablation.sh --corpus_size full --seeds "1234 1235" \
+#     --configs "none mvq hint mvq_aux_subword" --table_name kd_ablation_ssl
 # Other options go to run.sh (and asr.sh), e.g. --unit_lm_config conf/lm_unit_lstm.yaml.
 set -euo pipefail
 
@@ -13,6 +15,7 @@ configs="none label_interp aux_senone aux_monophone aux_subword hier hier_no_sen
 units="senone monophone subword"  # the unit LMs stage 5 trains
 methods="hclg tlg" # decoders run in stage 8, whose WER the table compares
 sets="dev-clean test-clean test-other"  # the table's sets (test-other: the held-out engine)
+table_name=kd_ablation  # exp/<size>/<table_name>/: table and plot (kd_ablation_ssl: SSL-teacher KD)
 
 # Options above are this script's; any other option goes to ./run.sh.
 PARSE_OPTIONS_PASS_TO=./run.sh
@@ -27,6 +30,12 @@ case " ${configs} " in *" none "*) ;; *) echo "$0: --configs must include none (
 tags=()
 for name in ${configs}; do
   tags+=("kd_${name}")
+  # a config with model.mvq_kd: stage 5 adds the SSL teacher's codebooks (the rest is done)
+  if python -m espnet_distill.bin.config_value --config "conf/train_kd_${name}.yaml" \
+       --key model.mvq_kd > /dev/null; then
+    ./run.sh --corpus_size "${corpus_size}" --stage 5 --stop_stage 5 --unit_lms "${units}" \
+      --asr_config "conf/train_kd_${name}.yaml" "${args[@]}"
+  fi
   for seed in ${seeds}; do
     ./run.sh --corpus_size "${corpus_size}" --stage 6 --stop_stage 9 --unit_lms "${units}" \
       --asr_config "conf/train_kd_${name}.yaml" --tag "kd_${name}_seed${seed}" --seed "${seed}" \
@@ -36,5 +45,5 @@ done
 # shellcheck disable=SC2086
 python -m espnet_distill.bin.kd_ablation --exp-dir "exp/${corpus_size}" --baseline kd_none \
   --tags "${tags[@]}" --seeds ${seeds} --methods ${methods} --sets ${sets} \
-  --out-dir "exp/${corpus_size}/kd_ablation"
+  --out-dir "exp/${corpus_size}/${table_name}"
 ./run.sh --corpus_size "${corpus_size}" --stage 9 --stop_stage 9 "${args[@]}"
