@@ -30,6 +30,7 @@ from espnet_distill.decode.network import network_outputs
 from espnet_distill.decode.searches import CtcBeamLm, decode_all
 from espnet_distill.lang.bpe import BpeTokenizer
 from espnet_distill.score.wer import score_corpus
+from espnet_distill.utils import module_at_commit
 
 
 def arpa_words(arpa: Path) -> list[str]:
@@ -63,6 +64,11 @@ def main() -> None:
     parser.add_argument("--lm-weight", type=float, default=0.5, help="ours: x natural-log LM score")
     parser.add_argument("--word-bonus", type=float, default=1.5)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument(
+        "--before",
+        default="e5fa30d",
+        help="git commit of the prefix search to time beside (before its speed-up; '': none)",
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     from torchaudio.models.decoder import ctc_decoder
@@ -78,6 +84,22 @@ def main() -> None:
     t0 = time.perf_counter()
     ours_hyps = decode_all(outputs, ours, args.lm_weight, args.word_bonus)
     ours_time = time.perf_counter() - t0
+    rows = [("ours (Python prefix search)", ours_time, ours_hyps)]
+    if args.before:  # the same search at an earlier commit, on the same outputs
+        with tempfile.TemporaryDirectory() as tmp:
+            module = module_at_commit("espnet_distill/decode/ctc_beam.py", args.before, Path(tmp))
+            old = module.CtcPrefixBeamSearch(
+                pieces,
+                tokenizer.blank_id,
+                args.beam,
+                lm=module.WordLmScorer(str(args.lm)),
+                lm_weight=args.lm_weight,
+                word_bonus=args.word_bonus,
+            )
+            t0 = time.perf_counter()
+            before_hyps = {u: tokenizer.decode(old(lp)) for u, lp in sorted(outputs.items())}
+            before_time = time.perf_counter() - t0
+        rows.append((f"ours at {args.before} (before the speed-up)", before_time, before_hyps))
 
     with tempfile.TemporaryDirectory() as tmp:
         lexicon = Path(tmp) / "lexicon.txt"
@@ -113,12 +135,16 @@ def main() -> None:
     )
     print("| search | time (s) | RTF | WER |")
     print("|---|---|---|---|")
-    for name, t, hyps in (
-        ("ours (Python prefix search)", ours_time, ours_hyps),
-        ("torchaudio ctc_decoder (flashlight)", fl_time, fl_hyps),
-    ):
+    rows.append(("torchaudio ctc_decoder (flashlight)", fl_time, fl_hyps))
+    for name, t, hyps in rows:
         print(f"| {name} | {t:.1f} | {t / audio_seconds:.4f} | {wer(hyps):.1f} |")
-    print(f"time ratio ours / flashlight: {ours_time / fl_time:.1f}")
+    print(f"time ratio ours / flashlight: {ours_time / fl_time:.2f}")
+    if args.before:
+        same = sum(ours_hyps[u] == before_hyps[u] for u in ours_hyps)
+        print(
+            f"time ratio ours / ours at {args.before}: {ours_time / before_time:.2f}; "
+            f"identical hypotheses: {same} of {len(ours_hyps)}"
+        )
 
 
 if __name__ == "__main__":

@@ -123,3 +123,25 @@ def setup_logging(verbose: bool = False) -> None:
         format="%(asctime)s %(levelname)s [%(filename)s:%(lineno)d] %(message)s",
     )
     sys.excepthook = _storage_excepthook
+
+
+def module_at_commit(relpath: str, commit: str, workdir: Path) -> object:
+    """The module ``relpath`` (e.g. ``espnet_distill/decode/ctc_beam.py``) as it was at git
+    ``commit``, imported from a copy in ``workdir``: the reference a pure speed change is checked
+    against (tests, bench/). ``LookupError`` when this checkout's history lacks the commit."""
+    import importlib.util
+    import subprocess
+
+    shown = subprocess.run(
+        ["git", "show", f"{commit}:{relpath}"], cwd=REPO_ROOT, capture_output=True, text=True
+    )
+    if shown.returncode != 0:
+        raise LookupError(f"git show {commit}:{relpath}: {shown.stderr.strip()}")
+    name = f"_{Path(relpath).stem}_at_{commit}"
+    path = Path(workdir) / f"{name}.py"
+    path.write_text(shown.stdout)
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module

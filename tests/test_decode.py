@@ -87,3 +87,32 @@ def test_kenlm_word_ngram_trained_by_lmplz(tmp_path):
     # after THE, CAT (2/3) is more likely than DOG (1/3); an unseen order scores lower
     assert model.score("THE CAT SAT") > model.score("THE DOG SAT") > model.score("SAT THE DOG")
     assert (tmp_path / "lm" / "word_2gram.arpa").read_text().startswith("\\data\\")
+
+
+SEARCH_BEFORE_SPEED_UP = "e5fa30d"  # the commit whose prefix search the faster one must equal
+
+
+def test_faster_prefix_search_gives_the_hypotheses_of_the_one_before(toy_lm, tmp_path):
+    """The search with its LM cache, per-prefix word closing and heap pruning against the
+    implementation of :data:`SEARCH_BEFORE_SPEED_UP` (read from git) on peaky random outputs
+    with word fusion: the same label sequences, utterance for utterance (a beam of 2 instead of 6
+    already differs on some)."""
+    from espnet_distill.utils import module_at_commit
+
+    try:
+        before = module_at_commit(
+            "espnet_distill/decode/ctc_beam.py", SEARCH_BEFORE_SPEED_UP, tmp_path
+        )
+    except LookupError as err:
+        pytest.skip(str(err))
+    pieces = ["<blk>", "\u2581C", "\u2581H", "A", "T", "\u2581CAT", "\u2581X", "S"]
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        logits = rng.normal(size=(60, len(pieces)))
+        logits[np.arange(60), rng.integers(0, len(pieces), 60)] += 4  # peaky, as CTC is
+        log_probs = (logits - np.log(np.exp(logits).sum(1, keepdims=True))).astype(np.float32)
+        now = CtcPrefixBeamSearch(pieces, beam=6, lm=WordLmScorer(toy_lm), lm_weight=0.8)
+        then = before.CtcPrefixBeamSearch(
+            pieces, beam=6, lm=before.WordLmScorer(toy_lm), lm_weight=0.8
+        )
+        assert now(log_probs) == then(log_probs)

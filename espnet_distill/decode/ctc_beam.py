@@ -11,6 +11,7 @@ No lexicon restricts the words: out-of-vocabulary words are scored with the LM's
 
 from __future__ import annotations
 
+import heapq
 import math
 from dataclasses import dataclass
 
@@ -31,7 +32,7 @@ def _logaddexp(a: float, b: float) -> float:
     return b + math.log1p(math.exp(a - b))
 
 
-@dataclass
+@dataclass(slots=True)
 class _Hyp:
     p_blank: float
     p_nonblank: float
@@ -45,13 +46,18 @@ class _Hyp:
 
 
 class WordLmScorer:
-    """Natural-log word scores from a KenLM model (ARPA or binary), keeping KenLM states."""
+    """Natural-log word scores from a KenLM model (ARPA or binary), keeping KenLM states.
 
-    def __init__(self, path: str) -> None:
+    Scores are cached by (state, word): a search closes the same word from the same state once
+    for every word-start piece it extends a prefix with, in frame after frame."""
+
+    def __init__(self, path: str, cache_size: int = 200_000) -> None:
         import kenlm
 
         self._kenlm = kenlm
         self.model = kenlm.Model(path)
+        self._cache: dict[tuple[object, str], tuple[float, object]] = {}
+        self.cache_size = cache_size
 
     def start(self) -> object:
         state = self._kenlm.State()
@@ -59,8 +65,16 @@ class WordLmScorer:
         return state
 
     def score(self, state: object, word: str) -> tuple[float, object]:
+        key = (state, word)
+        hit = self._cache.get(key)
+        if hit is not None:
+            return hit
         out = self._kenlm.State()
-        return self.model.BaseScore(state, word, out) * LN10, out
+        hit = self.model.BaseScore(state, word, out) * LN10, out
+        if len(self._cache) >= self.cache_size:  # bounded: a long decode does not grow it forever
+            self._cache.clear()
+        self._cache[key] = hit
+        return hit
 
 
 class CtcPrefixBeamSearch:
@@ -85,9 +99,11 @@ class CtcPrefixBeamSearch:
         self.lm = lm
         self.lm_weight = lm_weight
         self.word_bonus = word_bonus
-
-    def _rank(self, h: _Hyp) -> float:
-        return h.total() + self.lm_weight * h.lm_score + self.word_bonus * h.n_words
+        self._word_start = [p.startswith(WORD_MARK) for p in pieces]
+        # what a piece adds to the word being spelled (a word-start piece: the new word's start)
+        self._tails = [
+            p[len(WORD_MARK) :] if w else p for p, w in zip(pieces, self._word_start, strict=True)
+        ]
 
     def _close_word(self, h: _Hyp) -> tuple[float, int, object | None]:
         if not h.partial:
@@ -97,29 +113,34 @@ class CtcPrefixBeamSearch:
         s, state = self.lm.score(h.lm_state, h.partial)
         return h.lm_score + s, h.n_words + 1, state
 
-    def _extend(self, h: _Hyp, label: int) -> _Hyp:
-        piece = self.pieces[label]
-        if piece.startswith(WORD_MARK):
-            lm_score, n_words, state = self._close_word(h)
-            return _Hyp(NEG_INF, NEG_INF, lm_score, n_words, state, piece[len(WORD_MARK) :])
-        return _Hyp(NEG_INF, NEG_INF, h.lm_score, h.n_words, h.lm_state, h.partial + piece)
-
     def __call__(self, log_probs: np.ndarray) -> list[int]:
         """(T, V) natural-log CTC posteriors -> best label sequence (no blanks)."""
         start = self.lm.start() if self.lm is not None else None
         beams: dict[tuple[int, ...], _Hyp] = {(): _Hyp(0.0, NEG_INF, 0.0, 0, start, "")}
+        blank_id, word_start, tails = self.blank_id, self._word_start, self._tails
+        lm_weight, word_bonus = self.lm_weight, self.word_bonus
+
+        def rank(item: tuple[tuple[int, ...], _Hyp]) -> float:
+            h = item[1]
+            return (
+                _logaddexp(h.p_blank, h.p_nonblank)
+                + lm_weight * h.lm_score
+                + word_bonus * h.n_words
+            )
+
         for frame in log_probs:
             best = frame.max()
             cands = np.nonzero(frame >= best - self.prune_threshold)[0]
             if len(cands) > self.max_candidates:
                 cands = cands[np.argsort(-frame[cands])[: self.max_candidates]]
+            scored = list(zip(cands.tolist(), frame[cands].tolist(), strict=True))
             nxt: dict[tuple[int, ...], _Hyp] = {}
             for prefix, h in beams.items():
                 total = h.total()
                 last = prefix[-1] if prefix else None
-                for c in cands.tolist():
-                    lp = float(frame[c])
-                    if c == self.blank_id:
+                closed = None  # the LM state after the word in progress: one per prefix and frame
+                for c, lp in scored:
+                    if c == blank_id:
                         stay = nxt.get(prefix)
                         if stay is None:
                             stay = nxt[prefix] = _Hyp(
@@ -143,11 +164,25 @@ class CtcPrefixBeamSearch:
                     new_prefix = prefix + (c,)
                     ext = nxt.get(new_prefix)
                     if ext is None:
-                        ext = nxt[new_prefix] = self._extend(h, c)
+                        if word_start[c]:  # the piece closes the word in progress, starts one
+                            if closed is None:
+                                closed = self._close_word(h)
+                            lm_score, n_words, state = closed
+                            ext = _Hyp(NEG_INF, NEG_INF, lm_score, n_words, state, tails[c])
+                        else:
+                            ext = _Hyp(
+                                NEG_INF,
+                                NEG_INF,
+                                h.lm_score,
+                                h.n_words,
+                                h.lm_state,
+                                h.partial + tails[c],
+                            )
+                        nxt[new_prefix] = ext
                     ext.p_nonblank = _logaddexp(ext.p_nonblank, ext_score)
-            beams = dict(
-                sorted(nxt.items(), key=lambda kv: self._rank(kv[1]), reverse=True)[: self.beam]
-            )
+            # = sorted(..., reverse=True)[:beam], ties in insertion order (heapq's documented
+            # equivalence), without sorting every candidate
+            beams = dict(heapq.nlargest(self.beam, nxt.items(), key=rank))
         return list(max(beams.items(), key=lambda kv: self._final_score(kv[1]))[0])
 
     def _final_score(self, h: _Hyp) -> float:
