@@ -13,7 +13,6 @@ from espnet_distill.kd.codebooks import (
     pair_teacher_frames,
     train_quantizer,
 )
-from espnet_distill.models.acoustic_model import AcousticModel
 
 from .test_hubert import tiny_config
 
@@ -112,21 +111,10 @@ def test_quantizer_indexes_reproduce_with_the_seed():
 
 
 def _ssl_kd_model():
-    conf = {
-        "output_size": 16,
-        "attention_heads": 2,
-        "linear_units": 32,
-        "num_blocks": 3,
-        "input_layer": "conv2d",
-        "dropout_rate": 0.0,
-        "positional_dropout_rate": 0.0,
-        "attention_dropout_rate": 0.0,
-    }
-    return AcousticModel(
-        vocab_size=7,
-        input_size=20,
-        encoder_conf=conf,
-        num_senones=5,
+    """test_kd's tiny model (3 blocks, cross-modal heads at blocks 1 and 3) with the SSL heads."""
+    from .test_kd import _kd_model
+
+    return _kd_model(
         mvq_kd={"layer": 1, "num_codebooks": 2, "weight": 0.1},
         hint_kd={"layer": 2, "teacher_dim": 4, "weight": 1.0},
     )
