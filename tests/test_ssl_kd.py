@@ -204,6 +204,10 @@ def test_mvq_and_hint_kd_train_and_leave_the_heads_out_of_model_pt(
         iters_per_phase=20,
     )
     assert summary["num_codebooks"] == 2 and summary["layer"] == 2
+    other = tmp_path / "other_teacher.pt"  # another teacher into the same dir: refused
+    other.write_bytes(tiny_teacher.read_bytes())
+    with pytest.raises(ValueError, match="quantizes layer 2 of .* not layer 2 of .*other_teacher"):
+        extract_codebooks(SslTeacher(other, 2), train_cuts, [], out, num_codebooks=2)
     assert yaml.safe_load((out / "quantizer.yaml").read_text()) == summary
     table = codebook_table(out / "cuts_train-clean-100.jsonl.gz")
     cuts = CutSet.from_file(train_cuts)

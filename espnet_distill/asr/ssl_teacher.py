@@ -122,7 +122,7 @@ def extract_codebooks(
                 "state_dict": quantizer.state_dict(),
                 "dim": teacher.dim,
                 "num_codebooks": num_codebooks,
-                "teacher": str(teacher.path),
+                "teacher": str(teacher.path.resolve()),
                 "layer": teacher.layer,
                 "train_frames": len(frames),
                 "relative_error": relative_reconstruction_error(quantizer, frames),
@@ -130,10 +130,12 @@ def extract_codebooks(
             quantizer_file,
         )
     quantizer, record = load_quantizer(quantizer_file)
-    if (record["num_codebooks"], record["layer"]) != (num_codebooks, teacher.layer):
+    wanted = (str(teacher.path.resolve()), teacher.layer, num_codebooks)
+    if (record["teacher"], record["layer"], record["num_codebooks"]) != wanted:
         raise ValueError(
-            f"{quantizer_file} quantizes layer {record['layer']} into {record['num_codebooks']} "
-            f"codebooks, not layer {teacher.layer} into {num_codebooks}: use another --out-dir"
+            f"{quantizer_file} quantizes layer {record['layer']} of {record['teacher']} into "
+            f"{record['num_codebooks']} codebooks, not layer {teacher.layer} of {wanted[0]} into "
+            f"{num_codebooks}: remove it or use another --out-dir"
         )
     for part in parts:
         name = Path(part).name.removesuffix(".jsonl.gz").removeprefix("cuts_")
