@@ -29,6 +29,7 @@ from espnet_distill.data.teacher_frames import (
 )
 from espnet_distill.kd.codebooks import relative_reconstruction_error, train_quantizer
 from espnet_distill.models.hubert import load_hubert
+from espnet_distill.nn import frame_mask
 from espnet_distill.utils import atomic_output, atomic_write_text, save_torch
 
 log = logging.getLogger(__name__)
@@ -60,8 +61,7 @@ class SslTeacher:
             lens = torch.full((audio.size(0),), audio.size(1), device=audio.device)
         states, frames = self.model.hidden_states(audio, lens, num_layers=max(self.layer, 1))
         x = states[self.layer]
-        valid = torch.arange(x.size(1), device=x.device)[None, :] < frames[:, None]
-        return x * valid.unsqueeze(-1), frames
+        return x * frame_mask(x.size(1), frames).unsqueeze(-1), frames
 
 
 def _cut_audio(cut: object) -> torch.Tensor:

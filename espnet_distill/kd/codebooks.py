@@ -28,6 +28,8 @@ import torch
 from multi_quantization import JointCodebookLoss, Quantizer, QuantizerTrainer
 
 from espnet_distill.data.teacher_frames import CODEBOOK_SIZE, ENCODER_TO_TEACHER, IGNORE
+from espnet_distill.kd.losses import layer_distillation_loss
+from espnet_distill.nn import frame_mask
 
 log = logging.getLogger(__name__)
 
@@ -43,8 +45,8 @@ def pair_teacher_frames(
     if t < need:
         teacher = torch.nn.functional.pad(teacher, (0, 0, 0, need - t), value=pad)
     paired = teacher[:, :need].reshape(b, num_frames, ENCODER_TO_TEACHER * c)
-    beyond = torch.arange(num_frames, device=lens.device)[None, :] >= lens[:, None]
-    return paired.masked_fill(beyond.unsqueeze(-1).to(paired.device), pad)
+    beyond = ~frame_mask(num_frames, lens.to(paired.device))
+    return paired.masked_fill(beyond.unsqueeze(-1), pad)
 
 
 class CodebookHead(torch.nn.Module):
@@ -93,12 +95,9 @@ class HintHead(torch.nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """``teacher`` (B, Tt, Dt), its frames past each cut's zero-filled; returns the loss and
         the mean cosine similarity of the scored frames."""
-        from espnet_distill.kd.losses import layer_distillation_loss
-
         b, t, _ = enc.shape
         target = pair_teacher_frames(teacher, t, enc_lens, 0.0)
-        mask = torch.arange(t, device=enc.device)[None, :] < enc_lens[:, None].to(enc.device)
-        mask = mask.repeat_interleave(ENCODER_TO_TEACHER, dim=1)
+        mask = frame_mask(t, enc_lens.to(enc.device)).repeat_interleave(ENCODER_TO_TEACHER, dim=1)
         predicted = self.proj(enc).view(b, ENCODER_TO_TEACHER * t, self.teacher_dim)
         target = target.view(b, ENCODER_TO_TEACHER * t, self.teacher_dim)
         mean, cos = layer_distillation_loss(predicted, target, mask)
